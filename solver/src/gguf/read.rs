@@ -1,0 +1,323 @@
+//! GGUF v2/v3 header reader: metadata and tensor infos only, never tensor data; every count and
+//! length is checked against the bytes left in the file before anything is allocated.
+
+use super::error::{GgufError, GgufErrorKind as K};
+use super::value::{Array, Metadata, Value, ValueType};
+use crate::ggml_type::GgmlType;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+pub const MAGIC: &[u8; 4] = b"GGUF";
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// ggml's GGML_MAX_DIMS.
+pub const MAX_DIMS: u32 = 4;
+const MAX_NESTING: u32 = 16;
+
+/// A tensor as the header describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ggml_type: GgmlType,
+    /// Offset relative to the data section.
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// One GGUF file's header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufHeader {
+    pub path: PathBuf,
+    pub version: u32,
+    pub metadata: Metadata,
+    pub tensors: Vec<TensorInfo>,
+    pub alignment: u64,
+    /// Absolute offset of the data section (header end rounded up to the alignment).
+    pub data_start: u64,
+    pub file_bytes: u64,
+}
+
+impl GgufHeader {
+    /// Reads the header of the file at `path`.
+    pub fn open(path: &Path) -> Result<GgufHeader, GgufError> {
+        let err = |e: std::io::Error| GgufError { path: path.to_path_buf(), offset: None, kind: K::Io(e.to_string()) };
+        let file = File::open(path).map_err(err)?;
+        let len = file.metadata().map_err(err)?.len();
+        parse(BufReader::with_capacity(1 << 20, file), len, path)
+    }
+
+    /// Reads a header from bytes in memory (tests and fuzzing); `name` is used in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<GgufHeader, GgufError> {
+        parse(bytes, bytes.len() as u64, Path::new(name))
+    }
+
+    /// Absolute file offset of a tensor's data.
+    pub fn absolute_offset(&self, t: &TensorInfo) -> u64 {
+        self.data_start + t.offset
+    }
+}
+
+/// A reader that knows how many bytes the file has left, so it can refuse impossible counts.
+struct Src<'p, R> {
+    r: R,
+    pos: u64,
+    len: u64,
+    path: &'p Path,
+}
+
+impl<R: Read> Src<'_, R> {
+    fn fail(&self, kind: K) -> GgufError {
+        GgufError { path: self.path.to_path_buf(), offset: Some(self.pos), kind }
+    }
+
+    fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    fn bytes<const N: usize>(&mut self, what: &dyn Fn() -> String) -> Result<[u8; N], GgufError> {
+        let mut b = [0u8; N];
+        if self.remaining() < N as u64 {
+            return Err(self.fail(K::Truncated { what: what() }));
+        }
+        self.r.read_exact(&mut b).map_err(|e| self.io(e, what))?;
+        self.pos += N as u64;
+        Ok(b)
+    }
+
+    fn io(&self, e: std::io::Error, what: &dyn Fn() -> String) -> GgufError {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            self.fail(K::Truncated { what: what() })
+        } else {
+            self.fail(K::Io(e.to_string()))
+        }
+    }
+
+    fn u32(&mut self, what: &dyn Fn() -> String) -> Result<u32, GgufError> {
+        Ok(u32::from_le_bytes(self.bytes(what)?))
+    }
+
+    fn u64(&mut self, what: &dyn Fn() -> String) -> Result<u64, GgufError> {
+        Ok(u64::from_le_bytes(self.bytes(what)?))
+    }
+
+    /// Checks that `count` items of at least `min_bytes` each fit in the rest of the file.
+    fn check_count(&self, count: u64, min_bytes: u64, what: &dyn Fn() -> String) -> Result<usize, GgufError> {
+        let limit = self.remaining() / min_bytes.max(1);
+        if count > limit {
+            return Err(self.fail(K::TooLarge { what: what(), value: count, limit }));
+        }
+        Ok(count as usize)
+    }
+
+    fn string(&mut self, what: &dyn Fn() -> String) -> Result<String, GgufError> {
+        let len = self.u64(&|| format!("the length of {}", what()))?;
+        let n = self.check_count(len, 1, &|| format!("the length of {}", what()))?;
+        let mut buf = vec![0u8; n];
+        self.r.read_exact(&mut buf).map_err(|e| self.io(e, what))?;
+        let start = self.pos;
+        self.pos += len;
+        String::from_utf8(buf).map_err(|_| GgufError {
+            path: self.path.to_path_buf(),
+            offset: Some(start),
+            kind: K::BadUtf8 { what: what() },
+        })
+    }
+
+    fn value(&mut self, ty: ValueType, key: &str, depth: u32) -> Result<Value, GgufError> {
+        let what = || format!("the value of {key:?}");
+        Ok(match ty {
+            ValueType::U8 => Value::U8(u8::from_le_bytes(self.bytes(&what)?)),
+            ValueType::I8 => Value::I8(i8::from_le_bytes(self.bytes(&what)?)),
+            ValueType::U16 => Value::U16(u16::from_le_bytes(self.bytes(&what)?)),
+            ValueType::I16 => Value::I16(i16::from_le_bytes(self.bytes(&what)?)),
+            ValueType::U32 => Value::U32(u32::from_le_bytes(self.bytes(&what)?)),
+            ValueType::I32 => Value::I32(i32::from_le_bytes(self.bytes(&what)?)),
+            ValueType::F32 => Value::F32(f32::from_le_bytes(self.bytes(&what)?)),
+            ValueType::U64 => Value::U64(u64::from_le_bytes(self.bytes(&what)?)),
+            ValueType::I64 => Value::I64(i64::from_le_bytes(self.bytes(&what)?)),
+            ValueType::F64 => Value::F64(f64::from_le_bytes(self.bytes(&what)?)),
+            ValueType::Bool => {
+                let [b] = self.bytes(&what)?;
+                if b > 1 {
+                    return Err(self.fail(K::BadMetadata(format!("metadata key {key:?}: bool byte is {b}, not 0 or 1"))));
+                }
+                Value::Bool(b == 1)
+            }
+            ValueType::String => Value::String(self.string(&what)?),
+            ValueType::Array => Value::Array(self.array(key, depth + 1)?),
+        })
+    }
+
+    fn value_type(&mut self, key: &str) -> Result<ValueType, GgufError> {
+        let id = self.u32(&|| format!("the type of {key:?}"))?;
+        ValueType::from_id(id).ok_or_else(|| self.fail(K::UnknownValueType { key: key.to_string(), id }))
+    }
+
+    fn array(&mut self, key: &str, depth: u32) -> Result<Array, GgufError> {
+        if depth > MAX_NESTING {
+            return Err(self.fail(K::NestingTooDeep { key: key.to_string() }));
+        }
+        let ty = self.value_type(key)?;
+        let what = || format!("the element count of array {key:?}");
+        let count = self.u64(&what)?;
+        let n = self.check_count(count, ty.min_encoded_bytes(), &what)?;
+        macro_rules! fixed {
+            ($variant:ident, $t:ty) => {{
+                // n elements fit in the file (checked above), so one bulk read is bounded.
+                const W: usize = std::mem::size_of::<$t>();
+                let mut raw = vec![0u8; n * W];
+                self.r.read_exact(&mut raw).map_err(|e| self.io(e, &|| format!("the elements of array {key:?}")))?;
+                self.pos += raw.len() as u64;
+                Array::$variant(raw.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
+            }};
+        }
+        Ok(match ty {
+            ValueType::U8 => fixed!(U8, u8),
+            ValueType::I8 => fixed!(I8, i8),
+            ValueType::U16 => fixed!(U16, u16),
+            ValueType::I16 => fixed!(I16, i16),
+            ValueType::U32 => fixed!(U32, u32),
+            ValueType::I32 => fixed!(I32, i32),
+            ValueType::F32 => fixed!(F32, f32),
+            ValueType::U64 => fixed!(U64, u64),
+            ValueType::I64 => fixed!(I64, i64),
+            ValueType::F64 => fixed!(F64, f64),
+            ValueType::Bool => {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    match self.value(ValueType::Bool, key, depth)? {
+                        Value::Bool(b) => v.push(b),
+                        _ => unreachable!("value(Bool) returns a Bool"),
+                    }
+                }
+                Array::Bool(v)
+            }
+            ValueType::String => {
+                let mut v = Vec::with_capacity(n);
+                for i in 0..n {
+                    v.push(self.string(&|| format!("element {i} of array {key:?}"))?);
+                }
+                Array::String(v)
+            }
+            ValueType::Array => {
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    v.push(self.array(key, depth + 1)?);
+                }
+                Array::Array(v)
+            }
+        })
+    }
+}
+
+fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> {
+    let mut s = Src { r, pos: 0, len, path };
+    let magic: [u8; 4] = s.bytes(&|| "the magic number".into())?;
+    if &magic != MAGIC {
+        s.pos = 0;
+        return Err(s.fail(K::BadMagic(magic)));
+    }
+    let version = s.u32(&|| "the version".into())?;
+    if version != 2 && version != 3 {
+        s.pos = 4;
+        // A big-endian file's version reads byte-swapped here.
+        let kind = if version.swap_bytes() == 2 || version.swap_bytes() == 3 { K::BigEndian } else { K::UnsupportedVersion(version) };
+        return Err(s.fail(kind));
+    }
+    let n_tensors = s.u64(&|| "the tensor count".into())?;
+    let n_kv = s.u64(&|| "the metadata count".into())?;
+    // A key/value takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info 8 + 4 + 4 + 8.
+    let n_kv = s.check_count(n_kv, 13, &|| "the metadata count".into())?;
+    let n_tensors = s.check_count(n_tensors, 24, &|| "the tensor count".into())?;
+
+    let mut metadata = Metadata::default();
+    let mut kv = Vec::with_capacity(n_kv);
+    for i in 0..n_kv {
+        let key = s.string(&|| format!("metadata key {i}"))?;
+        let ty = s.value_type(&key)?;
+        let value = s.value(ty, &key, 0)?;
+        kv.push((key, value));
+    }
+    {
+        let mut seen = std::collections::HashSet::with_capacity(kv.len());
+        for (k, _) in &kv {
+            if !seen.insert(k.as_str()) {
+                return Err(s.fail(K::BadMetadata(format!("metadata key {k:?} appears twice"))));
+            }
+        }
+    }
+    metadata.0 = kv;
+
+    let alignment = match metadata.get("general.alignment") {
+        None => DEFAULT_ALIGNMENT,
+        Some(Value::U32(a)) if *a > 0 && a.is_power_of_two() => *a as u64,
+        Some(Value::U32(a)) => return Err(s.fail(K::BadAlignment(format!("is {a}: it must be a power of two")))),
+        Some(v) => return Err(s.fail(K::BadAlignment(format!("must be a u32, found {:?}", v.value_type())))),
+    };
+
+    let mut tensors = Vec::with_capacity(n_tensors);
+    let mut names = std::collections::HashSet::with_capacity(n_tensors);
+    for i in 0..n_tensors {
+        let name = s.string(&|| format!("the name of tensor {i}"))?;
+        let n_dims = s.u32(&|| format!("the dimension count of tensor {name:?}"))?;
+        if n_dims == 0 || n_dims > MAX_DIMS {
+            return Err(s.fail(K::BadDims { tensor: name, detail: format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)") }));
+        }
+        let mut dims = Vec::with_capacity(n_dims as usize);
+        for _ in 0..n_dims {
+            dims.push(s.u64(&|| format!("the dimensions of tensor {name:?}"))?);
+        }
+        let type_id = s.u32(&|| format!("the type of tensor {name:?}"))?;
+        let ggml_type = GgmlType::try_from(type_id)
+            .map_err(|e| s.fail(K::UnknownTensorType { tensor: name.clone(), detail: e.to_string() }))?;
+        let offset = s.u64(&|| format!("the data offset of tensor {name:?}"))?;
+        if dims.iter().any(|&d| d > i64::MAX as u64) {
+            return Err(s.fail(K::BadDims { tensor: name, detail: format!("dimension too large in {dims:?}") }));
+        }
+        let bytes = ggml_type.tensor_bytes(&dims).ok_or_else(|| {
+            let detail = if dims[0] % ggml_type.block_size() != 0 {
+                format!("row length {} is not a multiple of {}'s block size {}", dims[0], ggml_type, ggml_type.block_size())
+            } else {
+                format!("size of {dims:?} overflows 64 bits")
+            };
+            s.fail(K::BadDims { tensor: name.clone(), detail })
+        })?;
+        if offset % alignment != 0 {
+            return Err(s.fail(K::Misaligned { tensor: name, offset, alignment }));
+        }
+        if !names.insert(name.clone()) {
+            return Err(s.fail(K::DuplicateTensor(name)));
+        }
+        tensors.push(TensorInfo { name, dims, ggml_type, offset, bytes });
+    }
+    drop(names);
+
+    let data_start = s.pos.div_ceil(alignment) * alignment;
+    check_layout(&tensors, data_start, len, path)?;
+    Ok(GgufHeader { path: path.to_path_buf(), version, metadata, tensors, alignment, data_start, file_bytes: len })
+}
+
+/// Every tensor's data lies inside the file and no two overlap.
+fn check_layout(tensors: &[TensorInfo], data_start: u64, file_bytes: u64, path: &Path) -> Result<(), GgufError> {
+    let fail = |kind| GgufError { path: path.to_path_buf(), offset: None, kind };
+    let mut order: Vec<&TensorInfo> = tensors.iter().collect();
+    order.sort_by_key(|t| t.offset);
+    for t in &order {
+        let end = data_start.checked_add(t.offset).and_then(|o| o.checked_add(t.bytes));
+        match end {
+            Some(end) if end <= file_bytes => {}
+            _ => {
+                let end = end.unwrap_or(u64::MAX);
+                return Err(fail(K::OutsideFile { tensor: t.name.clone(), end, file_bytes }));
+            }
+        }
+    }
+    for w in order.windows(2) {
+        // Zero-sized tensors occupy nothing and cannot overlap.
+        if w[0].bytes > 0 && w[1].bytes > 0 && w[0].offset + w[0].bytes > w[1].offset {
+            return Err(fail(K::Overlap { first: w[0].name.clone(), second: w[1].name.clone() }));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! One module per subcommand: argument struct + `run`.
+
+pub mod inspect;
+pub mod profile;
+pub mod synth;

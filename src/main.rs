@@ -1,0 +1,35 @@
+//! `hypura`: the command line. Thin: parses arguments and calls the library crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "hypura", version, about = "Run LLMs larger than memory: place GGUF tensors across GPU, RAM and NVMe")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's tensors by role and layer: sizes, expert stride, bytes a token touches.
+    Inspect(cmd::inspect::Args),
+    /// Measure this machine (storage, RAM, CPU) and write a hardware profile TOML.
+    Profile(cmd::profile::Args),
+    /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
+    Synth(cmd::synth::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Profile(a) => cmd::profile::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("hypura: error: {e:#}");
+        std::process::exit(1);
+    }
+}
