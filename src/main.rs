@@ -1,6 +1,7 @@
 //! `hypura`: the command line. Thin: parses arguments and calls the library crates.
 
 mod cmd;
+mod table;
 
 use clap::{Parser, Subcommand};
 

@@ -138,17 +138,20 @@ impl Inventory {
     }
 
     /// What one decoded token reads: every non-expert byte, plus top_k / n_expert of the routed
-    /// expert bytes (uniform routing). The token embedding table is read one row per token.
+    /// expert bytes (uniform routing). The token embedding table is read one row per token, unless
+    /// it doubles as the output head (tied embeddings), which reads all of it.
     pub fn bytes_per_token(&self) -> TokenBytes {
         let mut tb = TokenBytes::default();
         let (k, e) = (self.arch.n_expert_used as f64, self.arch.n_expert as f64);
+        // Without an output head the embedding table is tied to it and read whole every token.
+        let tied = !self.tensors.iter().any(|t| t.role == Role::Output);
         for t in &self.tensors {
             match t.group() {
                 Group::Experts if e > 0.0 => {
                     tb.expert_total += t.bytes;
                     tb.expert_touched += t.bytes as f64 * k / e;
                 }
-                Group::Embedding if t.role == Role::TokenEmbd => {
+                Group::Embedding if t.role == Role::TokenEmbd && !tied => {
                     let rows = t.dims.get(1).copied().unwrap_or(1).max(1);
                     tb.dense += t.bytes / rows;
                 }

@@ -9,8 +9,28 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod inventory;
 pub mod role;
+pub mod summary;
 
 pub use arch::{ArchInfo, PerLayer};
 pub use ggml_type::GgmlType;
 pub use inventory::{Inventory, Source, TensorEntry};
 pub use role::{Group, Role};
+
+/// Loads a model by what the user typed: a GGUF path (any part of a split set), or a catalog
+/// name such as `mixtral-8x7b:q5_k_m` when no such file exists.
+pub fn load_model(spec: &str) -> Result<Inventory, ModelError> {
+    let path = std::path::Path::new(spec);
+    if path.exists() || spec.ends_with(".gguf") {
+        return Inventory::from_gguf(path).map_err(ModelError::Gguf);
+    }
+    Err(ModelError::NotFound(spec.to_string()))
+}
+
+/// Why a model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] gguf::GgufError),
+    #[error("{0:?} is neither a GGUF file nor a catalog model name")]
+    NotFound(String),
+}

