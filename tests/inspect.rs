@@ -57,3 +57,12 @@ fn inspect_rejects_what_is_neither_file_nor_catalog_name() {
     assert!(!ok);
     assert!(err.contains("bad.gguf") && err.contains("not a GGUF file"), "{err}");
 }
+
+#[test]
+fn inspect_catalog_models() {
+    for name in ["mixtral-8x7b:q5_k_m", "deepseek-v2-lite:q4_k_m", "gpt-oss-20b:mxfp4"] {
+        let (ok, out, err) = hypura(&["inspect", name]);
+        assert!(ok, "{name}: {err}");
+        insta::assert_snapshot!(format!("inspect_catalog_{}", name.replace([':', '.'], "_")), out);
+    }
+}

@@ -83,7 +83,7 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
     );
     if a.is_moe() {
         out += &format!(
-            "experts  {} routed, top-{}, {} shared, expert ffn {}, {} leading dense layers, MoE layers {}\n",
+            "experts  {} routed, top-{}, {} shared, expert ffn {}, leading dense layers {}, MoE layers {}\n",
             a.n_expert,
             a.n_expert_used,
             a.n_shared_expert,
