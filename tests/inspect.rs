@@ -66,3 +66,17 @@ fn inspect_catalog_models() {
         insta::assert_snapshot!(format!("inspect_catalog_{}", name.replace([':', '.'], "_")), out);
     }
 }
+
+#[test]
+fn inspect_synthetic_moe_files() {
+    let dir = tempfile::tempdir().unwrap();
+    for preset in ["tiny-mixtral", "tiny-qwen-moe", "tiny-deepseek-v2-lite"] {
+        let path = dir.path().join(format!("{preset}.gguf"));
+        let p = path.to_str().unwrap();
+        let (ok, _, err) = hypura(&["synth", "--preset", preset, "--seed", "7", "-o", p]);
+        assert!(ok, "synth {preset}: {err}");
+        let (ok, out, err) = hypura(&["inspect", p]);
+        assert!(ok, "inspect {preset}: {err}");
+        insta::assert_snapshot!(format!("inspect_synth_{preset}"), out);
+    }
+}

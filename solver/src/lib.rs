@@ -5,11 +5,14 @@
 //! that is the runtime's job.
 
 pub mod arch;
+pub mod catalog;
 pub mod ggml_type;
 pub mod gguf;
+pub mod hw;
 pub mod inventory;
 pub mod role;
 pub mod summary;
+pub mod synth;
 
 pub use arch::{ArchInfo, PerLayer};
 pub use ggml_type::GgmlType;
@@ -23,7 +26,12 @@ pub fn load_model(spec: &str) -> Result<Inventory, ModelError> {
     if path.exists() || spec.ends_with(".gguf") {
         return Inventory::from_gguf(path).map_err(ModelError::Gguf);
     }
-    Err(ModelError::NotFound(spec.to_string()))
+    match catalog::lookup(spec) {
+        Ok(inv) => Ok(inv),
+        // A name with a path separator was meant as a file.
+        Err(_) if spec.contains('/') => Err(ModelError::NotFound(spec.to_string())),
+        Err(e) => Err(ModelError::Catalog(e)),
+    }
 }
 
 /// Why a model could not be loaded.
@@ -31,6 +39,8 @@ pub fn load_model(spec: &str) -> Result<Inventory, ModelError> {
 pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] gguf::GgufError),
-    #[error("{0:?} is neither a GGUF file nor a catalog model name")]
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error("no such file: {0}")]
     NotFound(String),
 }

@@ -1,8 +1,232 @@
-//! `hypura profile` (being written this session).
+//! `hypura profile`: measures this machine (storage, RAM, CPU, CUDA GPU) and writes a hardware
+//! profile TOML, with a progress bar and a summary table.
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use solver::hw::measure::{self, fmt_bytes, Measurement, Plan, Progress};
+use solver::hw::HwProfile;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Directory on the drive to measure. A temporary file (1 GiB; 64 MiB with --quick) is
+    /// written there and always removed.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    disk: PathBuf,
+    /// Write the profile here instead of to stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite the -o file if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Seconds-long run with a small file and a 3x3 read grid (smoke tests).
+    #[arg(long)]
+    quick: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("hypura profile is being written")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(out) = &args.output {
+        if out.exists() && !args.force {
+            bail!(
+                "{} already exists; pass --force to overwrite it, or choose another -o",
+                out.display()
+            );
+        }
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                bail!(
+                    "cannot write {}: directory {} does not exist",
+                    out.display(),
+                    parent.display()
+                );
+            }
+        }
+    }
+    let plan = if args.quick {
+        Plan::quick(args.disk.clone())
+    } else {
+        Plan::full(args.disk.clone())
+    };
+    let mut bar = Bar::new();
+    let measured = measure::measure_machine(&plan, &mut bar);
+    bar.0.finish_and_clear();
+    let m = measured.with_context(|| format!("profiling storage in {}", args.disk.display()))?;
+
+    let table = table(&m);
+    let header = format!(
+        "Hardware profile measured by `hypura profile{}` on {} (storage: {}).\nUnits: bytes, GB/s = 1e9 B/s, seconds. Each value's comment says how it was obtained.",
+        if args.quick { " --quick" } else { "" },
+        m.date,
+        m.disk_dir.display()
+    );
+    let toml = m.profile.to_toml_annotated(&header, &m.notes);
+    // What we write must be what `HwProfile::load` accepts.
+    HwProfile::from_toml_str(&toml, "the generated profile")
+        .context("internal error: generated profile does not load")?;
+    match &args.output {
+        Some(out) => {
+            write_output(out, &toml, args.force)?;
+            print!("{table}");
+            println!("wrote {}", out.display());
+        }
+        None => {
+            eprint!("{table}");
+            print!("{toml}");
+        }
+    }
+    Ok(())
+}
+
+fn write_output(out: &PathBuf, text: &str, force: bool) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(out).with_context(|| {
+        if out.exists() && !force {
+            format!(
+                "{} already exists; pass --force to overwrite it",
+                out.display()
+            )
+        } else {
+            format!("cannot create {}", out.display())
+        }
+    })?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+/// The results as aligned text.
+fn table(m: &Measurement) -> String {
+    let p = &m.profile;
+    let mut t = String::new();
+    let _ = writeln!(t, "{}", p.name);
+    let _ = writeln!(t, "  storage ({})", m.disk_dir.display());
+    let _ = writeln!(
+        t,
+        "    sequential read        {:>10.2} GB/s",
+        p.storage.seq_read_gbps
+    );
+    let _ = writeln!(
+        t,
+        "    4 KiB QD1 latency      {:>10.1} µs",
+        p.storage.read_4k_qd1_latency_s * 1e6
+    );
+    let mut blocks: Vec<u64> = p.storage.read_curve.iter().map(|r| r.block_bytes).collect();
+    let mut depths: Vec<u32> = p.storage.read_curve.iter().map(|r| r.queue_depth).collect();
+    blocks.sort_unstable();
+    blocks.dedup();
+    depths.sort_unstable();
+    depths.dedup();
+    let _ = write!(t, "    random read GB/s  {:>9}", "block");
+    for d in &depths {
+        let _ = write!(t, " {:>7}", format!("QD{d}"));
+    }
+    t.push('\n');
+    for b in &blocks {
+        let _ = write!(
+            t,
+            "                      {:>9}",
+            fmt_bytes(*b).replace(".0 ", " ")
+        );
+        for d in &depths {
+            let _ = write!(t, " {:>7.3}", p.storage.read_gbps(*b, *d));
+        }
+        t.push('\n');
+    }
+    let _ = writeln!(t, "  RAM");
+    let _ = writeln!(
+        t,
+        "    installed              {:>10}",
+        fmt_bytes(p.ram.bytes)
+    );
+    let _ = writeln!(
+        t,
+        "    copy bandwidth         {:>10.1} GB/s",
+        p.ram.bandwidth_gbps
+    );
+    let _ = writeln!(
+        t,
+        "    OS reserve             {:>10}",
+        fmt_bytes(p.ram.os_reserve_bytes)
+    );
+    let _ = writeln!(t, "  CPU");
+    let _ = writeln!(t, "    logical CPUs           {:>10}", p.cpu.cores);
+    let _ = writeln!(
+        t,
+        "    fp32 FMA               {:>10.1} GFLOP/s",
+        p.cpu.fp32_gflops
+    );
+    let _ = writeln!(t, "  GPU");
+    match &p.gpu {
+        Some(g) => {
+            let _ = writeln!(t, "    name                   {:>10}", g.name);
+            let _ = writeln!(
+                t,
+                "    memory                 {:>10}",
+                fmt_bytes(g.memory_bytes)
+            );
+            let _ = writeln!(
+                t,
+                "    usable working set     {:>10}",
+                fmt_bytes(g.working_set_bytes)
+            );
+            let _ = writeln!(
+                t,
+                "    device copy bandwidth  {:>10.1} GB/s",
+                g.bandwidth_gbps
+            );
+            let _ = writeln!(
+                t,
+                "    fp32 (estimate)        {:>10.1} TFLOP/s",
+                g.fp32_tflops
+            );
+            let _ = writeln!(
+                t,
+                "    fp16 dense (estimate)  {:>10.1} TFLOP/s",
+                g.fp16_tflops
+            );
+            if let Some(l) = &p.host_link {
+                let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
+                let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);
+            }
+        }
+        None => {}
+    }
+    for r in &m.remarks {
+        let _ = writeln!(t, "    {r}");
+    }
+    t
+}
+
+/// indicatif progress bar on stderr (hidden when stderr is not a terminal).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:<28} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&mut self, label: &str, steps: u64) {
+        self.0.set_message(label.to_string());
+        self.0.set_length(steps);
+        self.0.set_position(0);
+    }
+
+    fn step(&mut self) {
+        self.0.inc(1);
+    }
 }

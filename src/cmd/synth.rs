@@ -1,8 +1,207 @@
-//! `hypura synth` (being written this session).
+//! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
+
+use solver::synth::output::human_bytes;
+use solver::synth::presets::{self, Overrides, PRESETS};
+use solver::synth::SynthSpec;
+use solver::GgmlType;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = preset_help())]
+pub struct Args {
+    /// File to write (refused if it exists, unless --force).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Starting shape (listed below); the other options override its values.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Architecture: llama, mixtral (llama with experts), qwen2moe, qwen3moe, deepseek2.
+    /// Without --preset, starts from that architecture's tiny preset.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Weight type of the 2-D/3-D tensors: f32, f16, q8_0, q4_0 (norms and routers stay f32).
+    #[arg(long = "type", default_value = "q4_0")]
+    pub weight_type: String,
+    /// Seed of the random weights: the same arguments and seed give a byte-identical file.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Aim for this file size (e.g. 2GiB, 500MB): picks layers and width (FFN and expert widths
+    /// scale with it). Fix one of them with --layers or --embd.
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Transformer layers.
+    #[arg(long)]
+    pub layers: Option<u32>,
+    /// Model width (n_embd).
+    #[arg(long)]
+    pub embd: Option<u64>,
+    /// Dense FFN width (for Mixtral-style models also the expert width).
+    #[arg(long)]
+    pub ff: Option<u64>,
+    /// Routed experts per MoE layer (0 = dense).
+    #[arg(long)]
+    pub experts: Option<u32>,
+    /// Experts used per token.
+    #[arg(long = "top-k")]
+    pub top_k: Option<u32>,
+    /// FFN width of one routed expert.
+    #[arg(long = "expert-ff")]
+    pub expert_ff: Option<u64>,
+    /// Shared experts per MoE layer (qwen2moe, deepseek2).
+    #[arg(long = "shared-experts")]
+    pub shared_experts: Option<u32>,
+    /// FFN width of all shared experts together (qwen2moe; deepseek2 uses experts x expert ff).
+    #[arg(long = "shared-ff")]
+    pub shared_ff: Option<u64>,
+    /// Leading layers with a dense FFN (deepseek2).
+    #[arg(long = "leading-dense")]
+    pub leading_dense: Option<u32>,
+    /// Attention heads.
+    #[arg(long)]
+    pub heads: Option<u64>,
+    /// Key/value heads (grouped-query attention).
+    #[arg(long = "kv-heads")]
+    pub kv_heads: Option<u64>,
+    /// Per-head width (default: width / heads for llama and qwen2moe, the preset's otherwise).
+    #[arg(long = "head-dim")]
+    pub head_dim: Option<u64>,
+    /// Vocabulary size (at least 259: 3 special and 256 byte tokens).
+    #[arg(long)]
+    pub vocab: Option<u64>,
+    /// Training context length written to the metadata.
+    #[arg(long)]
+    pub ctx: Option<u64>,
+    /// Tie the output head to the token embedding (no output.weight).
+    #[arg(long)]
+    pub tied: bool,
+    /// general.name (default: hypura-synth-<preset or arch>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("hypura synth is being written")
+fn preset_help() -> String {
+    let mut s = String::from("Presets:\n");
+    for p in PRESETS {
+        s += &format!("  {:<22} {}\n", p.name, p.about);
+    }
+    s
+}
+
+/// Resolves the arguments to the spec to write.
+pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
+    let weight_type = GgmlType::from_name(&args.weight_type)
+        .filter(|t| solver::synth::file_type(*t).is_some())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--type {:?}: choose f32, f16, q8_0 or q4_0",
+                args.weight_type
+            )
+        })?;
+    let (family, base) =
+        presets::base(args.preset.as_deref(), args.arch.as_deref()).map_err(anyhow::Error::msg)?;
+    let overrides = Overrides {
+        n_layer: args.layers,
+        n_embd: args.embd,
+        n_ff: args.ff,
+        n_expert: args.experts,
+        n_expert_used: args.top_k,
+        expert_ff: args.expert_ff,
+        n_shared_expert: args.shared_experts,
+        shared_expert_ff: args.shared_ff,
+        n_leading_dense: args.leading_dense,
+        n_head: args.heads,
+        n_head_kv: args.kv_heads,
+        head_dim: args.head_dim,
+        n_vocab: args.vocab,
+        n_ctx_train: args.ctx,
+        tied_embeddings: args.tied.then_some(true),
+    };
+    let mut arch = presets::apply(family, base, &overrides).map_err(anyhow::Error::msg)?;
+    if let Some(size) = &args.size {
+        if args.layers.is_some() && args.embd.is_some() {
+            anyhow::bail!(
+                "--size picks layers and width; give at most one of --layers and --embd with it"
+            );
+        }
+        let target = solver::synth::parse_size(size).map_err(anyhow::Error::msg)?;
+        arch = solver::synth::fit_size(family, &arch, weight_type, target, args.layers, args.embd)
+            .map_err(anyhow::Error::msg)?;
+    }
+    let label = args
+        .preset
+        .clone()
+        .or_else(|| args.arch.clone())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("hypura-synth-{label}"));
+    Ok(SynthSpec {
+        arch,
+        weight_type,
+        seed: args.seed,
+        name,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let spec = spec_from_args(&args)?;
+    // Refuse an existing file or a full disk before announcing anything.
+    solver::synth::output::check_target(&args.output, spec.file_bytes()?, args.force)?;
+    let a = &spec.arch;
+    let moe = if a.n_expert > 0 {
+        let shared = if a.n_shared_expert > 0 {
+            format!(" + {} shared", a.n_shared_expert)
+        } else {
+            String::new()
+        };
+        format!(
+            ", {} experts (ff {}) top-{}{shared}",
+            a.n_expert, a.expert_ff, a.n_expert_used
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "writing {}: {} {} layers, width {}, ff {}, heads {} (kv {}), vocab {}{moe}, {} weights, seed {}",
+        args.output.display(),
+        a.arch,
+        a.n_layer,
+        a.n_embd,
+        a.n_ff,
+        a.n_head,
+        a.n_head_kv,
+        a.n_vocab,
+        spec.weight_type,
+        spec.seed
+    );
+    let show_progress = std::io::stderr().is_terminal();
+    let mut last_shown = Instant::now();
+    let start = Instant::now();
+    let summary = spec.write(&args.output, args.force, &mut |done, total| {
+        if show_progress && last_shown.elapsed().as_millis() >= 500 {
+            last_shown = Instant::now();
+            eprint!("\r  {} / {}   ", human_bytes(done), human_bytes(total));
+        }
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    if show_progress {
+        eprint!("\r");
+    }
+    println!(
+        "wrote {}: {} tensors, {} ({} bytes) in {:.2} s ({:.0} MB/s)",
+        summary.path.display(),
+        summary.tensors,
+        human_bytes(summary.file_bytes),
+        summary.file_bytes,
+        secs,
+        summary.file_bytes as f64 / 1e6 / secs.max(1e-9)
+    );
+    Ok(())
 }

@@ -14,6 +14,9 @@ pub enum GgufErrorKind {
     Truncated { what: String },
     /// A count or length cannot fit in the bytes left in the file.
     TooLarge { what: String, value: u64, limit: u64 },
+    /// A count or length would take the header past [`super::MAX_HEADER_BYTES`]; `limit` is the
+    /// most that still fits under it.
+    HeaderTooLarge { what: String, value: u64, limit: u64 },
     BadUtf8 { what: String },
     UnknownValueType { key: String, id: u32 },
     NestingTooDeep { key: String },
@@ -49,9 +52,17 @@ impl fmt::Display for GgufErrorKind {
             TooLarge { what, value, limit } => {
                 write!(f, "{what} is {value}, more than the {limit} the rest of the file can hold")
             }
+            HeaderTooLarge { what, value, limit } => write!(
+                f,
+                "{what} is {value}, more than the {limit} that fit in the header's {} MiB limit \
+                 (real GGUF headers are a few MiB); the file is probably corrupt",
+                super::MAX_HEADER_BYTES >> 20
+            ),
             BadUtf8 { what } => write!(f, "{what} is not valid UTF-8"),
             UnknownValueType { key, id } => write!(f, "metadata key {key:?} has unknown value type {id}"),
-            NestingTooDeep { key } => write!(f, "metadata key {key:?} nests arrays deeper than 16 levels"),
+            NestingTooDeep { key } => {
+                write!(f, "metadata key {key:?} nests arrays deeper than {} levels", super::read::MAX_NESTING)
+            },
             BadAlignment(d) => write!(f, "general.alignment {d}"),
             BadMetadata(d) => write!(f, "{d}"),
             DuplicateTensor(n) => write!(f, "tensor {n:?} appears twice"),

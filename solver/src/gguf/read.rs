@@ -12,7 +12,16 @@ pub const MAGIC: &[u8; 4] = b"GGUF";
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml's GGML_MAX_DIMS.
 pub const MAX_DIMS: u32 = 4;
-const MAX_NESTING: u32 = 16;
+/// Deepest array-of-arrays nesting accepted; bounds the reader's recursion.
+pub(crate) const MAX_NESTING: u32 = 16;
+/// Largest header (metadata and tensor infos) accepted. Real headers are a few MiB (Gemma 3's
+/// 262k-token vocabulary makes ~6 MiB); the limit bounds what one corrupt count in a large file
+/// can make the reader allocate, since checking counts against the file alone would allow
+/// gigabytes.
+pub const MAX_HEADER_BYTES: u64 = 256 << 20;
+/// Elements reserved up front for a list whose length the file states; longer lists grow as
+/// their elements are actually read, so a lying count cannot multiply memory before reading.
+const MAX_PREALLOC: usize = 4096;
 
 /// A tensor as the header describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +77,12 @@ struct Src<'p, R> {
 
 impl<R: Read> Src<'_, R> {
     fn fail(&self, kind: K) -> GgufError {
-        GgufError { path: self.path.to_path_buf(), offset: Some(self.pos), kind }
+        self.fail_at(self.pos, kind)
+    }
+
+    /// An error located at `at`, the start of the field that is wrong.
+    fn fail_at(&self, at: u64, kind: K) -> GgufError {
+        GgufError { path: self.path.to_path_buf(), offset: Some(at), kind }
     }
 
     fn remaining(&self) -> u64 {
@@ -101,12 +115,19 @@ impl<R: Read> Src<'_, R> {
         Ok(u64::from_le_bytes(self.bytes(what)?))
     }
 
-    /// Checks that `count` items of at least `min_bytes` each fit in the rest of the file.
+    /// Checks that `count` items of at least `min_bytes` each fit in the rest of the file and
+    /// under [`MAX_HEADER_BYTES`]; only then may the caller allocate or loop `count` times.
     fn check_count(&self, count: u64, min_bytes: u64, what: &dyn Fn() -> String) -> Result<usize, GgufError> {
-        let limit = self.remaining() / min_bytes.max(1);
+        let min_bytes = min_bytes.max(1);
+        let limit = self.remaining() / min_bytes;
         if count > limit {
             return Err(self.fail(K::TooLarge { what: what(), value: count, limit }));
         }
+        let limit = MAX_HEADER_BYTES.saturating_sub(self.pos) / min_bytes;
+        if count > limit {
+            return Err(self.fail(K::HeaderTooLarge { what: what(), value: count, limit }));
+        }
+        // Below MAX_HEADER_BYTES, so it fits in usize on any target.
         Ok(count as usize)
     }
 
@@ -117,11 +138,7 @@ impl<R: Read> Src<'_, R> {
         self.r.read_exact(&mut buf).map_err(|e| self.io(e, what))?;
         let start = self.pos;
         self.pos += len;
-        String::from_utf8(buf).map_err(|_| GgufError {
-            path: self.path.to_path_buf(),
-            offset: Some(start),
-            kind: K::BadUtf8 { what: what() },
-        })
+        String::from_utf8(buf).map_err(|_| self.fail_at(start, K::BadUtf8 { what: what() }))
     }
 
     fn value(&mut self, ty: ValueType, key: &str, depth: u32) -> Result<Value, GgufError> {
@@ -140,7 +157,8 @@ impl<R: Read> Src<'_, R> {
             ValueType::Bool => {
                 let [b] = self.bytes(&what)?;
                 if b > 1 {
-                    return Err(self.fail(K::BadMetadata(format!("metadata key {key:?}: bool byte is {b}, not 0 or 1"))));
+                    let msg = format!("metadata key {key:?}: bool byte is {b}, not 0 or 1");
+                    return Err(self.fail_at(self.pos - 1, K::BadMetadata(msg)));
                 }
                 Value::Bool(b == 1)
             }
@@ -150,8 +168,9 @@ impl<R: Read> Src<'_, R> {
     }
 
     fn value_type(&mut self, key: &str) -> Result<ValueType, GgufError> {
+        let at = self.pos;
         let id = self.u32(&|| format!("the type of {key:?}"))?;
-        ValueType::from_id(id).ok_or_else(|| self.fail(K::UnknownValueType { key: key.to_string(), id }))
+        ValueType::from_id(id).ok_or_else(|| self.fail_at(at, K::UnknownValueType { key: key.to_string(), id }))
     }
 
     fn array(&mut self, key: &str, depth: u32) -> Result<Array, GgufError> {
@@ -162,6 +181,7 @@ impl<R: Read> Src<'_, R> {
         let what = || format!("the element count of array {key:?}");
         let count = self.u64(&what)?;
         let n = self.check_count(count, ty.min_encoded_bytes(), &what)?;
+        let reserve = n.min(MAX_PREALLOC);
         macro_rules! fixed {
             ($variant:ident, $t:ty) => {{
                 // n elements fit in the file (checked above), so one bulk read is bounded.
@@ -184,7 +204,7 @@ impl<R: Read> Src<'_, R> {
             ValueType::I64 => fixed!(I64, i64),
             ValueType::F64 => fixed!(F64, f64),
             ValueType::Bool => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::with_capacity(reserve);
                 for _ in 0..n {
                     match self.value(ValueType::Bool, key, depth)? {
                         Value::Bool(b) => v.push(b),
@@ -194,14 +214,14 @@ impl<R: Read> Src<'_, R> {
                 Array::Bool(v)
             }
             ValueType::String => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::with_capacity(reserve);
                 for i in 0..n {
                     v.push(self.string(&|| format!("element {i} of array {key:?}"))?);
                 }
                 Array::String(v)
             }
             ValueType::Array => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Vec::with_capacity(reserve);
                 for _ in 0..n {
                     v.push(self.array(key, depth + 1)?);
                 }
@@ -231,71 +251,78 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
     let n_kv = s.check_count(n_kv, 13, &|| "the metadata count".into())?;
     let n_tensors = s.check_count(n_tensors, 24, &|| "the tensor count".into())?;
 
-    let mut metadata = Metadata::default();
-    let mut kv = Vec::with_capacity(n_kv);
+    let mut kv = Vec::with_capacity(n_kv.min(MAX_PREALLOC));
+    let mut keys = std::collections::HashSet::with_capacity(n_kv.min(MAX_PREALLOC));
     for i in 0..n_kv {
+        let key_at = s.pos;
         let key = s.string(&|| format!("metadata key {i}"))?;
+        if !keys.insert(key.clone()) {
+            return Err(s.fail_at(key_at, K::BadMetadata(format!("metadata key {key:?} appears twice"))));
+        }
         let ty = s.value_type(&key)?;
         let value = s.value(ty, &key, 0)?;
         kv.push((key, value));
     }
-    {
-        let mut seen = std::collections::HashSet::with_capacity(kv.len());
-        for (k, _) in &kv {
-            if !seen.insert(k.as_str()) {
-                return Err(s.fail(K::BadMetadata(format!("metadata key {k:?} appears twice"))));
-            }
-        }
-    }
-    metadata.0 = kv;
+    drop(keys);
+    let metadata = Metadata(kv);
 
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
-        Some(Value::U32(a)) if *a > 0 && a.is_power_of_two() => *a as u64,
+        Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
         Some(Value::U32(a)) => return Err(s.fail(K::BadAlignment(format!("is {a}: it must be a power of two")))),
         Some(v) => return Err(s.fail(K::BadAlignment(format!("must be a u32, found {:?}", v.value_type())))),
     };
 
-    let mut tensors = Vec::with_capacity(n_tensors);
-    let mut names = std::collections::HashSet::with_capacity(n_tensors);
+    let mut tensors = Vec::with_capacity(n_tensors.min(MAX_PREALLOC));
+    let mut names = std::collections::HashSet::with_capacity(n_tensors.min(MAX_PREALLOC));
     for i in 0..n_tensors {
+        let name_at = s.pos;
         let name = s.string(&|| format!("the name of tensor {i}"))?;
+        let dims_at = s.pos;
         let n_dims = s.u32(&|| format!("the dimension count of tensor {name:?}"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(s.fail(K::BadDims { tensor: name, detail: format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)") }));
+            let detail = format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)");
+            return Err(s.fail_at(dims_at, K::BadDims { tensor: name, detail }));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
             dims.push(s.u64(&|| format!("the dimensions of tensor {name:?}"))?);
         }
+        let type_at = s.pos;
         let type_id = s.u32(&|| format!("the type of tensor {name:?}"))?;
         let ggml_type = GgmlType::try_from(type_id)
-            .map_err(|e| s.fail(K::UnknownTensorType { tensor: name.clone(), detail: e.to_string() }))?;
+            .map_err(|e| s.fail_at(type_at, K::UnknownTensorType { tensor: name.clone(), detail: e.to_string() }))?;
+        let offset_at = s.pos;
         let offset = s.u64(&|| format!("the data offset of tensor {name:?}"))?;
-        if dims.iter().any(|&d| d > i64::MAX as u64) {
-            return Err(s.fail(K::BadDims { tensor: name, detail: format!("dimension too large in {dims:?}") }));
-        }
-        let bytes = ggml_type.tensor_bytes(&dims).ok_or_else(|| {
-            let detail = if dims[0] % ggml_type.block_size() != 0 {
-                format!("row length {} is not a multiple of {}'s block size {}", dims[0], ggml_type, ggml_type.block_size())
-            } else {
-                format!("size of {dims:?} overflows 64 bits")
-            };
-            s.fail(K::BadDims { tensor: name.clone(), detail })
-        })?;
+        let bytes = tensor_bytes(ggml_type, &dims)
+            .map_err(|detail| s.fail_at(dims_at, K::BadDims { tensor: name.clone(), detail }))?;
         if offset % alignment != 0 {
-            return Err(s.fail(K::Misaligned { tensor: name, offset, alignment }));
+            return Err(s.fail_at(offset_at, K::Misaligned { tensor: name, offset, alignment }));
         }
         if !names.insert(name.clone()) {
-            return Err(s.fail(K::DuplicateTensor(name)));
+            return Err(s.fail_at(name_at, K::DuplicateTensor(name)));
         }
         tensors.push(TensorInfo { name, dims, ggml_type, offset, bytes });
     }
     drop(names);
 
+    // pos <= len, a real file or slice length, so rounding up by at most 2^31 cannot overflow.
     let data_start = s.pos.div_ceil(alignment) * alignment;
     check_layout(&tensors, data_start, len, path)?;
     Ok(GgufHeader { path: path.to_path_buf(), version, metadata, tensors, alignment, data_start, file_bytes: len })
+}
+
+/// A tensor's data size, with ggml's limits: every dimension and the element count fit in an
+/// int64 (ggml's `ne` type), rows are whole quantization blocks and the size fits in 64 bits.
+fn tensor_bytes(ty: GgmlType, dims: &[u64]) -> Result<u64, String> {
+    let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    if dims.iter().any(|&d| d > i64::MAX as u64) || elements.is_none_or(|n| n > i64::MAX as u64) {
+        return Err(format!("dimensions {dims:?} overflow ggml's 64-bit element count"));
+    }
+    if dims[0] % ty.block_size() != 0 {
+        return Err(format!("row length {} is not a multiple of {ty}'s block size {}", dims[0], ty.block_size()));
+    }
+    ty.tensor_bytes(dims).ok_or_else(|| format!("the {ty} data size of dimensions {dims:?} overflows 64 bits"))
 }
 
 /// Every tensor's data lies inside the file and no two overlap.
@@ -313,10 +340,19 @@ fn check_layout(tensors: &[TensorInfo], data_start: u64, file_bytes: u64, path: 
             }
         }
     }
-    for w in order.windows(2) {
-        // Zero-sized tensors occupy nothing and cannot overlap.
-        if w[0].bytes > 0 && w[1].bytes > 0 && w[0].offset + w[0].bytes > w[1].offset {
-            return Err(fail(K::Overlap { first: w[0].name.clone(), second: w[1].name.clone() }));
+    // Compare each tensor with the furthest-reaching one before it, not just its neighbour: a
+    // zero-sized tensor (which occupies nothing and overlaps nothing) or a short one between two
+    // others must not hide their overlap. Ends cannot overflow: each was checked above.
+    let mut reach: Option<(&TensorInfo, u64)> = None;
+    for t in order.into_iter().filter(|t| t.bytes > 0) {
+        if let Some((prev, end)) = reach {
+            if t.offset < end {
+                return Err(fail(K::Overlap { first: prev.name.clone(), second: t.name.clone() }));
+            }
+        }
+        let end = t.offset + t.bytes;
+        if reach.is_none_or(|(_, e)| end > e) {
+            reach = Some((t, end));
         }
     }
     Ok(())

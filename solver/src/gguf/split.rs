@@ -30,30 +30,53 @@ pub fn split_paths(path: &Path) -> Option<Vec<PathBuf>> {
 /// Opens a model: a single GGUF, or every part of a split set given any one of its parts.
 pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
     let first = GgufHeader::open(path)?;
-    let count = first.metadata.get_u64("split.count").unwrap_or(1);
+    let fail = |p: &Path, msg: String| GgufError { path: p.to_path_buf(), offset: None, kind: K::Split(msg) };
+    let count = match first.metadata.get("split.count") {
+        None => 1,
+        Some(v) => v.as_u64().ok_or_else(|| {
+            fail(path, format!("split.count must be a non-negative integer, found {:?}", v.value_type()))
+        })?,
+    };
     if count <= 1 {
         return Ok(GgufModel { parts: vec![first] });
     }
-    let fail = |p: &Path, msg: String| GgufError { path: p.to_path_buf(), offset: None, kind: K::Split(msg) };
     let paths = split_paths(path).ok_or_else(|| {
         fail(path, format!("split.count is {count}, but the file name is not of the form NAME-00001-of-{count:05}.gguf"))
     })?;
     if paths.len() as u64 != count {
         return Err(fail(path, format!("split.count is {count}, but the file name says {} parts", paths.len())));
     }
+    let mut given = Some(first);
     let mut parts = Vec::with_capacity(paths.len());
     for (i, p) in paths.iter().enumerate() {
-        let h = if p == path { first.clone() } else { GgufHeader::open(p)? };
-        let no = h.metadata.get_u64("split.no");
-        if no != Some(i as u64) {
-            return Err(fail(p, format!("split.no is {no:?}, expected {i} for part {} of {count}", i + 1)));
+        let h = match given.take_if(|_| p == path) {
+            Some(h) => h,
+            None => GgufHeader::open(p).map_err(|e| match e.kind {
+                K::Io(io) if !p.exists() => fail(
+                    p,
+                    format!("part {} of {count} of the split model is missing ({io}); put every part in one directory", i + 1),
+                ),
+                _ => e,
+            })?,
+        };
+        match h.metadata.get_u64("split.no") {
+            Some(no) if no == i as u64 => {}
+            no => {
+                let found = no.map_or("missing".to_string(), |n| n.to_string());
+                return Err(fail(p, format!("split.no is {found}, but part {} of {count} must have split.no {i}", i + 1)));
+            }
+        }
+        let part_count = h.metadata.get_u64("split.count");
+        if part_count != Some(count) {
+            let found = part_count.map_or("missing".to_string(), |n| n.to_string());
+            return Err(fail(p, format!("split.count is {found}, but {} says {count}", path.display())));
         }
         parts.push(h);
     }
     if let Some(total) = parts[0].metadata.get_u64("split.tensors.count") {
         let found: u64 = parts.iter().map(|h| h.tensors.len() as u64).sum();
         if found != total {
-            return Err(fail(&paths[0], format!("split.tensors.count is {total}, but the parts hold {found} tensors")));
+            return Err(fail(&paths[0], format!("split.tensors.count is {total}, but the {count} parts hold {found} tensors")));
         }
     }
     let mut names = std::collections::HashSet::new();

@@ -1,0 +1,219 @@
+//! The hardware profile's data types (TOML schema version 1) and their loading and writing.
+
+use super::error::HwError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The schema version this build reads and writes.
+pub const PROFILE_VERSION: u32 = 1;
+
+/// A machine: what the placement solver and the simulator know about where bytes can live and how
+/// fast they move. See the [module docs](super) for units and the TOML layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HwProfile {
+    /// Schema version; must be [`PROFILE_VERSION`].
+    pub version: u32,
+    /// Free-form description of the machine.
+    pub name: String,
+    /// Absent on a machine with no usable GPU backend (CPU only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuProfile>,
+    /// Host↔GPU copy link. Required for a discrete GPU; absent for unified memory and CPU-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<HostLink>,
+    pub ram: RamProfile,
+    pub storage: StorageProfile,
+    pub cpu: CpuProfile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuProfile {
+    pub name: String,
+    /// Physical device memory (for unified memory: the shared pool, i.e. RAM).
+    pub memory_bytes: u64,
+    /// What one process may keep resident on the GPU (CUDA: free after context creation; Metal:
+    /// `recommendedMaxWorkingSetSize`).
+    pub working_set_bytes: u64,
+    /// Device memory bandwidth, GB/s.
+    pub bandwidth_gbps: f64,
+    /// Dense FP16 matrix throughput (tensor cores where the GPU has them), TFLOP/s.
+    pub fp16_tflops: f64,
+    /// FP32 vector throughput, TFLOP/s.
+    pub fp32_tflops: f64,
+    /// GPU and CPU share one memory pool (Apple silicon, integrated GPUs).
+    pub unified_memory: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostLink {
+    /// Host→device copy bandwidth from pinned host memory, GB/s.
+    pub h2d_gbps: f64,
+    /// Device→host copy bandwidth into pinned host memory, GB/s.
+    pub d2h_gbps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RamProfile {
+    pub bytes: u64,
+    /// Memory bandwidth available to the CPU, GB/s.
+    pub bandwidth_gbps: f64,
+    /// RAM the OS and other programs keep; placement never plans to use it.
+    pub os_reserve_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProfile {
+    /// Large sequential read bandwidth, GB/s.
+    pub seq_read_gbps: f64,
+    /// Mean (or median) time of one 4 KiB random read with one request in flight, seconds.
+    pub read_4k_qd1_latency_s: f64,
+    /// Random-read bandwidth by request size and queue depth; must be a full grid (every block size
+    /// at every queue depth). Looked up with [`StorageProfile::read_gbps`].
+    pub read_curve: Vec<ReadPoint>,
+}
+
+/// One point of the storage read curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPoint {
+    /// Bytes per read request.
+    pub block_bytes: u64,
+    /// Requests in flight at once.
+    pub queue_depth: u32,
+    /// Achieved read bandwidth, GB/s.
+    pub gbps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuProfile {
+    /// CPUs usable by one process (logical CPUs; P+E cores on Apple silicon).
+    pub cores: u32,
+    /// FP32 FMA throughput over all cores, GFLOP/s.
+    pub fp32_gflops: f64,
+}
+
+/// Just the version key, read before the full parse so an unsupported version is reported as
+/// such rather than as a pile of unknown keys.
+#[derive(Deserialize)]
+struct VersionProbe {
+    version: Option<toml::Value>,
+}
+
+impl HwProfile {
+    /// Reads, parses and validates a profile file.
+    pub fn load(path: impl AsRef<Path>) -> Result<HwProfile, HwError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| HwError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        HwProfile::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates profile text; `origin` names the text in errors (a file path).
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<HwProfile, HwError> {
+        let probe: VersionProbe =
+            toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
+        match probe.version {
+            None => {
+                return Err(HwError::invalid(
+                    origin,
+                    "version",
+                    format!("missing (add `version = {PROFILE_VERSION}` at the top)"),
+                ))
+            }
+            Some(toml::Value::Integer(v)) if v == PROFILE_VERSION as i64 => {}
+            Some(v) => {
+                return Err(HwError::invalid(
+                    origin,
+                    "version",
+                    format!(
+                    "unsupported profile version {v}; this hypura reads version {PROFILE_VERSION}"
+                ),
+                ))
+            }
+        }
+        let deserializer = toml::Deserializer::new(text);
+        let profile: HwProfile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = key_path(&e.path().to_string(), e.inner().message());
+            HwError::Parse {
+                origin: origin.to_string(),
+                location: e.inner().span().map(|s| line_col(text, s.start)),
+                key,
+                message: e.inner().message().to_string(),
+            }
+        })?;
+        super::validate::validate(&profile)
+            .map_err(|(key, message)| HwError::invalid(origin, &key, message))?;
+        Ok(profile)
+    }
+
+    /// The profile as TOML (no comments); loads back with [`HwProfile::load`] to an equal profile.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("HwProfile has only TOML-representable fields")
+    }
+
+    /// Checks every value's range and the sections' consistency; the first problem is returned as
+    /// (key path, message).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        super::validate::validate(self)
+    }
+}
+
+/// The full key path of a deserialization error: serde_path_to_error's path, plus the missing
+/// field's name when the error is "missing field `x`" (the path then stops at the table).
+fn key_path(path: &str, message: &str) -> String {
+    let path = if path == "." { "" } else { path };
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (missing, path.is_empty()) {
+        (Some(field), true) => field.to_string(),
+        (Some(field), false) => format!("{path}.{field}"),
+        (None, _) => path.to_string(),
+    }
+}
+
+fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> HwError {
+    HwError::Parse {
+        origin: origin.to_string(),
+        location: e.span().map(|s| line_col(text, s.start)),
+        key: String::new(),
+        message: e.message().to_string(),
+    }
+}
+
+/// 1-based (line, column) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_path_appends_missing_field() {
+        assert_eq!(
+            key_path("storage.read_curve[3]", "missing field `queue_depth`"),
+            "storage.read_curve[3].queue_depth"
+        );
+        assert_eq!(key_path(".", "missing field `ram`"), "ram");
+        assert_eq!(key_path("gpu.name", "invalid type"), "gpu.name");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("a\nbc\n", 3), (2, 2));
+        assert_eq!(line_col("abc", 0), (1, 1));
+    }
+}
