@@ -20,6 +20,8 @@ enum Command {
     Profile(cmd::profile::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
+    /// Expert-routing traces: convert, import, statistics.
+    Trace(cmd::trace::Args),
 }
 
 fn main() {
@@ -28,6 +30,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Profile(a) => cmd::profile::run(a),
         Command::Synth(a) => cmd::synth::run(a),
+        Command::Trace(a) => cmd::trace::run(a),
     };
     if let Err(e) = result {
         eprintln!("hypura: error: {e:#}");

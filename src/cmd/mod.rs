@@ -3,3 +3,4 @@
 pub mod inspect;
 pub mod profile;
 pub mod synth;
+pub mod trace;

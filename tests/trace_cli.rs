@@ -1,0 +1,85 @@
+//! `hypura trace`: import, convert, stats, synth end to end through the binary.
+
+use std::path::Path;
+use std::process::Command;
+
+fn hypura(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn import_convert_stats_and_synth() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/traces/switch-base-8");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("sw.json");
+    let bin = dir.path().join("sw.htrace");
+    let (ok, out, err) = hypura(&[
+        "trace",
+        "import",
+        "--from",
+        "switch-json",
+        data.to_str().unwrap(),
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("10 sequences, 215 tokens, 6 MoE layers, 1290 selections"),
+        "{out}"
+    );
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "convert",
+        json.to_str().unwrap(),
+        bin.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "convert",
+        json.to_str().unwrap(),
+        bin.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("already exists; pass --force"), "{err}");
+    let (ok, out, err) = hypura(&["trace", "stats", bin.to_str().unwrap(), "--json"]);
+    assert!(ok, "{err}");
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["tokens"], 215);
+    assert_eq!(stats["layers"].as_array().unwrap().len(), 6);
+    let synth = dir.path().join("s.htrace");
+    let (ok, out, err) = hypura(&[
+        "trace",
+        "synth",
+        "-o",
+        synth.to_str().unwrap(),
+        "--experts",
+        "16",
+        "--top-k",
+        "2",
+        "--layers",
+        "0-3",
+        "--sequences",
+        "3",
+        "--tokens",
+        "50",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("3 sequences, 150 tokens, 4 MoE layers"),
+        "{out}"
+    );
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "stats",
+        json.with_extension("missing").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("sw.missing"), "{err}");
+}

@@ -1,0 +1,212 @@
+//! vLLM route logs: one JSON object per line,
+//! `{"type":"route","req_id":..,"token_idx":..,"layer":..,"topk_ids":[..],"topk_weights":[..]}`.
+//! Lines of other types are skipped; requests become sequences in order of first appearance.
+
+use super::{at_line, Options};
+use crate::builder::{check_selection, expert_id, TokenExtras, TraceBuilder};
+use crate::error::{json_message, TraceError};
+use crate::model::{ModelFacts, Trace};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    req_id: Option<serde_json::Value>,
+    #[serde(default)]
+    token_idx: Option<u64>,
+    #[serde(default)]
+    layer: Option<u32>,
+    #[serde(default)]
+    topk_ids: Option<Vec<u64>>,
+    #[serde(default)]
+    topk_weights: Option<Vec<f32>>,
+}
+
+/// One route record, kept until the whole log is read.
+struct Route {
+    token: u64,
+    layer: u32,
+    ids: Vec<u16>,
+    weights: Option<Vec<f32>>,
+    line: u64,
+}
+
+pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
+    let n_expert = opts.required_n_expert(path, "vLLM route")?;
+    let file = std::fs::File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let mut order: Vec<String> = Vec::new();
+    let mut requests: HashMap<String, Vec<Route>> = HashMap::new();
+    let mut top_k = opts.top_k;
+    for (i, text) in std::io::BufReader::new(file).lines().enumerate() {
+        let line_no = i as u64 + 1;
+        let text = text.map_err(|e| TraceError::io(path, e))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let at = || at_line(path, line_no);
+        let line: Line =
+            serde_json::from_str(&text).map_err(|e| TraceError::invalid(at(), json_message(&e)))?;
+        if line.kind != "route" {
+            continue;
+        }
+        let missing =
+            |field: &str| TraceError::invalid(at(), format!("route line has no \"{field}\""));
+        let req = match line.req_id.ok_or_else(|| missing("req_id"))? {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let token = line.token_idx.ok_or_else(|| missing("token_idx"))?;
+        let layer = line.layer.ok_or_else(|| missing("layer"))?;
+        let raw = line.topk_ids.ok_or_else(|| missing("topk_ids"))?;
+        if let Some(layers) = &opts.moe_layers {
+            if !layers.contains(&layer) {
+                return Err(TraceError::invalid(
+                    at(),
+                    format!("unknown layer {layer}; --layers lists {layers:?}"),
+                ));
+            }
+        }
+        let k = *top_k.get_or_insert(raw.len() as u32);
+        if raw.len() != k as usize {
+            return Err(TraceError::invalid(
+                at(),
+                format!("topk_ids has {} ids but top_k is {k}", raw.len()),
+            ));
+        }
+        let ids = raw
+            .iter()
+            .map(|&id| expert_id(id, n_expert))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TraceError::invalid(at(), e))?;
+        check_selection(&ids, n_expert).map_err(|e| TraceError::invalid(at(), e))?;
+        if let Some(w) = &line.topk_weights {
+            if w.len() != ids.len() {
+                return Err(TraceError::invalid(
+                    at(),
+                    format!("topk_weights has {} entries for {} ids", w.len(), ids.len()),
+                ));
+            }
+        }
+        let routes = requests.entry(req.clone()).or_insert_with(|| {
+            order.push(req);
+            Vec::new()
+        });
+        routes.push(Route {
+            token,
+            layer,
+            ids,
+            weights: line.topk_weights,
+            line: line_no,
+        });
+    }
+    let Some(top_k) = top_k else {
+        return Err(TraceError::invalid(
+            path.display(),
+            "no \"route\" lines: the trace would be empty",
+        ));
+    };
+    let moe_layers = match &opts.moe_layers {
+        Some(l) => l.clone(),
+        None => {
+            let mut seen: Vec<u32> = requests.values().flatten().map(|r| r.layer).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen
+        }
+    };
+    let facts = opts.override_facts(ModelFacts {
+        architecture: "unknown".into(),
+        moe_layers,
+        n_expert,
+        top_k,
+        n_shared_expert: 0,
+    });
+    let mut b = TraceBuilder::new(facts).map_err(|e| TraceError::invalid(path.display(), e))?;
+    for req in order {
+        let mut routes = requests
+            .remove(&req)
+            .expect("every ordered request has routes");
+        routes.sort_by_key(|r| (r.token, r.layer, r.line));
+        add_request(&mut b, path, &req, &routes)?;
+    }
+    b.finish()
+        .map_err(|e| TraceError::invalid(path.display(), e))
+}
+
+/// Adds one request's routes (sorted by token, layer) as a sequence of tokens `0..n`.
+fn add_request(
+    b: &mut TraceBuilder,
+    path: &Path,
+    req: &str,
+    routes: &[Route],
+) -> Result<(), TraceError> {
+    let n_layers = b.model().n_layers();
+    let layers = b.model().moe_layers.clone();
+    b.begin_sequence(req)
+        .map_err(|e| TraceError::invalid(path.display(), e))?;
+    let (mut ids, mut weights) = (Vec::new(), Vec::new());
+    for (t, token) in routes.chunk_by(|a, b| a.token == b.token).enumerate() {
+        let first = &token[0];
+        let at = |r: &Route| at_line(path, r.line);
+        if first.token != t as u64 {
+            return Err(TraceError::invalid(
+                at(first),
+                format!(
+                    "request {req:?}: token_idx {} follows token {}; token {t} has no routes",
+                    first.token,
+                    t as i64 - 1
+                ),
+            ));
+        }
+        for pair in token.windows(2) {
+            if pair[0].layer == pair[1].layer {
+                let (a, b2) = (&pair[0], &pair[1]);
+                return Err(TraceError::invalid(
+                    at(b2),
+                    format!(
+                        "request {req:?} token {t} layer {} logged twice (also line {})",
+                        a.layer, a.line
+                    ),
+                ));
+            }
+        }
+        if token.len() != n_layers {
+            let missing = layers
+                .iter()
+                .find(|l| !token.iter().any(|r| r.layer == **l))
+                .copied()
+                .unwrap_or(0);
+            return Err(TraceError::invalid(
+                at(first),
+                format!("request {req:?} token {t} has no route for layer {missing}"),
+            ));
+        }
+        ids.clear();
+        weights.clear();
+        for r in token {
+            ids.extend_from_slice(&r.ids);
+            weights.extend_from_slice(r.weights.as_deref().unwrap_or(&[]));
+        }
+        let has_weights = token.iter().all(|r| r.weights.is_some());
+        if !has_weights && token.iter().any(|r| r.weights.is_some()) {
+            return Err(TraceError::invalid(
+                at(first),
+                format!("request {req:?} token {t}: some layers have topk_weights and some do not"),
+            ));
+        }
+        let extras = TokenExtras {
+            weights: has_weights.then_some(weights.as_slice()),
+            ..Default::default()
+        };
+        b.push_token(&ids, extras).map_err(|e| {
+            TraceError::invalid(at(first), format!("request {req:?} token {t}: {e}"))
+        })?;
+    }
+    b.end_sequence()
+        .map_err(|e| TraceError::invalid(path.display(), e))
+}

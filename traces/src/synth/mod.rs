@@ -1,0 +1,132 @@
+//! Synthetic traces for any model shape (`hypura trace synth`) and fitting their parameters to a
+//! real trace (`hypura trace fit`).
+//!
+//! The generative model, per MoE layer `l` and sequence `r`:
+//! - popularity: expert of rank `i` (a seeded random permutation per layer) has base weight
+//!   `(i + 1)^-skew` (Zipf; `skew = 0` is uniform);
+//! - drift: each sequence scales every weight by `exp(drift * g)`, `g ~ N(0, 1)` drawn per
+//!   sequence, layer and expert, so prompts favour different experts;
+//! - temporal reuse: each expert the previous token selected at this layer is kept with
+//!   probability `reuse`;
+//! - inter-layer affinity: each token belongs to one of `clusters` latent clusters (drawn per
+//!   token from the sequence's cluster weights, which drift by `exp(cluster_drift * g)`); every
+//!   other slot is, with probability `affinity`, one of the cluster's `profile_size` preferred
+//!   experts at this layer, and otherwise drawn from the sequence's popularity weights. The shared
+//!   cluster is what makes an expert at layer l predict the experts at layer l + 1.
+//!
+//! Ids within a selection are distinct; everything follows from the seed.
+
+mod fit;
+mod generate;
+mod rng;
+
+pub use fit::{fit, moments, FitReport, LayerMoments, WINDOW};
+pub use generate::synthesize;
+
+use crate::model::ModelFacts;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of one MoE layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerParams {
+    /// Zipf exponent of expert popularity (0 = uniform).
+    pub skew: f64,
+    /// Probability of keeping each of the previous token's experts.
+    pub reuse: f64,
+    /// Probability that a fresh slot comes from the token's cluster profile.
+    pub affinity: f64,
+    /// Standard deviation of the per-sequence log-weight perturbation.
+    pub drift: f64,
+}
+
+/// Everything `synthesize` needs; `hypura trace fit` writes this as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthParams {
+    pub model: ModelFacts,
+    /// Tokens of each sequence to generate.
+    pub sequence_lengths: Vec<usize>,
+    /// Latent token clusters that tie the layers' choices together.
+    pub clusters: u32,
+    /// Preferred experts per cluster and layer.
+    pub profile_size: u32,
+    /// Standard deviation of the per-sequence log-weight perturbation of the clusters.
+    pub cluster_drift: f64,
+    /// One entry per MoE layer, in `model.moe_layers` order.
+    pub layers: Vec<LayerParams>,
+}
+
+impl SynthParams {
+    /// The same parameters for every layer.
+    pub fn uniform(
+        model: ModelFacts,
+        sequence_lengths: Vec<usize>,
+        layer: LayerParams,
+    ) -> SynthParams {
+        let layers = vec![layer; model.n_layers()];
+        let (clusters, profile_size) = (model.n_expert, model.top_k);
+        SynthParams {
+            model,
+            sequence_lengths,
+            clusters,
+            profile_size,
+            cluster_drift: 0.0,
+            layers,
+        }
+    }
+
+    /// Checks shapes and ranges; the message names the field to fix.
+    pub fn check(&self) -> Result<(), String> {
+        self.model.check().map_err(|e| format!("model: {e}"))?;
+        if self.layers.len() != self.model.n_layers() {
+            return Err(format!(
+                "layers has {} entries; the model has {} MoE layers",
+                self.layers.len(),
+                self.model.n_layers()
+            ));
+        }
+        if self.sequence_lengths.is_empty() || self.sequence_lengths.contains(&0) {
+            return Err(
+                "sequence_lengths must list at least one sequence, each with at least one token"
+                    .into(),
+            );
+        }
+        if self.clusters == 0 || self.clusters > 1 << 16 {
+            return Err(format!(
+                "clusters is {}; it must be in 1..=65536",
+                self.clusters
+            ));
+        }
+        if self.profile_size == 0 || self.profile_size > self.model.n_expert {
+            return Err(format!(
+                "profile_size is {}; it must be in 1..=n_expert ({})",
+                self.profile_size, self.model.n_expert
+            ));
+        }
+        if !(self.cluster_drift.is_finite() && (0.0..=10.0).contains(&self.cluster_drift)) {
+            return Err(format!(
+                "cluster_drift is {}; it must be in 0..=10",
+                self.cluster_drift
+            ));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let bad = |name: &str, v: f64, range: &str| {
+                format!("layers[{i}].{name} is {v}; it must be {range}")
+            };
+            if !(l.skew.is_finite() && l.skew >= 0.0) {
+                return Err(bad("skew", l.skew, "a number >= 0"));
+            }
+            if !(0.0..=1.0).contains(&l.reuse) {
+                return Err(bad("reuse", l.reuse, "in 0..=1"));
+            }
+            if !(0.0..=1.0).contains(&l.affinity) {
+                return Err(bad("affinity", l.affinity, "in 0..=1"));
+            }
+            if !(l.drift.is_finite() && (0.0..=10.0).contains(&l.drift)) {
+                return Err(bad("drift", l.drift, "in 0..=10"));
+            }
+        }
+        Ok(())
+    }
+}
