@@ -16,7 +16,7 @@ struct Cli {
 enum Command {
     /// Show a model's tensors by role and layer: sizes, expert stride, bytes a token touches.
     Inspect(cmd::inspect::Args),
-    /// Measure this machine (storage, RAM, CPU) and write a hardware profile TOML.
+    /// Measure this machine (storage, RAM, CPU, CUDA GPU if present) and write a hardware profile TOML.
     Profile(cmd::profile::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
