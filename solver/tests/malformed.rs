@@ -576,6 +576,25 @@ fn dims_that_overflow() {
     }
 }
 
+/// Regression, found by `cargo fuzz run gguf_layout` against the original reader: a zero
+/// dimension made the byte size 0, so a tensor whose element count overflows u64 (ggml's int64
+/// `ne` product) was accepted and `TensorEntry::elements` later overflowed.
+#[test]
+fn fuzz_regression_element_count_overflow_hidden_by_a_zero_dim() {
+    let dims = [1_224_979_098_644_774_912, 18, 0];
+    assert_eq!(
+        GgmlType::IQ4_NL.tensor_bytes(&dims),
+        Some(0),
+        "the byte size alone looks fine"
+    );
+    let e = fails(&one_tensor(&dims, GgmlType::IQ4_NL.id(), 576, 74_016));
+    assert!(
+        matches!(&e.kind, K::BadDims { tensor, .. } if tensor == "w"),
+        "{e}"
+    );
+    says(&e, &["overflow ggml's 64-bit element count"]);
+}
+
 #[test]
 fn zero_sized_tensors_are_valid() {
     let h = read(&one_tensor(&[0, 1 << 62, 2], 0, 0, 0)).unwrap();

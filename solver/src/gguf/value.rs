@@ -217,7 +217,10 @@ impl fmt::Display for Value {
     /// Short display: long arrays are summarised as `[type; n]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::String(s) if s.len() > 60 => write!(f, "{:?}...", &s[..s.floor_char_boundary(60)]),
+            Value::String(s) if s.len() > 60 => {
+                let end = (0..=60).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+                write!(f, "{:?}...", &s[..end])
+            }
             Value::String(s) => write!(f, "{s:?}"),
             Value::Array(a) if a.len() > 8 => write!(f, "[{:?}; {}]", a.elem_type(), a.len()),
             Value::Array(a) => write!(f, "{}", serde_json::to_string(a).unwrap_or_default()),
