@@ -9,7 +9,10 @@ pub struct Table {
 
 impl Table {
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Table {
-        Table { header: header.into_iter().map(Into::into).collect(), rows: Vec::new() }
+        Table {
+            header: header.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
@@ -27,7 +30,8 @@ impl Table {
         let numeric: Vec<bool> = (0..n)
             .map(|i| {
                 self.rows.iter().all(|r| {
-                    r.get(i).is_none_or(|c| c == "-" || c.starts_with(|ch: char| ch.is_ascii_digit()))
+                    r.get(i)
+                        .is_none_or(|c| c == "-" || c.starts_with(|ch: char| ch.is_ascii_digit()))
                 })
             })
             .collect();

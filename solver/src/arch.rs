@@ -102,7 +102,11 @@ impl ArchInfo {
             match md.get(&key(k)) {
                 None => Ok(None),
                 Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                    format!("key {} should be a non-negative integer, found {:?}", key(k), v.value_type())
+                    format!(
+                        "key {} should be a non-negative integer, found {:?}",
+                        key(k),
+                        v.value_type()
+                    )
                 }),
             }
         };
@@ -110,14 +114,20 @@ impl ArchInfo {
             match md.get(&key(k)) {
                 None => Ok(None),
                 Some(v) => PerLayer::from_value(v).map(Some).ok_or_else(|| {
-                    format!("key {} should be an integer or integer array, found {:?}", key(k), v.value_type())
+                    format!(
+                        "key {} should be an integer or integer array, found {:?}",
+                        key(k),
+                        v.value_type()
+                    )
                 }),
             }
         };
         let small = |k: &str, v: Option<u64>| -> Result<u32, String> {
-            u32::try_from(v.unwrap_or(0)).map_err(|_| format!("key {} is too large: {}", key(k), v.unwrap_or(0)))
+            u32::try_from(v.unwrap_or(0))
+                .map_err(|_| format!("key {} is too large: {}", key(k), v.unwrap_or(0)))
         };
-        let n_layer = opt_u64("block_count")?.ok_or_else(|| format!("missing key {}", key("block_count")))?;
+        let n_layer =
+            opt_u64("block_count")?.ok_or_else(|| format!("missing key {}", key("block_count")))?;
         let info = ArchInfo {
             name: md.get_str("general.name").map(str::to_string),
             n_layer: small("block_count", Some(n_layer))?,
@@ -132,17 +142,24 @@ impl ArchInfo {
             head_dim_v: opt_u64("attention.value_length")?,
             n_ctx_train: opt_u64("context_length")?.unwrap_or(0),
             n_vocab: opt_u64("vocab_size")?.or_else(|| {
-                md.get("tokenizer.ggml.tokens").and_then(Value::as_array).map(|a| a.len() as u64)
+                md.get("tokenizer.ggml.tokens")
+                    .and_then(Value::as_array)
+                    .map(|a| a.len() as u64)
             }),
             n_expert: small("expert_count", opt_u64("expert_count")?)?,
             n_expert_used: small("expert_used_count", opt_u64("expert_used_count")?)?,
             expert_ff: opt_u64("expert_feed_forward_length")?,
-            n_leading_dense: small("leading_dense_block_count", opt_u64("leading_dense_block_count")?)?,
+            n_leading_dense: small(
+                "leading_dense_block_count",
+                opt_u64("leading_dense_block_count")?,
+            )?,
             n_shared_expert: small("expert_shared_count", opt_u64("expert_shared_count")?)?,
             moe_layers: Vec::new(),
             kv_lora_rank: opt_u64("attention.kv_lora_rank")?,
             q_lora_rank: opt_u64("attention.q_lora_rank")?,
-            file_type: md.get_u64("general.file_type").and_then(|v| u32::try_from(v).ok()),
+            file_type: md
+                .get_u64("general.file_type")
+                .and_then(|v| u32::try_from(v).ok()),
             arch: arch.clone(),
         };
         if info.n_expert_used > info.n_expert {

@@ -163,14 +163,20 @@ mod tests {
 
     #[test]
     fn removed_and_unknown_ids_are_told_apart() {
-        assert!(matches!(GgmlType::try_from(31), Err(TypeIdError::Removed(31, "Q4_0_4_4"))));
+        assert!(matches!(
+            GgmlType::try_from(31),
+            Err(TypeIdError::Removed(31, "Q4_0_4_4"))
+        ));
         assert_eq!(GgmlType::try_from(999), Err(TypeIdError::Unknown(999)));
     }
 
     #[test]
     fn sizes_match_ggml() {
         // 4096 x 4096 Q4_K: 16 blocks per row of 144 bytes.
-        assert_eq!(GgmlType::Q4_K.tensor_bytes(&[4096, 4096]), Some(4096 * 16 * 144));
+        assert_eq!(
+            GgmlType::Q4_K.tensor_bytes(&[4096, 4096]),
+            Some(4096 * 16 * 144)
+        );
         assert_eq!(GgmlType::Q4_K.tensor_bytes(&[640, 1]), None);
         assert_eq!(GgmlType::F32.tensor_bytes(&[u64::MAX, 2]), None);
         assert!((GgmlType::Q4_K.bits_per_weight() - 4.5).abs() < 1e-9);

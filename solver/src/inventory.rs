@@ -31,7 +31,12 @@ pub struct TensorEntry {
 impl TensorEntry {
     /// Builds an entry, classifying the name and computing size and expert stride.
     /// Returns `None` when dims[0] is not a whole number of the type's blocks or the size overflows.
-    pub fn new(name: &str, ggml_type: GgmlType, dims: Vec<u64>, n_expert: u32) -> Option<TensorEntry> {
+    pub fn new(
+        name: &str,
+        ggml_type: GgmlType,
+        dims: Vec<u64>,
+        n_expert: u32,
+    ) -> Option<TensorEntry> {
         let parsed = crate::role::parse_name(name);
         let bytes = ggml_type.tensor_bytes(&dims)?;
         let expert_stride = (parsed.role.group() == Group::Experts
@@ -66,7 +71,10 @@ impl TensorEntry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     /// Read from GGUF file(s): all split parts in order, with their sizes.
-    File { paths: Vec<PathBuf>, file_bytes: Vec<u64> },
+    File {
+        paths: Vec<PathBuf>,
+        file_bytes: Vec<u64>,
+    },
     /// Built from the catalog: hyperparameters + quantization recipe.
     Catalog { name: String, reference: String },
 }
@@ -184,11 +192,12 @@ impl Inventory {
     pub fn from_gguf(path: &std::path::Path) -> Result<Inventory, crate::gguf::GgufError> {
         let model = crate::gguf::open_model(path)?;
         let first = &model.parts[0];
-        let mut arch = ArchInfo::from_metadata(&first.metadata).map_err(|msg| crate::gguf::GgufError {
-            path: first.path.clone(),
-            offset: None,
-            kind: crate::gguf::GgufErrorKind::BadMetadata(msg),
-        })?;
+        let mut arch =
+            ArchInfo::from_metadata(&first.metadata).map_err(|msg| crate::gguf::GgufError {
+                path: first.path.clone(),
+                offset: None,
+                kind: crate::gguf::GgufErrorKind::BadMetadata(msg),
+            })?;
         let mut tensors = Vec::new();
         for (file, h) in model.parts.iter().enumerate() {
             for t in &h.tensors {
@@ -205,6 +214,10 @@ impl Inventory {
             paths: model.parts.iter().map(|h| h.path.clone()).collect(),
             file_bytes: model.parts.iter().map(|h| h.file_bytes).collect(),
         };
-        Ok(Inventory { source, arch, tensors })
+        Ok(Inventory {
+            source,
+            arch,
+            tensors,
+        })
     }
 }

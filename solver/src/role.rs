@@ -114,7 +114,13 @@ pub struct ParsedName {
 }
 
 /// Suffixes that belong to a weight rather than naming a tensor of their own.
-const SUFFIXES: &[&str] = &[".weight", ".bias", ".scale", ".input_scale", ".weight_scale"];
+const SUFFIXES: &[&str] = &[
+    ".weight",
+    ".bias",
+    ".scale",
+    ".input_scale",
+    ".weight_scale",
+];
 
 /// Classifies a llama.cpp tensor name.
 pub fn parse_name(name: &str) -> ParsedName {
@@ -125,11 +131,18 @@ pub fn parse_name(name: &str) -> ParsedName {
         },
         None => (None, name),
     };
-    let stem = SUFFIXES.iter().find_map(|s| rest.strip_suffix(s)).unwrap_or(rest);
+    let stem = SUFFIXES
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
     let role = Role::from_stem(stem);
     // A layer-scoped stem outside `blk.N.` (or a global one inside) is not what llama.cpp writes.
     let global = matches!(role.group(), Group::Embedding | Group::Output);
-    let role = if global == layer.is_none() { role } else { Role::Other };
+    let role = if global == layer.is_none() {
+        role
+    } else {
+        Role::Other
+    };
     ParsedName { layer, role }
 }
 
@@ -141,11 +154,23 @@ mod tests {
     fn names_parse_to_roles() {
         let p = parse_name("blk.12.ffn_down_exps.weight");
         assert_eq!((p.layer, p.role), (Some(12), Role::FfnDownExps));
-        assert_eq!(parse_name("blk.0.ffn_gate_inp.weight").role, Role::FfnGateInp);
-        assert_eq!(parse_name("blk.0.ffn_gate_inp_shexp.weight").role, Role::FfnGateInpShexp);
+        assert_eq!(
+            parse_name("blk.0.ffn_gate_inp.weight").role,
+            Role::FfnGateInp
+        );
+        assert_eq!(
+            parse_name("blk.0.ffn_gate_inp_shexp.weight").role,
+            Role::FfnGateInpShexp
+        );
         assert_eq!(parse_name("blk.3.attn_q.bias").role, Role::AttnQ);
         assert_eq!(parse_name("blk.3.exp_probs_b.bias").role, Role::ExpProbsB);
-        assert_eq!(parse_name("token_embd.weight"), ParsedName { layer: None, role: Role::TokenEmbd });
+        assert_eq!(
+            parse_name("token_embd.weight"),
+            ParsedName {
+                layer: None,
+                role: Role::TokenEmbd
+            }
+        );
         assert_eq!(parse_name("output.weight").role, Role::Output);
         assert_eq!(parse_name("rope_freqs.weight").role, Role::Other);
         assert_eq!(parse_name("blk.x.attn_q.weight").role, Role::Other);

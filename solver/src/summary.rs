@@ -68,7 +68,12 @@ impl Summary {
         let groups = inv
             .by_group()
             .into_iter()
-            .map(|(group, t)| GroupRow { group, count: t.count, bytes: t.bytes, share: share(t.bytes, total) })
+            .map(|(group, t)| GroupRow {
+                group,
+                count: t.count,
+                bytes: t.bytes,
+                share: share(t.bytes, total),
+            })
             .collect();
         let roles = inv
             .by_role()

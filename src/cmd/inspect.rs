@@ -50,7 +50,11 @@ fn ranges(ids: &[u32]) -> String {
         while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
             j += 1;
         }
-        parts.push(if i == j { ids[i].to_string() } else { format!("{}-{}", ids[i], ids[j]) });
+        parts.push(if i == j {
+            ids[i].to_string()
+        } else {
+            format!("{}-{}", ids[i], ids[j])
+        });
         i = j + 1;
     }
     parts.join(",")
@@ -62,24 +66,41 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
     let mut out = String::new();
     let source = match &s.source {
         Source::File { paths, file_bytes } => {
-            let name = paths[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let files = if paths.len() == 1 { "1 file".to_string() } else { format!("{} split files", paths.len()) };
-            format!("{name} ({files}, {} on disk)", bytes(file_bytes.iter().sum()))
+            let name = paths[0]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let files = if paths.len() == 1 {
+                "1 file".to_string()
+            } else {
+                format!("{} split files", paths.len())
+            };
+            format!(
+                "{name} ({files}, {} on disk)",
+                bytes(file_bytes.iter().sum())
+            )
         }
-        Source::Catalog { name, reference } => format!("catalog {name} (published file: {reference})"),
+        Source::Catalog { name, reference } => {
+            format!("catalog {name} (published file: {reference})")
+        }
     };
     out += &format!("model    {source}\n");
     out += &format!(
         "arch     {}{}: {} layers, n_embd {}, n_ff {}, heads {} (kv {}), ctx {}, vocab {}\n",
         a.arch,
-        a.name.as_deref().map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+        a.name
+            .as_deref()
+            .map(|n| format!(" \"{n}\""))
+            .unwrap_or_default(),
         a.n_layer,
         a.n_embd,
         per_layer(&a.n_ff),
         per_layer(&a.n_head),
         per_layer(&a.n_head_kv),
         a.n_ctx_train,
-        a.n_vocab.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+        a.n_vocab
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "?".into()),
     );
     if a.is_moe() {
         out += &format!(
@@ -94,15 +115,33 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
     } else {
         out += "experts  none (dense model)\n";
     }
-    out += &format!("tensors  {}, {} ({} bytes)\n", s.tensor_count, bytes(s.total_bytes), s.total_bytes);
+    out += &format!(
+        "tensors  {}, {} ({} bytes)\n",
+        s.tensor_count,
+        bytes(s.total_bytes),
+        s.total_bytes
+    );
 
     let mut t = Table::new(["group", "tensors", "bytes", "share"]);
     for g in &s.groups {
-        t.row([g.group.name().to_string(), g.count.to_string(), bytes(g.bytes), percent(g.share)]);
+        t.row([
+            g.group.name().to_string(),
+            g.count.to_string(),
+            bytes(g.bytes),
+            percent(g.share),
+        ]);
     }
     out += &format!("\nBy group\n{}", t.render());
 
-    let mut t = Table::new(["role", "group", "types", "tensors", "bytes", "share", "per expert"]);
+    let mut t = Table::new([
+        "role",
+        "group",
+        "types",
+        "tensors",
+        "bytes",
+        "share",
+        "per expert",
+    ]);
     for r in &s.roles {
         let types: Vec<&str> = r.types.iter().map(|t| t.name()).collect();
         t.row([
@@ -117,14 +156,27 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
     }
     out += &format!("\nBy role\n{}", t.render());
 
-    let mut t = Table::new(["layer", "tensors", "bytes", "share", "experts", "one expert"]);
+    let mut t = Table::new([
+        "layer",
+        "tensors",
+        "bytes",
+        "share",
+        "experts",
+        "one expert",
+    ]);
     for l in &s.layers {
         t.row([
-            l.layer.map(|v| v.to_string()).unwrap_or_else(|| "global".into()),
+            l.layer
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "global".into()),
             l.count.to_string(),
             bytes(l.bytes),
             percent(l.share),
-            if l.expert_bytes > 0 { bytes(l.expert_bytes) } else { "-".into() },
+            if l.expert_bytes > 0 {
+                bytes(l.expert_bytes)
+            } else {
+                "-".into()
+            },
             l.expert_stride.map(bytes).unwrap_or_else(|| "-".into()),
         ]);
     }
@@ -135,13 +187,31 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
     let mut t = Table::new(["", "bytes"]);
     t.row(["non-expert weights".to_string(), bytes(p.dense)]);
     if a.is_moe() {
-        t.row([format!("routed experts: {}/{} of {}", a.n_expert_used, a.n_expert, bytes(p.expert_total)), bytes(p.expert_touched as u64)]);
+        t.row([
+            format!(
+                "routed experts: {}/{} of {}",
+                a.n_expert_used,
+                a.n_expert,
+                bytes(p.expert_total)
+            ),
+            bytes(p.expert_touched as u64),
+        ]);
     }
     t.row(["total".to_string(), bytes(p.total() as u64)]);
     out += &t.render();
 
     if list_tensors {
-        let mut t = Table::new(["tensor", "role", "layer", "type", "dims", "bytes", "file", "offset", "per expert"]);
+        let mut t = Table::new([
+            "tensor",
+            "role",
+            "layer",
+            "type",
+            "dims",
+            "bytes",
+            "file",
+            "offset",
+            "per expert",
+        ]);
         for e in &inv.tensors {
             let dims: Vec<String> = e.dims.iter().map(u64::to_string).collect();
             t.row([
@@ -152,8 +222,12 @@ pub fn render(inv: &Inventory, s: &Summary, list_tensors: bool) -> String {
                 dims.join("x"),
                 e.bytes.to_string(),
                 e.file.to_string(),
-                e.offset.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-                e.expert_stride.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                e.offset
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                e.expert_stride
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
             ]);
         }
         out += &format!("\nTensors\n{}", t.render());

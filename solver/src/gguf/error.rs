@@ -11,23 +11,57 @@ pub enum GgufErrorKind {
     UnsupportedVersion(u32),
     BigEndian,
     /// The file ends inside the header while reading `what`.
-    Truncated { what: String },
+    Truncated {
+        what: String,
+    },
     /// A count or length cannot fit in the bytes left in the file.
-    TooLarge { what: String, value: u64, limit: u64 },
+    TooLarge {
+        what: String,
+        value: u64,
+        limit: u64,
+    },
     /// A count or length would take the header past [`super::MAX_HEADER_BYTES`]; `limit` is the
     /// most that still fits under it.
-    HeaderTooLarge { what: String, value: u64, limit: u64 },
-    BadUtf8 { what: String },
-    UnknownValueType { key: String, id: u32 },
-    NestingTooDeep { key: String },
+    HeaderTooLarge {
+        what: String,
+        value: u64,
+        limit: u64,
+    },
+    BadUtf8 {
+        what: String,
+    },
+    UnknownValueType {
+        key: String,
+        id: u32,
+    },
+    NestingTooDeep {
+        key: String,
+    },
     BadAlignment(String),
     BadMetadata(String),
     DuplicateTensor(String),
-    UnknownTensorType { tensor: String, detail: String },
-    BadDims { tensor: String, detail: String },
-    Misaligned { tensor: String, offset: u64, alignment: u64 },
-    OutsideFile { tensor: String, end: u64, file_bytes: u64 },
-    Overlap { first: String, second: String },
+    UnknownTensorType {
+        tensor: String,
+        detail: String,
+    },
+    BadDims {
+        tensor: String,
+        detail: String,
+    },
+    Misaligned {
+        tensor: String,
+        offset: u64,
+        alignment: u64,
+    },
+    OutsideFile {
+        tensor: String,
+        end: u64,
+        file_bytes: u64,
+    },
+    Overlap {
+        first: String,
+        second: String,
+    },
     Split(String),
 }
 
@@ -45,12 +79,22 @@ impl fmt::Display for GgufErrorKind {
         use GgufErrorKind::*;
         match self {
             Io(e) => write!(f, "cannot read: {e}"),
-            BadMagic(m) => write!(f, "not a GGUF file: magic is {:?}, expected \"GGUF\"", String::from_utf8_lossy(m)),
+            BadMagic(m) => write!(
+                f,
+                "not a GGUF file: magic is {:?}, expected \"GGUF\"",
+                String::from_utf8_lossy(m)
+            ),
             UnsupportedVersion(v) => write!(f, "GGUF version {v} is not supported (2 and 3 are)"),
-            BigEndian => write!(f, "big-endian GGUF files are not supported; convert it on a little-endian machine"),
+            BigEndian => write!(
+                f,
+                "big-endian GGUF files are not supported; convert it on a little-endian machine"
+            ),
             Truncated { what } => write!(f, "file is truncated: it ends while reading {what}"),
             TooLarge { what, value, limit } => {
-                write!(f, "{what} is {value}, more than the {limit} the rest of the file can hold")
+                write!(
+                    f,
+                    "{what} is {value}, more than the {limit} the rest of the file can hold"
+                )
             }
             HeaderTooLarge { what, value, limit } => write!(
                 f,
@@ -59,19 +103,33 @@ impl fmt::Display for GgufErrorKind {
                 super::MAX_HEADER_BYTES >> 20
             ),
             BadUtf8 { what } => write!(f, "{what} is not valid UTF-8"),
-            UnknownValueType { key, id } => write!(f, "metadata key {key:?} has unknown value type {id}"),
+            UnknownValueType { key, id } => {
+                write!(f, "metadata key {key:?} has unknown value type {id}")
+            }
             NestingTooDeep { key } => {
-                write!(f, "metadata key {key:?} nests arrays deeper than {} levels", super::read::MAX_NESTING)
-            },
+                write!(
+                    f,
+                    "metadata key {key:?} nests arrays deeper than {} levels",
+                    super::read::MAX_NESTING
+                )
+            }
             BadAlignment(d) => write!(f, "general.alignment {d}"),
             BadMetadata(d) => write!(f, "{d}"),
             DuplicateTensor(n) => write!(f, "tensor {n:?} appears twice"),
             UnknownTensorType { tensor, detail } => write!(f, "tensor {tensor:?}: {detail}"),
             BadDims { tensor, detail } => write!(f, "tensor {tensor:?}: {detail}"),
-            Misaligned { tensor, offset, alignment } => {
+            Misaligned {
+                tensor,
+                offset,
+                alignment,
+            } => {
                 write!(f, "tensor {tensor:?}: data offset {offset} is not a multiple of the alignment {alignment}")
             }
-            OutsideFile { tensor, end, file_bytes } => {
+            OutsideFile {
+                tensor,
+                end,
+                file_bytes,
+            } => {
                 write!(f, "tensor {tensor:?}: data ends at byte {end}, past the end of the file ({file_bytes} bytes)")
             }
             Overlap { first, second } => write!(f, "tensors {first:?} and {second:?} overlap"),

@@ -50,7 +50,11 @@ pub struct GgufHeader {
 impl GgufHeader {
     /// Reads the header of the file at `path`.
     pub fn open(path: &Path) -> Result<GgufHeader, GgufError> {
-        let err = |e: std::io::Error| GgufError { path: path.to_path_buf(), offset: None, kind: K::Io(e.to_string()) };
+        let err = |e: std::io::Error| GgufError {
+            path: path.to_path_buf(),
+            offset: None,
+            kind: K::Io(e.to_string()),
+        };
         let file = File::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
         parse(BufReader::with_capacity(1 << 20, file), len, path)
@@ -82,7 +86,11 @@ impl<R: Read> Src<'_, R> {
 
     /// An error located at `at`, the start of the field that is wrong.
     fn fail_at(&self, at: u64, kind: K) -> GgufError {
-        GgufError { path: self.path.to_path_buf(), offset: Some(at), kind }
+        GgufError {
+            path: self.path.to_path_buf(),
+            offset: Some(at),
+            kind,
+        }
     }
 
     fn remaining(&self) -> u64 {
@@ -117,15 +125,28 @@ impl<R: Read> Src<'_, R> {
 
     /// Checks that `count` items of at least `min_bytes` each fit in the rest of the file and
     /// under [`MAX_HEADER_BYTES`]; only then may the caller allocate or loop `count` times.
-    fn check_count(&self, count: u64, min_bytes: u64, what: &dyn Fn() -> String) -> Result<usize, GgufError> {
+    fn check_count(
+        &self,
+        count: u64,
+        min_bytes: u64,
+        what: &dyn Fn() -> String,
+    ) -> Result<usize, GgufError> {
         let min_bytes = min_bytes.max(1);
         let limit = self.remaining() / min_bytes;
         if count > limit {
-            return Err(self.fail(K::TooLarge { what: what(), value: count, limit }));
+            return Err(self.fail(K::TooLarge {
+                what: what(),
+                value: count,
+                limit,
+            }));
         }
         let limit = MAX_HEADER_BYTES.saturating_sub(self.pos) / min_bytes;
         if count > limit {
-            return Err(self.fail(K::HeaderTooLarge { what: what(), value: count, limit }));
+            return Err(self.fail(K::HeaderTooLarge {
+                what: what(),
+                value: count,
+                limit,
+            }));
         }
         // Below MAX_HEADER_BYTES, so it fits in usize on any target.
         Ok(count as usize)
@@ -170,12 +191,22 @@ impl<R: Read> Src<'_, R> {
     fn value_type(&mut self, key: &str) -> Result<ValueType, GgufError> {
         let at = self.pos;
         let id = self.u32(&|| format!("the type of {key:?}"))?;
-        ValueType::from_id(id).ok_or_else(|| self.fail_at(at, K::UnknownValueType { key: key.to_string(), id }))
+        ValueType::from_id(id).ok_or_else(|| {
+            self.fail_at(
+                at,
+                K::UnknownValueType {
+                    key: key.to_string(),
+                    id,
+                },
+            )
+        })
     }
 
     fn array(&mut self, key: &str, depth: u32) -> Result<Array, GgufError> {
         if depth > MAX_NESTING {
-            return Err(self.fail(K::NestingTooDeep { key: key.to_string() }));
+            return Err(self.fail(K::NestingTooDeep {
+                key: key.to_string(),
+            }));
         }
         let ty = self.value_type(key)?;
         let what = || format!("the element count of array {key:?}");
@@ -187,9 +218,15 @@ impl<R: Read> Src<'_, R> {
                 // n elements fit in the file (checked above), so one bulk read is bounded.
                 const W: usize = std::mem::size_of::<$t>();
                 let mut raw = vec![0u8; n * W];
-                self.r.read_exact(&mut raw).map_err(|e| self.io(e, &|| format!("the elements of array {key:?}")))?;
+                self.r
+                    .read_exact(&mut raw)
+                    .map_err(|e| self.io(e, &|| format!("the elements of array {key:?}")))?;
                 self.pos += raw.len() as u64;
-                Array::$variant(raw.chunks_exact(W).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
+                Array::$variant(
+                    raw.chunks_exact(W)
+                        .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+                        .collect(),
+                )
             }};
         }
         Ok(match ty {
@@ -232,7 +269,12 @@ impl<R: Read> Src<'_, R> {
 }
 
 fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> {
-    let mut s = Src { r, pos: 0, len, path };
+    let mut s = Src {
+        r,
+        pos: 0,
+        len,
+        path,
+    };
     let magic: [u8; 4] = s.bytes(&|| "the magic number".into())?;
     if &magic != MAGIC {
         s.pos = 0;
@@ -242,7 +284,11 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
     if version != 2 && version != 3 {
         s.pos = 4;
         // A big-endian file's version reads byte-swapped here.
-        let kind = if version.swap_bytes() == 2 || version.swap_bytes() == 3 { K::BigEndian } else { K::UnsupportedVersion(version) };
+        let kind = if version.swap_bytes() == 2 || version.swap_bytes() == 3 {
+            K::BigEndian
+        } else {
+            K::UnsupportedVersion(version)
+        };
         return Err(s.fail(kind));
     }
     let n_tensors = s.u64(&|| "the tensor count".into())?;
@@ -257,7 +303,10 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         let key_at = s.pos;
         let key = s.string(&|| format!("metadata key {i}"))?;
         if !keys.insert(key.clone()) {
-            return Err(s.fail_at(key_at, K::BadMetadata(format!("metadata key {key:?} appears twice"))));
+            return Err(s.fail_at(
+                key_at,
+                K::BadMetadata(format!("metadata key {key:?} appears twice")),
+            ));
         }
         let ty = s.value_type(&key)?;
         let value = s.value(ty, &key, 0)?;
@@ -269,8 +318,17 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
     let alignment = match metadata.get("general.alignment") {
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
-        Some(Value::U32(a)) => return Err(s.fail(K::BadAlignment(format!("is {a}: it must be a power of two")))),
-        Some(v) => return Err(s.fail(K::BadAlignment(format!("must be a u32, found {:?}", v.value_type())))),
+        Some(Value::U32(a)) => {
+            return Err(s.fail(K::BadAlignment(format!(
+                "is {a}: it must be a power of two"
+            ))))
+        }
+        Some(v) => {
+            return Err(s.fail(K::BadAlignment(format!(
+                "must be a u32, found {:?}",
+                v.value_type()
+            ))))
+        }
     };
 
     let mut tensors = Vec::with_capacity(n_tensors.min(MAX_PREALLOC));
@@ -282,7 +340,13 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         let n_dims = s.u32(&|| format!("the dimension count of tensor {name:?}"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
             let detail = format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)");
-            return Err(s.fail_at(dims_at, K::BadDims { tensor: name, detail }));
+            return Err(s.fail_at(
+                dims_at,
+                K::BadDims {
+                    tensor: name,
+                    detail,
+                },
+            ));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -290,26 +354,61 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         }
         let type_at = s.pos;
         let type_id = s.u32(&|| format!("the type of tensor {name:?}"))?;
-        let ggml_type = GgmlType::try_from(type_id)
-            .map_err(|e| s.fail_at(type_at, K::UnknownTensorType { tensor: name.clone(), detail: e.to_string() }))?;
+        let ggml_type = GgmlType::try_from(type_id).map_err(|e| {
+            s.fail_at(
+                type_at,
+                K::UnknownTensorType {
+                    tensor: name.clone(),
+                    detail: e.to_string(),
+                },
+            )
+        })?;
         let offset_at = s.pos;
         let offset = s.u64(&|| format!("the data offset of tensor {name:?}"))?;
-        let bytes = tensor_bytes(ggml_type, &dims)
-            .map_err(|detail| s.fail_at(dims_at, K::BadDims { tensor: name.clone(), detail }))?;
+        let bytes = tensor_bytes(ggml_type, &dims).map_err(|detail| {
+            s.fail_at(
+                dims_at,
+                K::BadDims {
+                    tensor: name.clone(),
+                    detail,
+                },
+            )
+        })?;
         if offset % alignment != 0 {
-            return Err(s.fail_at(offset_at, K::Misaligned { tensor: name, offset, alignment }));
+            return Err(s.fail_at(
+                offset_at,
+                K::Misaligned {
+                    tensor: name,
+                    offset,
+                    alignment,
+                },
+            ));
         }
         if !names.insert(name.clone()) {
             return Err(s.fail_at(name_at, K::DuplicateTensor(name)));
         }
-        tensors.push(TensorInfo { name, dims, ggml_type, offset, bytes });
+        tensors.push(TensorInfo {
+            name,
+            dims,
+            ggml_type,
+            offset,
+            bytes,
+        });
     }
     drop(names);
 
     // pos <= len, a real file or slice length, so rounding up by at most 2^31 cannot overflow.
     let data_start = s.pos.div_ceil(alignment) * alignment;
     check_layout(&tensors, data_start, len, path)?;
-    Ok(GgufHeader { path: path.to_path_buf(), version, metadata, tensors, alignment, data_start, file_bytes: len })
+    Ok(GgufHeader {
+        path: path.to_path_buf(),
+        version,
+        metadata,
+        tensors,
+        alignment,
+        data_start,
+        file_bytes: len,
+    })
 }
 
 /// A tensor's data size, with ggml's limits: every dimension and the element count fit in an
@@ -317,26 +416,48 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
 fn tensor_bytes(ty: GgmlType, dims: &[u64]) -> Result<u64, String> {
     let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     if dims.iter().any(|&d| d > i64::MAX as u64) || elements.is_none_or(|n| n > i64::MAX as u64) {
-        return Err(format!("dimensions {dims:?} overflow ggml's 64-bit element count"));
+        return Err(format!(
+            "dimensions {dims:?} overflow ggml's 64-bit element count"
+        ));
     }
     if dims[0] % ty.block_size() != 0 {
-        return Err(format!("row length {} is not a multiple of {ty}'s block size {}", dims[0], ty.block_size()));
+        return Err(format!(
+            "row length {} is not a multiple of {ty}'s block size {}",
+            dims[0],
+            ty.block_size()
+        ));
     }
-    ty.tensor_bytes(dims).ok_or_else(|| format!("the {ty} data size of dimensions {dims:?} overflows 64 bits"))
+    ty.tensor_bytes(dims)
+        .ok_or_else(|| format!("the {ty} data size of dimensions {dims:?} overflows 64 bits"))
 }
 
 /// Every tensor's data lies inside the file and no two overlap.
-fn check_layout(tensors: &[TensorInfo], data_start: u64, file_bytes: u64, path: &Path) -> Result<(), GgufError> {
-    let fail = |kind| GgufError { path: path.to_path_buf(), offset: None, kind };
+fn check_layout(
+    tensors: &[TensorInfo],
+    data_start: u64,
+    file_bytes: u64,
+    path: &Path,
+) -> Result<(), GgufError> {
+    let fail = |kind| GgufError {
+        path: path.to_path_buf(),
+        offset: None,
+        kind,
+    };
     let mut order: Vec<&TensorInfo> = tensors.iter().collect();
     order.sort_by_key(|t| t.offset);
     for t in &order {
-        let end = data_start.checked_add(t.offset).and_then(|o| o.checked_add(t.bytes));
+        let end = data_start
+            .checked_add(t.offset)
+            .and_then(|o| o.checked_add(t.bytes));
         match end {
             Some(end) if end <= file_bytes => {}
             _ => {
                 let end = end.unwrap_or(u64::MAX);
-                return Err(fail(K::OutsideFile { tensor: t.name.clone(), end, file_bytes }));
+                return Err(fail(K::OutsideFile {
+                    tensor: t.name.clone(),
+                    end,
+                    file_bytes,
+                }));
             }
         }
     }
@@ -347,7 +468,10 @@ fn check_layout(tensors: &[TensorInfo], data_start: u64, file_bytes: u64, path: 
     for t in order.into_iter().filter(|t| t.bytes > 0) {
         if let Some((prev, end)) = reach {
             if t.offset < end {
-                return Err(fail(K::Overlap { first: prev.name.clone(), second: t.name.clone() }));
+                return Err(fail(K::Overlap {
+                    first: prev.name.clone(),
+                    second: t.name.clone(),
+                }));
             }
         }
         let end = t.offset + t.bytes;

@@ -24,17 +24,31 @@ pub fn split_paths(path: &Path) -> Option<Vec<PathBuf>> {
         return None;
     }
     let dir = path.parent().unwrap_or(Path::new(""));
-    Some((1..=n).map(|i| dir.join(format!("{prefix}-{i:05}-of-{n:05}.gguf"))).collect())
+    Some(
+        (1..=n)
+            .map(|i| dir.join(format!("{prefix}-{i:05}-of-{n:05}.gguf")))
+            .collect(),
+    )
 }
 
 /// Opens a model: a single GGUF, or every part of a split set given any one of its parts.
 pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
     let first = GgufHeader::open(path)?;
-    let fail = |p: &Path, msg: String| GgufError { path: p.to_path_buf(), offset: None, kind: K::Split(msg) };
+    let fail = |p: &Path, msg: String| GgufError {
+        path: p.to_path_buf(),
+        offset: None,
+        kind: K::Split(msg),
+    };
     let count = match first.metadata.get("split.count") {
         None => 1,
         Some(v) => v.as_u64().ok_or_else(|| {
-            fail(path, format!("split.count must be a non-negative integer, found {:?}", v.value_type()))
+            fail(
+                path,
+                format!(
+                    "split.count must be a non-negative integer, found {:?}",
+                    v.value_type()
+                ),
+            )
         })?,
     };
     if count <= 1 {
@@ -44,7 +58,13 @@ pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
         fail(path, format!("split.count is {count}, but the file name is not of the form NAME-00001-of-{count:05}.gguf"))
     })?;
     if paths.len() as u64 != count {
-        return Err(fail(path, format!("split.count is {count}, but the file name says {} parts", paths.len())));
+        return Err(fail(
+            path,
+            format!(
+                "split.count is {count}, but the file name says {} parts",
+                paths.len()
+            ),
+        ));
     }
     let mut given = Some(first);
     let mut parts = Vec::with_capacity(paths.len());
@@ -63,27 +83,48 @@ pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
             Some(no) if no == i as u64 => {}
             no => {
                 let found = no.map_or("missing".to_string(), |n| n.to_string());
-                return Err(fail(p, format!("split.no is {found}, but part {} of {count} must have split.no {i}", i + 1)));
+                return Err(fail(
+                    p,
+                    format!(
+                        "split.no is {found}, but part {} of {count} must have split.no {i}",
+                        i + 1
+                    ),
+                ));
             }
         }
         let part_count = h.metadata.get_u64("split.count");
         if part_count != Some(count) {
             let found = part_count.map_or("missing".to_string(), |n| n.to_string());
-            return Err(fail(p, format!("split.count is {found}, but {} says {count}", path.display())));
+            return Err(fail(
+                p,
+                format!(
+                    "split.count is {found}, but {} says {count}",
+                    path.display()
+                ),
+            ));
         }
         parts.push(h);
     }
     if let Some(total) = parts[0].metadata.get_u64("split.tensors.count") {
         let found: u64 = parts.iter().map(|h| h.tensors.len() as u64).sum();
         if found != total {
-            return Err(fail(&paths[0], format!("split.tensors.count is {total}, but the {count} parts hold {found} tensors")));
+            return Err(fail(
+                &paths[0],
+                format!(
+                    "split.tensors.count is {total}, but the {count} parts hold {found} tensors"
+                ),
+            ));
         }
     }
     let mut names = std::collections::HashSet::new();
     for h in &parts {
         for t in &h.tensors {
             if !names.insert(t.name.as_str()) {
-                return Err(GgufError { path: h.path.clone(), offset: None, kind: K::DuplicateTensor(t.name.clone()) });
+                return Err(GgufError {
+                    path: h.path.clone(),
+                    offset: None,
+                    kind: K::DuplicateTensor(t.name.clone()),
+                });
             }
         }
     }

@@ -227,7 +227,14 @@ impl fmt::Display for Value {
             Value::Bool(v) => write!(f, "{v}"),
             Value::F32(v) => write!(f, "{v}"),
             Value::F64(v) => write!(f, "{v}"),
-            other => write!(f, "{}", other.as_u64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}"))),
+            other => write!(
+                f,
+                "{}",
+                other
+                    .as_u64()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| format!("{other:?}"))
+            ),
         }
     }
 }
