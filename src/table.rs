@@ -60,18 +60,7 @@ impl Table {
 
 /// Bytes as B / KiB / MiB / GiB / TiB with two decimals (binary units).
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
+    solver::units::human_bytes(n)
 }
 
 /// A fraction as a percentage with one decimal.

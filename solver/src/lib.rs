@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod role;
 pub mod summary;
 pub mod synth;
+pub mod units;
 
 pub use arch::{ArchInfo, PerLayer};
 pub use ggml_type::GgmlType;

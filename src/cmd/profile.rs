@@ -3,8 +3,9 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use solver::hw::measure::{self, fmt_bytes, Measurement, Plan, Progress};
+use solver::hw::measure::{self, Measurement, Plan, Progress};
 use solver::hw::HwProfile;
+use solver::units::human_bytes as fmt_bytes;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -132,7 +133,7 @@ fn table(m: &Measurement) -> String {
         let _ = write!(
             t,
             "                      {:>9}",
-            fmt_bytes(*b).replace(".0 ", " ")
+            fmt_bytes(*b).replace(".00 ", " ")
         );
         for d in &depths {
             let _ = write!(t, " {:>7.3}", p.storage.read_gbps(*b, *d));
@@ -163,40 +164,37 @@ fn table(m: &Measurement) -> String {
         p.cpu.fp32_gflops
     );
     let _ = writeln!(t, "  GPU");
-    match &p.gpu {
-        Some(g) => {
-            let _ = writeln!(t, "    name                   {:>10}", g.name);
-            let _ = writeln!(
-                t,
-                "    memory                 {:>10}",
-                fmt_bytes(g.memory_bytes)
-            );
-            let _ = writeln!(
-                t,
-                "    usable working set     {:>10}",
-                fmt_bytes(g.working_set_bytes)
-            );
-            let _ = writeln!(
-                t,
-                "    device copy bandwidth  {:>10.1} GB/s",
-                g.bandwidth_gbps
-            );
-            let _ = writeln!(
-                t,
-                "    fp32 (estimate)        {:>10.1} TFLOP/s",
-                g.fp32_tflops
-            );
-            let _ = writeln!(
-                t,
-                "    fp16 dense (estimate)  {:>10.1} TFLOP/s",
-                g.fp16_tflops
-            );
-            if let Some(l) = &p.host_link {
-                let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
-                let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);
-            }
+    if let Some(g) = &p.gpu {
+        let _ = writeln!(t, "    name                   {:>10}", g.name);
+        let _ = writeln!(
+            t,
+            "    memory                 {:>10}",
+            fmt_bytes(g.memory_bytes)
+        );
+        let _ = writeln!(
+            t,
+            "    usable working set     {:>10}",
+            fmt_bytes(g.working_set_bytes)
+        );
+        let _ = writeln!(
+            t,
+            "    device copy bandwidth  {:>10.1} GB/s",
+            g.bandwidth_gbps
+        );
+        let _ = writeln!(
+            t,
+            "    fp32 (estimate)        {:>10.1} TFLOP/s",
+            g.fp32_tflops
+        );
+        let _ = writeln!(
+            t,
+            "    fp16 dense (estimate)  {:>10.1} TFLOP/s",
+            g.fp16_tflops
+        );
+        if let Some(l) = &p.host_link {
+            let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
+            let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);
         }
-        None => {}
     }
     for r in &m.remarks {
         let _ = writeln!(t, "    {r}");

@@ -1,6 +1,6 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
-use solver::synth::output::human_bytes;
+use solver::units::human_bytes;
 use solver::synth::presets::{self, Overrides, PRESETS};
 use solver::synth::SynthSpec;
 use solver::GgmlType;

@@ -2,6 +2,7 @@
 //! space first, write under a temporary name from a second thread (so generating the data and
 //! copying it into the kernel overlap), and rename only once everything is on disk.
 
+use crate::units::human_bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -61,22 +62,6 @@ pub fn free_bytes(dir: &Path) -> io::Result<Option<u64>> {
 #[cfg(not(unix))]
 pub fn free_bytes(_dir: &Path) -> io::Result<Option<u64>> {
     Ok(None)
-}
-
-/// "1.50 GiB"-style size for messages.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
 }
 
 /// Checks that `path` may be written (absent, or `force`) and `bytes` fit on its disk.
@@ -339,7 +324,5 @@ mod tests {
 
     #[test]
     fn human_sizes() {
-        assert_eq!(human_bytes(10), "10 B");
-        assert_eq!(human_bytes(3 << 29), "1.50 GiB");
     }
 }

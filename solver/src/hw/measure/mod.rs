@@ -12,7 +12,9 @@ mod system;
 mod tempfile;
 
 pub use disk::DiskPlan;
-pub use tempfile::{fmt_bytes, free_bytes};
+pub use tempfile::free_bytes;
+
+use crate::units::human_bytes as fmt_bytes;
 
 use crate::hw::{
     CpuProfile, GpuProfile, HostLink, HwProfile, Notes, RamProfile, StorageProfile, PROFILE_VERSION,

@@ -3,6 +3,7 @@
 
 use super::interrupt;
 use super::MeasureError;
+use crate::units::human_bytes as fmt_bytes;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -181,17 +182,3 @@ pub fn free_bytes(dir: &Path) -> Result<u64, MeasureError> {
     Ok((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
 }
 
-pub fn fmt_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
