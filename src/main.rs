@@ -18,6 +18,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Measure this machine (storage, RAM, CPU, CUDA GPU if present) and write a hardware profile TOML.
     Profile(cmd::profile::Args),
+    /// Place a model on a machine's GPU, RAM and NVMe; write plan.json with predicted tok/s.
+    Solve(cmd::solve::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
@@ -29,6 +31,7 @@ fn main() {
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Profile(a) => cmd::profile::run(a),
+        Command::Solve(a) => cmd::solve::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
     };

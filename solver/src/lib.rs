@@ -10,6 +10,7 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod hw;
 pub mod inventory;
+pub mod place;
 pub mod role;
 pub mod summary;
 pub mod synth;

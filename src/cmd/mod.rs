@@ -2,5 +2,6 @@
 
 pub mod inspect;
 pub mod profile;
+pub mod solve;
 pub mod synth;
 pub mod trace;

@@ -1,0 +1,280 @@
+//! The roofline cost model: predicted decode time per layer and per token for a placement, from
+//! device rates, storage bandwidth at the issued read size, and expert access rates. The ILP
+//! linearises exactly these formulas and the simulator reuses them; [`CostModel::predict`] is
+//! the reference every plan's numbers come from.
+//!
+//! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`; the GPU and
+//! CPU shares run one after the other; dense weights streamed from NVMe are prefetched a layer
+//! ahead and overlap compute (`max(compute, io)`); routed experts missing from memory are only
+//! known after the router runs, so their reads add to the layer's time.
+
+use super::units::{Assignment, ExpertLayer, Tier, Units};
+use crate::hw::{HwProfile, StorageProfile};
+use serde::{Deserialize, Serialize};
+
+/// One compute device's roofline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub flops_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl Device {
+    pub fn time(&self, w: Work) -> f64 {
+        (w.flops / self.flops_per_s).max(w.bytes / self.bytes_per_s)
+    }
+}
+
+/// FLOPs and bytes one device does for a layer per token.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Work {
+    fn add(&mut self, flops: f64, bytes: f64) {
+        self.flops += flops;
+        self.bytes += bytes;
+    }
+}
+
+/// How streamed weights are read: request sizes, queue depths and the bandwidth they achieve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoPlan {
+    /// Requests in flight for dense prefetch (the read curve's best depth at that size).
+    pub queue_depth: u32,
+    /// Reader threads: one blocking read per request in flight, at most the CPU count.
+    pub threads: u32,
+    pub dense_block_bytes: u64,
+    pub dense_gbps: f64,
+    pub expert_block_bytes: u64,
+    /// Expert misses of one layer are read together: gate/up/down slices of the top-k experts.
+    pub expert_queue_depth: u32,
+    pub expert_gbps: f64,
+    /// Token-embedding rows read from NVMe: one small read per token, queue depth 1.
+    pub row_bytes: u64,
+    pub row_gbps: f64,
+}
+
+impl IoPlan {
+    /// Picks request sizes from the model (median dense tensor, largest expert slice) and the
+    /// queue depth with the best bandwidth on the read curve.
+    pub fn new(storage: &StorageProfile, cpu_cores: u32, units: &Units) -> IoPlan {
+        let mut sizes: Vec<u64> = units
+            .units
+            .iter()
+            .filter(|u| u.streamable && u.layer.is_some())
+            .map(|u| u.largest_tensor)
+            .collect();
+        sizes.sort_unstable();
+        let dense_block = sizes
+            .get(sizes.len() / 2)
+            .copied()
+            .unwrap_or(1 << 20)
+            .max(4096);
+        let expert_block = units
+            .experts
+            .iter()
+            .map(|e| e.slice_bytes)
+            .max()
+            .unwrap_or(1 << 20)
+            .max(4096);
+        let depths = {
+            let mut d: Vec<u32> = storage.read_curve.iter().map(|p| p.queue_depth).collect();
+            d.sort_unstable();
+            d.dedup();
+            if d.is_empty() {
+                d.push(1);
+            }
+            d
+        };
+        let best = |block: u64, max_qd: u32| -> (u32, f64) {
+            depths
+                .iter()
+                .filter(|&&q| q <= max_qd.max(depths[0]))
+                .map(|&q| (q, storage.read_gbps(block, q)))
+                .fold((depths[0], 0.0), |acc, x| if x.1 > acc.1 { x } else { acc })
+        };
+        let (qd, dense_gbps) = best(dense_block, u32::MAX);
+        let (eqd, expert_gbps) = best(expert_block, 3 * units.top_k.max(1));
+        let row_bytes = units
+            .units
+            .iter()
+            .find(|u| u.row_reads())
+            .map_or(4096, |u| u.read_bytes as u64)
+            .max(1);
+        IoPlan {
+            queue_depth: qd,
+            threads: qd.min(cpu_cores.max(1)),
+            dense_block_bytes: dense_block,
+            dense_gbps,
+            expert_block_bytes: expert_block,
+            expert_queue_depth: eqd,
+            expert_gbps,
+            row_bytes,
+            row_gbps: storage.read_gbps(row_bytes, 1),
+        }
+    }
+}
+
+/// The machine as the cost model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostModel {
+    pub gpu: Option<Device>,
+    pub cpu: Device,
+    /// Streamed weights are computed by the GPU (unified memory) rather than the CPU.
+    pub stream_on_gpu: bool,
+    pub io: IoPlan,
+}
+
+/// A layer's work per decoded token, by device and by NVMe read kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerLoad {
+    pub gpu: Work,
+    pub cpu: Work,
+    pub nvme_dense_bytes: f64,
+    pub nvme_expert_bytes: f64,
+    /// Embedding rows read from NVMe (serial: the token id is known only after sampling).
+    pub nvme_row_bytes: f64,
+}
+
+/// Predicted time of one layer per decoded token (`layer` None: embedding and output head).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTime {
+    pub layer: Option<u32>,
+    pub gpu_s: f64,
+    pub cpu_s: f64,
+    pub io_dense_s: f64,
+    /// Serial NVMe reads: expert misses and embedding rows.
+    pub io_expert_s: f64,
+    pub total_s: f64,
+}
+
+impl LayerTime {
+    /// What limits this layer: `gpu`, `cpu`, `nvme-dense` or `nvme-experts`.
+    pub fn bound(&self) -> &'static str {
+        let compute = self.gpu_s + self.cpu_s;
+        if self.io_expert_s > compute.max(self.io_dense_s) {
+            "nvme-experts"
+        } else if self.io_dense_s > compute {
+            "nvme-dense"
+        } else if self.gpu_s >= self.cpu_s {
+            "gpu"
+        } else {
+            "cpu"
+        }
+    }
+}
+
+/// Predicted decode speed of a placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub token_s: f64,
+    pub tok_per_s: f64,
+    pub layers: Vec<LayerTime>,
+}
+
+impl CostModel {
+    pub fn new(hw: &HwProfile, units: &Units) -> CostModel {
+        let gpu = hw.gpu.as_ref().map(|g| Device {
+            flops_per_s: g.fp16_tflops * 1e12,
+            bytes_per_s: g.bandwidth_gbps * 1e9,
+        });
+        CostModel {
+            stream_on_gpu: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
+            gpu,
+            cpu: Device {
+                flops_per_s: hw.cpu.fp32_gflops * 1e9,
+                bytes_per_s: hw.ram.bandwidth_gbps * 1e9,
+            },
+            io: IoPlan::new(&hw.storage, hw.cpu.cores, units),
+        }
+    }
+
+    /// The device that computes weights on `tier`; `true` = GPU.
+    pub fn on_gpu(&self, tier: Tier) -> bool {
+        self.gpu.is_some()
+            && match tier {
+                Tier::Gpu => true,
+                Tier::Ram => false,
+                Tier::Nvme => self.stream_on_gpu,
+            }
+    }
+
+    /// Time of one layer: GPU then CPU share, dense I/O overlapped (prefetched one layer
+    /// ahead), expert misses serial after the router.
+    pub fn layer_time(&self, layer: Option<u32>, load: &LayerLoad) -> LayerTime {
+        let gpu_s = self.gpu.map_or(0.0, |g| g.time(load.gpu));
+        let cpu_s = self.cpu.time(load.cpu);
+        let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
+        let io_expert_s = load.nvme_expert_bytes / (self.io.expert_gbps * 1e9)
+            + load.nvme_row_bytes / (self.io.row_gbps * 1e9);
+        LayerTime {
+            layer,
+            gpu_s,
+            cpu_s,
+            io_dense_s,
+            io_expert_s,
+            total_s: (gpu_s + cpu_s).max(io_dense_s) + io_expert_s,
+        }
+    }
+
+    fn work<'a>(&self, load: &'a mut LayerLoad, tier: Tier) -> &'a mut Work {
+        if self.on_gpu(tier) {
+            &mut load.gpu
+        } else {
+            &mut load.cpu
+        }
+    }
+
+    /// Predicted per-token decode time of `a` (layers in order, globals first).
+    pub fn predict(&self, units: &Units, a: &Assignment) -> Prediction {
+        let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
+        for (u, &tier) in units.units.iter().zip(&a.units) {
+            let load = loads.entry(u.layer).or_default();
+            self.work(load, tier).add(u.flops, u.read_bytes);
+            if tier == Tier::Nvme && u.row_reads() {
+                load.nvme_row_bytes += u.read_bytes;
+            } else if tier == Tier::Nvme {
+                load.nvme_dense_bytes += u.read_bytes;
+            }
+        }
+        for (e, s) in units.experts.iter().zip(&a.experts) {
+            let load = loads.entry(Some(e.layer)).or_default();
+            for (tier, uses) in expert_uses(e, s.gpu, s.ram) {
+                self.work(load, tier)
+                    .add(uses * e.expert_flops, uses * e.expert_bytes as f64);
+                if tier == Tier::Nvme {
+                    load.nvme_expert_bytes += uses * e.expert_bytes as f64;
+                }
+            }
+        }
+        let layers: Vec<LayerTime> = loads
+            .iter()
+            .map(|(l, load)| self.layer_time(*l, load))
+            .collect();
+        let token_s: f64 = layers.iter().map(|l| l.total_s).sum();
+        Prediction {
+            token_s,
+            tok_per_s: if token_s > 0.0 {
+                1.0 / token_s
+            } else {
+                f64::INFINITY
+            },
+            layers,
+        }
+    }
+}
+
+/// Uses per token served from each tier when the `gpu` most popular experts are on the GPU and
+/// the next `ram` in RAM: this is the static-frequency cache's hit-rate curve.
+pub fn expert_uses(e: &ExpertLayer, gpu: u32, ram: u32) -> [(Tier, f64); 3] {
+    let g = e.cum[gpu as usize];
+    let m = e.cum[(gpu + ram) as usize];
+    [
+        (Tier::Gpu, g),
+        (Tier::Ram, m - g),
+        (Tier::Nvme, e.total_rate() - m),
+    ]
+}

@@ -1,0 +1,438 @@
+//! The placement ILP (HiGHS through good_lp): minimise the cost model's per-token time over tier
+//! choices. Structure keeps it small: a layer's experts are equal-sized and sorted by use, so
+//! their placement is two integers per layer (how many of the most used go to the GPU, how many
+//! to GPU or RAM), and the uses those serve — the concave prefix-sum curve of the sorted rates —
+//! enter through its few linear pieces (tied rates merge into one piece).
+//!
+//! Units inside: time in milliseconds and sizes in GB, so coefficients stay near 1.
+
+use super::capacity::Capacities;
+use super::cost::{CostModel, Device};
+use super::units::{Assignment, ExpertLayer, ExpertSplit, Tier, Units};
+use good_lp::solvers::highs::highs;
+use good_lp::{
+    variable, Constraint, Expression, IntoAffineExpression, ProblemVariables, SolverModel,
+    Variable, VariableDefinition,
+};
+use highs::{HighsModelStatus, HighsSolutionStatus};
+use std::collections::BTreeMap;
+
+const MS: f64 = 1e3;
+const GB: f64 = 1e-9;
+
+/// Limits for one ILP solve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IlpOptions {
+    /// Wall-clock limit for HiGHS, seconds.
+    pub time_limit_s: f64,
+    /// Relative MIP gap at which HiGHS may stop.
+    pub mip_rel_gap: f64,
+}
+
+impl Default for IlpOptions {
+    fn default() -> IlpOptions {
+        IlpOptions {
+            time_limit_s: 10.0,
+            mip_rel_gap: 5e-3,
+        }
+    }
+}
+
+/// What the ILP returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IlpSolution {
+    pub assignment: Assignment,
+    /// The solver's objective, seconds per token.
+    pub objective_s: f64,
+    /// HiGHS's proven lower bound on the optimum (its MIP dual bound), seconds per token.
+    pub bound_s: f64,
+    /// `optimal` (within the requested gap) or `time-limit`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IlpError {
+    #[error("no feasible placement (the units that must stay in memory do not fit)")]
+    Infeasible,
+    #[error("the ILP found no feasible placement within its {0} s time limit")]
+    NoSolution(f64),
+    #[error("HiGHS failed: {0}")]
+    Solver(String),
+}
+
+/// Per-layer linear expressions of device work and NVMe reads.
+#[derive(Default)]
+struct LinLoad {
+    gpu_flops: Expression,
+    gpu_bytes: Expression,
+    cpu_flops: Expression,
+    cpu_bytes: Expression,
+    nvme_dense: Expression,
+    nvme_expert: Expression,
+    nvme_row: Expression,
+}
+
+impl LinLoad {
+    fn add(&mut self, on_gpu: bool, flops: f64, bytes: f64, v: impl Into<Expression> + Clone) {
+        let (f, b) = if on_gpu {
+            (&mut self.gpu_flops, &mut self.gpu_bytes)
+        } else {
+            (&mut self.cpu_flops, &mut self.cpu_bytes)
+        };
+        *f += flops * v.clone().into();
+        *b += bytes * v.into();
+    }
+}
+
+/// Problem variables that remember their HiGHS column (columns are added in creation order).
+struct Vars {
+    inner: ProblemVariables,
+    n: usize,
+}
+
+/// A variable and its column index.
+#[derive(Clone, Copy)]
+struct Col {
+    var: Variable,
+    idx: usize,
+}
+
+impl Vars {
+    fn add(&mut self, d: VariableDefinition) -> Col {
+        self.n += 1;
+        Col {
+            var: self.inner.add(d),
+            idx: self.n - 1,
+        }
+    }
+}
+
+struct Model {
+    vars: Vars,
+    objective: Expression,
+    constraints: Vec<Constraint>,
+    /// Per unit: the column of each allowed tier.
+    x: Vec<Vec<(Tier, usize)>>,
+    /// Per expert layer: columns of (experts on GPU, experts on GPU or RAM).
+    counts: Vec<(Option<usize>, usize)>,
+}
+
+fn tiers_for(streamable: bool, has_gpu: bool) -> Vec<Tier> {
+    Tier::ALL
+        .into_iter()
+        .filter(|&t| has_gpu || t != Tier::Gpu)
+        .filter(|&t| streamable || t != Tier::Nvme)
+        .collect()
+}
+
+/// Linear pieces of a layer's concave use curve `cum`: (start n, value at n, slope), with runs
+/// of equal rates merged.
+fn pieces(e: &ExpertLayer) -> Vec<(f64, f64, f64)> {
+    let mut out: Vec<(f64, f64, f64)> = Vec::new();
+    for (n, &id) in e.order.iter().enumerate() {
+        let slope = e.rates[id as usize];
+        match out.last() {
+            Some(&(_, _, s)) if (s - slope).abs() <= 1e-12 * s.abs().max(1.0) => {}
+            _ => out.push((n as f64, e.cum[n], slope)),
+        }
+    }
+    out
+}
+
+fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Model {
+    let has_gpu = cost.gpu.is_some() && caps.gpu.is_some();
+    let mut vars = Vars {
+        inner: ProblemVariables::new(),
+        n: 0,
+    };
+    let mut constraints = Vec::new();
+    let mut loads: BTreeMap<Option<u32>, LinLoad> = BTreeMap::new();
+    let (mut gpu_used, mut ram_used) = (Expression::default(), Expression::default());
+    let mut x = Vec::with_capacity(units.units.len());
+    for u in &units.units {
+        let load = loads.entry(u.layer).or_default();
+        let mut choice = Expression::default();
+        let mut row = Vec::new();
+        for t in tiers_for(u.streamable, has_gpu) {
+            let c = vars.add(if relax {
+                variable().min(0).max(1)
+            } else {
+                variable().binary()
+            });
+            let v = c.var;
+            choice += v;
+            load.add(cost.on_gpu(t), u.flops, u.read_bytes, v);
+            match t {
+                Tier::Gpu => gpu_used += (u.bytes as f64 * GB) * v,
+                Tier::Ram => ram_used += (u.bytes as f64 * GB) * v,
+                Tier::Nvme if u.row_reads() => load.nvme_row += u.read_bytes * v,
+                Tier::Nvme => load.nvme_dense += u.read_bytes * v,
+            }
+            row.push((t, c.idx));
+        }
+        constraints.push(choice.eq(1.0));
+        x.push(row);
+    }
+    let mut counts = Vec::with_capacity(units.experts.len());
+    for e in &units.experts {
+        let n = e.n_expert() as f64;
+        let k = e.total_rate();
+        let count = |vars: &mut Vars| {
+            let v = variable().min(0).max(n);
+            vars.add(if relax { v } else { v.integer() })
+        };
+        let m_col = count(&mut vars);
+        let m = m_col.var;
+        let phi_m = vars.add(variable().min(0).max(k)).var;
+        let curve = pieces(e);
+        for &(start, value, slope) in &curve {
+            constraints.push((phi_m - slope * m).leq(value - slope * start));
+        }
+        let eb = e.expert_bytes as f64;
+        let load = loads.entry(Some(e.layer)).or_default();
+        // Uses served by the NVMe tier: k - phi_m.
+        let nvme_uses = k - Expression::from(phi_m);
+        load.add(
+            cost.on_gpu(Tier::Nvme),
+            e.expert_flops,
+            eb,
+            nvme_uses.clone(),
+        );
+        load.nvme_expert += eb * nvme_uses;
+        let g = if has_gpu {
+            let g_col = count(&mut vars);
+            let g = g_col.var;
+            let phi_g = vars.add(variable().min(0).max(k)).var;
+            for &(start, value, slope) in &curve {
+                constraints.push((phi_g - slope * g).leq(value - slope * start));
+            }
+            constraints.push((g - m).leq(0.0));
+            constraints.push((phi_g - phi_m).leq(0.0));
+            load.add(true, e.expert_flops, eb, phi_g);
+            load.add(false, e.expert_flops, eb, phi_m - phi_g);
+            gpu_used += (eb * GB) * g;
+            ram_used += (eb * GB) * (m - g);
+            Some(g_col.idx)
+        } else {
+            load.add(false, e.expert_flops, eb, phi_m);
+            ram_used += (eb * GB) * m;
+            None
+        };
+        counts.push((g, m_col.idx));
+    }
+    if has_gpu {
+        let cap = caps.gpu.unwrap_or(0) as f64 * GB;
+        constraints.push(gpu_used.clone().leq(cap));
+    }
+    let ram_cap = caps.ram as f64 * GB;
+    if caps.unified {
+        constraints.push((gpu_used + ram_used).leq(ram_cap));
+    } else {
+        constraints.push(ram_used.leq(ram_cap));
+    }
+    let mut objective = Expression::default();
+    let roofline = |vars: &mut Vars,
+                    cons: &mut Vec<Constraint>,
+                    d: Device,
+                    flops: Expression,
+                    bytes: Expression| {
+        let y = vars.add(variable().min(0)).var;
+        cons.push(((MS / d.flops_per_s) * flops).leq(y));
+        cons.push(((MS / d.bytes_per_s) * bytes).leq(y));
+        y
+    };
+    for load in loads.into_values() {
+        let mut compute = Expression::default();
+        if let (true, Some(gpu)) = (has_gpu, cost.gpu) {
+            compute += roofline(
+                &mut vars,
+                &mut constraints,
+                gpu,
+                load.gpu_flops,
+                load.gpu_bytes,
+            );
+        }
+        compute += roofline(
+            &mut vars,
+            &mut constraints,
+            cost.cpu,
+            load.cpu_flops,
+            load.cpu_bytes,
+        );
+        let t = vars.add(variable().min(0)).var;
+        constraints.push(compute.leq(t));
+        let dense_ms = MS / (cost.io.dense_gbps * 1e9);
+        constraints.push((dense_ms * load.nvme_dense).leq(t));
+        objective += t;
+        objective += (MS / (cost.io.expert_gbps * 1e9)) * load.nvme_expert;
+        objective += (MS / (cost.io.row_gbps * 1e9)) * load.nvme_row;
+    }
+    Model {
+        vars,
+        objective,
+        constraints,
+        x,
+        counts,
+    }
+}
+
+/// A solved model: column values, objective and proven bound (seconds per token).
+struct Run {
+    cols: Vec<f64>,
+    objective_s: f64,
+    bound_s: f64,
+    optimal: bool,
+}
+
+fn run(model: Model, opts: &IlpOptions, mip: bool) -> Result<Run, IlpError> {
+    // good_lp hands HiGHS only the linear part of the objective, but HiGHS's relative gap must
+    // see the whole of it: the constant rides on a variable fixed at 1.
+    let mut vars = model.vars;
+    let offset = model.objective.constant();
+    let one = vars.add(variable().min(1).max(1)).var;
+    let objective = model.objective - offset + offset * one;
+    let mut problem = vars.inner.minimise(objective).using(highs);
+    for c in model.constraints {
+        problem.add_constraint(c);
+    }
+    let mut m = problem
+        .try_into_inner()
+        .map_err(|e| IlpError::Solver(e.to_string()))?;
+    m.set_option("time_limit", opts.time_limit_s);
+    m.set_option("mip_rel_gap", opts.mip_rel_gap);
+    // One thread: plans must be deterministic.
+    m.set_option("threads", 1);
+    let solved = m
+        .try_solve()
+        .map_err(|e| IlpError::Solver(format!("{e:?}")))?;
+    let optimal = match solved.status() {
+        HighsModelStatus::Optimal => true,
+        HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => false,
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+            return Err(IlpError::Infeasible)
+        }
+        other => return Err(IlpError::Solver(format!("{other:?}"))),
+    };
+    if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+        return Err(IlpError::NoSolution(opts.time_limit_s));
+    }
+    let objective = solved.objective_value();
+    let bound = if mip {
+        solved
+            .double_info_value(c"mip_dual_bound")
+            .unwrap_or(f64::NEG_INFINITY)
+    } else {
+        objective
+    };
+    Ok(Run {
+        cols: solved.get_solution().columns().to_vec(),
+        objective_s: objective / MS,
+        bound_s: bound / MS,
+        optimal,
+    })
+}
+
+/// Optimum of the LP relaxation, seconds per token: a lower bound on every placement's
+/// predicted time under the cost model.
+pub fn lp_bound(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+) -> Result<f64, IlpError> {
+    let r = run(build(units, caps, cost, true), opts, false)?;
+    if !r.optimal {
+        return Err(IlpError::NoSolution(opts.time_limit_s));
+    }
+    Ok(r.objective_s)
+}
+
+/// Solves the ILP and decodes the placement.
+pub fn solve(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+) -> Result<IlpSolution, IlpError> {
+    let model = build(units, caps, cost, false);
+    let (x, counts) = (model.x.clone(), model.counts.clone());
+    let r = run(model, opts, true)?;
+    let tiers = x
+        .iter()
+        .map(|row| {
+            row.iter()
+                .max_by(|a, b| r.cols[a.1].total_cmp(&r.cols[b.1]))
+                .map_or(Tier::Nvme, |&(t, _)| t)
+        })
+        .collect();
+    let experts = counts
+        .iter()
+        .zip(&units.experts)
+        .map(|(&(g, m), e)| {
+            let m = (r.cols[m].round().max(0.0) as u32).min(e.n_expert());
+            let g = g.map_or(0, |g| (r.cols[g].round().max(0.0) as u32).min(m));
+            ExpertSplit { gpu: g, ram: m - g }
+        })
+        .collect();
+    Ok(IlpSolution {
+        assignment: Assignment {
+            units: tiers,
+            experts,
+        },
+        objective_s: r.objective_s,
+        bound_s: r.bound_s,
+        status: if r.optimal { "optimal" } else { "time-limit" },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(rates: Vec<f64>) -> ExpertLayer {
+        let mut order: Vec<u32> = (0..rates.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            rates[b as usize]
+                .total_cmp(&rates[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut cum = vec![0.0];
+        for &e in &order {
+            cum.push(cum.last().unwrap() + rates[e as usize]);
+        }
+        ExpertLayer {
+            layer: 0,
+            expert_bytes: 1,
+            expert_flops: 1.0,
+            slice_bytes: 1,
+            rates,
+            order,
+            cum,
+            tensors: vec![],
+        }
+    }
+
+    #[test]
+    fn tied_rates_merge_into_one_piece() {
+        assert_eq!(pieces(&layer(vec![0.25; 8])), vec![(0.0, 0.0, 0.25)]);
+        let p = pieces(&layer(vec![0.1, 0.5, 0.5, 0.1, 0.8]));
+        assert_eq!(p, vec![(0.0, 0.0, 0.8), (1.0, 0.8, 0.5), (3.0, 1.8, 0.1)]);
+    }
+
+    #[test]
+    fn pieces_envelope_the_prefix_sums() {
+        let e = layer(vec![0.3, 0.05, 0.9, 0.2, 0.2, 0.35]);
+        let p = pieces(&e);
+        for n in 0..=e.rates.len() {
+            let env = p
+                .iter()
+                .map(|&(s, v, k)| v + k * (n as f64 - s))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                (env - e.cum[n]).abs() < 1e-12,
+                "n={n}: {env} vs {}",
+                e.cum[n]
+            );
+        }
+    }
+}

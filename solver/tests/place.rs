@@ -1,0 +1,246 @@
+//! Placement: capacities, modes, infeasibility, monotonicity, ILP vs greedy, plan.json round trip.
+
+use proptest::prelude::*;
+use solver::catalog;
+use solver::hw::HwProfile;
+use solver::place::{self, ExpertRates, Method, Mode, Plan, SolveOptions, Solved, Tier};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn profile(name: &str) -> HwProfile {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../profiles")
+        .join(format!("{name}.toml"));
+    HwProfile::load(&p).unwrap()
+}
+
+fn solve(model: &str, hw: &HwProfile, method: Method) -> Solved {
+    let inv = catalog::lookup(model).unwrap();
+    let opts = SolveOptions {
+        method,
+        ..SolveOptions::default()
+    };
+    place::solve(&inv, hw, &opts).unwrap()
+}
+
+/// Scales every memory size of a profile (unified: pool and working set together).
+fn with_memory(hw: &HwProfile, ram_scale: f64, gpu_scale: f64) -> HwProfile {
+    let mut hw = hw.clone();
+    hw.ram.bytes = (hw.ram.bytes as f64 * ram_scale) as u64;
+    if let Some(g) = hw.gpu.as_mut() {
+        let s = if g.unified_memory {
+            ram_scale
+        } else {
+            gpu_scale
+        };
+        g.memory_bytes = (g.memory_bytes as f64 * s) as u64;
+        g.working_set_bytes = (g.working_set_bytes as f64 * s) as u64;
+    }
+    hw
+}
+
+fn with_storage(hw: &HwProfile, scale: f64) -> HwProfile {
+    let mut hw = hw.clone();
+    hw.storage.seq_read_gbps *= scale;
+    for p in &mut hw.storage.read_curve {
+        p.gbps *= scale;
+    }
+    hw
+}
+
+/// The plan's weights respect every capacity it reports.
+fn assert_within_capacities(s: &Solved) {
+    let c = &s.plan.capacities;
+    if let Some(g) = c.gpu_bytes {
+        assert!(c.gpu_used_bytes <= g, "GPU {} > {}", c.gpu_used_bytes, g);
+    } else {
+        assert_eq!(c.gpu_used_bytes, 0);
+    }
+    let mem = if c.unified {
+        c.gpu_used_bytes + c.ram_used_bytes
+    } else {
+        c.ram_used_bytes
+    };
+    assert!(mem <= c.ram_bytes, "RAM {} > {}", mem, c.ram_bytes);
+    assert_eq!(
+        c.gpu_used_bytes + c.ram_used_bytes + c.nvme_bytes,
+        s.units.total_bytes(),
+        "every byte is placed exactly once"
+    );
+}
+
+/// Relative slack allowed by the ILP's gap tolerance when comparing two solves.
+const GAP_SLACK: f64 = 1.0 / (1.0 - 5e-3);
+
+#[test]
+fn small_model_is_full_resident_and_on_the_gpu() {
+    let s = solve("gemma-3-270m", &profile("m1max"), Method::Ilp);
+    assert_eq!(s.plan.mode, Mode::FullResident);
+    assert_eq!(s.plan.capacities.nvme_bytes, 0);
+    assert_eq!(s.plan.pool_bytes, 0);
+    assert!(s.plan.tensors.values().all(|&t| t == Tier::Gpu));
+    assert_eq!(s.plan.solver.method, "ilp");
+}
+
+#[test]
+fn moe_too_large_for_memory_streams_experts() {
+    let s = solve("deepseek-v3", &profile("m1max"), Method::Ilp);
+    assert_eq!(s.plan.mode, Mode::ExpertStreaming);
+    assert!(s.plan.pool_bytes > 0 && s.plan.expert_cache.bytes > 0);
+    assert!(s.plan.solver.gap.unwrap() <= 0.01, "{:?}", s.plan.solver);
+    // Every expert id of every layer is on exactly one tier.
+    for e in &s.plan.experts {
+        let mut ids: Vec<u32> = e.gpu.iter().chain(&e.ram).chain(&e.nvme).copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..256).collect::<Vec<_>>());
+    }
+    assert_within_capacities(&s);
+}
+
+#[test]
+fn dense_model_too_large_streams_dense_weights() {
+    let s = solve("llama-3.3-70b", &profile("m4-16g"), Method::Ilp);
+    assert!(matches!(s.plan.mode, Mode::DenseFfnStreaming | Mode::Mixed));
+    assert_eq!(s.plan.prefetch_depth, 1);
+    assert!(s.plan.pool_bytes > 0);
+    assert_within_capacities(&s);
+}
+
+#[test]
+fn infeasible_headroom_reports_the_shortfall_in_bytes() {
+    let inv = catalog::lookup("llama-3.3-70b").unwrap();
+    let mut opts = SolveOptions::default();
+    opts.headroom.ctx = 1 << 20;
+    let err = place::solve(&inv, &profile("m4-16g"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short by") && err.contains("bytes") && err.contains("--ctx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plans_are_deterministic_and_round_trip_through_json() {
+    let a = solve("mixtral-8x7b:q5_k_m", &profile("m1max"), Method::Ilp).plan;
+    let b = solve("mixtral-8x7b:q5_k_m", &profile("m1max"), Method::Ilp).plan;
+    let (ja, jb) = (a.to_json(), b.to_json());
+    let diff: Vec<_> = ja
+        .lines()
+        .zip(jb.lines())
+        .filter(|(x, y)| x != y)
+        .take(5)
+        .collect();
+    assert!(diff.is_empty(), "two solves differ: {diff:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, a.to_json()).unwrap();
+    assert_eq!(Plan::load(&path).unwrap(), a);
+}
+
+#[test]
+fn plan_load_errors_name_the_field() {
+    let plan = solve("gemma-3-270m", &profile("m1max"), Method::Greedy).plan;
+    let mut v: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    v["prediction"]["tok_per_s"] = serde_json::json!("fast");
+    let err = Plan::from_json(&v.to_string(), "p.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p.json") && err.contains("prediction.tok_per_s"),
+        "{err}"
+    );
+    v["version"] = serde_json::json!(99);
+    let err = Plan::from_json(&v.to_string(), "p.json")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("version") && err.contains("99"), "{err}");
+}
+
+#[test]
+fn skewed_trace_rates_raise_the_hit_rate_and_the_speed() {
+    let inv = catalog::lookup("mixtral-8x7b:q5_k_m").unwrap();
+    let hw = profile("m4-16g");
+    let uniform = place::solve(&inv, &hw, &SolveOptions::default())
+        .unwrap()
+        .plan;
+    // Expert e of every layer is used in proportion to 2^-e (top-2 of 8).
+    let weights: Vec<f64> = (0..8).map(|e| 0.5f64.powi(e)).collect();
+    let sum: f64 = weights.iter().sum();
+    let rates = ExpertRates {
+        layers: inv
+            .arch
+            .moe_layers
+            .iter()
+            .map(|&l| (l, weights.iter().map(|w| 2.0 * w / sum).collect()))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    let opts = SolveOptions {
+        rates: Some(rates),
+        ..SolveOptions::default()
+    };
+    let skewed = place::solve(&inv, &hw, &opts).unwrap().plan;
+    assert!(skewed.expert_cache.hit_rate > uniform.expert_cache.hit_rate);
+    assert!(skewed.prediction.tok_per_s > uniform.prediction.tok_per_s);
+    // The most used expert (id 0) is never the one left on NVMe.
+    assert!(skewed.experts.iter().all(|e| !e.nvme.contains(&0)));
+}
+
+const MODELS: &[&str] = &[
+    "mixtral-8x7b:q5_k_m",
+    "qwen3-30b-a3b",
+    "llama-3.3-70b",
+    "gpt-oss-20b",
+];
+const PROFILES: &[&str] = &["m1max", "m4-16g", "h100-pcie-80g"];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn capacities_never_exceeded_and_ilp_never_worse_than_greedy(
+        m in 0..MODELS.len(), p in 0..PROFILES.len(), ram in 0.3f64..1.5, gpu in 0.2f64..1.2,
+    ) {
+        let hw = with_memory(&profile(PROFILES[p]), ram, gpu);
+        let inv = catalog::lookup(MODELS[m]).unwrap();
+        for method in [Method::Greedy, Method::Ilp] {
+            let opts = SolveOptions { method, ..SolveOptions::default() };
+            let Ok(s) = place::solve(&inv, &hw, &opts) else { continue };
+            assert_within_capacities(&s);
+            prop_assert!(s.plan.solver.objective_s <= s.plan.solver.greedy_objective_s * (1.0 + 1e-12));
+            if let Some(b) = s.plan.solver.lp_bound_s {
+                prop_assert!(b <= s.plan.solver.objective_s * (1.0 + 1e-9));
+            }
+            if s.units.total_bytes() <= s.caps.memory_total() && method == Method::Ilp {
+                prop_assert_eq!(s.plan.mode, Mode::FullResident);
+            }
+        }
+    }
+
+    #[test]
+    fn more_memory_never_predicts_slower(
+        m in 0..MODELS.len(), p in 0..PROFILES.len(), lo in 0.3f64..1.0, more in 1.0f64..1.6,
+    ) {
+        let base = profile(PROFILES[p]);
+        let inv = catalog::lookup(MODELS[m]).unwrap();
+        let small = place::solve(&inv, &with_memory(&base, lo, lo), &SolveOptions::default());
+        let large = place::solve(&inv, &with_memory(&base, lo * more, lo * more), &SolveOptions::default());
+        if let (Ok(s), Ok(l)) = (small, large) {
+            prop_assert!(l.plan.prediction.token_s <= s.plan.prediction.token_s * GAP_SLACK,
+                "{} s with more memory vs {} s", l.plan.prediction.token_s, s.plan.prediction.token_s);
+        }
+    }
+
+    #[test]
+    fn more_nvme_bandwidth_never_predicts_slower(
+        m in 0..MODELS.len(), p in 0..PROFILES.len(), mem in 0.3f64..1.0, faster in 1.0f64..4.0,
+    ) {
+        let hw = with_memory(&profile(PROFILES[p]), mem, mem);
+        let inv = catalog::lookup(MODELS[m]).unwrap();
+        let slow = place::solve(&inv, &hw, &SolveOptions::default());
+        let fast = place::solve(&inv, &with_storage(&hw, faster), &SolveOptions::default());
+        if let (Ok(s), Ok(f)) = (slow, fast) {
+            prop_assert!(f.plan.prediction.token_s <= s.plan.prediction.token_s * GAP_SLACK);
+        }
+    }
+}

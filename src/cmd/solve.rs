@@ -1,0 +1,163 @@
+//! `hypura solve`: place a model's tensors on a machine's GPU, RAM and NVMe and write plan.json.
+
+use anyhow::{bail, Context, Result};
+use solver::hw::HwProfile;
+use solver::place::{self, ExpertRates, Headroom, IlpOptions, Method, SolveOptions};
+use solver::GgmlType;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Hardware profile TOML (see profiles/).
+    #[arg(long)]
+    pub hw: PathBuf,
+    /// A GGUF file or a catalog name such as `mixtral-8x7b:q5_k_m`.
+    #[arg(long)]
+    pub model: String,
+    /// Expert-routing trace (*.json or *.htrace) for expert use frequencies; uniform without it.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Context length the KV cache is sized for.
+    #[arg(long, default_value_t = 4096)]
+    pub ctx: u64,
+    /// KV cache type: f16, q8_0, q4_0 or f32.
+    #[arg(long, default_value = "f16")]
+    pub kv_type: String,
+    /// Compute buffer bytes (default: estimated from the model and --ctx).
+    #[arg(long)]
+    pub compute_buffer: Option<u64>,
+    /// Use only the greedy (frequency / size) baseline instead of the ILP.
+    #[arg(long)]
+    pub greedy: bool,
+    /// ILP time limit, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub time_limit: f64,
+    /// Relative MIP gap at which the ILP may stop.
+    #[arg(long, default_value_t = 5e-3)]
+    pub mip_gap: f64,
+    /// Where to write the plan (default: print it, unless --explain).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Overwrite OUTPUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Explain the plan: capacities, what binds, where each group went, the solver's gap.
+    #[arg(long)]
+    pub explain: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if let Some(out) = &args.output {
+        if out.exists() && !args.force {
+            bail!(
+                "{}: output file already exists; pass --force to overwrite it",
+                out.display()
+            );
+        }
+    }
+    let kv_type = match GgmlType::from_name(&args.kv_type) {
+        Some(t @ (GgmlType::F16 | GgmlType::F32 | GgmlType::Q8_0 | GgmlType::Q4_0)) => t,
+        _ => bail!("--kv-type {:?}: use f16, q8_0, q4_0 or f32", args.kv_type),
+    };
+    if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
+        bail!("--time-limit must be a positive number of seconds");
+    }
+    if !(0.0..1.0).contains(&args.mip_gap) {
+        bail!("--mip-gap must be in [0, 1), e.g. 0.005 for 0.5%");
+    }
+    if args.ctx == 0 {
+        bail!("--ctx must be at least 1");
+    }
+    let hw = HwProfile::load(&args.hw)?;
+    let inv = solver::load_model(&args.model)?;
+    let trace = match &args.trace {
+        Some(p) => Some(traces::load(p)?),
+        None => None,
+    };
+    let rates = trace.as_ref().map(rates_of);
+    let trace_hash = match &args.trace {
+        Some(p) => Some(file_hash(p)?),
+        None => None,
+    };
+    let opts = SolveOptions {
+        headroom: Headroom {
+            ctx: args.ctx,
+            kv_type,
+            compute_buffer_bytes: args.compute_buffer,
+            ..Headroom::default()
+        },
+        rates,
+        trace_hash,
+        method: if args.greedy {
+            Method::Greedy
+        } else {
+            Method::Ilp
+        },
+        ilp: IlpOptions {
+            time_limit_s: args.time_limit,
+            mip_rel_gap: args.mip_gap,
+        },
+    };
+    let solved = place::solve(&inv, &hw, &opts)
+        .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;
+    if let Some(out) = &args.output {
+        std::fs::write(out, solved.plan.to_json())
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    if args.explain {
+        print!("{}", place::explain::render(&solved));
+        if let Some(t) = &trace {
+            let slots: u32 = solved
+                .assignment
+                .experts
+                .iter()
+                .map(|s| s.gpu + s.ram)
+                .sum();
+            if slots > 0 && solved.plan.expert_cache.bytes > 0 {
+                let lru = traces::stats::lru_hit_rate(t, slots as usize);
+                println!(
+                    "  (an LRU cache of the same {} experts would hit {:.1}% on this trace)",
+                    slots,
+                    lru.hit_rate * 100.0
+                );
+            }
+        }
+    } else if args.output.is_none() {
+        print!("{}", solved.plan.to_json());
+    }
+    Ok(())
+}
+
+/// Expert uses per token at each MoE layer, from the trace's selection counts.
+fn rates_of(t: &traces::Trace) -> ExpertRates {
+    let m = t.model();
+    let mut counts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (l, &layer) in m.moe_layers.iter().enumerate() {
+        let mut c = vec![0u64; m.n_expert as usize];
+        for tok in 0..t.n_tokens() {
+            for &e in t.selection(tok, l) {
+                c[e as usize] += 1;
+            }
+        }
+        counts.insert(layer, c);
+    }
+    ExpertRates::from_counts(counts, t.n_tokens() as u64)
+}
+
+fn file_hash(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = solver::place::plan::Fnv1a::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.hex())
+}

@@ -1,0 +1,241 @@
+//! End-to-end: `hypura solve` writes plan.json, explains it, refuses bad input and overwrites,
+//! and uses a trace's expert frequencies. Snapshots pin `--explain` for catalog models on the
+//! shipped profiles.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hypura(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn profile(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles")
+        .join(format!("{name}.toml"))
+        .display()
+        .to_string()
+}
+
+fn plan(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn solve_writes_a_plan_and_refuses_to_overwrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plan.json");
+    let hw = profile("m1max");
+    let args = [
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "mixtral-8x7b:q5_k_m",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let (ok, stdout, err) = hypura(&args);
+    assert!(ok, "{err}");
+    assert!(stdout.is_empty(), "the plan goes to the file: {stdout}");
+    let p = plan(&out);
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["mode"], "expert-streaming");
+    assert_eq!(p["inputs"]["model"]["name"], "mixtral-8x7b:q5_k_m");
+    assert!(p["prediction"]["tok_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(p["tensors"]["blk.0.attn_q.weight"], "gpu");
+    assert_eq!(p["experts"].as_array().unwrap().len(), 32);
+
+    let (ok, _, err) = hypura(&args);
+    assert!(!ok && err.contains("already exists; pass --force"), "{err}");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let (ok, _, err) = hypura(&forced);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn solve_reports_an_infeasible_context_with_the_shortfall() {
+    let hw = profile("m4-16g");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "llama-3.3-70b",
+        "--ctx",
+        "1048576",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("infeasible") && err.contains("short by") && err.contains("--ctx"),
+        "{err}"
+    );
+}
+
+#[test]
+fn solve_rejects_bad_arguments() {
+    let hw = profile("m1max");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "gemma-3-270m",
+        "--kv-type",
+        "q5_k",
+    ]);
+    assert!(!ok && err.contains("--kv-type"), "{err}");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        "/nonexistent/hw.toml",
+        "--model",
+        "gemma-3-270m",
+    ]);
+    assert!(!ok && err.contains("/nonexistent/hw.toml"), "{err}");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "gemma-3-270m",
+        "--mip-gap",
+        "2",
+    ]);
+    assert!(!ok && err.contains("--mip-gap"), "{err}");
+    let (ok, _, err) = hypura(&["solve", "--hw", &hw, "--model", "no-such-model"]);
+    assert!(!ok && err.contains("unknown catalog model"), "{err}");
+}
+
+#[test]
+fn solve_uses_the_trace_frequencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.htrace");
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "-o",
+        trace.to_str().unwrap(),
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--layers",
+        "0-31",
+        "--sequences",
+        "4",
+        "--tokens",
+        "200",
+        "--skew",
+        "1.2",
+    ]);
+    assert!(ok, "{err}");
+    let hw = profile("m4-16g");
+    let out = dir.path().join("plan.json");
+    let (ok, stdout, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "mixtral-8x7b:q5_k_m",
+        "--trace",
+        trace.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--explain",
+    ]);
+    assert!(ok, "{err}");
+    assert!(stdout.contains("expert use: from the trace"), "{stdout}");
+    assert!(stdout.contains("an LRU cache of the same"), "{stdout}");
+    let p = plan(&out);
+    assert_eq!(p["inputs"]["trace_hash"].as_str().unwrap().len(), 16);
+    let uniform_out = dir.path().join("uniform.json");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "mixtral-8x7b:q5_k_m",
+        "-o",
+        uniform_out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let u = plan(&uniform_out);
+    let hit = |p: &serde_json::Value| p["expert_cache"]["hit_rate"].as_f64().unwrap();
+    assert!(
+        hit(&p) > hit(&u),
+        "skewed trace {} vs uniform {}",
+        hit(&p),
+        hit(&u)
+    );
+
+    // A trace of another model shape is refused with what differs.
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "-o",
+        trace.to_str().unwrap(),
+        "--experts",
+        "16",
+        "--layers",
+        "0-31",
+        "--force",
+        "--sequences",
+        "1",
+        "--tokens",
+        "10",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        &hw,
+        "--model",
+        "mixtral-8x7b:q5_k_m",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("16 experts"), "{err}");
+}
+
+#[test]
+fn greedy_flag_skips_the_ilp() {
+    let hw = profile("m4-16g");
+    let (ok, out, err) = hypura(&["solve", "--hw", &hw, "--model", "qwen3-30b-a3b", "--greedy"]);
+    assert!(ok, "{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(p["solver"]["method"], "greedy");
+    assert!(p["solver"]["gap"].is_null());
+}
+
+/// `--explain` for catalog models on the shipped profiles.
+#[test]
+fn explain_snapshots() {
+    let cases = [
+        ("m1max", "mixtral-8x7b:q5_k_m"),
+        ("m1max", "deepseek-v3"),
+        ("m1max", "llama-3.3-70b"),
+        ("m4-16g", "qwen3-30b-a3b"),
+        ("m4-16g", "gpt-oss-20b"),
+        ("m4-16g", "qwen2.5-14b"),
+        ("h100-pcie-80g", "deepseek-v3"),
+        ("h100-pcie-80g", "llama-3.3-70b"),
+        ("h200-141g", "deepseek-v2-lite"),
+    ];
+    for (hw, model) in cases {
+        let (ok, out, err) =
+            hypura(&["solve", "--hw", &profile(hw), "--model", model, "--explain"]);
+        assert!(ok, "{hw} {model}: {err}");
+        let name = format!("solve_explain_{hw}_{}", model.replace(':', "_"));
+        insta::assert_snapshot!(name, out);
+    }
+}
