@@ -1,0 +1,74 @@
+//! Expert-cache replay: policies, partitioning and capacity over a routing trace, and the counts.
+//!
+//! The trace is replayed in its stored order (token by token, MoE layer by layer, the `top_k`
+//! ids of a selection in router order, sequences back to back), one access per expert id. A
+//! cache slot holds one routed expert of one layer. Every policy starts empty and fetches only on
+//! demand; the online policies cache every fetched expert, Belady-OPT may use one without caching
+//! it, which makes it the offline optimum over all of them (pinning with the capacity used up by
+//! the hot set reads the others without caching them too). Pinned experts are fetched on their first use and never evicted
+//! afterwards; a runtime that preloads them at start saves exactly one miss per pinned expert the
+//! trace touches.
+
+mod arc;
+mod belady;
+mod config;
+mod lfu;
+mod lists;
+mod lru;
+mod stats;
+
+pub use config::{CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
+pub use stats::{LayerCounts, ReplayStats};
+
+use crate::error::SimError;
+use traces::Trace;
+
+/// What every policy implements: one access to `slot` (`layer * n_expert + expert`) in
+/// partition `part` at access index `pos`; returns whether it hit.
+pub(crate) trait CachePolicy {
+    fn access(&mut self, slot: u32, part: usize, pos: u32) -> bool;
+}
+
+/// Replays `trace` through the cache `config` describes; `bytes` gives each MoE layer's expert
+/// size (for byte capacities and bytes read).
+pub fn replay(
+    trace: &Trace,
+    config: &CacheConfig,
+    bytes: &ExpertBytes,
+) -> Result<ReplayStats, SimError> {
+    let setup = config::Setup::new(trace, config, bytes)?;
+    let per_layer = setup.partition == Partition::PerLayer;
+    let stats = match &config.policy {
+        Policy::Lru => run(trace, per_layer, lru::Lru::new(&setup)),
+        Policy::Lfu => run(trace, per_layer, lfu::Lfu::new(&setup)),
+        Policy::Arc => run(trace, per_layer, arc::Arc::new(&setup)),
+        Policy::PinnedLru(hot) => run(trace, per_layer, lru::PinnedLru::new(&setup, hot)?),
+        Policy::Belady => run(trace, per_layer, belady::Belady::new(trace, &setup)),
+    };
+    let mut stats = stats.with_bytes(bytes);
+    stats.capacities = setup.caps.iter().map(|&c| u64::from(c)).collect();
+    Ok(stats)
+}
+
+/// The replay loop, monomorphised per policy so the access is inlined.
+fn run<P: CachePolicy>(trace: &Trace, per_layer: bool, mut policy: P) -> ReplayStats {
+    let m = trace.model();
+    let (n_layers, n_expert, k) = (m.n_layers(), m.n_expert as usize, m.top_k as usize);
+    let mut hits = vec![0u64; n_layers];
+    let mut accesses = vec![0u64; n_layers];
+    let mut pos = 0u32;
+    for token in trace.expert_ids().chunks_exact(m.ids_per_token()) {
+        for (layer, selection) in token.chunks_exact(k).enumerate() {
+            let base = (layer * n_expert) as u32;
+            let part = if per_layer { layer } else { 0 };
+            let mut layer_hits = 0u64;
+            for &e in selection {
+                layer_hits += u64::from(policy.access(base + u32::from(e), part, pos));
+                pos = pos.wrapping_add(1);
+            }
+            hits[layer] += layer_hits;
+            accesses[layer] += k as u64;
+        }
+    }
+    ReplayStats::from_counts(&hits, &accesses)
+}

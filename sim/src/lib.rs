@@ -1,0 +1,13 @@
+//! hypura's simulator: expert-cache replay over routing traces and the event-driven timeline core.
+//!
+//! [`cache`] replays a [`traces::Trace`] against an expert cache (LRU, LFU, ARC, static pinning +
+//! LRU, Belady-OPT; one cache for all layers or one per layer) and counts hits, misses and bytes
+//! read, exactly and fast. [`events`] is the deterministic priority queue of timestamped events
+//! the token-by-token simulation is built on, with a storage channel model that takes compute
+//! times and bandwidth from the caller.
+
+pub mod cache;
+mod error;
+pub mod events;
+
+pub use error::SimError;
