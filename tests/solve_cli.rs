@@ -2,20 +2,11 @@
 //! and uses a trace's expert frequencies. Snapshots pin `--explain` for catalog models on the
 //! shipped profiles.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn hypura(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::hypura;
+
+use std::path::{Path, PathBuf};
 
 fn profile(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,19 +1,10 @@
 //! `hypura trace`: import, convert, stats, synth end to end through the binary.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn hypura(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use common::hypura;
+
+use std::path::Path;
 
 #[test]
 fn import_convert_stats_and_synth() {

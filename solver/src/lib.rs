@@ -14,6 +14,7 @@ pub mod place;
 pub mod role;
 pub mod summary;
 pub mod synth;
+pub mod testdata;
 pub mod units;
 
 pub use arch::{ArchInfo, PerLayer};

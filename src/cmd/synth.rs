@@ -1,8 +1,8 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
-use solver::units::human_bytes;
 use solver::synth::presets::{self, Overrides, PRESETS};
 use solver::synth::SynthSpec;
+use solver::units::human_bytes;
 use solver::GgmlType;
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -323,6 +323,5 @@ mod tests {
     }
 
     #[test]
-    fn human_sizes() {
-    }
+    fn human_sizes() {}
 }

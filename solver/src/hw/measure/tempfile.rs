@@ -181,4 +181,3 @@ pub fn free_bytes(dir: &Path) -> Result<u64, MeasureError> {
     }
     Ok((s.f_bavail as u64).saturating_mul(s.f_frsize as u64))
 }
-
