@@ -24,6 +24,8 @@ enum Command {
     Profile(cmd::profile::Args),
     /// Place a model on a machine's GPU, RAM and NVMe; write plan.json with predicted tok/s.
     Solve(cmd::solve::Args),
+    /// Simulate decoding a routing trace on a plan and machine: tok/s, latency, hit rates.
+    Sim(cmd::sim::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
@@ -36,6 +38,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Profile(a) => cmd::profile::run(a),
         Command::Solve(a) => cmd::solve::run(a),
+        Command::Sim(a) => cmd::sim::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
     };

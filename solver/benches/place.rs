@@ -1,9 +1,10 @@
 //! Placement solve times (issue 4 targets: Mixtral <= 100 ms, DeepSeek-V3 (61 layers x 256
-//! experts) <= 2 s to <= 1% gap). The ILP line is LP bound + ILP, as `hypura solve` runs them.
+//! experts) <= 2 s to <= 1% gap). The ILP line is LP bound + ILP, as `hypura solve` runs them;
+//! `ilp-warm` starts HiGHS from the greedy plan.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use solver::hw::HwProfile;
-use solver::place::{self, Method, SolveOptions};
+use solver::place::{self, IlpOptions, Method, SolveOptions};
 
 fn profile(name: &str) -> HwProfile {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,9 +23,18 @@ fn bench(c: &mut Criterion) {
     for (hw_name, model) in cases {
         let hw = profile(hw_name);
         let inv = solver::catalog::lookup(model).unwrap();
-        for (label, method) in [("ilp", Method::Ilp), ("greedy", Method::Greedy)] {
+        let warm = IlpOptions {
+            warm_start: true,
+            ..IlpOptions::default()
+        };
+        for (label, method, ilp) in [
+            ("ilp", Method::Ilp, IlpOptions::default()),
+            ("ilp-warm", Method::Ilp, warm),
+            ("greedy", Method::Greedy, IlpOptions::default()),
+        ] {
             let opts = SolveOptions {
                 method,
+                ilp,
                 ..SolveOptions::default()
             };
             g.bench_function(format!("{label}/{model}@{hw_name}"), |b| {

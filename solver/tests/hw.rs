@@ -275,6 +275,36 @@ fn validation_names_the_bad_value() {
 }
 
 #[test]
+fn compute_headroom_is_optional_and_validated() {
+    assert_eq!(
+        parse(BASE).unwrap().gpu.unwrap().compute_headroom_bytes,
+        None
+    );
+    let with = BASE.replacen(
+        "working_set_bytes = 900",
+        "working_set_bytes = 900\ncompute_headroom_bytes = 100",
+        1,
+    );
+    assert_ne!(with, BASE);
+    let p = parse(&with).unwrap();
+    assert_eq!(p.gpu.as_ref().unwrap().compute_headroom_bytes, Some(100));
+    // Written back only when set, and it round-trips.
+    assert!(p.to_toml().contains("compute_headroom_bytes = 100"));
+    assert_eq!(parse(&p.to_toml()).unwrap(), p);
+    assert!(!parse(BASE).unwrap().to_toml().contains("compute_headroom"));
+    for bad in ["compute_headroom_bytes = 0", "compute_headroom_bytes = 900"] {
+        let text = with.replace("compute_headroom_bytes = 100", bad);
+        let e = err(&text);
+        assert_eq!(e.key(), Some("gpu.compute_headroom_bytes"), "{bad}: {e}");
+    }
+    let e = err(&with.replace(
+        "compute_headroom_bytes = 100",
+        "compute_headroom_bytes = -1",
+    ));
+    assert!(e.to_string().contains("compute_headroom_bytes"), "{e}");
+}
+
+#[test]
 fn host_link_must_match_the_gpu_kind() {
     let e = err(&BASE.replace("unified_memory = false", "unified_memory = true"));
     assert_eq!(e.key(), Some("host_link"), "{e}");

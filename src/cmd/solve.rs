@@ -28,6 +28,10 @@ pub struct Args {
     /// Compute buffer bytes (default: estimated from the model and --ctx).
     #[arg(long)]
     pub compute_buffer: Option<u64>,
+    /// Prompt tokens per request: minimise prefill of this prompt (one batch) plus one decode
+    /// step instead of decode time alone, and report predicted prefill speed. 0: decode only.
+    #[arg(long, default_value_t = 0)]
+    pub prompt_len: u64,
     /// Use only the greedy (frequency / size) baseline instead of the ILP.
     #[arg(long)]
     pub greedy: bool,
@@ -98,7 +102,9 @@ pub fn run(args: Args) -> Result<()> {
         ilp: IlpOptions {
             time_limit_s: args.time_limit,
             mip_rel_gap: args.mip_gap,
+            ..IlpOptions::default()
         },
+        prompt_len: args.prompt_len,
     };
     let solved = place::solve(&inv, &hw, &opts)
         .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;

@@ -36,22 +36,58 @@ pub fn replay(
     config: &CacheConfig,
     bytes: &ExpertBytes,
 ) -> Result<ReplayStats, SimError> {
+    replay_recording(trace, config, bytes, |_| {})
+}
+
+/// [`replay`], also returning whether each access hit, in the trace's stored order (parallel to
+/// [`Trace::expert_ids`]): what the decode simulation turns into compute and reads.
+pub fn replay_hits(
+    trace: &Trace,
+    config: &CacheConfig,
+    bytes: &ExpertBytes,
+) -> Result<(ReplayStats, Vec<bool>), SimError> {
+    let mut hits = Vec::with_capacity(trace.n_expert_ids());
+    let stats = replay_recording(trace, config, bytes, |hit| hits.push(hit))?;
+    Ok((stats, hits))
+}
+
+fn replay_recording(
+    trace: &Trace,
+    config: &CacheConfig,
+    bytes: &ExpertBytes,
+    mut record: impl FnMut(bool),
+) -> Result<ReplayStats, SimError> {
     let setup = config::Setup::new(trace, config, bytes)?;
     let per_layer = setup.partition == Partition::PerLayer;
     let stats = match &config.policy {
-        Policy::Lru => run(trace, per_layer, lru::Lru::new(&setup)),
-        Policy::Lfu => run(trace, per_layer, lfu::Lfu::new(&setup)),
-        Policy::Arc => run(trace, per_layer, arc::Arc::new(&setup)),
-        Policy::PinnedLru(hot) => run(trace, per_layer, lru::PinnedLru::new(&setup, hot)?),
-        Policy::Belady => run(trace, per_layer, belady::Belady::new(trace, &setup)),
+        Policy::Lru => run(trace, per_layer, lru::Lru::new(&setup), &mut record),
+        Policy::Lfu => run(trace, per_layer, lfu::Lfu::new(&setup), &mut record),
+        Policy::Arc => run(trace, per_layer, arc::Arc::new(&setup), &mut record),
+        Policy::PinnedLru(hot) => run(
+            trace,
+            per_layer,
+            lru::PinnedLru::new(&setup, hot)?,
+            &mut record,
+        ),
+        Policy::Belady => run(
+            trace,
+            per_layer,
+            belady::Belady::new(trace, &setup),
+            &mut record,
+        ),
     };
     let mut stats = stats.with_bytes(bytes);
     stats.capacities = setup.caps.iter().map(|&c| u64::from(c)).collect();
     Ok(stats)
 }
 
-/// The replay loop, monomorphised per policy so the access is inlined.
-fn run<P: CachePolicy>(trace: &Trace, per_layer: bool, mut policy: P) -> ReplayStats {
+/// The replay loop, monomorphised per policy (and recorder) so the access is inlined.
+fn run<P: CachePolicy, R: FnMut(bool)>(
+    trace: &Trace,
+    per_layer: bool,
+    mut policy: P,
+    record: &mut R,
+) -> ReplayStats {
     let m = trace.model();
     let (n_layers, n_expert, k) = (m.n_layers(), m.n_expert as usize, m.top_k as usize);
     let mut hits = vec![0u64; n_layers];
@@ -63,7 +99,9 @@ fn run<P: CachePolicy>(trace: &Trace, per_layer: bool, mut policy: P) -> ReplayS
             let part = if per_layer { layer } else { 0 };
             let mut layer_hits = 0u64;
             for &e in selection {
-                layer_hits += u64::from(policy.access(base + u32::from(e), part, pos));
+                let hit = policy.access(base + u32::from(e), part, pos);
+                record(hit);
+                layer_hits += u64::from(hit);
                 pos = pos.wrapping_add(1);
             }
             hits[layer] += layer_hits;

@@ -44,6 +44,10 @@ pub struct GpuProfile {
     pub fp32_tflops: f64,
     /// GPU and CPU share one memory pool (Apple silicon, integrated GPUs).
     pub unified_memory: bool,
+    /// GPU memory the runtime's compute buffers (activations, scratch) take, measured on this
+    /// machine; placement reserves it instead of its built-in estimate. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_headroom_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -34,6 +34,18 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
                 ),
             );
         }
+        if let Some(h) = g.compute_headroom_bytes {
+            positive_bytes("gpu.compute_headroom_bytes", h)?;
+            if h >= g.working_set_bytes {
+                return fail(
+                    "gpu.compute_headroom_bytes",
+                    format!(
+                        "{h} leaves no room for weights: it must be below gpu.working_set_bytes ({})",
+                        g.working_set_bytes
+                    ),
+                );
+            }
+        }
         positive("gpu.bandwidth_gbps", g.bandwidth_gbps)?;
         positive("gpu.fp16_tflops", g.fp16_tflops)?;
         positive("gpu.fp32_tflops", g.fp32_tflops)?;

@@ -15,7 +15,7 @@ pub struct Headroom {
     pub kv_type: GgmlType,
     /// Tokens per compute batch (llama.cpp's n_ubatch) for the compute-buffer estimate.
     pub n_ubatch: u64,
-    /// Overrides the compute-buffer estimate.
+    /// Overrides both the profile's `gpu.compute_headroom_bytes` and the built-in estimate.
     pub compute_buffer_bytes: Option<u64>,
 }
 
@@ -72,6 +72,14 @@ pub fn compute_buffer_estimate(arch: &ArchInfo, h: &Headroom) -> u64 {
     4 * h.n_ubatch * (vocab + scores + 2 * width)
 }
 
+/// The compute buffer placement reserves: the caller's override, else the profile's measured
+/// `gpu.compute_headroom_bytes`, else [`compute_buffer_estimate`].
+pub fn compute_buffer_bytes(hw: &HwProfile, arch: &ArchInfo, h: &Headroom) -> u64 {
+    h.compute_buffer_bytes
+        .or_else(|| hw.gpu.as_ref().and_then(|g| g.compute_headroom_bytes))
+        .unwrap_or_else(|| compute_buffer_estimate(arch, h))
+}
+
 /// Bytes each tier may hold for weights (after headroom).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Capacities {
@@ -101,9 +109,7 @@ impl Capacities {
     /// Capacities of `hw` for a model with `arch`, before any streaming pool.
     pub fn new(hw: &HwProfile, arch: &ArchInfo, h: &Headroom) -> Result<Capacities, Shortfall> {
         let kv = kv_bytes_per_token(arch, h.kv_type) * h.ctx;
-        let compute = h
-            .compute_buffer_bytes
-            .unwrap_or_else(|| compute_buffer_estimate(arch, h));
+        let compute = compute_buffer_bytes(hw, arch, h);
         let ram_free = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
         let headroom = kv + compute;
         let short = |what: &str, available: u64| {
@@ -224,6 +230,35 @@ mod tests {
             kv_bytes_per_token(&inv.arch, GgmlType::Q8_0),
             80 * 8 * 256 / 32 * 34
         );
+    }
+
+    #[test]
+    fn profile_compute_headroom_replaces_the_estimate() {
+        let inv = crate::catalog::lookup("mixtral-8x7b:q5_k_m").unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles/m1max.toml");
+        let mut hw = HwProfile::load(path).unwrap();
+        let h = Headroom::default();
+        let estimated = Capacities::new(&hw, &inv.arch, &h).unwrap();
+        assert_eq!(
+            estimated.compute_buffer_bytes,
+            compute_buffer_estimate(&inv.arch, &h)
+        );
+        let measured = 3 << 30;
+        hw.gpu.as_mut().unwrap().compute_headroom_bytes = Some(measured);
+        let caps = Capacities::new(&hw, &inv.arch, &h).unwrap();
+        assert_eq!(caps.compute_buffer_bytes, measured);
+        // The difference goes straight to (or comes straight out of) the weights' budget.
+        assert_eq!(
+            caps.ram + measured,
+            estimated.ram + estimated.compute_buffer_bytes
+        );
+        // An explicit override (--compute-buffer) still wins.
+        let forced = Headroom {
+            compute_buffer_bytes: Some(1 << 20),
+            ..Headroom::default()
+        };
+        let caps = Capacities::new(&hw, &inv.arch, &forced).unwrap();
+        assert_eq!(caps.compute_buffer_bytes, 1 << 20);
     }
 
     #[test]

@@ -230,23 +230,39 @@ impl CostModel {
 
     /// Predicted per-token decode time of `a` (layers in order, globals first).
     pub fn predict(&self, units: &Units, a: &Assignment) -> Prediction {
+        self.predict_batch(units, a, 1)
+    }
+
+    /// Predicted time of one forward pass over a batch of `n_tokens` (prefill of an
+    /// `n_tokens` prompt; `1` is a decode step). Weights are read once per batch and compute
+    /// scales with the tokens; an expert is read if any token of the batch routes to it
+    /// ([`expert_touch`]); embedding rows are one read per token.
+    pub fn predict_batch(&self, units: &Units, a: &Assignment, n_tokens: u64) -> Prediction {
+        let n = n_tokens.max(1) as f64;
         let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
         for (u, &tier) in units.units.iter().zip(&a.units) {
             let load = loads.entry(u.layer).or_default();
-            self.work(load, tier).add(u.flops, u.read_bytes);
+            let bytes = if u.row_reads() {
+                n * u.read_bytes
+            } else {
+                u.read_bytes
+            };
+            self.work(load, tier).add(n * u.flops, bytes);
             if tier == Tier::Nvme && u.row_reads() {
-                load.nvme_row_bytes += u.read_bytes;
+                load.nvme_row_bytes += bytes;
             } else if tier == Tier::Nvme {
-                load.nvme_dense_bytes += u.read_bytes;
+                load.nvme_dense_bytes += bytes;
             }
         }
         for (e, s) in units.experts.iter().zip(&a.experts) {
             let load = loads.entry(Some(e.layer)).or_default();
-            for (tier, uses) in expert_uses(e, s.gpu, s.ram) {
-                self.work(load, tier)
-                    .add(uses * e.expert_flops, uses * e.expert_bytes as f64);
+            let touched = expert_touches(e, s.gpu, s.ram, n_tokens);
+            for ((tier, uses), (_, touch)) in expert_uses(e, s.gpu, s.ram).into_iter().zip(touched)
+            {
+                let bytes = touch * e.expert_bytes as f64;
+                self.work(load, tier).add(n * uses * e.expert_flops, bytes);
                 if tier == Tier::Nvme {
-                    load.nvme_expert_bytes += uses * e.expert_bytes as f64;
+                    load.nvme_expert_bytes += bytes;
                 }
             }
         }
@@ -254,7 +270,7 @@ impl CostModel {
             .iter()
             .map(|(l, load)| self.layer_time(*l, load))
             .collect();
-        let token_s: f64 = layers.iter().map(|l| l.total_s).sum();
+        let token_s: f64 = layers.iter().map(|l| l.total_s).sum::<f64>() / n;
         Prediction {
             token_s,
             tok_per_s: if token_s > 0.0 {
@@ -265,6 +281,47 @@ impl CostModel {
             layers,
         }
     }
+}
+
+/// Probability that a batch of `n_tokens` reads expert `id` at least once: `1 - (1 - r)^n`
+/// for a per-token use rate `r` (routing of different tokens taken as independent). One
+/// token touches an expert exactly at its rate.
+pub fn expert_touch(e: &ExpertLayer, id: u32, n_tokens: u64) -> f64 {
+    let r = e.rates[id as usize].clamp(0.0, 1.0);
+    if n_tokens <= 1 {
+        r
+    } else {
+        1.0 - (1.0 - r).powf(n_tokens as f64)
+    }
+}
+
+/// Prefix sums of [`expert_touch`] in popularity order: `out[n]` = expected experts read per
+/// batch among the n most popular. Concave like `cum`, since touch grows with rate.
+pub fn touch_curve(e: &ExpertLayer, n_tokens: u64) -> Vec<f64> {
+    if n_tokens <= 1 {
+        return e.cum.clone();
+    }
+    let mut out = Vec::with_capacity(e.order.len() + 1);
+    out.push(0.0);
+    for &id in &e.order {
+        out.push(out.last().copied().unwrap_or(0.0) + expert_touch(e, id, n_tokens));
+    }
+    out
+}
+
+/// Expected experts read per batch of `n_tokens` from each tier (as [`expert_uses`]).
+pub fn expert_touches(e: &ExpertLayer, gpu: u32, ram: u32, n_tokens: u64) -> [(Tier, f64); 3] {
+    if n_tokens <= 1 {
+        return expert_uses(e, gpu, ram);
+    }
+    let c = touch_curve(e, n_tokens);
+    let g = c[gpu as usize];
+    let m = c[(gpu + ram) as usize];
+    [
+        (Tier::Gpu, g),
+        (Tier::Ram, m - g),
+        (Tier::Nvme, c[c.len() - 1] - m),
+    ]
 }
 
 /// Uses per token served from each tier when the `gpu` most popular experts are on the GPU and

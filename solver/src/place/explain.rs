@@ -65,6 +65,15 @@ pub fn render(s: &Solved) -> String {
         p.prediction.tok_per_s,
         ms(p.prediction.token_s)
     );
+    if let Some(pf) = &p.prediction.prefill {
+        let _ = writeln!(
+            o,
+            "prefill:  {} prompt tokens in {} ({:.1} tok/s, one batch); objective = prefill + one decode step",
+            pf.prompt_len,
+            ms(pf.prefill_s),
+            pf.tok_per_s
+        );
+    }
     let sv = &p.solver;
     let _ = write!(o, "solver:   {} ({})", sv.method, sv.status);
     if let (Some(b), Some(mb), Some(g)) = (sv.lp_bound_s, sv.mip_bound_s, sv.gap) {
@@ -79,8 +88,13 @@ pub fn render(s: &Solved) -> String {
     }
     let _ = writeln!(
         o,
-        "\ngreedy:   {} per token (chosen / greedy = {:.4})",
+        "\ngreedy:   {} per {} (chosen / greedy = {:.4})",
         ms(sv.greedy_objective_s),
+        if p.prediction.prefill.is_some() {
+            "request"
+        } else {
+            "token"
+        },
         sv.objective_s / sv.greedy_objective_s
     );
 

@@ -27,6 +27,10 @@ pub struct IlpOptions {
     pub time_limit_s: f64,
     /// Relative MIP gap at which HiGHS may stop.
     pub mip_rel_gap: f64,
+    /// Start HiGHS from the greedy placement (its first incumbent). Off by default: when the
+    /// greedy plan is already within `mip_rel_gap` of the LP bound, HiGHS accepts it and stops,
+    /// so the plan is no better than greedy (seen on DeepSeek-V3 on the M1 Max: 0.21% worse).
+    pub warm_start: bool,
 }
 
 impl Default for IlpOptions {
@@ -34,6 +38,7 @@ impl Default for IlpOptions {
         IlpOptions {
             time_limit_s: 10.0,
             mip_rel_gap: 5e-3,
+            warm_start: false,
         }
     }
 }
@@ -81,6 +86,18 @@ impl LinLoad {
         };
         *f += flops * v.clone().into();
         *b += bytes * v.into();
+    }
+
+    /// Adds FLOPs and bytes that follow different expressions (batched experts: compute
+    /// follows uses, reads follow touches).
+    fn add_split(&mut self, on_gpu: bool, flops: Expression, bytes: Expression) {
+        let (f, b) = if on_gpu {
+            (&mut self.gpu_flops, &mut self.gpu_bytes)
+        } else {
+            (&mut self.cpu_flops, &mut self.cpu_bytes)
+        };
+        *f += flops;
+        *b += bytes;
     }
 }
 
@@ -139,7 +156,15 @@ fn pieces(e: &ExpertLayer) -> Vec<(f64, f64, f64)> {
     out
 }
 
-fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Model {
+/// The model; with `prompt_len > 0` the objective adds the prefill of that prompt as one batch
+/// (weights read once, compute for every token, experts read if any token routes to them).
+fn build(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    relax: bool,
+    prompt_len: u64,
+) -> Model {
     let has_gpu = cost.gpu.is_some() && caps.gpu.is_some();
     let mut vars = Vars {
         inner: ProblemVariables::new(),
@@ -147,6 +172,9 @@ fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Mod
     };
     let mut constraints = Vec::new();
     let mut loads: BTreeMap<Option<u32>, LinLoad> = BTreeMap::new();
+    // Loads of the prefill batch, built alongside the decode loads.
+    let mut prefill: BTreeMap<Option<u32>, LinLoad> = BTreeMap::new();
+    let batch = prompt_len.max(1) as f64;
     let (mut gpu_used, mut ram_used) = (Expression::default(), Expression::default());
     let mut x = Vec::with_capacity(units.units.len());
     for u in &units.units {
@@ -162,6 +190,20 @@ fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Mod
             let v = c.var;
             choice += v;
             load.add(cost.on_gpu(t), u.flops, u.read_bytes, v);
+            if prompt_len > 0 {
+                let pl = prefill.entry(u.layer).or_default();
+                let bytes = if u.row_reads() {
+                    batch * u.read_bytes
+                } else {
+                    u.read_bytes
+                };
+                pl.add(cost.on_gpu(t), batch * u.flops, bytes, v);
+                match t {
+                    Tier::Nvme if u.row_reads() => pl.nvme_row += bytes * v,
+                    Tier::Nvme => pl.nvme_dense += bytes * v,
+                    _ => {}
+                }
+            }
             match t {
                 Tier::Gpu => gpu_used += (u.bytes as f64 * GB) * v,
                 Tier::Ram => ram_used += (u.bytes as f64 * GB) * v,
@@ -190,6 +232,7 @@ fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Mod
         }
         let eb = e.expert_bytes as f64;
         let load = loads.entry(Some(e.layer)).or_default();
+        let phi_m_expr = Expression::from(phi_m);
         // Uses served by the NVMe tier: k - phi_m.
         let nvme_uses = k - Expression::from(phi_m);
         load.add(
@@ -212,12 +255,69 @@ fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Mod
             load.add(false, e.expert_flops, eb, phi_m - phi_g);
             gpu_used += (eb * GB) * g;
             ram_used += (eb * GB) * (m - g);
-            Some(g_col.idx)
+            Some((g_col.idx, g, phi_g))
         } else {
             load.add(false, e.expert_flops, eb, phi_m);
             ram_used += (eb * GB) * m;
             None
         };
+        if prompt_len > 0 {
+            // Experts read per prefill batch: the touch curve's prefix sums at the same counts.
+            // Prefill compute makes serving uses from memory costly on a slow device, so the
+            // use curve's upper bounds alone would let the solver under-count them: the counts
+            // become one-hot choices and both curves are evaluated exactly.
+            let touch = super::cost::touch_curve(e, prompt_len);
+            let all = touch.last().copied().unwrap_or(0.0);
+            let psi =
+                |vars: &mut Vars, cons: &mut Vec<Constraint>, count: Variable, phi: Variable| {
+                    let (mut one, mut at, mut uses, mut touched) = (
+                        Expression::default(),
+                        Expression::default(),
+                        Expression::default(),
+                        Expression::default(),
+                    );
+                    for (j, (&c, &t)) in e.cum.iter().zip(&touch).enumerate() {
+                        let z = vars
+                            .add(if relax {
+                                variable().min(0).max(1)
+                            } else {
+                                variable().binary()
+                            })
+                            .var;
+                        one += z;
+                        at += j as f64 * z;
+                        uses += c * z;
+                        touched += t * z;
+                    }
+                    cons.push(one.eq(1.0));
+                    cons.push((count - at).eq(0.0));
+                    cons.push((phi - uses).eq(0.0));
+                    touched
+                };
+            let psi_m = psi(&mut vars, &mut constraints, m, phi_m);
+            let pl = prefill.entry(Some(e.layer)).or_default();
+            let nvme_touch = all - psi_m.clone();
+            pl.add_split(
+                cost.on_gpu(Tier::Nvme),
+                (batch * e.expert_flops) * (k - phi_m_expr.clone()),
+                eb * nvme_touch.clone(),
+            );
+            pl.nvme_expert += eb * nvme_touch;
+            match g {
+                Some((_, g, phi_g)) => {
+                    let psi_g = psi(&mut vars, &mut constraints, g, phi_g);
+                    let pl = prefill.entry(Some(e.layer)).or_default();
+                    pl.add_split(true, (batch * e.expert_flops) * phi_g, eb * psi_g.clone());
+                    pl.add_split(
+                        false,
+                        (batch * e.expert_flops) * (phi_m_expr - phi_g),
+                        eb * (psi_m - psi_g),
+                    );
+                }
+                None => pl.add_split(false, (batch * e.expert_flops) * phi_m_expr, eb * psi_m),
+            }
+        }
+        let g = g.map(|(idx, _, _)| idx);
         counts.push((g, m_col.idx));
     }
     if has_gpu {
@@ -241,7 +341,7 @@ fn build(units: &Units, caps: &Capacities, cost: &CostModel, relax: bool) -> Mod
         cons.push(((MS / d.bytes_per_s) * bytes).leq(y));
         y
     };
-    for load in loads.into_values() {
+    for load in loads.into_values().chain(prefill.into_values()) {
         let mut compute = Expression::default();
         if let (true, Some(gpu)) = (has_gpu, cost.gpu) {
             compute += roofline(
@@ -284,7 +384,51 @@ struct Run {
     optimal: bool,
 }
 
-fn run(model: Model, opts: &IlpOptions, mip: bool) -> Result<Run, IlpError> {
+/// The integer columns of a known placement, for HiGHS to complete (it fixes them and solves
+/// the LP) into a first incumbent.
+fn start_columns(model: &Model, a: &Assignment) -> Vec<(usize, f64)> {
+    let mut out = Vec::new();
+    for (row, &tier) in model.x.iter().zip(&a.units) {
+        out.extend(
+            row.iter()
+                .map(|&(t, c)| (c, if t == tier { 1.0 } else { 0.0 })),
+        );
+    }
+    for (&(g, m), s) in model.counts.iter().zip(&a.experts) {
+        out.push((m, (s.gpu + s.ram) as f64));
+        if let Some(g) = g {
+            out.push((g, s.gpu as f64));
+        }
+    }
+    out
+}
+
+/// Hands HiGHS a partial primal solution; a rejected start only costs the warm start.
+fn set_start(m: &mut highs::Model, start: &[(usize, f64)]) {
+    let Ok(n) = highs_sys::HighsInt::try_from(start.len()) else {
+        return;
+    };
+    let index: Vec<highs_sys::HighsInt> = start
+        .iter()
+        .filter_map(|&(c, _)| highs_sys::HighsInt::try_from(c).ok())
+        .collect();
+    let value: Vec<f64> = start.iter().map(|&(_, v)| v).collect();
+    if index.len() != value.len() {
+        return;
+    }
+    // SAFETY: `m` is a live HiGHS instance; both arrays hold `n` entries and outlive the call,
+    // which copies them.
+    unsafe {
+        highs_sys::Highs_setSparseSolution(m.as_mut_ptr(), n, index.as_ptr(), value.as_ptr());
+    }
+}
+
+fn run(
+    model: Model,
+    opts: &IlpOptions,
+    mip: bool,
+    start: &[(usize, f64)],
+) -> Result<Run, IlpError> {
     // good_lp hands HiGHS only the linear part of the objective, but HiGHS's relative gap must
     // see the whole of it: the constant rides on a variable fixed at 1.
     let mut vars = model.vars;
@@ -302,6 +446,9 @@ fn run(model: Model, opts: &IlpOptions, mip: bool) -> Result<Run, IlpError> {
     m.set_option("mip_rel_gap", opts.mip_rel_gap);
     // One thread: plans must be deterministic.
     m.set_option("threads", 1);
+    if !start.is_empty() {
+        set_start(&mut m, start);
+    }
     let solved = m
         .try_solve()
         .map_err(|e| IlpError::Solver(format!("{e:?}")))?;
@@ -339,8 +486,9 @@ pub fn lp_bound(
     caps: &Capacities,
     cost: &CostModel,
     opts: &IlpOptions,
+    prompt_len: u64,
 ) -> Result<f64, IlpError> {
-    let r = run(build(units, caps, cost, true), opts, false)?;
+    let r = run(build(units, caps, cost, true, prompt_len), opts, false, &[])?;
     if !r.optimal {
         return Err(IlpError::NoSolution(opts.time_limit_s));
     }
@@ -353,10 +501,13 @@ pub fn solve(
     caps: &Capacities,
     cost: &CostModel,
     opts: &IlpOptions,
+    prompt_len: u64,
+    start: Option<&Assignment>,
 ) -> Result<IlpSolution, IlpError> {
-    let model = build(units, caps, cost, false);
+    let model = build(units, caps, cost, false, prompt_len);
     let (x, counts) = (model.x.clone(), model.counts.clone());
-    let r = run(model, opts, true)?;
+    let start = start.map_or_else(Vec::new, |a| start_columns(&model, a));
+    let r = run(model, opts, true, &start)?;
     let tiers = x
         .iter()
         .map(|row| {

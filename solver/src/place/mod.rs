@@ -42,6 +42,9 @@ pub struct SolveOptions {
     pub trace_hash: Option<String>,
     pub method: Method,
     pub ilp: IlpOptions,
+    /// Prompt tokens per request: when non-zero the objective is the request time, prefill of
+    /// this prompt as one batch plus one decode step; zero minimises decode time alone.
+    pub prompt_len: u64,
 }
 
 impl Default for SolveOptions {
@@ -52,6 +55,7 @@ impl Default for SolveOptions {
             trace_hash: None,
             method: Method::Ilp,
             ilp: IlpOptions::default(),
+            prompt_len: 0,
         }
     }
 }
@@ -128,13 +132,15 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
         available: caps.memory_total(),
         hint: "they do not pack into the free memory".into(),
     })?;
-    let greedy_pred = cost.predict(&units, &greedy);
+    let objective = |a: &Assignment| request_time(&cost, &units, a, opts.prompt_len);
+    let greedy_objective = objective(&greedy);
     let (assignment, method, status, bounds) = match opts.method {
         Method::Greedy => (greedy.clone(), "greedy", "heuristic", None),
         Method::Ilp => {
-            let lp = ilp::lp_bound(&units, &caps, &cost, &opts.ilp)?;
-            match ilp::solve(&units, &caps, &cost, &opts.ilp) {
-                Ok(s) if cost.predict(&units, &s.assignment).token_s <= greedy_pred.token_s => {
+            let lp = ilp::lp_bound(&units, &caps, &cost, &opts.ilp, opts.prompt_len)?;
+            let start = opts.ilp.warm_start.then_some(&greedy);
+            match ilp::solve(&units, &caps, &cost, &opts.ilp, opts.prompt_len, start) {
+                Ok(s) if objective(&s.assignment) <= greedy_objective => {
                     (s.assignment, "ilp", s.status, Some((lp, s.bound_s)))
                 }
                 Ok(s) => (greedy.clone(), "greedy", s.status, Some((lp, s.bound_s))),
@@ -146,7 +152,7 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
         }
     };
     let prediction = cost.predict(&units, &assignment);
-    let t = prediction.token_s;
+    let t = objective(&assignment);
     let plan = build_plan(
         inv,
         hw,
@@ -163,7 +169,7 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
             mip_bound_s: bounds.map(|b| b.1.min(t)),
             objective_s: t,
             gap: bounds.map(|(lp, mip)| ((t - lp.max(mip)) / t).max(0.0)),
-            greedy_objective_s: greedy_pred.token_s,
+            greedy_objective_s: greedy_objective,
         },
     );
     Ok(Solved {
@@ -174,6 +180,22 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
         assignment,
         greedy,
     })
+}
+
+/// The solver's objective, seconds: per-token decode time, plus with a prompt the prefill of
+/// `prompt_len` tokens as one batch.
+pub fn request_time(cost: &CostModel, units: &Units, a: &Assignment, prompt_len: u64) -> f64 {
+    let decode = cost.predict(units, a).token_s;
+    if prompt_len == 0 {
+        decode
+    } else {
+        decode + prefill_time(cost, units, a, prompt_len)
+    }
+}
+
+/// Predicted prefill time of a `prompt_len`-token prompt processed as one batch, seconds.
+pub fn prefill_time(cost: &CostModel, units: &Units, a: &Assignment, prompt_len: u64) -> f64 {
+    cost.predict_batch(units, a, prompt_len).token_s * prompt_len.max(1) as f64
 }
 
 /// The model's identity for plan inputs.
@@ -323,6 +345,18 @@ fn build_plan(
             tok_per_s: prediction.tok_per_s,
             token_s: prediction.token_s,
             layers: prediction.layers.clone(),
+            prefill: (opts.prompt_len > 0).then(|| {
+                let prefill_s = prefill_time(cost, units, a, opts.prompt_len);
+                plan::PrefillPrediction {
+                    prompt_len: opts.prompt_len,
+                    prefill_s,
+                    tok_per_s: if prefill_s > 0.0 {
+                        opts.prompt_len as f64 / prefill_s
+                    } else {
+                        f64::INFINITY
+                    },
+                }
+            }),
         },
     }
 }

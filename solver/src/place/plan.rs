@@ -94,14 +94,15 @@ pub struct SolverReport {
     /// Optimum of the LP relaxation, seconds per token: no plan can be predicted faster
     /// (absent for greedy-only solves).
     pub lp_bound_s: Option<f64>,
-    /// Predicted seconds per token of the chosen plan.
+    /// The chosen plan's objective: predicted seconds per decoded token, plus with a prompt
+    /// length the predicted prefill seconds of that prompt.
     pub objective_s: f64,
     /// HiGHS's proven lower bound on the ILP optimum (its MIP dual bound), seconds per token.
     pub mip_bound_s: Option<f64>,
     /// (objective - best bound) / objective, the best bound being the larger of the two above
     /// (absent for greedy-only solves).
     pub gap: Option<f64>,
-    /// Predicted seconds per token of the greedy (frequency / size) plan.
+    /// The same objective for the greedy (frequency / size) plan.
     pub greedy_objective_s: f64,
 }
 
@@ -149,6 +150,20 @@ pub struct PlanPrediction {
     pub tok_per_s: f64,
     pub token_s: f64,
     pub layers: Vec<LayerTime>,
+    /// Prefill of the `--prompt-len` prompt as one batch; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<PrefillPrediction>,
+}
+
+/// Predicted prefill of one prompt processed as a single batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefillPrediction {
+    pub prompt_len: u64,
+    /// Seconds for the whole prompt.
+    pub prefill_s: f64,
+    /// Prompt tokens per second.
+    pub tok_per_s: f64,
 }
 
 /// Why a plan file could not be read.

@@ -334,6 +334,7 @@ fn gpu_sections(
         fp16_tflops: fp16,
         fp32_tflops: fp32,
         unified_memory: g.integrated,
+        compute_headroom_bytes: None,
     };
     if g.integrated {
         return (Some(gpu), None);

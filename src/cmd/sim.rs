@@ -1,0 +1,324 @@
+//! `hypura sim`: simulate decoding a routing trace on a plan and a machine, token by token.
+
+use anyhow::{bail, Context, Result};
+use sim::cache::{HotSet, Policy};
+use sim::decode::{self, DecodePolicy, DecodeReport, Placement};
+use solver::hw::HwProfile;
+use solver::place::{self, plan::fnv1a_hex, CostModel, Plan, SolveOptions, Tier, Units};
+use solver::GgmlType;
+use std::path::PathBuf;
+use traces::synth::{LayerParams, SynthParams};
+use traces::{ModelFacts, Trace};
+
+const DEFAULT_MODEL: &str = "mixtral-8x7b:q5_k_m";
+const DEFAULT_PROFILE: (&str, &str) = (
+    "profiles/m1max.toml",
+    include_str!("../../profiles/m1max.toml"),
+);
+/// Seed and shape of the synthesized trace used when no --trace is given.
+const SYNTH_SEED: u64 = 1;
+const SYNTH_SEQUENCE_TOKENS: usize = 256;
+const SYNTH_LAYER: LayerParams = LayerParams {
+    skew: 0.8,
+    reuse: 0.3,
+    affinity: 0.5,
+    drift: 0.5,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Expert-routing trace (*.json or *.htrace); default: synthesized for the model (seed 1).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Hardware profile TOML; default: the shipped profiles/m1max.toml.
+    #[arg(long)]
+    pub hw: Option<PathBuf>,
+    /// A plan.json from `hypura solve`; without it the plan is solved on the fly.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// A GGUF file or a catalog name (default: the plan's model, else mixtral-8x7b:q5_k_m).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Expert cache policy: static (the plan's resident experts), lru, lfu, arc, pinned-lru
+    /// (the plan's resident experts pinned, LRU for the rest) or belady (offline optimum).
+    #[arg(long, default_value = "static")]
+    pub policy: String,
+    /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
+    #[arg(long)]
+    pub cache_bytes: Option<u64>,
+    /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized).
+    #[arg(long)]
+    pub tokens: Option<usize>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.tokens == Some(0) {
+        bail!("--tokens must be at least 1");
+    }
+    let mut notes = Vec::new();
+    let hw = match &args.hw {
+        Some(p) => HwProfile::load(p)?,
+        None => {
+            notes.push(format!(
+                "hardware: {} (default, embedded)",
+                DEFAULT_PROFILE.0
+            ));
+            HwProfile::from_toml_str(DEFAULT_PROFILE.1, DEFAULT_PROFILE.0)?
+        }
+    };
+    let plan_file = match &args.plan {
+        Some(p) => Some(Plan::load(p)?),
+        None => None,
+    };
+    let model = match (&args.model, &plan_file) {
+        (Some(m), _) => m.clone(),
+        (None, Some(p)) => p.inputs.model.name.clone(),
+        (None, None) => {
+            notes.push(format!("model: {DEFAULT_MODEL} (default, catalog)"));
+            DEFAULT_MODEL.to_string()
+        }
+    };
+    let inv = solver::load_model(&model)?;
+    let trace = match &args.trace {
+        Some(p) => decode::first_tokens(&traces::load(p)?, args.tokens.unwrap_or(usize::MAX))?,
+        None => {
+            let t = synthesize(&inv, args.tokens.unwrap_or(1024))?;
+            notes.push(format!(
+                "trace: synthesized for {model}, {} tokens, seed {SYNTH_SEED} (default; pass --trace for a real one)",
+                t.n_tokens()
+            ));
+            t
+        }
+    };
+    let rates = decode::expert_rates(&trace);
+    let (plan, units, unit_tiers, cost) = match plan_file {
+        Some(plan) => {
+            let (units, tiers, cost) = from_plan(&plan, &inv, &hw, &rates, &args)?;
+            notes.push(format!(
+                "plan: {} ({}, {:.3} tok/s predicted with the expert use it was solved for)",
+                args.plan
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                plan.mode.name(),
+                plan.prediction.tok_per_s
+            ));
+            (plan, units, tiers, cost)
+        }
+        None => {
+            let opts = SolveOptions {
+                rates: Some(rates),
+                ..SolveOptions::default()
+            };
+            let solved = place::solve(&inv, &hw, &opts)
+                .with_context(|| format!("cannot place {model} on {}", hw.name))?;
+            notes.push(format!(
+                "plan: solved on the fly with the trace's expert use ({}, {:.3} tok/s predicted)",
+                solved.plan.mode.name(),
+                solved.plan.prediction.tok_per_s
+            ));
+            (
+                solved.plan,
+                solved.units,
+                solved.assignment.units,
+                solved.cost,
+            )
+        }
+    };
+    let placement = Placement {
+        units: &units,
+        unit_tiers: &unit_tiers,
+        experts: &plan.experts,
+        cost: &cost,
+    };
+    let capacity_bytes = args.cache_bytes.unwrap_or(plan.expert_cache.bytes);
+    let policy = parse_policy(&args.policy, args.cache_bytes, capacity_bytes)?;
+    let report = decode::simulate(&placement, &trace, &policy)?;
+    let bound = match policy {
+        DecodePolicy::Cache {
+            policy: Policy::Belady,
+            ..
+        } => None,
+        _ => Some(decode::simulate(
+            &placement,
+            &trace,
+            &DecodePolicy::Cache {
+                policy: Policy::Belady,
+                capacity_bytes,
+            },
+        )?),
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "model": model,
+            "profile": hw.name,
+            "solver_tok_per_s": plan.prediction.tok_per_s,
+            "summary": report,
+            "belady": bound,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for n in &notes {
+            println!("{n}");
+        }
+        print!(
+            "{}",
+            render(&report, bound.as_ref(), plan.prediction.tok_per_s)
+        );
+    }
+    Ok(())
+}
+
+fn parse_policy(name: &str, given: Option<u64>, capacity_bytes: u64) -> Result<DecodePolicy> {
+    let policy = match name {
+        "static" if given.is_some() => bail!(
+            "--cache-bytes does not apply to --policy static (the plan's own cache); pick lru, lfu, arc, pinned-lru or belady"
+        ),
+        "static" => return Ok(DecodePolicy::Static),
+        "lru" => Policy::Lru,
+        "lfu" => Policy::Lfu,
+        "arc" => Policy::Arc,
+        // The hot set is filled in from the plan by the simulation.
+        "pinned-lru" => Policy::PinnedLru(HotSet(Vec::new())),
+        "belady" => Policy::Belady,
+        other => bail!(
+            "--policy {other:?}: use static, lru, lfu, arc, pinned-lru or belady"
+        ),
+    };
+    Ok(DecodePolicy::Cache {
+        policy,
+        capacity_bytes,
+    })
+}
+
+/// A trace of the model's routing shape from the fixed default synthesizer parameters.
+fn synthesize(inv: &solver::Inventory, tokens: usize) -> Result<Trace> {
+    let units = Units::build(inv, None).map_err(anyhow::Error::msg)?;
+    if units.experts.is_empty() {
+        bail!(
+            "{}: the model has no routed experts; the decode simulation needs an MoE model",
+            inv.arch.arch
+        );
+    }
+    let model = ModelFacts {
+        architecture: inv.arch.arch.clone(),
+        moe_layers: units.experts.iter().map(|e| e.layer).collect(),
+        n_expert: units.experts[0].n_expert(),
+        top_k: units.top_k,
+        n_shared_expert: 0,
+    };
+    let mut lengths = vec![SYNTH_SEQUENCE_TOKENS; tokens / SYNTH_SEQUENCE_TOKENS];
+    if tokens % SYNTH_SEQUENCE_TOKENS > 0 {
+        lengths.push(tokens % SYNTH_SEQUENCE_TOKENS);
+    }
+    let params = SynthParams::uniform(model, lengths, SYNTH_LAYER);
+    traces::synth::synthesize(&params, SYNTH_SEED).map_err(anyhow::Error::msg)
+}
+
+/// Units, unit tiers and cost model of a plan file, checked against the model and machine.
+fn from_plan(
+    plan: &Plan,
+    inv: &solver::Inventory,
+    hw: &HwProfile,
+    rates: &place::ExpertRates,
+    args: &Args,
+) -> Result<(Units, Vec<Tier>, CostModel)> {
+    let origin = args
+        .plan
+        .as_ref()
+        .map_or(String::new(), |p| p.display().to_string());
+    let ident = place::model_identity(inv);
+    if ident.header_hash != plan.inputs.model.header_hash {
+        bail!(
+            "{origin}: the plan was solved for model {} (header {}), not {} (header {}); pass the plan's model with --model or re-run `hypura solve`",
+            plan.inputs.model.name, plan.inputs.model.header_hash, ident.name, ident.header_hash
+        );
+    }
+    let hash = fnv1a_hex(hw.to_toml().as_bytes());
+    if hash != plan.inputs.profile_hash {
+        bail!(
+            "{origin}: the plan was solved for profile {:?} ({}), not {:?} ({hash}); pass its profile with --hw or re-run `hypura solve`",
+            plan.inputs.profile_name, plan.inputs.profile_hash, hw.name
+        );
+    }
+    let kv_type = GgmlType::from_name(&plan.inputs.kv_type).with_context(|| {
+        format!(
+            "{origin}: field `inputs.kv_type`: unknown type {:?}",
+            plan.inputs.kv_type
+        )
+    })?;
+    let mut units = Units::build(inv, Some(rates)).map_err(anyhow::Error::msg)?;
+    units.add_context_reads(&inv.arch, plan.inputs.ctx, kv_type);
+    let tiers = units
+        .units
+        .iter()
+        .map(|u| {
+            u.tensors
+                .first()
+                .and_then(|t| plan.tensors.get(t).copied())
+                .with_context(|| format!("{origin}: field `tensors`: no tier for unit {}", u.name))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cost = CostModel::new(hw, &units);
+    Ok((units, tiers, cost))
+}
+
+fn render(r: &DecodeReport, bound: Option<&DecodeReport>, solver_tok_per_s: f64) -> String {
+    use std::fmt::Write;
+    let gb = |b: f64| b / 1e9;
+    let ms = |s: f64| s * 1e3;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\ndecode: {} tokens, policy {}, expert cache {:.2} GB",
+        r.tokens,
+        r.policy,
+        gb(r.cache_bytes as f64)
+    );
+    let _ = writeln!(
+        s,
+        "  speed     {:.3} tok/s (solver predicted {:.3}); per token p50 {:.3} ms, p99 {:.3} ms",
+        r.tok_per_s,
+        solver_tok_per_s,
+        ms(r.token_s_p50),
+        ms(r.token_s_p99)
+    );
+    let _ = writeln!(
+        s,
+        "  time      compute {:.3} ms + waiting for I/O {:.3} ms per token",
+        ms(r.compute_s_per_token),
+        ms(r.io_wait_s_per_token)
+    );
+    let _ = writeln!(
+        s,
+        "  experts   hit rate {:.2}%; {:.3} GB read per token",
+        r.hit_rate * 100.0,
+        gb(r.bytes_read_per_token)
+    );
+    if let Some(b) = bound {
+        let _ = writeln!(
+            s,
+            "  bound     belady (same cache bytes): hit rate {:.2}%, {:.3} tok/s",
+            b.hit_rate * 100.0,
+            b.tok_per_s
+        );
+    }
+    let _ = writeln!(s, "  per layer (hit rate, expert MB read per token):");
+    for chunk in r.layers.chunks(4) {
+        let cells: Vec<String> = chunk
+            .iter()
+            .map(|l| {
+                format!(
+                    "L{:<3} {:>6.2}% {:>7.2}",
+                    l.layer,
+                    l.hit_rate * 100.0,
+                    l.bytes_read_per_token / 1e6
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "    {}", cells.join("   "));
+    }
+    s
+}

@@ -1,0 +1,50 @@
+//! End-to-end: `hypura sim` with no arguments runs the embedded default (catalog Mixtral on the
+//! M1 Max profile, synthesized trace, plan solved on the fly), `--json` parses, bad input is
+//! refused with a message naming the option.
+
+mod common;
+
+use common::hypura;
+
+#[test]
+fn no_arguments_runs_the_embedded_default() {
+    let (ok, out, err) = hypura(&["sim", "--tokens", "256"]);
+    assert!(ok, "{err}");
+    for needle in [
+        "profiles/m1max.toml (default, embedded)",
+        "mixtral-8x7b:q5_k_m (default, catalog)",
+        "synthesized",
+        "solved on the fly",
+        "tok/s",
+        "p99",
+        "hit rate",
+        "belady",
+        "waiting for I/O",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn json_summary_with_lru() {
+    let (ok, out, err) = hypura(&["sim", "--tokens", "256", "--policy", "lru", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let s = &v["summary"];
+    assert_eq!(s["policy"], "lru");
+    assert_eq!(s["tokens"], 256);
+    assert!(s["tok_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(s["layers"].as_array().unwrap().len(), 32);
+    let bound = v["belady"]["hit_rate"].as_f64().unwrap();
+    assert!(bound >= s["hit_rate"].as_f64().unwrap());
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let (ok, _, err) = hypura(&["sim", "--policy", "fifo"]);
+    assert!(!ok && err.contains("--policy"), "{err}");
+    let (ok, _, err) = hypura(&["sim", "--cache-bytes", "1000"]);
+    assert!(!ok && err.contains("--cache-bytes"), "{err}");
+    let (ok, _, err) = hypura(&["sim", "--plan", "/nonexistent/plan.json"]);
+    assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
+}
