@@ -541,16 +541,7 @@ mod tests {
     use super::*;
 
     fn layer(rates: Vec<f64>) -> ExpertLayer {
-        let mut order: Vec<u32> = (0..rates.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            rates[b as usize]
-                .total_cmp(&rates[a as usize])
-                .then(a.cmp(&b))
-        });
-        let mut cum = vec![0.0];
-        for &e in &order {
-            cum.push(cum.last().unwrap() + rates[e as usize]);
-        }
+        let (order, cum) = crate::place::units::sort_by_use(&rates);
         ExpertLayer {
             layer: 0,
             expert_bytes: 1,

@@ -174,16 +174,7 @@ impl Units {
                 Some(r) => r.clone(),
                 None => vec![k / n_expert as f64; n_expert as usize],
             };
-            let mut order: Vec<u32> = (0..n_expert).collect();
-            order.sort_by(|&a, &b| {
-                rates[b as usize]
-                    .total_cmp(&rates[a as usize])
-                    .then(a.cmp(&b))
-            });
-            let mut cum = vec![0.0];
-            for &e in &order {
-                cum.push(cum.last().unwrap() + rates[e as usize]);
-            }
+            let (order, cum) = sort_by_use(&rates);
             layers.push(ExpertLayer {
                 layer,
                 expert_bytes,
@@ -318,4 +309,21 @@ impl Units {
             u.flops += 2.0 * (ctx * n_head * (dk + dv)) as f64;
         }
     }
+}
+
+/// Expert ids from most to least used (ties by id), and the prefix sums of their rates
+/// (`cum[n]` = uses per token served by the `n` most used experts).
+pub(crate) fn sort_by_use(rates: &[f64]) -> (Vec<u32>, Vec<f64>) {
+    let mut order: Vec<u32> = (0..rates.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        rates[b as usize]
+            .total_cmp(&rates[a as usize])
+            .then(a.cmp(&b))
+    });
+    let mut cum = Vec::with_capacity(rates.len() + 1);
+    cum.push(0.0);
+    for &e in &order {
+        cum.push(cum.last().copied().unwrap_or(0.0) + rates[e as usize]);
+    }
+    (order, cum)
 }
