@@ -5,11 +5,13 @@
 //! read, exactly and fast. [`events`] is the deterministic priority queue of timestamped events
 //! the token-by-token simulation is built on, with a storage channel model that takes compute
 //! times and bandwidth from the caller. [`decode`] simulates decoding a trace on a solver plan,
-//! pricing every (token, layer) with the solver's cost model and the cache's hits.
+//! pricing every (token, layer) with the solver's cost model and the cache's hits. [`metrics`] is
+//! the per-(token, layer) record schema that `hypura sim` and `hypura run` both write.
 
 pub mod cache;
 pub mod decode;
 mod error;
 pub mod events;
+pub mod metrics;
 
 pub use error::SimError;
