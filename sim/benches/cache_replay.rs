@@ -39,6 +39,8 @@ fn bench(c: &mut Criterion) {
         ),
         ("arc_per_layer", Policy::Arc, Partition::PerLayer),
         ("lfu_per_layer", Policy::Lfu, Partition::PerLayer),
+        ("lfru_per_layer", Policy::Lfru, Partition::PerLayer),
+        ("lfru_global", Policy::Lfru, Partition::Global),
         ("belady_per_layer", Policy::Belady, Partition::PerLayer),
     ];
     for (name, policy, partition) in cases {

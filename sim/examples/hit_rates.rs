@@ -1,5 +1,6 @@
 //! Hit rate of every policy and partitioning on the real DeepSeek-V2-Lite trace at a few cache
-//! sizes, as a Markdown table: `cargo run --release -p sim --example hit_rates [TRACE_DIR]`.
+//! sizes, as the Markdown table in RESEARCH_NOTES.md:
+//! `cargo run --release -p sim --example hit_rates [TRACE_DIR]`.
 //! Pinned-LRU pins, in every layer, the most used experts of that layer over the whole trace
 //! (half of the layer's share of the capacity).
 
@@ -42,24 +43,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fractions = [0.0625, 0.125, 0.25, 0.5];
     print!("| policy | partition |");
     for f in fractions {
-        print!(
-            " {:.2}% ({} experts) |",
-            f * 100.0,
-            (all as f64 * f) as usize
-        );
+        print!(" {}% ({}) |", f * 100.0, (all as f64 * f) as usize);
     }
     println!("\n|---|---|{}", "---|".repeat(fractions.len()));
-    for partition in [Partition::PerLayer, Partition::Global] {
-        for name in ["lru", "lfu", "arc", "pinned-lru", "belady"] {
-            print!("| {name} | {partition:?} |");
+    for (partition, label) in [
+        (Partition::PerLayer, "per-layer"),
+        (Partition::Global, "global"),
+    ] {
+        for name in Policy::NAMES {
+            print!("| {name} | {label} |");
             for f in fractions {
                 let cap = (all as f64 * f) as usize;
-                let policy = match name {
-                    "lru" => Policy::Lru,
-                    "lfu" => Policy::Lfu,
-                    "arc" => Policy::Arc,
-                    "pinned-lru" => Policy::PinnedLru(hot_set(&trace, cap / m.n_layers() / 2)),
-                    _ => Policy::Belady,
+                let policy = match Policy::from_name(name)? {
+                    Policy::PinnedLru(_) => {
+                        Policy::PinnedLru(hot_set(&trace, cap / m.n_layers() / 2))
+                    }
+                    p => p,
                 };
                 let cfg = CacheConfig {
                     policy,

@@ -84,7 +84,7 @@ proptest! {
         let trace = skewed_trace(layers, n, k, &raw);
         let partition = if per_layer { Partition::PerLayer } else { Partition::Global };
         let hot = fitting_hot_set(&trace, partition, cap, &wanted);
-        for policy in [Policy::Lru, Policy::Lfu, Policy::Arc, Policy::PinnedLru(hot), Policy::Belady] {
+        for policy in [Policy::Lru, Policy::Lfu, Policy::Lfru, Policy::Arc, Policy::PinnedLru(hot), Policy::Belady] {
             prop_assert_eq!(
                 counts(&trace, &policy, partition, cap),
                 reference_counts(&trace, &policy, partition, cap),
@@ -99,7 +99,7 @@ proptest! {
         let partition = if per_layer { Partition::PerLayer } else { Partition::Global };
         let hot = fitting_hot_set(&trace, partition, cap, &wanted);
         let (opt, opt_layers) = counts(&trace, &Policy::Belady, partition, cap);
-        for policy in [Policy::Lru, Policy::Lfu, Policy::Arc, Policy::PinnedLru(hot)] {
+        for policy in [Policy::Lru, Policy::Lfu, Policy::Lfru, Policy::Arc, Policy::PinnedLru(hot)] {
             let (h, layers_h) = counts(&trace, &policy, partition, cap);
             prop_assert!(h <= opt, "{} has {} hits, Belady {}", policy.name(), h, opt);
             if per_layer {
@@ -133,4 +133,57 @@ fn reference_lru_on_a_hand_example() {
         reference::belady(&stream, 2),
         [false, false, true, false, true]
     );
+}
+
+/// One-layer, top-1 trace whose accesses are `experts` in order.
+fn single_layer_trace(n_expert: u32, experts: &[u16]) -> Trace {
+    let facts = traces::ModelFacts {
+        architecture: "test".into(),
+        moe_layers: vec![0],
+        n_expert,
+        top_k: 1,
+        n_shared_expert: 0,
+    };
+    let mut b = traces::TraceBuilder::new(facts).unwrap();
+    b.begin_sequence("s").unwrap();
+    for &e in experts {
+        b.push_token(&[e], traces::TokenExtras::default()).unwrap();
+    }
+    b.end_sequence().unwrap();
+    b.finish().unwrap()
+}
+
+#[test]
+fn lfru_on_hand_examples() {
+    // Capacity 3: the most recent resident is privileged, victims come from the other two.
+    let (a, b, c, d) = (0u16, 1, 2, 3);
+    // a a b c | d: a (2 uses) outlives b (1 use), though a is least recent; LRU drops a.
+    let s1 = [a, a, b, c, d, a, b];
+    // a a b b c | d: c (1 use, most recent) is privileged, so a (2 uses, older) goes; LFU drops c.
+    let s2 = [a, a, b, b, c, d, c, a];
+    let cases = [
+        (&s1[..], Policy::Lfru, vec![0, 1, 0, 0, 0, 1, 0]),
+        (&s1[..], Policy::Lru, vec![0, 1, 0, 0, 0, 0, 0]),
+        (&s2[..], Policy::Lfru, vec![0, 1, 0, 1, 0, 0, 1, 0]),
+        (&s2[..], Policy::Lfu, vec![0, 1, 0, 1, 0, 0, 0, 1]),
+    ];
+    for (stream, policy, expect) in cases {
+        let expect: Vec<bool> = expect.into_iter().map(|h| h == 1).collect();
+        let keys: Vec<(usize, u16)> = stream.iter().map(|&e| (0, e)).collect();
+        let slow = match policy {
+            Policy::Lfru => reference::lfru(&keys, 3),
+            Policy::Lru => reference::lru(&keys, 3),
+            _ => reference::lfu(&keys, 3),
+        };
+        assert_eq!(slow, expect, "reference {}", policy.name());
+        let trace = single_layer_trace(4, stream);
+        let cfg = CacheConfig {
+            policy: policy.clone(),
+            partition: Partition::Global,
+            capacity: Capacity::Experts(3),
+        };
+        let bytes = ExpertBytes::uniform(1, 1).unwrap();
+        let (_, fast) = sim::cache::replay_hits(&trace, &cfg, &bytes).unwrap();
+        assert_eq!(fast, expect, "{}", policy.name());
+    }
 }

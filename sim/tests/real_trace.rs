@@ -54,6 +54,7 @@ fn assert_matches_reference(
     let policies = [
         Policy::Lru,
         Policy::Lfu,
+        Policy::Lfru,
         Policy::Arc,
         Policy::PinnedLru(hot_set(trace, hot_per_layer)),
         Policy::Belady,

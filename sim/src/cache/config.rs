@@ -12,6 +12,10 @@ pub enum Policy {
     /// Least frequently used, counting uses since the expert was last fetched (in-cache LFU);
     /// ties go to the least recently used.
     Lfu,
+    /// LFRU: LRU over the most recent half of the capacity, in-cache LFU (ties to the least
+    /// recently used) over the rest, which is where victims come from; see `cache::lfru`'s
+    /// module doc for the exact definition and the variant it follows.
+    Lfru,
     /// Adaptive Replacement Cache (Megiddo & Modha, FAST 2003), with ghost lists of the same
     /// capacity as the cache.
     Arc,
@@ -24,11 +28,34 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Every name [`Policy::from_name`] accepts, in the order help texts list them.
+    pub const NAMES: [&'static str; 6] = ["lru", "lfu", "lfru", "arc", "pinned-lru", "belady"];
+
+    /// The policy called `name` (as [`Policy::name`] spells it). `pinned-lru` comes with an
+    /// empty hot set, for the caller to fill (the simulation takes it from the plan).
+    pub fn from_name(name: &str) -> Result<Policy, SimError> {
+        Ok(match name {
+            "lru" => Policy::Lru,
+            "lfu" => Policy::Lfu,
+            "lfru" => Policy::Lfru,
+            "arc" => Policy::Arc,
+            "pinned-lru" => Policy::PinnedLru(HotSet(Vec::new())),
+            "belady" => Policy::Belady,
+            other => {
+                return Err(SimError::new(format!(
+                    "unknown cache policy {other:?}; use one of {}",
+                    Policy::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+
     /// Short name for tables and JSON.
     pub fn name(&self) -> &'static str {
         match self {
             Policy::Lru => "lru",
             Policy::Lfu => "lfu",
+            Policy::Lfru => "lfru",
             Policy::Arc => "arc",
             Policy::PinnedLru(_) => "pinned-lru",
             Policy::Belady => "belady",
@@ -182,4 +209,18 @@ fn partition_caps(
         }
     };
     Ok(caps.into_iter().map(|c| c as u32).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back_to_its_policy() {
+        for name in Policy::NAMES {
+            assert_eq!(Policy::from_name(name).unwrap().name(), name);
+        }
+        let err = Policy::from_name("fifo").unwrap_err().to_string();
+        assert!(err.contains("\"fifo\"") && err.contains("lfru"), "{err}");
+    }
 }

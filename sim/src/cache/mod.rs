@@ -1,4 +1,5 @@
-//! Expert-cache replay: policies, partitioning and capacity over a routing trace, and the counts.
+//! Expert-cache replay: policies (LRU, LFU, LFRU, ARC, pinned + LRU, Belady-OPT), partitioning
+//! and capacity over a routing trace, and the counts.
 //!
 //! The trace is replayed in its stored order (token by token, MoE layer by layer, the `top_k`
 //! ids of a selection in router order, sequences back to back), one access per expert id. A
@@ -12,6 +13,7 @@
 mod arc;
 mod belady;
 mod config;
+mod lfru;
 mod lfu;
 mod lists;
 mod lru;
@@ -62,6 +64,7 @@ fn replay_recording(
     let stats = match &config.policy {
         Policy::Lru => run(trace, per_layer, lru::Lru::new(&setup), &mut record),
         Policy::Lfu => run(trace, per_layer, lfu::Lfu::new(&setup), &mut record),
+        Policy::Lfru => run(trace, per_layer, lfru::Lfru::new(&setup), &mut record),
         Policy::Arc => run(trace, per_layer, arc::Arc::new(&setup), &mut record),
         Policy::PinnedLru(hot) => run(
             trace,

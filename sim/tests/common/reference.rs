@@ -56,6 +56,7 @@ pub fn hits(trace: &Trace, policy: &Policy, partition: Partition, capacity: Capa
         let h = match policy {
             Policy::Lru => lru(&stream, cap),
             Policy::Lfu => lfu(&stream, cap),
+            Policy::Lfru => lfru(&stream, cap),
             Policy::Arc => arc(&stream, cap),
             Policy::PinnedLru(hot) => pinned_lru(&stream, cap, hot, |l| part(l) == p),
             Policy::Belady => belady(&stream, cap),
@@ -107,6 +108,38 @@ pub fn lfu(stream: &[Key], cap: usize) -> Vec<bool> {
         }
         if resident.len() == cap {
             let victim = (0..resident.len())
+                .min_by_key(|&i| (resident[i].1, resident[i].2))
+                .unwrap();
+            resident.remove(victim);
+        }
+        resident.push((x, 1, t));
+    }
+    out
+}
+
+/// LFRU as defined in `sim::cache::Policy::Lfru`: on a miss in a full cache, the `cap / 2` most
+/// recently used residents are safe and the victim is the least used of the others (uses since
+/// fetched), the least recently used among equals.
+pub fn lfru(stream: &[Key], cap: usize) -> Vec<bool> {
+    let mut resident: Vec<(Key, usize, usize)> = Vec::new(); // (expert, uses, last use)
+    let mut out = Vec::new();
+    for (t, &x) in stream.iter().enumerate() {
+        if let Some(r) = resident.iter_mut().find(|r| r.0 == x) {
+            r.1 += 1;
+            r.2 = t;
+            out.push(true);
+            continue;
+        }
+        out.push(false);
+        if cap == 0 {
+            continue;
+        }
+        if resident.len() == cap {
+            let mut by_recency: Vec<usize> = (0..resident.len()).collect();
+            by_recency.sort_by_key(|&i| std::cmp::Reverse(resident[i].2));
+            let victim = by_recency[cap / 2..]
+                .iter()
+                .copied()
                 .min_by_key(|&i| (resident[i].1, resident[i].2))
                 .unwrap();
             resident.remove(victim);

@@ -1,0 +1,174 @@
+//! The run summary (tok/s, latency percentiles, hit rates, bytes, time split, storage
+//! utilisation), computed from per-(token, layer) records and nothing else.
+
+use super::record::TokenLayerRecord;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What produced the records, carried into the summary so a summary names its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `"sim"` for a prediction, `"run"` for a measurement.
+    pub source: String,
+    /// Model name as the plan records it.
+    pub model: String,
+    /// Hash of the plan the run used, when there was a plan file.
+    pub plan_hash: Option<String>,
+    /// Expert-cache policy name (`static`, `lru`, `lfru`, ...).
+    pub policy: String,
+    /// Bytes of expert cache the policy had.
+    pub cache_bytes: u64,
+}
+
+/// Per-token latency: the span from a token's first step start to its last step end.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Nearest-rank percentiles: the smallest latency at or above that fraction of tokens.
+    pub p50_s: f64,
+    pub p99_s: f64,
+    pub mean_s: f64,
+    pub max_s: f64,
+}
+
+/// Routed-expert hits of one transformer layer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerHits {
+    pub layer: u32,
+    pub expert_accesses: u64,
+    pub expert_hits: u64,
+    /// `expert_hits / expert_accesses`; absent for a layer without routed-expert accesses.
+    pub hit_rate: Option<f64>,
+}
+
+/// Where the steps' wall time went, summed over all records.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TimeSplit {
+    pub compute_s: f64,
+    pub io_wait_s: f64,
+    pub link_s: f64,
+    /// Sum of every step's wall time; the three parts above are shares of it.
+    pub wall_s: f64,
+}
+
+/// Everything a report shows about a run, derived from its records by [`Summary::from_records`].
+///
+/// Ratios with a zero denominator are absent (`None`, `null` in JSON), never NaN or infinity:
+/// no tokens gives no rates or latencies, no routed-expert accesses (a dense model, or the
+/// resident-only layers) gives no hit rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run: RunInfo,
+    /// Distinct token indices (a prefill batch sharing one index counts once).
+    pub tokens: u64,
+    pub records: u64,
+    /// From the earliest step start to the latest step end.
+    pub elapsed_s: f64,
+    /// `tokens / elapsed_s`.
+    pub tok_per_s: Option<f64>,
+    pub latency: Option<Latency>,
+    pub expert_accesses: u64,
+    pub expert_hits: u64,
+    pub prefetch_hits: u64,
+    /// Hits over accesses of all layers; absent without routed-expert accesses.
+    pub hit_rate: Option<f64>,
+    /// One entry per transformer layer that has records, in layer order.
+    pub per_layer: Vec<LayerHits>,
+    pub bytes_read: u64,
+    pub bytes_read_per_token: Option<f64>,
+    pub bytes_linked: u64,
+    pub time: TimeSplit,
+    /// Storage busy seconds over `elapsed_s` (steps of one run do not overlap in time, so the
+    /// busy times add up without double counting).
+    pub storage_utilisation: Option<f64>,
+}
+
+fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den > 0.0).then(|| num / den)
+}
+
+/// Nearest-rank percentile of an ascending, non-empty slice: the value at rank `ceil(q * n)`.
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl Summary {
+    /// The summary of `records` (any order) from the run `run` describes.
+    pub fn from_records(run: RunInfo, records: &[TokenLayerRecord]) -> Summary {
+        let mut spans: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+        let mut layers: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        let mut time = TimeSplit {
+            compute_s: 0.0,
+            io_wait_s: 0.0,
+            link_s: 0.0,
+            wall_s: 0.0,
+        };
+        let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+        let (mut accesses, mut hits, mut prefetch_hits) = (0u64, 0u64, 0u64);
+        let (mut bytes_read, mut bytes_linked, mut busy) = (0u64, 0u64, 0.0f64);
+        for r in records {
+            let end = r.start_s + r.wall_s;
+            let span = spans.entry(r.token).or_insert((r.start_s, end));
+            span.0 = span.0.min(r.start_s);
+            span.1 = span.1.max(end);
+            first = first.min(r.start_s);
+            last = last.max(end);
+            if let Some(l) = r.layer {
+                let e = layers.entry(l).or_default();
+                e.0 += u64::from(r.expert_accesses);
+                e.1 += u64::from(r.expert_hits);
+            }
+            accesses += u64::from(r.expert_accesses);
+            hits += u64::from(r.expert_hits);
+            prefetch_hits += u64::from(r.prefetch_hits);
+            bytes_read += r.bytes_read;
+            bytes_linked += r.bytes_linked;
+            busy += r.storage_busy_s;
+            time.compute_s += r.compute_s;
+            time.io_wait_s += r.io_wait_s;
+            time.link_s += r.link_s;
+            time.wall_s += r.wall_s;
+        }
+        let elapsed_s = if records.is_empty() {
+            0.0
+        } else {
+            last - first
+        };
+        let mut lat: Vec<f64> = spans.values().map(|(s, e)| e - s).collect();
+        lat.sort_by(f64::total_cmp);
+        let tokens = spans.len() as u64;
+        let latency = (!lat.is_empty()).then(|| Latency {
+            p50_s: nearest_rank(&lat, 0.50),
+            p99_s: nearest_rank(&lat, 0.99),
+            mean_s: lat.iter().sum::<f64>() / lat.len() as f64,
+            max_s: lat[lat.len() - 1],
+        });
+        let per_layer = layers
+            .into_iter()
+            .map(|(layer, (a, h))| LayerHits {
+                layer,
+                expert_accesses: a,
+                expert_hits: h,
+                hit_rate: ratio(h as f64, a as f64),
+            })
+            .collect();
+        Summary {
+            run,
+            tokens,
+            records: records.len() as u64,
+            elapsed_s,
+            tok_per_s: ratio(tokens as f64, elapsed_s),
+            latency,
+            expert_accesses: accesses,
+            expert_hits: hits,
+            prefetch_hits,
+            hit_rate: ratio(hits as f64, accesses as f64),
+            per_layer,
+            bytes_read,
+            bytes_read_per_token: ratio(bytes_read as f64, tokens as f64),
+            bytes_linked,
+            time,
+            storage_utilisation: ratio(busy, elapsed_s),
+        }
+    }
+}
