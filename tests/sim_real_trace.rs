@@ -1,7 +1,8 @@
 //! `hypura sim` on the real DeepSeek-V2-Lite routing trace (imported from
 //! `../shared/data/traces/deepseek-v2-lite` with `hypura trace import`) on a plan for the
-//! catalog's deepseek-v2-lite (64 routed experts, top-6, 26 MoE layers) on the 16 GB M4, where
-//! experts stream: the summary shows the policy's hit rate next to the Belady-OPT bound.
+//! catalog's deepseek-v2-lite (64 routed experts, top-6, 26 MoE layers) solved for the 16 GB M4
+//! with a 128k context, whose KV cache leaves 4.3 GB for experts, so they stream: the summary
+//! shows the policy's hit rate next to the Belady-OPT bound.
 
 mod common;
 
@@ -28,15 +29,34 @@ fn sim_on_the_imported_real_deepseek_trace_shows_the_belady_bound() {
         trace.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    assert!(out.contains("300 sequences, 22287 tokens, 26 MoE layers"), "{out}");
+    assert!(
+        out.contains("300 sequences, 22287 tokens, 26 MoE layers"),
+        "{out}"
+    );
+
+    let plan = dir.path().join("plan.json");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--model",
+        MODEL,
+        "--hw",
+        hw.to_str().unwrap(),
+        "--ctx",
+        "131072",
+        "--trace",
+        trace.to_str().unwrap(),
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
 
     let args = |json: bool| {
         let mut a = vec![
             "sim",
             "--trace",
             trace.to_str().unwrap(),
-            "--model",
-            MODEL,
+            "--plan",
+            plan.to_str().unwrap(),
             "--hw",
             hw.to_str().unwrap(),
             "--policy",
