@@ -107,7 +107,12 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), SimE
                 "expert_hits" => ints(w, &u32s(|r| r.expert_hits))?,
                 "expert_accesses" => ints(w, &u32s(|r| r.expert_accesses))?,
                 "prefetch_hits" => ints(w, &u32s(|r| r.prefetch_hits))?,
-                _ => doubles(w, &f64s(|r| r.storage_busy_s))?,
+                "storage_busy_s" => doubles(w, &f64s(|r| r.storage_busy_s))?,
+                other => {
+                    return Err(SimError::new(format!(
+                        "schema column {other:?} has no writer (SCHEMA and COLUMNS disagree)"
+                    )))
+                }
             }
             col.close().map_err(perr)?;
             index += 1;

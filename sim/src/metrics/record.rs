@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// The simulator and the runtime write the same rows, so a prediction and a measurement compare
 /// row by row; every summary (tok/s, percentiles, hit rates, time split) is computed from rows
-/// like these, never kept on the side.
+/// like these ([`super::Summary::from_records`]), never kept on the side. Files of them are
+/// written by [`super::write_records`]: Parquet columns and JSON keys are these field names.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TokenLayerRecord {
     /// Index of the token in the run (prompt tokens of a prefill batch share one index).
