@@ -16,7 +16,15 @@ const N: usize = 16;
 fn llama_reference(path: &Path) -> Vec<i32> {
     let model = Model::load(path, &ModelParams::llama_defaults()).unwrap();
     let prompt = model.tokenize(PROMPT, true).unwrap();
-    let mut ctx = Context::new(&model, ContextParams { n_ctx: 256, n_threads: 0 }, None).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams {
+            n_ctx: 256,
+            n_threads: 0,
+        },
+        None,
+    )
+    .unwrap();
     ctx.generate(&prompt, N, Sampling::GREEDY).unwrap().tokens
 }
 
@@ -39,8 +47,18 @@ fn solve(model: &Path, dir: &Path) -> PathBuf {
 fn run_json(plan: &Path, model: &Path, extra: &[&str]) -> serde_json::Value {
     let n = N.to_string();
     let mut args = vec![
-        "run", "--plan", plan.to_str().unwrap(), "-m", model.to_str().unwrap(), "-p", PROMPT, "-n", &n,
-        "--ctx", "256", "--json",
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        PROMPT,
+        "-n",
+        &n,
+        "--ctx",
+        "256",
+        "--json",
     ];
     args.extend_from_slice(extra);
     let (ok, out, err) = hypura(&args);
@@ -49,7 +67,12 @@ fn run_json(plan: &Path, model: &Path, extra: &[&str]) -> serde_json::Value {
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i32> {
-    v["tokens"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap() as i32).collect()
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap() as i32)
+        .collect()
 }
 
 #[test]
@@ -63,9 +86,11 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     let v = run_json(&plan, &gemma, &[]);
     assert_eq!(ids(&v), reference);
     assert_eq!(v["stream"]["tensors"], 0);
+    let resident_rss = v["peak_rss_bytes"].as_u64().unwrap();
 
     // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
-    let mut p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     let inv = solver::Inventory::from_gguf(&gemma).unwrap();
     let mut ffn_bytes = 0u64;
     for t in &inv.tensors {
@@ -79,13 +104,23 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     let streamed_plan = dir.path().join("streamed.json");
     std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
     let metrics = dir.path().join("metrics.json");
-    let v = run_json(&streamed_plan, &gemma, &["--metrics", metrics.to_str().unwrap()]);
+    let v = run_json(
+        &streamed_plan,
+        &gemma,
+        &["--metrics", metrics.to_str().unwrap()],
+    );
     assert_eq!(ids(&v), reference);
     let s = &v["stream"];
     assert_eq!(s["bytes"].as_u64().unwrap(), ffn_bytes);
     assert!(s["peak_resident_bytes"].as_u64().unwrap() <= pool, "{s}");
     // Every token re-reads FFN weights that did not fit.
     assert!(s["bytes_read"].as_u64().unwrap() > ffn_bytes, "{s}");
+    // The FFN bytes beyond the pool never became resident (half of them as slack for noise).
+    let streamed_rss = v["peak_rss_bytes"].as_u64().unwrap();
+    assert!(
+        streamed_rss + (ffn_bytes - pool) / 2 <= resident_rss,
+        "peak RSS resident {resident_rss}, streamed {streamed_rss}, FFN {ffn_bytes}, pool {pool}"
+    );
 
     // Metrics: one record per (token, layer) plus one for the output head, bytes adding up.
     let records: Vec<sim::metrics::TokenLayerRecord> =
@@ -107,12 +142,33 @@ fn a_plan_for_another_model_is_refused() {
     let gemma = gemma_path();
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("tiny.gguf");
-    let (ok, _, err) = hypura(&["synth", "--preset", "tiny-llama", "--seed", "1", "-o", other.to_str().unwrap()]);
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-llama",
+        "--seed",
+        "1",
+        "-o",
+        other.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let plan = solve(&other, dir.path());
-    let (ok, _, err) = hypura(&["run", "--plan", plan.to_str().unwrap(), "-m", gemma.to_str().unwrap(), "-p", "hi", "-n", "2"]);
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        gemma.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
     assert!(!ok);
-    assert!(err.contains("plan does not match the model") && err.contains("tiny.gguf"), "{err}");
+    assert!(
+        err.contains("plan does not match the model") && err.contains("tiny.gguf"),
+        "{err}"
+    );
     assert!(err.contains("re-run `hypura solve`"), "{err}");
 }
 
@@ -125,20 +181,61 @@ fn truncated_and_unreadable_model_files_fail_clearly() {
     let truncated = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(&gemma).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let (ok, _, err) = hypura(&["run", "--plan", plan.to_str().unwrap(), "-m", truncated.to_str().unwrap(), "-p", "hi", "-n", "2"]);
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        truncated.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
     assert!(!ok);
-    assert!(err.contains("truncated.gguf") && err.contains("past the end of the file"), "{err}");
+    assert!(
+        err.contains("truncated.gguf") && err.contains("past the end of the file"),
+        "{err}"
+    );
 
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
-    let (ok, _, err) = hypura(&["run", "--plan", plan.to_str().unwrap(), "-m", garbage.to_str().unwrap(), "-p", "hi", "-n", "2"]);
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        garbage.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
     assert!(!ok);
     assert!(err.contains("garbage.gguf"), "{err}");
 
-    let (ok, _, err) = hypura(&["run", "--plan", plan.to_str().unwrap(), "-m", dir.path().to_str().unwrap(), "-p", "hi", "-n", "2"]);
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        dir.path().to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
     assert!(!ok);
     assert!(err.contains(dir.path().to_str().unwrap()), "{err}");
 
-    let (ok, _, err) = hypura(&["run", "--plan", "/nonexistent/plan.json", "-m", gemma.to_str().unwrap(), "-p", "hi"]);
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        "/nonexistent/plan.json",
+        "-m",
+        gemma.to_str().unwrap(),
+        "-p",
+        "hi",
+    ]);
     assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
 }

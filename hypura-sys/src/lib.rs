@@ -18,9 +18,13 @@ pub mod shim {
         pub fn hypura_stream_buft_free(buft: ggml_backend_buffer_type_t) -> c_int;
         /// Tensors allocated in buffers of this type, in allocation order.
         pub fn hypura_stream_tensor_count(buft: ggml_backend_buffer_type_t) -> usize;
-        pub fn hypura_stream_tensor(buft: ggml_backend_buffer_type_t, i: usize) -> *mut ggml_tensor;
+        pub fn hypura_stream_tensor(buft: ggml_backend_buffer_type_t, i: usize)
+            -> *mut ggml_tensor;
         /// The tensor's name before the shim renamed it.
-        pub fn hypura_stream_tensor_name(buft: ggml_backend_buffer_type_t, i: usize) -> *const c_char;
+        pub fn hypura_stream_tensor_name(
+            buft: ggml_backend_buffer_type_t,
+            i: usize,
+        ) -> *const c_char;
         /// Gives every recorded tensor its original name back (after the model has loaded).
         pub fn hypura_stream_restore_names(buft: ggml_backend_buffer_type_t);
         /// Address space reserved by live buffers of this type, bytes.

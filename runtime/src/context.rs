@@ -49,7 +49,11 @@ pub struct Context<'m> {
 }
 
 impl<'m> Context<'m> {
-    pub fn new(model: &'m Model, params: ContextParams, streamer: Option<Streamer>) -> Result<Context<'m>> {
+    pub fn new(
+        model: &'m Model,
+        params: ContextParams,
+        streamer: Option<Streamer>,
+    ) -> Result<Context<'m>> {
         let mut streamer = streamer.map(Box::new);
         // SAFETY: returns a plain struct of defaults.
         let mut cp = unsafe { sys::llama_context_default_params() };
@@ -89,7 +93,12 @@ impl<'m> Context<'m> {
     }
 
     /// Decodes `prompt` and generates up to `n_predict` tokens.
-    pub fn generate(&mut self, prompt: &[i32], n_predict: usize, sampling: Sampling) -> Result<Generation> {
+    pub fn generate(
+        &mut self,
+        prompt: &[i32],
+        n_predict: usize,
+        sampling: Sampling,
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
         }
@@ -128,7 +137,8 @@ impl<'m> Context<'m> {
                 step_s = s;
             }
             // SAFETY: the context has logits for the last token of the batch just decoded.
-            let next = unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
+            let next =
+                unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
             gen.tokens.push(next);
             gen.token_s.push(step_s);
             if gen.tokens.len() == n_predict || self.model.is_end_of_generation(next) {

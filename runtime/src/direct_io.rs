@@ -80,12 +80,15 @@ impl DirectReader {
             len,
             source,
         };
-        let end = offset.checked_add(len).filter(|&e| e <= self.len).ok_or_else(|| {
-            err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("the file has only {} bytes", self.len),
-            ))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| {
+                err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file has only {} bytes", self.len),
+                ))
+            })?;
         let page = PAGE as u64;
         let mut pos = offset / page * page;
         let mut transferred = 0u64;
@@ -210,10 +213,18 @@ mod tests {
 
     #[test]
     fn unaligned_ranges_read_back_exactly() {
-        let data: Vec<u8> = (0..3 * CHUNK as u32 / 2 + 777).map(|i| (i * 7 + i / 251) as u8).collect();
+        let data: Vec<u8> = (0..3 * CHUNK as u32 / 2 + 777)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
         let f = file_with(&data);
         let mut r = DirectReader::open(f.path()).unwrap();
-        for &(off, len) in &[(0usize, 1usize), (32, 4096), (4095, 2), (5000, CHUNK + 9000), (data.len() - 5, 5)] {
+        for &(off, len) in &[
+            (0usize, 1usize),
+            (32, 4096),
+            (4095, 2),
+            (5000, CHUNK + 9000),
+            (data.len() - 5, 5),
+        ] {
             let mut dst = vec![0u8; len];
             r.read("t", off as u64, &mut dst).unwrap();
             assert_eq!(&dst[..], &data[off..off + len], "offset {off} len {len}");
@@ -225,8 +236,14 @@ mod tests {
         let f = file_with(&[1u8; 10_000]);
         let mut r = DirectReader::open(f.path()).unwrap();
         let mut dst = vec![0u8; 200];
-        let e = r.read("blk.3.ffn_up.weight", 9_900, &mut dst).unwrap_err().to_string();
-        assert!(e.contains("blk.3.ffn_up.weight") && e.contains("10000 bytes"), "{e}");
+        let e = r
+            .read("blk.3.ffn_up.weight", 9_900, &mut dst)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("blk.3.ffn_up.weight") && e.contains("10000 bytes"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub enum Error {
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
     #[error("prompt ({prompt} tokens) plus {predict} generated tokens exceed the context size {n_ctx}; pass a larger --ctx")]
-    ContextTooSmall { prompt: usize, predict: usize, n_ctx: u32 },
+    ContextTooSmall {
+        prompt: usize,
+        predict: usize,
+        n_ctx: u32,
+    },
     #[error("llama_decode failed with status {status} at token {token}{detail}")]
     Decode {
         status: i32,

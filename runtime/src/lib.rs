@@ -8,6 +8,7 @@ mod backend;
 pub mod context;
 pub mod direct_io;
 pub mod error;
+pub mod mem;
 pub mod model;
 pub mod plan;
 pub mod planned;

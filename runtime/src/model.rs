@@ -13,8 +13,12 @@ use std::ptr::NonNull;
 pub enum LoadMode {
     /// llama.cpp's default (mmap where supported). Note: it prefetches the whole file.
     Default,
-    /// Plain reads into anonymous memory; streamed tensors are not read at all.
+    /// Plain (buffered) reads into anonymous memory; streamed tensors are not read at all. Kernel
+    /// readahead around the resident tensors still caches neighbouring (streamed) file pages.
     Read,
+    /// Like `Read` with O_DIRECT (llama.cpp's `dio` mode, buffered where unsupported): nothing
+    /// passes through the page cache.
+    DirectIo,
 }
 
 /// What to load and where.
@@ -78,6 +82,7 @@ impl Model {
         mp.load_mode = match params.load_mode {
             LoadMode::Default => mp.load_mode,
             LoadMode::Read => sys::LLAMA_LOAD_MODE_NONE,
+            LoadMode::DirectIo => sys::LLAMA_LOAD_MODE_DIRECT_IO,
         };
 
         let stream_buft = if params.streamed.is_empty() {
@@ -94,7 +99,10 @@ impl Model {
         for p in &params.streamed {
             let c = CString::new(p.as_str())
                 .map_err(|_| load_err(format!(": tensor pattern {p:?} contains a NUL byte")))?;
-            patterns.push((c, stream_buft.expect("streamed patterns imply the buffer type")));
+            patterns.push((
+                c,
+                stream_buft.expect("streamed patterns imply the buffer type"),
+            ));
         }
         // SAFETY: plain C query.
         if unsafe { sys::llama_supports_gpu_offload() } {
@@ -207,7 +215,9 @@ impl Model {
             }
             tokens.resize((-n) as usize, 0);
         }
-        Err(Error::Tokenize("llama_tokenize disagreed on the token count".into()))
+        Err(Error::Tokenize(
+            "llama_tokenize disagreed on the token count".into(),
+        ))
     }
 
     /// The text of one token (special tokens rendered).

@@ -90,7 +90,9 @@ pub fn name_patterns(names: &[String]) -> Vec<String> {
     let mut others = Vec::new();
     for n in names {
         match n.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
-            Some((layer, rest)) if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((layer, rest))
+                if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 by_rest.entry(rest).or_default().push(layer)
             }
             _ => others.push(format!("^{}$", escape(n))),
@@ -122,10 +124,15 @@ mod tests {
 
     #[test]
     fn patterns_group_layers_and_escape_dots() {
-        let names: Vec<String> = ["blk.0.ffn_up.weight", "blk.12.ffn_up.weight", "blk.3.ffn_down.weight", "output.weight"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let names: Vec<String> = [
+            "blk.0.ffn_up.weight",
+            "blk.12.ffn_up.weight",
+            "blk.3.ffn_down.weight",
+            "output.weight",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert_eq!(
             name_patterns(&names),
             vec![

@@ -30,9 +30,10 @@ impl PlannedModel {
         }
         let nvme = placement.names_on(Tier::Nvme);
         let params = ModelParams {
-            // Plain reads: resident weights land in anonymous memory (no whole-file mmap
-            // prefetch through the page cache), streamed ones are not read at all.
-            load_mode: LoadMode::Read,
+            // Reads, not mmap (whose load prefetches the whole file): resident weights land in
+            // anonymous memory, streamed ones are not read at all. O_DIRECT, because buffered
+            // reads' readahead caches the streamed neighbours of every resident tensor.
+            load_mode: LoadMode::DirectIo,
             // Repacked copies would be extra anonymous memory the plan did not budget.
             use_extra_bufts: false,
             streamed: plan::name_patterns(&nvme),
@@ -62,7 +63,9 @@ impl PlannedModel {
             return Ok(None);
         }
         let Source::File { paths, .. } = &self.inventory.source else {
-            return Err(Error::Placement("a catalog model has no file to stream from".into()));
+            return Err(Error::Placement(
+                "a catalog model has no file to stream from".into(),
+            ));
         };
         let mut readers = Vec::with_capacity(paths.len());
         for p in paths {

@@ -137,8 +137,8 @@ impl Streamer {
 
     /// A streamer with nothing to stream, for per-layer metrics alone.
     pub fn metrics_only() -> Streamer {
-        let mut s = Streamer::new(&[], &HashMap::new(), Vec::new(), 0)
-            .expect("no tensors cannot fail");
+        let mut s =
+            Streamer::new(&[], &HashMap::new(), Vec::new(), 0).expect("no tensors cannot fail");
         s.record_layers(true);
         s
     }
@@ -221,7 +221,13 @@ impl Streamer {
         let srcs = unsafe { (*node).src };
         for src in srcs.iter().copied().filter(|s| !s.is_null()) {
             // SAFETY: as above.
-            let base = unsafe { if (*src).view_src.is_null() { src } else { (*src).view_src } };
+            let base = unsafe {
+                if (*src).view_src.is_null() {
+                    src
+                } else {
+                    (*src).view_src
+                }
+            };
             if let Some(&i) = self.by_tensor.get(&(base as usize)) {
                 uses = true;
                 if let Err(e) = self.ensure(i) {

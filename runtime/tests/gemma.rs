@@ -20,7 +20,10 @@ fn gemma() -> PathBuf {
     solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn greedy(model: &Model, streamer: Option<Streamer>) -> (Vec<i32>, Option<runtime::stream::StreamStats>) {
+fn greedy(
+    model: &Model,
+    streamer: Option<Streamer>,
+) -> (Vec<i32>, Option<runtime::stream::StreamStats>) {
     let prompt = model.tokenize(PROMPT, true).unwrap();
     let mut ctx = Context::new(model, PARAMS, streamer).unwrap();
     let g = ctx.generate(&prompt, N_PREDICT, Sampling::GREEDY).unwrap();
@@ -55,7 +58,7 @@ fn our_load_path_matches_plain_llama_cpp() {
     let ours = Model::load(
         &path,
         &ModelParams {
-            load_mode: LoadMode::Read,
+            load_mode: LoadMode::DirectIo,
             use_extra_bufts: false,
             streamed: Vec::new(),
             host: Vec::new(),
@@ -74,7 +77,7 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     let model = Model::load(
         &path,
         &ModelParams {
-            load_mode: LoadMode::Read,
+            load_mode: LoadMode::DirectIo,
             use_extra_bufts: false,
             streamed: name_patterns(&ffn),
             host: Vec::new(),
@@ -84,10 +87,20 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     assert_eq!(model.streamed().len(), ffn.len());
     // Nothing streamed was read at load: no page of the reserved memory is resident.
     for t in model.streamed() {
-        assert_eq!(resident_pages(t.data, t.reserved), 0, "{} was loaded", t.name);
+        assert_eq!(
+            resident_pages(t.data, t.reserved),
+            0,
+            "{} was loaded",
+            t.name
+        );
     }
     let ffn_total: u64 = model.streamed().iter().map(|t| t.reserved as u64).sum();
-    let largest = model.streamed().iter().map(|t| t.reserved as u64).max().unwrap();
+    let largest = model
+        .streamed()
+        .iter()
+        .map(|t| t.reserved as u64)
+        .max()
+        .unwrap();
     let pool = (ffn_total / 4).max(largest);
     let readers = vec![DirectReader::open(&path).unwrap()];
     let streamer = Streamer::new(model.streamed(), &locations(&inv), readers, pool).unwrap();
@@ -95,9 +108,16 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     let stats = stats.unwrap();
     assert_eq!(tokens, reference);
     assert!(stats.peak_resident_bytes <= pool, "{stats:?} pool {pool}");
-    assert!(stats.evictions > 0 && stats.fills > ffn.len() as u64, "{stats:?}");
+    assert!(
+        stats.evictions > 0 && stats.fills > ffn.len() as u64,
+        "{stats:?}"
+    );
     // Pages actually resident never exceed the pool (checked after the run).
-    let resident: usize = model.streamed().iter().map(|t| resident_pages(t.data, t.reserved)).sum();
+    let resident: usize = model
+        .streamed()
+        .iter()
+        .map(|t| resident_pages(t.data, t.reserved))
+        .sum();
     assert!((resident * 4096) as u64 <= pool);
 }
 
@@ -109,7 +129,7 @@ fn a_pool_smaller_than_one_tensor_is_refused() {
     let model = Model::load(
         &path,
         &ModelParams {
-            load_mode: LoadMode::Read,
+            load_mode: LoadMode::DirectIo,
             use_extra_bufts: false,
             streamed: name_patterns(&ffn),
             host: Vec::new(),

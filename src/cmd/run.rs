@@ -52,8 +52,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => p.clone(),
         None => default_model(&args.plan, &plan)?,
     };
-    let planned = PlannedModel::load(&model_path, &plan, None)
-        .with_context(|| format!("cannot run {} with {}", model_path.display(), args.plan.display()))?;
+    let planned = PlannedModel::load(&model_path, &plan, None).with_context(|| {
+        format!(
+            "cannot run {} with {}",
+            model_path.display(),
+            args.plan.display()
+        )
+    })?;
     let prompt = planned.model.tokenize(&args.prompt, true)?;
     let n_ctx = match args.ctx {
         Some(c) if c > 0 => c,
@@ -80,7 +85,11 @@ pub fn run(args: Args) -> Result<()> {
         seed: args.seed,
     };
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
-    let text: String = g.tokens.iter().map(|&t| planned.model.token_text(t)).collect();
+    let text: String = g
+        .tokens
+        .iter()
+        .map(|&t| planned.model.token_text(t))
+        .collect();
     let decode_s: f64 = g.token_s.iter().sum();
     let decode_tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
         (g.tokens.len() - 1) as f64 / decode_s
@@ -92,7 +101,12 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(s.records())? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let streamed_bytes: u64 = planned.model.streamed().iter().map(|t| t.bytes as u64).sum();
+    let streamed_bytes: u64 = planned
+        .model
+        .streamed()
+        .iter()
+        .map(|t| t.bytes as u64)
+        .sum();
     if args.json {
         let v = serde_json::json!({
             "model": model_path.display().to_string(),
@@ -103,6 +117,7 @@ pub fn run(args: Args) -> Result<()> {
             "prompt_s": g.prompt_s,
             "decode_s": decode_s,
             "decode_tok_per_s": decode_tok_s,
+            "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
             "stream": {
                 "tensors": planned.model.streamed().len(),
                 "bytes": streamed_bytes,
@@ -148,7 +163,10 @@ pub fn run(args: Args) -> Result<()> {
 fn default_model(plan_path: &Path, plan: &Plan) -> Result<PathBuf> {
     let name = &plan.inputs.model.name;
     if name.is_empty() {
-        bail!("{}: the plan names no model file; pass -m", plan_path.display());
+        bail!(
+            "{}: the plan names no model file; pass -m",
+            plan_path.display()
+        );
     }
     let beside = plan_path.parent().unwrap_or(Path::new(".")).join(name);
     for p in [beside, PathBuf::from(name)] {
