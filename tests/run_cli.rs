@@ -86,7 +86,11 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     let v = run_json(&plan, &gemma, &[]);
     assert_eq!(ids(&v), reference);
     assert_eq!(v["stream"]["tensors"], 0);
-    let resident_rss = v["peak_rss_bytes"].as_u64().unwrap();
+    let resident_rss = v["peak_rss_decode_bytes"].as_u64().unwrap();
+    eprintln!(
+        "resident: peak RSS load {} decode {resident_rss}",
+        v["peak_rss_load_bytes"]
+    );
 
     // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
     let mut p: serde_json::Value =
@@ -116,7 +120,11 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     // Every token re-reads FFN weights that did not fit.
     assert!(s["bytes_read"].as_u64().unwrap() > ffn_bytes, "{s}");
     // The FFN bytes beyond the pool never became resident (half of them as slack for noise).
-    let streamed_rss = v["peak_rss_bytes"].as_u64().unwrap();
+    let streamed_rss = v["peak_rss_decode_bytes"].as_u64().unwrap();
+    eprintln!(
+        "streamed: peak RSS load {} decode {streamed_rss}",
+        v["peak_rss_load_bytes"]
+    );
     assert!(
         streamed_rss + (ffn_bytes - pool) / 2 <= resident_rss,
         "peak RSS resident {resident_rss}, streamed {streamed_rss}, FFN {ffn_bytes}, pool {pool}"

@@ -20,3 +20,9 @@ fn status_kib(key: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Resets the peak (VmHWM) to the current resident set (Linux >= 4.0: `5` to clear_refs), so a
+/// later [`peak_rss_bytes`] covers only what follows. False where unsupported.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

@@ -80,6 +80,9 @@ pub fn run(args: Args) -> Result<()> {
         },
         streamer,
     )?;
+    // Loading has transients (llama.cpp's O_DIRECT staging buffer): report the decode peak apart.
+    let peak_rss_load = runtime::mem::peak_rss_bytes();
+    let peak_reset = runtime::mem::reset_peak_rss();
     let sampling = Sampling {
         temp: args.temp,
         seed: args.seed,
@@ -117,7 +120,8 @@ pub fn run(args: Args) -> Result<()> {
             "prompt_s": g.prompt_s,
             "decode_s": decode_s,
             "decode_tok_per_s": decode_tok_s,
-            "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
+            "peak_rss_load_bytes": peak_rss_load,
+            "peak_rss_decode_bytes": if peak_reset { runtime::mem::peak_rss_bytes() } else { None },
             "stream": {
                 "tensors": planned.model.streamed().len(),
                 "bytes": streamed_bytes,
