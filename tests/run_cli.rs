@@ -247,3 +247,51 @@ fn truncated_and_unreadable_model_files_fail_clearly() {
     ]);
     assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
 }
+
+#[test]
+fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-mixtral.gguf");
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-mixtral",
+        "--type",
+        "q8_0",
+        "--seed",
+        "3",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let reference = llama_reference(&model);
+    let plan = solve(&model, dir.path());
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inv = solver::Inventory::from_gguf(&model).unwrap();
+    let exps: Vec<&solver::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.name.contains("_exps"))
+        .collect();
+    assert!(!exps.is_empty());
+    for t in &exps {
+        p["tensors"][&t.name] = "nvme".into();
+    }
+    let total: u64 = exps.iter().map(|t| t.bytes).sum();
+    let largest = exps
+        .iter()
+        .map(|t| t.bytes.div_ceil(4096) * 4096)
+        .max()
+        .unwrap();
+    let pool = (total / 4).max(largest);
+    p["pool_bytes"] = pool.into();
+    let streamed_plan = dir.path().join("streamed.json");
+    std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let v = run_json(&streamed_plan, &model, &[]);
+    assert_eq!(ids(&v), reference);
+    let s = &v["stream"];
+    assert_eq!(s["tensors"].as_u64().unwrap(), exps.len() as u64);
+    assert!(s["peak_resident_bytes"].as_u64().unwrap() <= pool, "{s}");
+    assert!(s["evictions"].as_u64().unwrap() > 0, "{s}");
+}
