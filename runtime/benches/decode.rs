@@ -12,7 +12,10 @@ use solver::Inventory;
 use std::collections::HashMap;
 use std::time::Duration;
 
-const TOKENS: usize = 16;
+const TOKENS: usize = 8;
+/// One thread: on a shared, oversubscribed machine ggml's spinning thread barrier makes two
+/// threads slower and far noisier than one.
+const THREADS: u32 = 1;
 
 fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u64) -> Duration {
     let prompt = model
