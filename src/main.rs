@@ -30,6 +30,8 @@ enum Command {
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
     Trace(cmd::trace::Args),
+    /// Run a solved plan on llama.cpp: generate text, streaming NVMe-tier weights from disk.
+    Run(cmd::run::Args),
 }
 
 fn main() {
@@ -41,6 +43,7 @@ fn main() {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
+        Command::Run(a) => cmd::run::run(a),
     };
     if let Err(e) = result {
         eprintln!("hypura: error: {e:#}");

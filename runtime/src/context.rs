@@ -1,0 +1,204 @@
+//! A llama.cpp context over a [`Model`]: decoding a prompt and generating tokens with llama.cpp's
+//! own samplers (greedy at temperature 0), optionally with a [`Streamer`] in the eval callback.
+
+use crate::backend;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::stream::{self, Streamer};
+use hypura_sys as sys;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ContextParams {
+    pub n_ctx: u32,
+    /// Threads for decoding; 0: all available cores.
+    pub n_threads: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// 0: greedy (argmax, llama.cpp's greedy sampler).
+    pub temp: f32,
+    pub seed: u32,
+}
+
+impl Sampling {
+    pub const GREEDY: Sampling = Sampling { temp: 0.0, seed: 0 };
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub prompt_tokens: Vec<i32>,
+    /// Generated token ids (stops early at an end-of-generation token, which is included).
+    pub tokens: Vec<i32>,
+    /// Seconds to decode the prompt batch.
+    pub prompt_s: f64,
+    /// Seconds of each generated token's decode step (the first entry is the prompt's token,
+    /// sampled from the prompt batch: 0).
+    pub token_s: Vec<f64>,
+}
+
+pub struct Context<'m> {
+    raw: NonNull<sys::llama_context>,
+    model: &'m Model,
+    n_ctx: u32,
+    // Boxed so its address, which llama.cpp holds, is stable.
+    streamer: Option<Box<Streamer>>,
+}
+
+impl<'m> Context<'m> {
+    pub fn new(
+        model: &'m Model,
+        params: ContextParams,
+        streamer: Option<Streamer>,
+    ) -> Result<Context<'m>> {
+        let mut streamer = streamer.map(Box::new);
+        // SAFETY: returns a plain struct of defaults.
+        let mut cp = unsafe { sys::llama_context_default_params() };
+        cp.n_ctx = params.n_ctx;
+        cp.n_batch = params.n_ctx;
+        let threads = if params.n_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+        } else {
+            params.n_threads
+        };
+        cp.n_threads = threads as i32;
+        cp.n_threads_batch = threads as i32;
+        if let Some(s) = streamer.as_mut() {
+            let ud = (&mut **s) as *mut Streamer as *mut std::ffi::c_void;
+            cp.cb_eval = Some(stream::eval_callback);
+            cp.cb_eval_user_data = ud;
+            cp.abort_callback = Some(stream::abort_callback);
+            cp.abort_callback_data = ud;
+        }
+        backend::clear_log();
+        // SAFETY: the model outlives the context ('m); the streamer box lives in the context.
+        let raw = unsafe { sys::llama_init_from_model(model.raw(), cp) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::Context {
+            n_ctx: params.n_ctx,
+            detail: backend::log_detail(),
+        })?;
+        Ok(Context {
+            raw,
+            model,
+            n_ctx: params.n_ctx,
+            streamer,
+        })
+    }
+
+    pub fn streamer(&self) -> Option<&Streamer> {
+        self.streamer.as_deref()
+    }
+
+    /// Decodes `prompt` and generates up to `n_predict` tokens.
+    pub fn generate(
+        &mut self,
+        prompt: &[i32],
+        n_predict: usize,
+        sampling: Sampling,
+    ) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(Error::EmptyPrompt);
+        }
+        if prompt.len() + n_predict > self.n_ctx as usize {
+            return Err(Error::ContextTooSmall {
+                prompt: prompt.len(),
+                predict: n_predict,
+                n_ctx: self.n_ctx,
+            });
+        }
+        let sampler = Sampler::new(sampling)?;
+        let mut gen = Generation {
+            prompt_tokens: prompt.to_vec(),
+            tokens: Vec::with_capacity(n_predict),
+            prompt_s: 0.0,
+            token_s: Vec::with_capacity(n_predict),
+        };
+        if n_predict == 0 {
+            return Ok(gen);
+        }
+        let mut batch: Vec<i32> = prompt.to_vec();
+        let mut step_s = 0.0;
+        loop {
+            let start = Instant::now();
+            if let Some(st) = self.streamer.as_mut() {
+                st.begin_token(gen.tokens.len() as u32);
+            }
+            self.decode(&mut batch, gen.tokens.len())?;
+            if let Some(st) = self.streamer.as_mut() {
+                st.end_token();
+            }
+            let s = start.elapsed().as_secs_f64();
+            if gen.tokens.is_empty() {
+                gen.prompt_s = s;
+            } else {
+                step_s = s;
+            }
+            // SAFETY: the context has logits for the last token of the batch just decoded.
+            let next =
+                unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
+            gen.tokens.push(next);
+            gen.token_s.push(step_s);
+            if gen.tokens.len() == n_predict || self.model.is_end_of_generation(next) {
+                return Ok(gen);
+            }
+            batch.clear();
+            batch.push(next);
+        }
+    }
+
+    fn decode(&mut self, tokens: &mut [i32], token_index: usize) -> Result<()> {
+        backend::clear_log();
+        // SAFETY: the batch borrows `tokens`, which outlives the call.
+        let status = unsafe {
+            let batch = sys::llama_batch_get_one(tokens.as_mut_ptr(), tokens.len() as i32);
+            sys::llama_decode(self.raw.as_ptr(), batch)
+        };
+        if let Some(e) = self.streamer.as_mut().and_then(|s| s.take_error()) {
+            return Err(e);
+        }
+        if status != 0 {
+            return Err(Error::Decode {
+                status,
+                token: token_index,
+                detail: backend::log_detail(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Context<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the context; the streamer box is dropped after it.
+        unsafe { sys::llama_free(self.raw.as_ptr()) };
+    }
+}
+
+struct Sampler(NonNull<sys::llama_sampler>);
+
+impl Sampler {
+    fn new(s: Sampling) -> Result<Sampler> {
+        // SAFETY: llama.cpp sampler constructors; the chain takes ownership of what is added.
+        unsafe {
+            let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
+            let chain = NonNull::new(chain).ok_or_else(|| Error::OutOfMemory("sampler".into()))?;
+            if s.temp <= 0.0 {
+                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_greedy());
+            } else {
+                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_temp(s.temp));
+                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_dist(s.seed));
+            }
+            Ok(Sampler(chain))
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        // SAFETY: we own the chain.
+        unsafe { sys::llama_sampler_free(self.0.as_ptr()) };
+    }
+}

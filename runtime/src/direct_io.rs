@@ -1,0 +1,258 @@
+//! Page-cache-free reads of tensor bytes: O_DIRECT (Linux) / F_NOCACHE (macOS) with aligned
+//! supersets through an aligned bounce buffer. Short reads and errors are errors.
+
+use crate::error::{Error, Result};
+use std::alloc::{alloc, dealloc, Layout};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Alignment of O_DIRECT offsets, lengths and buffers, and the page size we release memory in.
+pub const PAGE: usize = 4096;
+
+/// Bounce buffer size: the most bytes read per system call.
+const CHUNK: usize = 8 << 20;
+
+/// How the file was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Reads bypass the page cache.
+    Direct,
+    /// The file system refused direct I/O (e.g. tmpfs): buffered reads, with the read range
+    /// dropped from the page cache afterwards (POSIX_FADV_DONTNEED).
+    BufferedDropBehind,
+}
+
+pub struct DirectReader {
+    file: File,
+    path: PathBuf,
+    mode: CacheMode,
+    len: u64,
+    bounce: *mut u8,
+}
+
+impl DirectReader {
+    pub fn open(path: &Path) -> Result<DirectReader> {
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (file, mode) = match open_direct(path) {
+            Ok(f) => (f, CacheMode::Direct),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (
+                File::open(path).map_err(open_err)?,
+                CacheMode::BufferedDropBehind,
+            ),
+            Err(e) => return Err(open_err(e)),
+        };
+        let len = file.metadata().map_err(open_err)?.len();
+        // SAFETY: non-zero size, power-of-two alignment.
+        let bounce = unsafe { alloc(bounce_layout()) };
+        if bounce.is_null() {
+            return Err(Error::OutOfMemory("direct I/O bounce buffer".into()));
+        }
+        Ok(DirectReader {
+            file,
+            path: path.to_path_buf(),
+            mode,
+            len,
+            bounce,
+        })
+    }
+
+    pub fn mode(&self) -> CacheMode {
+        self.mode
+    }
+
+    /// Bytes of fixed memory the reader holds (its bounce buffer).
+    pub fn overhead_bytes() -> usize {
+        CHUNK
+    }
+
+    /// Reads `dst.len()` bytes at `offset` into `dst`; `tensor` names the data in errors. Returns
+    /// the bytes transferred from the device (the aligned superset).
+    pub fn read(&mut self, tensor: &str, offset: u64, dst: &mut [u8]) -> Result<u64> {
+        let len = dst.len() as u64;
+        let err = |source| Error::Read {
+            path: self.path.clone(),
+            tensor: tensor.to_string(),
+            offset,
+            len,
+            source,
+        };
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| {
+                err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the file has only {} bytes", self.len),
+                ))
+            })?;
+        let page = PAGE as u64;
+        let mut pos = offset / page * page;
+        let mut transferred = 0u64;
+        let mut copied = 0usize;
+        while pos < end {
+            let want = (end - pos).div_ceil(page) * page;
+            let want = want.min(CHUNK as u64) as usize;
+            // SAFETY: the bounce buffer holds CHUNK bytes and is exclusively ours.
+            let buf = unsafe { std::slice::from_raw_parts_mut(self.bounce, want) };
+            let got = read_full(&self.file, buf, pos).map_err(err)?;
+            transferred += got as u64;
+            // Bytes of the wanted range inside [pos, pos + got).
+            let from = offset.max(pos);
+            let to = end.min(pos + got as u64);
+            if to <= from {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("short read at byte {pos}: the file ends early"),
+                )));
+            }
+            let n = (to - from) as usize;
+            dst[copied..copied + n].copy_from_slice(&buf[(from - pos) as usize..][..n]);
+            copied += n;
+            pos += got as u64;
+            if got < want && pos < end {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("short read at byte {pos}: the file ends early"),
+                )));
+            }
+        }
+        if self.mode == CacheMode::BufferedDropBehind {
+            drop_cached(&self.file, offset, len);
+        }
+        Ok(transferred)
+    }
+}
+
+impl Drop for DirectReader {
+    fn drop(&mut self) {
+        // SAFETY: allocated in open with the same layout.
+        unsafe { dealloc(self.bounce, bounce_layout()) };
+    }
+}
+
+fn bounce_layout() -> Layout {
+    Layout::from_size_align(CHUNK, PAGE).expect("constant layout")
+}
+
+/// Reads until `buf` is full or end of file; retries interrupted and partial reads.
+fn read_full(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        // O_DIRECT needs aligned continuation offsets; a partial read that is not a whole
+        // number of pages can only happen at end of file.
+        if done % PAGE != 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+#[cfg(target_os = "macos")]
+fn open_direct(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::io::AsRawFd;
+    let f = File::open(path)?;
+    // SAFETY: fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn open_direct(_path: &Path) -> std::io::Result<File> {
+    Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+#[cfg(target_os = "linux")]
+fn drop_cached(file: &File, offset: u64, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: advisory call on a descriptor we own; failure only leaves pages cached.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        )
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_cached(_file: &File, _offset: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        f.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn unaligned_ranges_read_back_exactly() {
+        let data: Vec<u8> = (0..3 * CHUNK as u32 / 2 + 777)
+            .map(|i| (i * 7 + i / 251) as u8)
+            .collect();
+        let f = file_with(&data);
+        let mut r = DirectReader::open(f.path()).unwrap();
+        for &(off, len) in &[
+            (0usize, 1usize),
+            (32, 4096),
+            (4095, 2),
+            (5000, CHUNK + 9000),
+            (data.len() - 5, 5),
+        ] {
+            let mut dst = vec![0u8; len];
+            r.read("t", off as u64, &mut dst).unwrap();
+            assert_eq!(&dst[..], &data[off..off + len], "offset {off} len {len}");
+        }
+    }
+
+    #[test]
+    fn reading_past_the_end_is_an_error_naming_the_tensor() {
+        let f = file_with(&[1u8; 10_000]);
+        let mut r = DirectReader::open(f.path()).unwrap();
+        let mut dst = vec![0u8; 200];
+        let e = r
+            .read("blk.3.ffn_up.weight", 9_900, &mut dst)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("blk.3.ffn_up.weight") && e.contains("10000 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_shrinks_after_open_gives_a_short_read_error() {
+        let f = file_with(&vec![3u8; 64 * 1024]);
+        let mut r = DirectReader::open(f.path()).unwrap();
+        f.as_file().set_len(10_000).unwrap();
+        let mut dst = vec![0u8; 20_000];
+        let e = r.read("x", 8_000, &mut dst).unwrap_err().to_string();
+        assert!(e.contains("short read"), "{e}");
+    }
+}

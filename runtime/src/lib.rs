@@ -1,0 +1,20 @@
+//! hypura's real runtime: loads a GGUF through llama.cpp (hypura-sys) placing each tensor on the
+//! tier a solved [`solver::place::plan::Plan`] chose, streams NVMe-tier weights from disk inside
+//! the eval callback, and generates tokens with llama.cpp's samplers.
+//!
+//! Everything is single-threaded from the caller's view: llama.cpp's objects stay on one thread.
+
+mod backend;
+pub mod context;
+pub mod direct_io;
+pub mod error;
+pub mod mem;
+pub mod model;
+pub mod plan;
+pub mod planned;
+pub mod stream;
+
+pub use context::{Context, ContextParams, Generation, Sampling};
+pub use error::{Error, Result};
+pub use model::{LoadMode, Model, ModelParams};
+pub use planned::PlannedModel;

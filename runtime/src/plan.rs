@@ -1,0 +1,145 @@
+//! Applying a solved plan to a real model file: the identity check (a plan only runs on the
+//! model it was solved for) and each tensor's tier.
+
+use crate::error::{Error, Result};
+use solver::place::plan::Plan;
+use solver::place::Tier;
+use solver::Inventory;
+use std::collections::BTreeMap;
+
+/// Where each tensor of the model goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// Tier of every tensor, by name.
+    pub tiers: BTreeMap<String, Tier>,
+    /// Bytes that streamed tensors may hold in memory at once: the plan's pool plus its expert
+    /// cache.
+    pub pool_bytes: u64,
+}
+
+impl Placement {
+    pub fn names_on(&self, tier: Tier) -> Vec<String> {
+        self.tiers
+            .iter()
+            .filter(|(_, &t)| t == tier)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+/// Refuses a plan solved for a different model (tensor layout hash or file size differ).
+pub fn check_model(plan: &Plan, inv: &Inventory) -> Result<()> {
+    let want = &plan.inputs.model;
+    let have = solver::place::model_identity(inv);
+    if want.header_hash != have.header_hash {
+        return Err(Error::PlanMismatch(format!(
+            "the plan was solved for {} (header hash {}), this file's header hash is {}; \
+             re-run `hypura solve` for this model",
+            want.name, want.header_hash, have.header_hash
+        )));
+    }
+    if want.file_bytes != have.file_bytes {
+        return Err(Error::PlanMismatch(format!(
+            "the plan was solved for {} of {} bytes, this file has {} bytes; \
+             re-run `hypura solve` for this model",
+            want.name, want.file_bytes, have.file_bytes
+        )));
+    }
+    Ok(())
+}
+
+/// Each tensor's tier. Merged expert tensors whose experts span tiers are streamed whole when
+/// any of their experts is on NVMe.
+pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
+    let mut split_experts: BTreeMap<&str, Tier> = BTreeMap::new();
+    for e in &plan.experts {
+        let tier = if !e.nvme.is_empty() {
+            Tier::Nvme
+        } else if !e.ram.is_empty() {
+            Tier::Ram
+        } else {
+            Tier::Gpu
+        };
+        for t in &e.tensors {
+            split_experts.insert(t, tier);
+        }
+    }
+    let mut tiers = BTreeMap::new();
+    for t in &inv.tensors {
+        let tier = plan
+            .tensors
+            .get(&t.name)
+            .or_else(|| split_experts.get(t.name.as_str()))
+            .copied()
+            .ok_or_else(|| {
+                Error::PlanMismatch(format!("the plan does not place tensor {}", t.name))
+            })?;
+        tiers.insert(t.name.clone(), tier);
+    }
+    Ok(Placement {
+        tiers,
+        pool_bytes: plan.pool_bytes.saturating_add(plan.expert_cache.bytes),
+    })
+}
+
+/// Anchored regexes matching exactly `names`, compact: `blk.N.<rest>` names sharing `<rest>` become
+/// one pattern with the layer numbers as alternatives (llama.cpp compiles every pattern for every
+/// tensor it creates).
+pub fn name_patterns(names: &[String]) -> Vec<String> {
+    let mut by_rest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for n in names {
+        match n.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+            Some((layer, rest))
+                if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                by_rest.entry(rest).or_default().push(layer)
+            }
+            _ => others.push(format!("^{}$", escape(n))),
+        }
+    }
+    let mut out: Vec<String> = by_rest
+        .into_iter()
+        .map(|(rest, layers)| format!("^blk\\.({})\\.{}$", layers.join("|"), escape(rest)))
+        .collect();
+    out.extend(others);
+    out
+}
+
+/// Escapes everything but ASCII letters, digits and `_` for an ECMAScript regex.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if !(c.is_ascii_alphanumeric() || c == '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_group_layers_and_escape_dots() {
+        let names: Vec<String> = [
+            "blk.0.ffn_up.weight",
+            "blk.12.ffn_up.weight",
+            "blk.3.ffn_down.weight",
+            "output.weight",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            name_patterns(&names),
+            vec![
+                r"^blk\.(3)\.ffn_down\.weight$".to_string(),
+                r"^blk\.(0|12)\.ffn_up\.weight$".to_string(),
+                r"^output\.weight$".to_string(),
+            ]
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! End-to-end: `hypura run` on the real Gemma 3 270M gives exactly the greedy tokens of plain
+//! llama.cpp (same build, defaults, everything resident) — with everything resident and with the
+//! FFN weights streamed from disk through a pool smaller than them — and refuses a plan for
+//! another model, a truncated file and a file that is not a GGUF, with messages naming the cause.
+
+mod common;
+
+use common::{gemma_path, hypura};
+use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
+use std::path::{Path, PathBuf};
+
+const PROMPT: &str = "Rust is a programming language that";
+const N: usize = 16;
+
+/// Greedy ids from plain llama.cpp: default model and context parameters.
+fn llama_reference(path: &Path) -> Vec<i32> {
+    let model = Model::load(path, &ModelParams::llama_defaults()).unwrap();
+    let prompt = model.tokenize(PROMPT, true).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams {
+            n_ctx: 256,
+            n_threads: 0,
+        },
+        None,
+    )
+    .unwrap();
+    ctx.generate(&prompt, N, Sampling::GREEDY).unwrap().tokens
+}
+
+fn solve(model: &Path, dir: &Path) -> PathBuf {
+    let plan = dir.join("plan.json");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/h200-141g.toml"),
+        "--model",
+        model.to_str().unwrap(),
+        "--greedy",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    plan
+}
+
+fn run_json(plan: &Path, model: &Path, extra: &[&str]) -> serde_json::Value {
+    let n = N.to_string();
+    let mut args = vec![
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        PROMPT,
+        "-n",
+        &n,
+        "--ctx",
+        "256",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = hypura(&args);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn ids(v: &serde_json::Value) -> Vec<i32> {
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap() as i32)
+        .collect()
+}
+
+#[test]
+fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
+    let gemma = gemma_path();
+    let dir = tempfile::tempdir().unwrap();
+    let reference = llama_reference(&gemma);
+    assert_eq!(reference.len(), N);
+
+    let plan = solve(&gemma, dir.path());
+    let v = run_json(&plan, &gemma, &[]);
+    assert_eq!(ids(&v), reference);
+    assert_eq!(v["stream"]["tensors"], 0);
+    let resident_rss = v["peak_rss_decode_bytes"].as_u64().unwrap();
+    eprintln!(
+        "resident: peak RSS load {} decode {resident_rss}",
+        v["peak_rss_load_bytes"]
+    );
+
+    // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inv = solver::Inventory::from_gguf(&gemma).unwrap();
+    let mut ffn_bytes = 0u64;
+    for t in &inv.tensors {
+        if t.name.contains(".ffn_") && !t.name.contains("norm") {
+            p["tensors"][&t.name] = "nvme".into();
+            ffn_bytes += t.bytes;
+        }
+    }
+    let pool = ffn_bytes / 4;
+    p["pool_bytes"] = pool.into();
+    let streamed_plan = dir.path().join("streamed.json");
+    std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let metrics = dir.path().join("metrics.json");
+    let v = run_json(
+        &streamed_plan,
+        &gemma,
+        &["--metrics", metrics.to_str().unwrap()],
+    );
+    assert_eq!(ids(&v), reference);
+    let s = &v["stream"];
+    assert_eq!(s["bytes"].as_u64().unwrap(), ffn_bytes);
+    assert!(s["peak_resident_bytes"].as_u64().unwrap() <= pool, "{s}");
+    // Every token re-reads FFN weights that did not fit.
+    assert!(s["bytes_read"].as_u64().unwrap() > ffn_bytes, "{s}");
+    // The FFN bytes beyond the pool never became resident (half of them as slack for noise).
+    let streamed_rss = v["peak_rss_decode_bytes"].as_u64().unwrap();
+    eprintln!(
+        "streamed: peak RSS load {} decode {streamed_rss}",
+        v["peak_rss_load_bytes"]
+    );
+    assert!(
+        streamed_rss + (ffn_bytes - pool) / 2 <= resident_rss,
+        "peak RSS resident {resident_rss}, streamed {streamed_rss}, FFN {ffn_bytes}, pool {pool}"
+    );
+
+    // Metrics: one record per (token, layer) plus one for the output head, bytes adding up.
+    let records: Vec<sim::metrics::TokenLayerRecord> =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let n_layer = inv.arch.n_layer as usize;
+    assert_eq!(records.len(), N * (n_layer + 1));
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.token as usize, i / (n_layer + 1));
+        let layer = i % (n_layer + 1);
+        assert_eq!(r.layer, (layer < n_layer).then_some(layer as u32));
+        assert!(r.wall_s >= r.io_wait_s && r.io_wait_s >= 0.0, "{r:?}");
+    }
+    let read: u64 = records.iter().map(|r| r.bytes_read).sum();
+    assert_eq!(read, s["bytes_read"].as_u64().unwrap());
+}
+
+#[test]
+fn a_plan_for_another_model_is_refused() {
+    let gemma = gemma_path();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("tiny.gguf");
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-llama",
+        "--seed",
+        "1",
+        "-o",
+        other.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let plan = solve(&other, dir.path());
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        gemma.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("plan does not match the model") && err.contains("tiny.gguf"),
+        "{err}"
+    );
+    assert!(err.contains("re-run `hypura solve`"), "{err}");
+}
+
+#[test]
+fn truncated_and_unreadable_model_files_fail_clearly() {
+    let gemma = gemma_path();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = solve(&gemma, dir.path());
+
+    let truncated = dir.path().join("truncated.gguf");
+    let bytes = std::fs::read(&gemma).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        truncated.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("truncated.gguf") && err.contains("past the end of the file"),
+        "{err}"
+    );
+
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        garbage.to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("garbage.gguf"), "{err}");
+
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        dir.path().to_str().unwrap(),
+        "-p",
+        "hi",
+        "-n",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(err.contains(dir.path().to_str().unwrap()), "{err}");
+
+    let (ok, _, err) = hypura(&[
+        "run",
+        "--plan",
+        "/nonexistent/plan.json",
+        "-m",
+        gemma.to_str().unwrap(),
+        "-p",
+        "hi",
+    ]);
+    assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
+}
+
+#[test]
+fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-mixtral.gguf");
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-mixtral",
+        "--type",
+        "q8_0",
+        "--seed",
+        "3",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let reference = llama_reference(&model);
+    let plan = solve(&model, dir.path());
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inv = solver::Inventory::from_gguf(&model).unwrap();
+    let exps: Vec<&solver::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.name.contains("_exps"))
+        .collect();
+    assert!(!exps.is_empty());
+    for t in &exps {
+        p["tensors"][&t.name] = "nvme".into();
+    }
+    let total: u64 = exps.iter().map(|t| t.bytes).sum();
+    let largest = exps
+        .iter()
+        .map(|t| t.bytes.div_ceil(4096) * 4096)
+        .max()
+        .unwrap();
+    let pool = (total / 4).max(largest);
+    p["pool_bytes"] = pool.into();
+    let streamed_plan = dir.path().join("streamed.json");
+    std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let v = run_json(&streamed_plan, &model, &[]);
+    assert_eq!(ids(&v), reference);
+    let s = &v["stream"];
+    assert_eq!(s["tensors"].as_u64().unwrap(), exps.len() as u64);
+    assert!(s["peak_resident_bytes"].as_u64().unwrap() <= pool, "{s}");
+    assert!(s["evictions"].as_u64().unwrap() > 0, "{s}");
+}
