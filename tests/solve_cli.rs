@@ -38,7 +38,7 @@ fn solve_writes_a_plan_and_refuses_to_overwrite_it() {
     assert!(ok, "{err}");
     assert!(stdout.is_empty(), "the plan goes to the file: {stdout}");
     let p = plan(&out);
-    assert_eq!(p["version"], 1);
+    assert_eq!(p["version"], 2);
     assert_eq!(p["mode"], "expert-streaming");
     assert_eq!(p["inputs"]["model"]["name"], "mixtral-8x7b:q5_k_m");
     assert!(p["prediction"]["tok_per_s"].as_f64().unwrap() > 0.0);
