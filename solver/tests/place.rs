@@ -225,7 +225,11 @@ fn ilp_objective_equals_the_cost_model_at_every_depth() {
     let s = solve("llama-3.3-70b", &profile("m4-16g"), Method::Ilp);
     let caps = s.caps.with_pool(4 << 30).unwrap();
     for depth in place::PREFETCH_DEPTHS {
-        let streaming = ilp::Streaming { depth, dense: true };
+        let streaming = ilp::Streaming {
+            depth,
+            dense: true,
+            globals: true,
+        };
         let opts = place::IlpOptions::default();
         let r = ilp::solve_with(&s.units, &caps, &s.cost, &opts, 0, None, streaming).unwrap();
         let predicted = s.cost.predict_depth(&s.units, &r.assignment, depth).token_s;

@@ -189,31 +189,46 @@ fn pool_configs(
     {
         *dense.entry(u.layer).or_default() += u.bytes;
     }
-    let dense_max = dense.values().copied().max().unwrap_or(0);
+    let layer_max = dense
+        .iter()
+        .filter(|(l, _)| l.is_some())
+        .map(|(_, &b)| b)
+        .max()
+        .unwrap_or(0);
+    let globals = dense.get(&None).copied().unwrap_or(0);
     let expert_max = units
         .experts
         .iter()
         .map(|e| e.expert_bytes * units.top_k as u64)
         .max()
         .unwrap_or(0);
+    let dense_pool = |depth: u32, dense_max: u64| ilp::dense_buffers(depth) * dense_max;
     // The baseline's pool first: its error is the one reported when nothing fits.
     let mut out = vec![(
         ilp::Streaming::default(),
-        caps.with_pool(ilp::dense_buffers(1) * dense_max + expert_max)?,
+        caps.with_pool(dense_pool(1, layer_max.max(globals)) + expert_max)?,
     )];
     let mut candidates = Vec::new();
     if !units.experts.is_empty() {
         let experts_only = ilp::Streaming {
             depth: 0,
             dense: false,
+            globals: false,
         };
         candidates.push((experts_only, expert_max));
     }
-    for depth in PREFETCH_DEPTHS.into_iter().skip(1) {
-        if depth <= units.n_layer.max(1) {
-            let s = ilp::Streaming { depth, dense: true };
-            candidates.push((s, ilp::dense_buffers(depth) * dense_max + expert_max));
+    // An output head larger than a layer would size every buffer: these keep it resident.
+    let globals_fit = globals <= layer_max;
+    for depth in PREFETCH_DEPTHS {
+        if depth > units.n_layer.max(1) || (depth == 1 && globals_fit) {
+            continue;
         }
+        let s = ilp::Streaming {
+            depth,
+            dense: true,
+            globals: globals_fit,
+        };
+        candidates.push((s, dense_pool(depth, layer_max) + expert_max));
     }
     for (s, pool) in candidates {
         if let Ok(c) = caps.with_pool(pool) {
@@ -257,8 +272,16 @@ fn solve_ilp(
             Err(e) => return Err(e.into()),
         }
     }
-    bounds.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let lp_min = bounds.first().map_or(f64::INFINITY, |b| b.0);
+    // Experts streaming alone has no dense binaries and solves fastest: its plan, when there
+    // is one, is the first incumbent.
+    let key = |i: usize| !(configs[i].0.dense);
+    bounds.sort_by(|a, b| {
+        key(b.1)
+            .cmp(&key(a.1))
+            .then(a.0.total_cmp(&b.0))
+            .then(a.1.cmp(&b.1))
+    });
+    let lp_min = bounds.iter().map(|b| b.0).fold(f64::INFINITY, f64::min);
     let mut mip_min = f64::INFINITY;
     for (lp, i) in bounds {
         let (streaming, caps) = &configs[i];
@@ -267,11 +290,22 @@ fn solve_ilp(
             continue;
         }
         let start = (opts.ilp.warm_start && i == 0).then_some(greedy);
+        // Prune what cannot beat the best plan so far (greedy's: by any margin; an ILP plan's:
+        // by more than the gap tolerance).
+        let cutoff = if best.2 == "ilp" {
+            best_t * (1.0 - opts.ilp.mip_rel_gap)
+        } else {
+            best_t * (1.0 + 1e-9)
+        };
+        let ilp_opts = IlpOptions {
+            cutoff_s: Some(cutoff),
+            ..opts.ilp
+        };
         let r = ilp::solve_with(
             units,
             caps,
             cost,
-            &opts.ilp,
+            &ilp_opts,
             opts.prompt_len,
             start,
             *streaming,
@@ -288,7 +322,8 @@ fn solve_ilp(
                 }
             }
             Err(ilp::IlpError::NoSolution(_)) => mip_min = mip_min.min(lp),
-            Err(ilp::IlpError::Infeasible) if i > 0 => {}
+            // Nothing below the cutoff: that is this configuration's bound.
+            Err(ilp::IlpError::Infeasible) => mip_min = mip_min.min(cutoff.max(lp)),
             Err(e) => return Err(e.into()),
         }
     }
