@@ -38,7 +38,7 @@ fn solve_writes_a_plan_and_refuses_to_overwrite_it() {
     assert!(ok, "{err}");
     assert!(stdout.is_empty(), "the plan goes to the file: {stdout}");
     let p = plan(&out);
-    assert_eq!(p["version"], 1);
+    assert_eq!(p["version"], 2);
     assert_eq!(p["mode"], "expert-streaming");
     assert_eq!(p["inputs"]["model"]["name"], "mixtral-8x7b:q5_k_m");
     assert!(p["prediction"]["tok_per_s"].as_f64().unwrap() > 0.0);
@@ -208,25 +208,65 @@ fn greedy_flag_skips_the_ilp() {
     assert!(p["solver"]["gap"].is_null());
 }
 
-/// `--explain` for catalog models on the shipped profiles.
+/// Every shipped profile and every catalog model (Mixtral at the quantization the notes use).
+const PROFILES: [&str; 7] = [
+    "h100-pcie-80g",
+    "h200-141g",
+    "m1max",
+    "m2max",
+    "m3max",
+    "m4-16g",
+    "m4max",
+];
+const MODELS: [&str; 8] = [
+    "gemma-3-270m",
+    "qwen2.5-14b",
+    "mixtral-8x7b:q5_k_m",
+    "llama-3.3-70b",
+    "qwen3-30b-a3b",
+    "deepseek-v2-lite",
+    "deepseek-v3",
+    "gpt-oss-20b",
+];
+
+/// What `hypura solve --explain` prints without a trace, solved in this process.
+fn explain(hw: &str, model: &str) -> String {
+    let hw = solver::hw::HwProfile::load(profile(hw)).unwrap();
+    let inv = solver::load_model(model).unwrap();
+    let solved = solver::place::solve(&inv, &hw, &solver::place::SolveOptions::default()).unwrap();
+    solver::place::explain::render(&solved)
+}
+
+/// `--explain` for all 56 catalog model x shipped profile pairs. They are solved in-process on
+/// two threads rather than as 56 CLI runs (the CLI prints exactly `explain::render`: see the
+/// next test), which keeps the set about as cheap as a handful of CLI runs.
 #[test]
 fn explain_snapshots() {
-    let cases = [
-        ("m1max", "mixtral-8x7b:q5_k_m"),
-        ("m1max", "deepseek-v3"),
-        ("m1max", "llama-3.3-70b"),
-        ("m4-16g", "qwen3-30b-a3b"),
-        ("m4-16g", "gpt-oss-20b"),
-        ("m4-16g", "qwen2.5-14b"),
-        ("h100-pcie-80g", "deepseek-v3"),
-        ("h100-pcie-80g", "llama-3.3-70b"),
-        ("h200-141g", "deepseek-v2-lite"),
-    ];
-    for (hw, model) in cases {
-        let (ok, out, err) =
-            hypura(&["solve", "--hw", &profile(hw), "--model", model, "--explain"]);
-        assert!(ok, "{hw} {model}: {err}");
+    let pairs: Vec<(&str, &str)> = PROFILES
+        .iter()
+        .flat_map(|&hw| MODELS.iter().map(move |&m| (hw, m)))
+        .collect();
+    let (first, second) = pairs.split_at(pairs.len() / 2);
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let run = |half: &[(&str, &str)]| -> Vec<String> {
+            half.iter().map(|&(hw, m)| explain(hw, m)).collect()
+        };
+        let other = s.spawn(move || run(second));
+        let mut outs = run(first);
+        outs.extend(other.join().unwrap());
+        outs
+    });
+    assert_eq!(outs.len(), 56);
+    for ((hw, model), out) in pairs.iter().zip(outs) {
         let name = format!("solve_explain_{hw}_{}", model.replace(':', "_"));
         insta::assert_snapshot!(name, out);
     }
+}
+
+#[test]
+fn explain_cli_prints_the_rendered_plan() {
+    let (hw, model) = ("m1max", "mixtral-8x7b:q5_k_m");
+    let (ok, out, err) = hypura(&["solve", "--hw", &profile(hw), "--model", model, "--explain"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, explain(hw, model));
 }

@@ -3,7 +3,9 @@
 use proptest::prelude::*;
 use solver::catalog;
 use solver::hw::HwProfile;
-use solver::place::{self, ExpertRates, Method, Mode, Plan, SolveOptions, Solved, Tier};
+use solver::place::{
+    self, ilp, ExpertRates, Method, Mode, Plan, SolveOptions, Solved, TensorPlace, Tier,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -78,7 +80,7 @@ fn small_model_is_full_resident_and_on_the_gpu() {
     assert_eq!(s.plan.mode, Mode::FullResident);
     assert_eq!(s.plan.capacities.nvme_bytes, 0);
     assert_eq!(s.plan.pool_bytes, 0);
-    assert!(s.plan.tensors.values().all(|&t| t == Tier::Gpu));
+    assert!(s.plan.tensors.values().all(|&t| t == TensorPlace::Gpu));
     assert_eq!(s.plan.solver.method, "ilp");
 }
 
@@ -101,8 +103,13 @@ fn moe_too_large_for_memory_streams_experts() {
 fn dense_model_too_large_streams_dense_weights() {
     let s = solve("llama-3.3-70b", &profile("m4-16g"), Method::Ilp);
     assert!(matches!(s.plan.mode, Mode::DenseFfnStreaming | Mode::Mixed));
-    assert_eq!(s.plan.prefetch_depth, 1);
+    assert!(place::PREFETCH_DEPTHS.contains(&s.plan.prefetch_depth));
     assert!(s.plan.pool_bytes > 0);
+    // The plan's prediction is the cost model at the chosen depth.
+    let p = s
+        .cost
+        .predict_depth(&s.units, &s.assignment, s.plan.prefetch_depth);
+    assert_eq!(p.token_s, s.plan.prediction.token_s);
     assert_within_capacities(&s);
 }
 
@@ -158,6 +165,97 @@ fn plan_load_errors_name_the_field() {
 }
 
 #[test]
+fn every_tensor_has_one_entry_and_split_expert_tensors_point_at_their_layer() {
+    let inv = catalog::lookup("mixtral-8x7b:q5_k_m").unwrap();
+    let s = solve("mixtral-8x7b:q5_k_m", &profile("m1max"), Method::Ilp);
+    let names: Vec<&String> = inv.tensors.iter().map(|t| &t.name).collect();
+    let planned: Vec<&String> = s.plan.tensors.keys().collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(planned, sorted, "the map holds exactly the model's tensors");
+    let mut splits = 0;
+    for e in &s.plan.experts {
+        let tiers = [&e.gpu, &e.ram, &e.nvme]
+            .iter()
+            .filter(|ids| !ids.is_empty())
+            .count();
+        for name in &e.tensors {
+            match s.plan.tensors[name] {
+                TensorPlace::Split { layer } => {
+                    assert!(tiers > 1, "{name} is split but its experts share one tier");
+                    assert_eq!(layer, e.layer);
+                    splits += 1;
+                }
+                whole => {
+                    assert_eq!(tiers, 1, "{name} is {whole:?} but its experts span tiers");
+                    let ids = match whole.tier().unwrap() {
+                        Tier::Gpu => &e.gpu,
+                        Tier::Ram => &e.ram,
+                        Tier::Nvme => &e.nvme,
+                    };
+                    assert_eq!(ids.len(), 8);
+                }
+            }
+        }
+    }
+    assert!(
+        splits > 0,
+        "Mixtral on the M1 Max splits some expert layers"
+    );
+    let json = s.plan.to_json();
+    assert!(json.contains(r#""split": {"#), "{}", &json[..400]);
+}
+
+#[test]
+fn version_1_plans_are_refused_with_the_reason() {
+    let plan = solve("gemma-3-270m", &profile("m1max"), Method::Greedy).plan;
+    let mut v: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    v["version"] = serde_json::json!(1);
+    let err = Plan::from_json(&v.to_string(), "old.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("old.json") && err.contains("version 1") && err.contains("re-run"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ilp_objective_equals_the_cost_model_at_every_depth() {
+    let s = solve("llama-3.3-70b", &profile("m4-16g"), Method::Ilp);
+    let caps = s.caps.with_pool(4 << 30).unwrap();
+    for depth in place::PREFETCH_DEPTHS {
+        let streaming = ilp::Streaming {
+            depth,
+            dense: true,
+            globals: true,
+        };
+        let opts = place::IlpOptions::default();
+        let r = ilp::solve_with(&s.units, &caps, &s.cost, &opts, 0, None, streaming).unwrap();
+        let predicted = s.cost.predict_depth(&s.units, &r.assignment, depth).token_s;
+        assert!(
+            (r.objective_s - predicted).abs() <= 1e-9 * predicted,
+            "depth {depth}: ILP {} vs cost model {predicted}",
+            r.objective_s
+        );
+    }
+}
+
+#[test]
+fn deeper_prefetch_never_predicts_slower_for_the_same_placement() {
+    let s = solve("llama-3.3-70b", &profile("m4-16g"), Method::Ilp);
+    let t = |d| s.cost.predict_depth(&s.units, &s.assignment, d).token_s;
+    assert!(t(0) > t(1), "serial reads cost more than prefetched ones");
+    // Nested windows: never slower (up to rounding: equal when every window is I/O bound).
+    let ts: Vec<f64> = [1, 2, 4, 8].into_iter().map(t).collect();
+    for w in ts.windows(2) {
+        assert!(w[1] <= w[0] * (1.0 + 1e-12), "{ts:?}");
+    }
+    // Depth 1 is the per-layer model sim prices with.
+    assert_eq!(t(1), s.cost.predict(&s.units, &s.assignment).token_s);
+}
+
+#[test]
 fn skewed_trace_rates_raise_the_hit_rate_and_the_speed() {
     let inv = catalog::lookup("mixtral-8x7b:q5_k_m").unwrap();
     let hw = profile("m4-16g");
@@ -207,6 +305,7 @@ proptest! {
             let opts = SolveOptions { method, ..SolveOptions::default() };
             let Ok(s) = place::solve(&inv, &hw, &opts) else { continue };
             assert_within_capacities(&s);
+            prop_assert!(s.plan.capacities.ram_bytes + s.plan.pool_bytes <= s.caps.ram);
             prop_assert!(s.plan.solver.objective_s <= s.plan.solver.greedy_objective_s * (1.0 + 1e-12));
             if let Some(b) = s.plan.solver.lp_bound_s {
                 prop_assert!(b <= s.plan.solver.objective_s * (1.0 + 1e-9));

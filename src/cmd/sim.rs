@@ -257,7 +257,7 @@ fn from_plan(
         .map(|u| {
             u.tensors
                 .first()
-                .and_then(|t| plan.tensors.get(t).copied())
+                .and_then(|t| plan.tensors.get(t).and_then(|p| p.tier()))
                 .with_context(|| format!("{origin}: field `tensors`: no tier for unit {}", u.name))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -4,9 +4,12 @@
 //! the reference every plan's numbers come from.
 //!
 //! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`; the GPU and
-//! CPU shares run one after the other; dense weights streamed from NVMe are prefetched a layer
-//! ahead and overlap compute (`max(compute, io)`); routed experts missing from memory are only
-//! known after the router runs, so their reads add to the layer's time.
+//! CPU shares run one after the other; routed experts missing from memory are only known after
+//! the router runs, so their reads add to the layer's time. Dense weights streamed from NVMe
+//! overlap compute as the prefetch depth `d` allows: the layers are cut into consecutive windows
+//! of `d` and a window takes `max(its compute, its dense reads)` (the next window is read while
+//! this one computes, in `2d` layer buffers); `d = 0` reads each layer before computing it
+//! (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
 
 use super::units::{Assignment, ExpertLayer, Tier, Units};
 use crate::hw::{HwProfile, StorageProfile};
@@ -220,6 +223,34 @@ impl CostModel {
         }
     }
 
+    /// Times of consecutive layers (globals, `None`, first; then layers in order) with dense
+    /// reads prefetched `depth` layers ahead: each window of `depth` layers takes the larger of
+    /// its compute and its dense reads, and the part of the reads compute does not hide is
+    /// charged to the window's last layer; `depth` 0 adds each layer's reads to its compute.
+    /// With `depth` 1 every layer's time is [`CostModel::layer_time`].
+    pub fn window_times(&self, loads: &[(Option<u32>, LayerLoad)], depth: u32) -> Vec<LayerTime> {
+        let mut out: Vec<LayerTime> = loads
+            .iter()
+            .map(|(l, load)| self.layer_time(*l, load))
+            .collect();
+        for w in windows(&out.iter().map(|t| t.layer).collect::<Vec<_>>(), depth) {
+            let times = &mut out[w.clone()];
+            let compute: f64 = times.iter().map(|t| t.gpu_s + t.cpu_s).sum();
+            let io: f64 = times.iter().map(|t| t.io_dense_s).sum();
+            let stall = if depth == 0 {
+                io
+            } else {
+                (io - compute).max(0.0)
+            };
+            let n = times.len();
+            for (i, t) in times.iter_mut().enumerate() {
+                t.total_s =
+                    t.gpu_s + t.cpu_s + t.io_expert_s + if i + 1 == n { stall } else { 0.0 };
+            }
+        }
+        out
+    }
+
     fn work<'a>(&self, load: &'a mut LayerLoad, tier: Tier) -> &'a mut Work {
         if self.on_gpu(tier) {
             &mut load.gpu
@@ -228,9 +259,15 @@ impl CostModel {
         }
     }
 
-    /// Predicted per-token decode time of `a` (layers in order, globals first).
+    /// Predicted per-token decode time of `a` (layers in order, globals first), dense reads
+    /// prefetched one layer ahead.
     pub fn predict(&self, units: &Units, a: &Assignment) -> Prediction {
         self.predict_batch(units, a, 1)
+    }
+
+    /// [`CostModel::predict`] with dense reads prefetched `depth` layers ahead.
+    pub fn predict_depth(&self, units: &Units, a: &Assignment, depth: u32) -> Prediction {
+        self.predict_batch_depth(units, a, 1, depth)
     }
 
     /// Predicted time of one forward pass over a batch of `n_tokens` (prefill of an
@@ -238,6 +275,17 @@ impl CostModel {
     /// scales with the tokens; an expert is read if any token of the batch routes to it
     /// ([`expert_touch`]); embedding rows are one read per token.
     pub fn predict_batch(&self, units: &Units, a: &Assignment, n_tokens: u64) -> Prediction {
+        self.predict_batch_depth(units, a, n_tokens, 1)
+    }
+
+    /// [`CostModel::predict_batch`] with dense reads prefetched `depth` layers ahead.
+    pub fn predict_batch_depth(
+        &self,
+        units: &Units,
+        a: &Assignment,
+        n_tokens: u64,
+        depth: u32,
+    ) -> Prediction {
         let n = n_tokens.max(1) as f64;
         let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
         for (u, &tier) in units.units.iter().zip(&a.units) {
@@ -266,10 +314,8 @@ impl CostModel {
                 }
             }
         }
-        let layers: Vec<LayerTime> = loads
-            .iter()
-            .map(|(l, load)| self.layer_time(*l, load))
-            .collect();
+        let loads: Vec<(Option<u32>, LayerLoad)> = loads.into_iter().collect();
+        let layers = self.window_times(&loads, depth);
         let token_s: f64 = layers.iter().map(|l| l.total_s).sum::<f64>() / n;
         Prediction {
             token_s,
@@ -281,6 +327,24 @@ impl CostModel {
             layers,
         }
     }
+}
+
+/// The prefetch windows over layers in order: the globals (`None`) alone, then consecutive runs
+/// of `depth` layers (one layer each for `depth` 0 or 1). The ILP uses the same cut.
+pub fn windows(layers: &[Option<u32>], depth: u32) -> Vec<std::ops::Range<usize>> {
+    let size = depth.max(1) as usize;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let end = if layers[i].is_none() {
+            i + layers[i..].iter().take_while(|l| l.is_none()).count()
+        } else {
+            (i + size).min(layers.len())
+        };
+        out.push(i..end);
+        i = end;
+    }
+    out
 }
 
 /// Probability that a batch of `n_tokens` reads expert `id` at least once: `1 - (1 - r)^n`

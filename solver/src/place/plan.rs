@@ -8,8 +8,45 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The plan schema version this build reads and writes.
-pub const PLAN_VERSION: u32 = 1;
+/// The plan schema version this build reads and writes. Version 2: every tensor has exactly one
+/// entry in `tensors`, merged expert tensors whose experts span tiers as [`TensorPlace::Split`].
+pub const PLAN_VERSION: u32 = 2;
+
+/// Where one tensor lives: wholly on one tier, or (a merged expert tensor) split by expert id
+/// across tiers as the `experts` entry of `layer` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum TensorPlace {
+    Gpu,
+    Ram,
+    Nvme,
+    /// Expert slices on several tiers: see the [`ExpertPlacement`] with this `layer`.
+    Split {
+        layer: u32,
+    },
+}
+
+impl TensorPlace {
+    /// The one tier holding the whole tensor; `None` when it is split.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            TensorPlace::Gpu => Some(Tier::Gpu),
+            TensorPlace::Ram => Some(Tier::Ram),
+            TensorPlace::Nvme => Some(Tier::Nvme),
+            TensorPlace::Split { .. } => None,
+        }
+    }
+}
+
+impl From<Tier> for TensorPlace {
+    fn from(t: Tier) -> TensorPlace {
+        match t {
+            Tier::Gpu => TensorPlace::Gpu,
+            Tier::Ram => TensorPlace::Ram,
+            Tier::Nvme => TensorPlace::Nvme,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,9 +56,9 @@ pub struct Plan {
     pub mode: Mode,
     pub solver: SolverReport,
     pub capacities: CapacityReport,
-    /// Every non-expert tensor by name, and every merged expert tensor whose experts all share
-    /// one tier.
-    pub tensors: BTreeMap<String, Tier>,
+    /// Every tensor of the model by name: its tier, or `{"split": {"layer": L}}` for a merged
+    /// expert tensor whose experts span tiers (the ids per tier are in `experts`).
+    pub tensors: BTreeMap<String, TensorPlace>,
     /// Per MoE layer: which expert ids sit on which tier.
     pub experts: Vec<ExpertPlacement>,
     pub expert_cache: ExpertCache,
@@ -203,6 +240,12 @@ impl Plan {
             serde_json::from_str(text).map_err(|e| field_err("", e.to_string()))?;
         match probe.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == PLAN_VERSION as u64 => {}
+            Some(1) => {
+                return Err(field_err(
+                    "version",
+                    format!("plan version 1 is no longer read (it left merged expert tensors split across tiers out of `tensors`); this hypura reads version {PLAN_VERSION}; re-run `hypura solve`"),
+                ))
+            }
             Some(v) => {
                 return Err(field_err(
                     "version",
