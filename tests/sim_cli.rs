@@ -50,7 +50,9 @@ fn expert_prefetch_oracle_beats_none_with_the_same_hits() {
     assert_eq!(none["hit_rate"], coact["hit_rate"]);
     assert_eq!(oracle["expert_prefetch"], "oracle");
     assert_eq!(none["prefetch_hit_rate"].as_f64(), Some(0.0));
-    assert!(oracle["prefetch_hit_rate"].as_f64().unwrap() > 0.0);
+    // Mixtral's experts read longer than a layer computes: prefetch shortens the wait.
+    let wait = |v: &serde_json::Value| v["io_wait_s_per_token"].as_f64().unwrap();
+    assert!(wait(&oracle) < wait(&none));
     assert!(oracle["tok_per_s"].as_f64().unwrap() > none["tok_per_s"].as_f64().unwrap());
 }
 
