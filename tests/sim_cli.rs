@@ -1,6 +1,6 @@
 //! End-to-end: `hypura sim` with no arguments runs the embedded default (catalog Mixtral on the
-//! M1 Max profile, synthesized trace, plan solved on the fly), `--json` parses, bad input is
-//! refused with a message naming the option.
+//! M1 Max profile, synthesized trace, plan solved on the fly) and its summary is snapshotted,
+//! `--json` parses, expert prefetch runs, bad input is refused with a message naming the option.
 
 mod common;
 
@@ -20,9 +20,40 @@ fn no_arguments_runs_the_embedded_default() {
         "hit rate",
         "belady",
         "waiting for I/O",
+        "storage busy",
+        "prefetch",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+    insta::assert_snapshot!("sim_default_256_tokens", out);
+}
+
+#[test]
+fn expert_prefetch_oracle_beats_none_with_the_same_hits() {
+    let sim = |prefetch: &str| {
+        let (ok, out, err) = hypura(&[
+            "sim",
+            "--tokens",
+            "128",
+            "--policy",
+            "lru",
+            "--expert-prefetch",
+            prefetch,
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["summary"].clone()
+    };
+    let (none, oracle, coact) = (sim("none"), sim("oracle"), sim("coactivation"));
+    assert_eq!(none["hit_rate"], oracle["hit_rate"]);
+    assert_eq!(none["hit_rate"], coact["hit_rate"]);
+    assert_eq!(oracle["expert_prefetch"], "oracle");
+    assert_eq!(none["prefetch_hit_rate"].as_f64(), Some(0.0));
+    // Mixtral's experts read longer than a layer computes: prefetch shortens the wait.
+    let wait = |v: &serde_json::Value| v["io_wait_s_per_token"].as_f64().unwrap();
+    assert!(wait(&oracle) < wait(&none));
+    assert!(oracle["tok_per_s"].as_f64().unwrap() > none["tok_per_s"].as_f64().unwrap());
 }
 
 #[test]
@@ -47,4 +78,11 @@ fn bad_arguments_are_refused() {
     assert!(!ok && err.contains("--cache-bytes"), "{err}");
     let (ok, _, err) = hypura(&["sim", "--plan", "/nonexistent/plan.json"]);
     assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
+    let (ok, _, err) = hypura(&["sim", "--expert-prefetch", "magic"]);
+    assert!(!ok && err.contains("--expert-prefetch"), "{err}");
+    let (ok, _, err) = hypura(&["sim", "--queue-depth", "0"]);
+    assert!(!ok && err.contains("--queue-depth"), "{err}");
+    // The default profile is unified memory: there is no host link to copy over.
+    let (ok, _, err) = hypura(&["sim", "--host-weights-on-gpu"]);
+    assert!(!ok && err.contains("--host-weights-on-gpu"), "{err}");
 }

@@ -3,9 +3,10 @@
 //! [`cache`] replays a [`traces::Trace`] against an expert cache (LRU, LFU, ARC, static pinning +
 //! LRU, Belady-OPT; one cache for all layers or one per layer) and counts hits, misses and bytes
 //! read, exactly and fast. [`events`] is the deterministic priority queue of timestamped events
-//! the token-by-token simulation is built on, with a storage channel model that takes compute
-//! times and bandwidth from the caller. [`decode`] simulates decoding a trace on a solver plan,
-//! pricing every (token, layer) with the solver's cost model and the cache's hits. [`metrics`] is
+//! and the storage device model (the profile's read curve, queue depth, base latency).
+//! [`decode`] runs the event-driven decode of a trace on a solver plan: compute priced by the
+//! solver's cost model, misses and prefetches read on the storage device, one record per (token,
+//! layer). [`metrics`] is
 //! the per-(token, layer) record schema that `hypura sim` and `hypura run` both write.
 
 pub mod cache;

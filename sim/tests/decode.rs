@@ -1,8 +1,10 @@
 //! Decode simulation: a hand-computed two-token case, Belady never below LRU, and agreement with
-//! the solver's prediction for the plan's own static cache.
+//! the solver's prediction where the engine and the analytic model coincide.
 
 use sim::cache::Policy;
-use sim::decode::{self, DecodePolicy, Placement};
+use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
+use solver::hw::{HwProfile, ReadPoint, StorageProfile};
+use solver::place::cost::LayerLoad;
 use solver::place::cost::{CostModel, Device, IoPlan};
 use solver::place::plan::ExpertPlacement;
 use solver::place::units::{ExpertLayer, Unit};
@@ -88,6 +90,33 @@ fn tiny_trace() -> Trace {
     trace_of(model, &[&[0, 2], &[0, 1]])
 }
 
+/// Storage at `gbps` for every block size and queue depth, no latency floor.
+fn flat_storage(gbps: f64) -> StorageProfile {
+    StorageProfile {
+        seq_read_gbps: gbps,
+        read_4k_qd1_latency_s: 0.0,
+        read_curve: vec![ReadPoint {
+            block_bytes: 1,
+            queue_depth: 1,
+            gbps,
+        }],
+    }
+}
+
+fn tiny_machine() -> Machine {
+    Machine {
+        storage: flat_storage(0.5),
+        h2d_bytes_per_s: None,
+        unified: false,
+    }
+}
+
+fn run(p: &Placement<'_>, m: &Machine, t: &Trace, policy: &DecodePolicy) -> DecodeReport {
+    decode::simulate(p, m, t, policy, &Options::default())
+        .unwrap()
+        .report
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * b.abs().max(1e-9)
 }
@@ -114,7 +143,8 @@ fn hand_computed_two_tokens() {
     // Static: token 0 computes 3 MB at 1 GB/s (attention, expert 0, streamed expert 2) = 3 ms
     // and then waits for expert 2's read, 1 MB at 0.5 GB/s = 2 ms: 5 ms. Token 1 computes
     // 3 MB from RAM: 3 ms.
-    let r = decode::simulate(&placement, &trace, &DecodePolicy::Static).unwrap();
+    let m = tiny_machine();
+    let r = run(&placement, &m, &trace, &DecodePolicy::Static);
     assert_eq!(r.tokens, 2);
     assert!(close(r.token_s_mean, 4e-3), "{r:?}");
     assert!(close(r.tok_per_s, 250.0), "{r:?}");
@@ -135,7 +165,7 @@ fn hand_computed_two_tokens() {
         policy: Policy::Lru,
         capacity_bytes: MB,
     };
-    let r = decode::simulate(&placement, &trace, &lru).unwrap();
+    let r = run(&placement, &m, &trace, &lru);
     assert!(
         close(r.token_s_p50, 7e-3) && close(r.token_s_p99, 7e-3),
         "{r:?}"
@@ -148,7 +178,7 @@ fn hand_computed_two_tokens() {
         policy: Policy::Belady,
         capacity_bytes: 2 * MB,
     };
-    let r = decode::simulate(&placement, &trace, &belady).unwrap();
+    let r = run(&placement, &m, &trace, &belady);
     assert_eq!(r.layers[0].hits, 1);
     assert!(close(r.token_s_mean, (7e-3 + 5e-3) / 2.0), "{r:?}");
 }
@@ -177,13 +207,33 @@ fn mismatched_trace_is_refused() {
         top_k: 1,
         n_shared_expert: 0,
     };
-    let e =
-        decode::simulate(&placement, &trace_of(model, &[&[0]]), &DecodePolicy::Static).unwrap_err();
+    let e = decode::simulate(
+        &placement,
+        &tiny_machine(),
+        &trace_of(model, &[&[0]]),
+        &DecodePolicy::Static,
+        &Options::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("top-1"), "{e}");
 }
 
-/// Catalog Mixtral on the M1 Max profile with a synthesized trace and a plan solved for it.
-fn mixtral() -> (solver::place::Solved, Trace) {
+/// The M1 Max profile, with its read curve replaced by a flat 5.1 GB/s and no latency floor
+/// when `flat`.
+fn m1max(flat: bool) -> HwProfile {
+    let mut hw = HwProfile::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../profiles/m1max.toml"
+    ))
+    .unwrap();
+    if flat {
+        hw.storage = flat_storage(5.1);
+    }
+    hw
+}
+
+/// Catalog Mixtral with a synthesized trace and a plan solved for it on `hw`.
+fn mixtral(hw: &HwProfile) -> (solver::place::Solved, Trace) {
     let inv = solver::load_model("mixtral-8x7b:q5_k_m").unwrap();
     let units = Units::build(&inv, None).unwrap();
     let model = ModelFacts {
@@ -201,34 +251,111 @@ fn mixtral() -> (solver::place::Solved, Trace) {
     };
     let trace =
         traces::synth::synthesize(&SynthParams::uniform(model, vec![128; 4], layer), 7).unwrap();
-    let hw = solver::hw::HwProfile::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../profiles/m1max.toml"
-    ))
-    .unwrap();
     let opts = SolveOptions {
         rates: Some(decode::expert_rates(&trace)),
         ..SolveOptions::default()
     };
-    (solver::place::solve(&inv, &hw, &opts).unwrap(), trace)
+    (solver::place::solve(&inv, hw, &opts).unwrap(), trace)
 }
 
-#[test]
-fn mixtral_static_matches_solver_and_belady_bounds_lru() {
-    let (solved, trace) = mixtral();
-    let placement = Placement {
+/// The solver's `layer_time` summed over the trace with each token's actual expert use, for
+/// the plan's static cache: what the analytic model predicts token by token.
+fn analytic_token_s(solved: &solver::place::Solved, trace: &Trace) -> f64 {
+    let cost = &solved.cost;
+    let mut base: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
+    for (u, &tier) in solved.units.units.iter().zip(&solved.assignment.units) {
+        let load = base.entry(u.layer).or_default();
+        let w = if cost.on_gpu(tier) {
+            &mut load.gpu
+        } else {
+            &mut load.cpu
+        };
+        w.flops += u.flops;
+        w.bytes += u.read_bytes;
+        if tier == Tier::Nvme && u.row_reads() {
+            load.nvme_row_bytes += u.read_bytes;
+        } else if tier == Tier::Nvme {
+            load.nvme_dense_bytes += u.read_bytes;
+        }
+    }
+    let mut total = 0.0;
+    for token in 0..trace.n_tokens() {
+        for (l, load) in &base {
+            let mut load = *load;
+            if let Some(pos) = solved.plan.experts.iter().position(|e| Some(e.layer) == *l) {
+                let (e, unit) = (&solved.plan.experts[pos], &solved.units.experts[pos]);
+                for &id in trace.selection(token, pos) {
+                    let tier = if e.gpu.contains(&u32::from(id)) {
+                        Tier::Gpu
+                    } else if e.ram.contains(&u32::from(id)) {
+                        Tier::Ram
+                    } else {
+                        Tier::Nvme
+                    };
+                    let w = if cost.on_gpu(tier) {
+                        &mut load.gpu
+                    } else {
+                        &mut load.cpu
+                    };
+                    w.flops += unit.expert_flops;
+                    w.bytes += unit.expert_bytes as f64;
+                    if tier == Tier::Nvme {
+                        load.nvme_expert_bytes += unit.expert_bytes as f64;
+                    }
+                }
+            }
+            total += cost.layer_time(*l, &load).total_s;
+        }
+    }
+    total / trace.n_tokens() as f64
+}
+
+/// The engine's mean token time equals the analytic one up to rounding each phase (two per
+/// step) and each storage request to whole nanoseconds.
+fn assert_rounding_only(solved: &solver::place::Solved, trace: &Trace, r: &DecodeReport) {
+    let analytic = analytic_token_s(solved, trace);
+    let steps = f64::from(solved.units.n_layer + 1);
+    let reads = r.bytes_read_per_token / solved.cost.io.expert_block_bytes as f64 + 1.0;
+    let tolerance = (2.0 * steps + reads) * 1e-9;
+    assert!(
+        (r.token_s_mean - analytic).abs() <= tolerance,
+        "engine {} s/token vs analytic {analytic} (tolerance {tolerance})",
+        r.token_s_mean
+    );
+}
+
+fn placement(solved: &solver::place::Solved) -> Placement<'_> {
+    Placement {
         units: &solved.units,
         unit_tiers: &solved.assignment.units,
         experts: &solved.plan.experts,
         cost: &solved.cost,
-    };
-    assert!(
-        solved.plan.expert_cache.bytes > 0,
-        "the plan should stream experts"
-    );
-    // Same trace, same rates, same cost model: the mean token time differs from the solver's
-    // expected one only where a layer's roofline changes regime between tokens.
-    let r = decode::simulate(&placement, &trace, &DecodePolicy::Static).unwrap();
+    }
+}
+
+/// Where the models coincide: the plan's static cache, no expert prefetch, no dense weights
+/// streamed, and a flat storage curve (5.1 GB/s at every block size and queue depth) without
+/// the latency floor (with M1 Max's 70 us floor the per-token embedding-row read, a few kB,
+/// takes 70 us in the engine and its transfer time in the solver). Every layer then costs its
+/// compute plus its misses' bytes over the bandwidth: the solver's `layer_time` with the
+/// token's actual expert use, whose mean is the solver's prediction up to where a layer's
+/// roofline changes regime.
+#[test]
+fn mixtral_static_matches_solver_where_the_models_coincide() {
+    let hw = m1max(true);
+    let (solved, trace) = mixtral(&hw);
+    assert_eq!(solved.plan.mode, solver::place::Mode::ExpertStreaming);
+    assert!(solved.plan.expert_cache.bytes > 0);
+    let r = decode::simulate(
+        &placement(&solved),
+        &Machine::from_profile(&hw),
+        &trace,
+        &DecodePolicy::Static,
+        &Options::default(),
+    )
+    .unwrap()
+    .report;
+    assert_rounding_only(&solved, &trace, &r);
     let predicted = solved.plan.prediction.tok_per_s;
     assert!(
         (r.tok_per_s - predicted).abs() <= 1e-3 * predicted,
@@ -236,20 +363,67 @@ fn mixtral_static_matches_solver_and_belady_bounds_lru() {
         r.tok_per_s
     );
     assert!((r.hit_rate - solved.plan.expert_cache.hit_rate).abs() < 1e-9);
+}
 
+/// Nothing streams (Mixtral fits in an H200): no storage at all, so the engine is the sum of
+/// the cost model's compute and equals the solver's prediction.
+#[test]
+fn full_resident_plan_matches_solver() {
+    let hw = HwProfile::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../profiles/h200-141g.toml"
+    ))
+    .unwrap();
+    let (solved, trace) = mixtral(&hw);
+    assert_eq!(solved.plan.mode, solver::place::Mode::FullResident);
+    let r = decode::simulate(
+        &placement(&solved),
+        &Machine::from_profile(&hw),
+        &trace,
+        &DecodePolicy::Static,
+        &Options::default(),
+    )
+    .unwrap()
+    .report;
+    assert_rounding_only(&solved, &trace, &r);
+    let predicted = solved.plan.prediction.tok_per_s;
+    assert!(
+        (r.tok_per_s - predicted).abs() <= 1e-4 * predicted,
+        "sim {} tok/s vs solver {predicted}",
+        r.tok_per_s
+    );
+    assert_eq!(r.bytes_read_per_token, 0.0);
+}
+
+#[test]
+fn mixtral_belady_bounds_lru_and_prefetch_helps() {
+    let hw = m1max(false);
+    let (solved, trace) = mixtral(&hw);
+    let p = placement(&solved);
+    let machine = Machine::from_profile(&hw);
     let capacity_bytes = solved.plan.expert_cache.bytes;
-    let run = |policy| {
+    let sim = |policy, expert_prefetch| {
+        let opts = Options {
+            expert_prefetch,
+            ..Options::default()
+        };
         decode::simulate(
-            &placement,
+            &p,
+            &machine,
             &trace,
             &DecodePolicy::Cache {
                 policy,
                 capacity_bytes,
             },
+            &opts,
         )
         .unwrap()
+        .report
     };
-    let (lru, belady) = (run(Policy::Lru), run(Policy::Belady));
+    let (lru, belady) = (
+        sim(Policy::Lru, ExpertPrefetch::None),
+        sim(Policy::Belady, ExpertPrefetch::None),
+    );
     assert!(
         belady.hit_rate >= lru.hit_rate,
         "{} < {}",
@@ -258,4 +432,20 @@ fn mixtral_static_matches_solver_and_belady_bounds_lru() {
     );
     assert!(belady.tok_per_s >= lru.tok_per_s);
     assert!(lru.hit_rate > 0.0 && lru.hit_rate < 1.0);
+    // Prefetch changes when bytes arrive, never which accesses the cache serves.
+    let oracle = sim(Policy::Lru, ExpertPrefetch::Oracle);
+    let coact = sim(Policy::Lru, ExpertPrefetch::Coactivation);
+    assert_eq!(oracle.hit_rate, lru.hit_rate);
+    assert_eq!(coact.hit_rate, lru.hit_rate);
+    // Mixtral's experts take longer to read than a layer to compute, so prefetches shorten the
+    // wait rather than landing before the router asks.
+    assert!(oracle.io_wait_s_per_token < lru.io_wait_s_per_token);
+    assert!(
+        oracle.tok_per_s > lru.tok_per_s,
+        "{} <= {}",
+        oracle.tok_per_s,
+        lru.tok_per_s
+    );
+    assert_eq!(oracle.prefetch_wasted_bytes_per_token, 0.0);
+    assert!(coact.tok_per_s <= oracle.tok_per_s);
 }

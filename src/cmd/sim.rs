@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use sim::cache::{HotSet, Policy};
-use sim::decode::{self, DecodePolicy, DecodeReport, Placement};
+use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use solver::hw::HwProfile;
 use solver::place::{self, plan::fnv1a_hex, CostModel, Plan, SolveOptions, Tier, Units};
 use solver::GgmlType;
@@ -49,6 +49,21 @@ pub struct Args {
     /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized).
     #[arg(long)]
     pub tokens: Option<usize>,
+    /// Layers ahead that streamed dense weights are read (default: the plan's prefetch depth;
+    /// 0 reads them on demand).
+    #[arg(long)]
+    pub prefetch_depth: Option<u32>,
+    /// Expert prefetch for the next MoE layer: none, coactivation (predicted from co-activation
+    /// counts learned online) or oracle (the actual next selection; an upper bound).
+    #[arg(long, default_value = "none")]
+    pub expert_prefetch: String,
+    /// Storage requests in flight (default: the plan's larger queue depth).
+    #[arg(long)]
+    pub queue_depth: Option<u32>,
+    /// Compute RAM- and NVMe-tier weights on a discrete GPU after copying them over the host
+    /// link (as llama.cpp does for large batches) instead of on the CPU.
+    #[arg(long)]
+    pub host_weights_on_gpu: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -58,6 +73,16 @@ pub fn run(args: Args) -> Result<()> {
     if args.tokens == Some(0) {
         bail!("--tokens must be at least 1");
     }
+    if args.queue_depth == Some(0) {
+        bail!("--queue-depth must be at least 1");
+    }
+    let expert_prefetch = ExpertPrefetch::parse(&args.expert_prefetch).with_context(|| {
+        format!(
+            "--expert-prefetch {:?}: use none, coactivation or oracle",
+            args.expert_prefetch
+        )
+    })?;
+
     let mut notes = Vec::new();
     let hw = match &args.hw {
         Some(p) => HwProfile::load(p)?,
@@ -69,6 +94,9 @@ pub fn run(args: Args) -> Result<()> {
             HwProfile::from_toml_str(DEFAULT_PROFILE.1, DEFAULT_PROFILE.0)?
         }
     };
+    if args.host_weights_on_gpu && hw.host_link.is_none() {
+        bail!("--host-weights-on-gpu needs a discrete GPU (a profile with [host_link])");
+    }
     let plan_file = match &args.plan {
         Some(p) => Some(Plan::load(p)?),
         None => None,
@@ -135,20 +163,32 @@ pub fn run(args: Args) -> Result<()> {
     };
     let capacity_bytes = args.cache_bytes.unwrap_or(plan.expert_cache.bytes);
     let policy = parse_policy(&args.policy, args.cache_bytes, capacity_bytes)?;
-    let report = decode::simulate(&placement, &trace, &policy)?;
+    let machine = Machine::from_profile(&hw);
+    let opts = Options {
+        prefetch_depth: args.prefetch_depth.unwrap_or(plan.prefetch_depth),
+        expert_prefetch,
+        queue_depth: args.queue_depth,
+        host_weights_on_gpu: args.host_weights_on_gpu,
+    };
+    let report = decode::simulate(&placement, &machine, &trace, &policy, &opts)?.report;
     let bound = match policy {
         DecodePolicy::Cache {
             policy: Policy::Belady,
             ..
         } => None,
-        _ => Some(decode::simulate(
-            &placement,
-            &trace,
-            &DecodePolicy::Cache {
-                policy: Policy::Belady,
-                capacity_bytes,
-            },
-        )?),
+        _ => Some(
+            decode::simulate(
+                &placement,
+                &machine,
+                &trace,
+                &DecodePolicy::Cache {
+                    policy: Policy::Belady,
+                    capacity_bytes,
+                },
+                &opts,
+            )?
+            .report,
+        ),
     };
     if args.json {
         let out = serde_json::json!({
@@ -287,9 +327,19 @@ fn render(r: &DecodeReport, bound: Option<&DecodeReport>, solver_tok_per_s: f64)
     );
     let _ = writeln!(
         s,
-        "  time      compute {:.3} ms + waiting for I/O {:.3} ms per token",
+        "  time      compute {:.3} ms + waiting for I/O {:.3} ms + link {:.3} ms per token; storage busy {:.1}%",
         ms(r.compute_s_per_token),
-        ms(r.io_wait_s_per_token)
+        ms(r.io_wait_s_per_token),
+        ms(r.link_s_per_token),
+        r.storage_utilisation * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "  prefetch  dense {} layer(s) ahead; experts {}: {:.2}% of accesses prefetched in time, {:.3} GB wasted per token",
+        r.prefetch_depth,
+        r.expert_prefetch,
+        r.prefetch_hit_rate * 100.0,
+        gb(r.prefetch_wasted_bytes_per_token)
     );
     let _ = writeln!(
         s,

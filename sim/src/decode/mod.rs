@@ -1,21 +1,36 @@
-//! Decode simulation: token by token and layer by layer, compute time from the solver's cost
-//! model and routed-expert misses from a cache policy, read serially after the router.
+//! Decode simulation: token by token and layer by layer on the event-driven engine, with compute
+//! times from the solver's cost model, routed-expert hits from a cache policy, and reads on a
+//! storage device with the profile's bandwidth curve, queue depth and base latency.
 //!
-//! Every layer of a token is priced by [`CostModel::layer_time`], the function the solver's
-//! prediction sums, with that token's actual expert uses in place of the expected ones: a hit on
-//! an expert the plan puts on the GPU is computed there, any other hit from RAM, and a miss is a
-//! read of one expert (at the plan's expert request size and bandwidth) plus its compute on the
-//! device that computes streamed weights. Layers whose experts are all resident always hit; only
-//! the layers where the plan streams experts go through the cache policy, which holds
-//! `cache_bytes` of their experts.
+//! [`simulate`] resolves the plan against the trace, replays the cache policy over the trace's
+//! expert accesses (hits do not depend on timing: prefetched experts land in the plan's staging
+//! pool, not the cache), and runs [`engine`]. Every step is priced by the cost model's per-device
+//! work pricing ([`CostModel::layer_time`] without its I/O terms): a hit on an expert the plan
+//! puts on the GPU is computed there, any other hit from RAM, and a miss on the device that
+//! computes streamed weights, after its reads have landed. Layers whose experts are all resident
+//! always hit; only the layers where the plan streams experts go through the cache policy, which
+//! holds `cache_bytes` of their experts.
+//!
+//! Where the engine and the solver's analytic prediction coincide: the plan's static cache, no
+//! expert prefetch, dense prefetch depth 1 with no dense weights streamed, and a storage curve
+//! that is flat (the same GB/s at every block size and queue depth) with reads longer than the
+//! base latency. Then every layer costs compute plus its misses' bytes over the bandwidth, which
+//! is the solver's `layer_time` with the token's actual expert use (tests/decode.rs checks it).
 
+mod engine;
+mod prefetch;
 mod report;
+mod steps;
 
+pub use prefetch::ExpertPrefetch;
 pub use report::{DecodeReport, LayerReport};
 
 use crate::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use crate::error::SimError;
-use solver::place::cost::{CostModel, LayerLoad};
+use crate::events::StorageDevice;
+use crate::metrics::TokenLayerRecord;
+use solver::hw::{HwProfile, StorageProfile};
+use solver::place::cost::CostModel;
 use solver::place::plan::ExpertPlacement;
 use solver::place::{Tier, Units};
 use std::collections::BTreeMap;
@@ -49,79 +64,123 @@ pub struct Placement<'a> {
     pub cost: &'a CostModel,
 }
 
+/// What the engine needs of the machine beyond the cost model: the storage device and the
+/// host->GPU link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    pub storage: StorageProfile,
+    /// Pinned host->device copy bandwidth, bytes/s (discrete GPUs only).
+    pub h2d_bytes_per_s: Option<f64>,
+    /// GPU and CPU share one memory: no copies, but storage DMA takes memory bandwidth.
+    pub unified: bool,
+}
+
+impl Machine {
+    pub fn from_profile(hw: &HwProfile) -> Machine {
+        Machine {
+            storage: hw.storage.clone(),
+            h2d_bytes_per_s: hw.host_link.as_ref().map(|l| l.h2d_gbps * 1e9),
+            unified: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
+        }
+    }
+}
+
+/// How the run is driven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Steps (layers) ahead that streamed dense weights are read; 0 reads them on demand.
+    pub prefetch_depth: u32,
+    pub expert_prefetch: ExpertPrefetch,
+    /// Requests in flight on the storage device (default: the plan's larger queue depth).
+    pub queue_depth: Option<u32>,
+    /// Compute RAM- and NVMe-tier weights on a discrete GPU, copying them over the host link
+    /// first (what llama.cpp does for large batches), instead of on the CPU.
+    pub host_weights_on_gpu: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            prefetch_depth: 1,
+            expert_prefetch: ExpertPrefetch::None,
+            queue_depth: None,
+            host_weights_on_gpu: false,
+        }
+    }
+}
+
+/// A simulated decode: the summary and one record per (token, layer) step, globals (`layer`
+/// None: embedding row and output head) first in every token.
+#[derive(Debug, Clone)]
+pub struct DecodeRun {
+    pub report: DecodeReport,
+    pub records: Vec<TokenLayerRecord>,
+}
+
 /// One MoE layer of the trace, resolved against the placement.
 struct MoeLayer {
     layer: u32,
     expert_bytes: u64,
     expert_flops: f64,
+    /// Largest per-tensor slice: the request size of an expert read.
+    slice_bytes: u64,
     /// Tier of each expert id in the plan.
     tier: Vec<Tier>,
     streams: bool,
 }
 
-/// Simulates decoding every token of `trace` on `placement` with `policy`.
+/// Simulates decoding every token of `trace` on `placement` and `machine` with `policy`.
 pub fn simulate(
     placement: &Placement<'_>,
+    machine: &Machine,
     trace: &Trace,
     policy: &DecodePolicy,
-) -> Result<DecodeReport, SimError> {
-    let layers = resolve_layers(placement, trace)?;
-    let hits = expert_hits(&layers, trace, policy)?;
-    let base = base_loads(placement)?;
-    let cost = placement.cost;
-    // Layers without routed experts cost the same every token.
-    let fixed: Vec<_> = base
-        .iter()
-        .filter(|(l, _)| !layers.iter().any(|m| Some(m.layer) == **l))
-        .map(|(l, load)| cost.layer_time(*l, load))
-        .collect();
-    let fixed_compute: f64 = fixed.iter().map(|t| t.gpu_s + t.cpu_s).sum();
-    let fixed_total: f64 = fixed.iter().map(|t| t.total_s).sum();
-    let fixed_bytes: f64 = base
-        .iter()
-        .filter(|(l, _)| !layers.iter().any(|m| Some(m.layer) == **l))
-        .map(|(_, load)| nvme_bytes(load))
-        .sum();
-    let k = trace.model().top_k as usize;
-    let mut acc = report::Accumulator::new(&layers.iter().map(|m| m.layer).collect::<Vec<_>>());
-    for token in 0..trace.n_tokens() {
-        let (mut compute, mut total, mut bytes) = (fixed_compute, fixed_total, fixed_bytes);
-        for (pos, m) in layers.iter().enumerate() {
-            let mut load = base.get(&Some(m.layer)).copied().unwrap_or_default();
-            let first = (token * layers.len() + pos) * k;
-            let mut layer_hits = 0u64;
-            for (i, &e) in trace.selection(token, pos).iter().enumerate() {
-                let hit = hits[first + i];
-                let tier = match (hit, m.tier[e as usize]) {
-                    (true, Tier::Gpu) => Tier::Gpu,
-                    (true, _) => Tier::Ram,
-                    (false, _) => Tier::Nvme,
-                };
-                layer_hits += u64::from(hit);
-                let work = if cost.on_gpu(tier) {
-                    &mut load.gpu
-                } else {
-                    &mut load.cpu
-                };
-                work.flops += m.expert_flops;
-                work.bytes += m.expert_bytes as f64;
-                if tier == Tier::Nvme {
-                    load.nvme_expert_bytes += m.expert_bytes as f64;
-                }
-            }
-            let t = cost.layer_time(Some(m.layer), &load);
-            compute += t.gpu_s + t.cpu_s;
-            total += t.total_s;
-            bytes += nvme_bytes(&load);
-            acc.layer(pos, layer_hits, k as u64, load.nvme_expert_bytes);
-        }
-        acc.token(total, compute, bytes);
+    opts: &Options,
+) -> Result<DecodeRun, SimError> {
+    if opts.host_weights_on_gpu && machine.h2d_bytes_per_s.is_none() && !machine.unified {
+        return Err(SimError::new(
+            "host weights on the GPU need a host link (the profile's [host_link] h2d_gbps)",
+        ));
     }
-    Ok(acc.finish(policy.name(), cache_bytes(&layers, policy)))
-}
-
-fn nvme_bytes(load: &LayerLoad) -> f64 {
-    load.nvme_dense_bytes + load.nvme_expert_bytes + load.nvme_row_bytes
+    let moe = resolve_layers(placement, trace)?;
+    let hits = expert_hits(&moe, trace, policy)?;
+    let mut sizes = steps::Sizes::default();
+    let layers = steps::build(placement, machine, opts, &moe, &mut sizes)?;
+    let expert_reads: Vec<Vec<u32>> = moe
+        .iter()
+        .map(|m| sizes.split(m.expert_bytes, m.slice_bytes))
+        .collect();
+    let io = &placement.cost.io;
+    let queue_depth = opts
+        .queue_depth
+        .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
+    let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
+    let storage = StorageDevice::new(&machine.storage, queue_depth, latency_ns, &sizes.sizes)?;
+    let inputs = engine::Inputs {
+        placement,
+        machine,
+        opts,
+        policy,
+        moe: &moe,
+        layers: &layers,
+        expert_reads: &expert_reads,
+        trace,
+        hits: &hits,
+    };
+    let out = engine::run(&inputs, storage);
+    let report = report::summarize(
+        &out,
+        &moe.iter().map(|m| m.layer).collect::<Vec<_>>(),
+        &hits,
+        trace,
+        policy.name(),
+        cache_bytes(&moe, policy),
+        opts,
+    );
+    Ok(DecodeRun {
+        report,
+        records: out.records,
+    })
 }
 
 /// Bytes of streaming-layer experts the policy keeps in memory.
@@ -189,42 +248,12 @@ fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, Sim
                 layer: e.layer,
                 expert_bytes: unit.expert_bytes,
                 expert_flops: unit.expert_flops,
+                slice_bytes: unit.slice_bytes,
                 streams: tier.contains(&Tier::Nvme),
                 tier,
             })
         })
         .collect()
-}
-
-/// Per-layer work of everything but routed experts, as the solver's prediction groups it.
-fn base_loads(p: &Placement<'_>) -> Result<BTreeMap<Option<u32>, LayerLoad>, SimError> {
-    if p.unit_tiers.len() != p.units.units.len() {
-        return Err(SimError::new(format!(
-            "{} unit tiers for {} units",
-            p.unit_tiers.len(),
-            p.units.units.len()
-        )));
-    }
-    let mut loads: BTreeMap<Option<u32>, LayerLoad> = BTreeMap::new();
-    for (u, &tier) in p.units.units.iter().zip(p.unit_tiers) {
-        let load = loads.entry(u.layer).or_default();
-        let work = if p.cost.on_gpu(tier) {
-            &mut load.gpu
-        } else {
-            &mut load.cpu
-        };
-        work.flops += u.flops;
-        work.bytes += u.read_bytes;
-        if tier == Tier::Nvme && u.row_reads() {
-            load.nvme_row_bytes += u.read_bytes;
-        } else if tier == Tier::Nvme {
-            load.nvme_dense_bytes += u.read_bytes;
-        }
-    }
-    for e in &p.units.experts {
-        loads.entry(Some(e.layer)).or_default();
-    }
-    Ok(loads)
 }
 
 /// Whether each expert access of the trace hits, in stored order.

@@ -1,8 +1,9 @@
-//! The event-driven core: a deterministic priority queue of timestamped events, and a timeline of
-//! (token, layer) steps driven by it with compute times and storage bandwidth from the caller.
+//! The event-driven core: a deterministic priority queue of timestamped events, and the storage
+//! device (read curve, queue depth, base latency, shared bandwidth) the decode engine issues its
+//! reads to.
 
 mod queue;
-mod timeline;
+mod storage;
 
 pub use queue::{EventQueue, Nanos};
-pub use timeline::{simulate, Step, StepRecord, Storage, Timeline};
+pub use storage::StorageDevice;

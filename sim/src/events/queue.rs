@@ -71,6 +71,11 @@ impl<E> EventQueue<E> {
         self.heap.pop().map(|e| (e.at, e.event))
     }
 
+    /// Time of the earliest event, without removing it.
+    pub fn peek_time(&self) -> Option<Nanos> {
+        self.heap.peek().map(|e| e.at)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }

@@ -1,0 +1,90 @@
+//! Expert prefetch for the next MoE layer: which experts to read while the current layer still
+//! computes — none, a prediction from co-activation counts learned online, or the oracle.
+
+/// How the next MoE layer's experts are chosen for prefetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpertPrefetch {
+    /// Misses are read on demand, after the router has chosen.
+    #[default]
+    None,
+    /// After layer `m` routes, read the experts of layer `m + 1` that co-occurred most often
+    /// with layer `m`'s selection in earlier tokens (counts learned online; nothing from the
+    /// future). Up to top-k experts, the size of the plan's expert staging pool.
+    Coactivation,
+    /// Same timing, but the next layer's actual selection (perfect knowledge): the upper bound
+    /// for next-layer prefetch.
+    Oracle,
+}
+
+impl ExpertPrefetch {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpertPrefetch::None => "none",
+            ExpertPrefetch::Coactivation => "coactivation",
+            ExpertPrefetch::Oracle => "oracle",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ExpertPrefetch> {
+        match s {
+            "none" => Some(ExpertPrefetch::None),
+            "coactivation" => Some(ExpertPrefetch::Coactivation),
+            "oracle" => Some(ExpertPrefetch::Oracle),
+            _ => None,
+        }
+    }
+}
+
+/// Counts of (expert at MoE layer m, expert at MoE layer m + 1) selected by the same token.
+pub(super) struct Coactivation {
+    n_expert: usize,
+    counts: Vec<u32>,
+    scores: Vec<u64>,
+}
+
+impl Coactivation {
+    pub fn new(n_moe: usize, n_expert: usize) -> Coactivation {
+        Coactivation {
+            n_expert,
+            counts: vec![0; n_moe.saturating_sub(1) * n_expert * n_expert],
+            scores: vec![0; n_expert],
+        }
+    }
+
+    /// Learns that `prev` at MoE position `m` was followed by `next` at `m + 1`.
+    pub fn learn(&mut self, m: usize, prev: &[u16], next: &[u16]) {
+        let n = self.n_expert;
+        for &a in prev {
+            let row = (m * n + a as usize) * n;
+            for &b in next {
+                let c = &mut self.counts[row + b as usize];
+                *c = c.saturating_add(1);
+            }
+        }
+    }
+
+    /// Up to `k` experts of position `m + 1` most often seen after `selection` at `m` (ties to
+    /// the lower id); none with a zero count.
+    pub fn predict(&mut self, m: usize, selection: &[u16], k: usize, out: &mut Vec<u16>) {
+        out.clear();
+        let n = self.n_expert;
+        self.scores.iter_mut().for_each(|s| *s = 0);
+        for &a in selection {
+            let row = (m * n + a as usize) * n;
+            for (s, &c) in self.scores.iter_mut().zip(&self.counts[row..row + n]) {
+                *s += u64::from(c);
+            }
+        }
+        for _ in 0..k {
+            let best = self
+                .scores
+                .iter()
+                .enumerate()
+                .filter(|(_, &s)| s > 0)
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)));
+            let Some((e, _)) = best else { break };
+            out.push(e as u16);
+            self.scores[e] = 0;
+        }
+    }
+}
