@@ -2,7 +2,7 @@
 //! model it was solved for) and each tensor's tier.
 
 use crate::error::{Error, Result};
-use solver::place::plan::Plan;
+use solver::place::plan::{Plan, TensorPlace};
 use solver::place::Tier;
 use solver::Inventory;
 use std::collections::BTreeMap;
@@ -48,32 +48,33 @@ pub fn check_model(plan: &Plan, inv: &Inventory) -> Result<()> {
     Ok(())
 }
 
-/// Each tensor's tier. Merged expert tensors whose experts span tiers are streamed whole when
-/// any of their experts is on NVMe.
+/// Each tensor's tier. A merged expert tensor split across tiers (`{"split": {"layer": L}}` in
+/// the plan) is streamed whole when any of its experts is on NVMe, else kept in RAM when any is
+/// in RAM: per-expert placement inside one tensor is not applied yet.
 pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
-    let mut split_experts: BTreeMap<&str, Tier> = BTreeMap::new();
-    for e in &plan.experts {
-        let tier = if !e.nvme.is_empty() {
+    let split_tier = |layer: u32| -> Result<Tier> {
+        let e = plan.experts.iter().find(|e| e.layer == layer).ok_or_else(|| {
+            Error::PlanMismatch(format!(
+                "the plan splits an expert tensor of layer {layer} but has no `experts` entry for it"
+            ))
+        })?;
+        Ok(if !e.nvme.is_empty() {
             Tier::Nvme
         } else if !e.ram.is_empty() {
             Tier::Ram
         } else {
             Tier::Gpu
-        };
-        for t in &e.tensors {
-            split_experts.insert(t, tier);
-        }
-    }
+        })
+    };
     let mut tiers = BTreeMap::new();
     for t in &inv.tensors {
-        let tier = plan
-            .tensors
-            .get(&t.name)
-            .or_else(|| split_experts.get(t.name.as_str()))
-            .copied()
-            .ok_or_else(|| {
-                Error::PlanMismatch(format!("the plan does not place tensor {}", t.name))
-            })?;
+        let place = plan.tensors.get(&t.name).copied().ok_or_else(|| {
+            Error::PlanMismatch(format!("the plan does not place tensor {}", t.name))
+        })?;
+        let tier = match place {
+            TensorPlace::Split { layer } => split_tier(layer)?,
+            whole => whole.tier().expect("only split places have no single tier"),
+        };
         tiers.insert(t.name.clone(), tier);
     }
     Ok(Placement {

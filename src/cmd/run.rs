@@ -37,13 +37,27 @@ pub struct Args {
     /// Print JSON (token ids, text, timings, streaming counters) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write per-(token, layer) records (the `hypura sim` metrics schema) to this JSON file.
-    /// Each layer boundary then synchronises the backend, which costs a little speed.
+    /// Write per-(token, layer) records (the `hypura sim` metrics schema) to this file; the
+    /// extension picks the format: .parquet, .json or .jsonl. Each layer boundary then
+    /// synchronises the backend, which costs a little speed.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
+    /// Overwrite an existing --metrics file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(path) = &args.metrics {
+        // Refuse before the (slow) load and decode, not after.
+        sim::metrics::RecordsFormat::from_path(path)?;
+        if path.exists() && !args.force {
+            bail!(
+                "{} exists; pass --force to overwrite it or choose another --metrics path",
+                path.display()
+            );
+        }
+    }
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a finite number >= 0");
     }
@@ -101,8 +115,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
-        std::fs::write(path, serde_json::to_string_pretty(s.records())? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
+        sim::metrics::write_records(path, s.records(), args.force)?;
     }
     let streamed_bytes: u64 = planned
         .model

@@ -1,7 +1,7 @@
 //! `hypura sim`: simulate decoding a routing trace on a plan and a machine, token by token.
 
 use anyhow::{bail, Context, Result};
-use sim::cache::{HotSet, Policy};
+use sim::cache::Policy;
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use solver::hw::HwProfile;
 use solver::place::{self, plan::fnv1a_hex, CostModel, Plan, SolveOptions, Tier, Units};
@@ -39,8 +39,9 @@ pub struct Args {
     /// A GGUF file or a catalog name (default: the plan's model, else mixtral-8x7b:q5_k_m).
     #[arg(long)]
     pub model: Option<String>,
-    /// Expert cache policy: static (the plan's resident experts), lru, lfu, arc, pinned-lru
-    /// (the plan's resident experts pinned, LRU for the rest) or belady (offline optimum).
+    /// Expert cache policy: static (the plan's resident experts), lru, lfu, lfru, arc,
+    /// pinned-lru (the plan's resident experts pinned, LRU for the rest) or belady (offline
+    /// optimum).
     #[arg(long, default_value = "static")]
     pub policy: String,
     /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
@@ -67,9 +68,26 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write one record per (token, layer) — the metrics schema `hypura run --metrics` also
+    /// writes — to this file; the extension picks the format: .parquet, .json or .jsonl.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(path) = &args.out {
+        // Refuse before simulating, not after.
+        sim::metrics::RecordsFormat::from_path(path)?;
+        if path.exists() && !args.force {
+            bail!(
+                "{} exists; pass --force to overwrite it or choose another --out path",
+                path.display()
+            );
+        }
+    }
     if args.tokens == Some(0) {
         bail!("--tokens must be at least 1");
     }
@@ -170,7 +188,11 @@ pub fn run(args: Args) -> Result<()> {
         queue_depth: args.queue_depth,
         host_weights_on_gpu: args.host_weights_on_gpu,
     };
-    let report = decode::simulate(&placement, &machine, &trace, &policy, &opts)?.report;
+    let run = decode::simulate(&placement, &machine, &trace, &policy, &opts)?;
+    if let Some(path) = &args.out {
+        sim::metrics::write_records(path, &run.records, args.force)?;
+    }
+    let report = run.report;
     let bound = match policy {
         DecodePolicy::Cache {
             policy: Policy::Belady,
@@ -217,15 +239,7 @@ fn parse_policy(name: &str, given: Option<u64>, capacity_bytes: u64) -> Result<D
             "--cache-bytes does not apply to --policy static (the plan's own cache); pick lru, lfu, arc, pinned-lru or belady"
         ),
         "static" => return Ok(DecodePolicy::Static),
-        "lru" => Policy::Lru,
-        "lfu" => Policy::Lfu,
-        "arc" => Policy::Arc,
-        // The hot set is filled in from the plan by the simulation.
-        "pinned-lru" => Policy::PinnedLru(HotSet(Vec::new())),
-        "belady" => Policy::Belady,
-        other => bail!(
-            "--policy {other:?}: use static, lru, lfu, arc, pinned-lru or belady"
-        ),
+        other => Policy::from_name(other).map_err(|e| anyhow::anyhow!("--policy: {e}, or static"))?,
     };
     Ok(DecodePolicy::Cache {
         policy,
