@@ -25,7 +25,7 @@ fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u6
     for _ in 0..iters {
         let params = ContextParams {
             n_ctx: 128,
-            n_threads: 0,
+            n_threads: THREADS,
         };
         let mut ctx = Context::new(model, params, streamer()).unwrap();
         let g = ctx.generate(&prompt, TOKENS, Sampling::GREEDY).unwrap();
