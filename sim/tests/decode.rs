@@ -333,6 +333,33 @@ fn placement(solved: &solver::place::Solved) -> Placement<'_> {
     }
 }
 
+/// Simulates `solved`'s static cache on `hw` and checks it against the solver: the mean token
+/// time up to rounding, and tok/s within `rel` (relative) of the prediction.
+fn static_matches_solver(
+    hw: &HwProfile,
+    solved: &solver::place::Solved,
+    trace: &Trace,
+    rel: f64,
+) -> DecodeReport {
+    let r = decode::simulate(
+        &placement(solved),
+        &Machine::from_profile(hw),
+        trace,
+        &DecodePolicy::Static,
+        &Options::default(),
+    )
+    .unwrap()
+    .report;
+    assert_rounding_only(solved, trace, &r);
+    let predicted = solved.plan.prediction.tok_per_s;
+    assert!(
+        (r.tok_per_s - predicted).abs() <= rel * predicted,
+        "sim {} tok/s vs solver {predicted}",
+        r.tok_per_s
+    );
+    r
+}
+
 /// Where the models coincide: the plan's static cache, no expert prefetch, no dense weights
 /// streamed, and a flat storage curve (5.1 GB/s at every block size and queue depth) without
 /// the latency floor (with M1 Max's 70 us floor the per-token embedding-row read, a few kB,
@@ -346,22 +373,7 @@ fn mixtral_static_matches_solver_where_the_models_coincide() {
     let (solved, trace) = mixtral(&hw);
     assert_eq!(solved.plan.mode, solver::place::Mode::ExpertStreaming);
     assert!(solved.plan.expert_cache.bytes > 0);
-    let r = decode::simulate(
-        &placement(&solved),
-        &Machine::from_profile(&hw),
-        &trace,
-        &DecodePolicy::Static,
-        &Options::default(),
-    )
-    .unwrap()
-    .report;
-    assert_rounding_only(&solved, &trace, &r);
-    let predicted = solved.plan.prediction.tok_per_s;
-    assert!(
-        (r.tok_per_s - predicted).abs() <= 1e-3 * predicted,
-        "sim {} tok/s vs solver {predicted}",
-        r.tok_per_s
-    );
+    let r = static_matches_solver(&hw, &solved, &trace, 1e-3);
     assert!((r.hit_rate - solved.plan.expert_cache.hit_rate).abs() < 1e-9);
 }
 
@@ -376,22 +388,7 @@ fn full_resident_plan_matches_solver() {
     .unwrap();
     let (solved, trace) = mixtral(&hw);
     assert_eq!(solved.plan.mode, solver::place::Mode::FullResident);
-    let r = decode::simulate(
-        &placement(&solved),
-        &Machine::from_profile(&hw),
-        &trace,
-        &DecodePolicy::Static,
-        &Options::default(),
-    )
-    .unwrap()
-    .report;
-    assert_rounding_only(&solved, &trace, &r);
-    let predicted = solved.plan.prediction.tok_per_s;
-    assert!(
-        (r.tok_per_s - predicted).abs() <= 1e-4 * predicted,
-        "sim {} tok/s vs solver {predicted}",
-        r.tok_per_s
-    );
+    let r = static_matches_solver(&hw, &solved, &trace, 1e-4);
     assert_eq!(r.bytes_read_per_token, 0.0);
 }
 

@@ -37,10 +37,9 @@ pub(super) struct Inputs<'a> {
 /// What the engine produced besides the records.
 pub(super) struct Outcome {
     pub records: Vec<TokenLayerRecord>,
-    pub end_ns: Nanos,
+    /// Every byte read (records' bytes plus the wasted prefetches).
     pub bytes_read: u64,
     pub prefetch_wasted_bytes: u64,
-    pub busy_ns: Nanos,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +98,11 @@ struct Engine<'a> {
     wasted: u64,
     n_steps: usize,
     per_token: usize,
-    end_ns: Nanos,
+    /// `g` as (token, position in the token's step list).
+    step_token: usize,
+    step_layer: usize,
+    /// Compute seconds of each layer's pre-routing phase (the same every token).
+    pre_secs: Vec<f64>,
 }
 
 fn ns(s: f64) -> Nanos {
@@ -139,13 +142,19 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         busy_from: 0,
         post: Phase::default(),
         pre_s: 0.0,
-        rec: blank(0, None),
+        rec: TokenLayerRecord::empty(0, None),
         records: Vec::with_capacity(per_token * inp.trace.n_tokens()),
         bytes_read: 0,
         wasted: 0,
         n_steps: per_token * inp.trace.n_tokens(),
         per_token,
-        end_ns: 0,
+        step_token: 0,
+        step_layer: 0,
+        pre_secs: inp
+            .layers
+            .iter()
+            .map(|l| steps::compute_s(inp.placement.cost, l.layer, l.pre.gpu, l.pre.cpu))
+            .collect(),
     };
     if e.n_steps > 0 {
         e.start_step(0);
@@ -164,28 +173,8 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
     }
     Outcome {
         records: e.records,
-        end_ns: e.end_ns,
         bytes_read: e.bytes_read,
         prefetch_wasted_bytes: e.wasted,
-        busy_ns: e.busy_from,
-    }
-}
-
-fn blank(token: u32, layer: Option<u32>) -> TokenLayerRecord {
-    TokenLayerRecord {
-        token,
-        layer,
-        start_s: 0.0,
-        wall_s: 0.0,
-        compute_s: 0.0,
-        io_wait_s: 0.0,
-        link_s: 0.0,
-        bytes_read: 0,
-        bytes_linked: 0,
-        expert_hits: 0,
-        expert_accesses: 0,
-        prefetch_hits: 0,
-        storage_busy_s: 0.0,
     }
 }
 
@@ -268,16 +257,16 @@ impl Engine<'_> {
     }
 
     fn layer(&self) -> &LayerSteps {
-        &self.inp.layers[self.g % self.per_token]
+        &self.inp.layers[self.step_layer]
     }
 
     fn token(&self) -> usize {
-        self.g / self.per_token
+        self.step_token
     }
 
     fn start_step(&mut self, now: Nanos) {
         let layer = self.layer().layer;
-        self.rec = blank(self.token() as u32, layer);
+        self.rec = TokenLayerRecord::empty(self.token() as u32, layer);
         self.rec.start_s = secs(now);
         self.sync(now);
         self.busy_from = self.storage.busy_ns();
@@ -301,7 +290,7 @@ impl Engine<'_> {
             self.wanted.push(id);
         }
         let inp = self.inp;
-        let rows = &inp.layers[self.g % self.per_token].row_reads;
+        let rows = &inp.layers[self.step_layer].row_reads;
         if !rows.is_empty() {
             let id = self.read(now, rows);
             self.rec.bytes_read += self.tickets[id as usize].bytes;
@@ -319,8 +308,8 @@ impl Engine<'_> {
         self.rec.io_wait_s += secs(now - self.wait_from);
         match self.stage {
             Stage::Inputs => {
-                let (layer, pre) = (self.layer().layer, self.layer().pre);
-                self.pre_s = steps::compute_s(self.inp.placement.cost, layer, pre.gpu, pre.cpu);
+                let pre = self.layer().pre;
+                self.pre_s = self.pre_secs[self.step_layer];
                 self.stage = Stage::Pre;
                 self.start_phase(now, pre, self.pre_s);
             }
@@ -457,10 +446,7 @@ impl Engine<'_> {
             }
         }
         // Prefetches the router did not ask for are wasted (reads cannot be cancelled).
-        for (_, id) in std::mem::take(&mut self.staged) {
-            self.wasted += self.tickets[id as usize].bytes;
-            self.release(id);
-        }
+        self.waste_staged();
         if demand > 0 {
             let mut classes = std::mem::take(&mut self.scratch);
             classes.clear();
@@ -530,19 +516,33 @@ impl Engine<'_> {
         self.rec.storage_busy_s = secs(self.storage.busy_ns() - self.busy_from);
         self.busy_from = self.storage.busy_ns();
         self.records.push(self.rec);
-        for id in std::mem::take(&mut self.wanted) {
-            self.release(id);
+        for i in 0..self.wanted.len() {
+            self.release(self.wanted[i]);
         }
-        self.end_ns = now;
+        self.wanted.clear();
         self.g += 1;
+        self.step_layer += 1;
+        if self.step_layer == self.per_token {
+            self.step_layer = 0;
+            self.step_token += 1;
+        }
         if self.g < self.n_steps {
             self.start_step(now);
         } else {
-            for (_, id) in std::mem::take(&mut self.staged) {
-                self.wasted += self.tickets[id as usize].bytes;
-                self.release(id);
-            }
+            self.waste_staged();
         }
+    }
+}
+
+impl Engine<'_> {
+    /// Drops the staged prefetches, counting their bytes as wasted.
+    fn waste_staged(&mut self) {
+        for i in 0..self.staged.len() {
+            let id = self.staged[i].1;
+            self.wasted += self.tickets[id as usize].bytes;
+            self.release(id);
+        }
+        self.staged.clear();
     }
 }
 

@@ -28,7 +28,7 @@ pub use report::{DecodeReport, LayerReport};
 use crate::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use crate::error::SimError;
 use crate::events::StorageDevice;
-use crate::metrics::TokenLayerRecord;
+use crate::metrics::{RunInfo, Summary, TokenLayerRecord};
 use solver::hw::{HwProfile, StorageProfile};
 use solver::place::cost::CostModel;
 use solver::place::plan::ExpertPlacement;
@@ -109,11 +109,14 @@ impl Default for Options {
     }
 }
 
-/// A simulated decode: the summary and one record per (token, layer) step, globals (`layer`
-/// None: embedding row and output head) first in every token.
+/// A simulated decode: one record per (token, layer) step, globals (`layer` None: embedding row
+/// and output head) first in every token; their [`Summary`] (what a reader of the records file
+/// computes: `run.model` is the trace's architecture and `run.plan_hash` None, for the caller
+/// to fill in), and the report, which takes its numbers from that summary.
 #[derive(Debug, Clone)]
 pub struct DecodeRun {
     pub report: DecodeReport,
+    pub summary: Summary,
     pub records: Vec<TokenLayerRecord>,
 }
 
@@ -168,17 +171,23 @@ pub fn simulate(
         hits: &hits,
     };
     let out = engine::run(&inputs, storage);
-    let report = report::summarize(
-        &out,
-        &moe.iter().map(|m| m.layer).collect::<Vec<_>>(),
-        &hits,
-        trace,
-        policy.name(),
-        cache_bytes(&moe, policy),
-        opts,
+    let run = RunInfo {
+        source: "sim".to_string(),
+        model: trace.model().architecture.clone(),
+        plan_hash: None,
+        policy: policy.name().to_string(),
+        cache_bytes: cache_bytes(&moe, policy),
+    };
+    let summary = Summary::from_records(run, &out.records);
+    debug_assert_eq!(
+        summary.bytes_read + out.prefetch_wasted_bytes,
+        out.bytes_read
     );
+    let moe_layers: Vec<u32> = moe.iter().map(|m| m.layer).collect();
+    let report = DecodeReport::from_summary(&summary, &moe_layers, out.prefetch_wasted_bytes, opts);
     Ok(DecodeRun {
         report,
+        summary,
         records: out.records,
     })
 }
@@ -263,12 +272,17 @@ fn expert_hits(
     policy: &DecodePolicy,
 ) -> Result<Vec<bool>, SimError> {
     let k = trace.model().top_k as usize;
-    let resident: Vec<bool> = trace
-        .expert_ids()
-        .iter()
-        .enumerate()
-        .map(|(i, &e)| layers[(i / k) % layers.len()].tier[e as usize] != Tier::Nvme)
-        .collect();
+    let mut resident = Vec::with_capacity(trace.n_expert_ids());
+    // Token by token, layer by layer (no ids when the trace has no MoE layers).
+    for token in trace.expert_ids().chunks_exact((k * layers.len()).max(1)) {
+        for (layer, selection) in layers.iter().zip(token.chunks_exact(k)) {
+            resident.extend(
+                selection
+                    .iter()
+                    .map(|&e| layer.tier[e as usize] != Tier::Nvme),
+            );
+        }
+    }
     let (policy, capacity_bytes) = match policy {
         DecodePolicy::Static => return Ok(resident),
         DecodePolicy::Cache {

@@ -40,6 +40,8 @@ pub(super) struct Coactivation {
     n_expert: usize,
     counts: Vec<u32>,
     scores: Vec<u64>,
+    /// The best (score, expert) so far while predicting.
+    best: Vec<(u64, u16)>,
 }
 
 impl Coactivation {
@@ -48,6 +50,7 @@ impl Coactivation {
             n_expert,
             counts: vec![0; n_moe.saturating_sub(1) * n_expert * n_expert],
             scores: vec![0; n_expert],
+            best: Vec::new(),
         }
     }
 
@@ -64,27 +67,34 @@ impl Coactivation {
     }
 
     /// Up to `k` experts of position `m + 1` most often seen after `selection` at `m` (ties to
-    /// the lower id); none with a zero count.
+    /// the lower id), most often first; none with a zero count.
     pub fn predict(&mut self, m: usize, selection: &[u16], k: usize, out: &mut Vec<u16>) {
         out.clear();
+        if k == 0 {
+            return;
+        }
         let n = self.n_expert;
-        self.scores.iter_mut().for_each(|s| *s = 0);
+        let scores = &mut self.scores;
+        scores.fill(0);
         for &a in selection {
             let row = (m * n + a as usize) * n;
-            for (s, &c) in self.scores.iter_mut().zip(&self.counts[row..row + n]) {
+            for (s, &c) in scores.iter_mut().zip(&self.counts[row..row + n]) {
                 *s += u64::from(c);
             }
         }
-        for _ in 0..k {
-            let best = self
-                .scores
-                .iter()
-                .enumerate()
-                .filter(|(_, &s)| s > 0)
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)));
-            let Some((e, _)) = best else { break };
-            out.push(e as u16);
-            self.scores[e] = 0;
+        // One pass keeping the best `k` in order: a later id displaces only a higher score.
+        let best = &mut self.best;
+        best.clear();
+        for (e, &s) in scores.iter().enumerate() {
+            if s == 0 || (best.len() == k && s <= best[k - 1].0) {
+                continue;
+            }
+            let at = best.partition_point(|&(b, _)| b >= s);
+            if best.len() == k {
+                best.pop();
+            }
+            best.insert(at, (s, e as u16));
         }
+        out.extend(best.iter().map(|&(_, e)| e));
     }
 }

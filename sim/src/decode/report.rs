@@ -1,10 +1,10 @@
-//! The decode simulation's summary, computed from the engine's per-step records: speed, latency
-//! percentiles, hit rates, bytes, the time split and storage utilisation.
+//! The decode simulation's report: the [`Summary`] of its per-step records (speed, latency
+//! percentiles, hit rates, bytes, the time split, storage utilisation) in per-token units, with
+//! the run's settings and the prefetch bytes no step used.
 
-use super::engine::Outcome;
 use super::Options;
+use crate::metrics::{Latency, Summary};
 use serde::Serialize;
-use traces::Trace;
 
 /// Hits and reads of one MoE layer over the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,90 +54,72 @@ pub struct DecodeReport {
     pub layers: Vec<LayerReport>,
 }
 
-pub(super) fn summarize(
-    out: &Outcome,
-    moe_layers: &[u32],
-    hits: &[bool],
-    trace: &Trace,
-    policy: &str,
-    cache_bytes: u64,
-    opts: &Options,
-) -> DecodeReport {
-    let n = trace.n_tokens();
-    let per = |x: f64| if n > 0 { x / n as f64 } else { 0.0 };
-    let mut token_s = vec![0.0; n];
-    let (mut compute, mut io_wait, mut link) = (0.0, 0.0, 0.0);
-    let mut layers: Vec<LayerReport> = moe_layers
-        .iter()
-        .map(|&layer| LayerReport {
-            layer,
-            hits: 0,
-            accesses: 0,
-            hit_rate: 0.0,
-            bytes_read_per_token: 0.0,
-        })
-        .collect();
-    let mut prefetch_hits = 0u64;
-    for r in &out.records {
-        token_s[r.token as usize] += r.wall_s;
-        compute += r.compute_s;
-        io_wait += r.io_wait_s;
-        link += r.link_s;
-        prefetch_hits += u64::from(r.prefetch_hits);
-        if let Some(pos) = r
-            .layer
-            .and_then(|l| moe_layers.iter().position(|&m| m == l))
-        {
-            let l = &mut layers[pos];
-            l.accesses += u64::from(r.expert_accesses);
-            l.hits += u64::from(r.expert_hits - r.prefetch_hits);
-            l.bytes_read_per_token += r.bytes_read as f64;
+impl DecodeReport {
+    /// The report of a decode whose records `summary` summarises: every number but the wasted
+    /// prefetch bytes (which no step used, so no record holds) is the summary's, in per-token
+    /// units; `moe_layers` are the layers with routed experts, in trace order.
+    pub(super) fn from_summary(
+        summary: &Summary,
+        moe_layers: &[u32],
+        prefetch_wasted_bytes: u64,
+        opts: &Options,
+    ) -> DecodeReport {
+        let s = summary;
+        let per = |x: f64| {
+            if s.tokens > 0 {
+                x / s.tokens as f64
+            } else {
+                0.0
+            }
+        };
+        let layers = moe_layers
+            .iter()
+            .map(|&layer| {
+                let (accesses, hits, bytes) =
+                    s.per_layer
+                        .iter()
+                        .find(|l| l.layer == layer)
+                        .map_or((0, 0, 0), |l| {
+                            (
+                                l.expert_accesses,
+                                l.expert_hits - l.prefetch_hits,
+                                l.bytes_read,
+                            )
+                        });
+                LayerReport {
+                    layer,
+                    hits,
+                    accesses,
+                    hit_rate: hits as f64 / accesses.max(1) as f64,
+                    bytes_read_per_token: per(bytes as f64),
+                }
+            })
+            .collect();
+        let cache_hits = s.expert_hits - s.prefetch_hits;
+        let latency = |f: fn(&Latency) -> f64| s.latency.as_ref().map_or(0.0, f);
+        DecodeReport {
+            policy: s.run.policy.clone(),
+            cache_bytes: s.run.cache_bytes,
+            prefetch_depth: opts.prefetch_depth,
+            expert_prefetch: opts.expert_prefetch.name().to_string(),
+            tokens: s.tokens as usize,
+            tok_per_s: s.tok_per_s.unwrap_or(0.0),
+            token_s_mean: latency(|l| l.mean_s),
+            token_s_p50: latency(|l| l.p50_s),
+            token_s_p99: latency(|l| l.p99_s),
+            hit_rate: if s.expert_accesses > 0 {
+                cache_hits as f64 / s.expert_accesses as f64
+            } else {
+                1.0
+            },
+            prefetch_hit_rate: s.prefetch_hits as f64 / s.expert_accesses.max(1) as f64,
+            bytes_read_per_token: per((s.bytes_read + prefetch_wasted_bytes) as f64),
+            prefetch_wasted_bytes_per_token: per(prefetch_wasted_bytes as f64),
+            compute_s_per_token: per(s.time.compute_s),
+            io_wait_s_per_token: per(s.time.io_wait_s),
+            link_s_per_token: per(s.time.link_s),
+            storage_utilisation: s.storage_utilisation.unwrap_or(0.0),
+            layers,
         }
     }
-    for l in &mut layers {
-        l.hit_rate = l.hits as f64 / l.accesses.max(1) as f64;
-        l.bytes_read_per_token = per(l.bytes_read_per_token);
-    }
-    let cache_hits = hits.iter().filter(|&&h| h).count() as u64;
-    let accesses = hits.len() as u64;
-    let total = out.end_ns as f64 * 1e-9;
-    let mut sorted = token_s.clone();
-    sorted.sort_by(f64::total_cmp);
-    DecodeReport {
-        policy: policy.to_string(),
-        cache_bytes,
-        prefetch_depth: opts.prefetch_depth,
-        expert_prefetch: opts.expert_prefetch.name().to_string(),
-        tokens: n,
-        tok_per_s: if total > 0.0 { n as f64 / total } else { 0.0 },
-        token_s_mean: per(total),
-        token_s_p50: percentile(&sorted, 0.50),
-        token_s_p99: percentile(&sorted, 0.99),
-        hit_rate: if accesses > 0 {
-            cache_hits as f64 / accesses as f64
-        } else {
-            1.0
-        },
-        prefetch_hit_rate: prefetch_hits as f64 / accesses.max(1) as f64,
-        bytes_read_per_token: per(out.bytes_read as f64),
-        prefetch_wasted_bytes_per_token: per(out.prefetch_wasted_bytes as f64),
-        compute_s_per_token: per(compute),
-        io_wait_s_per_token: per(io_wait),
-        link_s_per_token: per(link),
-        storage_utilisation: if total > 0.0 {
-            out.busy_ns as f64 * 1e-9 / total
-        } else {
-            0.0
-        },
-        layers,
-    }
-}
-
-/// Nearest-rank percentile of sorted values (0 when empty).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = (q * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }

@@ -14,19 +14,15 @@
 use super::queue::Nanos;
 use crate::error::SimError;
 use solver::hw::StorageProfile;
+use std::cell::Cell;
 use std::collections::VecDeque;
 
-/// A request size class: its bytes and, per depth `1..=queue_depth`, the per-request transfer
-/// rate in bytes per nanosecond.
-#[derive(Debug, Clone)]
-struct Class {
-    rate_at: Vec<f64>,
-}
-
+/// A request in service.
 #[derive(Debug, Clone, Copy)]
 struct InFlight {
     tag: u32,
-    class: u32,
+    /// Start of its class's rates in [`StorageDevice::rates`].
+    rates: u32,
     remaining: f64,
     /// Earliest completion (service start + base latency).
     floor: Nanos,
@@ -36,20 +32,28 @@ struct InFlight {
 struct Waiting {
     tag: u32,
     class: u32,
-    bytes: u64,
 }
 
 /// One storage device; requests are identified by a caller's `tag`.
 #[derive(Debug, Clone)]
 pub struct StorageDevice {
-    classes: Vec<Class>,
+    /// Per class, then per depth `0..=queue_depth`: the per-request transfer rate in bytes per
+    /// nanosecond (depth 0 is read as depth 1).
+    rates: Vec<f64>,
     sizes: Vec<u64>,
     queue_depth: usize,
     latency_ns: Nanos,
     in_flight: Vec<InFlight>,
+    /// In-flight requests still transferring (`remaining > 0`).
+    active: usize,
     waiting: VecDeque<Waiting>,
     /// Time the in-flight remainders were last brought up to date.
     now: Nanos,
+    /// Set while nothing in flight completes at or before `now` (after an advance, and kept by
+    /// requests that start transferring): issuing at `now` then needs no advance.
+    settled: bool,
+    /// [`StorageDevice::next_completion`] of the current state, once computed.
+    next: Cell<Option<Option<Nanos>>>,
     busy_ns: Nanos,
     delivered: f64,
 }
@@ -85,9 +89,10 @@ impl StorageDevice {
                 "storage queue depth is 0; give at least 1 request in flight",
             ));
         }
-        let mut classes = Vec::with_capacity(sizes.len());
+        let mut rates = Vec::with_capacity(sizes.len() * (queue_depth as usize + 1));
         for &b in sizes {
-            let mut rate_at = vec![0.0];
+            let first = rates.len();
+            rates.push(0.0);
             for n in 1..=queue_depth {
                 let g = curve(b, n);
                 if !(g.is_finite() && g > 0.0) {
@@ -95,18 +100,21 @@ impl StorageDevice {
                         "storage read bandwidth for {b}-byte requests at queue depth {n} is {g} GB/s; the profile's read curve must give a positive, finite bandwidth"
                     )));
                 }
-                rate_at.push(per_ns(g) / n as f64);
+                rates.push(per_ns(g) / n as f64);
             }
-            classes.push(Class { rate_at });
+            rates[first] = rates[first + 1];
         }
         Ok(StorageDevice {
-            classes,
+            rates,
             sizes: sizes.to_vec(),
             queue_depth: queue_depth as usize,
             latency_ns,
             in_flight: Vec::with_capacity(queue_depth as usize),
+            active: 0,
             waiting: VecDeque::new(),
             now: 0,
+            settled: true,
+            next: Cell::new(Some(None)),
             busy_ns: 0,
             delivered: 0.0,
         })
@@ -119,47 +127,62 @@ impl StorageDevice {
 
     /// Issues a request of size class `class` at time `at` (>= every earlier call's time).
     pub fn issue(&mut self, at: Nanos, tag: u32, class: u32, done: &mut impl FnMut(Nanos, u32)) {
-        self.advance_to(at, done);
-        let bytes = self.sizes[class as usize];
+        if !(self.settled && at == self.now) {
+            self.advance_to(at, done);
+        }
         if self.in_flight.len() < self.queue_depth {
-            self.start(at, tag, class, bytes);
+            self.start(at, tag, class);
         } else {
-            self.waiting.push_back(Waiting { tag, class, bytes });
+            self.waiting.push_back(Waiting { tag, class });
         }
     }
 
-    fn start(&mut self, at: Nanos, tag: u32, class: u32, bytes: u64) {
+    fn start(&mut self, at: Nanos, tag: u32, class: u32) {
+        let bytes = self.sizes[class as usize];
+        let remaining = bytes as f64;
+        if remaining > 0.0 {
+            self.active += 1;
+        } else if self.latency_ns == 0 {
+            // Completes at `at` itself.
+            self.settled = false;
+        }
+        // A request that transfers bytes ends at least a nanosecond after it starts (its end
+        // rounds up), and one that has none waits out the latency floor; neither changes
+        // whether anything completes at `at`.
         self.in_flight.push(InFlight {
             tag,
-            class,
-            remaining: bytes as f64,
+            rates: class * (self.queue_depth as u32 + 1),
+            remaining,
             floor: at + self.latency_ns,
         });
+        self.next.set(None);
     }
 
-    /// Requests still transferring (those only waiting out the latency floor share nothing).
-    fn active(&self) -> usize {
-        self.in_flight.iter().filter(|r| r.remaining > 0.0).count()
-    }
-
-    fn rate(&self, r: &InFlight, active: usize) -> f64 {
-        self.classes[r.class as usize].rate_at[active.max(1)]
+    /// The per-request rate of requests whose class rates start at `rates`, with `active`
+    /// requests transferring.
+    #[inline]
+    fn rate(&self, rates: u32, active: usize) -> f64 {
+        self.rates[rates as usize + active]
     }
 
     /// The next time the device's state changes: a transfer ends (the others then share more
     /// bandwidth) or a finished transfer reaches its latency floor and completes. None when idle.
     pub fn next_completion(&self) -> Option<Nanos> {
-        let active = self.active();
-        self.in_flight
-            .iter()
-            .map(|r| {
-                if r.remaining > 0.0 {
-                    self.now + (r.remaining / self.rate(r, active)).ceil() as Nanos
-                } else {
-                    r.floor.max(self.now)
-                }
-            })
-            .min()
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let active = self.active;
+        let mut next: Option<Nanos> = None;
+        for r in &self.in_flight {
+            let at = if r.remaining > 0.0 {
+                self.now + (r.remaining / self.rate(r.rates, active)).ceil() as Nanos
+            } else {
+                r.floor.max(self.now)
+            };
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        self.next.set(Some(next));
+        next
     }
 
     /// Runs the device to time `t`, reporting each completion as `done(time, tag)` in time order.
@@ -168,56 +191,68 @@ impl StorageDevice {
             if next > t {
                 break;
             }
-            let active = self.active();
+            let active = self.active;
             self.progress(next);
             // Rounding a transfer's end up to whole nanoseconds leaves at most a nanosecond's
             // worth of bytes: such a transfer is over.
             for r in &mut self.in_flight {
-                let rate = self.classes[r.class as usize].rate_at[active.max(1)];
+                let rate = self.rates[r.rates as usize + active];
                 if r.remaining > 0.0 && r.remaining <= rate + 1e-9 {
                     self.delivered += r.remaining;
                     r.remaining = 0.0;
+                    self.active -= 1;
                 }
             }
-            let mut i = 0;
-            while i < self.in_flight.len() {
-                let r = self.in_flight[i];
-                if r.remaining <= 0.0 && r.floor <= next {
-                    self.in_flight.remove(i);
+            self.in_flight.retain(|r| {
+                let over = r.remaining <= 0.0 && r.floor <= next;
+                if over {
                     done(next, r.tag);
-                } else {
-                    i += 1;
                 }
-            }
+                !over
+            });
             while self.in_flight.len() < self.queue_depth {
                 let Some(w) = self.waiting.pop_front() else {
                     break;
                 };
-                self.start(next, w.tag, w.class, w.bytes);
+                self.start(next, w.tag, w.class);
             }
+            self.next.set(None);
         }
-        self.progress(t.max(self.now));
+        // A transfer that ends exactly at `t` (its rounded-up end said later) completes at
+        // its floor, which may be `t` itself: only the next advance can tell.
+        let ended = self.progress(t.max(self.now));
+        self.settled = self.now == t && !ended;
     }
 
-    /// Moves every in-flight transfer forward to `t` at the current sharing.
-    fn progress(&mut self, t: Nanos) {
+    /// Moves every in-flight transfer forward to `t` at the current sharing; whether a transfer
+    /// ended.
+    fn progress(&mut self, t: Nanos) -> bool {
         if t <= self.now {
-            return;
+            return false;
         }
+        let mut ended = false;
         let dt = (t - self.now) as f64;
         if !self.in_flight.is_empty() {
             self.busy_ns += t - self.now;
-            let n = self.active().max(1);
+            let n = self.active;
             for r in &mut self.in_flight {
                 if r.remaining > 0.0 {
-                    let rate = self.classes[r.class as usize].rate_at[n];
+                    let rate = self.rates[r.rates as usize + n];
                     let moved = (dt * rate).min(r.remaining);
                     r.remaining -= moved;
                     self.delivered += moved;
+                    if r.remaining <= 0.0 {
+                        self.active -= 1;
+                        ended = true;
+                    }
                 }
             }
         }
+        if !self.in_flight.is_empty() {
+            self.next.set(None);
+        }
         self.now = t;
+        ended
     }
 
     /// Nanoseconds with at least one request in service, up to the last advance.

@@ -171,21 +171,7 @@ pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, SimError> {
     let mut out = Vec::with_capacity(meta.num_rows().max(0) as usize);
     for (i, row) in reader.get_row_iter(None).map_err(perr)?.enumerate() {
         let row = row.map_err(|e| SimError::new(format!("row {i}: {e}")))?;
-        let mut r = TokenLayerRecord {
-            token: 0,
-            layer: None,
-            start_s: 0.0,
-            wall_s: 0.0,
-            compute_s: 0.0,
-            io_wait_s: 0.0,
-            link_s: 0.0,
-            bytes_read: 0,
-            bytes_linked: 0,
-            expert_hits: 0,
-            expert_accesses: 0,
-            prefetch_hits: 0,
-            storage_busy_s: 0.0,
-        };
+        let mut r = TokenLayerRecord::empty(0, None);
         for (name, field) in row.get_column_iter() {
             let bad = |want: &str| {
                 SimError::new(format!("row {i}, column {name}: {field:?} is not {want}"))

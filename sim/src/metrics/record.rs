@@ -37,3 +37,25 @@ pub struct TokenLayerRecord {
     /// Seconds the storage device was busy during this step (for utilisation).
     pub storage_busy_s: f64,
 }
+
+impl TokenLayerRecord {
+    /// A step of `token` at `layer` that has taken no time and done nothing yet: what the
+    /// simulator fills in as a step runs and a reader fills in column by column.
+    pub fn empty(token: u32, layer: Option<u32>) -> TokenLayerRecord {
+        TokenLayerRecord {
+            token,
+            layer,
+            start_s: 0.0,
+            wall_s: 0.0,
+            compute_s: 0.0,
+            io_wait_s: 0.0,
+            link_s: 0.0,
+            bytes_read: 0,
+            bytes_linked: 0,
+            expert_hits: 0,
+            expert_accesses: 0,
+            prefetch_hits: 0,
+            storage_busy_s: 0.0,
+        }
+    }
+}

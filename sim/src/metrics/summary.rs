@@ -3,7 +3,6 @@
 
 use super::record::TokenLayerRecord;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// What produced the records, carried into the summary so a summary names its run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,12 +29,16 @@ pub struct Latency {
     pub max_s: f64,
 }
 
-/// Routed-expert hits of one transformer layer.
+/// Routed-expert hits and reads of one transformer layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LayerHits {
     pub layer: u32,
     pub expert_accesses: u64,
     pub expert_hits: u64,
+    /// Of the hits, those a prefetch brought in.
+    pub prefetch_hits: u64,
+    /// Bytes the layer's steps read from storage.
+    pub bytes_read: u64,
     /// `expert_hits / expert_accesses`; absent for a layer without routed-expert accesses.
     pub hit_rate: Option<f64>,
 }
@@ -95,8 +98,13 @@ fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
 impl Summary {
     /// The summary of `records` (any order) from the run `run` describes.
     pub fn from_records(run: RunInfo, records: &[TokenLayerRecord]) -> Summary {
-        let mut spans: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
-        let mut layers: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        // (token, first start, last end). Runs write records token by token, so a token's
+        // span is updated in place while its records follow each other; any other order is
+        // merged after sorting.
+        let mut spans: Vec<(u32, f64, f64)> = Vec::new();
+        // Sorted by layer; `next` guesses the entry of the next record (layers in order).
+        let mut layers: Vec<LayerHits> = Vec::new();
+        let mut next = 0;
         let mut time = TimeSplit {
             compute_s: 0.0,
             io_wait_s: 0.0,
@@ -108,15 +116,26 @@ impl Summary {
         let (mut bytes_read, mut bytes_linked, mut busy) = (0u64, 0u64, 0.0f64);
         for r in records {
             let end = r.start_s + r.wall_s;
-            let span = spans.entry(r.token).or_insert((r.start_s, end));
-            span.0 = span.0.min(r.start_s);
-            span.1 = span.1.max(end);
+            match spans.last_mut() {
+                Some(span) if span.0 == r.token => {
+                    span.1 = span.1.min(r.start_s);
+                    span.2 = span.2.max(end);
+                }
+                _ => spans.push((r.token, r.start_s, end)),
+            }
             first = first.min(r.start_s);
             last = last.max(end);
             if let Some(l) = r.layer {
-                let e = layers.entry(l).or_default();
-                e.0 += u64::from(r.expert_accesses);
-                e.1 += u64::from(r.expert_hits);
+                let i = match layers.get(next) {
+                    Some(e) if e.layer == l => next,
+                    _ => layer_entry(&mut layers, l),
+                };
+                next = i + 1;
+                let e = &mut layers[i];
+                e.expert_accesses += u64::from(r.expert_accesses);
+                e.expert_hits += u64::from(r.expert_hits);
+                e.prefetch_hits += u64::from(r.prefetch_hits);
+                e.bytes_read += r.bytes_read;
             }
             accesses += u64::from(r.expert_accesses);
             hits += u64::from(r.expert_hits);
@@ -134,7 +153,8 @@ impl Summary {
         } else {
             last - first
         };
-        let mut lat: Vec<f64> = spans.values().map(|(s, e)| e - s).collect();
+        let spans = merge_spans(spans);
+        let mut lat: Vec<f64> = spans.iter().map(|&(_, s, e)| e - s).collect();
         lat.sort_by(f64::total_cmp);
         let tokens = spans.len() as u64;
         let latency = (!lat.is_empty()).then(|| Latency {
@@ -143,15 +163,9 @@ impl Summary {
             mean_s: lat.iter().sum::<f64>() / lat.len() as f64,
             max_s: lat[lat.len() - 1],
         });
-        let per_layer = layers
-            .into_iter()
-            .map(|(layer, (a, h))| LayerHits {
-                layer,
-                expert_accesses: a,
-                expert_hits: h,
-                hit_rate: ratio(h as f64, a as f64),
-            })
-            .collect();
+        for l in &mut layers {
+            l.hit_rate = ratio(l.expert_hits as f64, l.expert_accesses as f64);
+        }
         Summary {
             run,
             tokens,
@@ -163,7 +177,7 @@ impl Summary {
             expert_hits: hits,
             prefetch_hits,
             hit_rate: ratio(hits as f64, accesses as f64),
-            per_layer,
+            per_layer: layers,
             bytes_read,
             bytes_read_per_token: ratio(bytes_read as f64, tokens as f64),
             bytes_linked,
@@ -171,4 +185,42 @@ impl Summary {
             storage_utilisation: ratio(busy, elapsed_s),
         }
     }
+}
+
+/// Index of `layer`'s entry in `layers` (sorted by layer), inserting an empty one if missing.
+fn layer_entry(layers: &mut Vec<LayerHits>, layer: u32) -> usize {
+    layers
+        .binary_search_by_key(&layer, |e| e.layer)
+        .unwrap_or_else(|i| {
+            let empty = LayerHits {
+                layer,
+                expert_accesses: 0,
+                expert_hits: 0,
+                prefetch_hits: 0,
+                bytes_read: 0,
+                hit_rate: None,
+            };
+            layers.insert(i, empty);
+            i
+        })
+}
+
+/// Token spans sorted by token, one per token (the earliest start and the latest end of its
+/// pieces).
+fn merge_spans(mut spans: Vec<(u32, f64, f64)>) -> Vec<(u32, f64, f64)> {
+    if spans.windows(2).all(|w| w[0].0 < w[1].0) {
+        return spans;
+    }
+    spans.sort_by_key(|s| s.0);
+    let mut out: Vec<(u32, f64, f64)> = Vec::with_capacity(spans.len());
+    for (t, s, e) in spans {
+        match out.last_mut() {
+            Some(span) if span.0 == t => {
+                span.1 = span.1.min(s);
+                span.2 = span.2.max(e);
+            }
+            _ => out.push((t, s, e)),
+        }
+    }
+    out
 }

@@ -92,8 +92,13 @@ pub fn lru(stream: &[Key], cap: usize) -> Vec<bool> {
     out
 }
 
-pub fn lfu(stream: &[Key], cap: usize) -> Vec<bool> {
-    let mut resident: Vec<(Key, usize, usize)> = Vec::new(); // (expert, uses, last use)
+/// A resident expert with its uses since fetched and its last use.
+type Counted = (Key, usize, usize);
+
+/// A cache of `cap` experts that counts uses; on a miss in a full cache `victim` picks the
+/// resident to drop.
+fn counted(stream: &[Key], cap: usize, victim: impl Fn(&[Counted]) -> usize) -> Vec<bool> {
+    let mut resident: Vec<Counted> = Vec::new();
     let mut out = Vec::new();
     for (t, &x) in stream.iter().enumerate() {
         if let Some(r) = resident.iter_mut().find(|r| r.0 == x) {
@@ -107,46 +112,36 @@ pub fn lfu(stream: &[Key], cap: usize) -> Vec<bool> {
             continue;
         }
         if resident.len() == cap {
-            let victim = (0..resident.len())
-                .min_by_key(|&i| (resident[i].1, resident[i].2))
-                .unwrap();
-            resident.remove(victim);
+            let v = victim(&resident);
+            resident.remove(v);
         }
         resident.push((x, 1, t));
     }
     out
 }
 
+/// Least used, the least recently used among equals.
+fn least_used(resident: &[Counted], among: impl Iterator<Item = usize>) -> usize {
+    among
+        .min_by_key(|&i| (resident[i].1, resident[i].2))
+        .unwrap()
+}
+
+pub fn lfu(stream: &[Key], cap: usize) -> Vec<bool> {
+    counted(stream, cap, |resident| {
+        least_used(resident, 0..resident.len())
+    })
+}
+
 /// LFRU as defined in `sim::cache::Policy::Lfru`: on a miss in a full cache, the `cap / 2` most
 /// recently used residents are safe and the victim is the least used of the others (uses since
 /// fetched), the least recently used among equals.
 pub fn lfru(stream: &[Key], cap: usize) -> Vec<bool> {
-    let mut resident: Vec<(Key, usize, usize)> = Vec::new(); // (expert, uses, last use)
-    let mut out = Vec::new();
-    for (t, &x) in stream.iter().enumerate() {
-        if let Some(r) = resident.iter_mut().find(|r| r.0 == x) {
-            r.1 += 1;
-            r.2 = t;
-            out.push(true);
-            continue;
-        }
-        out.push(false);
-        if cap == 0 {
-            continue;
-        }
-        if resident.len() == cap {
-            let mut by_recency: Vec<usize> = (0..resident.len()).collect();
-            by_recency.sort_by_key(|&i| std::cmp::Reverse(resident[i].2));
-            let victim = by_recency[cap / 2..]
-                .iter()
-                .copied()
-                .min_by_key(|&i| (resident[i].1, resident[i].2))
-                .unwrap();
-            resident.remove(victim);
-        }
-        resident.push((x, 1, t));
-    }
-    out
+    counted(stream, cap, |resident| {
+        let mut by_recency: Vec<usize> = (0..resident.len()).collect();
+        by_recency.sort_by_key(|&i| std::cmp::Reverse(resident[i].2));
+        least_used(resident, by_recency[cap / 2..].iter().copied())
+    })
 }
 
 pub fn pinned_lru(
