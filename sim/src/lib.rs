@@ -6,7 +6,8 @@
 //! and the storage device model (the profile's read curve, queue depth, base latency).
 //! [`decode`] runs the event-driven decode of a trace on a solver plan: compute priced by the
 //! solver's cost model, misses and prefetches read on the storage device, one record per (token,
-//! layer). [`metrics`] is
+//! layer). [`prefill`] runs a request's prompt as batches of tokens before that decode (time to
+//! first token), leaving the cache state decode starts from. [`metrics`] is
 //! the per-(token, layer) record schema that `hypura sim` and `hypura run` both write.
 
 pub mod cache;
@@ -14,5 +15,6 @@ pub mod decode;
 mod error;
 pub mod events;
 pub mod metrics;
+pub mod prefill;
 
 pub use error::SimError;

@@ -1,8 +1,10 @@
-//! `hypura sim`: simulate decoding a routing trace on a plan and a machine, token by token.
+//! `hypura sim`: simulate decoding a routing trace on a plan and a machine, token by token,
+//! after prefilling a prompt of its first tokens in batches when `--prompt-len` is given.
 
 use anyhow::{bail, Context, Result};
 use sim::cache::Policy;
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
+use sim::prefill::{self, PrefillReport, Prompt};
 use solver::hw::HwProfile;
 use solver::place::{self, plan::fnv1a_hex, CostModel, Plan, SolveOptions, Tier, Units};
 use solver::GgmlType;
@@ -47,9 +49,18 @@ pub struct Args {
     /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
     #[arg(long)]
     pub cache_bytes: Option<u64>,
-    /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized).
+    /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized); with
+    /// --prompt-len, the N after the prompt.
     #[arg(long)]
     pub tokens: Option<usize>,
+    /// Prefill a prompt of the trace's first P tokens, in batches, before decoding the tokens
+    /// after it: adds time to first token, prefill tok/s, bytes and per-batch hit rates.
+    #[arg(long)]
+    pub prompt_len: Option<usize>,
+    /// Prompt tokens per prefill batch (default: llama.cpp's ubatch, 512, capped at
+    /// --prompt-len).
+    #[arg(long, requires = "prompt_len")]
+    pub batch: Option<usize>,
     /// Layers ahead that streamed dense weights are read (default: the plan's prefetch depth;
     /// 0 reads them on demand).
     #[arg(long)]
@@ -94,6 +105,17 @@ pub fn run(args: Args) -> Result<()> {
     if args.queue_depth == Some(0) {
         bail!("--queue-depth must be at least 1");
     }
+    if args.prompt_len == Some(0) {
+        bail!("--prompt-len must be at least 1");
+    }
+    if args.batch == Some(0) {
+        bail!("--batch must be at least 1");
+    }
+    let prompt = args.prompt_len.map(|tokens| Prompt {
+        tokens,
+        batch: args.batch,
+    });
+    let prompt_tokens = args.prompt_len.unwrap_or(0);
     let expert_prefetch = ExpertPrefetch::parse(&args.expert_prefetch).with_context(|| {
         format!(
             "--expert-prefetch {:?}: use none, coactivation or oracle",
@@ -129,9 +151,19 @@ pub fn run(args: Args) -> Result<()> {
     };
     let inv = solver::load_model(&model)?;
     let trace = match &args.trace {
-        Some(p) => decode::first_tokens(&traces::load(p)?, args.tokens.unwrap_or(usize::MAX))?,
+        Some(p) => {
+            let full = traces::load(p)?;
+            if let Some(pr) = &prompt {
+                pr.batch_for(full.n_tokens())
+                    .with_context(|| format!("--prompt-len {}: {}", pr.tokens, p.display()))?;
+            }
+            let n = args
+                .tokens
+                .map_or(usize::MAX, |n| n.saturating_add(prompt_tokens));
+            decode::first_tokens(&full, n)?
+        }
         None => {
-            let t = synthesize(&inv, args.tokens.unwrap_or(1024))?;
+            let t = synthesize(&inv, prompt_tokens + args.tokens.unwrap_or(1024))?;
             notes.push(format!(
                 "trace: synthesized for {model}, {} tokens, seed {SYNTH_SEED} (default; pass --trace for a real one)",
                 t.n_tokens()
@@ -188,42 +220,57 @@ pub fn run(args: Args) -> Result<()> {
         queue_depth: args.queue_depth,
         host_weights_on_gpu: args.host_weights_on_gpu,
     };
-    let run = decode::simulate(&placement, &machine, &trace, &policy, &opts)?;
+    // The simulation, with the prompt's prefill first when there is one.
+    let simulate = |policy: &DecodePolicy| -> Result<Simulated> {
+        Ok(match &prompt {
+            None => {
+                let run = decode::simulate(&placement, &machine, &trace, policy, &opts)?;
+                (None, run.report, run.records)
+            }
+            Some(pr) => {
+                let run =
+                    prefill::simulate_request(&placement, &machine, &trace, policy, &opts, pr)?;
+                (Some(run.prefill), run.decode, run.records)
+            }
+        })
+    };
+    let (prefill, report, records) = simulate(&policy)?;
     if let Some(path) = &args.out {
-        sim::metrics::write_records(path, &run.records, args.force)?;
+        sim::metrics::write_records(path, &records, args.force)?;
     }
-    let report = run.report;
     let bound = match policy {
         DecodePolicy::Cache {
             policy: Policy::Belady,
             ..
         } => None,
-        _ => Some(
-            decode::simulate(
-                &placement,
-                &machine,
-                &trace,
-                &DecodePolicy::Cache {
-                    policy: Policy::Belady,
-                    capacity_bytes,
-                },
-                &opts,
-            )?
-            .report,
-        ),
+        _ => Some(simulate(&DecodePolicy::Cache {
+            policy: Policy::Belady,
+            capacity_bytes,
+        })?),
+    };
+    let (bound_prefill, bound) = match bound {
+        Some((p, r, _)) => (p, Some(r)),
+        None => (None, None),
     };
     if args.json {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "model": model,
             "profile": hw.name,
             "solver_tok_per_s": plan.prediction.tok_per_s,
             "summary": report,
             "belady": bound,
         });
+        if let Some(p) = &prefill {
+            out["prefill"] = serde_json::to_value(p)?;
+            out["belady_prefill"] = serde_json::to_value(&bound_prefill)?;
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for n in &notes {
             println!("{n}");
+        }
+        if let Some(p) = &prefill {
+            print!("{}", render_prefill(p, bound_prefill.as_ref()));
         }
         print!(
             "{}",
@@ -232,6 +279,13 @@ pub fn run(args: Args) -> Result<()> {
     }
     Ok(())
 }
+
+/// A simulation's prefill summary (with a prompt), decode summary and records.
+type Simulated = (
+    Option<PrefillReport>,
+    DecodeReport,
+    Vec<sim::metrics::TokenLayerRecord>,
+);
 
 fn parse_policy(name: &str, given: Option<u64>, capacity_bytes: u64) -> Result<DecodePolicy> {
     let policy = match name {
@@ -317,6 +371,53 @@ fn from_plan(
         .collect::<Result<Vec<_>>>()?;
     let cost = CostModel::new(hw, &units);
     Ok((units, tiers, cost))
+}
+
+fn render_prefill(p: &PrefillReport, bound: Option<&PrefillReport>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nprefill: {} prompt tokens in {} batch(es) of {}",
+        p.prompt_tokens, p.batches, p.batch_tokens
+    );
+    let _ = writeln!(
+        s,
+        "  ttft      {:.3} ms ({:.1} prompt tok/s)",
+        p.ttft_s * 1e3,
+        p.tok_per_s
+    );
+    let _ = writeln!(
+        s,
+        "  time      compute {:.3} ms + waiting for I/O {:.3} ms + link {:.3} ms; storage busy {:.1}%",
+        p.compute_s * 1e3,
+        p.io_wait_s * 1e3,
+        p.link_s * 1e3,
+        p.storage_utilisation * 100.0
+    );
+    let _ = writeln!(
+        s,
+        "  experts   hit rate {:.2}% of the distinct experts each batch needs; {:.3} GB read",
+        p.hit_rate * 100.0,
+        p.bytes_read as f64 / 1e9
+    );
+    if let Some(b) = bound {
+        let _ = writeln!(
+            s,
+            "  bound     belady (same cache bytes): hit rate {:.2}%, ttft {:.3} ms",
+            b.hit_rate * 100.0,
+            b.ttft_s * 1e3
+        );
+    }
+    let _ = writeln!(s, "  per batch (hit rate):");
+    for chunk in p.per_batch.chunks(8) {
+        let cells: Vec<String> = chunk
+            .iter()
+            .map(|b| format!("B{:<3} {:>6.2}%", b.batch, b.hit_rate * 100.0))
+            .collect();
+        let _ = writeln!(s, "    {}", cells.join("   "));
+    }
+    s
 }
 
 fn render(r: &DecodeReport, bound: Option<&DecodeReport>, solver_tok_per_s: f64) -> String {

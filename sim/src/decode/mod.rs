@@ -20,7 +20,7 @@
 mod engine;
 mod prefetch;
 mod report;
-mod steps;
+pub(crate) mod steps;
 
 pub use prefetch::ExpertPrefetch;
 pub use report::{DecodeReport, LayerReport};
@@ -121,15 +121,15 @@ pub struct DecodeRun {
 }
 
 /// One MoE layer of the trace, resolved against the placement.
-struct MoeLayer {
-    layer: u32,
-    expert_bytes: u64,
-    expert_flops: f64,
+pub(crate) struct MoeLayer {
+    pub layer: u32,
+    pub expert_bytes: u64,
+    pub expert_flops: f64,
     /// Largest per-tensor slice: the request size of an expert read.
-    slice_bytes: u64,
+    pub slice_bytes: u64,
     /// Tier of each expert id in the plan.
-    tier: Vec<Tier>,
-    streams: bool,
+    pub tier: Vec<Tier>,
+    pub streams: bool,
 }
 
 /// Simulates decoding every token of `trace` on `placement` and `machine` with `policy`.
@@ -140,35 +140,50 @@ pub fn simulate(
     policy: &DecodePolicy,
     opts: &Options,
 ) -> Result<DecodeRun, SimError> {
+    check_options(machine, opts)?;
+    let moe = resolve_layers(placement, trace)?;
+    let hits = expert_hits(&moe, trace, policy)?;
+    simulate_with_hits(placement, machine, trace, policy, opts, &moe, &hits)
+}
+
+/// Options the machine cannot run.
+pub(crate) fn check_options(machine: &Machine, opts: &Options) -> Result<(), SimError> {
     if opts.host_weights_on_gpu && machine.h2d_bytes_per_s.is_none() && !machine.unified {
         return Err(SimError::new(
             "host weights on the GPU need a host link (the profile's [host_link] h2d_gbps)",
         ));
     }
-    let moe = resolve_layers(placement, trace)?;
-    let hits = expert_hits(&moe, trace, policy)?;
+    Ok(())
+}
+
+/// [`simulate`] with the hits already known (parallel to the trace's expert ids): the decode
+/// after a prefill, whose cache state the hits carry.
+pub(crate) fn simulate_with_hits(
+    placement: &Placement<'_>,
+    machine: &Machine,
+    trace: &Trace,
+    policy: &DecodePolicy,
+    opts: &Options,
+    moe: &[MoeLayer],
+    hits: &[bool],
+) -> Result<DecodeRun, SimError> {
     let mut sizes = steps::Sizes::default();
-    let layers = steps::build(placement, machine, opts, &moe, &mut sizes)?;
+    let layers = steps::build(placement, machine, opts, moe, 1, &mut sizes)?;
     let expert_reads: Vec<Vec<u32>> = moe
         .iter()
         .map(|m| sizes.split(m.expert_bytes, m.slice_bytes))
         .collect();
-    let io = &placement.cost.io;
-    let queue_depth = opts
-        .queue_depth
-        .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
-    let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
-    let storage = StorageDevice::new(&machine.storage, queue_depth, latency_ns, &sizes.sizes)?;
+    let storage = storage_device(placement, machine, opts, &sizes.sizes)?;
     let inputs = engine::Inputs {
         placement,
         machine,
         opts,
         policy,
-        moe: &moe,
+        moe,
         layers: &layers,
         expert_reads: &expert_reads,
         trace,
-        hits: &hits,
+        hits,
     };
     let out = engine::run(&inputs, storage);
     let run = RunInfo {
@@ -176,7 +191,7 @@ pub fn simulate(
         model: trace.model().architecture.clone(),
         plan_hash: None,
         policy: policy.name().to_string(),
-        cache_bytes: cache_bytes(&moe, policy),
+        cache_bytes: cache_bytes(moe, policy),
     };
     let summary = Summary::from_records(run, &out.records);
     debug_assert_eq!(
@@ -192,8 +207,24 @@ pub fn simulate(
     })
 }
 
+/// The storage device the run reads from: the profile's curve and latency floor, at the
+/// options' queue depth (default: the plan's larger one), for requests of `sizes`.
+pub(crate) fn storage_device(
+    placement: &Placement<'_>,
+    machine: &Machine,
+    opts: &Options,
+    sizes: &[u64],
+) -> Result<StorageDevice, SimError> {
+    let io = &placement.cost.io;
+    let queue_depth = opts
+        .queue_depth
+        .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
+    let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
+    StorageDevice::new(&machine.storage, queue_depth, latency_ns, sizes)
+}
+
 /// Bytes of streaming-layer experts the policy keeps in memory.
-fn cache_bytes(layers: &[MoeLayer], policy: &DecodePolicy) -> u64 {
+pub(crate) fn cache_bytes(layers: &[MoeLayer], policy: &DecodePolicy) -> u64 {
     match policy {
         DecodePolicy::Static => layers
             .iter()
@@ -204,7 +235,7 @@ fn cache_bytes(layers: &[MoeLayer], policy: &DecodePolicy) -> u64 {
     }
 }
 
-fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, SimError> {
+pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, SimError> {
     let m = trace.model();
     if m.top_k != p.units.top_k {
         return Err(SimError::new(format!(
@@ -265,6 +296,67 @@ fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, Sim
         .collect()
 }
 
+/// The cache a policy keeps over the experts of the streaming layers: one cache shared by them,
+/// like the runtime's pool.
+pub(crate) struct StreamingCache {
+    /// MoE positions of the layers that stream experts.
+    pub streaming: Vec<usize>,
+    /// Expert size of each streaming layer.
+    pub sizes: Vec<u64>,
+    /// Capacity in experts (slots of one expert of one streaming layer).
+    pub slots: u64,
+    /// The policy, pinned-lru's hot set filled with the plan's resident experts of the
+    /// streaming layers, as `(position among the streaming layers, expert id)`.
+    pub policy: Policy,
+}
+
+impl StreamingCache {
+    /// None when no layer streams experts (every access then hits).
+    pub(crate) fn new(
+        layers: &[MoeLayer],
+        policy: &Policy,
+        capacity_bytes: u64,
+    ) -> Option<StreamingCache> {
+        let streaming: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].streams).collect();
+        if streaming.is_empty() {
+            return None;
+        }
+        let sizes: Vec<u64> = streaming.iter().map(|&l| layers[l].expert_bytes).collect();
+        // The plan's resident experts of the streaming layers (pinned-lru's hot set).
+        let hot: Vec<(usize, u16)> = streaming
+            .iter()
+            .enumerate()
+            .flat_map(|(pos, &l)| {
+                layers[l]
+                    .tier
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t != Tier::Nvme)
+                    .map(move |(e, _)| (pos, e as u16))
+            })
+            .collect();
+        let hot_bytes: u64 = hot.iter().map(|&(pos, _)| sizes[pos]).sum();
+        // Quantisation mixes may give layers different expert sizes: the capacity in experts
+        // is then the bytes over the mean size, and never fewer than the hot set when the
+        // bytes hold it.
+        let mean = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
+        let mut slots = (capacity_bytes as f64 / mean).floor() as u64;
+        if capacity_bytes >= hot_bytes {
+            slots = slots.max(hot.len() as u64);
+        }
+        let policy = match policy {
+            Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(hot)),
+            p => p.clone(),
+        };
+        Some(StreamingCache {
+            streaming,
+            sizes,
+            slots,
+            policy,
+        })
+    }
+}
+
 /// Whether each expert access of the trace hits, in stored order.
 fn expert_hits(
     layers: &[MoeLayer],
@@ -290,44 +382,17 @@ fn expert_hits(
             capacity_bytes,
         } => (policy, *capacity_bytes),
     };
-    let streaming: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].streams).collect();
-    if streaming.is_empty() {
+    let Some(c) = StreamingCache::new(layers, policy, capacity_bytes) else {
         return Ok(resident);
-    }
+    };
+    let streaming = c.streaming;
     let sub = select_layers(trace, &streaming)?;
-    let sizes: Vec<u64> = streaming.iter().map(|&l| layers[l].expert_bytes).collect();
-    // The plan's resident experts of the streaming layers (pinned-lru's hot set).
-    let hot: Vec<(usize, u16)> = streaming
-        .iter()
-        .enumerate()
-        .flat_map(|(pos, &l)| {
-            layers[l]
-                .tier
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| **t != Tier::Nvme)
-                .map(move |(e, _)| (pos, e as u16))
-        })
-        .collect();
-    let hot_bytes: u64 = hot.iter().map(|&(pos, _)| sizes[pos]).sum();
-    // One cache shared by the streaming layers, like the runtime's pool. Quantisation mixes
-    // may give layers different expert sizes: the capacity in experts is then the bytes over
-    // the mean size, and never fewer than the hot set when the bytes hold it.
-    let mean = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
-    let mut slots = (capacity_bytes as f64 / mean).floor() as u64;
-    if capacity_bytes >= hot_bytes {
-        slots = slots.max(hot.len() as u64);
-    }
-    let policy = match policy {
-        Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(hot)),
-        p => p.clone(),
-    };
     let config = CacheConfig {
-        policy,
+        policy: c.policy,
         partition: Partition::Global,
-        capacity: Capacity::Experts(slots),
+        capacity: Capacity::Experts(c.slots),
     };
-    let (_, sub_hits) = cache::replay_hits(&sub, &config, &ExpertBytes::per_layer_sizes(sizes)?)?;
+    let (_, sub_hits) = cache::replay_hits(&sub, &config, &ExpertBytes::per_layer_sizes(c.sizes)?)?;
     let mut hits = resident;
     let per_token = streaming.len() * k;
     for token in 0..trace.n_tokens() {
@@ -366,16 +431,23 @@ pub fn first_tokens(trace: &Trace, n: usize) -> Result<Trace, SimError> {
     if n >= trace.n_tokens() {
         return Ok(trace.clone());
     }
+    token_range(trace, 0..n)
+}
+
+/// Tokens `range` of `trace` in stored order (clipped to its tokens), keeping sequence
+/// boundaries: a sequence cut by the range keeps its id.
+pub fn token_range(trace: &Trace, range: std::ops::Range<usize>) -> Result<Trace, SimError> {
     let mut b = TraceBuilder::new(trace.model().clone()).map_err(SimError::new)?;
     let all: Vec<usize> = (0..trace.model().n_layers()).collect();
     let mut ids = Vec::new();
     for seq in trace.sequences() {
-        let end = seq.tokens.end.min(n);
-        if seq.tokens.start >= end {
-            break;
+        let start = seq.tokens.start.max(range.start);
+        let end = seq.tokens.end.min(range.end);
+        if start >= end {
+            continue;
         }
         b.begin_sequence(seq.id).map_err(SimError::new)?;
-        for token in seq.tokens.start..end {
+        for token in start..end {
             ids.clear();
             for &p in &all {
                 ids.extend_from_slice(trace.selection(token, p));

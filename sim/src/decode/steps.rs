@@ -4,7 +4,7 @@
 
 use super::{Machine, MoeLayer, Options, Placement};
 use crate::error::SimError;
-use solver::place::cost::{CostModel, LayerLoad, Work};
+use solver::place::cost::{batch_work, CostModel, LayerLoad, Work};
 use solver::place::Tier;
 use solver::Group;
 use std::collections::BTreeMap;
@@ -12,14 +12,14 @@ use std::collections::BTreeMap;
 /// Work of one phase of a step on each device, and the host-memory bytes that must cross the
 /// host->GPU link before it (only when host weights are computed on a discrete GPU).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Phase {
+pub(crate) struct Phase {
     pub gpu: Work,
     pub cpu: Work,
     pub link_bytes: f64,
 }
 
 impl Phase {
-    fn add(&mut self, other: &Phase) {
+    pub(crate) fn add(&mut self, other: &Phase) {
         self.gpu.flops += other.gpu.flops;
         self.gpu.bytes += other.gpu.bytes;
         self.cpu.flops += other.cpu.flops;
@@ -30,7 +30,7 @@ impl Phase {
 
 /// One layer (or the globals, `layer` None) as every token runs it.
 #[derive(Debug, Clone)]
-pub(super) struct LayerSteps {
+pub(crate) struct LayerSteps {
     pub layer: Option<u32>,
     /// Attention, norms and router: what runs before the routed experts are known.
     pub pre: Phase,
@@ -46,7 +46,7 @@ pub(super) struct LayerSteps {
 
 /// Where the work of weights on `tier` runs, as the cost model decides, unless host weights are
 /// sent over the link to a discrete GPU.
-pub(super) fn place_work(
+pub(crate) fn place_work(
     cost: &CostModel,
     machine: &Machine,
     opts: &Options,
@@ -72,7 +72,7 @@ pub(super) fn place_work(
 
 /// Request sizes: the request classes of the engine's storage device.
 #[derive(Default)]
-pub(super) struct Sizes {
+pub(crate) struct Sizes {
     index: BTreeMap<u64, u32>,
     pub sizes: Vec<u64>,
 }
@@ -100,12 +100,15 @@ impl Sizes {
     }
 }
 
-/// The per-token step list: globals first, then every transformer layer in order.
-pub(super) fn build(
+/// The step list of one forward pass over `tokens` tokens (1 for a decode step, a prefill
+/// batch's size otherwise): globals first, then every transformer layer in order. Work is the
+/// solver's [`batch_work`]; streamed dense weights are read once, embedding rows once per token.
+pub(crate) fn build(
     p: &Placement<'_>,
     machine: &Machine,
     opts: &Options,
     moe: &[MoeLayer],
+    tokens: u64,
     sizes: &mut Sizes,
 ) -> Result<Vec<LayerSteps>, SimError> {
     if p.unit_tiers.len() != p.units.units.len() {
@@ -146,7 +149,8 @@ pub(super) fn build(
             }
         };
         let step = &mut layers[idx];
-        let work = place_work(p.cost, machine, opts, tier, u.flops, u.read_bytes);
+        let w = batch_work(u, tokens);
+        let work = place_work(p.cost, machine, opts, tier, w.flops, w.bytes);
         match u.group {
             Group::Attention | Group::Norm | Group::Router => step.pre.add(&work),
             _ => step.post.add(&work),
@@ -156,7 +160,9 @@ pub(super) fn build(
             // attention); the engine reads the same bytes, as requests of its largest tensor.
             let reads = sizes.split(u.read_bytes.ceil() as u64, u.largest_tensor);
             if u.row_reads() {
-                step.row_reads.extend(reads);
+                for _ in 0..tokens.max(1) {
+                    step.row_reads.extend_from_slice(&reads);
+                }
             } else {
                 step.dense_reads.extend(reads);
             }
@@ -166,7 +172,7 @@ pub(super) fn build(
 }
 
 /// Seconds of compute of `gpu` and `cpu` work, priced by the solver's cost model.
-pub(super) fn compute_s(cost: &CostModel, layer: Option<u32>, gpu: Work, cpu: Work) -> f64 {
+pub(crate) fn compute_s(cost: &CostModel, layer: Option<u32>, gpu: Work, cpu: Work) -> f64 {
     let t = cost.layer_time(
         layer,
         &LayerLoad {
@@ -179,6 +185,6 @@ pub(super) fn compute_s(cost: &CostModel, layer: Option<u32>, gpu: Work, cpu: Wo
 }
 
 /// Seconds the phase would take if only memory traffic counted (for bus sharing).
-pub(super) fn memory_s(cost: &CostModel, gpu: Work, cpu: Work) -> f64 {
+pub(crate) fn memory_s(cost: &CostModel, gpu: Work, cpu: Work) -> f64 {
     cost.gpu.map_or(0.0, |g| gpu.bytes / g.bytes_per_s) + cpu.bytes / cost.cpu.bytes_per_s
 }

@@ -30,7 +30,8 @@ pub struct TokenLayerRecord {
     pub bytes_linked: u64,
     /// Routed-expert selections served from memory (0 for layers without routed experts).
     pub expert_hits: u32,
-    /// Routed-expert selections in this step (top-k times tokens; 0 without routed experts).
+    /// Routed-expert selections in this step (top-k for a decoded token; for a prefill batch
+    /// the distinct experts its tokens select, each needed once; 0 without routed experts).
     pub expert_accesses: u32,
     /// Of the hits, those that were in memory only because a prefetch brought them.
     pub prefetch_hits: u32,

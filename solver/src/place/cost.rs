@@ -11,7 +11,7 @@
 //! this one computes, in `2d` layer buffers); `d = 0` reads each layer before computing it
 //! (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
 
-use super::units::{Assignment, ExpertLayer, Tier, Units};
+use super::units::{Assignment, ExpertLayer, Tier, Unit, Units};
 use crate::hw::{HwProfile, StorageProfile};
 use serde::{Deserialize, Serialize};
 
@@ -290,16 +290,12 @@ impl CostModel {
         let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
         for (u, &tier) in units.units.iter().zip(&a.units) {
             let load = loads.entry(u.layer).or_default();
-            let bytes = if u.row_reads() {
-                n * u.read_bytes
-            } else {
-                u.read_bytes
-            };
-            self.work(load, tier).add(n * u.flops, bytes);
+            let w = batch_work(u, n_tokens);
+            self.work(load, tier).add(w.flops, w.bytes);
             if tier == Tier::Nvme && u.row_reads() {
-                load.nvme_row_bytes += bytes;
+                load.nvme_row_bytes += w.bytes;
             } else if tier == Tier::Nvme {
-                load.nvme_dense_bytes += bytes;
+                load.nvme_dense_bytes += w.bytes;
             }
         }
         for (e, s) in units.experts.iter().zip(&a.experts) {
@@ -307,10 +303,10 @@ impl CostModel {
             let touched = expert_touches(e, s.gpu, s.ram, n_tokens);
             for ((tier, uses), (_, touch)) in expert_uses(e, s.gpu, s.ram).into_iter().zip(touched)
             {
-                let bytes = touch * e.expert_bytes as f64;
-                self.work(load, tier).add(n * uses * e.expert_flops, bytes);
+                let w = expert_batch_work(e, n * uses, touch);
+                self.work(load, tier).add(w.flops, w.bytes);
                 if tier == Tier::Nvme {
-                    load.nvme_expert_bytes += bytes;
+                    load.nvme_expert_bytes += w.bytes;
                 }
             }
         }
@@ -326,6 +322,30 @@ impl CostModel {
             },
             layers,
         }
+    }
+}
+
+/// Work of unit `u` in a forward pass over `n_tokens` tokens (1 = a decode step): compute
+/// scales with the tokens, weights are read once per batch, except an embedding read by rows,
+/// which reads one row per token. Both the solver and the simulator price batches with it.
+pub fn batch_work(u: &Unit, n_tokens: u64) -> Work {
+    let n = n_tokens.max(1) as f64;
+    Work {
+        flops: n * u.flops,
+        bytes: if u.row_reads() {
+            n * u.read_bytes
+        } else {
+            u.read_bytes
+        },
+    }
+}
+
+/// Work of routed experts of layer `e` in one batch: `uses` token-expert uses and `touched`
+/// distinct experts (each expert's weights are read once per batch however many tokens use it).
+pub fn expert_batch_work(e: &ExpertLayer, uses: f64, touched: f64) -> Work {
+    Work {
+        flops: uses * e.expert_flops,
+        bytes: touched * e.expert_bytes as f64,
     }
 }
 
