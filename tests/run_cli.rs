@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gemma_path, hypura};
+use common::{gemma_path, hypura, hypura_run, synth};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::{Path, PathBuf};
 
@@ -45,25 +45,37 @@ fn solve(model: &Path, dir: &Path) -> PathBuf {
 }
 
 fn run_json(plan: &Path, model: &Path, extra: &[&str]) -> serde_json::Value {
-    let n = N.to_string();
-    let mut args = vec![
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        model.to_str().unwrap(),
-        "-p",
-        PROMPT,
-        "-n",
-        &n,
-        "--ctx",
-        "256",
-        "--json",
-    ];
+    let mut args = vec!["--ctx", "256", "--json"];
     args.extend_from_slice(extra);
-    let (ok, out, err) = hypura(&args);
+    let (ok, out, err) = hypura_run(plan, model, PROMPT, N, &args);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
+}
+
+/// A two-token `hypura run` that must fail: its stderr.
+fn run_error(plan: &Path, model: &Path) -> String {
+    let (ok, _, err) = hypura_run(plan, model, "hi", 2, &[]);
+    assert!(
+        !ok,
+        "hypura run {} -m {} succeeded",
+        plan.display(),
+        model.display()
+    );
+    err
+}
+
+/// A copy of `plan` (next to it, as `streamed.json`) with `tensors` on NVMe streamed through a
+/// pool of `pool` bytes.
+fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64) -> PathBuf {
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    for t in tensors {
+        p["tensors"][&t.name] = "nvme".into();
+    }
+    p["pool_bytes"] = pool.into();
+    let streamed = plan.with_file_name("streamed.json");
+    std::fs::write(&streamed, serde_json::to_string(&p).unwrap()).unwrap();
+    streamed
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i32> {
@@ -93,20 +105,15 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     );
 
     // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
-    let mut p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     let inv = solver::Inventory::from_gguf(&gemma).unwrap();
-    let mut ffn_bytes = 0u64;
-    for t in &inv.tensors {
-        if t.name.contains(".ffn_") && !t.name.contains("norm") {
-            p["tensors"][&t.name] = "nvme".into();
-            ffn_bytes += t.bytes;
-        }
-    }
+    let ffn: Vec<&solver::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
+        .collect();
+    let ffn_bytes: u64 = ffn.iter().map(|t| t.bytes).sum();
     let pool = ffn_bytes / 4;
-    p["pool_bytes"] = pool.into();
-    let streamed_plan = dir.path().join("streamed.json");
-    std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let streamed_plan = stream_from_nvme(&plan, &ffn, pool);
     let metrics = dir.path().join("metrics.json");
     let v = run_json(
         &streamed_plan,
@@ -150,29 +157,9 @@ fn a_plan_for_another_model_is_refused() {
     let gemma = gemma_path();
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("tiny.gguf");
-    let (ok, _, err) = hypura(&[
-        "synth",
-        "--preset",
-        "tiny-llama",
-        "--seed",
-        "1",
-        "-o",
-        other.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    synth(&other, &["--preset", "tiny-llama", "--seed", "1"]);
     let plan = solve(&other, dir.path());
-    let (ok, _, err) = hypura(&[
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        gemma.to_str().unwrap(),
-        "-p",
-        "hi",
-        "-n",
-        "2",
-    ]);
-    assert!(!ok);
+    let err = run_error(&plan, &gemma);
     assert!(
         err.contains("plan does not match the model") && err.contains("tiny.gguf"),
         "{err}"
@@ -189,18 +176,7 @@ fn truncated_and_unreadable_model_files_fail_clearly() {
     let truncated = dir.path().join("truncated.gguf");
     let bytes = std::fs::read(&gemma).unwrap();
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let (ok, _, err) = hypura(&[
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        truncated.to_str().unwrap(),
-        "-p",
-        "hi",
-        "-n",
-        "2",
-    ]);
-    assert!(!ok);
+    let err = run_error(&plan, &truncated);
     assert!(
         err.contains("truncated.gguf") && err.contains("past the end of the file"),
         "{err}"
@@ -208,66 +184,26 @@ fn truncated_and_unreadable_model_files_fail_clearly() {
 
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, vec![0x5a; 4096]).unwrap();
-    let (ok, _, err) = hypura(&[
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        garbage.to_str().unwrap(),
-        "-p",
-        "hi",
-        "-n",
-        "2",
-    ]);
-    assert!(!ok);
+    let err = run_error(&plan, &garbage);
     assert!(err.contains("garbage.gguf"), "{err}");
 
-    let (ok, _, err) = hypura(&[
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        dir.path().to_str().unwrap(),
-        "-p",
-        "hi",
-        "-n",
-        "2",
-    ]);
-    assert!(!ok);
+    let err = run_error(&plan, dir.path());
     assert!(err.contains(dir.path().to_str().unwrap()), "{err}");
 
-    let (ok, _, err) = hypura(&[
-        "run",
-        "--plan",
-        "/nonexistent/plan.json",
-        "-m",
-        gemma.to_str().unwrap(),
-        "-p",
-        "hi",
-    ]);
-    assert!(!ok && err.contains("/nonexistent/plan.json"), "{err}");
+    let err = run_error(Path::new("/nonexistent/plan.json"), &gemma);
+    assert!(err.contains("/nonexistent/plan.json"), "{err}");
 }
 
 #[test]
 fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny-mixtral.gguf");
-    let (ok, _, err) = hypura(&[
-        "synth",
-        "--preset",
-        "tiny-mixtral",
-        "--type",
-        "q8_0",
-        "--seed",
-        "3",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    synth(
+        &model,
+        &["--preset", "tiny-mixtral", "--type", "q8_0", "--seed", "3"],
+    );
     let reference = llama_reference(&model);
     let plan = solve(&model, dir.path());
-    let mut p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     let inv = solver::Inventory::from_gguf(&model).unwrap();
     let exps: Vec<&solver::TensorEntry> = inv
         .tensors
@@ -275,9 +211,6 @@ fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens()
         .filter(|t| t.name.contains("_exps"))
         .collect();
     assert!(!exps.is_empty());
-    for t in &exps {
-        p["tensors"][&t.name] = "nvme".into();
-    }
     let total: u64 = exps.iter().map(|t| t.bytes).sum();
     let largest = exps
         .iter()
@@ -285,9 +218,7 @@ fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens()
         .max()
         .unwrap();
     let pool = (total / 4).max(largest);
-    p["pool_bytes"] = pool.into();
-    let streamed_plan = dir.path().join("streamed.json");
-    std::fs::write(&streamed_plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let streamed_plan = stream_from_nvme(&plan, &exps, pool);
     let v = run_json(&streamed_plan, &model, &[]);
     assert_eq!(ids(&v), reference);
     let s = &v["stream"];

@@ -3,13 +3,15 @@
 //! Only the per-token decode steps are timed (not the prompt, not loading).
 //!   cargo bench -p runtime --bench decode
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{ffn_names, gemma, largest_streamed, load_ours, locations};
 use criterion::{criterion_group, criterion_main, Criterion};
 use runtime::direct_io::DirectReader;
-use runtime::plan::name_patterns;
 use runtime::stream::Streamer;
-use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use solver::Inventory;
-use std::collections::HashMap;
 use std::time::Duration;
 
 const TOKENS: usize = 8;
@@ -35,36 +37,14 @@ fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u6
 }
 
 fn bench(c: &mut Criterion) {
-    let path = solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"));
+    let path = gemma();
     let inv = Inventory::from_gguf(&path).unwrap();
-    let ffn: Vec<String> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
-        .map(|t| t.name.clone())
-        .collect();
-    let locations: HashMap<String, (usize, u64)> = inv
-        .tensors
-        .iter()
-        .map(|t| (t.name.clone(), (0, t.offset.unwrap())))
-        .collect();
-    let ours = |streamed: Vec<String>| ModelParams {
-        load_mode: LoadMode::DirectIo,
-        use_extra_bufts: false,
-        streamed,
-        host: Vec::new(),
-    };
+    let locations = locations(&inv);
     let plain = Model::load(&path, &ModelParams::llama_defaults()).unwrap();
-    let resident = Model::load(&path, &ours(Vec::new())).unwrap();
-    let streamed = Model::load(&path, &ours(name_patterns(&ffn))).unwrap();
+    let resident = load_ours(&path, &[]);
+    let streamed = load_ours(&path, &ffn_names(&inv));
     let ffn_bytes: u64 = streamed.streamed().iter().map(|t| t.reserved as u64).sum();
-    let largest = streamed
-        .streamed()
-        .iter()
-        .map(|t| t.reserved as u64)
-        .max()
-        .unwrap();
-    let pool = (ffn_bytes / 4).max(largest);
+    let pool = (ffn_bytes / 4).max(largest_streamed(&streamed));
 
     let mut g = c.benchmark_group(format!("gemma-3-270m decode {TOKENS} tokens"));
     g.sample_size(10);

@@ -10,6 +10,7 @@ pub mod direct_io;
 pub mod error;
 pub mod mem;
 pub mod model;
+pub mod page_cache;
 pub mod plan;
 pub mod planned;
 pub mod stream;

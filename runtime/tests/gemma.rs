@@ -1,13 +1,14 @@
 //! The real Gemma 3 270M through llama.cpp: our load path and streamed FFN weights give exactly
 //! the greedy tokens plain llama.cpp gives.
 
+mod common;
+
+use common::{ffn_names, gemma, largest_streamed, load_ours, locations};
 use runtime::direct_io::DirectReader;
-use runtime::plan::name_patterns;
 use runtime::stream::Streamer;
-use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use solver::Inventory;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const PROMPT: &str = "The capital of France is";
 const N_PREDICT: usize = 24;
@@ -15,10 +16,6 @@ const PARAMS: ContextParams = ContextParams {
     n_ctx: 256,
     n_threads: 2,
 };
-
-fn gemma() -> PathBuf {
-    solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
-}
 
 fn greedy(
     model: &Model,
@@ -35,36 +32,12 @@ fn plain_llama(path: &Path) -> Vec<i32> {
     greedy(&model, None).0
 }
 
-fn ffn_names(inv: &Inventory) -> Vec<String> {
-    inv.tensors
-        .iter()
-        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
-        .map(|t| t.name.clone())
-        .collect()
-}
-
-fn locations(inv: &Inventory) -> HashMap<String, (usize, u64)> {
-    inv.tensors
-        .iter()
-        .map(|t| (t.name.clone(), (t.file as usize, t.offset.unwrap())))
-        .collect()
-}
-
 #[test]
 fn our_load_path_matches_plain_llama_cpp() {
     let path = gemma();
     let reference = plain_llama(&path);
     assert_eq!(reference.len(), N_PREDICT);
-    let ours = Model::load(
-        &path,
-        &ModelParams {
-            load_mode: LoadMode::DirectIo,
-            use_extra_bufts: false,
-            streamed: Vec::new(),
-            host: Vec::new(),
-        },
-    )
-    .unwrap();
+    let ours = load_ours(&path, &[]);
     assert_eq!(greedy(&ours, None).0, reference);
 }
 
@@ -74,16 +47,7 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     let reference = plain_llama(&path);
     let inv = Inventory::from_gguf(&path).unwrap();
     let ffn = ffn_names(&inv);
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            load_mode: LoadMode::DirectIo,
-            use_extra_bufts: false,
-            streamed: name_patterns(&ffn),
-            host: Vec::new(),
-        },
-    )
-    .unwrap();
+    let model = load_ours(&path, &ffn);
     assert_eq!(model.streamed().len(), ffn.len());
     // Nothing streamed was read at load: no page of the reserved memory is resident.
     for t in model.streamed() {
@@ -95,13 +59,7 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
         );
     }
     let ffn_total: u64 = model.streamed().iter().map(|t| t.reserved as u64).sum();
-    let largest = model
-        .streamed()
-        .iter()
-        .map(|t| t.reserved as u64)
-        .max()
-        .unwrap();
-    let pool = (ffn_total / 4).max(largest);
+    let pool = (ffn_total / 4).max(largest_streamed(&model));
     let readers = vec![DirectReader::open(&path).unwrap()];
     let streamer = Streamer::new(model.streamed(), &locations(&inv), readers, pool).unwrap();
     let (tokens, stats) = greedy(&model, Some(streamer));
@@ -126,16 +84,7 @@ fn a_pool_smaller_than_one_tensor_is_refused() {
     let path = gemma();
     let inv = Inventory::from_gguf(&path).unwrap();
     let ffn = ffn_names(&inv);
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            load_mode: LoadMode::DirectIo,
-            use_extra_bufts: false,
-            streamed: name_patterns(&ffn),
-            host: Vec::new(),
-        },
-    )
-    .unwrap();
+    let model = load_ours(&path, &ffn);
     let readers = vec![DirectReader::open(&path).unwrap()];
     let e = Streamer::new(model.streamed(), &locations(&inv), readers, 4096)
         .err()

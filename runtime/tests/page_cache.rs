@@ -2,66 +2,43 @@
 //! of the model file's FFN pages is cached (with buffered loading, readahead around the resident
 //! tensors cached all of them on this machine).
 
+mod common;
+
+use common::{ffn_names, ffn_tensors, gemma, largest_streamed, load_ours, locations};
 use runtime::direct_io::{CacheMode, DirectReader};
-use runtime::plan::name_patterns;
+use runtime::page_cache::{cached_inside, cached_pages, drop_cached};
 use runtime::stream::Streamer;
-use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use runtime::{Context, ContextParams, Sampling};
 use solver::Inventory;
-use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 
 #[test]
 fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
-    let gemma = solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"));
+    let gemma = gemma();
     // A private copy, so no other process's reads of the shared file can cache its pages.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("gemma.gguf");
     std::fs::copy(&gemma, &path).unwrap();
     let file = File::open(&path).unwrap();
     file.sync_all().unwrap();
-    drop_page_cache(&file);
-    let before = cached_pages(&file).iter().filter(|&&c| c).count();
+    drop_cached(&file).unwrap();
+    let before = cached_pages(&file).unwrap().iter().filter(|&&c| c).count();
     assert!(
         before < 16,
         "{before} pages still cached after POSIX_FADV_DONTNEED"
     );
 
     let inv = Inventory::from_gguf(&path).unwrap();
-    let ffn: Vec<&solver::TensorEntry> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
-        .collect();
-    let names: Vec<String> = ffn.iter().map(|t| t.name.clone()).collect();
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            load_mode: LoadMode::DirectIo,
-            use_extra_bufts: false,
-            streamed: name_patterns(&names),
-            host: Vec::new(),
-        },
-    )
-    .unwrap();
-    let locations: HashMap<String, (usize, u64)> = inv
-        .tensors
-        .iter()
-        .map(|t| (t.name.clone(), (0, t.offset.unwrap())))
-        .collect();
+    let ffn = ffn_tensors(&inv);
+    let model = load_ours(&path, &ffn_names(&inv));
     let reader = DirectReader::open(&path).unwrap();
     assert_eq!(
         reader.mode(),
         CacheMode::Direct,
         "the target dir's file system refuses O_DIRECT"
     );
-    let largest = model
-        .streamed()
-        .iter()
-        .map(|t| t.reserved as u64)
-        .max()
-        .unwrap();
-    let streamer = Streamer::new(model.streamed(), &locations, vec![reader], 2 * largest).unwrap();
+    let pool = 2 * largest_streamed(&model);
+    let streamer = Streamer::new(model.streamed(), &locations(&inv), vec![reader], pool).unwrap();
     let prompt = model.tokenize("Once upon a time", true).unwrap();
     let mut ctx = Context::new(
         &model,
@@ -78,18 +55,14 @@ fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
     // Four decode steps, each re-reading nearly every FFN matrix.
     assert!(stats.bytes_read >= 3 * ffn_bytes, "{stats:?}");
 
-    let cached = cached_pages(&file);
-    let page = 4096u64;
+    let cached = cached_pages(&file).unwrap();
     let mut ffn_cached = 0;
     let mut ffn_pages = 0;
     for t in &ffn {
         // Whole pages inside the tensor: boundary pages may hold bytes of resident neighbours.
-        let first = t.offset.unwrap().div_ceil(page);
-        let end = (t.offset.unwrap() + t.bytes) / page;
-        for p in first..end {
-            ffn_pages += 1;
-            ffn_cached += cached[p as usize] as u64;
-        }
+        let (hits, pages) = cached_inside(&cached, t.offset.unwrap(), t.bytes);
+        ffn_cached += hits;
+        ffn_pages += pages;
     }
     assert!(ffn_pages > 1000);
     assert_eq!(
@@ -98,31 +71,4 @@ fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
     );
     // The header, read buffered by the GGUF parsers, is cached: the check above can see pages.
     assert!(cached[0], "the header page should be cached after loading");
-}
-
-fn drop_page_cache(file: &File) {
-    // SAFETY: advisory call on a descriptor we own.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0);
-}
-
-/// Page-cache residency of every page of the file (mincore over a fresh mapping).
-fn cached_pages(file: &File) -> Vec<bool> {
-    let len = file.metadata().unwrap().len() as usize;
-    // SAFETY: a read-only shared mapping of a file we hold open, unmapped below.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        );
-        assert_ne!(addr, libc::MAP_FAILED);
-        let mut vec = vec![0u8; len.div_ceil(4096)];
-        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
-        libc::munmap(addr, len);
-        vec.iter().map(|b| b & 1 != 0).collect()
-    }
 }

@@ -1,0 +1,82 @@
+//! The plain llama.cpp baseline of scripts/balloon-bench.sh: loads a GGUF with llama.cpp's mmap
+//! (no hypura plan, nothing streamed by hypura), generates greedily and prints JSON with the
+//! fields of `hypura run --json` it shares (tokens, decode_tok_per_s, ...) plus the bytes the
+//! process read from storage while generating (/proc/self/io read_bytes: mmap page faults count).
+//!   cargo run --release -p runtime --example plain_decode -- MODEL PROMPT N THREADS CTX [--repack]
+//! Without --repack, llama.cpp's CPU weight repacking is off: repacked copies are anonymous memory,
+//! so with it on the weights cannot be larger than RAM and the mmap no longer matters.
+
+use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use std::path::PathBuf;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let repack = args.iter().any(|a| a == "--repack");
+    let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let [model, prompt, n, threads, n_ctx] = pos[..] else {
+        fail("expected MODEL PROMPT N THREADS CTX");
+    };
+    let n: usize = n.parse().unwrap_or_else(|_| fail("N must be a count"));
+    let threads: u32 = threads
+        .parse()
+        .unwrap_or_else(|_| fail("THREADS must be a count"));
+    let path = PathBuf::from(model);
+    let params = ModelParams {
+        load_mode: LoadMode::Default,
+        use_extra_bufts: repack,
+        streamed: Vec::new(),
+        host: Vec::new(),
+    };
+    let model = Model::load(&path, &params).unwrap_or_else(|e| fail(&e.to_string()));
+    let prompt = model
+        .tokenize(prompt, true)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let n_ctx: u32 = n_ctx
+        .parse()
+        .unwrap_or_else(|_| fail("CTX must be a count"));
+    let mut ctx = Context::new(
+        &model,
+        ContextParams {
+            n_ctx,
+            n_threads: threads,
+        },
+        None,
+    )
+    .unwrap_or_else(|e| fail(&e.to_string()));
+    let peak_rss_load = runtime::mem::peak_rss_bytes();
+    let read_before = read_bytes();
+    let g = ctx
+        .generate(&prompt, n, Sampling::GREEDY)
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let read = read_bytes().zip(read_before).map(|(a, b)| a - b);
+    let decode_s: f64 = g.token_s.iter().sum();
+    let tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
+        (g.tokens.len() - 1) as f64 / decode_s
+    } else {
+        0.0
+    };
+    let v = serde_json::json!({
+        "model": path.display().to_string(),
+        "mode": (if repack { "plain llama.cpp (mmap, repacked)" } else { "plain llama.cpp (mmap)" }),
+        "tokens": g.tokens,
+        "prompt_s": g.prompt_s,
+        "decode_s": decode_s,
+        "decode_tok_per_s": tok_s,
+        "peak_rss_load_bytes": peak_rss_load,
+        "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
+        "read_bytes": read,
+    });
+    println!("{}", serde_json::to_string_pretty(&v).unwrap());
+}
+
+/// Bytes this process caused to be read from storage (/proc/self/io), all threads.
+fn read_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = s.lines().find(|l| l.starts_with("read_bytes:"))?;
+    line["read_bytes:".len()..].trim().parse().ok()
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("plain_decode: {msg}");
+    std::process::exit(1);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Balloon benchmark: decode tok/s of `hypura run --plan` against plain llama.cpp with mmap when only
+# a known amount of memory is left (a balloon process holds the rest), plus the disk bound of each:
+# measured O_DIRECT read GB/s divided by the bytes each run read from storage per token.
+#
+# usage: scripts/balloon-bench.sh --model M.gguf (--budget-gib B | --plan P.json) [options] [-- RUN FLAGS]
+#   --model FILE        the GGUF to run (real or from `hypura synth`; dense or MoE)
+#   --budget-gib B      RAM budget of the plan: a CPU-only profile with B GiB for the plan (after its
+#                       OS reserve) and this disk's measured read speed is written, then `hypura solve`
+#   --plan FILE         use this plan instead of solving (then --budget-gib is not needed)
+#   --solve "FLAGS"     extra `hypura solve` flags (e.g. "--trace t.htrace --greedy")
+#   --leave-gib L       MemAvailable to leave once the balloon is up (no balloon without it)
+#   --floor-gib F       refuse to leave less than F GiB available (default 6: others share this
+#                       machine; pass 0 on a dedicated one)
+#   --tokens N          tokens to generate per run (default 16)
+#   --threads T         decode threads (default: all cores)
+#   --ctx C             context for solve and run (default 512)
+#   --reps R            alternating plain/hypura runs (default 1)
+#   --repack            plain llama.cpp with its CPU weight repacking on (off by default: repacked
+#                       weights are anonymous copies, not the mmap)
+#   --out DIR           where the JSON of every run goes (default: a new temp dir)
+#   --no-build          use target/release as it is
+#   -- FLAGS            passed to `hypura run` (e.g. a future expert-streaming switch)
+# Every run starts with the model file dropped from the page cache (fadvise DONTNEED via dd).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+model="" budget="" plan="" solve_flags="" leave="" floor=6 tokens=16 threads=$(nproc) ctx=512
+reps=1 repack="" out="" build=1
+prompt="The history of the printing press begins"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model=$2; shift 2 ;;
+    --budget-gib) budget=$2; shift 2 ;;
+    --plan) plan=$2; shift 2 ;;
+    --solve) solve_flags=$2; shift 2 ;;
+    --leave-gib) leave=$2; shift 2 ;;
+    --floor-gib) floor=$2; shift 2 ;;
+    --tokens) tokens=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --ctx) ctx=$2; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
+    --repack) repack=--repack; shift ;;
+    --out) out=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --) shift; break ;;
+    *) echo "balloon-bench: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+run_flags=("$@")
+die() { echo "balloon-bench: $*" >&2; exit 2; }
+[ -f "$model" ] || die "--model: no such file: ${model:-(none given)}"
+[ -n "$plan" ] || [ -n "$budget" ] || die "give --budget-gib or --plan"
+[ -z "$plan" ] || [ -f "$plan" ] || die "--plan: no such file: $plan"
+gib() { awk -v g="$1" 'BEGIN { printf "%.0f", g * 1073741824 }'; }
+out=${out:-$(mktemp -d /tmp/balloon-bench.XXXXXX)}
+mkdir -p "$out"
+
+bin="$root/target/release"
+if [ "$build" = 1 ]; then
+  (cd "$root" && cargo build --release -q -p hypura -p runtime --bin hypura \
+    --example balloon --example plain_decode)
+fi
+for b in "$bin/hypura" "$bin/examples/balloon" "$bin/examples/plain_decode"; do
+  [ -x "$b" ] || die "$b is missing: build it (drop --no-build)"
+done
+
+file_bytes=$(stat -c %s "$model")
+echo "model $model: $file_bytes bytes; results in $out"
+free -g
+
+# Disk: O_DIRECT sequential read of (up to 2 GiB of) the model file, 4 MiB requests.
+count=$(( file_bytes / 4194304 )); [ "$count" -gt 512 ] && count=512
+[ "$count" -ge 1 ] || die "the model is smaller than one 4 MiB read"
+dd_line=$(LC_ALL=C dd if="$model" of=/dev/null bs=4M count="$count" iflag=direct 2>&1 | tail -1)
+disk_gbps=$(echo "$dd_line" | awk '{ printf "%.3f", $1 / $(NF-3) / 1e9 }')
+echo "disk: $dd_line -> $disk_gbps GB/s (O_DIRECT)"
+
+if [ -z "$plan" ]; then
+  reserve=$((512 * 1048576))
+  hw="$out/hw.toml"
+  cat >"$hw" <<EOF
+version = 1
+name = "balloon-bench: $budget GiB for the plan on $(hostname)"
+[ram]
+bytes = $(( $(gib "$budget") + reserve ))
+bandwidth_gbps = 10.0  # estimate: only the prediction uses it
+os_reserve_bytes = $reserve  # the plan's budget is bytes minus this
+[storage]
+seq_read_gbps = $disk_gbps  # measured: dd O_DIRECT, 4 MiB requests, on the model file
+read_4k_qd1_latency_s = 0.0001  # estimate
+[[storage.read_curve]]
+block_bytes = 4194304
+queue_depth = 1
+gbps = $disk_gbps  # measured: as seq_read_gbps
+[cpu]
+cores = $(nproc)
+fp32_gflops = $(( $(nproc) * 50 )).0  # estimate: only the prediction uses it
+EOF
+  plan="$out/plan.json"
+  # shellcheck disable=SC2086
+  "$bin/hypura" solve --hw "$hw" --model "$model" --ctx "$ctx" $solve_flags -o "$plan" --force
+fi
+
+balloon_pid=""
+cleanup() {
+  if [ -n "$balloon_pid" ]; then
+    exec 3>&- 2>/dev/null || true
+    kill "$balloon_pid" 2>/dev/null || true
+    wait "$balloon_pid" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+avail_bytes() { awk '/^MemAvailable:/ { printf "%.0f\n", $2 * 1024 }' /proc/meminfo; }
+if [ -n "$leave" ]; then
+  awk -v l="$leave" -v f="$floor" 'BEGIN { exit !(l >= f) }' ||
+    die "--leave-gib $leave is below the floor of $floor GiB (--floor-gib)"
+  size=$(( $(avail_bytes) - $(gib "$leave") ))
+  if [ "$size" -le 0 ]; then
+    echo "only $(avail_bytes) bytes available: no balloon needed to leave $leave GiB"
+  else
+    fifo="$out/balloon.stdin"
+    rm -f "$fifo"; mkfifo "$fifo"
+    "$bin/examples/balloon" "$size" <"$fifo" >"$out/balloon.out" &
+    balloon_pid=$!
+    exec 3>"$fifo"
+    until grep -q '^ready' "$out/balloon.out" 2>/dev/null; do
+      kill -0 "$balloon_pid" 2>/dev/null || die "the balloon died: $(cat "$out/balloon.out")"
+      sleep 0.5
+    done
+    echo "balloon: $(cat "$out/balloon.out"); now $(avail_bytes) bytes available"
+    free -g
+  fi
+fi
+
+drop_cache() { dd if="$model" iflag=nocache count=0 status=none; }
+for r in $(seq 1 "$reps"); do
+  drop_cache
+  "$bin/examples/plain_decode" "$model" "$prompt" "$tokens" "$threads" "$ctx" $repack \
+    >"$out/plain-$r.json"
+  drop_cache
+  "$bin/hypura" run --plan "$plan" -m "$model" -p "$prompt" -n "$tokens" --ctx "$ctx" \
+    --threads "$threads" --json "${run_flags[@]}" >"$out/hypura-$r.json"
+done
+
+python3 - "$out" "$reps" "$disk_gbps" "$plan" <<'EOF'
+import json, sys
+out, reps, disk = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+plan = json.load(open(sys.argv[4]))
+print(f"plan: mode {plan['mode']}, RAM budget for weights {plan['capacities']['ram_bytes']}, "
+      f"pool {plan['pool_bytes']}, NVMe {plan['capacities']['nvme_bytes']} bytes, "
+      f"predicted {plan['prediction']['tok_per_s']:.3f} tok/s")
+print(f"{'run':<10}{'tok/s':>9}{'read/token':>14}{'I/O bound':>11}{'peak RSS':>14}  same tokens")
+for r in range(1, reps + 1):
+    p = json.load(open(f"{out}/plain-{r}.json"))
+    h = json.load(open(f"{out}/hypura-{r}.json"))
+    rows = [("plain", p, p.get("read_bytes"), p.get("peak_rss_bytes")),
+            ("hypura", h, h["stream"]["bytes_read"],
+             max(h.get("peak_rss_load_bytes") or 0, h.get("peak_rss_decode_bytes") or 0))]
+    for name, v, read, rss in rows:
+        # Every generated token is one pass over the weights (the first one is the prompt's).
+        per = (read or 0) / max(len(v["tokens"]), 1)
+        bound = f"{disk * 1e9 / per:.2f}" if per > 0 else "none"
+        print(f"{name + '-' + str(r):<10}{v['decode_tok_per_s']:>9.3f}{per:>14.0f}{bound:>11}"
+              f"{rss or 0:>14}  {v['tokens'] == p['tokens']}")
+EOF
