@@ -103,8 +103,9 @@ impl Drop for Job {
     /// A job dropped before it completed (queued at shutdown) fails its waiter.
     fn drop(&mut self) {
         if !self.done.is_set() {
-            self.done
-                .set(Err(self.failure("the I/O pool shut down before this read ran")));
+            self.done.set(Err(
+                self.failure("the I/O pool shut down before this read ran")
+            ));
         }
     }
 }
@@ -187,7 +188,8 @@ impl IoPool {
             )));
         }
         let queue_depth = queue_depth.max(1);
-        let request_bytes = (request_bytes.clamp(PAGE as u64, 1 << 30) as usize).div_ceil(PAGE) * PAGE;
+        let request_bytes =
+            (request_bytes.clamp(PAGE as u64, 1 << 30) as usize).div_ceil(PAGE) * PAGE;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),

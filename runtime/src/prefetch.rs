@@ -26,10 +26,7 @@ impl UseOrder {
     /// Slot `i` has `layers[i]` (None: outside the layers) and data at file offset
     /// `offsets[i]`; `n_layer` is the model's layer count (layers beyond it count as outside).
     pub fn new(layers: &[Option<u32>], offsets: &[u64], n_layer: u32) -> UseOrder {
-        let layer: Vec<Option<u32>> = layers
-            .iter()
-            .map(|l| l.filter(|&l| l < n_layer))
-            .collect();
+        let layer: Vec<Option<u32>> = layers.iter().map(|l| l.filter(|&l| l < n_layer)).collect();
         let key = layer
             .iter()
             .zip(offsets)

@@ -25,8 +25,8 @@
 use crate::direct_io::{DirectFile, DirectReader};
 use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
-use crate::prefetch::UseOrder;
 use crate::model::StreamedTensor;
+use crate::prefetch::UseOrder;
 use hypura_sys as sys;
 use sim::metrics::TokenLayerRecord;
 use std::collections::HashMap;
@@ -353,7 +353,10 @@ impl Drop for Streamer {
 
 /// The use order of `slots` (layers from `blk.N.` names).
 fn use_order(slots: &[Slot], n_layer: Option<u32>) -> UseOrder {
-    let layers: Vec<Option<u32>> = slots.iter().map(|s| UseOrder::layer_of(&s.t.name)).collect();
+    let layers: Vec<Option<u32>> = slots
+        .iter()
+        .map(|s| UseOrder::layer_of(&s.t.name))
+        .collect();
     let offsets: Vec<u64> = slots.iter().map(|s| s.offset).collect();
     let n_layer = n_layer.unwrap_or_else(|| layers.iter().flatten().max().map_or(0, |l| l + 1));
     UseOrder::new(&layers, &offsets, n_layer)

@@ -131,7 +131,10 @@ fn a_read_error_during_a_prefetch_fails_the_decode_without_hanging() {
             .set_len(cut)
             .unwrap();
         let r = run(&model, Some(s));
-        let e = r.tokens.expect_err("decoding past the cut must fail").to_string();
+        let e = r
+            .tokens
+            .expect_err("decoding past the cut must fail")
+            .to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
         assert!(e.contains("offset") && e.contains("short read"), "{e}");
         // The tensor named lies (partly) past the cut.

@@ -41,7 +41,10 @@ fn run(pool: &IoPool, f: impl Fn() -> Result<u64> + Send + 'static) -> ReadHandl
 fn until(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -147,7 +150,8 @@ fn errors_reach_the_waiter_naming_file_and_offset() {
     let pool = IoPool::new(2, 4096).unwrap();
     let mut dst = vec![0u8; 6_000];
     // SAFETY: as above.
-    let handles = unsafe { pool.submit_read(&file, "blk.7.ffn_up.weight", 8_000, dst.as_mut_ptr(), 6_000) };
+    let handles =
+        unsafe { pool.submit_read(&file, "blk.7.ffn_up.weight", 8_000, dst.as_mut_ptr(), 6_000) };
     let errors: Vec<String> = handles
         .into_iter()
         .filter_map(|h| h.wait().err().map(|e| e.to_string()))
@@ -155,14 +159,28 @@ fn errors_reach_the_waiter_naming_file_and_offset() {
     assert!(!errors.is_empty());
     let path = f.path().display().to_string();
     for e in &errors {
-        assert!(e.contains(&path) && e.contains("blk.7.ffn_up.weight"), "{e}");
+        assert!(
+            e.contains(&path) && e.contains("blk.7.ffn_up.weight"),
+            "{e}"
+        );
     }
-    assert!(errors.iter().any(|e| e.contains("offset 8192")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("offset 8192")),
+        "{errors:?}"
+    );
 
     let failed = run(&pool, || Err(Error::Placement("device on fire".into())));
-    assert!(failed.wait().unwrap_err().to_string().contains("device on fire"));
+    assert!(failed
+        .wait()
+        .unwrap_err()
+        .to_string()
+        .contains("device on fire"));
     let panicked = run(&pool, || panic!("worker bug"));
-    assert!(panicked.wait().unwrap_err().to_string().contains("panicked"));
+    assert!(panicked
+        .wait()
+        .unwrap_err()
+        .to_string()
+        .contains("panicked"));
     // The pool still serves requests after a failed and a panicking one.
     let ok = run(&pool, || Ok(42));
     assert_eq!(ok.wait().unwrap(), 42);
@@ -182,7 +200,9 @@ fn dropping_the_pool_finishes_running_requests_and_fails_queued_ones() {
         })
     };
     let queued: Vec<ReadHandle> = (0..3).map(|_| run(&pool, || Ok(1))).collect();
-    until("the first request running", || started.load(Ordering::SeqCst) == 1);
+    until("the first request running", || {
+        started.load(Ordering::SeqCst) == 1
+    });
     let opener = {
         let gate = gate.clone();
         std::thread::spawn(move || {
