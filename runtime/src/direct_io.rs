@@ -6,11 +6,12 @@ use std::alloc::{alloc, dealloc, Layout};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Alignment of O_DIRECT offsets, lengths and buffers, and the page size we release memory in.
 pub const PAGE: usize = 4096;
 
-/// Bounce buffer size: the most bytes read per system call.
+/// A [`DirectReader`]'s bounce buffer size: the most bytes it reads per system call.
 const CHUNK: usize = 8 << 20;
 
 /// How the file was opened.
@@ -23,16 +24,60 @@ pub enum CacheMode {
     BufferedDropBehind,
 }
 
-pub struct DirectReader {
+/// An open model file, shared by every reader and I/O worker that reads it.
+pub struct DirectFile {
     file: File,
     path: PathBuf,
     mode: CacheMode,
     len: u64,
-    bounce: *mut u8,
 }
 
-impl DirectReader {
-    pub fn open(path: &Path) -> Result<DirectReader> {
+/// A page-aligned buffer that direct reads land in before their bytes are copied out.
+pub struct Bounce {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: the buffer is plain memory owned by this value alone.
+unsafe impl Send for Bounce {}
+
+impl Bounce {
+    /// At least `bytes` (rounded up to whole pages, at least one).
+    pub fn new(bytes: usize) -> Result<Bounce> {
+        let len = bytes.max(1).div_ceil(PAGE) * PAGE;
+        let layout = Layout::from_size_align(len, PAGE)
+            .map_err(|_| Error::OutOfMemory(format!("a {len}-byte direct I/O bounce buffer")))?;
+        // SAFETY: non-zero size, power-of-two alignment.
+        let ptr = unsafe { alloc(layout) };
+        if ptr.is_null() {
+            return Err(Error::OutOfMemory("direct I/O bounce buffer".into()));
+        }
+        Ok(Bounce { ptr, layout })
+    }
+
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    fn slice(&mut self, len: usize) -> &mut [u8] {
+        // SAFETY: the buffer holds `layout.size()` bytes and is exclusively borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, len.min(self.layout.size())) }
+    }
+}
+
+impl Drop for Bounce {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with the same layout.
+        unsafe { dealloc(self.ptr, self.layout) };
+    }
+}
+
+impl DirectFile {
+    pub fn open(path: &Path) -> Result<DirectFile> {
         let open_err = |source| Error::Open {
             path: path.to_path_buf(),
             source,
@@ -46,17 +91,11 @@ impl DirectReader {
             Err(e) => return Err(open_err(e)),
         };
         let len = file.metadata().map_err(open_err)?.len();
-        // SAFETY: non-zero size, power-of-two alignment.
-        let bounce = unsafe { alloc(bounce_layout()) };
-        if bounce.is_null() {
-            return Err(Error::OutOfMemory("direct I/O bounce buffer".into()));
-        }
-        Ok(DirectReader {
+        Ok(DirectFile {
             file,
             path: path.to_path_buf(),
             mode,
             len,
-            bounce,
         })
     }
 
@@ -64,14 +103,20 @@ impl DirectReader {
         self.mode
     }
 
-    /// Bytes of fixed memory the reader holds (its bounce buffer).
-    pub fn overhead_bytes() -> usize {
-        CHUNK
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    /// Reads `dst.len()` bytes at `offset` into `dst`; `tensor` names the data in errors. Returns
-    /// the bytes transferred from the device (the aligned superset).
-    pub fn read(&mut self, tensor: &str, offset: u64, dst: &mut [u8]) -> Result<u64> {
+    /// Reads `dst.len()` bytes at `offset` into `dst` through `bounce` (any number of pages);
+    /// `tensor` names the data in errors. Returns the bytes transferred from the device (the
+    /// aligned superset).
+    pub fn read(
+        &self,
+        bounce: &mut Bounce,
+        tensor: &str,
+        offset: u64,
+        dst: &mut [u8],
+    ) -> Result<u64> {
         let len = dst.len() as u64;
         let err = |source| Error::Read {
             path: self.path.clone(),
@@ -95,9 +140,8 @@ impl DirectReader {
         let mut copied = 0usize;
         while pos < end {
             let want = (end - pos).div_ceil(page) * page;
-            let want = want.min(CHUNK as u64) as usize;
-            // SAFETY: the bounce buffer holds CHUNK bytes and is exclusively ours.
-            let buf = unsafe { std::slice::from_raw_parts_mut(self.bounce, want) };
+            let want = want.min(bounce.len() as u64) as usize;
+            let buf = bounce.slice(want);
             let got = read_full(&self.file, buf, pos).map_err(err)?;
             transferred += got as u64;
             // Bytes of the wanted range inside [pos, pos + got).
@@ -127,15 +171,39 @@ impl DirectReader {
     }
 }
 
-impl Drop for DirectReader {
-    fn drop(&mut self) {
-        // SAFETY: allocated in open with the same layout.
-        unsafe { dealloc(self.bounce, bounce_layout()) };
-    }
+/// A file with its own bounce buffer: synchronous reads on the calling thread.
+pub struct DirectReader {
+    file: Arc<DirectFile>,
+    bounce: Bounce,
 }
 
-fn bounce_layout() -> Layout {
-    Layout::from_size_align(CHUNK, PAGE).expect("constant layout")
+impl DirectReader {
+    pub fn open(path: &Path) -> Result<DirectReader> {
+        Ok(DirectReader {
+            file: Arc::new(DirectFile::open(path)?),
+            bounce: Bounce::new(CHUNK)?,
+        })
+    }
+
+    pub fn mode(&self) -> CacheMode {
+        self.file.mode
+    }
+
+    /// The open file, for sharing with an I/O pool.
+    pub fn file(&self) -> &Arc<DirectFile> {
+        &self.file
+    }
+
+    /// Bytes of fixed memory the reader holds (its bounce buffer).
+    pub fn overhead_bytes() -> usize {
+        CHUNK
+    }
+
+    /// Reads `dst.len()` bytes at `offset` into `dst`; `tensor` names the data in errors. Returns
+    /// the bytes transferred from the device (the aligned superset).
+    pub fn read(&mut self, tensor: &str, offset: u64, dst: &mut [u8]) -> Result<u64> {
+        self.file.read(&mut self.bounce, tensor, offset, dst)
+    }
 }
 
 /// Reads until `buf` is full or end of file; retries interrupted and partial reads.

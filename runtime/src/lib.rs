@@ -8,14 +8,17 @@ mod backend;
 pub mod context;
 pub mod direct_io;
 pub mod error;
+pub mod io_pool;
 pub mod mem;
 pub mod model;
 pub mod page_cache;
 pub mod plan;
 pub mod planned;
+pub mod prefetch;
 pub mod stream;
 
 pub use context::{Context, ContextParams, Generation, Sampling};
 pub use error::{Error, Result};
 pub use model::{LoadMode, Model, ModelParams};
 pub use planned::PlannedModel;
+pub use stream::IoOptions;

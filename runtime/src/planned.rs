@@ -5,7 +5,7 @@ use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
 use crate::model::{LoadMode, Model, ModelParams};
 use crate::plan::{self, Placement};
-use crate::stream::Streamer;
+use crate::stream::{IoOptions, Streamer};
 use solver::place::plan::Plan;
 use solver::place::Tier;
 use solver::{Inventory, Source};
@@ -16,6 +16,9 @@ pub struct PlannedModel {
     pub model: Model,
     pub inventory: Inventory,
     pub placement: Placement,
+    /// How streamed tensors are read: the plan's queue depth, request size and prefetch depth
+    /// (callers may override them before [`PlannedModel::streamer`]).
+    pub io: IoOptions,
 }
 
 impl PlannedModel {
@@ -50,10 +53,18 @@ impl PlannedModel {
                  streamed but not planned: {extra:?})"
             )));
         }
+        let io = IoOptions {
+            // The simulator's storage device serves dense and expert reads at the larger depth.
+            queue_depth: plan.io.queue_depth.max(plan.io.expert_queue_depth).max(1),
+            request_bytes: plan.io.dense_block_bytes,
+            prefetch_depth: plan.prefetch_depth,
+            n_layer: Some(inventory.arch.n_layer),
+        };
         Ok(PlannedModel {
             model,
             inventory,
             placement,
+            io,
         })
     }
 
@@ -82,7 +93,8 @@ impl PlannedModel {
             &locations,
             readers,
             self.placement.pool_bytes,
-        )
+        )?
+        .with_io(self.io)
         .map(Some)
     }
 }

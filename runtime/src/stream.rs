@@ -12,17 +12,28 @@
 //! Metrics: with recording on, the callback also asks for each layer's output node (`l_out-N`)
 //! and writes one [`TokenLayerRecord`] per (token, layer) from the time between those marks.
 //!
-//! Eviction: the node about to run keeps its tensors (pinned); among the others the most recently
-//! used goes first. A decode step reads the layers in the same order every token, and for such a
-//! cyclic order evicting the most recently used tensor is what Belady's optimal policy does.
+//! Reads run on an [`IoPool`] (the plan's queue depth, large tensors split into the plan's
+//! request size). Asked for a node in layer L, the streamer submits the node's own tensors, the
+//! rest of layer L and layers L+1..L+d (d: the prefetch depth; [`UseOrder::ahead`]) as far as
+//! the pool allows, and waits only for the node's own tensors: io_wait is that wait alone.
+//!
+//! Eviction: the node about to run keeps its tensors (pinned), reads in flight are never
+//! evicted; among the others the tensor needed furthest ahead in the cyclic per-token use order
+//! goes first (Belady's choice; for on-demand reads, the most recently used). A read ahead
+//! only evicts tensors needed later than itself, and stops when nothing such is left.
 
-use crate::direct_io::DirectReader;
+use crate::direct_io::{DirectFile, DirectReader};
 use crate::error::{Error, Result};
+use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
+use crate::prefetch::UseOrder;
 use hypura_sys as sys;
 use sim::metrics::TokenLayerRecord;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
+
+mod fill;
 
 /// Counters of one run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -38,25 +49,57 @@ pub struct StreamStats {
     pub io_wait_s: f64,
     /// Largest number of streamed bytes resident at once.
     pub peak_resident_bytes: u64,
+    /// Of the fills, those read ahead of the node that uses them.
+    pub prefetches: u64,
+}
+
+/// How the streamer reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IoOptions {
+    /// Requests in flight (I/O threads).
+    pub queue_depth: u32,
+    /// Reads larger than this are split into requests of this size.
+    pub request_bytes: u64,
+    /// Layers read ahead of the one computing (0: a layer's tensors are read when it starts).
+    pub prefetch_depth: u32,
+    /// The model's layer count, where the read-ahead wraps to layer 0 (default: the last
+    /// streamed layer + 1).
+    pub n_layer: Option<u32>,
+}
+
+impl Default for IoOptions {
+    fn default() -> IoOptions {
+        IoOptions {
+            queue_depth: 1,
+            request_bytes: 8 << 20,
+            prefetch_depth: 0,
+            n_layer: None,
+        }
+    }
 }
 
 struct Slot {
     t: StreamedTensor,
     file: usize,
     offset: u64,
+    /// Its memory holds the tensor, or will once `fill` completes.
     resident: bool,
     pinned: bool,
-    last_use: u64,
+    /// Reads in flight, not yet waited for.
+    fill: Vec<ReadHandle>,
 }
 
 /// The state behind the eval callback. Lives in a Box whose address llama.cpp holds.
 pub struct Streamer {
     slots: Vec<Slot>,
     by_tensor: HashMap<usize, usize>,
-    readers: Vec<DirectReader>,
+    files: Vec<Arc<DirectFile>>,
+    io: IoPool,
+    io_opts: IoOptions,
+    order: UseOrder,
     pool_bytes: u64,
+    /// Bytes of resident tensors, reads in flight included.
     resident_bytes: u64,
-    tick: u64,
     pinned: Vec<usize>,
     stats: StreamStats,
     error: Option<Error>,
@@ -71,6 +114,7 @@ struct Recorder {
     token: u32,
     mark: Instant,
     mark_stats: StreamStats,
+    mark_busy_s: f64,
 }
 
 const LAYER_MARK: &[u8] = b"l_out-";
@@ -111,16 +155,19 @@ impl Streamer {
                 offset,
                 resident: false,
                 pinned: false,
-                last_use: 0,
+                fill: Vec::new(),
             });
         }
+        let io_opts = IoOptions::default();
         Ok(Streamer {
+            order: use_order(&slots, io_opts.n_layer),
             slots,
             by_tensor,
-            readers,
+            files: readers.iter().map(|r| Arc::clone(r.file())).collect(),
+            io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
+            io_opts,
             pool_bytes,
             resident_bytes: 0,
-            tick: 0,
             pinned: Vec::new(),
             stats: StreamStats::default(),
             error: None,
@@ -131,8 +178,27 @@ impl Streamer {
                 token: 0,
                 mark: Instant::now(),
                 mark_stats: StreamStats::default(),
+                mark_busy_s: 0.0,
             },
         })
+    }
+
+    /// Reads with `io` (queue depth, request size, prefetch depth) from now on.
+    pub fn with_io(mut self, io: IoOptions) -> Result<Streamer> {
+        self.evict_all();
+        self.io = IoPool::new(io.queue_depth, io.request_bytes)?;
+        self.order = use_order(&self.slots, io.n_layer);
+        self.io_opts = io;
+        Ok(self)
+    }
+
+    pub fn io_options(&self) -> IoOptions {
+        self.io_opts
+    }
+
+    /// The I/O pool's counters (requests, most in flight, busy time).
+    pub fn io_stats(&self) -> IoStats {
+        self.io.stats()
     }
 
     /// A streamer with nothing to stream, for per-layer metrics alone.
@@ -156,6 +222,8 @@ impl Streamer {
 
     /// Starts the decode step of token `token` (prompt tokens of one batch share an index).
     pub fn begin_token(&mut self, token: u32) {
+        // Nothing runs between decodes: pins left by an aborted decode go.
+        self.on_done();
         self.rec.token = token;
         self.rec.mark = Instant::now();
         self.rec.mark_stats = self.stats;
@@ -174,6 +242,7 @@ impl Streamer {
         let r = &mut self.rec;
         let wall_s = (now - r.mark).as_secs_f64();
         let io_wait_s = self.stats.io_wait_s - r.mark_stats.io_wait_s;
+        let busy_s = self.io.stats().busy_s;
         r.records.push(TokenLayerRecord {
             token: r.token,
             layer,
@@ -187,11 +256,11 @@ impl Streamer {
             expert_hits: 0,
             expert_accesses: 0,
             prefetch_hits: 0,
-            // Reads are synchronous: the device is busy exactly while compute waits.
-            storage_busy_s: io_wait_s,
+            storage_busy_s: busy_s - r.mark_busy_s,
         });
         r.mark = now;
         r.mark_stats = self.stats;
+        r.mark_busy_s = busy_s;
     }
 
     pub fn stats(&self) -> StreamStats {
@@ -217,6 +286,7 @@ impl Streamer {
             return false;
         }
         let mut uses = self.rec.on && layer_mark(node).is_some();
+        let mut need = Vec::new();
         // SAFETY: llama.cpp passes a valid graph node; srcs are valid or NULL.
         let srcs = unsafe { (*node).src };
         for src in srcs.iter().copied().filter(|s| !s.is_null()) {
@@ -230,10 +300,14 @@ impl Streamer {
             };
             if let Some(&i) = self.by_tensor.get(&(base as usize)) {
                 uses = true;
-                if let Err(e) = self.ensure(i) {
-                    self.error = Some(e);
-                    return true;
+                if !need.contains(&i) {
+                    need.push(i);
                 }
+            }
+        }
+        if !need.is_empty() {
+            if let Err(e) = self.ensure(&need) {
+                self.error = Some(e);
             }
         }
         uses
@@ -256,67 +330,12 @@ impl Streamer {
         }
     }
 
-    fn ensure(&mut self, i: usize) -> Result<()> {
-        self.tick += 1;
-        let tick = self.tick;
-        let slot = &mut self.slots[i];
-        slot.last_use = tick;
-        if !slot.pinned {
-            slot.pinned = true;
-            self.pinned.push(i);
-        }
-        if slot.resident {
-            self.stats.hits += 1;
-            return Ok(());
-        }
-        let need = slot.t.reserved as u64;
-        while self.resident_bytes + need > self.pool_bytes {
-            let victim = self
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.resident && !s.pinned)
-                .max_by_key(|(_, s)| s.last_use)
-                .map(|(j, _)| j);
-            match victim {
-                Some(j) => self.evict(j),
-                None => {
-                    return Err(Error::PoolTooSmall {
-                        pool: self.pool_bytes,
-                        need,
-                        pinned: self.resident_bytes,
-                        tensor: self.slots[i].t.name.clone(),
-                    })
-                }
-            }
-        }
-        let slot = &mut self.slots[i];
-        let start = Instant::now();
-        // SAFETY: the slot's reserved pages belong to this tensor alone and nothing is running.
-        let dst = unsafe { std::slice::from_raw_parts_mut(slot.t.data, slot.t.bytes) };
-        let transferred = self.readers[slot.file].read(&slot.t.name, slot.offset, dst)?;
-        slot.resident = true;
-        self.stats.io_wait_s += start.elapsed().as_secs_f64();
-        self.stats.bytes_read += transferred;
-        self.stats.fills += 1;
-        self.resident_bytes += need;
-        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(self.resident_bytes);
-        Ok(())
-    }
-
-    fn evict(&mut self, j: usize) {
-        let slot = &mut self.slots[j];
-        // SAFETY: the range is whole pages reserved for this tensor only; it is not in use.
-        unsafe {
-            libc::madvise(slot.t.data.cast(), slot.t.reserved, libc::MADV_DONTNEED);
-        }
-        slot.resident = false;
-        self.resident_bytes -= slot.t.reserved as u64;
-        self.stats.evictions += 1;
-    }
-
     /// Releases every streamed tensor's memory.
     pub fn evict_all(&mut self) {
+        // Reads in flight finish first (their errors no longer matter).
+        for j in 0..self.slots.len() {
+            let _ = self.collect(j);
+        }
         for j in 0..self.slots.len() {
             if self.slots[j].resident && !self.slots[j].pinned {
                 self.evict(j);
@@ -330,6 +349,17 @@ impl Drop for Streamer {
         self.on_done();
         self.evict_all();
     }
+}
+
+/// The use order of `slots` (layers from `blk.N.` names).
+fn use_order(slots: &[Slot], n_layer: Option<u32>) -> UseOrder {
+    let layers: Vec<Option<u32>> = slots
+        .iter()
+        .map(|s| UseOrder::layer_of(&s.t.name))
+        .collect();
+    let offsets: Vec<u64> = slots.iter().map(|s| s.offset).collect();
+    let n_layer = n_layer.unwrap_or_else(|| layers.iter().flatten().max().map_or(0, |l| l + 1));
+    UseOrder::new(&layers, &offsets, n_layer)
 }
 
 /// N for a node named `l_out-N`.

@@ -3,34 +3,8 @@
 
 mod common;
 
-use common::{ffn_names, gemma, largest_streamed, load_ours, locations};
-use runtime::direct_io::DirectReader;
-use runtime::stream::Streamer;
-use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
+use common::*;
 use solver::Inventory;
-use std::path::Path;
-
-const PROMPT: &str = "The capital of France is";
-const N_PREDICT: usize = 24;
-const PARAMS: ContextParams = ContextParams {
-    n_ctx: 256,
-    n_threads: 2,
-};
-
-fn greedy(
-    model: &Model,
-    streamer: Option<Streamer>,
-) -> (Vec<i32>, Option<runtime::stream::StreamStats>) {
-    let prompt = model.tokenize(PROMPT, true).unwrap();
-    let mut ctx = Context::new(model, PARAMS, streamer).unwrap();
-    let g = ctx.generate(&prompt, N_PREDICT, Sampling::GREEDY).unwrap();
-    (g.tokens, ctx.streamer().map(|s| s.stats()))
-}
-
-fn plain_llama(path: &Path) -> Vec<i32> {
-    let model = Model::load(path, &ModelParams::llama_defaults()).unwrap();
-    greedy(&model, None).0
-}
 
 #[test]
 fn our_load_path_matches_plain_llama_cpp() {
@@ -47,7 +21,7 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     let reference = plain_llama(&path);
     let inv = Inventory::from_gguf(&path).unwrap();
     let ffn = ffn_names(&inv);
-    let model = load_ours(&path, &ffn);
+    let model = load_streamed_ffn(&path, &inv);
     assert_eq!(model.streamed().len(), ffn.len());
     // Nothing streamed was read at load: no page of the reserved memory is resident.
     for t in model.streamed() {
@@ -60,8 +34,7 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
     }
     let ffn_total: u64 = model.streamed().iter().map(|t| t.reserved as u64).sum();
     let pool = (ffn_total / 4).max(largest_streamed(&model));
-    let readers = vec![DirectReader::open(&path).unwrap()];
-    let streamer = Streamer::new(model.streamed(), &locations(&inv), readers, pool).unwrap();
+    let streamer = streamer(&model, &inv, &path, pool);
     let (tokens, stats) = greedy(&model, Some(streamer));
     let stats = stats.unwrap();
     assert_eq!(tokens, reference);
@@ -83,22 +56,11 @@ fn streamed_ffn_under_a_small_pool_matches_plain_llama_cpp() {
 fn a_pool_smaller_than_one_tensor_is_refused() {
     let path = gemma();
     let inv = Inventory::from_gguf(&path).unwrap();
-    let ffn = ffn_names(&inv);
-    let model = load_ours(&path, &ffn);
-    let readers = vec![DirectReader::open(&path).unwrap()];
-    let e = Streamer::new(model.streamed(), &locations(&inv), readers, 4096)
+    let model = load_streamed_ffn(&path, &inv);
+    let readers = vec![runtime::direct_io::DirectReader::open(&path).unwrap()];
+    let e = runtime::stream::Streamer::new(model.streamed(), &locations(&inv), readers, 4096)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("pool of 4096 bytes"), "{e}");
-}
-
-/// Resident pages of a page-aligned range (mincore).
-fn resident_pages(data: *mut u8, len: usize) -> usize {
-    let pages = len.div_ceil(4096);
-    let mut vec = vec![0u8; pages];
-    // SAFETY: the range is mapped (reserved address space of a live model).
-    let rc = unsafe { libc::mincore(data.cast(), len, vec.as_mut_ptr()) };
-    assert_eq!(rc, 0);
-    vec.iter().filter(|&&b| b & 1 != 0).count()
 }

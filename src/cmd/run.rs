@@ -45,6 +45,14 @@ pub struct Args {
     /// Overwrite an existing --metrics file.
     #[arg(long)]
     pub force: bool,
+    /// Read requests in flight (I/O threads) for streamed weights (default: the plan's queue
+    /// depth, the larger of its dense and expert depths, as `hypura sim` uses).
+    #[arg(long)]
+    pub queue_depth: Option<u32>,
+    /// Layers of streamed dense weights read ahead of compute (default: the plan's prefetch
+    /// depth; 0 reads a layer's weights when it starts).
+    #[arg(long)]
+    pub prefetch_depth: Option<u32>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -66,7 +74,10 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => p.clone(),
         None => default_model(&args.plan, &plan)?,
     };
-    let planned = PlannedModel::load(&model_path, &plan, None).with_context(|| {
+    if args.queue_depth == Some(0) {
+        bail!("--queue-depth must be at least 1");
+    }
+    let mut planned = PlannedModel::load(&model_path, &plan, None).with_context(|| {
         format!(
             "cannot run {} with {}",
             model_path.display(),
@@ -79,6 +90,12 @@ pub fn run(args: Args) -> Result<()> {
         Some(_) => bail!("--ctx must be at least 1"),
         None => ((prompt.len() + args.n_predict) as u32).div_ceil(256) * 256,
     };
+    if let Some(q) = args.queue_depth {
+        planned.io.queue_depth = q;
+    }
+    if let Some(d) = args.prefetch_depth {
+        planned.io.prefetch_depth = d;
+    }
     let mut streamer = planned.streamer()?;
     if args.metrics.is_some() {
         match streamer.as_mut() {
@@ -114,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
         0.0
     };
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
+    let io_stats = ctx.streamer().map(|s| s.io_stats()).unwrap_or_default();
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
         sim::metrics::write_records(path, s.records(), args.force)?;
     }
@@ -145,6 +163,13 @@ pub fn run(args: Args) -> Result<()> {
                 "bytes_read": stats.bytes_read,
                 "io_wait_s": stats.io_wait_s,
                 "peak_resident_bytes": stats.peak_resident_bytes,
+                "prefetches": stats.prefetches,
+                "queue_depth": planned.io.queue_depth,
+                "request_bytes": planned.io.request_bytes,
+                "prefetch_depth": planned.io.prefetch_depth,
+                "requests": io_stats.requests,
+                "max_in_flight": io_stats.max_in_flight,
+                "storage_busy_s": io_stats.busy_s,
             },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -160,16 +185,20 @@ pub fn run(args: Args) -> Result<()> {
         );
         if !planned.model.streamed().is_empty() {
             eprintln!(
-                "  streamed {} tensors ({}) through a {} pool: {} fills, {} hits, {} read, \
-                 {:.2} s waiting for I/O, peak {} resident",
+                "  streamed {} tensors ({}) through a {} pool: {} fills ({} read ahead), {} hits, \
+                 {} read, {:.2} s waiting for I/O, peak {} resident; queue depth {}, prefetch \
+                 depth {}",
                 planned.model.streamed().len(),
                 human_bytes(streamed_bytes),
                 human_bytes(planned.placement.pool_bytes),
                 stats.fills,
+                stats.prefetches,
                 stats.hits,
                 human_bytes(stats.bytes_read),
                 stats.io_wait_s,
-                human_bytes(stats.peak_resident_bytes)
+                human_bytes(stats.peak_resident_bytes),
+                planned.io.queue_depth,
+                planned.io.prefetch_depth
             );
         }
     }

@@ -1,15 +1,59 @@
-//! Model setup shared by the runtime's tests and its decode bench: the real Gemma 3 270M, its FFN
-//! matrices, tensor file locations and hypura's load path (O_DIRECT, no repacking).
+//! Model setup shared by the runtime's tests and its decode bench: the real Gemma 3 270M, plain
+//! llama.cpp's greedy tokens, its FFN matrices as streamed tensors, tensor file locations and
+//! hypura's load path (O_DIRECT, no repacking), and page residency.
 #![allow(dead_code)] // not every test binary uses every helper
 
-use runtime::{LoadMode, Model, ModelParams};
+use runtime::direct_io::DirectReader;
+use runtime::io_pool::IoStats;
+use runtime::stream::{StreamStats, Streamer};
+use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
 use solver::{Inventory, TensorEntry};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+pub const PROMPT: &str = "The capital of France is";
+pub const N_PREDICT: usize = 24;
+pub const PARAMS: ContextParams = ContextParams {
+    n_ctx: 256,
+    n_threads: 2,
+};
+
 /// The real Gemma 3 270M GGUF; fails with install instructions when it is missing.
 pub fn gemma() -> PathBuf {
     solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What a greedy run produced: tokens, or the error that stopped it, and the streamer's counters.
+pub struct Run {
+    pub tokens: runtime::Result<Vec<i32>>,
+    pub stats: Option<StreamStats>,
+    pub io: Option<IoStats>,
+}
+
+/// Greedy decode of [`N_PREDICT`] tokens after [`PROMPT`].
+pub fn run(model: &Model, streamer: Option<Streamer>) -> Run {
+    let prompt = model.tokenize(PROMPT, true).unwrap();
+    let mut ctx = Context::new(model, PARAMS, streamer).unwrap();
+    let tokens = ctx
+        .generate(&prompt, N_PREDICT, Sampling::GREEDY)
+        .map(|g| g.tokens);
+    Run {
+        tokens,
+        stats: ctx.streamer().map(|s| s.stats()),
+        io: ctx.streamer().map(|s| s.io_stats()),
+    }
+}
+
+/// [`run`] that must succeed.
+pub fn greedy(model: &Model, streamer: Option<Streamer>) -> (Vec<i32>, Option<StreamStats>) {
+    let r = run(model, streamer);
+    (r.tokens.unwrap(), r.stats)
+}
+
+/// Plain llama.cpp's greedy tokens (its own defaults: mmap, repacking).
+pub fn plain_llama(path: &Path) -> Vec<i32> {
+    let model = Model::load(path, &ModelParams::llama_defaults()).unwrap();
+    greedy(&model, None).0
 }
 
 /// The FFN weight matrices (not the FFN norms): what the tests stream.
@@ -48,6 +92,11 @@ pub fn load_ours(path: &Path, streamed: &[String]) -> Model {
     .unwrap()
 }
 
+/// The model at `path` loaded our way, with the FFN weights streamed.
+pub fn load_streamed_ffn(path: &Path, inv: &Inventory) -> Model {
+    load_ours(path, &ffn_names(inv))
+}
+
 /// The largest reserved size of the model's streamed tensors: the smallest pool that works.
 pub fn largest_streamed(model: &Model) -> u64 {
     model
@@ -56,4 +105,20 @@ pub fn largest_streamed(model: &Model) -> u64 {
         .map(|t| t.reserved as u64)
         .max()
         .unwrap()
+}
+
+/// A streamer of `model`'s streamed tensors, read from `path`, with a pool of `pool` bytes.
+pub fn streamer(model: &Model, inv: &Inventory, path: &Path, pool: u64) -> Streamer {
+    let readers = vec![DirectReader::open(path).unwrap()];
+    Streamer::new(model.streamed(), &locations(inv), readers, pool).unwrap()
+}
+
+/// Resident pages of a page-aligned range (mincore).
+pub fn resident_pages(data: *mut u8, len: usize) -> usize {
+    let pages = len.div_ceil(4096);
+    let mut vec = vec![0u8; pages];
+    // SAFETY: the range is mapped (reserved address space of a live model).
+    let rc = unsafe { libc::mincore(data.cast(), len, vec.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    vec.iter().filter(|&&b| b & 1 != 0).count()
 }
