@@ -8,13 +8,16 @@ mod backend;
 pub mod context;
 pub mod direct_io;
 pub mod error;
+pub mod experts;
 pub mod mem;
 pub mod model;
+pub mod moe;
 pub mod plan;
 pub mod planned;
+pub mod routing;
 pub mod stream;
 
 pub use context::{Context, ContextParams, Generation, Sampling};
 pub use error::{Error, Result};
 pub use model::{LoadMode, Model, ModelParams};
-pub use planned::PlannedModel;
+pub use planned::{MoeOptions, PlannedModel};

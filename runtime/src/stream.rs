@@ -12,6 +12,9 @@
 //! Metrics: with recording on, the callback also asks for each layer's output node (`l_out-N`)
 //! and writes one [`TokenLayerRecord`] per (token, layer) from the time between those marks.
 //!
+//! MoE: with [`Streamer::set_moe`] the callback also stops at the router nodes and expert
+//! matmuls that [`crate::moe`] handles (per-expert streaming, routing record and replay).
+//!
 //! Eviction: the node about to run keeps its tensors (pinned); among the others the most recently
 //! used goes first. A decode step reads the layers in the same order every token, and for such a
 //! cyclic order evicting the most recently used tensor is what Belady's optimal policy does.
@@ -19,6 +22,7 @@
 use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
 use crate::model::StreamedTensor;
+use crate::moe::Moe;
 use hypura_sys as sys;
 use sim::metrics::TokenLayerRecord;
 use std::collections::HashMap;
@@ -36,8 +40,14 @@ pub struct StreamStats {
     pub bytes_read: u64,
     /// Seconds the compute thread waited for reads.
     pub io_wait_s: f64,
-    /// Largest number of streamed bytes resident at once.
+    /// Largest number of streamed bytes resident at once (whole tensors and expert slices).
     pub peak_resident_bytes: u64,
+    /// Routed-expert uses (one per token and selected expert) of MoE layers.
+    pub expert_accesses: u64,
+    /// Of those, uses whose expert was already in memory (cached or preloaded).
+    pub expert_hits: u64,
+    /// Expert slices read from disk (one per expert and tensor).
+    pub expert_fills: u64,
 }
 
 struct Slot {
@@ -61,6 +71,8 @@ pub struct Streamer {
     stats: StreamStats,
     error: Option<Error>,
     rec: Recorder,
+    /// Router interception (per-expert streaming, routing record/replay), when on.
+    moe: Option<Moe>,
 }
 
 /// Per-(token, layer) timing between layer-output marks.
@@ -132,7 +144,30 @@ impl Streamer {
                 mark: Instant::now(),
                 mark_stats: StreamStats::default(),
             },
+            moe: None,
         })
+    }
+
+    /// Hook: turns router interception on (see [`crate::moe`]).
+    pub fn set_moe(&mut self, moe: Moe) {
+        self.moe = Some(moe);
+        let resident = self.all_resident_bytes();
+        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+    }
+
+    pub fn moe(&self) -> Option<&Moe> {
+        self.moe.as_ref()
+    }
+
+    /// The readers and counters, for preloading experts before the first decode.
+    pub fn io(&mut self) -> (&mut [DirectReader], &mut StreamStats) {
+        (&mut self.readers, &mut self.stats)
+    }
+
+    /// Streamed bytes resident now (whole tensors and expert slices).
+    fn all_resident_bytes(&self) -> u64 {
+        let experts = self.moe.as_ref().and_then(|m| m.experts.as_ref());
+        self.resident_bytes + experts.map_or(0, |x| x.resident_bytes())
     }
 
     /// A streamer with nothing to stream, for per-layer metrics alone.
@@ -164,6 +199,9 @@ impl Streamer {
     /// Ends the decode step: the work after the last layer (output head) becomes a `layer: None`
     /// record.
     pub fn end_token(&mut self) {
+        if let Some(Err(e)) = self.moe.as_mut().map(|m| m.end_decode()) {
+            self.error.get_or_insert(e);
+        }
         if self.rec.on {
             self.push_record(None);
         }
@@ -184,8 +222,9 @@ impl Streamer {
             link_s: 0.0,
             bytes_read: self.stats.bytes_read - r.mark_stats.bytes_read,
             bytes_linked: 0,
-            expert_hits: 0,
-            expert_accesses: 0,
+            // A step's uses are at most top-k per token of one ubatch: far below u32::MAX.
+            expert_hits: (self.stats.expert_hits - r.mark_stats.expert_hits) as u32,
+            expert_accesses: (self.stats.expert_accesses - r.mark_stats.expert_accesses) as u32,
             prefetch_hits: 0,
             // Reads are synchronous: the device is busy exactly while compute waits.
             storage_busy_s: io_wait_s,
@@ -216,18 +255,22 @@ impl Streamer {
         if self.error.is_some() {
             return false;
         }
-        let mut uses = self.rec.on && layer_mark(node).is_some();
+        let mut uses = self.rec.on && node_layer(node, LAYER_MARK).is_some();
+        if let Some(m) = self.moe.as_mut() {
+            match m.on_ask(node, &mut self.readers, &mut self.stats) {
+                Ok(ask) => uses |= ask,
+                Err(e) => {
+                    self.error = Some(e);
+                    return true;
+                }
+            }
+            let resident = self.all_resident_bytes();
+            self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+        }
         // SAFETY: llama.cpp passes a valid graph node; srcs are valid or NULL.
         let srcs = unsafe { (*node).src };
         for src in srcs.iter().copied().filter(|s| !s.is_null()) {
-            // SAFETY: as above.
-            let base = unsafe {
-                if (*src).view_src.is_null() {
-                    src
-                } else {
-                    (*src).view_src
-                }
-            };
+            let base = base_tensor(src);
             if let Some(&i) = self.by_tensor.get(&(base as usize)) {
                 uses = true;
                 if let Err(e) = self.ensure(i) {
@@ -240,9 +283,14 @@ impl Streamer {
     }
 
     /// The batch ending at `node`, which we asked for, has run.
-    fn on_node_done(&mut self, node: *const sys::ggml_tensor) {
+    fn on_node_done(&mut self, node: *mut sys::ggml_tensor) {
+        if let Some(m) = self.moe.as_mut() {
+            if let Err(e) = m.on_done(node, &mut self.stats) {
+                self.error.get_or_insert(e);
+            }
+        }
         if self.rec.on {
-            if let Some(layer) = layer_mark(node) {
+            if let Some(layer) = node_layer(node, LAYER_MARK) {
                 self.push_record(Some(layer));
             }
         }
@@ -300,7 +348,8 @@ impl Streamer {
         self.stats.bytes_read += transferred;
         self.stats.fills += 1;
         self.resident_bytes += need;
-        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(self.resident_bytes);
+        let resident = self.all_resident_bytes();
+        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
         Ok(())
     }
 
@@ -332,12 +381,24 @@ impl Drop for Streamer {
     }
 }
 
-/// N for a node named `l_out-N`.
-fn layer_mark(node: *const sys::ggml_tensor) -> Option<u32> {
+/// N for a node named `<prefix>N` (llama.cpp names per-layer nodes `<name>-<layer>`).
+pub(crate) fn node_layer(node: *const sys::ggml_tensor, prefix: &[u8]) -> Option<u32> {
     // SAFETY: ggml names are NUL-terminated within the fixed-size array.
     let name = unsafe { std::ffi::CStr::from_ptr((*node).name.as_ptr()) }.to_bytes();
-    let digits = name.strip_prefix(LAYER_MARK)?;
+    let digits = name.strip_prefix(prefix)?;
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The tensor owning `t`'s data: its view source, or itself.
+pub(crate) fn base_tensor(t: *mut sys::ggml_tensor) -> *mut sys::ggml_tensor {
+    // SAFETY: llama.cpp passes valid graph tensors.
+    unsafe {
+        if (*t).view_src.is_null() {
+            t
+        } else {
+            (*t).view_src
+        }
+    }
 }
 
 /// llama.cpp's `cb_eval`; `user_data` is a `*mut Streamer`.

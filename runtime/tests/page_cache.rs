@@ -2,6 +2,9 @@
 //! of the model file's FFN pages is cached (with buffered loading, readahead around the resident
 //! tensors cached all of them on this machine).
 
+mod common;
+
+use common::{cached_pages, drop_page_cache};
 use runtime::direct_io::{CacheMode, DirectReader};
 use runtime::plan::name_patterns;
 use runtime::stream::Streamer;
@@ -9,7 +12,6 @@ use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
 use solver::Inventory;
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 
 #[test]
 fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
@@ -98,31 +100,4 @@ fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
     );
     // The header, read buffered by the GGUF parsers, is cached: the check above can see pages.
     assert!(cached[0], "the header page should be cached after loading");
-}
-
-fn drop_page_cache(file: &File) {
-    // SAFETY: advisory call on a descriptor we own.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    assert_eq!(rc, 0);
-}
-
-/// Page-cache residency of every page of the file (mincore over a fresh mapping).
-fn cached_pages(file: &File) -> Vec<bool> {
-    let len = file.metadata().unwrap().len() as usize;
-    // SAFETY: a read-only shared mapping of a file we hold open, unmapped below.
-    unsafe {
-        let addr = libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        );
-        assert_ne!(addr, libc::MAP_FAILED);
-        let mut vec = vec![0u8; len.div_ceil(4096)];
-        assert_eq!(libc::mincore(addr, len, vec.as_mut_ptr()), 0);
-        libc::munmap(addr, len);
-        vec.iter().map(|b| b & 1 != 0).collect()
-    }
 }
