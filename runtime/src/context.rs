@@ -46,6 +46,9 @@ pub struct Context<'m> {
     n_ctx: u32,
     // Boxed so its address, which llama.cpp holds, is stable.
     streamer: Option<Box<Streamer>>,
+    /// Compute every token's outputs in multi-token batches (for routing record/replay: the
+    /// last layer then routes every prompt token, not only the output one).
+    all_outputs: bool,
 }
 
 impl<'m> Context<'m> {
@@ -80,16 +83,34 @@ impl<'m> Context<'m> {
             n_ctx: params.n_ctx,
             detail: backend::log_detail(),
         })?;
+        let all_outputs = streamer
+            .as_ref()
+            .and_then(|s| s.moe())
+            .is_some_and(|m| m.routing.active());
         Ok(Context {
             raw,
             model,
             n_ctx: params.n_ctx,
             streamer,
+            all_outputs,
         })
     }
 
     pub fn streamer(&self) -> Option<&Streamer> {
         self.streamer.as_deref()
+    }
+
+    /// The logits of the last decoded token (empty before any decode).
+    pub fn last_logits(&self) -> &[f32] {
+        // SAFETY: llama.cpp returns NULL or n_vocab floats owned by the context, valid until the
+        // next decode (which needs &mut self).
+        unsafe {
+            let p = sys::llama_get_logits_ith(self.raw.as_ptr(), -1);
+            if p.is_null() {
+                return &[];
+            }
+            std::slice::from_raw_parts(p, self.model.n_vocab())
+        }
     }
 
     /// Decodes `prompt` and generates up to `n_predict` tokens.
@@ -151,9 +172,13 @@ impl<'m> Context<'m> {
 
     fn decode(&mut self, tokens: &mut [i32], token_index: usize) -> Result<()> {
         backend::clear_log();
-        // SAFETY: the batch borrows `tokens`, which outlives the call.
+        let mut outputs = vec![1i8; if self.all_outputs { tokens.len() } else { 0 }];
+        // SAFETY: the batch borrows `tokens` and `outputs`, which outlive the call.
         let status = unsafe {
-            let batch = sys::llama_batch_get_one(tokens.as_mut_ptr(), tokens.len() as i32);
+            let mut batch = sys::llama_batch_get_one(tokens.as_mut_ptr(), tokens.len() as i32);
+            if self.all_outputs {
+                batch.logits = outputs.as_mut_ptr();
+            }
             sys::llama_decode(self.raw.as_ptr(), batch)
         };
         if let Some(e) = self.streamer.as_mut().and_then(|s| s.take_error()) {

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use solver::place::plan::{Plan, TensorPlace};
 use solver::place::Tier;
 use solver::Inventory;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Where each tensor of the model goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,12 @@ pub struct Placement {
     /// Bytes that streamed tensors may hold in memory at once: the plan's pool plus its expert
     /// cache.
     pub pool_bytes: u64,
+    /// The plan's expert cache: bytes (part of `pool_bytes`) and policy name.
+    pub expert_cache_bytes: u64,
+    pub expert_policy: String,
+    /// Per block index, the experts of split (streamed) tensors the plan keeps in memory
+    /// (RAM or GPU tier): preloaded and never evicted when experts stream one by one.
+    pub resident_experts: HashMap<u32, Vec<u32>>,
 }
 
 impl Placement {
@@ -49,8 +55,8 @@ pub fn check_model(plan: &Plan, inv: &Inventory) -> Result<()> {
 }
 
 /// Each tensor's tier. A merged expert tensor split across tiers (`{"split": {"layer": L}}` in
-/// the plan) is streamed whole when any of its experts is on NVMe, else kept in RAM when any is
-/// in RAM: per-expert placement inside one tensor is not applied yet.
+/// the plan) is on the NVMe tier when any of its experts is on NVMe (streamed; per expert, its
+/// memory-tier experts are listed in `resident_experts`), else kept in RAM when any is in RAM.
 pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
     let split_tier = |layer: u32| -> Result<Tier> {
         let e = plan.experts.iter().find(|e| e.layer == layer).ok_or_else(|| {
@@ -67,12 +73,21 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
         })
     };
     let mut tiers = BTreeMap::new();
+    let mut resident_experts = HashMap::new();
     for t in &inv.tensors {
         let place = plan.tensors.get(&t.name).copied().ok_or_else(|| {
             Error::PlanMismatch(format!("the plan does not place tensor {}", t.name))
         })?;
         let tier = match place {
-            TensorPlace::Split { layer } => split_tier(layer)?,
+            TensorPlace::Split { layer } => {
+                let tier = split_tier(layer)?;
+                if tier == Tier::Nvme {
+                    let e = plan.experts.iter().find(|e| e.layer == layer);
+                    let ids = e.map(|e| [&e.gpu[..], &e.ram[..]].concat());
+                    resident_experts.insert(layer, ids.unwrap_or_default());
+                }
+                tier
+            }
             whole => whole.tier().expect("only split places have no single tier"),
         };
         tiers.insert(t.name.clone(), tier);
@@ -80,6 +95,9 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
     Ok(Placement {
         tiers,
         pool_bytes: plan.pool_bytes.saturating_add(plan.expert_cache.bytes),
+        expert_cache_bytes: plan.expert_cache.bytes,
+        expert_policy: plan.expert_cache.policy.clone(),
+        resident_experts,
     })
 }
 

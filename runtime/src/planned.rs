@@ -3,9 +3,13 @@
 
 use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
-use crate::model::{LoadMode, Model, ModelParams};
+use crate::experts::{ExpertTensor, Experts};
+use crate::model::{LoadMode, Model, ModelParams, StreamedTensor};
+use crate::moe::Moe;
 use crate::plan::{self, Placement};
+use crate::routing::Routing;
 use crate::stream::{IoOptions, Streamer};
+use sim::cache::Policy;
 use solver::place::plan::Plan;
 use solver::place::Tier;
 use solver::{Inventory, Source};
@@ -19,6 +23,26 @@ pub struct PlannedModel {
     /// How streamed tensors are read: the plan's queue depth, request size and prefetch depth
     /// (callers may override them before [`PlannedModel::streamer`]).
     pub io: IoOptions,
+}
+
+/// How a run treats MoE layers.
+#[derive(Debug, Clone, Default)]
+pub struct MoeOptions {
+    /// Stream NVMe-tier merged expert tensors whole, like dense tensors, instead of per expert.
+    pub whole_expert_tensors: bool,
+    /// Expert cache policy (sim's names: lru, lfu, lfru, arc, pinned-lru); None: the plan's
+    /// (`static-frequency`: its memory-tier experts preloaded, LRU over the rest).
+    pub cache_policy: Option<String>,
+    /// Record the routing taken ([`Routing::recorded_trace`]).
+    pub record: bool,
+    /// Force every MoE layer's selection from this trace.
+    pub replay: Option<traces::Trace>,
+}
+
+impl MoeOptions {
+    fn intercepts(&self) -> bool {
+        self.record || self.replay.is_some()
+    }
 }
 
 impl PlannedModel {
@@ -70,9 +94,48 @@ impl PlannedModel {
 
     /// The streamer for a context, or None when nothing is on the NVMe tier.
     pub fn streamer(&self) -> Result<Option<Streamer>> {
-        if self.model.streamed().is_empty() {
+        self.streamer_with(&MoeOptions::default())
+    }
+
+    /// The streamer for a context with `moe` options, or None when nothing is on the NVMe tier
+    /// and no routing is recorded or replayed. Expert tensors stream per expert unless
+    /// `moe.whole_expert_tensors`; the plan's memory-tier experts of split tensors are read now.
+    pub fn streamer_with(&self, moe: &MoeOptions) -> Result<Option<Streamer>> {
+        let arch = &self.inventory.arch;
+        if moe.intercepts() && !arch.is_moe() {
+            return Err(Error::Placement(format!(
+                "routing traces need a MoE model; {} ({}) has no routed experts",
+                self.model.path().display(),
+                arch.arch
+            )));
+        }
+        if self.model.streamed().is_empty() && !moe.intercepts() {
             return Ok(None);
         }
+        let entries: HashMap<&str, &solver::TensorEntry> = self
+            .inventory
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        let per_expert = |t: &StreamedTensor| -> Option<(u32, u64)> {
+            let e = entries.get(t.name.as_str())?;
+            Some((e.layer?, e.expert_stride?)).filter(|_| !moe.whole_expert_tensors)
+        };
+        let (experts, dense): (Vec<&StreamedTensor>, Vec<&StreamedTensor>) = self
+            .model
+            .streamed()
+            .iter()
+            .partition(|t| per_expert(*t).is_some());
+        let dense: Vec<StreamedTensor> = dense.into_iter().cloned().collect();
+        let pool = if experts.is_empty() {
+            self.placement.pool_bytes
+        } else {
+            // The expert cache is held by the experts' own accounting.
+            self.placement
+                .pool_bytes
+                .saturating_sub(self.placement.expert_cache_bytes)
+        };
         let Source::File { paths, .. } = &self.inventory.source else {
             return Err(Error::Placement(
                 "a catalog model has no file to stream from".into(),
@@ -88,13 +151,60 @@ impl PlannedModel {
             .iter()
             .filter_map(|t| Some((t.name.clone(), (t.file as usize, t.offset?))))
             .collect();
-        Streamer::new(
-            self.model.streamed(),
-            &locations,
-            readers,
-            self.placement.pool_bytes,
-        )?
-        .with_io(self.io)
-        .map(Some)
+        let mut streamer = Streamer::new(&dense, &locations, readers, pool)?.with_io(self.io)?;
+        if !experts.is_empty() || moe.intercepts() {
+            let facts = traces::ModelFacts {
+                architecture: arch.arch.clone(),
+                moe_layers: arch.moe_layers.clone(),
+                n_expert: arch.n_expert,
+                top_k: arch.n_expert_used,
+                n_shared_expert: arch.n_shared_expert,
+            };
+            let routing = Routing::new(facts, moe.record, moe.replay.clone())?;
+            let x = if experts.is_empty() {
+                None
+            } else {
+                let tensors = experts
+                    .iter()
+                    .map(|t| {
+                        let (layer, stride) = per_expert(*t).expect("partitioned on it");
+                        let (file, offset) = locations[&t.name];
+                        ExpertTensor {
+                            t: (*t).clone(),
+                            file,
+                            offset,
+                            layer,
+                            stride: stride as usize,
+                        }
+                    })
+                    .collect();
+                let (readers, stats) = streamer.io();
+                Some(Experts::new(
+                    tensors,
+                    &arch.moe_layers,
+                    arch.n_expert as usize,
+                    &self.placement.resident_experts,
+                    self.cache_policy(moe)?,
+                    self.placement.expert_cache_bytes,
+                    readers,
+                    stats,
+                )?)
+            };
+            streamer.set_moe(Moe::new(routing, x));
+        }
+        Ok(Some(streamer))
+    }
+
+    /// The expert cache policy: the option's, else the plan's.
+    fn cache_policy(&self, moe: &MoeOptions) -> Result<Policy> {
+        let name = moe
+            .cache_policy
+            .as_deref()
+            .unwrap_or(&self.placement.expert_policy);
+        if name == "static-frequency" {
+            // The plan's hot experts are the preloaded ones; the rest of the cache is LRU.
+            return Ok(Policy::Lru);
+        }
+        Policy::from_name(name).map_err(|e| Error::Placement(format!("expert cache: {e}")))
     }
 }

@@ -21,12 +21,17 @@
 //! evicted; among the others the tensor needed furthest ahead in the cyclic per-token use order
 //! goes first (Belady's choice; for on-demand reads, the most recently used). A read ahead
 //! only evicts tensors needed later than itself, and stops when nothing such is left.
+//!
+//! MoE: with [`Streamer::set_moe`] the callback also stops at the router nodes and expert
+//! matmuls that [`crate::moe`] handles (per-expert streaming, routing record and replay; expert
+//! slices are read synchronously with the streamer's readers, not through the pool).
 
 use crate::direct_io::{DirectFile, DirectReader};
 use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::prefetch::UseOrder;
+use crate::moe::Moe;
 use hypura_sys as sys;
 use sim::metrics::TokenLayerRecord;
 use std::collections::HashMap;
@@ -47,10 +52,16 @@ pub struct StreamStats {
     pub bytes_read: u64,
     /// Seconds the compute thread waited for reads.
     pub io_wait_s: f64,
-    /// Largest number of streamed bytes resident at once.
+    /// Largest number of streamed bytes resident at once (whole tensors and expert slices).
     pub peak_resident_bytes: u64,
     /// Of the fills, those read ahead of the node that uses them.
     pub prefetches: u64,
+    /// Routed-expert uses (one per token and selected expert) of MoE layers.
+    pub expert_accesses: u64,
+    /// Of those, uses whose expert was already in memory (cached or preloaded).
+    pub expert_hits: u64,
+    /// Expert slices read from disk (one per expert and tensor).
+    pub expert_fills: u64,
 }
 
 /// How the streamer reads.
@@ -94,6 +105,8 @@ pub struct Streamer {
     slots: Vec<Slot>,
     by_tensor: HashMap<usize, usize>,
     files: Vec<Arc<DirectFile>>,
+    /// Synchronous readers of the same files, for expert slices.
+    readers: Vec<DirectReader>,
     io: IoPool,
     io_opts: IoOptions,
     order: UseOrder,
@@ -104,6 +117,8 @@ pub struct Streamer {
     stats: StreamStats,
     error: Option<Error>,
     rec: Recorder,
+    /// Router interception (per-expert streaming, routing record/replay), when on.
+    moe: Option<Moe>,
 }
 
 /// Per-(token, layer) timing between layer-output marks.
@@ -164,6 +179,7 @@ impl Streamer {
             slots,
             by_tensor,
             files: readers.iter().map(|r| Arc::clone(r.file())).collect(),
+            readers,
             io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
             io_opts,
             pool_bytes,
@@ -180,6 +196,7 @@ impl Streamer {
                 mark_stats: StreamStats::default(),
                 mark_busy_s: 0.0,
             },
+            moe: None,
         })
     }
 
@@ -199,6 +216,28 @@ impl Streamer {
     /// The I/O pool's counters (requests, most in flight, busy time).
     pub fn io_stats(&self) -> IoStats {
         self.io.stats()
+    }
+
+    /// Hook: turns router interception on (see [`crate::moe`]).
+    pub fn set_moe(&mut self, moe: Moe) {
+        self.moe = Some(moe);
+        let resident = self.all_resident_bytes();
+        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+    }
+
+    pub fn moe(&self) -> Option<&Moe> {
+        self.moe.as_ref()
+    }
+
+    /// The readers and counters, for preloading experts before the first decode.
+    pub fn io(&mut self) -> (&mut [DirectReader], &mut StreamStats) {
+        (&mut self.readers, &mut self.stats)
+    }
+
+    /// Streamed bytes resident now (whole tensors and expert slices).
+    fn all_resident_bytes(&self) -> u64 {
+        let experts = self.moe.as_ref().and_then(|m| m.experts.as_ref());
+        self.resident_bytes + experts.map_or(0, |x| x.resident_bytes())
     }
 
     /// A streamer with nothing to stream, for per-layer metrics alone.
@@ -232,6 +271,9 @@ impl Streamer {
     /// Ends the decode step: the work after the last layer (output head) becomes a `layer: None`
     /// record.
     pub fn end_token(&mut self) {
+        if let Some(Err(e)) = self.moe.as_mut().map(|m| m.end_decode()) {
+            self.error.get_or_insert(e);
+        }
         if self.rec.on {
             self.push_record(None);
         }
@@ -253,8 +295,9 @@ impl Streamer {
             link_s: 0.0,
             bytes_read: self.stats.bytes_read - r.mark_stats.bytes_read,
             bytes_linked: 0,
-            expert_hits: 0,
-            expert_accesses: 0,
+            // A step's uses are at most top-k per token of one ubatch: far below u32::MAX.
+            expert_hits: (self.stats.expert_hits - r.mark_stats.expert_hits) as u32,
+            expert_accesses: (self.stats.expert_accesses - r.mark_stats.expert_accesses) as u32,
             prefetch_hits: 0,
             storage_busy_s: busy_s - r.mark_busy_s,
         });
@@ -286,18 +329,22 @@ impl Streamer {
             return false;
         }
         let mut uses = self.rec.on && layer_mark(node).is_some();
+        if let Some(m) = self.moe.as_mut() {
+            match m.on_ask(node, &mut self.readers, &mut self.stats) {
+                Ok(ask) => uses |= ask,
+                Err(e) => {
+                    self.error = Some(e);
+                    return true;
+                }
+            }
+            let resident = self.all_resident_bytes();
+            self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+        }
         let mut need = Vec::new();
         // SAFETY: llama.cpp passes a valid graph node; srcs are valid or NULL.
         let srcs = unsafe { (*node).src };
         for src in srcs.iter().copied().filter(|s| !s.is_null()) {
-            // SAFETY: as above.
-            let base = unsafe {
-                if (*src).view_src.is_null() {
-                    src
-                } else {
-                    (*src).view_src
-                }
-            };
+            let base = base_tensor(src);
             if let Some(&i) = self.by_tensor.get(&(base as usize)) {
                 uses = true;
                 if !need.contains(&i) {
@@ -314,9 +361,14 @@ impl Streamer {
     }
 
     /// The batch ending at `node`, which we asked for, has run.
-    fn on_node_done(&mut self, node: *const sys::ggml_tensor) {
+    fn on_node_done(&mut self, node: *mut sys::ggml_tensor) {
+        if let Some(m) = self.moe.as_mut() {
+            if let Err(e) = m.on_done(node, &mut self.stats) {
+                self.error.get_or_insert(e);
+            }
+        }
         if self.rec.on {
-            if let Some(layer) = layer_mark(node) {
+            if let Some(layer) = node_layer(node, LAYER_MARK) {
                 self.push_record(Some(layer));
             }
         }
@@ -364,10 +416,27 @@ fn use_order(slots: &[Slot], n_layer: Option<u32>) -> UseOrder {
 
 /// N for a node named `l_out-N`.
 fn layer_mark(node: *const sys::ggml_tensor) -> Option<u32> {
+    node_layer(node, LAYER_MARK)
+}
+
+/// N for a node named `<prefix>N` (llama.cpp names per-layer nodes `<name>-<layer>`).
+pub(crate) fn node_layer(node: *const sys::ggml_tensor, prefix: &[u8]) -> Option<u32> {
     // SAFETY: ggml names are NUL-terminated within the fixed-size array.
     let name = unsafe { std::ffi::CStr::from_ptr((*node).name.as_ptr()) }.to_bytes();
-    let digits = name.strip_prefix(LAYER_MARK)?;
+    let digits = name.strip_prefix(prefix)?;
     std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The tensor owning `t`'s data: its view source, or itself.
+pub(crate) fn base_tensor(t: *mut sys::ggml_tensor) -> *mut sys::ggml_tensor {
+    // SAFETY: llama.cpp passes valid graph tensors.
+    unsafe {
+        if (*t).view_src.is_null() {
+            t
+        } else {
+            (*t).view_src
+        }
+    }
 }
 
 /// llama.cpp's `cb_eval`; `user_data` is a `*mut Streamer`.

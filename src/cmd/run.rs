@@ -42,7 +42,24 @@ pub struct Args {
     /// synchronises the backend, which costs a little speed.
     #[arg(long)]
     pub metrics: Option<PathBuf>,
-    /// Overwrite an existing --metrics file.
+    /// Write the routing taken (every token, prompt included: the experts each MoE layer's
+    /// router selected) to this trace file (.json or .htrace), readable by `hypura sim --trace`.
+    #[arg(long)]
+    pub record_trace: Option<PathBuf>,
+    /// Force each MoE layer's routing from this trace (from token 0 on, across its sequences):
+    /// a synthetic-weight model then reproduces the recorded model's expert I/O. The model must
+    /// have the trace's MoE layers, expert count and top-k.
+    #[arg(long)]
+    pub replay_trace: Option<PathBuf>,
+    /// How NVMe-tier merged expert tensors stream: `per-expert` (only the selected experts'
+    /// slices, through the expert cache) or `whole` (the whole tensor, like a dense one).
+    #[arg(long, default_value = "per-expert", value_parser = ["per-expert", "whole"])]
+    pub expert_streaming: String,
+    /// Expert cache policy: lru, lfu, lfru, arc or pinned-lru (default: the plan's;
+    /// `static-frequency` keeps the plan's memory-tier experts and runs LRU over the rest).
+    #[arg(long)]
+    pub cache_policy: Option<String>,
+    /// Overwrite an existing --metrics or --record-trace file.
     #[arg(long)]
     pub force: bool,
     /// Read requests in flight (I/O threads) for streamed weights (default: the plan's queue
@@ -66,6 +83,21 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
+    if let Some(path) = &args.record_trace {
+        traces::Form::from_extension(path)?;
+        if path.exists() && !args.force {
+            bail!(
+                "{} exists; pass --force to overwrite it or choose another --record-trace path",
+                path.display()
+            );
+        }
+    }
+    let replay = match &args.replay_trace {
+        Some(p) => {
+            Some(traces::load(p).with_context(|| format!("--replay-trace {}", p.display()))?)
+        }
+        None => None,
+    };
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a finite number >= 0");
     }
@@ -96,7 +128,32 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = args.prefetch_depth {
         planned.io.prefetch_depth = d;
     }
-    let mut streamer = planned.streamer()?;
+    if let (Some(t), Some(p)) = (&replay, &args.replay_trace) {
+        // The last sampled token is not decoded.
+        let need = prompt.len() + args.n_predict.saturating_sub(1);
+        if t.n_tokens() < need {
+            bail!(
+                "{}: the trace has {} tokens, but this run decodes up to {need} ({} prompt + {} \
+                 generated); use a shorter prompt, a smaller -n or a longer trace",
+                p.display(),
+                t.n_tokens(),
+                prompt.len(),
+                args.n_predict.saturating_sub(1)
+            );
+        }
+    }
+    let moe = runtime::MoeOptions {
+        whole_expert_tensors: args.expert_streaming == "whole",
+        cache_policy: args.cache_policy.clone(),
+        record: args.record_trace.is_some(),
+        replay,
+    };
+    let mut streamer = planned
+        .streamer_with(&moe)
+        .with_context(|| match &args.replay_trace {
+            Some(p) => format!("cannot run {} with {}", model_path.display(), p.display()),
+            None => format!("cannot run {}", model_path.display()),
+        })?;
     if args.metrics.is_some() {
         match streamer.as_mut() {
             Some(s) => s.record_layers(true),
@@ -135,6 +192,13 @@ pub fn run(args: Args) -> Result<()> {
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
         sim::metrics::write_records(path, s.records(), args.force)?;
     }
+    if let Some(path) = &args.record_trace {
+        let routing = ctx.streamer().and_then(|s| s.moe()).map(|m| &m.routing);
+        let trace = routing
+            .expect("recording implies router interception")
+            .recorded_trace("hypura-run")?;
+        traces::save(&trace, path, args.force)?;
+    }
     let streamed_bytes: u64 = planned
         .model
         .streamed()
@@ -171,6 +235,13 @@ pub fn run(args: Args) -> Result<()> {
                 "max_in_flight": io_stats.max_in_flight,
                 "storage_busy_s": io_stats.busy_s,
             },
+            "experts": {
+                "streaming": args.expert_streaming,
+                "accesses": stats.expert_accesses,
+                "hits": stats.expert_hits,
+                "fills": stats.expert_fills,
+                "routed_tokens": ctx.streamer().and_then(|s| s.moe()).map(|m| m.routing.n_tokens()),
+            },
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -199,6 +270,16 @@ pub fn run(args: Args) -> Result<()> {
                 human_bytes(stats.peak_resident_bytes),
                 planned.io.queue_depth,
                 planned.io.prefetch_depth
+            );
+        }
+        if stats.expert_accesses > 0 {
+            eprintln!(
+                "  experts ({}): {} uses, {} from memory ({:.1}%), {} slices read",
+                args.expert_streaming,
+                stats.expert_accesses,
+                stats.expert_hits,
+                100.0 * stats.expert_hits as f64 / stats.expert_accesses as f64,
+                stats.expert_fills
             );
         }
     }

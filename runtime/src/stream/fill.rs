@@ -100,7 +100,8 @@ impl Streamer {
         };
         slot.resident = true;
         self.resident_bytes += slot.t.reserved as u64;
-        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(self.resident_bytes);
+        let resident = self.all_resident_bytes();
+        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
         self.stats.fills += 1;
         self.stats.prefetches += ahead as u64;
     }

@@ -120,4 +120,8 @@ impl CachePolicy for Arc {
             }
         }
     }
+
+    fn resident(&self, slot: u32) -> bool {
+        matches!(self.place[slot as usize], T1 | T2)
+    }
 }

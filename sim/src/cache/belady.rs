@@ -88,4 +88,8 @@ impl CachePolicy for Belady {
         self.len[part] += 1;
         false
     }
+
+    fn resident(&self, slot: u32) -> bool {
+        self.resident[slot as usize]
+    }
 }

@@ -136,18 +136,28 @@ impl Setup {
         bytes: &ExpertBytes,
     ) -> Result<Setup, SimError> {
         let m = trace.model();
-        let (n_layers, n_expert) = (m.n_layers(), m.n_expert as usize);
-        if bytes.per_layer().len() != n_layers {
-            return Err(SimError::new(format!(
-                "{} expert sizes given for a trace with {n_layers} MoE layers; give one per MoE layer",
-                bytes.per_layer().len()
-            )));
-        }
         if trace.n_expert_ids() >= u32::MAX as usize {
             return Err(SimError::new(format!(
                 "trace has {} expert ids; replay handles at most {} (split the trace)",
                 trace.n_expert_ids(),
                 u32::MAX - 1
+            )));
+        }
+        Setup::for_shape(m.n_layers(), m.n_expert as usize, config, bytes)
+    }
+
+    /// The setup for `n_layers` MoE layers of `n_expert` experts, without a trace (an online
+    /// cache).
+    pub fn for_shape(
+        n_layers: usize,
+        n_expert: usize,
+        config: &CacheConfig,
+        bytes: &ExpertBytes,
+    ) -> Result<Setup, SimError> {
+        if bytes.per_layer().len() != n_layers {
+            return Err(SimError::new(format!(
+                "{} expert sizes given for a trace with {n_layers} MoE layers; give one per MoE layer",
+                bytes.per_layer().len()
             )));
         }
         let caps = partition_caps(config, n_layers, n_expert, bytes.per_layer())?;

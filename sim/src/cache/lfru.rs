@@ -104,4 +104,8 @@ impl CachePolicy for Lfru {
             }
         }
     }
+
+    fn resident(&self, slot: u32) -> bool {
+        self.seg[slot as usize] != Seg::Out
+    }
 }

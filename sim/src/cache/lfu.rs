@@ -51,4 +51,8 @@ impl CachePolicy for Lfu {
         set.insert((1, pos, slot));
         false
     }
+
+    fn resident(&self, slot: u32) -> bool {
+        self.resident[slot as usize]
+    }
 }

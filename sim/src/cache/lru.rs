@@ -48,6 +48,10 @@ impl CachePolicy for Lru {
         self.resident[s] = true;
         hit
     }
+
+    fn resident(&self, slot: u32) -> bool {
+        self.resident[slot as usize]
+    }
 }
 
 /// Pinned experts keep their slots for good once fetched; LRU runs in what is left.
@@ -101,5 +105,14 @@ impl CachePolicy for PinnedLru {
             return std::mem::replace(&mut self.fetched[s], true);
         }
         self.rest.access(slot, part, pos)
+    }
+
+    fn resident(&self, slot: u32) -> bool {
+        let s = slot as usize;
+        if self.pinned[s] {
+            self.fetched[s]
+        } else {
+            self.rest.resident(slot)
+        }
     }
 }

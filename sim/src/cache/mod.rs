@@ -17,9 +17,11 @@ mod lfru;
 mod lfu;
 mod lists;
 mod lru;
+mod online;
 mod stats;
 
 pub use config::{CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
+pub use online::{Access, OnlineCache};
 pub use stats::{LayerCounts, ReplayStats};
 
 use crate::error::SimError;
@@ -29,6 +31,8 @@ use traces::Trace;
 /// partition `part` at access index `pos`; returns whether it hit.
 pub(crate) trait CachePolicy {
     fn access(&mut self, slot: u32, part: usize, pos: u32) -> bool;
+    /// Whether `slot` is cached now (what [`OnlineCache`] diffs to find evictions).
+    fn resident(&self, slot: u32) -> bool;
 }
 
 /// Replays `trace` through the cache `config` describes; `bytes` gives each MoE layer's expert

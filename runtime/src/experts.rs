@@ -1,0 +1,393 @@
+//! Per-expert residency of streamed merged expert tensors (`blk.N.ffn_{gate,up,down}_exps`):
+//! fills only the selected experts' slices with O_DIRECT reads, keeps an expert cache driven by
+//! sim's policies ([`sim::cache::OnlineCache`]), preloads the plan's RAM experts for good, and
+//! releases memory page by page without touching a neighbour that is still resident.
+//!
+//! Lifecycle of one MoE layer's step: the router's selection arrives ([`Experts::select`]):
+//! every selected (token, expert) is one cache access, in router order; what the cache evicts is
+//! released at once unless the current layer needs it, in which case it stays until its matmul
+//! has run. At each expert matmul's ask ([`Experts::fill`]) the needed slices of that tensor are
+//! read (adjacent ones in one read); after it ([`Experts::after_matmul`]) slices neither cached nor
+//! preloaded are released. The node about to run never loses its experts.
+
+use crate::direct_io::{DirectReader, PAGE};
+use crate::error::{Error, Result};
+use crate::model::StreamedTensor;
+use crate::stream::StreamStats;
+use sim::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// One streamed merged expert tensor and where its data is in the model file.
+#[derive(Debug, Clone)]
+pub struct ExpertTensor {
+    pub t: StreamedTensor,
+    /// Index of the reader (model file) holding it.
+    pub file: usize,
+    /// Absolute file offset of its data.
+    pub offset: u64,
+    /// Transformer block index.
+    pub layer: u32,
+    /// Bytes of one expert's slice (`nb[2]`).
+    pub stride: usize,
+}
+
+struct Slices {
+    x: ExpertTensor,
+    layer_pos: usize,
+    /// Slices holding the file's bytes now.
+    loaded: Vec<bool>,
+}
+
+struct Layer {
+    tensors: Vec<usize>,
+    /// Preloaded for good (the plan's RAM/GPU experts of a split tensor).
+    permanent: Vec<bool>,
+    /// Selected by the current step.
+    needed: Vec<bool>,
+    /// One cached expert's bytes (all its tensors' slices).
+    expert_bytes: u64,
+}
+
+/// Per-expert streaming state of every MoE layer with a streamed expert tensor.
+pub struct Experts {
+    slices: Vec<Slices>,
+    by_tensor: HashMap<usize, usize>,
+    layers: Vec<Layer>,
+    /// MoE layer position of each transformer block (None: dense block).
+    layer_pos: HashMap<u32, usize>,
+    n_expert: usize,
+    cache: OnlineCache,
+    resident_bytes: u64,
+    permanent_bytes: u64,
+}
+
+impl Experts {
+    /// `moe_layers`: block indices of the model's MoE layers; `permanent`: per block index,
+    /// experts to preload (now) and never evict; the cache holds `cache_bytes` of the others,
+    /// one cache for all layers (per layer when their expert sizes differ).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tensors: Vec<ExpertTensor>,
+        moe_layers: &[u32],
+        n_expert: usize,
+        permanent: &HashMap<u32, Vec<u32>>,
+        policy: Policy,
+        cache_bytes: u64,
+        readers: &mut [DirectReader],
+        stats: &mut StreamStats,
+    ) -> Result<Experts> {
+        let layer_pos: HashMap<u32, usize> = moe_layers
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (l, i))
+            .collect();
+        let mut layers: Vec<Layer> = moe_layers
+            .iter()
+            .map(|_| Layer {
+                tensors: Vec::new(),
+                permanent: vec![false; n_expert],
+                needed: vec![false; n_expert],
+                expert_bytes: 0,
+            })
+            .collect();
+        let mut slices = Vec::with_capacity(tensors.len());
+        let mut by_tensor = HashMap::new();
+        for x in tensors {
+            let pos = *layer_pos.get(&x.layer).ok_or_else(|| {
+                Error::Placement(format!(
+                    "expert tensor {} is in block {}, which is not a MoE layer of the model",
+                    x.t.name, x.layer
+                ))
+            })?;
+            if x.stride == 0 || x.stride * n_expert != x.t.bytes || x.file >= readers.len() {
+                return Err(Error::Placement(format!(
+                    "expert tensor {} ({} bytes) is not {n_expert} slices of {} bytes",
+                    x.t.name, x.t.bytes, x.stride
+                )));
+            }
+            layers[pos].tensors.push(slices.len());
+            layers[pos].expert_bytes += x.stride as u64;
+            by_tensor.insert(x.t.tensor as usize, slices.len());
+            slices.push(Slices {
+                x,
+                layer_pos: pos,
+                loaded: vec![false; n_expert],
+            });
+        }
+        // Layers without a streamed tensor take the largest size, so the cache's byte capacity
+        // resolves; none of their experts is ever accessed.
+        let largest = layers
+            .iter()
+            .map(|l| l.expert_bytes)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let sizes: Vec<u64> = layers
+            .iter()
+            .map(|l| {
+                if l.expert_bytes == 0 {
+                    largest
+                } else {
+                    l.expert_bytes
+                }
+            })
+            .collect();
+        let partition = if sizes.iter().all(|&s| s == largest) {
+            Partition::Global
+        } else {
+            Partition::PerLayer
+        };
+        let bytes =
+            ExpertBytes::per_layer_sizes(sizes).map_err(|e| Error::Placement(e.to_string()))?;
+        let config = CacheConfig {
+            policy,
+            partition,
+            capacity: Capacity::Bytes(cache_bytes),
+        };
+        let cache = OnlineCache::new(layers.len(), n_expert, &config, &bytes)
+            .map_err(|e| Error::Placement(format!("expert cache: {e}")))?;
+        let mut experts = Experts {
+            slices,
+            by_tensor,
+            layers,
+            layer_pos,
+            n_expert,
+            cache,
+            resident_bytes: 0,
+            permanent_bytes: 0,
+        };
+        for (&block, ids) in permanent {
+            let Some(&pos) = experts.layer_pos.get(&block) else {
+                continue;
+            };
+            for &e in ids {
+                let e = e as usize;
+                if e >= n_expert {
+                    return Err(Error::PlanMismatch(format!(
+                        "the plan places expert {e} of layer {block} in memory, but the model \
+                         has {n_expert} experts"
+                    )));
+                }
+                experts.layers[pos].permanent[e] = true;
+            }
+            for i in experts.layers[pos].tensors.clone() {
+                let want = experts.layers[pos].permanent.clone();
+                experts.load(i, &want, readers, stats)?;
+            }
+        }
+        experts.permanent_bytes = experts.resident_bytes;
+        Ok(experts)
+    }
+
+    /// Whether `tensor` (a graph source's base tensor) is one of ours.
+    pub fn owns(&self, tensor: usize) -> bool {
+        self.by_tensor.contains_key(&tensor)
+    }
+
+    /// Bytes resident now: preloaded, cached and in-use slices.
+    pub fn resident_bytes(&self) -> u64 {
+        self.resident_bytes
+    }
+
+    /// Bytes of the preloaded (never evicted) experts.
+    pub fn permanent_bytes(&self) -> u64 {
+        self.permanent_bytes
+    }
+
+    /// Cache capacity in experts, per partition.
+    pub fn cache_capacities(&self) -> &[u32] {
+        self.cache.capacities()
+    }
+
+    /// The router of block `layer` chose `ids` (`top_k` per token, router order, tokens in
+    /// order): one cache access each; releases what the cache evicted.
+    pub fn select(&mut self, layer: u32, ids: &[u16], stats: &mut StreamStats) {
+        let Some(&pos) = self.layer_pos.get(&layer) else {
+            return;
+        };
+        if self.layers[pos].tensors.is_empty() {
+            // Nothing of this layer streams: every expert is resident.
+            stats.expert_accesses += ids.len() as u64;
+            stats.expert_hits += ids.len() as u64;
+            return;
+        }
+        self.layers[pos].needed.fill(false);
+        for &e in ids {
+            let e = usize::from(e);
+            self.layers[pos].needed[e] = true;
+            stats.expert_accesses += 1;
+            if self.layers[pos].permanent[e] {
+                stats.expert_hits += 1;
+                continue;
+            }
+            let a = self.cache.access(pos, e as u16);
+            stats.expert_hits += u64::from(a.hit);
+            for (lp, victim) in a.evicted {
+                let v = usize::from(victim);
+                stats.evictions += 1;
+                if lp == pos && self.layers[pos].needed[v] {
+                    continue; // released after its matmul
+                }
+                for i in self.layers[lp].tensors.clone() {
+                    self.release(i, v);
+                }
+            }
+        }
+    }
+
+    /// Before the matmul over `tensor`: reads the needed slices that are not resident.
+    pub fn fill(
+        &mut self,
+        tensor: usize,
+        readers: &mut [DirectReader],
+        stats: &mut StreamStats,
+    ) -> Result<()> {
+        let i = self.by_tensor[&tensor];
+        let pos = self.slices[i].layer_pos;
+        let want = self.layers[pos].needed.clone();
+        self.load(i, &want, readers, stats)
+    }
+
+    /// After the matmul over `tensor`: releases slices that were only needed for it.
+    pub fn after_matmul(&mut self, tensor: usize) {
+        let i = self.by_tensor[&tensor];
+        let pos = self.slices[i].layer_pos;
+        for e in 0..self.n_expert {
+            if self.slices[i].loaded[e]
+                && !self.layers[pos].permanent[e]
+                && !self.cache.is_cached(pos, e as u16)
+            {
+                self.release(i, e);
+            }
+        }
+    }
+
+    /// Reads every slice of tensor `i` that `want` marks and is not loaded; runs of adjacent
+    /// slices are one read.
+    fn load(
+        &mut self,
+        i: usize,
+        want: &[bool],
+        readers: &mut [DirectReader],
+        stats: &mut StreamStats,
+    ) -> Result<()> {
+        let n = self.n_expert;
+        let mut e = 0;
+        while e < n {
+            if !want[e] || self.slices[i].loaded[e] {
+                e += 1;
+                continue;
+            }
+            let first = e;
+            while e < n && want[e] && !self.slices[i].loaded[e] {
+                e += 1;
+            }
+            let s = &mut self.slices[i];
+            let stride = s.x.stride;
+            let start = Instant::now();
+            // SAFETY: [first, e) slices lie inside the tensor's reserved memory; nothing runs
+            // during the callback, and only these slices' bytes are written (the reader copies
+            // exactly the requested range out of its aligned bounce buffer).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(s.x.t.data.add(first * stride), (e - first) * stride)
+            };
+            let at = s.x.offset + (first * stride) as u64;
+            let transferred = readers[s.x.file].read(&s.x.t.name, at, dst)?;
+            s.loaded[first..e].fill(true);
+            stats.io_wait_s += start.elapsed().as_secs_f64();
+            stats.bytes_read += transferred;
+            stats.expert_fills += (e - first) as u64;
+            self.resident_bytes += ((e - first) * stride) as u64;
+        }
+        Ok(())
+    }
+
+    /// Drops slice `e` of tensor `i`: releases the pages that no other loaded slice overlaps.
+    fn release(&mut self, i: usize, e: usize) {
+        let s = &mut self.slices[i];
+        if !s.loaded[e] {
+            return;
+        }
+        s.loaded[e] = false;
+        self.resident_bytes -= s.x.stride as u64;
+        let (first, end) = releasable_pages(&s.loaded, s.x.stride, e, s.x.t.reserved);
+        if end > first {
+            // SAFETY: whole pages of this tensor's reserved range that hold no loaded slice.
+            unsafe {
+                libc::madvise(
+                    s.x.t.data.add(first * PAGE).cast(),
+                    (end - first) * PAGE,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+}
+
+/// Pages `[first, end)` that releasing slice `e` may drop: those of its byte range that no other
+/// loaded slice overlaps (only its first and last page can be shared, so the run is contiguous).
+/// `reserved` is the tensor's page-rounded reservation: the last slice owns the tail up to it.
+pub(crate) fn releasable_pages(
+    loaded: &[bool],
+    stride: usize,
+    e: usize,
+    reserved: usize,
+) -> (usize, usize) {
+    let n = loaded.len();
+    let lo = e * stride;
+    let hi = if e + 1 == n {
+        reserved
+    } else {
+        (e + 1) * stride
+    };
+    let mut first = lo / PAGE;
+    let mut end = hi.div_ceil(PAGE);
+    let shared = |page: usize| {
+        let a = page * PAGE / stride;
+        let b = (((page + 1) * PAGE - 1) / stride).min(n - 1);
+        (a..=b).any(|o| o != e && loaded[o])
+    };
+    while first < end && shared(first) {
+        first += 1;
+    }
+    while end > first && shared(end - 1) {
+        end -= 1;
+    }
+    (first, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_shared_with_a_loaded_neighbour_are_kept() {
+        // Slices of 6000 bytes: slice 1 spans bytes 6000..12000, pages 1 and 2.
+        let mut loaded = vec![false, true, false, false];
+        assert_eq!(releasable_pages(&loaded, 6000, 1, 24576), (1, 3));
+        loaded[0] = true; // shares page 1
+        assert_eq!(releasable_pages(&loaded, 6000, 1, 24576), (2, 3));
+        loaded[2] = true; // shares page 2
+        let (first, end) = releasable_pages(&loaded, 6000, 1, 24576);
+        assert!(end <= first, "{first}..{end}");
+    }
+
+    #[test]
+    fn tiny_slices_release_a_page_only_when_all_its_slices_are_out() {
+        // 1000-byte slices: page 0 holds slices 0..=4.
+        let mut loaded = vec![false; 8];
+        loaded[2] = true;
+        loaded[3] = true;
+        let (first, end) = releasable_pages(&loaded, 1000, 2, 8192);
+        assert!(end <= first, "{first}..{end}");
+        loaded[3] = false;
+        assert_eq!(releasable_pages(&loaded, 1000, 2, 8192), (0, 1));
+    }
+
+    #[test]
+    fn the_last_slice_owns_the_reserved_tail() {
+        let loaded = vec![false, false, true];
+        assert_eq!(releasable_pages(&loaded, 5000, 2, 16384), (2, 4));
+    }
+}

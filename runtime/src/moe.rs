@@ -1,0 +1,164 @@
+//! Router interception in the eval callback: which MoE graph nodes we stop at and what happens
+//! there. At `ffn_moe_topk-N` (done) the selected expert ids of every token of the ubatch are read
+//! and handed to routing (record/replay) and to the per-expert streamer; at `ffn_moe_logits-N`
+//! (done, only when replaying) the logits are rewritten; at an expert matmul (`MUL_MAT_ID`) over a
+//! streamed expert tensor the selected slices are filled before it runs and released after.
+
+use crate::direct_io::DirectReader;
+use crate::error::{Error, Result};
+use crate::experts::Experts;
+use crate::routing::Routing;
+use crate::stream::{base_tensor, node_layer, StreamStats};
+use hypura_sys as sys;
+
+const TOPK: &[u8] = b"ffn_moe_topk-";
+const LOGITS: &[u8] = b"ffn_moe_logits-";
+
+/// The MoE side of a [`crate::stream::Streamer`].
+pub struct Moe {
+    pub routing: Routing,
+    pub experts: Option<Experts>,
+    ids: Vec<i32>,
+    picked: Vec<u16>,
+}
+
+impl Moe {
+    pub fn new(routing: Routing, experts: Option<Experts>) -> Moe {
+        Moe {
+            routing,
+            experts,
+            ids: Vec::new(),
+            picked: Vec::new(),
+        }
+    }
+
+    /// `ask` for `node`: true when its batch must end at it (router nodes, expert matmuls).
+    pub fn on_ask(
+        &mut self,
+        node: *const sys::ggml_tensor,
+        readers: &mut [DirectReader],
+        stats: &mut StreamStats,
+    ) -> Result<bool> {
+        if node_layer(node, TOPK).is_some() {
+            return Ok(true);
+        }
+        if self.routing.replaying() && node_layer(node, LOGITS).is_some() {
+            return Ok(true);
+        }
+        if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
+            if x.owns(w) {
+                x.fill(w, readers, stats)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The batch ending at `node` (one we asked for) has run.
+    pub fn on_done(&mut self, node: *mut sys::ggml_tensor, stats: &mut StreamStats) -> Result<()> {
+        if let Some(layer) = node_layer(node, TOPK) {
+            let n_tokens = self.read_topk(node)?;
+            self.routing.selected(layer, &self.picked, n_tokens)?;
+            if let Some(x) = self.experts.as_mut() {
+                x.select(layer, &self.picked, stats);
+            }
+        } else if let Some(layer) = node_layer(node, LOGITS) {
+            if self.routing.replaying() {
+                self.rewrite_logits(layer, node)?;
+            }
+        } else if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
+            if x.owns(w) {
+                x.after_matmul(w);
+            }
+        }
+        Ok(())
+    }
+
+    /// A decode call has finished.
+    pub fn end_decode(&mut self) -> Result<()> {
+        self.routing.end_decode()
+    }
+
+    /// Reads `ffn_moe_topk-N` (I32 `[top_k, n_tokens]`, rows `nb[1]` apart) into `picked`;
+    /// returns the token count.
+    fn read_topk(&mut self, node: *mut sys::ggml_tensor) -> Result<usize> {
+        // SAFETY: a valid, computed graph node (its batch has run, nothing is running).
+        let (ne, nb, ty) = unsafe { ((*node).ne, (*node).nb, (*node).type_) };
+        let k = self.routing.facts().top_k as usize;
+        let n_expert = self.routing.facts().n_expert;
+        if ty != sys::GGML_TYPE_I32 || ne[0] as usize != k || nb[1] % 4 != 0 || ne[2] != 1 {
+            return Err(Error::Placement(format!(
+                "{}: expected I32 [{k}, n_tokens], got type {ty} shape {:?}",
+                name_of(node),
+                &ne[..3]
+            )));
+        }
+        let n_tokens = ne[1].max(0) as usize;
+        self.picked.clear();
+        if n_tokens == 0 {
+            // The last layer of a ubatch without outputs routes no token.
+            return Ok(0);
+        }
+        let row = nb[1] / 4;
+        // SAFETY: as above; ggml_nbytes covers the view's span, which we read whole.
+        unsafe {
+            let bytes = sys::ggml_nbytes(node);
+            self.ids.resize(bytes.div_ceil(4), 0);
+            sys::ggml_backend_tensor_get(node, self.ids.as_mut_ptr().cast(), 0, bytes);
+        }
+        for t in 0..n_tokens {
+            for &id in &self.ids[t * row..t * row + k] {
+                if id < 0 || id as u32 >= n_expert {
+                    return Err(Error::Placement(format!(
+                        "{}: expert id {id} out of range 0..{n_expert}",
+                        name_of(node)
+                    )));
+                }
+                self.picked.push(id as u16);
+            }
+        }
+        Ok(n_tokens)
+    }
+
+    /// Rewrites `ffn_moe_logits-N` (F32 `[n_expert, n_tokens]`, contiguous) to force the
+    /// replayed trace's selection.
+    fn rewrite_logits(&mut self, layer: u32, node: *mut sys::ggml_tensor) -> Result<()> {
+        // SAFETY: a valid, computed graph node.
+        let (ne, nb, ty) = unsafe { ((*node).ne, (*node).nb, (*node).type_) };
+        let n_expert = self.routing.facts().n_expert as usize;
+        if ty != sys::GGML_TYPE_F32 || ne[0] as usize != n_expert || nb[1] != nb[0] * ne[0] as usize
+        {
+            return Err(Error::Placement(format!(
+                "{}: expected contiguous F32 [{n_expert}, n_tokens], got type {ty} shape {:?}",
+                name_of(node),
+                &ne[..3]
+            )));
+        }
+        let n_tokens = (ne[1] * ne[2] * ne[3]) as usize;
+        let mut logits = vec![0f32; n_expert * n_tokens];
+        self.routing.force(layer, &mut logits, n_tokens)?;
+        // SAFETY: the node holds exactly n_expert * n_tokens f32 values; nothing is running.
+        unsafe {
+            sys::ggml_backend_tensor_set(node, logits.as_ptr().cast(), 0, logits.len() * 4);
+        }
+        Ok(())
+    }
+}
+
+/// The weight of an expert matmul: `src[0]`'s base tensor, for `MUL_MAT_ID` nodes.
+fn streamed_weight(node: *const sys::ggml_tensor) -> Option<usize> {
+    // SAFETY: llama.cpp passes a valid graph node.
+    unsafe {
+        if (*node).op != sys::GGML_OP_MUL_MAT_ID || (*node).src[0].is_null() {
+            return None;
+        }
+        Some(base_tensor((*node).src[0]) as usize)
+    }
+}
+
+fn name_of(node: *const sys::ggml_tensor) -> String {
+    // SAFETY: ggml names are NUL-terminated within the fixed-size array.
+    unsafe { std::ffi::CStr::from_ptr((*node).name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}

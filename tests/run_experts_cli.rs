@@ -1,0 +1,233 @@
+//! End-to-end: `hypura run` on a synthesized Mixtral-style model whose experts stream one by one
+//! through a small expert cache gives plain llama.cpp's greedy tokens; `--record-trace` writes a
+//! trace `hypura sim --trace` reads (and refuses to overwrite one without --force);
+//! `--replay-trace` of that recording reproduces the tokens and the routing exactly; bad traces
+//! are refused with the numbers.
+
+mod common;
+
+use common::hypura;
+use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
+use std::path::{Path, PathBuf};
+
+const PROMPT: &str = "Experts stream";
+const N: usize = 8;
+const PROFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/h200-141g.toml");
+
+fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
+    let model = dir.join("mixtral.gguf");
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-mixtral",
+        "--type",
+        "f16",
+        "--ff",
+        "500",
+        "--expert-ff",
+        "500",
+        "--vocab",
+        "300",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let plan = dir.join("plan.json");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        PROFILE,
+        "--model",
+        model.to_str().unwrap(),
+        "--greedy",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // Every expert tensor on NVMe, a cache of 3 of the 32 experts.
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let inv = solver::Inventory::from_gguf(&model).unwrap();
+    let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
+    for t in inv.tensors.iter().filter(|t| t.expert_stride.is_some()) {
+        p["tensors"][&t.name] = "nvme".into();
+    }
+    p["expert_cache"]["bytes"] = (3 * 3 * stride).into();
+    p["expert_cache"]["policy"] = "lru".into();
+    p["pool_bytes"] = 0.into();
+    std::fs::write(&plan, serde_json::to_string(&p).unwrap()).unwrap();
+    (model, plan, stride)
+}
+
+fn run(plan: &Path, model: &Path, n: usize, extra: &[&str]) -> (bool, String, String) {
+    let n = n.to_string();
+    let mut args = vec![
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        PROMPT,
+        "-n",
+        &n,
+        "--threads",
+        "2",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    hypura(&args)
+}
+
+fn tokens(out: &str) -> (Vec<i64>, serde_json::Value) {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    let t = v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
+    (t, v)
+}
+
+#[test]
+fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (model, plan, _) = synth_and_plan(dir.path());
+    let reference: Vec<i64> = {
+        let m = Model::load(&model, &ModelParams::llama_defaults()).unwrap();
+        let prompt = m.tokenize(PROMPT, true).unwrap();
+        let params = ContextParams {
+            n_ctx: 256,
+            n_threads: 2,
+        };
+        let mut ctx = Context::new(&m, params, None).unwrap();
+        let g = ctx.generate(&prompt, N, Sampling::GREEDY).unwrap();
+        g.tokens.iter().map(|&t| t as i64).collect()
+    };
+
+    let trace = dir.path().join("routing.json");
+    let metrics = dir.path().join("metrics.json");
+    let (ok, out, err) = run(
+        &plan,
+        &model,
+        N,
+        &[
+            "--record-trace",
+            trace.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ids, v) = tokens(&out);
+    assert_eq!(ids, reference);
+    let x = &v["experts"];
+    let accesses = x["accesses"].as_u64().unwrap();
+    let prompt_len = v["prompt_tokens"].as_array().unwrap().len() as u64;
+    assert_eq!(accesses, (prompt_len + N as u64 - 1) * 4 * 2, "{x}");
+    assert!(x["hits"].as_u64().unwrap() < accesses, "{x}");
+
+    // Per-(token, layer) records carry the expert uses and the bytes read.
+    let records: Vec<sim::metrics::TokenLayerRecord> =
+        serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
+    let uses: u64 = records.iter().map(|r| u64::from(r.expert_accesses)).sum();
+    let hits: u64 = records.iter().map(|r| u64::from(r.expert_hits)).sum();
+    let read: u64 = records.iter().map(|r| r.bytes_read).sum();
+    assert_eq!(uses, accesses);
+    assert_eq!(hits, x["hits"].as_u64().unwrap());
+    assert_eq!(read, v["stream"]["bytes_read"].as_u64().unwrap());
+
+    // The recording is a trace `hypura sim` reads.
+    let (ok, out, err) = hypura(&[
+        "sim",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--hw",
+        PROFILE,
+        "--policy",
+        "lru",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("hit rate"), "{out}");
+
+    // Not overwritten without --force.
+    let (ok, _, err) = run(
+        &plan,
+        &model,
+        N,
+        &["--record-trace", trace.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+
+    // Replaying the recording: the same tokens, and the routing taken is the recording.
+    let again = dir.path().join("again.htrace");
+    let (ok, out, err) = run(
+        &plan,
+        &model,
+        N,
+        &[
+            "--replay-trace",
+            trace.to_str().unwrap(),
+            "--record-trace",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(tokens(&out).0, reference);
+    let recorded = traces::load(&trace).unwrap();
+    let replayed = traces::load(&again).unwrap();
+    assert_eq!(recorded.expert_ids(), replayed.expert_ids());
+    assert_eq!(recorded.model(), replayed.model());
+
+    // Too short a trace names both counts.
+    let (ok, _, err) = run(
+        &plan,
+        &model,
+        N + 20,
+        &["--replay-trace", trace.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("has {} tokens", recorded.n_tokens()))
+            && err.contains("decodes up to"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_trace_of_another_routing_shape_is_refused() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (model, plan, _) = synth_and_plan(dir.path());
+    // `shared/` beside the checkout (above it, for a git worktree).
+    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|a| a.join("shared/data/traces/deepseek-v2-lite/prompt_0001.csv"))
+        .find(|p| p.exists())
+        .expect("shared/data/traces/deepseek-v2-lite beside the checkout");
+    let trace = dir.path().join("deepseek.htrace");
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "import",
+        "--from",
+        "deepseek-csv",
+        real.to_str().unwrap(),
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        &plan,
+        &model,
+        2,
+        &["--replay-trace", trace.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("expert count is 64 but the model's is 8"),
+        "{err}"
+    );
+}
