@@ -194,6 +194,11 @@ impl Streamer {
         r.mark_stats = self.stats;
     }
 
+    /// Whether any tensor is streamed (false for a metrics-only streamer).
+    pub fn streams_weights(&self) -> bool {
+        !self.slots.is_empty()
+    }
+
     pub fn stats(&self) -> StreamStats {
         self.stats
     }
