@@ -94,6 +94,25 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     let reference = llama_reference(&gemma);
     assert_eq!(reference.len(), N);
 
+    // `hypura run --plain`: the same reference through the CLI.
+    let (ok, out, err) = hypura(&[
+        "run",
+        "--plain",
+        "-m",
+        gemma.to_str().unwrap(),
+        "-p",
+        PROMPT,
+        "-n",
+        "16",
+        "--ctx",
+        "256",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["mode"], "plain");
+    assert_eq!(ids(&v), reference);
+
     let plan = solve(&gemma, dir.path());
     let v = run_json(&plan, &gemma, &[]);
     assert_eq!(ids(&v), reference);

@@ -70,6 +70,12 @@ impl<'m> Context<'m> {
         cp.n_threads = threads as i32;
         cp.n_threads_batch = threads as i32;
         if let Some(s) = streamer.as_mut() {
+            // With op_offload a prompt batch's op on host weights moves to the GPU and the scheduler
+            // copies the weights there before the split runs, i.e. before the callback has filled
+            // them (shared/design notes, MUL_MAT_ID): streamed weights must stay on CPU ops.
+            if s.streams_weights() {
+                cp.op_offload = false;
+            }
             let ud = (&mut **s) as *mut Streamer as *mut std::ffi::c_void;
             cp.cb_eval = Some(stream::eval_callback);
             cp.cb_eval_user_data = ud;

@@ -30,8 +30,8 @@ use crate::direct_io::{DirectFile, DirectReader};
 use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
-use crate::prefetch::UseOrder;
 use crate::moe::Moe;
+use crate::prefetch::UseOrder;
 use hypura_sys as sys;
 use sim::metrics::TokenLayerRecord;
 use std::collections::HashMap;
@@ -304,6 +304,12 @@ impl Streamer {
         r.mark = now;
         r.mark_stats = self.stats;
         r.mark_busy_s = busy_s;
+    }
+
+    /// Whether any weights are streamed, whole tensors or expert slices (false for a streamer
+    /// that only records metrics or routing).
+    pub fn streams_weights(&self) -> bool {
+        !self.slots.is_empty() || self.moe.as_ref().is_some_and(|m| m.experts.is_some())
     }
 
     pub fn stats(&self) -> StreamStats {

@@ -2,7 +2,7 @@
 //! the plan's pool — and print the generated text (or JSON with token ids and streaming counters).
 
 use anyhow::{bail, Context as _, Result};
-use runtime::{Context, ContextParams, PlannedModel, Sampling};
+use runtime::{Context, ContextParams, Model, ModelParams, PlannedModel, Sampling};
 use solver::place::plan::Plan;
 use solver::units::human_bytes;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,13 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args)]
 pub struct Args {
     /// plan.json from `hypura solve` for this model.
-    #[arg(long)]
-    pub plan: PathBuf,
+    #[arg(long, required_unless_present = "plain")]
+    pub plan: Option<PathBuf>,
+    /// Run plain llama.cpp on -m instead of a plan: its own defaults (mmap, weight repacking, all
+    /// layers on the GPU when there is one), nothing streamed. The reference that a plan's tokens
+    /// are compared with.
+    #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace", "replay_trace"], requires = "model")]
+    pub plain: bool,
     /// The GGUF file (default: the file named in the plan, next to the plan or in the current
     /// directory).
     #[arg(short = 'm', long)]
@@ -101,10 +106,15 @@ pub fn run(args: Args) -> Result<()> {
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a finite number >= 0");
     }
-    let plan = Plan::load(&args.plan)?;
+    let plan_path = match (&args.plan, &args.model) {
+        (Some(p), _) => p,
+        (None, Some(m)) => return run_plain(&args, m),
+        (None, None) => bail!("pass --plan (or --plain with -m)"),
+    };
+    let plan = Plan::load(plan_path)?;
     let model_path = match &args.model {
         Some(p) => p.clone(),
-        None => default_model(&args.plan, &plan)?,
+        None => default_model(plan_path, &plan)?,
     };
     if args.queue_depth == Some(0) {
         bail!("--queue-depth must be at least 1");
@@ -113,15 +123,11 @@ pub fn run(args: Args) -> Result<()> {
         format!(
             "cannot run {} with {}",
             model_path.display(),
-            args.plan.display()
+            plan_path.display()
         )
     })?;
     let prompt = planned.model.tokenize(&args.prompt, true)?;
-    let n_ctx = match args.ctx {
-        Some(c) if c > 0 => c,
-        Some(_) => bail!("--ctx must be at least 1"),
-        None => ((prompt.len() + args.n_predict) as u32).div_ceil(256) * 256,
-    };
+    let n_ctx = context_size(&args, prompt.len())?;
     if let Some(q) = args.queue_depth {
         planned.io.queue_depth = q;
     }
@@ -181,12 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|&t| planned.model.token_text(t))
         .collect();
-    let decode_s: f64 = g.token_s.iter().sum();
-    let decode_tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
-        (g.tokens.len() - 1) as f64 / decode_s
-    } else {
-        0.0
-    };
+    let (decode_s, decode_tok_s) = decode_speed(&g);
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
     let io_stats = ctx.streamer().map(|s| s.io_stats()).unwrap_or_default();
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
@@ -284,6 +285,69 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming.
+fn run_plain(args: &Args, model_path: &Path) -> Result<()> {
+    let model = Model::load(model_path, &ModelParams::llama_defaults())
+        .with_context(|| format!("cannot load {}", model_path.display()))?;
+    let prompt = model.tokenize(&args.prompt, true)?;
+    let params = ContextParams {
+        n_ctx: context_size(args, prompt.len())?,
+        n_threads: args.threads,
+    };
+    let mut ctx = Context::new(&model, params, None)?;
+    let sampling = Sampling {
+        temp: args.temp,
+        seed: args.seed,
+    };
+    let g = ctx.generate(&prompt, args.n_predict, sampling)?;
+    let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
+    let (decode_s, decode_tok_s) = decode_speed(&g);
+    if args.json {
+        let v = serde_json::json!({
+            "model": model_path.display().to_string(),
+            "mode": "plain",
+            "prompt_tokens": g.prompt_tokens,
+            "tokens": g.tokens,
+            "text": text,
+            "prompt_s": g.prompt_s,
+            "decode_s": decode_s,
+            "decode_tok_per_s": decode_tok_s,
+            "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}{}", args.prompt, text);
+        eprintln!(
+            "hypura run: {} prompt tokens in {:.2} s, {} generated at {:.2} tok/s (plain llama.cpp)",
+            g.prompt_tokens.len(),
+            g.prompt_s,
+            g.tokens.len(),
+            decode_tok_s
+        );
+    }
+    Ok(())
+}
+
+/// --ctx, or prompt + n rounded up to 256.
+fn context_size(args: &Args, prompt_len: usize) -> Result<u32> {
+    match args.ctx {
+        Some(c) if c > 0 => Ok(c),
+        Some(_) => bail!("--ctx must be at least 1"),
+        None => Ok(((prompt_len + args.n_predict) as u32).div_ceil(256) * 256),
+    }
+}
+
+/// Seconds spent generating after the first token, and the tokens per second that gives.
+fn decode_speed(g: &runtime::Generation) -> (f64, f64) {
+    let decode_s: f64 = g.token_s.iter().sum();
+    let tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
+        (g.tokens.len() - 1) as f64 / decode_s
+    } else {
+        0.0
+    };
+    (decode_s, tok_s)
 }
 
 /// The plan's model file name, looked up next to the plan, then in the current directory.
