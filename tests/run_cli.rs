@@ -238,7 +238,7 @@ fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens()
         .unwrap();
     let pool = (total / 4).max(largest);
     let streamed_plan = stream_from_nvme(&plan, &exps, pool);
-    let v = run_json(&streamed_plan, &model, &[]);
+    let v = run_json(&streamed_plan, &model, &["--expert-streaming", "whole"]);
     assert_eq!(ids(&v), reference);
     let s = &v["stream"];
     assert_eq!(s["tensors"].as_u64().unwrap(), exps.len() as u64);

@@ -93,10 +93,18 @@ fn prompt_of_64_tokens_on_the_real_deepseek_trace() {
     assert!(ttft > 0.0);
     assert!((p["tok_per_s"].as_f64().unwrap() - 64.0 / ttft).abs() < 1e-9 * 64.0 / ttft);
     assert!(p["bytes_read"].as_u64().unwrap() > 0);
+    // A batch's union of experts (~1000 over 26 layers) outgrows this plan's 4.5 GB cache and
+    // comes round in the same layer order every batch: LRU evicts each expert just before its
+    // reuse and hits nothing, while Belady keeps about half (measured 0.49).
     let hit = p["hit_rate"].as_f64().unwrap();
-    assert!(hit > 0.0 && hit < 1.0, "prefill hit rate {hit}");
+    assert!((0.0..1.0).contains(&hit), "prefill hit rate {hit}");
+    assert_eq!(p["per_batch"][0]["expert_hits"], 0);
+    let belady = v["belady_prefill"]["hit_rate"].as_f64().unwrap();
+    assert!(
+        belady > hit + 0.2 && belady < 1.0,
+        "LRU {hit}, Belady {belady}"
+    );
     assert_eq!(v["summary"]["tokens"], 200);
-    assert!(v["belady_prefill"]["hit_rate"].as_f64().unwrap() >= hit);
 
     // Without --prompt-len the JSON has no prefill.
     let (ok, out, err) = with(&["--json"]);

@@ -143,7 +143,20 @@ pub fn run(args: Args) -> Result<()> {
     };
     let model = match (&args.model, &plan_file) {
         (Some(m), _) => m.clone(),
-        (None, Some(p)) => p.inputs.model.name.clone(),
+        (None, Some(p)) => {
+            // The plan names its model file: look next to the plan first (as `hypura run`
+            // does), then in the current directory or the catalog.
+            let name = &p.inputs.model.name;
+            let beside = args
+                .plan
+                .as_ref()
+                .and_then(|f| f.parent())
+                .map(|d| d.join(name));
+            match beside.filter(|b| b.is_file()) {
+                Some(b) => b.display().to_string(),
+                None => name.clone(),
+            }
+        }
         (None, None) => {
             notes.push(format!("model: {DEFAULT_MODEL} (default, catalog)"));
             DEFAULT_MODEL.to_string()
