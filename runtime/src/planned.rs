@@ -126,7 +126,7 @@ impl PlannedModel {
             .model
             .streamed()
             .iter()
-            .partition(|t| per_expert(*t).is_some());
+            .partition(|t| per_expert(t).is_some());
         let dense: Vec<StreamedTensor> = dense.into_iter().cloned().collect();
         let pool = if experts.is_empty() {
             self.placement.pool_bytes
@@ -167,7 +167,7 @@ impl PlannedModel {
                 let tensors = experts
                     .iter()
                     .map(|t| {
-                        let (layer, stride) = per_expert(*t).expect("partitioned on it");
+                        let (layer, stride) = per_expert(t).expect("partitioned on it");
                         let (file, offset) = locations[&t.name];
                         ExpertTensor {
                             t: (*t).clone(),
