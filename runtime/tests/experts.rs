@@ -227,8 +227,6 @@ fn a_real_deepseek_trace_forces_its_routing_on_a_synthesized_model() {
 }
 
 #[test]
-#[ignore = "fails: ~5% of expert pages (337 of 5988) end up in the page cache on the synthesized \
-            model; cause not found yet (see rt-experts notes)"]
 fn streamed_expert_bytes_do_not_enter_the_page_cache() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = mixtral(dir.path());

@@ -47,6 +47,9 @@ pub struct GgufHeader {
     pub file_bytes: u64,
 }
 
+/// Buffer of header reads: large enough for few syscalls, small enough to cache little data.
+const HEADER_READ_BYTES: usize = 64 << 10;
+
 impl GgufHeader {
     /// Reads the header of the file at `path`.
     pub fn open(path: &Path) -> Result<GgufHeader, GgufError> {
@@ -57,7 +60,16 @@ impl GgufHeader {
         };
         let file = File::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
-        parse(BufReader::with_capacity(1 << 20, file), len, path)
+        // Reading the header must not pull tensor data into the page cache: the runtime streams
+        // that data with O_DIRECT and a budget that excludes cached copies. Small reads and no
+        // kernel readahead keep the cached bytes beyond the header under one buffer (64 KiB).
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: advisory call on a descriptor we own; failure only means more readahead.
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        }
+        parse(BufReader::with_capacity(HEADER_READ_BYTES, file), len, path)
     }
 
     /// Reads a header from bytes in memory (tests and fuzzing); `name` is used in errors.
