@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{gemma_path, hypura, hypura_run, synth};
+use common::{gemma_path, hypura, hypura_run, solve, stream_from_nvme, synth};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const PROMPT: &str = "Rust is a programming language that";
 const N: usize = 16;
@@ -28,22 +28,6 @@ fn llama_reference(path: &Path) -> Vec<i32> {
     ctx.generate(&prompt, N, Sampling::GREEDY).unwrap().tokens
 }
 
-fn solve(model: &Path, dir: &Path) -> PathBuf {
-    let plan = dir.join("plan.json");
-    let (ok, _, err) = hypura(&[
-        "solve",
-        "--hw",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/h200-141g.toml"),
-        "--model",
-        model.to_str().unwrap(),
-        "--greedy",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    plan
-}
-
 fn run_json(plan: &Path, model: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--ctx", "256", "--json"];
     args.extend_from_slice(extra);
@@ -62,20 +46,6 @@ fn run_error(plan: &Path, model: &Path) -> String {
         model.display()
     );
     err
-}
-
-/// A copy of `plan` (next to it, as `streamed.json`) with `tensors` on NVMe streamed through a
-/// pool of `pool` bytes.
-fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64) -> PathBuf {
-    let mut p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
-    for t in tensors {
-        p["tensors"][&t.name] = "nvme".into();
-    }
-    p["pool_bytes"] = pool.into();
-    let streamed = plan.with_file_name("streamed.json");
-    std::fs::write(&streamed, serde_json::to_string(&p).unwrap()).unwrap();
-    streamed
 }
 
 fn ids(v: &serde_json::Value) -> Vec<i32> {

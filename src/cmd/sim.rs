@@ -163,7 +163,23 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let inv = solver::load_model(&model)?;
+    let dense = Units::build(&inv, None)
+        .map_err(anyhow::Error::msg)?
+        .experts
+        .is_empty();
     let trace = match &args.trace {
+        Some(p) if dense => bail!(
+            "--trace {}: {model} ({}) has no routed experts, so no routing trace applies; drop --trace (a dense model is simulated without one)",
+            p.display(),
+            inv.arch.arch
+        ),
+        None if dense => {
+            let n = prompt_tokens + args.tokens.unwrap_or(1024);
+            notes.push(format!(
+                "trace: none ({model} is dense: {n} tokens, every layer's FFN)"
+            ));
+            Trace::without_routing(inv.arch.arch.clone(), n)
+        }
         Some(p) => {
             let full = traces::load(p)?;
             if let Some(pr) = &prompt {
@@ -252,6 +268,8 @@ pub fn run(args: Args) -> Result<()> {
         sim::metrics::write_records(path, &records, args.force)?;
     }
     let bound = match policy {
+        // Without routed experts there is nothing for a cache policy to decide.
+        _ if dense => None,
         DecodePolicy::Cache {
             policy: Policy::Belady,
             ..
@@ -287,7 +305,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         print!(
             "{}",
-            render(&report, bound.as_ref(), plan.prediction.tok_per_s)
+            render(&report, bound.as_ref(), plan.prediction.tok_per_s, dense)
         );
     }
     Ok(())
@@ -433,7 +451,12 @@ fn render_prefill(p: &PrefillReport, bound: Option<&PrefillReport>) -> String {
     s
 }
 
-fn render(r: &DecodeReport, bound: Option<&DecodeReport>, solver_tok_per_s: f64) -> String {
+fn render(
+    r: &DecodeReport,
+    bound: Option<&DecodeReport>,
+    solver_tok_per_s: f64,
+    dense: bool,
+) -> String {
     use std::fmt::Write;
     let gb = |b: f64| b / 1e9;
     let ms = |s: f64| s * 1e3;
@@ -461,6 +484,15 @@ fn render(r: &DecodeReport, bound: Option<&DecodeReport>, solver_tok_per_s: f64)
         ms(r.link_s_per_token),
         r.storage_utilisation * 100.0
     );
+    if dense {
+        let _ = writeln!(
+            s,
+            "  streaming {} layer(s) prefetched ahead; {:.3} GB read per token (a dense model: no expert cache)",
+            r.prefetch_depth,
+            gb(r.bytes_read_per_token)
+        );
+        return s;
+    }
     let _ = writeln!(
         s,
         "  prefetch  dense {} layer(s) ahead; experts {}: {:.2}% of accesses prefetched in time, {:.3} GB wasted per token",

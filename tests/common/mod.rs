@@ -55,3 +55,37 @@ pub fn synth(out: &Path, args: &[&str]) {
     let (ok, _, err) = hypura(&all);
     assert!(ok, "{err}");
 }
+
+/// `hypura solve --greedy` of `model` on the H200 profile (everything fits on the GPU tier),
+/// written to `dir/plan.json`.
+#[allow(dead_code)]
+pub fn solve(model: &Path, dir: &Path) -> PathBuf {
+    let plan = dir.join("plan.json");
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/h200-141g.toml"),
+        "--model",
+        model.to_str().unwrap(),
+        "--greedy",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    plan
+}
+
+/// A copy of `plan` (next to it, as `streamed.json`) with `tensors` on NVMe streamed through a
+/// pool of `pool` bytes.
+#[allow(dead_code)]
+pub fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64) -> PathBuf {
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    for t in tensors {
+        p["tensors"][&t.name] = "nvme".into();
+    }
+    p["pool_bytes"] = pool.into();
+    let streamed = plan.with_file_name("streamed.json");
+    std::fs::write(&streamed, serde_json::to_string(&p).unwrap()).unwrap();
+    streamed
+}

@@ -100,6 +100,28 @@ pub struct SequenceView<'a> {
 }
 
 impl Trace {
+    /// `n_tokens` tokens of a model without routed experts: one sequence, no expert ids. What
+    /// the simulator decodes for a dense model; not a file (its facts fail [`ModelFacts::check`],
+    /// so no writer or reader accepts it).
+    pub fn without_routing(architecture: impl Into<String>, n_tokens: usize) -> Trace {
+        Trace {
+            model: ModelFacts {
+                architecture: architecture.into(),
+                moe_layers: Vec::new(),
+                n_expert: 0,
+                top_k: 0,
+                n_shared_expert: 0,
+            },
+            seq_ids: vec!["dense".to_string()],
+            seq_starts: vec![0, n_tokens],
+            experts: Vec::new(),
+            weights: None,
+            phases: None,
+            timestamps_ns: None,
+            texts: None,
+        }
+    }
+
     pub fn model(&self) -> &ModelFacts {
         &self.model
     }
