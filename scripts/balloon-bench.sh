@@ -20,13 +20,15 @@
 #                       weights are anonymous copies, not the mmap)
 #   --out DIR           where the JSON of every run goes (default: a new temp dir)
 #   --no-build          use target/release as it is
+#   --bin-dir DIR       use the binaries in DIR (e.g. target/debug, built with `cargo build -p hypura
+#                       -p runtime --bin hypura --example balloon --example plain_decode`); no build
 #   -- FLAGS            passed to `hypura run` (e.g. a future expert-streaming switch)
 # Every run starts with the model file dropped from the page cache (fadvise DONTNEED via dd).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 model="" budget="" plan="" solve_flags="" leave="" floor=6 tokens=16 threads=$(nproc) ctx=512
-reps=1 repack="" out="" build=1
+reps=1 repack="" out="" build=1 bin="$root/target/release"
 prompt="The history of the printing press begins"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --repack) repack=--repack; shift ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --bin-dir) bin=$(cd "$2" && pwd); build=0; shift 2 ;;
     --) shift; break ;;
     *) echo "balloon-bench: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -56,13 +59,12 @@ gib() { awk -v g="$1" 'BEGIN { printf "%.0f", g * 1073741824 }'; }
 out=${out:-$(mktemp -d /tmp/balloon-bench.XXXXXX)}
 mkdir -p "$out"
 
-bin="$root/target/release"
 if [ "$build" = 1 ]; then
   (cd "$root" && cargo build --release -q -p hypura -p runtime --bin hypura \
     --example balloon --example plain_decode)
 fi
 for b in "$bin/hypura" "$bin/examples/balloon" "$bin/examples/plain_decode"; do
-  [ -x "$b" ] || die "$b is missing: build it (drop --no-build)"
+  [ -x "$b" ] || die "$b is missing: build it (drop --no-build / --bin-dir)"
 done
 
 file_bytes=$(stat -c %s "$model")

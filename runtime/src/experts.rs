@@ -6,17 +6,32 @@
 //! Lifecycle of one MoE layer's step: the router's selection arrives ([`Experts::select`]):
 //! every selected (token, expert) is one cache access, in router order; what the cache evicts is
 //! released at once unless the current layer needs it, in which case it stays until its matmul
-//! has run. At each expert matmul's ask ([`Experts::fill`]) the needed slices of that tensor are
-//! read (adjacent ones in one read); after it ([`Experts::after_matmul`]) slices neither cached nor
-//! preloaded are released. The node about to run never loses its experts.
+//! has run. Then the reads of every selected expert the cache keeps are submitted to the
+//! [`IoPool`] for all of the layer's tensors at once, so the up and down slices arrive while the
+//! gate matmul runs (those bytes stay resident anyway, so reading them early costs no memory).
+//! At each expert matmul's ask ([`Experts::fill`]) the rest of that tensor's needed slices
+//! (selected but not cached: read only for this matmul) are submitted and the tensor's reads are
+//! waited for; after it ([`Experts::after_matmul`]) slices neither cached nor preloaded are
+//! released. Adjacent slices are one read, split into the pool's request size. The node about to
+//! run never loses its experts, and no slice is released while a read into it is in flight.
 
-use crate::direct_io::{DirectReader, PAGE};
+use crate::direct_io::{DirectFile, PAGE};
 use crate::error::{Error, Result};
+use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::stream::StreamStats;
 use sim::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
+
+/// Where expert slices are read from: the pool and the model's files (indexed by
+/// [`ExpertTensor::file`]).
+#[derive(Clone, Copy)]
+pub struct ExpertIo<'a> {
+    pub pool: &'a IoPool,
+    pub files: &'a [Arc<DirectFile>],
+}
 
 /// One streamed merged expert tensor and where its data is in the model file.
 #[derive(Debug, Clone)]
@@ -35,8 +50,10 @@ pub struct ExpertTensor {
 struct Slices {
     x: ExpertTensor,
     layer_pos: usize,
-    /// Slices holding the file's bytes now.
+    /// Slices holding the file's bytes now, or once `in_flight` completes.
     loaded: Vec<bool>,
+    /// Reads submitted and not yet waited for.
+    in_flight: Vec<ReadHandle>,
 }
 
 struct Layer {
@@ -74,7 +91,7 @@ impl Experts {
         permanent: &HashMap<u32, Vec<u32>>,
         policy: Policy,
         cache_bytes: u64,
-        readers: &mut [DirectReader],
+        io: ExpertIo,
         stats: &mut StreamStats,
     ) -> Result<Experts> {
         let layer_pos: HashMap<u32, usize> = moe_layers
@@ -100,7 +117,7 @@ impl Experts {
                     x.t.name, x.layer
                 ))
             })?;
-            if x.stride == 0 || x.stride * n_expert != x.t.bytes || x.file >= readers.len() {
+            if x.stride == 0 || x.stride * n_expert != x.t.bytes || x.file >= io.files.len() {
                 return Err(Error::Placement(format!(
                     "expert tensor {} ({} bytes) is not {n_expert} slices of {} bytes",
                     x.t.name, x.t.bytes, x.stride
@@ -113,6 +130,7 @@ impl Experts {
                 x,
                 layer_pos: pos,
                 loaded: vec![false; n_expert],
+                in_flight: Vec::new(),
             });
         }
         // Layers without a streamed tensor take the largest size, so the cache's byte capacity
@@ -173,9 +191,10 @@ impl Experts {
             }
             for i in experts.layers[pos].tensors.clone() {
                 let want = experts.layers[pos].permanent.clone();
-                experts.load(i, &want, readers, stats)?;
+                experts.submit(i, &want, io, stats);
             }
         }
+        experts.wait_all(stats)?;
         experts.permanent_bytes = experts.resident_bytes;
         Ok(experts)
     }
@@ -201,17 +220,26 @@ impl Experts {
     }
 
     /// The router of block `layer` chose `ids` (`top_k` per token, router order, tokens in
-    /// order): one cache access each; releases what the cache evicted.
-    pub fn select(&mut self, layer: u32, ids: &[u16], stats: &mut StreamStats) {
+    /// order): one cache access each; releases what the cache evicted, then submits the reads of
+    /// the selected experts the cache keeps, for every tensor of the layer.
+    pub fn select(
+        &mut self,
+        layer: u32,
+        ids: &[u16],
+        io: ExpertIo,
+        stats: &mut StreamStats,
+    ) -> Result<()> {
         let Some(&pos) = self.layer_pos.get(&layer) else {
-            return;
+            return Ok(());
         };
         if self.layers[pos].tensors.is_empty() {
             // Nothing of this layer streams: every expert is resident.
             stats.expert_accesses += ids.len() as u64;
             stats.expert_hits += ids.len() as u64;
-            return;
+            return Ok(());
         }
+        // Reads of a layer whose matmuls never asked (none expected) land before any release.
+        self.wait_all(stats)?;
         self.layers[pos].needed.fill(false);
         for &e in ids {
             let e = usize::from(e);
@@ -234,24 +262,30 @@ impl Experts {
                 }
             }
         }
+        let kept: Vec<bool> = (0..self.n_expert)
+            .map(|e| self.layers[pos].needed[e] && self.cache.is_cached(pos, e as u16))
+            .collect();
+        for i in self.layers[pos].tensors.clone() {
+            self.submit(i, &kept, io, stats);
+        }
+        Ok(())
     }
 
-    /// Before the matmul over `tensor`: reads the needed slices that are not resident.
-    pub fn fill(
-        &mut self,
-        tensor: usize,
-        readers: &mut [DirectReader],
-        stats: &mut StreamStats,
-    ) -> Result<()> {
+    /// Before the matmul over `tensor`: reads the needed slices that are not resident and waits
+    /// for every read into the tensor.
+    pub fn fill(&mut self, tensor: usize, io: ExpertIo, stats: &mut StreamStats) -> Result<()> {
         let i = self.by_tensor[&tensor];
         let pos = self.slices[i].layer_pos;
         let want = self.layers[pos].needed.clone();
-        self.load(i, &want, readers, stats)
+        self.submit(i, &want, io, stats);
+        self.wait(i, stats)
     }
 
     /// After the matmul over `tensor`: releases slices that were only needed for it.
-    pub fn after_matmul(&mut self, tensor: usize) {
+    pub fn after_matmul(&mut self, tensor: usize, stats: &mut StreamStats) -> Result<()> {
         let i = self.by_tensor[&tensor];
+        // Its reads were waited for at the ask; a failed decode may not have asked.
+        self.wait(i, stats)?;
         let pos = self.slices[i].layer_pos;
         for e in 0..self.n_expert {
             if self.slices[i].loaded[e]
@@ -261,17 +295,42 @@ impl Experts {
                 self.release(i, e);
             }
         }
+        Ok(())
     }
 
-    /// Reads every slice of tensor `i` that `want` marks and is not loaded; runs of adjacent
-    /// slices are one read.
-    fn load(
-        &mut self,
-        i: usize,
-        want: &[bool],
-        readers: &mut [DirectReader],
-        stats: &mut StreamStats,
-    ) -> Result<()> {
+    /// Waits for every read in flight (before the memory they write into may go).
+    pub fn wait_all(&mut self, stats: &mut StreamStats) -> Result<()> {
+        let mut first = Ok(());
+        for i in 0..self.slices.len() {
+            let r = self.wait(i, stats);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+
+    /// Waits for tensor `i`'s reads in flight, all of them even when one fails.
+    fn wait(&mut self, i: usize, stats: &mut StreamStats) -> Result<()> {
+        if self.slices[i].in_flight.is_empty() {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let mut first = Ok(());
+        for h in self.slices[i].in_flight.drain(..) {
+            match h.wait() {
+                Ok(n) => stats.bytes_read += n,
+                Err(e) if first.is_ok() => first = Err(e),
+                Err(_) => {}
+            }
+        }
+        stats.io_wait_s += start.elapsed().as_secs_f64();
+        first
+    }
+
+    /// Submits reads of every slice of tensor `i` that `want` marks and is not loaded (runs of
+    /// adjacent slices are one read); they count as loaded from now on.
+    fn submit(&mut self, i: usize, want: &[bool], io: ExpertIo, stats: &mut StreamStats) {
         let n = self.n_expert;
         let mut e = 0;
         while e < n {
@@ -285,22 +344,26 @@ impl Experts {
             }
             let s = &mut self.slices[i];
             let stride = s.x.stride;
-            let start = Instant::now();
-            // SAFETY: [first, e) slices lie inside the tensor's reserved memory; nothing runs
-            // during the callback, and only these slices' bytes are written (the reader copies
-            // exactly the requested range out of its aligned bounce buffer).
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(s.x.t.data.add(first * stride), (e - first) * stride)
-            };
             let at = s.x.offset + (first * stride) as u64;
-            let transferred = readers[s.x.file].read(&s.x.t.name, at, dst)?;
+            // SAFETY: [first, e) slices lie inside the tensor's reserved memory. Until the
+            // handles are waited for (`wait`, before any release of this tensor and before the
+            // experts or the pool go) nothing else touches these bytes: llama.cpp reads them only
+            // after the fill's wait, and workers copy exactly the requested range out of their
+            // aligned bounce buffers, so a neighbour sharing a page is never written.
+            let handles = unsafe {
+                io.pool.submit_read(
+                    &io.files[s.x.file],
+                    &s.x.t.name,
+                    at,
+                    s.x.t.data.add(first * stride),
+                    (e - first) * stride,
+                )
+            };
+            s.in_flight.extend(handles);
             s.loaded[first..e].fill(true);
-            stats.io_wait_s += start.elapsed().as_secs_f64();
-            stats.bytes_read += transferred;
             stats.expert_fills += (e - first) as u64;
             self.resident_bytes += ((e - first) * stride) as u64;
         }
-        Ok(())
     }
 
     /// Drops slice `e` of tensor `i`: releases the pages that no other loaded slice overlaps.
@@ -322,6 +385,13 @@ impl Experts {
                 );
             }
         }
+    }
+}
+
+impl Drop for Experts {
+    /// Reads still in flight write into memory that must outlive them.
+    fn drop(&mut self) {
+        let _ = self.wait_all(&mut StreamStats::default());
     }
 }
 

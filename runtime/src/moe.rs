@@ -4,9 +4,8 @@
 //! (done, only when replaying) the logits are rewritten; at an expert matmul (`MUL_MAT_ID`) over a
 //! streamed expert tensor the selected slices are filled before it runs and released after.
 
-use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
-use crate::experts::Experts;
+use crate::experts::{ExpertIo, Experts};
 use crate::routing::Routing;
 use crate::stream::{base_tensor, node_layer, StreamStats};
 use hypura_sys as sys;
@@ -36,7 +35,7 @@ impl Moe {
     pub fn on_ask(
         &mut self,
         node: *const sys::ggml_tensor,
-        readers: &mut [DirectReader],
+        io: ExpertIo,
         stats: &mut StreamStats,
     ) -> Result<bool> {
         if node_layer(node, TOPK).is_some() {
@@ -47,7 +46,7 @@ impl Moe {
         }
         if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
             if x.owns(w) {
-                x.fill(w, readers, stats)?;
+                x.fill(w, io, stats)?;
                 return Ok(true);
             }
         }
@@ -55,12 +54,17 @@ impl Moe {
     }
 
     /// The batch ending at `node` (one we asked for) has run.
-    pub fn on_done(&mut self, node: *mut sys::ggml_tensor, stats: &mut StreamStats) -> Result<()> {
+    pub fn on_done(
+        &mut self,
+        node: *mut sys::ggml_tensor,
+        io: ExpertIo,
+        stats: &mut StreamStats,
+    ) -> Result<()> {
         if let Some(layer) = node_layer(node, TOPK) {
             let n_tokens = self.read_topk(node)?;
             self.routing.selected(layer, &self.picked, n_tokens)?;
             if let Some(x) = self.experts.as_mut() {
-                x.select(layer, &self.picked, stats);
+                x.select(layer, &self.picked, io, stats)?;
             }
         } else if let Some(layer) = node_layer(node, LOGITS) {
             if self.routing.replaying() {
@@ -68,7 +72,7 @@ impl Moe {
             }
         } else if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
             if x.owns(w) {
-                x.after_matmul(w);
+                x.after_matmul(w, stats)?;
             }
         }
         Ok(())

@@ -178,7 +178,7 @@ impl PlannedModel {
                         }
                     })
                     .collect();
-                let (readers, stats) = streamer.io();
+                let (io, stats) = streamer.io();
                 Some(Experts::new(
                     tensors,
                     &arch.moe_layers,
@@ -186,7 +186,7 @@ impl PlannedModel {
                     &self.placement.resident_experts,
                     self.cache_policy(moe)?,
                     self.placement.expert_cache_bytes,
-                    readers,
+                    io,
                     stats,
                 )?)
             };

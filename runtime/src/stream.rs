@@ -23,11 +23,12 @@
 //! only evicts tensors needed later than itself, and stops when nothing such is left.
 //!
 //! MoE: with [`Streamer::set_moe`] the callback also stops at the router nodes and expert
-//! matmuls that [`crate::moe`] handles (per-expert streaming, routing record and replay; expert
-//! slices are read synchronously with the streamer's readers, not through the pool).
+//! matmuls that [`crate::moe`] handles (per-expert streaming, routing record and replay); expert
+//! slices are read through the same pool ([`crate::experts`]).
 
 use crate::direct_io::{DirectFile, DirectReader};
 use crate::error::{Error, Result};
+use crate::experts::ExpertIo;
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::moe::Moe;
@@ -105,8 +106,6 @@ pub struct Streamer {
     slots: Vec<Slot>,
     by_tensor: HashMap<usize, usize>,
     files: Vec<Arc<DirectFile>>,
-    /// Synchronous readers of the same files, for expert slices.
-    readers: Vec<DirectReader>,
     io: IoPool,
     io_opts: IoOptions,
     order: UseOrder,
@@ -179,7 +178,6 @@ impl Streamer {
             slots,
             by_tensor,
             files: readers.iter().map(|r| Arc::clone(r.file())).collect(),
-            readers,
             io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
             io_opts,
             pool_bytes,
@@ -229,9 +227,13 @@ impl Streamer {
         self.moe.as_ref()
     }
 
-    /// The readers and counters, for preloading experts before the first decode.
-    pub fn io(&mut self) -> (&mut [DirectReader], &mut StreamStats) {
-        (&mut self.readers, &mut self.stats)
+    /// The pool, files and counters, for preloading experts before the first decode.
+    pub fn io(&mut self) -> (ExpertIo<'_>, &mut StreamStats) {
+        let io = ExpertIo {
+            pool: &self.io,
+            files: &self.files,
+        };
+        (io, &mut self.stats)
     }
 
     /// Streamed bytes resident now (whole tensors and expert slices).
@@ -336,7 +338,11 @@ impl Streamer {
         }
         let mut uses = self.rec.on && layer_mark(node).is_some();
         if let Some(m) = self.moe.as_mut() {
-            match m.on_ask(node, &mut self.readers, &mut self.stats) {
+            let io = ExpertIo {
+                pool: &self.io,
+                files: &self.files,
+            };
+            match m.on_ask(node, io, &mut self.stats) {
                 Ok(ask) => uses |= ask,
                 Err(e) => {
                     self.error = Some(e);
@@ -369,7 +375,11 @@ impl Streamer {
     /// The batch ending at `node`, which we asked for, has run.
     fn on_node_done(&mut self, node: *mut sys::ggml_tensor) {
         if let Some(m) = self.moe.as_mut() {
-            if let Err(e) = m.on_done(node, &mut self.stats) {
+            let io = ExpertIo {
+                pool: &self.io,
+                files: &self.files,
+            };
+            if let Err(e) = m.on_done(node, io, &mut self.stats) {
                 self.error.get_or_insert(e);
             }
         }
@@ -391,6 +401,9 @@ impl Streamer {
     /// Releases every streamed tensor's memory.
     pub fn evict_all(&mut self) {
         // Reads in flight finish first (their errors no longer matter).
+        if let Some(x) = self.moe.as_mut().and_then(|m| m.experts.as_mut()) {
+            let _ = x.wait_all(&mut self.stats);
+        }
         for j in 0..self.slots.len() {
             let _ = self.collect(j);
         }
