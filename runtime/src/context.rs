@@ -49,6 +49,24 @@ pub struct Context<'m> {
     /// Compute every token's outputs in multi-token batches (for routing record/replay: the
     /// last layer then routes every prompt token, not only the output one).
     all_outputs: bool,
+    /// The CPU backend's threads, kept across graph computes (see [`persistent_threads`]).
+    threadpool: Option<NonNull<sys::ggml_threadpool>>,
+}
+
+/// A CPU thread pool that lives as long as the context. With no pool attached, ggml creates and
+/// joins its worker threads at every graph compute; the streamer's callback splits each token's
+/// graph into dozens of computes, and on a 2-core machine that churn, racing the I/O threads,
+/// made 2 decode threads 3-4x slower than 1 (RESEARCH_NOTES, "Decode threads"). llama.cpp's
+/// default polling is kept: sleeping workers (`poll = 0`) measured no faster.
+fn persistent_threads(threads: u32) -> Option<NonNull<sys::ggml_threadpool>> {
+    if threads < 2 {
+        return None;
+    }
+    // SAFETY: plain constructors; the pool is freed in Context's Drop after the context.
+    unsafe {
+        let mut p = sys::ggml_threadpool_params_default(threads as i32);
+        NonNull::new(sys::ggml_threadpool_new(&mut p))
+    }
 }
 
 impl<'m> Context<'m> {
@@ -89,6 +107,15 @@ impl<'m> Context<'m> {
             n_ctx: params.n_ctx,
             detail: backend::log_detail(),
         })?;
+        let threadpool = if streamer.is_some() {
+            persistent_threads(threads)
+        } else {
+            None
+        };
+        if let Some(tp) = threadpool {
+            // SAFETY: both live until Drop, which frees the context before the pool.
+            unsafe { sys::llama_attach_threadpool(raw.as_ptr(), tp.as_ptr(), tp.as_ptr()) };
+        }
         let all_outputs = streamer
             .as_ref()
             .and_then(|s| s.moe())
@@ -99,6 +126,7 @@ impl<'m> Context<'m> {
             n_ctx: params.n_ctx,
             streamer,
             all_outputs,
+            threadpool,
         })
     }
 
@@ -205,6 +233,10 @@ impl Drop for Context<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the context; the streamer box is dropped after it.
         unsafe { sys::llama_free(self.raw.as_ptr()) };
+        if let Some(tp) = self.threadpool {
+            // SAFETY: ours, and no context uses it any more.
+            unsafe { sys::ggml_threadpool_free(tp.as_ptr()) };
+        }
     }
 }
 
