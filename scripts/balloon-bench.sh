@@ -16,6 +16,8 @@
 #   --threads T         decode threads (default: all cores)
 #   --ctx C             context for solve and run (default 512)
 #   --reps R            alternating plain/hypura runs (default 1)
+#   --replay-trace T    force both runs' MoE routing from trace T (a synthesized model's random
+#                       router collapses onto a few experts; a real or synthesized trace does not)
 #   --repack            plain llama.cpp with its CPU weight repacking on (off by default: repacked
 #                       weights are anonymous copies, not the mmap)
 #   --out DIR           where the JSON of every run goes (default: a new temp dir)
@@ -28,7 +30,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 model="" budget="" plan="" solve_flags="" leave="" floor=6 tokens=16 threads=$(nproc) ctx=512
-reps=1 repack="" out="" build=1 bin="$root/target/release"
+reps=1 repack="" replay="" out="" build=1 bin="$root/target/release"
 prompt="The history of the printing press begins"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --ctx) ctx=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --repack) repack=--repack; shift ;;
+    --replay-trace) replay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir) bin=$(cd "$2" && pwd); build=0; shift 2 ;;
@@ -51,6 +54,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 run_flags=("$@")
+plain_flags=()
+[ -z "$repack" ] || plain_flags+=("$repack")
+if [ -n "$replay" ]; then
+  [ -f "$replay" ] || { echo "balloon-bench: --replay-trace: no such file: $replay" >&2; exit 2; }
+  plain_flags+=("--replay-trace=$replay")
+  run_flags+=(--replay-trace "$replay")
+fi
 die() { echo "balloon-bench: $*" >&2; exit 2; }
 [ -f "$model" ] || die "--model: no such file: ${model:-(none given)}"
 [ -n "$plan" ] || [ -n "$budget" ] || die "give --budget-gib or --plan"
@@ -138,7 +148,7 @@ fi
 drop_cache() { dd if="$model" iflag=nocache count=0 status=none; }
 for r in $(seq 1 "$reps"); do
   drop_cache
-  "$bin/examples/plain_decode" "$model" "$prompt" "$tokens" "$threads" "$ctx" $repack \
+  "$bin/examples/plain_decode" "$model" "$prompt" "$tokens" "$threads" "$ctx" "${plain_flags[@]}" \
     >"$out/plain-$r.json"
   drop_cache
   "$bin/hypura" run --plan "$plan" -m "$model" -p "$prompt" -n "$tokens" --ctx "$ctx" \

@@ -3,15 +3,27 @@
 //! fields of `hypura run --json` it shares (tokens, decode_tok_per_s, ...) plus the bytes the
 //! process read from storage while generating (/proc/self/io read_bytes: mmap page faults count).
 //!   cargo run --release -p runtime --example plain_decode -- MODEL PROMPT N THREADS CTX [--repack]
+//!     [--replay-trace=TRACE]
 //! Without --repack, llama.cpp's CPU weight repacking is off: repacked copies are anonymous memory,
 //! so with it on the weights cannot be larger than RAM and the mmap no longer matters.
+//! --replay-trace forces each MoE layer's routing from TRACE as `hypura run --replay-trace` does
+//! (the eval callback rewrites router logits; nothing is streamed), so a synthesized model, whose
+//! random router collapses onto a few experts, touches the experts a real model would.
 
+use runtime::moe::Moe;
+use runtime::routing::Routing;
+use runtime::stream::Streamer;
 use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let repack = args.iter().any(|a| a == "--repack");
+    let replay = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--replay-trace="))
+        .map(PathBuf::from);
     let pos: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let [model, prompt, n, threads, n_ctx] = pos[..] else {
         fail("expected MODEL PROMPT N THREADS CTX");
@@ -34,13 +46,14 @@ fn main() {
     let n_ctx: u32 = n_ctx
         .parse()
         .unwrap_or_else(|_| fail("CTX must be a count"));
+    let streamer = replay.map(|t| replay_streamer(&path, &t));
     let mut ctx = Context::new(
         &model,
         ContextParams {
             n_ctx,
             n_threads: threads,
         },
-        None,
+        streamer,
     )
     .unwrap_or_else(|e| fail(&e.to_string()));
     let peak_rss_load = runtime::mem::peak_rss_bytes();
@@ -67,6 +80,26 @@ fn main() {
         "read_bytes": read,
     });
     println!("{}", serde_json::to_string_pretty(&v).unwrap());
+}
+
+/// A streamer that streams nothing and forces the routing of `trace`.
+fn replay_streamer(model: &std::path::Path, trace: &std::path::Path) -> Streamer {
+    let arch = solver::Inventory::from_gguf(model)
+        .unwrap_or_else(|e| fail(&e.to_string()))
+        .arch;
+    let facts = traces::ModelFacts {
+        architecture: arch.arch.clone(),
+        moe_layers: arch.moe_layers.clone(),
+        n_expert: arch.n_expert,
+        top_k: arch.n_expert_used,
+        n_shared_expert: arch.n_shared_expert,
+    };
+    let trace = traces::load(trace).unwrap_or_else(|e| fail(&e.to_string()));
+    let routing = Routing::new(facts, false, Some(trace)).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut s =
+        Streamer::new(&[], &HashMap::new(), Vec::new(), 0).unwrap_or_else(|e| fail(&e.to_string()));
+    s.set_moe(Moe::new(routing, None));
+    s
 }
 
 /// Bytes this process caused to be read from storage (/proc/self/io), all threads.

@@ -81,8 +81,10 @@ pub struct Experts {
 
 impl Experts {
     /// `moe_layers`: block indices of the model's MoE layers; `permanent`: per block index,
-    /// experts to preload (now) and never evict; the cache holds `cache_bytes` of the others,
-    /// one cache for all layers (per layer when their expert sizes differ).
+    /// experts to preload (now) and never evict. `cache_bytes` is all the expert memory, as the
+    /// plan's `expert_cache.bytes`: the permanent experts of streaming layers take their share
+    /// first and the cache holds the rest, one cache for all layers (per layer when their
+    /// expert sizes differ).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         tensors: Vec<ExpertTensor>,
@@ -158,10 +160,17 @@ impl Experts {
         };
         let bytes =
             ExpertBytes::per_layer_sizes(sizes).map_err(|e| Error::Placement(e.to_string()))?;
+        let permanent_share: u64 = permanent
+            .iter()
+            .filter_map(|(block, ids)| {
+                let pos = *layer_pos.get(block)?;
+                Some(ids.len() as u64 * layers[pos].expert_bytes)
+            })
+            .sum();
         let config = CacheConfig {
             policy,
             partition,
-            capacity: Capacity::Bytes(cache_bytes),
+            capacity: Capacity::Bytes(cache_bytes.saturating_sub(permanent_share)),
         };
         let cache = OnlineCache::new(layers.len(), n_expert, &config, &bytes)
             .map_err(|e| Error::Placement(format!("expert cache: {e}")))?;

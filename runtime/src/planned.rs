@@ -178,12 +178,21 @@ impl PlannedModel {
                         }
                     })
                     .collect();
+                // The plan's memory-tier experts are preloaded and pinned under its own policy
+                // and pinned-lru; any other policy manages all of the expert memory itself, as
+                // `hypura sim --policy` does.
+                let pinned = self.pins_resident_experts(moe);
+                let no_pins = HashMap::new();
                 let (io, stats) = streamer.io();
                 Some(Experts::new(
                     tensors,
                     &arch.moe_layers,
                     arch.n_expert as usize,
-                    &self.placement.resident_experts,
+                    if pinned {
+                        &self.placement.resident_experts
+                    } else {
+                        &no_pins
+                    },
                     self.cache_policy(moe)?,
                     self.placement.expert_cache_bytes,
                     io,
@@ -195,14 +204,23 @@ impl PlannedModel {
         Ok(Some(streamer))
     }
 
+    /// The expert cache policy's name: the option's, else the plan's.
+    fn policy_name<'a>(&'a self, moe: &'a MoeOptions) -> &'a str {
+        moe.cache_policy
+            .as_deref()
+            .unwrap_or(&self.placement.expert_policy)
+    }
+
+    fn pins_resident_experts(&self, moe: &MoeOptions) -> bool {
+        matches!(self.policy_name(moe), "static-frequency" | "pinned-lru")
+    }
+
     /// The expert cache policy: the option's, else the plan's.
     fn cache_policy(&self, moe: &MoeOptions) -> Result<Policy> {
-        let name = moe
-            .cache_policy
-            .as_deref()
-            .unwrap_or(&self.placement.expert_policy);
+        let name = self.policy_name(moe);
         if name == "static-frequency" {
-            // The plan's hot experts are the preloaded ones; the rest of the cache is LRU.
+            // The plan's hot experts are the preloaded ones; what is left of the expert memory
+            // (nothing, for a plan from `hypura solve`) is LRU.
             return Ok(Policy::Lru);
         }
         Policy::from_name(name).map_err(|e| Error::Placement(format!("expert cache: {e}")))

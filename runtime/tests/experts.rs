@@ -162,10 +162,13 @@ fn sixty_four_experts_top_six_with_preloaded_experts_match_llama_cpp() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = deepseek(dir.path());
     let reference = plain_llama(&path);
-    // Experts 0..8 of every layer preloaded; 40 of the other 26 x 56 cached.
+    // Experts 0..8 of every layer in memory, room for 40 more: the plan's own policy and
+    // pinned-lru preload and pin the 8 x 26 and cache 40 of the others; lru, lfru and arc manage
+    // all 8 x 26 + 40 slots themselves.
     let ram: Vec<u32> = (0..8).collect();
     let plan = plan_streaming_experts(&path, &ram, 40);
-    for policy in ["lru", "lfru", "arc"] {
+    let expert_bytes = plan.experts[0].expert_bytes;
+    for policy in ["static-frequency", "pinned-lru", "lru", "lfru", "arc"] {
         let opts = MoeOptions {
             cache_policy: Some(policy.into()),
             ..Default::default()
@@ -179,6 +182,13 @@ fn sixty_four_experts_top_six_with_preloaded_experts_match_llama_cpp() {
             routed_tokens(&r) * 26 * 6 - last_layer_skipped
         );
         assert!(r.stats.expert_hits < r.stats.expert_accesses, "{policy}");
+        // The plan's expert memory, plus at most one layer's experts needed by one matmul only.
+        assert!(
+            r.stats.peak_resident_bytes <= plan.expert_cache.bytes + 64 * expert_bytes,
+            "{policy}: {} resident, expert memory {}",
+            r.stats.peak_resident_bytes,
+            plan.expert_cache.bytes
+        );
     }
 }
 

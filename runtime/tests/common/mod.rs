@@ -190,7 +190,9 @@ pub fn plan_streaming_experts(model: &Path, ram: &[u32], cache_experts: u64) -> 
             nvme: (0..n_expert).filter(|e| !ram.contains(e)).collect(),
         });
     }
-    plan.expert_cache.bytes = cache_experts * expert_bytes;
+    // The plan's expert memory holds its memory-tier experts and the cache.
+    let pinned = ram.len() as u64 * inv.arch.moe_layers.len() as u64;
+    plan.expert_cache.bytes = (pinned + cache_experts) * expert_bytes;
     plan.expert_cache.policy = "lru".into();
     plan.pool_bytes = 0;
     plan
