@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{gemma_path, hypura, hypura_run, solve, stream_from_nvme, synth};
+use common::{ffn_matrices, gemma_path, hypura, hypura_run, solve, stream_from_nvme, synth};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::Path;
 
@@ -95,11 +95,7 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
 
     // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
     let inv = solver::Inventory::from_gguf(&gemma).unwrap();
-    let ffn: Vec<&solver::TensorEntry> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
-        .collect();
+    let ffn = ffn_matrices(&inv);
     let ffn_bytes: u64 = ffn.iter().map(|t| t.bytes).sum();
     let pool = ffn_bytes / 4;
     let streamed_plan = stream_from_nvme(&plan, &ffn, pool);

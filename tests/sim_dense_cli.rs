@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{gemma_path, hypura, solve, stream_from_nvme};
+use common::{ffn_matrices, gemma_path, hypura, solve, stream_from_nvme};
 
 const TOKENS: u64 = 8;
 
@@ -47,11 +47,7 @@ fn a_dense_model_is_simulated_without_a_trace() {
     assert!(s["tok_per_s"].as_f64().unwrap() > 0.0, "{s}");
 
     let inv = solver::Inventory::from_gguf(&gemma).unwrap();
-    let ffn: Vec<&solver::TensorEntry> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
-        .collect();
+    let ffn = ffn_matrices(&inv);
     let ffn_bytes: u64 = ffn.iter().map(|t| t.bytes).sum();
     let largest = ffn.iter().map(|t| t.bytes).max().unwrap();
     let streamed = stream_from_nvme(&plan, &ffn, 3 * largest);

@@ -87,13 +87,7 @@ fn replay_streamer(model: &std::path::Path, trace: &std::path::Path) -> Streamer
     let arch = solver::Inventory::from_gguf(model)
         .unwrap_or_else(|e| fail(&e.to_string()))
         .arch;
-    let facts = traces::ModelFacts {
-        architecture: arch.arch.clone(),
-        moe_layers: arch.moe_layers.clone(),
-        n_expert: arch.n_expert,
-        top_k: arch.n_expert_used,
-        n_shared_expert: arch.n_shared_expert,
-    };
+    let facts = runtime::routing::model_facts(&arch);
     let trace = traces::load(trace).unwrap_or_else(|e| fail(&e.to_string()));
     let routing = Routing::new(facts, false, Some(trace)).unwrap_or_else(|e| fail(&e.to_string()));
     let mut s =

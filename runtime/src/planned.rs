@@ -153,13 +153,7 @@ impl PlannedModel {
             .collect();
         let mut streamer = Streamer::new(&dense, &locations, readers, pool)?.with_io(self.io)?;
         if !experts.is_empty() || moe.intercepts() {
-            let facts = traces::ModelFacts {
-                architecture: arch.arch.clone(),
-                moe_layers: arch.moe_layers.clone(),
-                n_expert: arch.n_expert,
-                top_k: arch.n_expert_used,
-                n_shared_expert: arch.n_shared_expert,
-            };
+            let facts = crate::routing::model_facts(arch);
             let routing = Routing::new(facts, moe.record, moe.replay.clone())?;
             let x = if experts.is_empty() {
                 None

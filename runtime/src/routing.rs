@@ -40,6 +40,17 @@ pub struct Routing {
     phases: Vec<Phase>,
 }
 
+/// The routing shape of a model, as traces describe it.
+pub fn model_facts(arch: &solver::ArchInfo) -> ModelFacts {
+    ModelFacts {
+        architecture: arch.arch.clone(),
+        moe_layers: arch.moe_layers.clone(),
+        n_expert: arch.n_expert,
+        top_k: arch.n_expert_used,
+        n_shared_expert: arch.n_shared_expert,
+    }
+}
+
 impl Routing {
     /// `facts`: the model's routing facts; `replay`: a trace to force (checked against them).
     pub fn new(facts: ModelFacts, record: bool, replay: Option<Trace>) -> Result<Routing> {

@@ -89,3 +89,12 @@ pub fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64
     std::fs::write(&streamed, serde_json::to_string(&p).unwrap()).unwrap();
     streamed
 }
+
+/// The FFN weight matrices of a dense model (every `ffn_*` tensor but the norms).
+#[allow(dead_code)]
+pub fn ffn_matrices(inv: &solver::Inventory) -> Vec<&solver::TensorEntry> {
+    inv.tensors
+        .iter()
+        .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
+        .collect()
+}
