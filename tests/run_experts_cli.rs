@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, solve};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::{Path, PathBuf};
 
@@ -32,18 +32,7 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
         model.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
-    let plan = dir.join("plan.json");
-    let (ok, _, err) = hypura(&[
-        "solve",
-        "--hw",
-        PROFILE,
-        "--model",
-        model.to_str().unwrap(),
-        "--greedy",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let plan = solve(&model, dir);
     // Every expert tensor on NVMe, a cache of 3 of the 32 experts.
     let mut p: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
