@@ -21,6 +21,7 @@ use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::stream::StreamStats;
 use sim::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
+use sim::decode::Coactivation;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +78,21 @@ pub struct Experts {
     cache: OnlineCache,
     resident_bytes: u64,
     permanent_bytes: u64,
+    prefetch: Option<Prefetch>,
+}
+
+/// Co-activation prefetch: after MoE layer `m` routes a decode token, the experts of layer
+/// `m + 1` that most often followed its selection in earlier tokens (sim's predictor, learned
+/// online) are read while layer `m` computes. They stay outside the cache until the router of
+/// `m + 1` chooses them (then they are cache accesses like any other, without a read) or not
+/// (then they are released): at most top-k experts beyond the cache's bytes.
+struct Prefetch {
+    coact: Coactivation,
+    top_k: usize,
+    /// The previous decode selection: (MoE position, experts).
+    last: Option<(usize, Vec<u16>)>,
+    /// Experts read ahead for a MoE position, not selected or dropped yet.
+    staged: Option<(usize, Vec<u16>)>,
 }
 
 impl Experts {
@@ -183,6 +199,7 @@ impl Experts {
             cache,
             resident_bytes: 0,
             permanent_bytes: 0,
+            prefetch: None,
         };
         for (&block, ids) in permanent {
             let Some(&pos) = experts.layer_pos.get(&block) else {
@@ -221,6 +238,16 @@ impl Experts {
     /// Bytes of the preloaded (never evicted) experts.
     pub fn permanent_bytes(&self) -> u64 {
         self.permanent_bytes
+    }
+
+    /// Turns co-activation prefetch on for a model routing `top_k` experts per token.
+    pub fn enable_prefetch(&mut self, top_k: usize) {
+        self.prefetch = Some(Prefetch {
+            coact: Coactivation::new(self.layers.len(), self.n_expert),
+            top_k,
+            last: None,
+            staged: None,
+        });
     }
 
     /// Cache capacity in experts, per partition.
@@ -271,13 +298,70 @@ impl Experts {
                 }
             }
         }
+        self.drop_staged(pos, stats);
         let kept: Vec<bool> = (0..self.n_expert)
             .map(|e| self.layers[pos].needed[e] && self.cache.is_cached(pos, e as u16))
             .collect();
         for i in self.layers[pos].tensors.clone() {
             self.submit(i, &kept, io, stats);
         }
+        self.prefetch_next(pos, ids, io, stats);
         Ok(())
+    }
+
+    /// Settles experts read ahead: those of `pos` the router chose count as prefetch hits (the
+    /// cache now holds them, or their matmuls release them); the others, and any left from an
+    /// earlier step, are released unless cached or preloaded.
+    fn drop_staged(&mut self, pos: usize, stats: &mut StreamStats) {
+        let Some((at, staged)) = self.prefetch.as_mut().and_then(|p| p.staged.take()) else {
+            return;
+        };
+        for e in staged {
+            let e = usize::from(e);
+            if at == pos && self.layers[pos].needed[e] {
+                stats.expert_prefetch_hits += 1;
+            } else if !self.layers[at].permanent[e] && !self.cache.is_cached(at, e as u16) {
+                for i in self.layers[at].tensors.clone() {
+                    self.release(i, e);
+                }
+            }
+        }
+    }
+
+    /// Learns from a decode step's selection at `pos` and reads ahead the predicted experts of
+    /// the next MoE layer (prompt batches neither learn nor prefetch).
+    fn prefetch_next(&mut self, pos: usize, ids: &[u16], io: ExpertIo, stats: &mut StreamStats) {
+        let Some(mut p) = self.prefetch.take() else {
+            return;
+        };
+        if ids.len() > p.top_k {
+            p.last = None;
+            self.prefetch = Some(p);
+            return;
+        }
+        if let Some((m, prev)) = p.last.take() {
+            if m + 1 == pos {
+                p.coact.learn(m, &prev, ids);
+            }
+        }
+        p.last = Some((pos, ids.to_vec()));
+        let next = pos + 1;
+        if next < self.layers.len() && !self.layers[next].tensors.is_empty() {
+            let mut predicted = Vec::new();
+            p.coact.predict(pos, ids, p.top_k, &mut predicted);
+            let first = self.layers[next].tensors[0];
+            predicted.retain(|&e| !self.slices[first].loaded[usize::from(e)]);
+            let mut want = vec![false; self.n_expert];
+            for &e in &predicted {
+                want[usize::from(e)] = true;
+            }
+            for i in self.layers[next].tensors.clone() {
+                self.submit(i, &want, io, stats);
+            }
+            stats.expert_prefetches += predicted.len() as u64;
+            p.staged = Some((next, predicted));
+        }
+        self.prefetch = Some(p);
     }
 
     /// Before the matmul over `tensor`: reads the needed slices that are not resident and waits

@@ -37,6 +37,8 @@ pub struct MoeOptions {
     pub record: bool,
     /// Force every MoE layer's selection from this trace.
     pub replay: Option<traces::Trace>,
+    /// Read the next MoE layer's likely experts ahead (co-activation counts learned online).
+    pub coactivation_prefetch: bool,
 }
 
 impl MoeOptions {
@@ -178,7 +180,7 @@ impl PlannedModel {
                 let pinned = self.pins_resident_experts(moe);
                 let no_pins = HashMap::new();
                 let (io, stats) = streamer.io();
-                Some(Experts::new(
+                let mut x = Experts::new(
                     tensors,
                     &arch.moe_layers,
                     arch.n_expert as usize,
@@ -191,7 +193,11 @@ impl PlannedModel {
                     self.placement.expert_cache_bytes,
                     io,
                     stats,
-                )?)
+                )?;
+                if moe.coactivation_prefetch {
+                    x.enable_prefetch(arch.n_expert_used as usize);
+                }
+                Some(x)
             };
             streamer.set_moe(Moe::new(routing, x));
         }

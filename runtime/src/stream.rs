@@ -63,6 +63,9 @@ pub struct StreamStats {
     pub expert_hits: u64,
     /// Expert slices read from disk (one per expert and tensor).
     pub expert_fills: u64,
+    /// Experts read ahead by co-activation prefetch, and of those, the ones the router then chose.
+    pub expert_prefetches: u64,
+    pub expert_prefetch_hits: u64,
 }
 
 /// How the streamer reads.
@@ -300,7 +303,8 @@ impl Streamer {
             // A step's uses are at most top-k per token of one ubatch: far below u32::MAX.
             expert_hits: (self.stats.expert_hits - r.mark_stats.expert_hits) as u32,
             expert_accesses: (self.stats.expert_accesses - r.mark_stats.expert_accesses) as u32,
-            prefetch_hits: 0,
+            prefetch_hits: (self.stats.expert_prefetch_hits - r.mark_stats.expert_prefetch_hits)
+                as u32,
             storage_busy_s: busy_s - r.mark_busy_s,
         });
         r.mark = now;

@@ -263,3 +263,54 @@ fn streamed_expert_bytes_do_not_enter_the_page_cache() {
         "{hot} of {pages} expert pages are in the page cache"
     );
 }
+
+#[test]
+fn coactivation_prefetch_reads_ahead_without_changing_tokens_or_routing() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = deepseek(dir.path());
+    // DeepSeek-V2-Lite's routing shape, synthesized with strong ties between layers (token
+    // clusters with preferred experts), long enough for 40 decode steps.
+    let params = traces::synth::SynthParams::uniform(
+        traces::import::deepseek_csv::deepseek_v2_lite(),
+        vec![80],
+        traces::synth::LayerParams {
+            skew: 0.5,
+            reuse: 0.2,
+            affinity: 0.9,
+            drift: 0.0,
+        },
+    );
+    let routing = traces::synth::synthesize(&params, 7).unwrap();
+    // Room for 4 experts of the 26 x 64: nearly every access misses, so prefetch has work.
+    let plan = plan_streaming_experts(&path, &[], 4);
+    let replay = |prefetch: bool| MoeOptions {
+        replay: Some(routing.clone()),
+        coactivation_prefetch: prefetch,
+        ..Default::default()
+    };
+    let n = 40;
+    let on_demand = run(&path, &plan, &replay(false), n);
+    let ahead = run(&path, &plan, &replay(true), n);
+    assert_eq!(ahead.tokens, on_demand.tokens);
+    let (a, d) = (&ahead.stats, &on_demand.stats);
+    eprintln!(
+        "prefetched {} experts, {} taken; slices read {} (on demand {})",
+        a.expert_prefetches, a.expert_prefetch_hits, a.expert_fills, d.expert_fills
+    );
+    assert_eq!(a.expert_accesses, d.expert_accesses);
+    assert_eq!(d.expert_prefetches, 0);
+    assert!(a.expert_prefetches > 0, "{a:?}");
+    // Learned online from the replayed routing: some predictions are taken, never more than made.
+    assert!(
+        a.expert_prefetch_hits > 0 && a.expert_prefetch_hits <= a.expert_prefetches,
+        "{a:?}"
+    );
+    // A prefetched expert the router takes is not read again.
+    assert!(a.expert_fills >= d.expert_fills, "{a:?} vs {d:?}");
+    let expert_bytes = plan.experts[0].expert_bytes;
+    // The cache, one layer's experts for a prompt batch, and top-k read ahead.
+    assert!(
+        a.peak_resident_bytes <= plan.expert_cache.bytes + (64 + 6) * expert_bytes,
+        "{a:?}"
+    );
+}

@@ -64,6 +64,11 @@ pub struct Args {
     /// `static-frequency` keeps the plan's memory-tier experts and runs LRU over the rest).
     #[arg(long)]
     pub cache_policy: Option<String>,
+    /// Expert prefetch for per-expert streaming: `none` (read on demand) or `coactivation` (after
+    /// each MoE layer routes a decode token, read the next layer's experts that most often
+    /// followed this selection, learned online; at most top-k experts beyond the cache).
+    #[arg(long, default_value = "none", value_parser = ["none", "coactivation"])]
+    pub expert_prefetch: String,
     /// Overwrite an existing --metrics or --record-trace file.
     #[arg(long)]
     pub force: bool,
@@ -153,6 +158,7 @@ pub fn run(args: Args) -> Result<()> {
         cache_policy: args.cache_policy.clone(),
         record: args.record_trace.is_some(),
         replay,
+        coactivation_prefetch: args.expert_prefetch == "coactivation",
     };
     let mut streamer = planned
         .streamer_with(&moe)
@@ -241,6 +247,9 @@ pub fn run(args: Args) -> Result<()> {
                 "accesses": stats.expert_accesses,
                 "hits": stats.expert_hits,
                 "fills": stats.expert_fills,
+                "prefetch": args.expert_prefetch,
+                "prefetched": stats.expert_prefetches,
+                "prefetch_hits": stats.expert_prefetch_hits,
                 "routed_tokens": ctx.streamer().and_then(|s| s.moe()).map(|m| m.routing.n_tokens()),
             },
         });
@@ -282,6 +291,12 @@ pub fn run(args: Args) -> Result<()> {
                 100.0 * stats.expert_hits as f64 / stats.expert_accesses as f64,
                 stats.expert_fills
             );
+            if stats.expert_prefetches > 0 {
+                eprintln!(
+                    "  prefetch ({}): {} experts read ahead, {} chosen by the router",
+                    args.expert_prefetch, stats.expert_prefetches, stats.expert_prefetch_hits
+                );
+            }
         }
     }
     Ok(())

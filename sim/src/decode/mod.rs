@@ -22,7 +22,7 @@ mod prefetch;
 mod report;
 pub(crate) mod steps;
 
-pub use prefetch::ExpertPrefetch;
+pub use prefetch::{Coactivation, ExpertPrefetch};
 pub use report::{DecodeReport, LayerReport};
 
 use crate::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};

@@ -35,8 +35,9 @@ impl ExpertPrefetch {
     }
 }
 
-/// Counts of (expert at MoE layer m, expert at MoE layer m + 1) selected by the same token.
-pub(super) struct Coactivation {
+/// Counts of (expert at MoE layer m, expert at MoE layer m + 1) selected by the same token: the
+/// predictor of [`ExpertPrefetch::Coactivation`], shared with the runtime.
+pub struct Coactivation {
     n_expert: usize,
     counts: Vec<u32>,
     scores: Vec<u64>,
