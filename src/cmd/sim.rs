@@ -163,10 +163,7 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let inv = solver::load_model(&model)?;
-    let dense = Units::build(&inv, None)
-        .map_err(anyhow::Error::msg)?
-        .experts
-        .is_empty();
+    let dense = !inv.arch.is_moe();
     let trace = match &args.trace {
         Some(p) if dense => bail!(
             "--trace {}: {model} ({}) has no routed experts, so no routing trace applies; drop --trace (a dense model is simulated without one)",
