@@ -84,6 +84,26 @@ fn small_model_is_full_resident_and_on_the_gpu() {
     assert_eq!(s.plan.solver.method, "ilp");
 }
 
+/// Found by the capacities property in CI: Llama-3.3-70B on an M1 Max with 1.5x its memory
+/// fits (42.5 of 44.9 GB) but not on the GPU's working set; HiGHS, stopping within its gap, left
+/// the 256-byte rope-frequency table on NVMe (mode "mixed", with no pool to stream it through).
+/// Even with a loose gap the plan streams nothing.
+#[test]
+fn a_model_that_fits_streams_nothing_even_within_a_loose_gap() {
+    let hw = with_memory(&profile("m1max"), 1.4978688710284114, 1.0);
+    let inv = catalog::lookup("llama-3.3-70b").unwrap();
+    for gap in [5e-3, 5e-2] {
+        let mut opts = SolveOptions::default();
+        opts.ilp.mip_rel_gap = gap;
+        let s = place::solve(&inv, &hw, &opts).unwrap();
+        assert!(s.units.total_bytes() <= s.caps.memory_total());
+        assert_eq!(s.plan.mode, Mode::FullResident, "gap {gap}");
+        assert_eq!(s.plan.capacities.nvme_bytes, 0, "gap {gap}");
+        assert!(s.plan.tensors.values().all(|&t| t != TensorPlace::Nvme));
+        assert!(s.plan.solver.objective_s <= s.plan.solver.greedy_objective_s);
+    }
+}
+
 #[test]
 fn moe_too_large_for_memory_streams_experts() {
     let s = solve("deepseek-v3", &profile("m1max"), Method::Ilp);

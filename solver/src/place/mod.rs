@@ -2,7 +2,8 @@
 //! and expert cache are, how deep to prefetch, and the predicted decode speed — the [`Plan`].
 //!
 //! Pipeline: [`units`] groups the inventory into placement units, [`capacity`] sizes the tiers,
-//! [`cost`] predicts time, [`greedy`] and [`ilp`] choose tiers, [`plan`] writes the result and
+//! [`cost`] predicts time, [`greedy`] and [`ilp`] choose tiers, [`polish`] moves what the ILP
+//! left streaming into free memory, [`plan`] writes the result and
 //! [`explain`] says why.
 
 pub mod capacity;
@@ -11,6 +12,7 @@ pub mod explain;
 pub mod greedy;
 pub mod ilp;
 pub mod plan;
+pub mod polish;
 pub mod units;
 
 pub use capacity::{Capacities, Headroom, Shortfall};
@@ -126,11 +128,16 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
     let objective =
         |a: &Assignment, depth: u32| request_time_depth(&cost, &units, a, opts.prompt_len, depth);
     let greedy_objective = objective(&greedy, 1);
-    let (assignment, config, method, status, bounds) = match opts.method {
+    let (mut assignment, config, method, status, bounds) = match opts.method {
         Method::Greedy => (greedy.clone(), 0, "greedy", "heuristic", None),
         Method::Ilp => solve_ilp(&units, &configs, &cost, opts, &greedy, &objective)?,
     };
     let (streaming, plan_caps) = &configs[config];
+    if method == "ilp" {
+        polish::into_free_memory(&units, plan_caps, &mut assignment, &|a| {
+            objective(a, streaming.depth)
+        });
+    }
     let depth = if streams_dense(&units, &assignment) {
         streaming.depth
     } else {
@@ -179,7 +186,14 @@ fn pool_configs(
     caps: &Capacities,
 ) -> Result<Vec<(ilp::Streaming, Capacities)>, Shortfall> {
     if units.total_bytes() <= caps.memory_total() {
-        return Ok(vec![(ilp::Streaming::default(), caps.clone())]);
+        // No pool: nothing may stream (dense weights streamed with nowhere to land would be a
+        // plan the runtime cannot run).
+        let resident = ilp::Streaming {
+            depth: 0,
+            dense: false,
+            globals: false,
+        };
+        return Ok(vec![(resident, caps.clone())]);
     }
     let mut dense: BTreeMap<Option<u32>, u64> = BTreeMap::new();
     for u in units
