@@ -70,6 +70,28 @@ fn json_summary_with_lru() {
     assert!(bound >= s["hit_rate"].as_f64().unwrap());
 }
 
+/// Per-layer partitioning names itself in the summary, and so does its Belady bound, which is
+/// computed with the same partitions; splitting the cache evenly never beats Belady over it.
+#[test]
+fn per_layer_partition() {
+    let args = ["sim", "--tokens", "256", "--policy", "lru", "--json"];
+    let (ok, out, err) = hypura(&[&args[..], &["--partition", "per-layer"]].concat());
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["policy"], "lru/per-layer");
+    assert_eq!(v["belady"]["policy"], "belady/per-layer");
+    let per_layer_bound = v["belady"]["hit_rate"].as_f64().unwrap();
+    assert!(per_layer_bound >= v["summary"]["hit_rate"].as_f64().unwrap());
+    let (ok, out, err) = hypura(&args);
+    assert!(ok, "{err}");
+    let global: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(global["belady"]["hit_rate"].as_f64().unwrap() >= per_layer_bound);
+    let (ok, _, err) = hypura(&["sim", "--partition", "per-layer"]);
+    assert!(!ok && err.contains("--partition"), "{err}");
+    let (ok, _, err) = hypura(&["sim", "--policy", "lru", "--partition", "layers"]);
+    assert!(!ok && err.contains("--partition"), "{err}");
+}
+
 #[test]
 fn bad_arguments_are_refused() {
     let (ok, _, err) = hypura(&["sim", "--policy", "fifo"]);

@@ -5,7 +5,7 @@
 //! second; goal >= 2 M on one core.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sim::cache::Policy;
+use sim::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, ExpertPrefetch, Machine, Options, Placement};
 use solver::hw::HwProfile;
 use solver::place::{Mode, SolveOptions};
@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
             DecodePolicy::Cache {
                 policy: Policy::Lru,
                 capacity_bytes: solved.plan.expert_cache.bytes,
+                partition: Partition::Global,
             },
             ExpertPrefetch::None,
         ),
@@ -67,6 +68,7 @@ fn bench(c: &mut Criterion) {
             DecodePolicy::Cache {
                 policy: Policy::Lru,
                 capacity_bytes: solved.plan.expert_cache.bytes,
+                partition: Partition::Global,
             },
             ExpertPrefetch::Coactivation,
         ),

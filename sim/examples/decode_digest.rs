@@ -7,7 +7,7 @@
 //! and of the report's JSON (printed too when `DIGEST_REPORTS` is set); the run is repeated
 //! `REPEAT` times (default 1) for profiling, on the trace's first `TOKENS` tokens (default all).
 
-use sim::cache::Policy;
+use sim::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, ExpertPrefetch, Machine, Options, Placement};
 use sim::metrics::TokenLayerRecord;
 use solver::hw::HwProfile;
@@ -102,6 +102,7 @@ fn main() {
         let cache = |policy| DecodePolicy::Cache {
             policy,
             capacity_bytes: solved.plan.expert_cache.bytes,
+            partition: Partition::Global,
         };
         let scenarios = [
             (DecodePolicy::Static, ExpertPrefetch::None, 1),

@@ -1,7 +1,7 @@
 //! Decode simulation: a hand-computed two-token case, Belady never below LRU, and agreement with
 //! the solver's prediction where the engine and the analytic model coincide.
 
-use sim::cache::Policy;
+use sim::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use solver::hw::{HwProfile, ReadPoint, StorageProfile};
 use solver::place::cost::LayerLoad;
@@ -164,6 +164,7 @@ fn hand_computed_two_tokens() {
     let lru = DecodePolicy::Cache {
         policy: Policy::Lru,
         capacity_bytes: MB,
+        partition: Partition::Global,
     };
     let r = run(&placement, &m, &trace, &lru);
     assert!(
@@ -177,6 +178,7 @@ fn hand_computed_two_tokens() {
     let belady = DecodePolicy::Cache {
         policy: Policy::Belady,
         capacity_bytes: 2 * MB,
+        partition: Partition::Global,
     };
     let r = run(&placement, &m, &trace, &belady);
     assert_eq!(r.layers[0].hits, 1);
@@ -411,6 +413,7 @@ fn mixtral_belady_bounds_lru_and_prefetch_helps() {
             &DecodePolicy::Cache {
                 policy,
                 capacity_bytes,
+                partition: Partition::Global,
             },
             &opts,
         )

@@ -2,7 +2,7 @@
 //! decode of the same tokens, agreement with the solver's prefill prediction where the models
 //! coincide, and refused prompts.
 
-use sim::cache::Policy;
+use sim::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, Machine, Options, Placement};
 use sim::prefill::{self, Prompt, RequestRun};
 use solver::hw::{HwProfile, ReadPoint, StorageProfile};
@@ -221,6 +221,7 @@ fn hand_computed_prefill_then_decode() {
     let lru = DecodePolicy::Cache {
         policy: Policy::Lru,
         capacity_bytes: 8 * MB,
+        partition: Partition::Global,
     };
     let r = run(&lru);
     let p = &r.prefill;
@@ -282,8 +283,8 @@ fn mixtral() -> (HwProfile, solver::place::Solved, Trace) {
 }
 
 /// A batch of one token is a decode step: prefilling the first 40 tokens one at a time gives
-/// exactly the records of decoding those 40 tokens, for the static cache and for LRU (whose
-/// hits on a prefix do not depend on what follows), on a machine with every effect on.
+/// exactly the records of decoding those 40 tokens, for the static cache, for LRU and ARC (whose
+/// hits on a prefix do not depend on what follows), global and per layer, on a machine with every effect on.
 #[test]
 fn prefill_in_batches_of_one_is_decode_of_the_same_tokens() {
     let (hw, solved, trace) = mixtral();
@@ -309,6 +310,17 @@ fn prefill_in_batches_of_one_is_decode_of_the_same_tokens() {
         DecodePolicy::Cache {
             policy: Policy::Lru,
             capacity_bytes: solved.plan.expert_cache.bytes / 2,
+            partition: Partition::Global,
+        },
+        DecodePolicy::Cache {
+            policy: Policy::Lru,
+            capacity_bytes: solved.plan.expert_cache.bytes / 2,
+            partition: Partition::PerLayer,
+        },
+        DecodePolicy::Cache {
+            policy: Policy::Arc,
+            capacity_bytes: solved.plan.expert_cache.bytes,
+            partition: Partition::PerLayer,
         },
     ] {
         let req = prefill::simulate_request(&placement, &machine, &trace, &policy, &opts, &prompt)

@@ -2,7 +2,7 @@
 //! after prefilling a prompt of its first tokens in batches when `--prompt-len` is given.
 
 use anyhow::{bail, Context, Result};
-use sim::cache::Policy;
+use sim::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use sim::prefill::{self, PrefillReport, Prompt};
 use solver::hw::HwProfile;
@@ -49,6 +49,11 @@ pub struct Args {
     /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
     #[arg(long)]
     pub cache_bytes: Option<u64>,
+    /// How a cache policy's bytes are shared: global (one cache over every streaming layer,
+    /// as the runtime keeps it) or per-layer (each streaming layer an equal byte share). The
+    /// Belady bound is computed with the same partitioning.
+    #[arg(long, value_parser = ["global", "per-layer"])]
+    pub partition: Option<String>,
     /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized); with
     /// --prompt-len, the N after the prompt.
     #[arg(long)]
@@ -238,7 +243,14 @@ pub fn run(args: Args) -> Result<()> {
         cost: &cost,
     };
     let capacity_bytes = args.cache_bytes.unwrap_or(plan.expert_cache.bytes);
-    let policy = parse_policy(&args.policy, args.cache_bytes, capacity_bytes)?;
+    let partition = match args.partition.as_deref() {
+        None | Some("global") => Partition::Global,
+        Some(_) => Partition::PerLayer,
+    };
+    let policy = parse_policy(&args.policy, args.cache_bytes, capacity_bytes, partition)?;
+    if policy == DecodePolicy::Static && args.partition.is_some() {
+        bail!("--partition does not apply to --policy static (the plan's own cache); pick lru, lfu, lfru, arc, pinned-lru or belady");
+    }
     let machine = Machine::from_profile(&hw);
     let opts = Options {
         prefetch_depth: args.prefetch_depth.unwrap_or(plan.prefetch_depth),
@@ -274,6 +286,7 @@ pub fn run(args: Args) -> Result<()> {
         _ => Some(simulate(&DecodePolicy::Cache {
             policy: Policy::Belady,
             capacity_bytes,
+            partition,
         })?),
     };
     let (bound_prefill, bound) = match bound {
@@ -315,7 +328,12 @@ type Simulated = (
     Vec<sim::metrics::TokenLayerRecord>,
 );
 
-fn parse_policy(name: &str, given: Option<u64>, capacity_bytes: u64) -> Result<DecodePolicy> {
+fn parse_policy(
+    name: &str,
+    given: Option<u64>,
+    capacity_bytes: u64,
+    partition: Partition,
+) -> Result<DecodePolicy> {
     let policy = match name {
         "static" if given.is_some() => bail!(
             "--cache-bytes does not apply to --policy static (the plan's own cache); pick lru, lfu, arc, pinned-lru or belady"
@@ -326,6 +344,7 @@ fn parse_policy(name: &str, given: Option<u64>, capacity_bytes: u64) -> Result<D
     Ok(DecodePolicy::Cache {
         policy,
         capacity_bytes,
+        partition,
     })
 }
 

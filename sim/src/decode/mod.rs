@@ -42,15 +42,30 @@ pub enum DecodePolicy {
     /// The plan's own cache: its GPU and RAM experts, loaded at start and never evicted (the
     /// solver's static-frequency assumption).
     Static,
-    /// A cache policy over the streaming layers' experts, starting empty.
-    Cache { policy: Policy, capacity_bytes: u64 },
+    /// A cache policy over the streaming layers' experts, starting empty: one cache shared by
+    /// them (`Partition::Global`, like the runtime's), or one per layer with an equal byte share.
+    Cache {
+        policy: Policy,
+        capacity_bytes: u64,
+        partition: Partition,
+    },
 }
 
 impl DecodePolicy {
-    pub fn name(&self) -> &'static str {
+    /// The policy's name as metrics write it: `lru`, or `lru/per-layer` when partitioned.
+    pub fn name(&self) -> String {
         match self {
-            DecodePolicy::Static => "static",
-            DecodePolicy::Cache { policy, .. } => policy.name(),
+            DecodePolicy::Static => "static".into(),
+            DecodePolicy::Cache {
+                policy,
+                partition: Partition::Global,
+                ..
+            } => policy.name().into(),
+            DecodePolicy::Cache {
+                policy,
+                partition: Partition::PerLayer,
+                ..
+            } => format!("{}/per-layer", policy.name()),
         }
     }
 }
@@ -190,7 +205,7 @@ pub(crate) fn simulate_with_hits(
         source: "sim".to_string(),
         model: trace.model().architecture.clone(),
         plan_hash: None,
-        policy: policy.name().to_string(),
+        policy: policy.name(),
         cache_bytes: cache_bytes(moe, policy),
     };
     let summary = Summary::from_records(run, &out.records);
@@ -355,6 +370,39 @@ impl StreamingCache {
             policy,
         })
     }
+
+    /// Per-layer partitions give every streaming layer `capacity_bytes / layers`: refuses a
+    /// pinned hot set that does not fit in some layer's share, naming the layer and the bytes
+    /// that would do.
+    pub(crate) fn check_per_layer(
+        &self,
+        layers: &[MoeLayer],
+        capacity_bytes: u64,
+    ) -> Result<(), SimError> {
+        let Policy::PinnedLru(HotSet(hot)) = &self.policy else {
+            return Ok(());
+        };
+        let share = capacity_bytes / self.streaming.len() as u64;
+        let mut need = 0u64;
+        let mut worst = None;
+        for (pos, &l) in self.streaming.iter().enumerate() {
+            let pinned = hot.iter().filter(|h| h.0 == pos).count() as u64;
+            let bytes = pinned * self.sizes[pos];
+            need = need.max(bytes);
+            if bytes > share && worst.is_none() {
+                worst = Some((layers[l].layer, pinned, share / self.sizes[pos]));
+            }
+        }
+        match worst {
+            None => Ok(()),
+            Some((layer, pinned, holds)) => Err(SimError::new(format!(
+                "pinned-lru per layer: MoE layer {layer} pins its {pinned} resident experts, but \
+                 its share of the cache ({share} bytes) holds {holds}; give a cache of at least \
+                 {} bytes or use the global partition",
+                need * self.streaming.len() as u64
+            ))),
+        }
+    }
 }
 
 /// Whether each expert access of the trace hits, in stored order.
@@ -375,22 +423,30 @@ fn expert_hits(
             );
         }
     }
-    let (policy, capacity_bytes) = match policy {
+    let (policy, capacity_bytes, partition) = match policy {
         DecodePolicy::Static => return Ok(resident),
         DecodePolicy::Cache {
             policy,
             capacity_bytes,
-        } => (policy, *capacity_bytes),
+            partition,
+        } => (policy, *capacity_bytes, *partition),
     };
     let Some(c) = StreamingCache::new(layers, policy, capacity_bytes) else {
         return Ok(resident);
     };
+    if partition == Partition::PerLayer {
+        c.check_per_layer(layers, capacity_bytes)?;
+    }
     let streaming = c.streaming;
     let sub = select_layers(trace, &streaming)?;
+    let capacity = match partition {
+        Partition::Global => Capacity::Experts(c.slots),
+        Partition::PerLayer => Capacity::Bytes(capacity_bytes),
+    };
     let config = CacheConfig {
         policy: c.policy,
-        partition: Partition::Global,
-        capacity: Capacity::Experts(c.slots),
+        partition,
+        capacity,
     };
     let (_, sub_hits) = cache::replay_hits(&sub, &config, &ExpertBytes::per_layer_sizes(c.sizes)?)?;
     let mut hits = resident;

@@ -92,6 +92,7 @@ pub(super) fn replay(
     let DecodePolicy::Cache {
         policy,
         capacity_bytes,
+        partition,
     } = policy
     else {
         return Ok(hits);
@@ -99,41 +100,74 @@ pub(super) fn replay(
     let Some(c) = StreamingCache::new(moe, policy, *capacity_bytes) else {
         return Ok(hits);
     };
-    let flat = flat_accesses(&c.streaming, batches, decode)?;
-    // One slot per (streaming layer, expert): the same global cache as the decode replay.
     let n_expert = decode.model().n_expert as usize;
-    let policy = match c.policy {
-        Policy::PinnedLru(HotSet(hot)) => Policy::PinnedLru(HotSet(
-            hot.into_iter()
-                .map(|(pos, e)| (0, (pos * n_expert + usize::from(e)) as u16))
-                .collect(),
-        )),
-        p => p,
+    // The caches replayed: one over every streaming layer (global), or one per layer holding
+    // an equal byte share (per-layer partitions never interact, so each replays alone).
+    let HotSet(hot) = match &c.policy {
+        Policy::PinnedLru(h) => h.clone(),
+        _ => HotSet(Vec::new()),
     };
-    let config = CacheConfig {
-        policy,
-        partition: Partition::Global,
-        capacity: Capacity::Experts(c.slots),
+    let groups: Vec<CacheGroup> = match partition {
+        Partition::Global => vec![(c.streaming.clone(), hot, c.slots)],
+        Partition::PerLayer => {
+            c.check_per_layer(moe, *capacity_bytes)?;
+            let share = capacity_bytes / c.streaming.len() as u64;
+            c.streaming
+                .iter()
+                .enumerate()
+                .map(|(pos, &l)| {
+                    let mine = hot
+                        .iter()
+                        .filter(|h| h.0 == pos)
+                        .map(|h| (0, h.1))
+                        .collect();
+                    let cap = (share / c.sizes[pos]).min(n_expert as u64);
+                    (vec![l], mine, cap)
+                })
+                .collect()
+        }
     };
-    let (_, flat_hits) = cache::replay_hits(&flat, &config, &ExpertBytes::uniform(1, c.sizes[0])?)?;
-    let mut it = flat_hits.into_iter();
-    for b in batches.iter_mut() {
-        for &l in &c.streaming {
-            for t in &mut b.layers[l] {
-                t.hit = it.next().expect("one hit per access");
+    for (layers, hot, slots) in groups {
+        let flat = flat_accesses(&layers, batches, decode)?;
+        // One slot per (layer of the group, expert).
+        let policy = match &c.policy {
+            Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(
+                hot.into_iter()
+                    .map(|(pos, e)| (0, (pos * n_expert + usize::from(e)) as u16))
+                    .collect(),
+            )),
+            p => p.clone(),
+        };
+        let config = CacheConfig {
+            policy,
+            partition: Partition::Global,
+            capacity: Capacity::Experts(slots),
+        };
+        let size = ExpertBytes::uniform(1, c.sizes[0])?;
+        let (_, flat_hits) = cache::replay_hits(&flat, &config, &size)?;
+        let mut it = flat_hits.into_iter();
+        for b in batches.iter_mut() {
+            for &l in &layers {
+                for t in &mut b.layers[l] {
+                    t.hit = it.next().expect("one hit per access");
+                }
             }
         }
-    }
-    for token in 0..decode.n_tokens() {
-        for &l in &c.streaming {
-            let first = (token * moe.len() + l) * k;
-            for h in &mut hits[first..first + k] {
-                *h = it.next().expect("one hit per access");
+        for token in 0..decode.n_tokens() {
+            for &l in &layers {
+                let first = (token * moe.len() + l) * k;
+                for h in &mut hits[first..first + k] {
+                    *h = it.next().expect("one hit per access");
+                }
             }
         }
     }
     Ok(hits)
 }
+
+/// One cache of the prefill replay: its MoE positions, their pinned experts as (index among
+/// those positions, expert id), and its capacity in experts.
+type CacheGroup = (Vec<usize>, Vec<(usize, u16)>, u64);
 
 /// The streaming layers' accesses as a one-layer, top-1 trace over slots
 /// `position * n_expert + expert`: every prefill union, then every decode selection.
