@@ -64,24 +64,29 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     let reference = llama_reference(&gemma);
     assert_eq!(reference.len(), N);
 
-    // `hypura run --plain`: the same reference through the CLI.
-    let (ok, out, err) = hypura(&[
-        "run",
-        "--plain",
-        "-m",
-        gemma.to_str().unwrap(),
-        "-p",
-        PROMPT,
-        "-n",
-        "16",
-        "--ctx",
-        "256",
-        "--json",
-    ]);
-    assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["mode"], "plain");
-    assert_eq!(ids(&v), reference);
+    // `hypura run --plain`: the same reference through the CLI, with llama.cpp's mmap loader
+    // and with the O_DIRECT one a plan loads with.
+    for load in ["mmap", "direct"] {
+        let (ok, out, err) = hypura(&[
+            "run",
+            "--plain",
+            "--plain-load",
+            load,
+            "-m",
+            gemma.to_str().unwrap(),
+            "-p",
+            PROMPT,
+            "-n",
+            "16",
+            "--ctx",
+            "256",
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["mode"], "plain");
+        assert_eq!(ids(&v), reference, "--plain-load {load}");
+    }
 
     let plan = solve(&gemma, dir.path());
     let v = run_json(&plan, &gemma, &[]);

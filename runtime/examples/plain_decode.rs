@@ -3,12 +3,14 @@
 //! fields of `hypura run --json` it shares (tokens, decode_tok_per_s, ...) plus the bytes the
 //! process read from storage while generating (/proc/self/io read_bytes: mmap page faults count).
 //!   cargo run --release -p runtime --example plain_decode -- MODEL PROMPT N THREADS CTX [--repack]
-//!     [--replay-trace=TRACE]
+//!     [--replay-trace=TRACE] [--load=mmap|read|direct]
 //! Without --repack, llama.cpp's CPU weight repacking is off: repacked copies are anonymous memory,
 //! so with it on the weights cannot be larger than RAM and the mmap no longer matters.
 //! --replay-trace forces each MoE layer's routing from TRACE as `hypura run --replay-trace` does
 //! (the eval callback rewrites router logits; nothing is streamed), so a synthesized model, whose
 //! random router collapses onto a few experts, touches the experts a real model would.
+//! --load picks llama.cpp's loader (default mmap); `direct` is how `hypura run --plan` loads,
+//! so a resident plan's speed can be compared with plain llama.cpp one difference at a time.
 
 use runtime::moe::Moe;
 use runtime::routing::Routing;
@@ -32,9 +34,19 @@ fn main() {
     let threads: u32 = threads
         .parse()
         .unwrap_or_else(|_| fail("THREADS must be a count"));
+    let load = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--load="))
+        .unwrap_or("mmap");
+    let load_mode = match load {
+        "mmap" => LoadMode::Default,
+        "read" => LoadMode::Read,
+        "direct" => LoadMode::DirectIo,
+        other => fail(&format!("--load={other}: expected mmap, read or direct")),
+    };
     let path = PathBuf::from(model);
     let params = ModelParams {
-        load_mode: LoadMode::Default,
+        load_mode,
         use_extra_bufts: repack,
         streamed: Vec::new(),
         host: Vec::new(),
@@ -70,7 +82,7 @@ fn main() {
     };
     let v = serde_json::json!({
         "model": path.display().to_string(),
-        "mode": (if repack { "plain llama.cpp (mmap, repacked)" } else { "plain llama.cpp (mmap)" }),
+        "mode": format!("plain llama.cpp ({load}{})", if repack { ", repacked" } else { "" }),
         "tokens": g.tokens,
         "prompt_s": g.prompt_s,
         "decode_s": decode_s,

@@ -17,6 +17,10 @@ pub struct Args {
     /// are compared with.
     #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace", "replay_trace"], requires = "model")]
     pub plain: bool,
+    /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
+    /// anonymous memory, as a plan loads), to tell a loader's share of a speed difference.
+    #[arg(long, requires = "plain", value_parser = ["mmap", "direct"])]
+    pub plain_load: Option<String>,
     /// The GGUF file (default: the file named in the plan, next to the plan or in the current
     /// directory).
     #[arg(short = 'm', long)]
@@ -304,7 +308,11 @@ pub fn run(args: Args) -> Result<()> {
 
 /// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming.
 fn run_plain(args: &Args, model_path: &Path) -> Result<()> {
-    let model = Model::load(model_path, &ModelParams::llama_defaults())
+    let mut params = ModelParams::llama_defaults();
+    if args.plain_load.as_deref() == Some("direct") {
+        params.load_mode = runtime::LoadMode::DirectIo;
+    }
+    let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
     let prompt = model.tokenize(&args.prompt, true)?;
     let params = ContextParams {

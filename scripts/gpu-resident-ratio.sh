@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Resident plan against plain llama.cpp on a CUDA machine without cargo (e.g. the lent H200):
+# decode tok/s of `hypura run --plan` (every tensor on the GPU), `hypura run --plain` (mmap) and
+# `hypura run --plain --plain-load direct` (O_DIRECT, how a plan loads), alternating, on a small
+# and a larger synthesized dense model: where the resident ratio goes below 1, this says whether
+# the loader is why.
+# Prepare here (where cargo is), in the repo root:
+#   CARGO_TARGET_DIR=target-dl cargo build -p hypura --features dynamic-link
+#   mkdir -p .dev && strip -o .dev/hypura target-dl/debug/hypura
+#   cp -r ~/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp .dev/llama.cpp
+# then carry .dev and run it there:  scripts/gpu-resident-ratio.sh [SIZES...]  (default 512MiB 4GiB)
+# Results go to $OUT/ratio.txt (one line per run) as they come.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-ratio}
+mkdir -p "$OUT"
+B=$PWD/.dev/hypura
+P="The history of the printing press begins"
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(512MiB 4GiB)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/ratio.txt"
+[ -f /tmp/llb/bin/libllama.so ] || bash scripts/cuda-libs.sh .dev/llama.cpp /tmp/llb 90 >"$OUT/build.log" 2>&1 ||
+  { tail -30 "$OUT/build.log"; exit 1; }
+export LD_LIBRARY_PATH=/tmp/llb/bin
+$B profile --disk /tmp --quick -o /tmp/gpu.toml >/dev/null 2>&1
+field() {
+  python3 -c "import json,sys; v=json.load(sys.stdin); print('%.1f tok/s, tokens #%d' % (v['decode_tok_per_s'], hash(tuple(v['tokens'])) % 100000))"
+}
+for size in "${sizes[@]}"; do
+  m=/tmp/dense-$size.gguf
+  [ -f "$m" ] || $B synth --arch llama --size "$size" --type q8_0 -o "$m" >/dev/null
+  $B solve --hw /tmp/gpu.toml --model "$m" --greedy -o "$m.plan.json" --force >/dev/null
+  # About a second of decode at each size.
+  n=1000; [ "$size" = 512MiB ] || n=400
+  for round in 1 2 3 4 5; do
+    for k in mmap plan direct; do
+      case $k in
+        plan) a=(--plan "$m.plan.json") ;;
+        *) a=(--plain --plain-load $k) ;;
+      esac
+      r=$($B run "${a[@]}" -m "$m" -p "$P" -n $n --ctx $((n + 64)) --json 2>>"$OUT/err.txt" | field)
+      echo "$size round $round $k: $r" | tee -a "$OUT/ratio.txt"
+    done
+  done
+done
