@@ -1,7 +1,8 @@
-//! Decode simulation: a hand-computed two-token case, Belady never below LRU, and agreement with
+//! Decode simulation: a hand-computed two-token case, Belady never below LRU, global against
+//! per-layer cache partitions by hand, and agreement with
 //! the solver's prediction where the engine and the analytic model coincide.
 
-use sim::cache::{Partition, Policy};
+use sim::cache::{HotSet, Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use solver::hw::{HwProfile, ReadPoint, StorageProfile};
 use solver::place::cost::LayerLoad;
@@ -448,4 +449,125 @@ fn mixtral_belady_bounds_lru_and_prefetch_helps() {
     );
     assert_eq!(oracle.prefetch_wasted_bytes_per_token, 0.0);
     assert!(coact.tok_per_s <= oracle.tok_per_s);
+}
+
+// Cache partitioning: one cache over every streaming layer against one per layer with an
+// equal byte share, on a hand-computed two-layer case.
+
+/// Two MoE layers of 4 experts of 1 MB, top-1, every expert on NVMe.
+fn two_layer_units() -> Units {
+    let layer = |l: u32| ExpertLayer {
+        layer: l,
+        expert_bytes: MB,
+        expert_flops: 2e6,
+        slice_bytes: MB,
+        rates: vec![0.25; 4],
+        order: vec![0, 1, 2, 3],
+        cum: vec![0.0, 0.25, 0.5, 0.75, 1.0],
+        tensors: vec![format!("blk.{l}.ffn_up_exps.weight")],
+    };
+    Units {
+        units: vec![],
+        experts: vec![layer(0), layer(1)],
+        n_layer: 2,
+        top_k: 1,
+    }
+}
+
+/// Layer 0 alternates experts 0 and 1, layer 1 always selects expert 2, for 8 tokens.
+fn two_layer_trace() -> Trace {
+    let model = ModelFacts {
+        architecture: "two-layers".into(),
+        moe_layers: vec![0, 1],
+        n_expert: 4,
+        top_k: 1,
+        n_shared_expert: 0,
+    };
+    let tokens: Vec<[u16; 2]> = (0..8u16).map(|t| [t % 2, 2]).collect();
+    let refs: Vec<&[u16]> = tokens.iter().map(|t| &t[..]).collect();
+    trace_of(model, &refs)
+}
+
+/// Simulates [`two_layer_trace`] with layer `l`'s experts `ram[l]` in RAM and the rest on NVMe; returns
+/// each MoE layer's hits and the policy name the metrics carry.
+fn simulate_two_layers(
+    ram: [&[u32]; 2],
+    policy: Policy,
+    partition: Partition,
+    capacity_bytes: u64,
+) -> Result<(Vec<u64>, String), sim::SimError> {
+    let (units, cost) = (two_layer_units(), tiny_cost());
+    let experts: Vec<ExpertPlacement> = (0..2)
+        .map(|l| ExpertPlacement {
+            layer: l as u32,
+            tensors: vec![],
+            expert_bytes: MB,
+            gpu: vec![],
+            ram: ram[l].to_vec(),
+            nvme: (0..4).filter(|e| !ram[l].contains(e)).collect(),
+        })
+        .collect();
+    let placement = Placement {
+        units: &units,
+        unit_tiers: &[],
+        experts: &experts,
+        cost: &cost,
+    };
+    let policy = DecodePolicy::Cache {
+        policy,
+        capacity_bytes,
+        partition,
+    };
+    let run = decode::simulate(
+        &placement,
+        &tiny_machine(),
+        &two_layer_trace(),
+        &policy,
+        &Options::default(),
+    )?;
+    let hits = run.report.layers.iter().map(|l| l.hits).collect();
+    Ok((hits, run.summary.run.policy))
+}
+
+fn layer_hits(policy: Policy, partition: Partition, capacity_bytes: u64) -> (Vec<u64>, String) {
+    simulate_two_layers([&[], &[]], policy, partition, capacity_bytes).unwrap()
+}
+
+/// 3 MB global: experts 0, 1 (layer 0) and 2 (layer 1) all fit, so only the first use of each
+/// misses. 3 MB per layer is 1.5 MB each, one expert: LRU misses layer 0 at every token, layer
+/// 1 only at the first; Belady keeps one of layer 0's two alternating experts, hitting it at
+/// every other token after the first two.
+#[test]
+fn global_and_per_layer_lru_and_belady_by_hand() {
+    let (global, name) = layer_hits(Policy::Lru, Partition::Global, 3 * MB);
+    assert_eq!((global, name.as_str()), (vec![6, 7], "lru"));
+    let (per_layer, name) = layer_hits(Policy::Lru, Partition::PerLayer, 3 * MB);
+    assert_eq!((per_layer, name.as_str()), (vec![0, 7], "lru/per-layer"));
+    let (belady, _) = layer_hits(Policy::Belady, Partition::PerLayer, 3 * MB);
+    assert_eq!(belady, vec![3, 7]);
+    // Enough for every expert either way: the partitions agree.
+    assert_eq!(
+        layer_hits(Policy::Lru, Partition::PerLayer, 4 * MB).0,
+        layer_hits(Policy::Lru, Partition::Global, 4 * MB).0
+    );
+}
+
+/// Pinned-LRU per layer pins each layer's resident experts in that layer's share; a share too
+/// small for them is refused.
+#[test]
+fn per_layer_pinned_lru_needs_room_for_each_layers_hot_set() {
+    let pinned = || Policy::PinnedLru(HotSet(Vec::new()));
+    // 4 MB: 2 MB per layer. Layer 0's two RAM experts are pinned and fill its share (they hit
+    // after their first use); layer 1's expert 2 is cached by LRU.
+    let (hits, _) =
+        simulate_two_layers([&[0, 1], &[]], pinned(), Partition::PerLayer, 4 * MB).unwrap();
+    assert_eq!(hits, vec![6, 7]);
+    // 2 MB: 1 MB per layer, too small for layer 0's two pinned experts.
+    let err = simulate_two_layers([&[0, 1], &[]], pinned(), Partition::PerLayer, 2 * MB)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("MoE layer 0 pins its 2 resident experts") && err.contains("4000000 bytes"),
+        "{err}"
+    );
 }
