@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Balloon benchmark: decode tok/s of `hypura run --plan` against plain llama.cpp with mmap when only
 # a known amount of memory is left (a balloon process holds the rest), plus the disk bound of each:
-# measured O_DIRECT read GB/s divided by the bytes each run read from storage per token.
+# O_DIRECT read GB/s divided by the bytes each run read from storage per token. The disk is measured
+# (dd, 4 MiB O_DIRECT reads of the model file) before every run, because a shared disk's speed
+# drifts; the table gives the median and the range, and for hypura also the speed its own reads got
+# (bytes read / seconds with a read in flight) and the share of its run time the disk was busy.
 #
 # usage: scripts/balloon-bench.sh --model M.gguf (--budget-gib B | --plan P.json) [options] [-- RUN FLAGS]
 #   --model FILE        the GGUF to run (real or from `hypura synth`; dense or MoE)
@@ -84,9 +87,15 @@ free -g
 # Disk: O_DIRECT sequential read of (up to 2 GiB of) the model file, 4 MiB requests.
 count=$(( file_bytes / 4194304 )); [ "$count" -gt 512 ] && count=512
 [ "$count" -ge 1 ] || die "the model is smaller than one 4 MiB read"
-dd_line=$(LC_ALL=C dd if="$model" of=/dev/null bs=4M count="$count" iflag=direct 2>&1 | tail -1)
-disk_gbps=$(echo "$dd_line" | awk '{ printf "%.3f", $1 / $(NF-3) / 1e9 }')
-echo "disk: $dd_line -> $disk_gbps GB/s (O_DIRECT)"
+disk_samples="$out/disk-gbps.txt"
+: >"$disk_samples"
+measure_disk() {
+  local line
+  line=$(LC_ALL=C dd if="$model" of=/dev/null bs=4M count="$count" iflag=direct 2>&1 | tail -1)
+  echo "$line" | awk '{ printf "%.3f\n", $1 / $(NF-3) / 1e9 }' | tee -a "$disk_samples"
+}
+disk_gbps=$(measure_disk)
+echo "disk: $disk_gbps GB/s (dd O_DIRECT, $count reads of 4 MiB)"
 
 if [ -z "$plan" ]; then
   reserve=$((512 * 1048576))
@@ -147,32 +156,44 @@ fi
 
 drop_cache() { dd if="$model" iflag=nocache count=0 status=none; }
 for r in $(seq 1 "$reps"); do
+  [ "$r" = 1 ] || measure_disk >/dev/null
   drop_cache
   "$bin/examples/plain_decode" "$model" "$prompt" "$tokens" "$threads" "$ctx" "${plain_flags[@]}" \
     >"$out/plain-$r.json"
+  measure_disk >/dev/null
   drop_cache
   "$bin/hypura" run --plan "$plan" -m "$model" -p "$prompt" -n "$tokens" --ctx "$ctx" \
     --threads "$threads" --json "${run_flags[@]}" >"$out/hypura-$r.json"
 done
 
-python3 - "$out" "$reps" "$disk_gbps" "$plan" <<'EOF'
-import json, sys
-out, reps, disk = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+python3 - "$out" "$reps" "$disk_samples" "$plan" <<'EOF'
+import json, statistics, sys
+out, reps = sys.argv[1], int(sys.argv[2])
+samples = [float(x) for x in open(sys.argv[3]).read().split()]
+disk = statistics.median(samples)
 plan = json.load(open(sys.argv[4]))
 print(f"plan: mode {plan['mode']}, RAM budget for weights {plan['capacities']['ram_bytes']}, "
       f"pool {plan['pool_bytes']}, NVMe {plan['capacities']['nvme_bytes']} bytes, "
       f"predicted {plan['prediction']['tok_per_s']:.3f} tok/s")
-print(f"{'run':<10}{'tok/s':>9}{'read/token':>14}{'I/O bound':>11}{'peak RSS':>14}  same tokens")
+print(f"disk (dd O_DIRECT before each run): median {disk:.3f} GB/s, range "
+      f"{min(samples):.3f}-{max(samples):.3f} over {len(samples)}")
+print(f"{'run':<10}{'tok/s':>9}{'read/token':>14}{'I/O bound':>11}{'own GB/s':>10}{'disk busy':>11}"
+      f"{'peak RSS':>14}  same tokens")
 for r in range(1, reps + 1):
     p = json.load(open(f"{out}/plain-{r}.json"))
     h = json.load(open(f"{out}/hypura-{r}.json"))
-    rows = [("plain", p, p.get("read_bytes"), p.get("peak_rss_bytes")),
+    rows = [("plain", p, p.get("read_bytes"), p.get("peak_rss_bytes"), None),
             ("hypura", h, h["stream"]["bytes_read"],
-             max(h.get("peak_rss_load_bytes") or 0, h.get("peak_rss_decode_bytes") or 0))]
-    for name, v, read, rss in rows:
+             max(h.get("peak_rss_load_bytes") or 0, h.get("peak_rss_decode_bytes") or 0),
+             h["stream"].get("storage_busy_s"))]
+    for name, v, read, rss, busy in rows:
         # Every generated token is one pass over the weights (the first one is the prompt's).
         per = (read or 0) / max(len(v["tokens"]), 1)
         bound = f"{disk * 1e9 / per:.2f}" if per > 0 else "none"
+        own = f"{read / busy / 1e9:.3f}" if busy else "-"
+        # Reads happen during the prompt pass as well as during decode.
+        total = v.get("prompt_s", 0) + v.get("decode_s", 0)
+        share = f"{100 * busy / total:.0f}%" if busy and total else "-"
         print(f"{name + '-' + str(r):<10}{v['decode_tok_per_s']:>9.3f}{per:>14.0f}{bound:>11}"
-              f"{rss or 0:>14}  {v['tokens'] == p['tokens']}")
+              f"{own:>10}{share:>11}{rss or 0:>14}  {v['tokens'] == p['tokens']}")
 EOF

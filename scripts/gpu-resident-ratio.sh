@@ -23,22 +23,33 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
 export LD_LIBRARY_PATH=/tmp/llb/bin
 $B profile --disk /tmp --quick -o /tmp/gpu.toml >/dev/null 2>&1
 field() {
-  python3 -c "import json,sys; v=json.load(sys.stdin); print('%.1f tok/s, tokens #%d' % (v['decode_tok_per_s'], hash(tuple(v['tokens'])) % 100000))"
+  python3 -c "import json,sys,zlib; v=json.load(sys.stdin); t=v['tokens']; print('%.1f tok/s, %d tokens #%05d' % (v['decode_tok_per_s'], len(t), zlib.crc32(str(t).encode()) % 100000))"
 }
 for size in "${sizes[@]}"; do
   m=/tmp/dense-$size.gguf
   [ -f "$m" ] || $B synth --arch llama --size "$size" --type q8_0 -o "$m" >/dev/null
   $B solve --hw /tmp/gpu.toml --model "$m" --greedy -o "$m.plan.json" --force >/dev/null
-  # About a second of decode at each size.
-  n=1000; [ "$size" = 512MiB ] || n=400
-  for round in 1 2 3 4 5; do
+  n=1000
+  for round in 1 2 3 4 5 6 7; do
     for k in mmap plan direct; do
       case $k in
         plan) a=(--plan "$m.plan.json") ;;
         *) a=(--plain --plain-load $k) ;;
       esac
-      r=$($B run "${a[@]}" -m "$m" -p "$P" -n $n --ctx $((n + 64)) --json 2>>"$OUT/err.txt" | field)
+      r=$($B run "${a[@]}" -m "$m" -p "$P" -n $n --ignore-eos --ctx $((n + 64)) --json 2>>"$OUT/err.txt" | field)
       echo "$size round $round $k: $r" | tee -a "$OUT/ratio.txt"
     done
   done
 done
+# Median tok/s per size and loader, and each against plain mmap.
+python3 - "$OUT/ratio.txt" <<'PY' | tee -a "$OUT/ratio.txt"
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(\S+) round \d+ (\w+): ([\d.]+) tok/s", line)
+    if m:
+        runs.setdefault(m[1], {}).setdefault(m[2], []).append(float(m[3]))
+for size, kinds in runs.items():
+    med = {k: statistics.median(v) for k, v in kinds.items()}
+    print(size, ", ".join("%s median %.1f tok/s (%.3f of mmap)" % (k, x, x / med["mmap"]) for k, x in med.items()))
+PY

@@ -220,3 +220,86 @@ fn a_trace_of_another_routing_shape_is_refused() {
         "{err}"
     );
 }
+
+/// `--plain --plain-like PLAN --replay-trace T`: plain llama.cpp (mmap, its own loader), the
+/// plan's off-GPU tensors in host memory and the routing forced from T, is the reference for a
+/// streamed run replaying T; on this CPU-only build the tokens must be the same.
+#[test]
+fn plain_llama_cpp_replaying_a_trace_gives_the_streamed_run_tokens() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (model, plan, _) = synth_and_plan(dir.path());
+    let trace = dir.path().join("synth.json");
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--layers",
+        "0-3",
+        "--sequences",
+        "1",
+        "--tokens",
+        "64",
+        "--seed",
+        "3",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let plain = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--plain",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            PROMPT,
+            "-n",
+            "8",
+            "--threads",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        hypura(&args)
+    };
+    let (ok, out, err) = plain(&[]);
+    assert!(ok, "{err}");
+    let free = tokens(&out).0;
+    let (ok, out, err) = run(
+        &plan,
+        &model,
+        N,
+        &["--replay-trace", trace.to_str().unwrap()],
+    );
+    assert!(ok, "{err}");
+    let (streamed, v) = tokens(&out);
+    assert!(v["experts"]["fills"].as_u64().unwrap() > 0, "{v}");
+    // The forced routing matters: without it llama.cpp's own router picks other experts.
+    assert_ne!(
+        streamed, free,
+        "the trace's routing did not change the tokens"
+    );
+    let replay = ["--replay-trace", trace.to_str().unwrap()];
+    let (ok, out, err) = plain(&[&replay[..], &["--plain-like", plan.to_str().unwrap()]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(tokens(&out).0, streamed);
+    let (ok, out, err) = plain(&replay);
+    assert!(ok, "{err}");
+    assert_eq!(tokens(&out).0, streamed);
+
+    // A plan for another file is refused, naming the plan.
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    p["inputs"]["model"]["file_bytes"] = 12345.into();
+    let other = dir.path().join("other-plan.json");
+    std::fs::write(&other, p.to_string()).unwrap();
+    let (ok, _, err) = plain(&["--plain-like", other.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("--plain-like") && err.contains("other-plan.json") && err.contains("12345"),
+        "{err}"
+    );
+}

@@ -12,11 +12,9 @@
 //! --load picks llama.cpp's loader (default mmap); `direct` is how `hypura run --plan` loads,
 //! so a resident plan's speed can be compared with plain llama.cpp one difference at a time.
 
-use runtime::moe::Moe;
 use runtime::routing::Routing;
 use runtime::stream::Streamer;
 use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn main() {
@@ -102,10 +100,7 @@ fn replay_streamer(model: &std::path::Path, trace: &std::path::Path) -> Streamer
     let facts = runtime::routing::model_facts(&arch);
     let trace = traces::load(trace).unwrap_or_else(|e| fail(&e.to_string()));
     let routing = Routing::new(facts, false, Some(trace)).unwrap_or_else(|e| fail(&e.to_string()));
-    let mut s =
-        Streamer::new(&[], &HashMap::new(), Vec::new(), 0).unwrap_or_else(|e| fail(&e.to_string()));
-    s.set_moe(Moe::new(routing, None));
-    s
+    Streamer::routing_only(routing).unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 /// Bytes this process caused to be read from storage (/proc/self/io), all threads.

@@ -21,17 +21,24 @@ pub struct Sampling {
     /// 0: greedy (argmax, llama.cpp's greedy sampler).
     pub temp: f32,
     pub seed: u32,
+    /// Keep generating past end-of-generation tokens (benchmarks want exactly `n_predict`).
+    pub ignore_eos: bool,
 }
 
 impl Sampling {
-    pub const GREEDY: Sampling = Sampling { temp: 0.0, seed: 0 };
+    pub const GREEDY: Sampling = Sampling {
+        temp: 0.0,
+        seed: 0,
+        ignore_eos: false,
+    };
 }
 
 /// What a generation produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
     pub prompt_tokens: Vec<i32>,
-    /// Generated token ids (stops early at an end-of-generation token, which is included).
+    /// Generated token ids (stops early at an end-of-generation token, which is included, unless
+    /// [`Sampling::ignore_eos`]).
     pub tokens: Vec<i32>,
     /// Seconds to decode the prompt batch.
     pub prompt_s: f64,
@@ -182,6 +189,10 @@ impl<'m> Context<'m> {
                 st.begin_token(gen.tokens.len() as u32);
             }
             self.decode(&mut batch, gen.tokens.len())?;
+            // llama_decode returns once a GPU backend has the work queued; without this the step
+            // time (and the streamer's per-token record) would miss the GPU's compute.
+            // SAFETY: the context is live.
+            unsafe { sys::llama_synchronize(self.raw.as_ptr()) };
             if let Some(st) = self.streamer.as_mut() {
                 st.end_token();
             }
@@ -196,7 +207,8 @@ impl<'m> Context<'m> {
                 unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
             gen.tokens.push(next);
             gen.token_s.push(step_s);
-            if gen.tokens.len() == n_predict || self.model.is_end_of_generation(next) {
+            let stop = !sampling.ignore_eos && self.model.is_end_of_generation(next);
+            if gen.tokens.len() == n_predict || stop {
                 return Ok(gen);
             }
             batch.clear();

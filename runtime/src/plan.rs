@@ -101,6 +101,17 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
     })
 }
 
+/// Patterns of the tensors `plan` keeps off the GPU (its RAM and NVMe tiers), after checking that
+/// the plan is for `inv`'s model: placed in host memory, they make plain llama.cpp compute where a
+/// run of the plan computes (a streamed tensor runs in the CPU backend, from host memory).
+pub fn off_gpu_patterns(plan: &Plan, inv: &Inventory) -> Result<Vec<String>> {
+    check_model(plan, inv)?;
+    let placement = placement(plan, inv)?;
+    let mut names = placement.names_on(Tier::Ram);
+    names.extend(placement.names_on(Tier::Nvme));
+    Ok(name_patterns(&names))
+}
+
 /// Anchored regexes matching exactly `names`, compact: `blk.N.<rest>` names sharing `<rest>` become
 /// one pattern with the layer numbers as alternatives (llama.cpp compiles every pattern for every
 /// tensor it creates).

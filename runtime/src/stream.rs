@@ -201,6 +201,14 @@ impl Streamer {
         })
     }
 
+    /// A streamer that streams nothing and only intercepts routing (recording it, or forcing it
+    /// from a trace): router interception on a model loaded without a plan.
+    pub fn routing_only(routing: crate::routing::Routing) -> Result<Streamer> {
+        let mut s = Streamer::new(&[], &HashMap::new(), Vec::new(), 0)?;
+        s.set_moe(Moe::new(routing, None));
+        Ok(s)
+    }
+
     /// Reads with `io` (queue depth, request size, prefetch depth) from now on.
     pub fn with_io(mut self, io: IoOptions) -> Result<Streamer> {
         self.evict_all();

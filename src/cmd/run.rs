@@ -15,8 +15,13 @@ pub struct Args {
     /// Run plain llama.cpp on -m instead of a plan: its own defaults (mmap, weight repacking, all
     /// layers on the GPU when there is one), nothing streamed. The reference that a plan's tokens
     /// are compared with.
-    #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace", "replay_trace"], requires = "model")]
+    #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace"], requires = "model")]
     pub plain: bool,
+    /// With --plain: keep in host memory the tensors this plan keeps off the GPU (its RAM and
+    /// NVMe tiers), so that llama.cpp computes them on the CPU as a run of the plan does: the
+    /// reference for a streamed run on a GPU. Changes nothing on a build without a GPU backend.
+    #[arg(long, requires = "plain")]
+    pub plain_like: Option<PathBuf>,
     /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
     /// anonymous memory, as a plan loads), to tell a loader's share of a speed difference.
     #[arg(long, requires = "plain", value_parser = ["mmap", "direct"])]
@@ -28,9 +33,12 @@ pub struct Args {
     /// Prompt text.
     #[arg(short = 'p', long)]
     pub prompt: String,
-    /// Tokens to generate (stops early at end of generation).
+    /// Tokens to generate (stops early at end of generation, unless --ignore-eos).
     #[arg(short = 'n', long, default_value_t = 32)]
     pub n_predict: usize,
+    /// Generate all -n tokens, past end-of-generation tokens (for timing a fixed length).
+    #[arg(long)]
+    pub ignore_eos: bool,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     pub temp: f32,
@@ -117,7 +125,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let plan_path = match (&args.plan, &args.model) {
         (Some(p), _) => p,
-        (None, Some(m)) => return run_plain(&args, m),
+        (None, Some(m)) => return run_plain(&args, m, replay),
         (None, None) => bail!("pass --plan (or --plain with -m)"),
     };
     let plan = Plan::load(plan_path)?;
@@ -143,20 +151,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = args.prefetch_depth {
         planned.io.prefetch_depth = d;
     }
-    if let (Some(t), Some(p)) = (&replay, &args.replay_trace) {
-        // The last sampled token is not decoded.
-        let need = prompt.len() + args.n_predict.saturating_sub(1);
-        if t.n_tokens() < need {
-            bail!(
-                "{}: the trace has {} tokens, but this run decodes up to {need} ({} prompt + {} \
-                 generated); use a shorter prompt, a smaller -n or a longer trace",
-                p.display(),
-                t.n_tokens(),
-                prompt.len(),
-                args.n_predict.saturating_sub(1)
-            );
-        }
-    }
+    check_replay_length(&args, replay.as_ref(), prompt.len())?;
     let moe = runtime::MoeOptions {
         whole_expert_tensors: args.expert_streaming == "whole",
         cache_policy: args.cache_policy.clone(),
@@ -190,6 +185,7 @@ pub fn run(args: Args) -> Result<()> {
     let sampling = Sampling {
         temp: args.temp,
         seed: args.seed,
+        ignore_eos: args.ignore_eos,
     };
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
     let text: String = g
@@ -306,23 +302,79 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming.
-fn run_plain(args: &Args, model_path: &Path) -> Result<()> {
+/// A replayed trace must cover every token this run decodes.
+fn check_replay_length(
+    args: &Args,
+    replay: Option<&traces::Trace>,
+    prompt_len: usize,
+) -> Result<()> {
+    let (Some(t), Some(p)) = (replay, &args.replay_trace) else {
+        return Ok(());
+    };
+    // The last sampled token is not decoded.
+    let generated = args.n_predict.saturating_sub(1);
+    let need = prompt_len + generated;
+    if t.n_tokens() < need {
+        bail!(
+            "{}: the trace has {} tokens, but this run decodes up to {need} ({prompt_len} prompt + \
+             {generated} generated); use a shorter prompt, a smaller -n or a longer trace",
+            p.display(),
+            t.n_tokens(),
+        );
+    }
+    Ok(())
+}
+
+/// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming; with
+/// `replay`, the callback only forces routing.
+fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> Result<()> {
     let mut params = ModelParams::llama_defaults();
     if args.plain_load.as_deref() == Some("direct") {
         params.load_mode = runtime::LoadMode::DirectIo;
     }
+    let inventory = if args.plain_like.is_some() || replay.is_some() {
+        Some(solver::Inventory::from_gguf(model_path)?)
+    } else {
+        None
+    };
+    if let (Some(path), Some(inv)) = (&args.plain_like, &inventory) {
+        let plan = Plan::load(path)?;
+        params.host = runtime::plan::off_gpu_patterns(&plan, inv).with_context(|| {
+            format!(
+                "--plain-like {}: not a plan for {}",
+                path.display(),
+                model_path.display()
+            )
+        })?;
+    }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
     let prompt = model.tokenize(&args.prompt, true)?;
+    check_replay_length(args, replay.as_ref(), prompt.len())?;
+    let streamer = match (replay, &args.replay_trace, &inventory) {
+        (Some(trace), Some(path), Some(inv)) => {
+            let facts = runtime::routing::model_facts(&inv.arch);
+            let routing =
+                runtime::routing::Routing::new(facts, false, Some(trace)).with_context(|| {
+                    format!(
+                        "cannot replay {} on {}",
+                        path.display(),
+                        model_path.display()
+                    )
+                })?;
+            Some(runtime::stream::Streamer::routing_only(routing)?)
+        }
+        _ => None,
+    };
     let params = ContextParams {
         n_ctx: context_size(args, prompt.len())?,
         n_threads: args.threads,
     };
-    let mut ctx = Context::new(&model, params, None)?;
+    let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = Sampling {
         temp: args.temp,
         seed: args.seed,
+        ignore_eos: args.ignore_eos,
     };
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
     let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
