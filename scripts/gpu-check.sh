@@ -20,14 +20,16 @@ export LD_LIBRARY_PATH=/tmp/llb/bin
 $B profile --disk /tmp --quick -o /tmp/gpu.toml >/dev/null 2>&1
 [ -f /tmp/d.gguf ] || $B synth --arch llama --size 512MiB --type q8_0 -o /tmp/d.gguf >/dev/null
 [ -f /tmp/m.gguf ] || $B synth --arch mixtral --experts 8 --top-k 2 --size 1GiB --type q4_0 -o /tmp/m.gguf >/dev/null
-field() { python3 -c "import json,sys; v=json.load(sys.stdin); print('%.0f tok/s, tokens #%d' % (v['decode_tok_per_s'], hash(tuple(v['tokens'])) % 100000), end=' ')"; }
+field() {
+  python3 -c "import json,sys,zlib; v=json.load(sys.stdin); t=v['tokens']; print('%.1f tok/s, %d tokens #%05d' % (v['decode_tok_per_s'], len(t), zlib.crc32(str(t).encode()) % 100000), end=' ')"
+}
 for m in d m; do
   $B solve --hw /tmp/gpu.toml --model /tmp/$m.gguf --greedy -o /tmp/$m-res.json --force >/dev/null
   # Everything resident (the GPU profile puts every tensor on the GPU) against plain llama.cpp,
-  # alternating, 1000 tokens each.
-  for k in plain plan plain plan plain plan plain plan plain plan; do
+  # alternating, 1000 tokens each (scripts/gpu-resident-ratio.sh does this at length).
+  for k in plain plan plain plan plain plan; do
     if [ $k = plain ]; then a=(--plain); else a=(--plan /tmp/$m-res.json); fi
-    echo -n "$m $k: "; $B run "${a[@]}" -m /tmp/$m.gguf -p "$P" -n 1000 --ctx 1280 --json 2>>"$OUT/err.txt" | field; echo
+    echo -n "$m $k: "; $B run "${a[@]}" -m /tmp/$m.gguf -p "$P" -n 1000 --ignore-eos --ctx 1280 --json 2>>"$OUT/err.txt" | field; echo
   done
 done
 # Streaming: the dense model's FFNs, the MoE model's experts (routing replayed), on NVMe.
@@ -50,11 +52,20 @@ m["expert_cache"]["policy"] = "lru"
 m["pool_bytes"] = 0
 json.dump(m, open("/tmp/m-str.json", "w"))
 PYEOF
-echo -n "d FFN streamed: "; $B run --plan /tmp/d-str.json -m /tmp/d.gguf -p "$P" -n 32 --json --queue-depth 4 --prefetch-depth 2 2>>"$OUT/err.txt" | field; echo
-echo -n "d plain: "; $B run --plain -m /tmp/d.gguf -p "$P" -n 32 --json 2>>"$OUT/err.txt" | field; echo
+# The reference for a streamed run on a GPU is plain llama.cpp with the tensors that the plan keeps
+# off the GPU in host memory (--plain-like): llama.cpp then computes them on the CPU, as the
+# streamed run does, so the greedy tokens must agree; the all-GPU plain run may differ on
+# random weights (other kernels, other rounding).
+echo -n "d FFN streamed: "; $B run --plan /tmp/d-str.json -m /tmp/d.gguf -p "$P" -n 32 --ignore-eos --json --queue-depth 4 --prefetch-depth 2 2>>"$OUT/err.txt" | field; echo
+echo -n "d plain, FFNs in host memory: "; $B run --plain --plain-like /tmp/d-str.json -m /tmp/d.gguf -p "$P" -n 32 --ignore-eos --json 2>>"$OUT/err.txt" | field; echo
+echo -n "d plain: "; $B run --plain -m /tmp/d.gguf -p "$P" -n 32 --ignore-eos --json 2>>"$OUT/err.txt" | field; echo
 R=.dev/t16.json
-echo -n "m resident, replayed routing: "; $B run --plan /tmp/m-res.json -m /tmp/m.gguf -p "$P" -n 64 --json --replay-trace $R 2>>"$OUT/err.txt" | field; echo
+echo -n "m resident, replayed routing: "; $B run --plan /tmp/m-res.json -m /tmp/m.gguf -p "$P" -n 64 --ignore-eos --json --replay-trace $R 2>>"$OUT/err.txt" | field; echo
 for s in per-expert whole; do
   echo -n "m $s, replayed routing: "
-  $B run --plan /tmp/m-str.json -m /tmp/m.gguf -p "$P" -n 64 --json --replay-trace $R --expert-streaming $s --queue-depth 4 2>>"$OUT/err.txt" | field; echo
+  $B run --plan /tmp/m-str.json -m /tmp/m.gguf -p "$P" -n 64 --ignore-eos --json --replay-trace $R --expert-streaming $s --queue-depth 4 2>>"$OUT/err.txt" | field; echo
 done
+echo -n "m plain, experts in host memory, replayed routing: "
+$B run --plain --plain-like /tmp/m-str.json -m /tmp/m.gguf -p "$P" -n 64 --ignore-eos --json --replay-trace $R 2>>"$OUT/err.txt" | field; echo
+echo -n "m plain, replayed routing: "
+$B run --plain -m /tmp/m.gguf -p "$P" -n 64 --ignore-eos --json --replay-trace $R 2>>"$OUT/err.txt" | field; echo
