@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Balloon benchmark: decode tok/s of `hypura run --plan` against plain llama.cpp with mmap when only
 # a known amount of memory is left (a balloon process holds the rest), plus the disk bound of each:
-# O_DIRECT read GB/s divided by the bytes each run read from storage per token. The disk is measured
-# (dd, 4 MiB O_DIRECT reads of the model file) before every run, because a shared disk's speed
-# drifts; the table gives the median and the range, and for hypura also the speed its own reads got
-# (bytes read / seconds with a read in flight) and the share of its run time the disk was busy.
+# O_DIRECT read GB/s divided by the bytes each run read from storage per decoded token (the
+# kernel's read_bytes over the decode steps). The disk is measured before every run, because a
+# shared disk's speed drifts: 4 MiB O_DIRECT reads of the model file by --disk-qd parallel dd
+# streams. The table gives the median and the range, and for hypura also the speed its own reads
+# got (bytes read / seconds with a read in flight), the share of its run time the disk was busy
+# and the mean number of its reads in flight while busy.
 #
 # usage: scripts/balloon-bench.sh --model M.gguf (--budget-gib B | --plan P.json) [options] [-- RUN FLAGS]
 #   --model FILE        the GGUF to run (real or from `hypura synth`; dense or MoE)
@@ -23,6 +25,8 @@
 #                       router collapses onto a few experts; a real or synthesized trace does not)
 #   --repack            plain llama.cpp with its CPU weight repacking on (off by default: repacked
 #                       weights are anonymous copies, not the mmap)
+#   --disk-qd Q         parallel reads when measuring the disk (default 4: `hypura run`'s usual
+#                       queue depth; 1 gives a lower bound that mmap's readahead can beat)
 #   --out DIR           where the JSON of every run goes (default: a new temp dir)
 #   --no-build          use target/release as it is
 #   --bin-dir DIR       use the binaries in DIR (e.g. target/debug, built with `cargo build -p hypura
@@ -33,7 +37,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 model="" budget="" plan="" solve_flags="" leave="" floor=6 tokens=16 threads=$(nproc) ctx=512
-reps=1 repack="" replay="" out="" build=1 bin="$root/target/release"
+reps=1 repack="" replay="" out="" build=1 bin="$root/target/release" disk_qd=4
 prompt="The history of the printing press begins"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
     --repack) repack=--repack; shift ;;
     --replay-trace) replay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --disk-qd) disk_qd=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir) bin=$(cd "$2" && pwd); build=0; shift 2 ;;
     --) shift; break ;;
@@ -89,13 +94,24 @@ count=$(( file_bytes / 4194304 )); [ "$count" -gt 512 ] && count=512
 [ "$count" -ge 1 ] || die "the model is smaller than one 4 MiB read"
 disk_samples="$out/disk-gbps.txt"
 : >"$disk_samples"
+[[ "$disk_qd" =~ ^[1-9][0-9]*$ ]] || die "--disk-qd must be a positive integer"
+per_stream=$(( count / disk_qd )); [ "$per_stream" -ge 1 ] || per_stream=1
 measure_disk() {
-  local line
-  line=$(LC_ALL=C dd if="$model" of=/dev/null bs=4M count="$count" iflag=direct 2>&1 | tail -1)
-  echo "$line" | awk '{ printf "%.3f\n", $1 / $(NF-3) / 1e9 }' | tee -a "$disk_samples"
+  local t0 t1 i pids=()
+  t0=$(date +%s.%N)
+  for i in $(seq 0 $((disk_qd - 1))); do
+    dd if="$model" of=/dev/null bs=4M count="$per_stream" skip=$((i * per_stream)) iflag=direct \
+      status=none &
+    pids+=($!)
+  done
+  # Only the dd streams: a bare `wait` would wait for the balloon too.
+  wait "${pids[@]}"
+  t1=$(date +%s.%N)
+  awk -v b=$((disk_qd * per_stream * 4194304)) -v a="$t0" -v z="$t1" \
+    'BEGIN { printf "%.3f\n", b / (z - a) / 1e9 }' | tee -a "$disk_samples"
 }
 disk_gbps=$(measure_disk)
-echo "disk: $disk_gbps GB/s (dd O_DIRECT, $count reads of 4 MiB)"
+echo "disk: $disk_gbps GB/s ($disk_qd parallel dd streams of $per_stream O_DIRECT reads of 4 MiB)"
 
 if [ -z "$plan" ]; then
   reserve=$((512 * 1048576))
@@ -108,11 +124,11 @@ bytes = $(( $(gib "$budget") + reserve ))
 bandwidth_gbps = 10.0  # estimate: only the prediction uses it
 os_reserve_bytes = $reserve  # the plan's budget is bytes minus this
 [storage]
-seq_read_gbps = $disk_gbps  # measured: dd O_DIRECT, 4 MiB requests, on the model file
+seq_read_gbps = $disk_gbps  # measured: $disk_qd parallel dd O_DIRECT streams, 4 MiB requests, on the model file
 read_4k_qd1_latency_s = 0.0001  # estimate
 [[storage.read_curve]]
 block_bytes = 4194304
-queue_depth = 1
+queue_depth = $disk_qd
 gbps = $disk_gbps  # measured: as seq_read_gbps
 [cpu]
 cores = $(nproc)
@@ -175,9 +191,9 @@ plan = json.load(open(sys.argv[4]))
 print(f"plan: mode {plan['mode']}, RAM budget for weights {plan['capacities']['ram_bytes']}, "
       f"pool {plan['pool_bytes']}, NVMe {plan['capacities']['nvme_bytes']} bytes, "
       f"predicted {plan['prediction']['tok_per_s']:.3f} tok/s")
-print(f"disk (dd O_DIRECT before each run): median {disk:.3f} GB/s, range "
+print(f"disk (parallel dd O_DIRECT before each run): median {disk:.3f} GB/s, range "
       f"{min(samples):.3f}-{max(samples):.3f} over {len(samples)}")
-print(f"{'run':<10}{'tok/s':>9}{'read/token':>14}{'I/O bound':>11}{'own GB/s':>10}{'disk busy':>11}"
+print(f"{'run':<10}{'tok/s':>9}{'read/decode':>14}{'I/O bound':>11}{'own GB/s':>10}{'disk busy':>11}"
       f"{'peak RSS':>14}  same tokens")
 for r in range(1, reps + 1):
     p = json.load(open(f"{out}/plain-{r}.json"))
@@ -186,9 +202,12 @@ for r in range(1, reps + 1):
             ("hypura", h, h["stream"]["bytes_read"],
              max(h.get("peak_rss_load_bytes") or 0, h.get("peak_rss_decode_bytes") or 0),
              h["stream"].get("storage_busy_s"))]
+    depth = h["stream"].get("storage_request_s", 0) / max(h["stream"].get("storage_busy_s") or 0, 1e-9)
     for name, v, read, rss, busy in rows:
-        # Every generated token is one pass over the weights (the first one is the prompt's).
-        per = (read or 0) / max(len(v["tokens"]), 1)
+        # Bytes read per decoded token, from the kernel's count over the decode steps only (the
+        # prompt batch reads most experts once; the first generated token comes from it).
+        steps = max(len(v["tokens"]) - 1, 1)
+        per = v["decode_read_bytes"] / steps if v.get("decode_read_bytes") is not None else 0
         bound = f"{disk * 1e9 / per:.2f}" if per > 0 else "none"
         own = f"{read / busy / 1e9:.3f}" if busy else "-"
         # Reads happen during the prompt pass as well as during decode.
@@ -196,4 +215,7 @@ for r in range(1, reps + 1):
         share = f"{100 * busy / total:.0f}%" if busy and total else "-"
         print(f"{name + '-' + str(r):<10}{v['decode_tok_per_s']:>9.3f}{per:>14.0f}{bound:>11}"
               f"{own:>10}{share:>11}{rss or 0:>14}  {v['tokens'] == p['tokens']}")
+    print(f"{'':<10}hypura-{r}: {h['stream']['requests']} reads of at most "
+          f"{h['stream']['request_bytes']} bytes, mean depth {depth:.2f} while busy "
+          f"(queue depth {h['stream']['queue_depth']})")
 EOF

@@ -21,6 +21,7 @@ fn llama_reference(path: &Path) -> Vec<i32> {
         ContextParams {
             n_ctx: 256,
             n_threads: 0,
+            op_offload: true,
         },
         None,
     )
@@ -140,6 +141,20 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     }
     let read: u64 = records.iter().map(|r| r.bytes_read).sum();
     assert_eq!(read, s["bytes_read"].as_u64().unwrap());
+    // The kernel's count of the decode steps' storage reads covers the streamer's O_DIRECT reads
+    // after the prompt batch (records of token 0 are the prompt's).
+    let decode_read: u64 = records
+        .iter()
+        .filter(|r| r.token > 0)
+        .map(|r| r.bytes_read)
+        .sum();
+    let kernel = v["decode_read_bytes"]
+        .as_u64()
+        .expect("decode_read_bytes on Linux");
+    assert!(
+        decode_read > 0 && kernel >= decode_read,
+        "kernel {kernel}, streamer {decode_read}"
+    );
 }
 
 #[test]

@@ -28,6 +28,7 @@ fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u6
         let params = ContextParams {
             n_ctx: 128,
             n_threads: THREADS,
+            op_offload: true,
         };
         let mut ctx = Context::new(model, params, streamer()).unwrap();
         let g = ctx.generate(&prompt, TOKENS, Sampling::GREEDY).unwrap();

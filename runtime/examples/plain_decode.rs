@@ -62,16 +62,19 @@ fn main() {
         ContextParams {
             n_ctx,
             n_threads: threads,
+            op_offload: true,
         },
         streamer,
     )
     .unwrap_or_else(|e| fail(&e.to_string()));
     let peak_rss_load = runtime::mem::peak_rss_bytes();
-    let read_before = read_bytes();
+    let read_before = runtime::mem::storage_read_bytes();
     let g = ctx
         .generate(&prompt, n, Sampling::GREEDY)
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let read = read_bytes().zip(read_before).map(|(a, b)| a - b);
+    let read = runtime::mem::storage_read_bytes()
+        .zip(read_before)
+        .map(|(a, b)| a - b);
     let decode_s: f64 = g.token_s.iter().sum();
     let tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
         (g.tokens.len() - 1) as f64 / decode_s
@@ -85,6 +88,7 @@ fn main() {
         "prompt_s": g.prompt_s,
         "decode_s": decode_s,
         "decode_tok_per_s": tok_s,
+        "decode_read_bytes": g.decode_read_bytes,
         "peak_rss_load_bytes": peak_rss_load,
         "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
         "read_bytes": read,
@@ -101,13 +105,6 @@ fn replay_streamer(model: &std::path::Path, trace: &std::path::Path) -> Streamer
     let trace = traces::load(trace).unwrap_or_else(|e| fail(&e.to_string()));
     let routing = Routing::new(facts, false, Some(trace)).unwrap_or_else(|e| fail(&e.to_string()));
     Streamer::routing_only(routing).unwrap_or_else(|e| fail(&e.to_string()))
-}
-
-/// Bytes this process caused to be read from storage (/proc/self/io), all threads.
-fn read_bytes() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/io").ok()?;
-    let line = s.lines().find(|l| l.starts_with("read_bytes:"))?;
-    line["read_bytes:".len()..].trim().parse().ok()
 }
 
 fn fail(msg: &str) -> ! {

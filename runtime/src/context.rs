@@ -3,6 +3,7 @@
 
 use crate::backend;
 use crate::error::{Error, Result};
+use crate::mem;
 use crate::model::Model;
 use crate::stream::{self, Streamer};
 use hypura_sys as sys;
@@ -14,6 +15,10 @@ pub struct ContextParams {
     pub n_ctx: u32,
     /// Threads for decoding; 0: all available cores.
     pub n_threads: u32,
+    /// llama.cpp's `op_offload` (its default: on): a large batch's op on host weights runs on the
+    /// GPU, its weights copied there. Off keeps such ops in the CPU backend, as a run that streams
+    /// weights always does.
+    pub op_offload: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +50,9 @@ pub struct Generation {
     /// Seconds of each generated token's decode step (the first entry is the prompt's token,
     /// sampled from the prompt batch: 0).
     pub token_s: Vec<f64>,
+    /// Bytes the process read from storage during the decode steps (after the prompt batch), as
+    /// the kernel counts them ([`crate::mem::storage_read_bytes`]); None without /proc.
+    pub decode_read_bytes: Option<u64>,
 }
 
 pub struct Context<'m> {
@@ -94,6 +102,7 @@ impl<'m> Context<'m> {
         };
         cp.n_threads = threads as i32;
         cp.n_threads_batch = threads as i32;
+        cp.op_offload = params.op_offload;
         if let Some(s) = streamer.as_mut() {
             // With op_offload a prompt batch's op on host weights moves to the GPU and the scheduler
             // copies the weights there before the split runs, i.e. before the callback has filled
@@ -177,12 +186,14 @@ impl<'m> Context<'m> {
             tokens: Vec::with_capacity(n_predict),
             prompt_s: 0.0,
             token_s: Vec::with_capacity(n_predict),
+            decode_read_bytes: None,
         };
         if n_predict == 0 {
             return Ok(gen);
         }
         let mut batch: Vec<i32> = prompt.to_vec();
         let mut step_s = 0.0;
+        let mut read_after_prompt = None;
         loop {
             let start = Instant::now();
             if let Some(st) = self.streamer.as_mut() {
@@ -199,6 +210,7 @@ impl<'m> Context<'m> {
             let s = start.elapsed().as_secs_f64();
             if gen.tokens.is_empty() {
                 gen.prompt_s = s;
+                read_after_prompt = mem::storage_read_bytes();
             } else {
                 step_s = s;
             }
@@ -209,6 +221,9 @@ impl<'m> Context<'m> {
             gen.token_s.push(step_s);
             let stop = !sampling.ignore_eos && self.model.is_end_of_generation(next);
             if gen.tokens.len() == n_predict || stop {
+                gen.decode_read_bytes = mem::storage_read_bytes()
+                    .zip(read_after_prompt)
+                    .map(|(now, then)| now.saturating_sub(then));
                 return Ok(gen);
             }
             batch.clear();

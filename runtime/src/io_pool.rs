@@ -30,6 +30,8 @@ pub struct IoStats {
     pub max_in_flight: u32,
     /// Seconds with at least one request in flight.
     pub busy_s: f64,
+    /// Seconds of the requests that ran, summed: over `busy_s`, the mean depth while busy.
+    pub request_s: f64,
 }
 
 /// Memory a read writes into. The submitter keeps it valid and untouched until the request's
@@ -334,6 +336,7 @@ fn worker(shared: &Shared, request_bytes: usize) {
             }
             (job, st.bounces.pop())
         };
+        let started = Instant::now();
         // An unaligned request of `request_bytes` spans at most one page more.
         let bounce = match bounce.map_or_else(|| Bounce::new(request_bytes + PAGE), Ok) {
             Ok(mut b) => {
@@ -350,6 +353,7 @@ fn worker(shared: &Shared, request_bytes: usize) {
         st.bounces.extend(bounce);
         st.in_flight -= 1;
         st.stats.requests += 1;
+        st.stats.request_s += started.elapsed().as_secs_f64();
         if st.in_flight == 0 {
             if let Some(t) = st.busy_since.take() {
                 st.stats.busy_s += t.elapsed().as_secs_f64();

@@ -1,4 +1,5 @@
-//! The process's memory as the kernel counts it (Linux /proc): peak and current resident set.
+//! The process's memory and storage reads as the kernel counts them (Linux /proc): peak and current
+//! resident set, bytes read from storage.
 
 /// Peak resident set size (VmHWM), bytes; None where /proc is unavailable.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -25,4 +26,12 @@ fn status_kib(key: &str) -> Option<u64> {
 /// later [`peak_rss_bytes`] covers only what follows. False where unsupported.
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Bytes this process (all threads) caused to be read from storage: /proc/self/io `read_bytes`,
+/// which counts O_DIRECT reads and mmap page faults alike, not page-cache hits. None without /proc.
+pub fn storage_read_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = s.lines().find(|l| l.starts_with("read_bytes:"))?;
+    line["read_bytes:".len()..].trim().parse().ok()
 }

@@ -18,6 +18,7 @@ const N_PREDICT: usize = 12;
 const PARAMS: ContextParams = ContextParams {
     n_ctx: 128,
     n_threads: 2,
+    op_offload: true,
 };
 
 fn plain_llama(path: &Path) -> Vec<i32> {

@@ -45,6 +45,7 @@ fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
         ContextParams {
             n_ctx: 128,
             n_threads: 2,
+            op_offload: true,
         },
         Some(streamer),
     )

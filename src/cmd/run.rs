@@ -18,8 +18,9 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace"], requires = "model")]
     pub plain: bool,
     /// With --plain: keep in host memory the tensors this plan keeps off the GPU (its RAM and
-    /// NVMe tiers), so that llama.cpp computes them on the CPU as a run of the plan does: the
-    /// reference for a streamed run on a GPU. Changes nothing on a build without a GPU backend.
+    /// NVMe tiers), with llama.cpp's op_offload off, so that llama.cpp computes them on the CPU
+    /// as a streaming run of the plan does (prompt batches included): the reference for a
+    /// streamed run on a GPU. Changes nothing on a build without a GPU backend.
     #[arg(long, requires = "plain")]
     pub plain_like: Option<PathBuf>,
     /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
@@ -176,6 +177,7 @@ pub fn run(args: Args) -> Result<()> {
         ContextParams {
             n_ctx,
             n_threads: args.threads,
+            op_offload: true,
         },
         streamer,
     )?;
@@ -222,6 +224,7 @@ pub fn run(args: Args) -> Result<()> {
             "prompt_s": g.prompt_s,
             "decode_s": decode_s,
             "decode_tok_per_s": decode_tok_s,
+            "decode_read_bytes": g.decode_read_bytes,
             "peak_rss_load_bytes": peak_rss_load,
             "peak_rss_decode_bytes": if peak_reset { runtime::mem::peak_rss_bytes() } else { None },
             "stream": {
@@ -241,6 +244,7 @@ pub fn run(args: Args) -> Result<()> {
                 "requests": io_stats.requests,
                 "max_in_flight": io_stats.max_in_flight,
                 "storage_busy_s": io_stats.busy_s,
+                "storage_request_s": io_stats.request_s,
             },
             "experts": {
                 "streaming": args.expert_streaming,
@@ -369,6 +373,9 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     let params = ContextParams {
         n_ctx: context_size(args, prompt.len())?,
         n_threads: args.threads,
+        // A plan's host-memory tensors are computed on the CPU (a streaming run turns op_offload
+        // off), so the reference keeps them there too.
+        op_offload: args.plain_like.is_none(),
     };
     let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = Sampling {
@@ -389,6 +396,7 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
             "prompt_s": g.prompt_s,
             "decode_s": decode_s,
             "decode_tok_per_s": decode_tok_s,
+            "decode_read_bytes": g.decode_read_bytes,
             "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);

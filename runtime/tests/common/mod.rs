@@ -20,6 +20,7 @@ pub const N_PREDICT: usize = 24;
 pub const PARAMS: ContextParams = ContextParams {
     n_ctx: 256,
     n_threads: 2,
+    op_offload: true,
 };
 
 /// The real Gemma 3 270M GGUF; fails with install instructions when it is missing.
