@@ -30,7 +30,8 @@ pub struct ModelParams {
     /// Regexes (searched in full tensor names) of tensors to place in the streamed-weights buffer
     /// type: reserved address space, not read at load, filled on demand.
     pub streamed: Vec<String>,
-    /// Regexes of tensors forced to plain host memory even when a GPU backend exists.
+    /// Regexes of tensors forced to llama.cpp's CPU buffer type: host memory, not a GPU's, and
+    /// not repacked (the kernels a streamed tensor, which is in host memory too, runs with).
     pub host: Vec<String>,
 }
 
@@ -44,6 +45,12 @@ impl ModelParams {
             host: Vec::new(),
         }
     }
+}
+
+/// Whether this build of llama.cpp has a GPU backend (CUDA, Metal) that layers can go to.
+pub fn gpu_offload() -> bool {
+    // SAFETY: plain C query.
+    unsafe { sys::llama_supports_gpu_offload() }
 }
 
 /// One tensor placed in the streamed-weights buffer type.
@@ -104,15 +111,12 @@ impl Model {
                 stream_buft.expect("streamed patterns imply the buffer type"),
             ));
         }
-        // SAFETY: plain C query.
-        if unsafe { sys::llama_supports_gpu_offload() } {
-            // SAFETY: the CPU buffer type is a static singleton.
-            let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
-            for p in &params.host {
-                let c = CString::new(p.as_str())
-                    .map_err(|_| load_err(format!(": tensor pattern {p:?} contains a NUL byte")))?;
-                patterns.push((c, cpu));
-            }
+        // SAFETY: the CPU buffer type is a static singleton.
+        let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
+        for p in &params.host {
+            let c = CString::new(p.as_str())
+                .map_err(|_| load_err(format!(": tensor pattern {p:?} contains a NUL byte")))?;
+            patterns.push((c, cpu));
         }
         let mut overrides: Vec<sys::llama_model_tensor_buft_override> = patterns
             .iter()

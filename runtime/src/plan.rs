@@ -2,6 +2,7 @@
 //! model it was solved for) and each tensor's tier.
 
 use crate::error::{Error, Result};
+use crate::model::ModelParams;
 use solver::place::plan::{Plan, TensorPlace};
 use solver::place::Tier;
 use solver::Inventory;
@@ -30,6 +31,28 @@ impl Placement {
             .filter(|(_, &t)| t == tier)
             .map(|(n, _)| n.clone())
             .collect()
+    }
+
+    /// Whether a run lets llama.cpp repack weights for its CPU kernels (its default): only when
+    /// nothing streams. Resident weights are anonymous memory under O_DIRECT either way and a
+    /// repacked tensor replaces its plain copy, so repacking costs no memory. But a streamed
+    /// tensor is never repacked, and llama.cpp cannot be told to leave just those tensors alone
+    /// (an override to its CPU buffer type still repacks), so a run that streams repacks nothing:
+    /// then plain llama.cpp with repacking off computes every tensor with the same kernels.
+    pub fn repacks(&self) -> bool {
+        self.tiers.values().all(|&t| t != Tier::Nvme)
+    }
+
+    /// Resident tensors a run forces to llama.cpp's CPU buffer type: the RAM tier where a GPU
+    /// backend exists (else llama.cpp would put them on the GPU). Without one, llama.cpp's own
+    /// choice is host memory already, repacked where plain llama.cpp repacks, so its kernels and
+    /// tokens are plain llama.cpp's.
+    pub fn host_names(&self) -> Vec<String> {
+        if crate::model::gpu_offload() {
+            self.names_on(Tier::Ram)
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -101,15 +124,21 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
     })
 }
 
-/// Patterns of the tensors `plan` keeps off the GPU (its RAM and NVMe tiers), after checking that
-/// the plan is for `inv`'s model: placed in host memory, they make plain llama.cpp compute where a
-/// run of the plan computes (a streamed tensor runs in the CPU backend, from host memory).
-pub fn off_gpu_patterns(plan: &Plan, inv: &Inventory) -> Result<Vec<String>> {
+/// Model parameters for plain llama.cpp (its mmap loader, nothing streamed) that compute each
+/// tensor where, and with the kernels with which, a run of `plan` does, after checking that the
+/// plan is for `inv`'s model: the run's [`Placement::host_names`] and its streamed (NVMe-tier)
+/// tensors in the CPU buffer type, where a run computes them, and repacking as the run does
+/// ([`Placement::repacks`]).
+pub fn reference_params(plan: &Plan, inv: &Inventory) -> Result<ModelParams> {
     check_model(plan, inv)?;
     let placement = placement(plan, inv)?;
-    let mut names = placement.names_on(Tier::Ram);
+    let mut names = placement.host_names();
     names.extend(placement.names_on(Tier::Nvme));
-    Ok(name_patterns(&names))
+    Ok(ModelParams {
+        use_extra_bufts: placement.repacks(),
+        host: name_patterns(&names),
+        ..ModelParams::llama_defaults()
+    })
 }
 
 /// Anchored regexes matching exactly `names`, compact: `blk.N.<rest>` names sharing `<rest>` become

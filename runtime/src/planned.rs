@@ -63,10 +63,9 @@ impl PlannedModel {
             // anonymous memory, streamed ones are not read at all. O_DIRECT, because buffered
             // reads' readahead caches the streamed neighbours of every resident tensor.
             load_mode: LoadMode::DirectIo,
-            // Repacked copies would be extra anonymous memory the plan did not budget.
-            use_extra_bufts: false,
+            use_extra_bufts: placement.repacks(),
             streamed: plan::name_patterns(&nvme),
-            host: plan::name_patterns(&placement.names_on(Tier::Ram)),
+            host: plan::name_patterns(&placement.host_names()),
         };
         let model = Model::load(path, &params)?;
         let got: BTreeSet<&str> = model.streamed().iter().map(|t| t.name.as_str()).collect();

@@ -17,10 +17,10 @@ pub struct Args {
     /// are compared with.
     #[arg(long, conflicts_with_all = ["plan", "metrics", "record_trace"], requires = "model")]
     pub plain: bool,
-    /// With --plain: keep in host memory the tensors this plan keeps off the GPU (its RAM and
-    /// NVMe tiers), with llama.cpp's op_offload off, so that llama.cpp computes them on the CPU
-    /// as a streaming run of the plan does (prompt batches included): the reference for a
-    /// streamed run on a GPU. Changes nothing on a build without a GPU backend.
+    /// With --plain: compute each tensor where and with the kernels a run of this plan does: its
+    /// streamed tensors (and, with a GPU backend, its RAM tier) in llama.cpp's CPU buffer type,
+    /// op_offload off (prompt batches included) and, when the plan streams, weight repacking off
+    /// (a streamed tensor is never repacked): the reference for a streamed run's tokens.
     #[arg(long, requires = "plain")]
     pub plain_like: Option<PathBuf>,
     /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
@@ -343,13 +343,15 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     };
     if let (Some(path), Some(inv)) = (&args.plain_like, &inventory) {
         let plan = Plan::load(path)?;
-        params.host = runtime::plan::off_gpu_patterns(&plan, inv).with_context(|| {
+        let load_mode = params.load_mode;
+        params = runtime::plan::reference_params(&plan, inv).with_context(|| {
             format!(
                 "--plain-like {}: not a plan for {}",
                 path.display(),
                 model_path.display()
             )
         })?;
+        params.load_mode = load_mode;
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
