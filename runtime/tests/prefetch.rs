@@ -57,6 +57,12 @@ fn every_prefetch_and_queue_depth_gives_plain_llama_cpp_tokens() {
             assert_eq!(r.tokens.unwrap(), reference, "{at}");
             assert!(stats.peak_resident_bytes <= pool, "{at}");
             assert!(io.max_in_flight <= qd, "{at}");
+            // While busy, between one and max_in_flight requests run (timer slack: 1%).
+            let depth_while_busy = io.request_s / io.busy_s;
+            assert!(
+                (0.99..=1.01 * io.max_in_flight as f64).contains(&depth_while_busy),
+                "{at}"
+            );
             // Tensors are larger than a request: each fill is several requests.
             assert!(io.requests >= 2 * stats.fills, "{at}");
             // Every layer is read once per token: 24 steps, most of 18 layers each.
