@@ -11,18 +11,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
-B=$PWD/.dev/hypura
-P="The history of the printing press begins"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-[ -f /tmp/llb/bin/libllama.so ] || bash scripts/cuda-libs.sh .dev/llama.cpp /tmp/llb 90 >"$OUT/build.log" 2>&1 ||
-  { tail -30 "$OUT/build.log"; exit 1; }
-export LD_LIBRARY_PATH=/tmp/llb/bin
-$B profile --disk /tmp --quick -o /tmp/gpu.toml >/dev/null 2>&1
+source scripts/gpu-prepare.sh
 [ -f /tmp/d.gguf ] || $B synth --arch llama --size 512MiB --type q8_0 -o /tmp/d.gguf >/dev/null
 [ -f /tmp/m.gguf ] || $B synth --arch mixtral --experts 8 --top-k 2 --size 1GiB --type q4_0 -o /tmp/m.gguf >/dev/null
-field() {
-  python3 -c "import json,sys,zlib; v=json.load(sys.stdin); t=v['tokens']; print('%.1f tok/s, %d tokens #%05d' % (v['decode_tok_per_s'], len(t), zlib.crc32(str(t).encode()) % 100000), end=' ')"
-}
 for m in d m; do
   $B solve --hw /tmp/gpu.toml --model /tmp/$m.gguf --greedy -o /tmp/$m-res.json --force >/dev/null
   # Everything resident (the GPU profile puts every tensor on the GPU) against plain llama.cpp,

@@ -13,18 +13,10 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-ratio}
 mkdir -p "$OUT"
-B=$PWD/.dev/hypura
-P="The history of the printing press begins"
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(512MiB 4GiB)
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/ratio.txt"
-[ -f /tmp/llb/bin/libllama.so ] || bash scripts/cuda-libs.sh .dev/llama.cpp /tmp/llb 90 >"$OUT/build.log" 2>&1 ||
-  { tail -30 "$OUT/build.log"; exit 1; }
-export LD_LIBRARY_PATH=/tmp/llb/bin
-$B profile --disk /tmp --quick -o /tmp/gpu.toml >/dev/null 2>&1
-field() {
-  python3 -c "import json,sys,zlib; v=json.load(sys.stdin); t=v['tokens']; print('%.1f tok/s, %d tokens #%05d' % (v['decode_tok_per_s'], len(t), zlib.crc32(str(t).encode()) % 100000))"
-}
+source scripts/gpu-prepare.sh
+cp "$OUT/gpu.txt" "$OUT/ratio.txt"
 for size in "${sizes[@]}"; do
   m=/tmp/dense-$size.gguf
   [ -f "$m" ] || $B synth --arch llama --size "$size" --type q8_0 -o "$m" >/dev/null

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ffn_matrices, gemma_path, hypura, hypura_run, solve, stream_from_nvme, synth};
+use common::{ffn_matrices, gemma_path, hypura_plain, hypura_run, solve, stream_from_nvme, synth};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::Path;
 
@@ -53,23 +53,16 @@ fn run_error(plan: &Path, model: &Path) -> String {
 /// `hypura run --plain --plain-like PLAN`: plain llama.cpp computing each tensor with the
 /// kernels a run of the plan uses.
 fn plain_like(plan: &Path, model: &Path, prompt: &str, n: usize) -> Vec<i32> {
-    let n = n.to_string();
-    let (ok, out, err) = hypura(&[
-        "run",
-        "--plain",
+    let plan = plan.to_str().unwrap();
+    let extra = [
         "--plain-like",
-        plan.to_str().unwrap(),
-        "-m",
-        model.to_str().unwrap(),
-        "-p",
-        prompt,
-        "-n",
-        &n,
+        plan,
         "--ignore-eos",
         "--ctx",
         "256",
         "--json",
-    ]);
+    ];
+    let (ok, out, err) = hypura_plain(model, prompt, n, &extra);
     assert!(ok, "{err}");
     ids(&serde_json::from_str(&out).unwrap())
 }
@@ -93,21 +86,8 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     // `hypura run --plain`: the same reference through the CLI, with llama.cpp's mmap loader
     // and with the O_DIRECT one a plan loads with.
     for load in ["mmap", "direct"] {
-        let (ok, out, err) = hypura(&[
-            "run",
-            "--plain",
-            "--plain-load",
-            load,
-            "-m",
-            gemma.to_str().unwrap(),
-            "-p",
-            PROMPT,
-            "-n",
-            "16",
-            "--ctx",
-            "256",
-            "--json",
-        ]);
+        let extra = ["--plain-load", load, "--ctx", "256", "--json"];
+        let (ok, out, err) = hypura_plain(&gemma, PROMPT, 16, &extra);
         assert!(ok, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["mode"], "plain");
@@ -278,20 +258,8 @@ fn repacking_follows_the_plan_so_tokens_match_llama_cpp_with_the_same_kernels() 
         assert!(ok, "{err}");
         ids(&serde_json::from_str(&out).unwrap())
     };
-    let (ok, out, err) = hypura(&[
-        "run",
-        "--plain",
-        "-m",
-        gemma.to_str().unwrap(),
-        "-p",
-        prompt,
-        "-n",
-        "48",
-        "--ignore-eos",
-        "--ctx",
-        "256",
-        "--json",
-    ]);
+    let extra = ["--ignore-eos", "--ctx", "256", "--json"];
+    let (ok, out, err) = hypura_plain(&gemma, prompt, n, &extra);
     assert!(ok, "{err}");
     let defaults = ids(&serde_json::from_str(&out).unwrap());
     assert_eq!(

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{hypura, solve};
+use common::{hypura, hypura_plain, solve};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::{Path, PathBuf};
 
@@ -250,21 +250,8 @@ fn plain_llama_cpp_replaying_a_trace_gives_the_streamed_run_tokens() {
     ]);
     assert!(ok, "{err}");
     let plain = |extra: &[&str]| {
-        let mut args = vec![
-            "run",
-            "--plain",
-            "-m",
-            model.to_str().unwrap(),
-            "-p",
-            PROMPT,
-            "-n",
-            "8",
-            "--threads",
-            "2",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        hypura(&args)
+        let args = [&["--threads", "2", "--json"][..], extra].concat();
+        hypura_plain(&model, PROMPT, 8, &args)
     };
     let (ok, out, err) = plain(&[]);
     assert!(ok, "{err}");

@@ -32,7 +32,7 @@ fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u6
         };
         let mut ctx = Context::new(model, params, streamer()).unwrap();
         let g = ctx.generate(&prompt, TOKENS, Sampling::GREEDY).unwrap();
-        total += g.token_s.iter().sum::<f64>();
+        total += g.decode_s();
     }
     Duration::from_secs_f64(total)
 }

@@ -12,7 +12,6 @@
 //! --load picks llama.cpp's loader (default mmap); `direct` is how `hypura run --plan` loads,
 //! so a resident plan's speed can be compared with plain llama.cpp one difference at a time.
 
-use runtime::routing::Routing;
 use runtime::stream::Streamer;
 use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
 use std::path::PathBuf;
@@ -75,12 +74,7 @@ fn main() {
     let read = runtime::mem::storage_read_bytes()
         .zip(read_before)
         .map(|(a, b)| a - b);
-    let decode_s: f64 = g.token_s.iter().sum();
-    let tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
-        (g.tokens.len() - 1) as f64 / decode_s
-    } else {
-        0.0
-    };
+    let (decode_s, tok_s) = (g.decode_s(), g.decode_tok_per_s());
     let v = serde_json::json!({
         "model": path.display().to_string(),
         "mode": format!("plain llama.cpp ({load}{})", if repack { ", repacked" } else { "" }),
@@ -101,10 +95,8 @@ fn replay_streamer(model: &std::path::Path, trace: &std::path::Path) -> Streamer
     let arch = solver::Inventory::from_gguf(model)
         .unwrap_or_else(|e| fail(&e.to_string()))
         .arch;
-    let facts = runtime::routing::model_facts(&arch);
     let trace = traces::load(trace).unwrap_or_else(|e| fail(&e.to_string()));
-    let routing = Routing::new(facts, false, Some(trace)).unwrap_or_else(|e| fail(&e.to_string()));
-    Streamer::routing_only(routing).unwrap_or_else(|e| fail(&e.to_string()))
+    Streamer::replaying(&arch, trace).unwrap_or_else(|e| fail(&e.to_string()))
 }
 
 fn fail(msg: &str) -> ! {

@@ -113,8 +113,7 @@ fn decode(model: &Model, tokens: usize, threads: u32) -> (f64, Vec<i32>) {
     let g = ctx
         .generate(&prompt, tokens, sampling)
         .unwrap_or_else(|e| fail(&e.to_string()));
-    let s: f64 = g.token_s.iter().sum();
-    ((g.tokens.len() - 1) as f64 / s, g.tokens)
+    (g.decode_tok_per_s(), g.tokens)
 }
 
 /// Sorts `v` and returns its median.

@@ -55,6 +55,24 @@ pub struct Generation {
     pub decode_read_bytes: Option<u64>,
 }
 
+impl Generation {
+    /// Seconds of the decode steps (the prompt batch not included).
+    pub fn decode_s(&self) -> f64 {
+        self.token_s.iter().sum()
+    }
+
+    /// Tokens per second of the decode steps: every generated token after the first (which the
+    /// prompt batch gives); 0 with fewer than two.
+    pub fn decode_tok_per_s(&self) -> f64 {
+        let s = self.decode_s();
+        if self.tokens.len() > 1 && s > 0.0 {
+            (self.tokens.len() - 1) as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
 pub struct Context<'m> {
     raw: NonNull<sys::llama_context>,
     model: &'m Model,

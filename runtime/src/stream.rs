@@ -201,9 +201,11 @@ impl Streamer {
         })
     }
 
-    /// A streamer that streams nothing and only intercepts routing (recording it, or forcing it
-    /// from a trace): router interception on a model loaded without a plan.
-    pub fn routing_only(routing: crate::routing::Routing) -> Result<Streamer> {
+    /// A streamer that streams nothing and forces `trace`'s routing on a model of `arch` loaded
+    /// without a plan (the eval callback only rewrites router logits).
+    pub fn replaying(arch: &solver::ArchInfo, trace: traces::Trace) -> Result<Streamer> {
+        let facts = crate::routing::model_facts(arch);
+        let routing = crate::routing::Routing::new(facts, false, Some(trace))?;
         let mut s = Streamer::new(&[], &HashMap::new(), Vec::new(), 0)?;
         s.set_moe(Moe::new(routing, None));
         Ok(s)

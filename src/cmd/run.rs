@@ -184,18 +184,14 @@ pub fn run(args: Args) -> Result<()> {
     // Loading has transients (llama.cpp's O_DIRECT staging buffer): report the decode peak apart.
     let peak_rss_load = runtime::mem::peak_rss_bytes();
     let peak_reset = runtime::mem::reset_peak_rss();
-    let sampling = Sampling {
-        temp: args.temp,
-        seed: args.seed,
-        ignore_eos: args.ignore_eos,
-    };
+    let sampling = sampling(&args);
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
     let text: String = g
         .tokens
         .iter()
         .map(|&t| planned.model.token_text(t))
         .collect();
-    let (decode_s, decode_tok_s) = decode_speed(&g);
+    let (decode_s, decode_tok_s) = (g.decode_s(), g.decode_tok_per_s());
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
     let io_stats = ctx.streamer().map(|s| s.io_stats()).unwrap_or_default();
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
@@ -306,6 +302,15 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// --temp, --seed and --ignore-eos.
+fn sampling(args: &Args) -> Sampling {
+    Sampling {
+        temp: args.temp,
+        seed: args.seed,
+        ignore_eos: args.ignore_eos,
+    }
+}
+
 /// A replayed trace must cover every token this run decodes.
 fn check_replay_length(
     args: &Args,
@@ -332,44 +337,39 @@ fn check_replay_length(
 /// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming; with
 /// `replay`, the callback only forces routing.
 fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> Result<()> {
-    let mut params = ModelParams::llama_defaults();
-    if args.plain_load.as_deref() == Some("direct") {
-        params.load_mode = runtime::LoadMode::DirectIo;
-    }
     let inventory = if args.plain_like.is_some() || replay.is_some() {
         Some(solver::Inventory::from_gguf(model_path)?)
     } else {
         None
     };
-    if let (Some(path), Some(inv)) = (&args.plain_like, &inventory) {
-        let plan = Plan::load(path)?;
-        let load_mode = params.load_mode;
-        params = runtime::plan::reference_params(&plan, inv).with_context(|| {
-            format!(
-                "--plain-like {}: not a plan for {}",
-                path.display(),
-                model_path.display()
-            )
-        })?;
-        params.load_mode = load_mode;
+    let mut params = match (&args.plain_like, &inventory) {
+        (Some(path), Some(inv)) => runtime::plan::reference_params(&Plan::load(path)?, inv)
+            .with_context(|| {
+                format!(
+                    "--plain-like {}: not a plan for {}",
+                    path.display(),
+                    model_path.display()
+                )
+            })?,
+        _ => ModelParams::llama_defaults(),
+    };
+    if args.plain_load.as_deref() == Some("direct") {
+        params.load_mode = runtime::LoadMode::DirectIo;
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
     let prompt = model.tokenize(&args.prompt, true)?;
     check_replay_length(args, replay.as_ref(), prompt.len())?;
     let streamer = match (replay, &args.replay_trace, &inventory) {
-        (Some(trace), Some(path), Some(inv)) => {
-            let facts = runtime::routing::model_facts(&inv.arch);
-            let routing =
-                runtime::routing::Routing::new(facts, false, Some(trace)).with_context(|| {
-                    format!(
-                        "cannot replay {} on {}",
-                        path.display(),
-                        model_path.display()
-                    )
-                })?;
-            Some(runtime::stream::Streamer::routing_only(routing)?)
-        }
+        (Some(trace), Some(path), Some(inv)) => Some(
+            runtime::stream::Streamer::replaying(&inv.arch, trace).with_context(|| {
+                format!(
+                    "cannot replay {} on {}",
+                    path.display(),
+                    model_path.display()
+                )
+            })?,
+        ),
         _ => None,
     };
     let params = ContextParams {
@@ -380,14 +380,10 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         op_offload: args.plain_like.is_none(),
     };
     let mut ctx = Context::new(&model, params, streamer)?;
-    let sampling = Sampling {
-        temp: args.temp,
-        seed: args.seed,
-        ignore_eos: args.ignore_eos,
-    };
+    let sampling = sampling(args);
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
     let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
-    let (decode_s, decode_tok_s) = decode_speed(&g);
+    let (decode_s, decode_tok_s) = (g.decode_s(), g.decode_tok_per_s());
     if args.json {
         let v = serde_json::json!({
             "model": model_path.display().to_string(),
@@ -422,17 +418,6 @@ fn context_size(args: &Args, prompt_len: usize) -> Result<u32> {
         Some(_) => bail!("--ctx must be at least 1"),
         None => Ok(((prompt_len + args.n_predict) as u32).div_ceil(256) * 256),
     }
-}
-
-/// Seconds spent generating after the first token, and the tokens per second that gives.
-fn decode_speed(g: &runtime::Generation) -> (f64, f64) {
-    let decode_s: f64 = g.token_s.iter().sum();
-    let tok_s = if g.tokens.len() > 1 && decode_s > 0.0 {
-        (g.tokens.len() - 1) as f64 / decode_s
-    } else {
-        0.0
-    };
-    (decode_s, tok_s)
 }
 
 /// The plan's model file name, looked up next to the plan, then in the current directory.

@@ -31,18 +31,31 @@ pub fn hypura_run(
     n: usize,
     extra: &[&str],
 ) -> (bool, String, String) {
+    run_with(&["--plan", plan.to_str().unwrap()], model, prompt, n, extra)
+}
+
+/// `hypura run --plain -m MODEL -p PROMPT -n N` plus `extra` (plain llama.cpp).
+#[allow(dead_code)]
+pub fn hypura_plain(
+    model: &Path,
+    prompt: &str,
+    n: usize,
+    extra: &[&str],
+) -> (bool, String, String) {
+    run_with(&["--plain"], model, prompt, n, extra)
+}
+
+fn run_with(
+    how: &[&str],
+    model: &Path,
+    prompt: &str,
+    n: usize,
+    extra: &[&str],
+) -> (bool, String, String) {
     let n = n.to_string();
-    let mut args = vec![
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        model.to_str().unwrap(),
-        "-p",
-        prompt,
-        "-n",
-        &n,
-    ];
+    let mut args = vec!["run"];
+    args.extend_from_slice(how);
+    args.extend_from_slice(&["-m", model.to_str().unwrap(), "-p", prompt, "-n", &n]);
     args.extend_from_slice(extra);
     hypura(&args)
 }
