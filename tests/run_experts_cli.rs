@@ -271,6 +271,24 @@ fn plain_llama_cpp_replaying_a_trace_gives_the_streamed_run_tokens() {
         "the trace's routing did not change the tokens"
     );
     let replay = ["--replay-trace", trace.to_str().unwrap()];
+    // The oracle prefetch reads ahead exactly what the trace routes next: same tokens, every
+    // expert read ahead taken, no extra slice read.
+    let (ok, out, err) = run(
+        &plan,
+        &model,
+        N,
+        &[&replay[..], &["--expert-prefetch", "oracle"]].concat(),
+    );
+    assert!(ok, "{err}");
+    let (ahead, va) = tokens(&out);
+    assert_eq!(ahead, streamed);
+    let x = &va["experts"];
+    assert!(x["prefetched"].as_u64().unwrap() > 0, "{va}");
+    assert_eq!(x["prefetch_hits"], x["prefetched"], "{va}");
+    assert_eq!(x["fills"], v["experts"]["fills"], "{va}");
+    let (ok, _, err) = run(&plan, &model, N, &["--expert-prefetch", "oracle"]);
+    assert!(!ok);
+    assert!(err.contains("--replay-trace"), "{err}");
     let (ok, out, err) = plain(&[&replay[..], &["--plain-like", plan.to_str().unwrap()]].concat());
     assert!(ok, "{err}");
     assert_eq!(tokens(&out).0, streamed);

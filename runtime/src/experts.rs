@@ -21,7 +21,7 @@ use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::stream::StreamStats;
 use sim::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
-use sim::decode::Coactivation;
+use sim::decode::{Coactivation, ExpertPrefetch};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,18 +81,28 @@ pub struct Experts {
     prefetch: Option<Prefetch>,
 }
 
-/// Co-activation prefetch: after MoE layer `m` routes a decode token, the experts of layer
-/// `m + 1` that most often followed its selection in earlier tokens (sim's predictor, learned
-/// online) are read while layer `m` computes. They stay outside the cache until the router of
-/// `m + 1` chooses them (then they are cache accesses like any other, without a read) or not
-/// (then they are released): at most top-k experts beyond the cache's bytes.
+/// Expert prefetch (sim's [`ExpertPrefetch`], same timing): after MoE layer `m` routes a
+/// decode token, experts of layer `m + 1` are read while layer `m` computes. They stay outside
+/// the cache until the router of `m + 1` chooses them (then they are cache accesses like any
+/// other, without a read) or not (then they are released): at most top-k experts beyond the
+/// cache's bytes.
 struct Prefetch {
-    coact: Coactivation,
+    predictor: Predictor,
     top_k: usize,
-    /// The previous decode selection: (MoE position, experts).
-    last: Option<(usize, Vec<u16>)>,
     /// Experts read ahead for a MoE position, not selected or dropped yet.
     staged: Option<(usize, Vec<u16>)>,
+}
+
+enum Predictor {
+    /// The experts that most often followed this selection in earlier tokens (sim's predictor,
+    /// learned online).
+    Coactivation {
+        coact: Coactivation,
+        /// The previous decode selection: (MoE position, experts).
+        last: Option<(usize, Vec<u16>)>,
+    },
+    /// The next layer's actual selection, known when routing is replayed from a trace.
+    Oracle,
 }
 
 impl Experts {
@@ -240,12 +250,23 @@ impl Experts {
         self.permanent_bytes
     }
 
-    /// Turns co-activation prefetch on for a model routing `top_k` experts per token.
-    pub fn enable_prefetch(&mut self, top_k: usize) {
+    /// Sets expert prefetch for a model routing `top_k` experts per token. The oracle reads
+    /// what [`Experts::select`] is told comes next, so it needs replayed routing.
+    pub fn set_prefetch(&mut self, kind: ExpertPrefetch, top_k: usize) {
+        let predictor = match kind {
+            ExpertPrefetch::None => {
+                self.prefetch = None;
+                return;
+            }
+            ExpertPrefetch::Coactivation => Predictor::Coactivation {
+                coact: Coactivation::new(self.layers.len(), self.n_expert),
+                last: None,
+            },
+            ExpertPrefetch::Oracle => Predictor::Oracle,
+        };
         self.prefetch = Some(Prefetch {
-            coact: Coactivation::new(self.layers.len(), self.n_expert),
+            predictor,
             top_k,
-            last: None,
             staged: None,
         });
     }
@@ -257,11 +278,13 @@ impl Experts {
 
     /// The router of block `layer` chose `ids` (`top_k` per token, router order, tokens in
     /// order): one cache access each; releases what the cache evicted, then submits the reads of
-    /// the selected experts the cache keeps, for every tensor of the layer.
+    /// the selected experts the cache keeps, for every tensor of the layer. `upcoming`: the next
+    /// MoE layer's selection when it is known (replayed routing), for the oracle prefetch.
     pub fn select(
         &mut self,
         layer: u32,
         ids: &[u16],
+        upcoming: Option<&[u16]>,
         io: ExpertIo,
         stats: &mut StreamStats,
     ) -> Result<()> {
@@ -305,7 +328,7 @@ impl Experts {
         for i in self.layers[pos].tensors.clone() {
             self.submit(i, &kept, io, stats);
         }
-        self.prefetch_next(pos, ids, io, stats);
+        self.prefetch_next(pos, ids, upcoming, io, stats);
         Ok(())
     }
 
@@ -330,25 +353,40 @@ impl Experts {
 
     /// Learns from a decode step's selection at `pos` and reads ahead the predicted experts of
     /// the next MoE layer (prompt batches neither learn nor prefetch).
-    fn prefetch_next(&mut self, pos: usize, ids: &[u16], io: ExpertIo, stats: &mut StreamStats) {
+    fn prefetch_next(
+        &mut self,
+        pos: usize,
+        ids: &[u16],
+        upcoming: Option<&[u16]>,
+        io: ExpertIo,
+        stats: &mut StreamStats,
+    ) {
         let Some(mut p) = self.prefetch.take() else {
             return;
         };
-        if ids.len() > p.top_k {
-            p.last = None;
-            self.prefetch = Some(p);
-            return;
-        }
-        if let Some((m, prev)) = p.last.take() {
-            if m + 1 == pos {
-                p.coact.learn(m, &prev, ids);
-            }
-        }
-        p.last = Some((pos, ids.to_vec()));
+        let decode = ids.len() <= p.top_k;
         let next = pos + 1;
-        if next < self.layers.len() && !self.layers[next].tensors.is_empty() {
-            let mut predicted = Vec::new();
-            p.coact.predict(pos, ids, p.top_k, &mut predicted);
+        let mut predicted = Vec::new();
+        match &mut p.predictor {
+            Predictor::Coactivation { last, .. } if !decode => *last = None,
+            Predictor::Coactivation { coact, last } => {
+                if let Some((m, prev)) = last.take() {
+                    if m + 1 == pos {
+                        coact.learn(m, &prev, ids);
+                    }
+                }
+                *last = Some((pos, ids.to_vec()));
+                if next < self.layers.len() {
+                    coact.predict(pos, ids, p.top_k, &mut predicted);
+                }
+            }
+            Predictor::Oracle if decode => predicted.extend_from_slice(upcoming.unwrap_or(&[])),
+            Predictor::Oracle => {}
+        }
+        if !predicted.is_empty()
+            && next < self.layers.len()
+            && !self.layers[next].tensors.is_empty()
+        {
             let first = self.layers[next].tensors[0];
             predicted.retain(|&e| !self.slices[first].loaded[usize::from(e)]);
             let mut want = vec![false; self.n_expert];

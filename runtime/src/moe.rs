@@ -64,7 +64,8 @@ impl Moe {
             let n_tokens = self.read_topk(node)?;
             self.routing.selected(layer, &self.picked, n_tokens)?;
             if let Some(x) = self.experts.as_mut() {
-                x.select(layer, &self.picked, io, stats)?;
+                let upcoming = self.routing.upcoming(layer);
+                x.select(layer, &self.picked, upcoming, io, stats)?;
             }
         } else if let Some(layer) = node_layer(node, LOGITS) {
             if self.routing.replaying() {

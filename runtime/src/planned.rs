@@ -10,6 +10,7 @@ use crate::plan::{self, Placement};
 use crate::routing::Routing;
 use crate::stream::{IoOptions, Streamer};
 use sim::cache::Policy;
+use sim::decode::ExpertPrefetch;
 use solver::place::plan::Plan;
 use solver::place::Tier;
 use solver::{Inventory, Source};
@@ -37,8 +38,9 @@ pub struct MoeOptions {
     pub record: bool,
     /// Force every MoE layer's selection from this trace.
     pub replay: Option<traces::Trace>,
-    /// Read the next MoE layer's likely experts ahead (co-activation counts learned online).
-    pub coactivation_prefetch: bool,
+    /// Which experts of the next MoE layer are read ahead during a decode step (sim's choices:
+    /// none, co-activation counts learned online, or the oracle, which needs `replay`).
+    pub expert_prefetch: ExpertPrefetch,
 }
 
 impl MoeOptions {
@@ -109,6 +111,13 @@ impl PlannedModel {
                 self.model.path().display(),
                 arch.arch
             )));
+        }
+        if moe.expert_prefetch == ExpertPrefetch::Oracle && moe.replay.is_none() {
+            return Err(Error::Placement(
+                "the oracle expert prefetch reads the next layer's experts from the replayed \
+                 trace; replay one (--replay-trace) or use coactivation"
+                    .into(),
+            ));
         }
         if self.model.streamed().is_empty() && !moe.intercepts() {
             return Ok(None);
@@ -193,9 +202,7 @@ impl PlannedModel {
                     io,
                     stats,
                 )?;
-                if moe.coactivation_prefetch {
-                    x.enable_prefetch(arch.n_expert_used as usize);
-                }
+                x.set_prefetch(moe.expert_prefetch, arch.n_expert_used as usize);
                 Some(x)
             };
             streamer.set_moe(Moe::new(routing, x));

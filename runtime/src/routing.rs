@@ -178,6 +178,18 @@ impl Routing {
         Ok(())
     }
 
+    /// Under replay, during a one-token ubatch (a decode step) whose router of block `layer` has
+    /// run: the trace's selection for that token at the next MoE layer, which the oracle
+    /// prefetch reads ahead. None for the last MoE layer and for prompt batches.
+    pub fn upcoming(&self, layer: u32) -> Option<&[u16]> {
+        let trace = self.replay.as_ref()?;
+        let pos = self.position(layer)?;
+        if !self.ub.open || self.ub.n_tokens != 1 || pos + 1 >= self.facts.n_layers() {
+            return None;
+        }
+        Some(trace.selection(self.ub.base, pos + 1))
+    }
+
     /// Ends a ubatch: every MoE layer must have been routed (and forced, under replay).
     fn close(&mut self) -> Result<()> {
         if !self.ub.open {

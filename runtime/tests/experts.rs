@@ -9,6 +9,7 @@ use common::{plan_streaming_experts, shared_data, synth};
 use runtime::page_cache::{cached_pages, drop_cached};
 use runtime::stream::StreamStats;
 use runtime::{Context, ContextParams, Model, ModelParams, MoeOptions, PlannedModel, Sampling};
+use sim::decode::ExpertPrefetch;
 use solver::synth::presets::Overrides;
 use std::path::{Path, PathBuf};
 use traces::Trace;
@@ -284,14 +285,14 @@ fn coactivation_prefetch_reads_ahead_without_changing_tokens_or_routing() {
     let routing = traces::synth::synthesize(&params, 7).unwrap();
     // Room for 4 experts of the 26 x 64: nearly every access misses, so prefetch has work.
     let plan = plan_streaming_experts(&path, &[], 4);
-    let replay = |prefetch: bool| MoeOptions {
+    let replay = |prefetch| MoeOptions {
         replay: Some(routing.clone()),
-        coactivation_prefetch: prefetch,
+        expert_prefetch: prefetch,
         ..Default::default()
     };
     let n = 40;
-    let on_demand = run(&path, &plan, &replay(false), n);
-    let ahead = run(&path, &plan, &replay(true), n);
+    let on_demand = run(&path, &plan, &replay(ExpertPrefetch::None), n);
+    let ahead = run(&path, &plan, &replay(ExpertPrefetch::Coactivation), n);
     assert_eq!(ahead.tokens, on_demand.tokens);
     let (a, d) = (&ahead.stats, &on_demand.stats);
     eprintln!(
@@ -314,4 +315,65 @@ fn coactivation_prefetch_reads_ahead_without_changing_tokens_or_routing() {
         a.peak_resident_bytes <= plan.expert_cache.bytes + (64 + 6) * expert_bytes,
         "{a:?}"
     );
+}
+
+#[test]
+fn oracle_prefetch_reads_exactly_the_next_layers_misses_ahead() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = mixtral(dir.path());
+    let routing = traces::synth::synthesize(
+        &traces::synth::SynthParams::uniform(
+            runtime::routing::model_facts(&solver::Inventory::from_gguf(&path).unwrap().arch),
+            vec![80],
+            traces::synth::LayerParams {
+                skew: 0.5,
+                reuse: 0.2,
+                affinity: 0.5,
+                drift: 0.0,
+            },
+        ),
+        3,
+    )
+    .unwrap();
+    // Room for 3 experts of the 8 per layer: most accesses miss.
+    let plan = plan_streaming_experts(&path, &[], 3);
+    let replay = |prefetch| MoeOptions {
+        replay: Some(routing.clone()),
+        expert_prefetch: prefetch,
+        cache_policy: Some("lru".into()),
+        ..Default::default()
+    };
+    let n = 24;
+    let on_demand = run(&path, &plan, &replay(ExpertPrefetch::None), n);
+    let oracle = run(&path, &plan, &replay(ExpertPrefetch::Oracle), n);
+    assert_eq!(oracle.tokens, on_demand.tokens);
+    let (o, d) = (&oracle.stats, &on_demand.stats);
+    eprintln!("oracle {o:?}\non demand {d:?}");
+    assert_eq!(
+        (o.expert_accesses, o.expert_hits),
+        (d.expert_accesses, d.expert_hits)
+    );
+    // Every expert read ahead is taken, and it replaces a read, never adds one.
+    assert!(o.expert_prefetches > 0, "{o:?}");
+    assert_eq!(o.expert_prefetch_hits, o.expert_prefetches);
+    assert_eq!(o.expert_fills, d.expert_fills);
+    assert_eq!(o.bytes_read, d.bytes_read);
+}
+
+#[test]
+fn oracle_prefetch_without_a_replayed_trace_is_refused() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = mixtral(dir.path());
+    let plan = plan_streaming_experts(&path, &[], 3);
+    let planned = PlannedModel::load(&path, &plan, None).unwrap();
+    let opts = MoeOptions {
+        expert_prefetch: ExpertPrefetch::Oracle,
+        ..Default::default()
+    };
+    let e = planned
+        .streamer_with(&opts)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("replay"), "{e}");
 }

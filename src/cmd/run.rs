@@ -77,10 +77,11 @@ pub struct Args {
     /// `static-frequency` keeps the plan's memory-tier experts and runs LRU over the rest).
     #[arg(long)]
     pub cache_policy: Option<String>,
-    /// Expert prefetch for per-expert streaming: `none` (read on demand) or `coactivation` (after
+    /// Expert prefetch for per-expert streaming: `none` (read on demand), `coactivation` (after
     /// each MoE layer routes a decode token, read the next layer's experts that most often
-    /// followed this selection, learned online; at most top-k experts beyond the cache).
-    #[arg(long, default_value = "none", value_parser = ["none", "coactivation"])]
+    /// followed this selection, learned online; at most top-k experts beyond the cache) or
+    /// `oracle` (same timing, the replayed trace's next selection; needs --replay-trace).
+    #[arg(long, default_value = "none", value_parser = ["none", "coactivation", "oracle"])]
     pub expert_prefetch: String,
     /// Overwrite an existing --metrics or --record-trace file.
     #[arg(long)]
@@ -121,6 +122,12 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
+    if args.expert_prefetch == "oracle" && args.replay_trace.is_none() {
+        bail!(
+            "--expert-prefetch oracle reads the next layer's experts from the replayed trace; \
+             pass --replay-trace or use --expert-prefetch coactivation"
+        );
+    }
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a finite number >= 0");
     }
@@ -158,7 +165,8 @@ pub fn run(args: Args) -> Result<()> {
         cache_policy: args.cache_policy.clone(),
         record: args.record_trace.is_some(),
         replay,
-        coactivation_prefetch: args.expert_prefetch == "coactivation",
+        expert_prefetch: sim::decode::ExpertPrefetch::parse(&args.expert_prefetch)
+            .expect("clap checked the name"),
     };
     let mut streamer = planned
         .streamer_with(&moe)
