@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, solve, synth};
 
 #[test]
 fn no_arguments_runs_the_embedded_default() {
@@ -107,4 +107,21 @@ fn bad_arguments_are_refused() {
     // The default profile is unified memory: there is no host link to copy over.
     let (ok, _, err) = hypura(&["sim", "--host-weights-on-gpu"]);
     assert!(!ok && err.contains("--host-weights-on-gpu"), "{err}");
+}
+
+#[test]
+fn a_plan_whose_model_file_moved_names_the_plan_and_asks_for_model() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let model = dir.path().join("moved.gguf");
+    synth(&model, &["--preset", "tiny-mixtral", "--type", "f16"]);
+    let plan = solve(&model, dir.path());
+    std::fs::remove_file(&model).unwrap();
+    let (ok, _, err) = hypura(&["sim", "--plan", plan.to_str().unwrap(), "--tokens", "2"]);
+    assert!(!ok);
+    assert!(
+        err.contains(plan.to_str().unwrap())
+            && err.contains("moved.gguf")
+            && err.contains("--model"),
+        "{err}"
+    );
 }

@@ -167,7 +167,14 @@ pub fn run(args: Args) -> Result<()> {
             DEFAULT_MODEL.to_string()
         }
     };
-    let inv = solver::load_model(&model)?;
+    let inv = solver::load_model(&model).with_context(|| match (&args.model, &args.plan) {
+        (None, Some(plan)) => format!(
+            "{}: the plan's model {model:?} is neither next to the plan, in the current \
+             directory nor in the catalog; pass --model",
+            plan.display()
+        ),
+        _ => format!("--model {model}"),
+    })?;
     let dense = !inv.arch.is_moe();
     let trace = match &args.trace {
         Some(p) if dense => bail!(
