@@ -27,6 +27,12 @@
 #                       weights are anonymous copies, not the mmap)
 #   --disk-qd Q         parallel reads when measuring the disk (default 4: `hypura run`'s usual
 #                       queue depth; 1 gives a lower bound that mmap's readahead can beat)
+#   --sim "FLAGS"       also predict the hypura run with `hypura sim` (the plan, the profile, the
+#                       replayed trace, the run's prompt length and token count) plus FLAGS, e.g.
+#                       "--policy static --queue-depth 8 --expert-prefetch oracle" to match the run's
+#                       -- flags; the profile's read curve is measured at 1, 2, 4, 8 and --disk-qd
+#                       parallel reads (with --plan, give the profile with --hw)
+#   --hw FILE           the profile for --sim when --plan is given
 #   --out DIR           where the JSON of every run goes (default: a new temp dir)
 #   --no-build          use target/release as it is
 #   --bin-dir DIR       use the binaries in DIR (e.g. target/debug, built with `cargo build -p hypura
@@ -37,7 +43,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 model="" budget="" plan="" solve_flags="" leave="" floor=6 tokens=16 threads=$(nproc) ctx=512
-reps=1 repack="" replay="" out="" build=1 bin="$root/target/release" disk_qd=4
+reps=1 repack="" replay="" out="" build=1 bin="$root/target/release" disk_qd=4 sim="" hw=""
+sim_set=0
 prompt="The history of the printing press begins"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,6 +61,8 @@ while [ $# -gt 0 ]; do
     --repack) repack=--repack; shift ;;
     --replay-trace) replay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --sim) sim=$2; sim_set=1; shift 2 ;;
+    --hw) hw=$2; shift 2 ;;
     --disk-qd) disk_qd=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --bin-dir) bin=$(cd "$2" && pwd); build=0; shift 2 ;;
@@ -73,6 +82,8 @@ die() { echo "balloon-bench: $*" >&2; exit 2; }
 [ -f "$model" ] || die "--model: no such file: ${model:-(none given)}"
 [ -n "$plan" ] || [ -n "$budget" ] || die "give --budget-gib or --plan"
 [ -z "$plan" ] || [ -f "$plan" ] || die "--plan: no such file: $plan"
+[ -z "$hw" ] || [ -f "$hw" ] || die "--hw: no such file: $hw"
+[ "$sim_set" = 0 ] || [ -z "$plan" ] || [ -n "$hw" ] || die "--sim with --plan needs --hw PROFILE"
 gib() { awk -v g="$1" 'BEGIN { printf "%.0f", g * 1073741824 }'; }
 out=${out:-$(mktemp -d /tmp/balloon-bench.XXXXXX)}
 mkdir -p "$out"
@@ -96,26 +107,39 @@ disk_samples="$out/disk-gbps.txt"
 : >"$disk_samples"
 [[ "$disk_qd" =~ ^[1-9][0-9]*$ ]] || die "--disk-qd must be a positive integer"
 per_stream=$(( count / disk_qd )); [ "$per_stream" -ge 1 ] || per_stream=1
-measure_disk() {
-  local t0 t1 i pids=()
+# GB/s of $1 parallel dd streams reading the first 2 GiB (at most) of the model, 4 MiB O_DIRECT.
+disk_speed() {
+  local q=$1 t0 t1 i n pids=()
+  n=$(( count / q )); [ "$n" -ge 1 ] || n=1
   t0=$(date +%s.%N)
-  for i in $(seq 0 $((disk_qd - 1))); do
-    dd if="$model" of=/dev/null bs=4M count="$per_stream" skip=$((i * per_stream)) iflag=direct \
-      status=none &
+  for i in $(seq 0 $((q - 1))); do
+    dd if="$model" of=/dev/null bs=4M count="$n" skip=$((i * n)) iflag=direct status=none &
     pids+=($!)
   done
   # Only the dd streams: a bare `wait` would wait for the balloon too.
   wait "${pids[@]}"
   t1=$(date +%s.%N)
-  awk -v b=$((disk_qd * per_stream * 4194304)) -v a="$t0" -v z="$t1" \
-    'BEGIN { printf "%.3f\n", b / (z - a) / 1e9 }' | tee -a "$disk_samples"
+  awk -v b=$((q * n * 4194304)) -v a="$t0" -v z="$t1" 'BEGIN { printf "%.3f\n", b / (z - a) / 1e9 }'
 }
+measure_disk() { disk_speed "$disk_qd" | tee -a "$disk_samples"; }
 disk_gbps=$(measure_disk)
 echo "disk: $disk_gbps GB/s ($disk_qd parallel dd streams of $per_stream O_DIRECT reads of 4 MiB)"
 
 if [ -z "$plan" ]; then
   reserve=$((512 * 1048576))
   hw="$out/hw.toml"
+  curve=""
+  if [ "$sim_set" = 1 ]; then
+    for q in $(printf '%s\n' 1 2 4 8 "$disk_qd" | sort -n -u); do
+      g=$(disk_speed "$q")
+      echo "disk curve: $q parallel reads: $g GB/s"
+      curve+=$'\n'"[[storage.read_curve]]"$'\n'"block_bytes = 4194304"$'\n'"queue_depth = $q"
+      curve+=$'\n'"gbps = $g  # measured: $q parallel dd O_DIRECT streams on the model file"
+    done
+  else
+    curve=$'\n'"[[storage.read_curve]]"$'\n'"block_bytes = 4194304"$'\n'"queue_depth = $disk_qd"
+    curve+=$'\n'"gbps = $disk_gbps  # measured: as seq_read_gbps"
+  fi
   cat >"$hw" <<EOF
 version = 1
 name = "balloon-bench: $budget GiB for the plan on $(hostname)"
@@ -125,11 +149,7 @@ bandwidth_gbps = 10.0  # estimate: only the prediction uses it
 os_reserve_bytes = $reserve  # the plan's budget is bytes minus this
 [storage]
 seq_read_gbps = $disk_gbps  # measured: $disk_qd parallel dd O_DIRECT streams, 4 MiB requests, on the model file
-read_4k_qd1_latency_s = 0.0001  # estimate
-[[storage.read_curve]]
-block_bytes = 4194304
-queue_depth = $disk_qd
-gbps = $disk_gbps  # measured: as seq_read_gbps
+read_4k_qd1_latency_s = 0.0001  # estimate$curve
 [cpu]
 cores = $(nproc)
 fp32_gflops = $(( $(nproc) * 50 )).0  # estimate: only the prediction uses it
@@ -182,7 +202,17 @@ for r in $(seq 1 "$reps"); do
     --threads "$threads" --json "${run_flags[@]}" >"$out/hypura-$r.json"
 done
 
-python3 - "$out" "$reps" "$disk_samples" "$plan" <<'EOF'
+if [ "$sim_set" = 1 ]; then
+  prompt_tokens=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["prompt_tokens"]))' \
+    "$out/hypura-1.json")
+  sim_args=(sim --plan "$plan" --hw "$hw" --model "$model" --prompt-len "$prompt_tokens"
+    --tokens $((tokens - 1)) --json)
+  [ -z "$replay" ] || sim_args+=(--trace "$replay")
+  # shellcheck disable=SC2086
+  "$bin/hypura" "${sim_args[@]}" $sim >"$out/sim.json"
+fi
+
+python3 - "$out" "$reps" "$disk_samples" "$plan" "$sim" <<'EOF'
 import json, statistics, sys
 out, reps = sys.argv[1], int(sys.argv[2])
 samples = [float(x) for x in open(sys.argv[3]).read().split()]
@@ -218,4 +248,14 @@ for r in range(1, reps + 1):
     print(f"{'':<10}hypura-{r}: {h['stream']['requests']} reads of at most "
           f"{h['stream']['request_bytes']} bytes, mean depth {depth:.2f} while busy "
           f"(queue depth {h['stream']['queue_depth']})")
+import os
+if os.path.exists(f"{out}/sim.json"):
+    s = json.load(open(f"{out}/sim.json"))["summary"]
+    runs = [json.load(open(f"{out}/hypura-{r}.json")) for r in range(1, reps + 1)]
+    measured = statistics.median(h["decode_tok_per_s"] for h in runs)
+    per = statistics.median(h["decode_read_bytes"] / max(len(h["tokens"]) - 1, 1) for h in runs)
+    print(f"hypura sim {sys.argv[5]}: {s['tok_per_s']:.3f} tok/s, "
+          f"{s['bytes_read_per_token']:.0f} bytes read per decoded token, I/O wait "
+          f"{s['io_wait_s_per_token']:.3f} s per token; measured (median of {reps}): "
+          f"{measured:.3f} tok/s, {per:.0f} bytes")
 EOF
