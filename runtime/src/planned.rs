@@ -44,6 +44,18 @@ pub struct MoeOptions {
 }
 
 impl MoeOptions {
+    /// Refuses options that cannot work together (cheap: call it before a slow load).
+    pub fn check(&self) -> Result<()> {
+        if self.expert_prefetch == ExpertPrefetch::Oracle && self.replay.is_none() {
+            return Err(Error::Placement(
+                "the oracle expert prefetch reads the next layer's experts from the replayed \
+                 trace; pass --replay-trace or use coactivation"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn intercepts(&self) -> bool {
         self.record || self.replay.is_some()
     }
@@ -112,13 +124,7 @@ impl PlannedModel {
                 arch.arch
             )));
         }
-        if moe.expert_prefetch == ExpertPrefetch::Oracle && moe.replay.is_none() {
-            return Err(Error::Placement(
-                "the oracle expert prefetch reads the next layer's experts from the replayed \
-                 trace; replay one (--replay-trace) or use coactivation"
-                    .into(),
-            ));
-        }
+        moe.check()?;
         if self.model.streamed().is_empty() && !moe.intercepts() {
             return Ok(None);
         }

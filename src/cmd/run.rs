@@ -122,12 +122,6 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    if args.expert_prefetch == "oracle" && args.replay_trace.is_none() {
-        bail!(
-            "--expert-prefetch oracle reads the next layer's experts from the replayed trace; \
-             pass --replay-trace or use --expert-prefetch coactivation"
-        );
-    }
     if !(args.temp >= 0.0 && args.temp.is_finite()) {
         bail!("--temp must be a finite number >= 0");
     }
@@ -144,6 +138,15 @@ pub fn run(args: Args) -> Result<()> {
     if args.queue_depth == Some(0) {
         bail!("--queue-depth must be at least 1");
     }
+    let moe = runtime::MoeOptions {
+        whole_expert_tensors: args.expert_streaming == "whole",
+        cache_policy: args.cache_policy.clone(),
+        record: args.record_trace.is_some(),
+        replay,
+        expert_prefetch: sim::decode::ExpertPrefetch::parse(&args.expert_prefetch)
+            .expect("clap checked the name"),
+    };
+    moe.check()?;
     let mut planned = PlannedModel::load(&model_path, &plan, None).with_context(|| {
         format!(
             "cannot run {} with {}",
@@ -159,15 +162,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = args.prefetch_depth {
         planned.io.prefetch_depth = d;
     }
-    check_replay_length(&args, replay.as_ref(), prompt.len())?;
-    let moe = runtime::MoeOptions {
-        whole_expert_tensors: args.expert_streaming == "whole",
-        cache_policy: args.cache_policy.clone(),
-        record: args.record_trace.is_some(),
-        replay,
-        expert_prefetch: sim::decode::ExpertPrefetch::parse(&args.expert_prefetch)
-            .expect("clap checked the name"),
-    };
+    check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut streamer = planned
         .streamer_with(&moe)
         .with_context(|| match &args.replay_trace {

@@ -173,7 +173,8 @@ pub fn run(args: Args) -> Result<()> {
              directory nor in the catalog; pass --model",
             plan.display()
         ),
-        _ => format!("--model {model}"),
+        (Some(_), _) => format!("--model {model}"),
+        (None, None) => format!("the default model {model}"),
     })?;
     let dense = !inv.arch.is_moe();
     let trace = match &args.trace {
