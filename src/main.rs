@@ -1,5 +1,6 @@
 //! `hypura`: the command line. Thin: parses arguments and calls the library crates.
 
+mod choice;
 mod cmd;
 mod table;
 
@@ -31,7 +32,15 @@ enum Command {
     /// Expert-routing traces: convert, import, statistics.
     Trace(cmd::trace::Args),
     /// Run a solved plan on llama.cpp: generate text, streaming NVMe-tier weights from disk.
+    #[cfg(feature = "runtime")]
     Run(cmd::run::Args),
+    /// Run a solved plan on llama.cpp (left out of this build: it was built without the
+    /// `runtime` feature).
+    #[cfg(not(feature = "runtime"))]
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -43,7 +52,13 @@ fn main() {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
+        #[cfg(feature = "runtime")]
         Command::Run(a) => cmd::run::run(a),
+        #[cfg(not(feature = "runtime"))]
+        Command::Run { .. } => Err(anyhow::anyhow!(
+            "this hypura was built without llama.cpp (cargo build --no-default-features); \
+             `hypura run` needs the default `runtime` feature"
+        )),
     };
     if let Err(e) = result {
         eprintln!("hypura: error: {e:#}");

@@ -60,7 +60,7 @@ impl Table {
 
 /// Bytes as B / KiB / MiB / GiB / TiB with two decimals (binary units).
 pub fn bytes(n: u64) -> String {
-    solver::units::human_bytes(n)
+    model::units::human_bytes(n)
 }
 
 /// A fraction as a percentage with one decimal.

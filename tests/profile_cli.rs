@@ -1,7 +1,7 @@
 //! `hypura profile` end to end: writes a profile that loads back, refuses to overwrite without
 //! --force, refuses tmpfs, and removes its scratch file when interrupted.
 
-use solver::hw::HwProfile;
+use hw::HwProfile;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

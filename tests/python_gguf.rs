@@ -4,8 +4,8 @@
 //! gguf-py's own dequantizer must decode our blocks to the values our decoder gives.
 
 use serde_json::Value as Json;
-use solver::gguf::GgufHeader;
-use solver::synth::weights;
+use gguf::GgufHeader;
+use synth::weights;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -105,7 +105,7 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     );
 
     // Put every FFN matrix on NVMe with a pool of a quarter of their bytes.
-    let inv = solver::Inventory::from_gguf(&gemma).unwrap();
+    let inv = model::Inventory::from_gguf(&gemma).unwrap();
     let ffn = ffn_matrices(&inv);
     let ffn_bytes: u64 = ffn.iter().map(|t| t.bytes).sum();
     let pool = ffn_bytes / 4;
@@ -134,7 +134,7 @@ fn resident_and_streamed_plans_give_llama_cpp_greedy_tokens() {
     );
 
     // Metrics: one record per (token, layer) plus one for the output head, bytes adding up.
-    let records: Vec<sim::metrics::TokenLayerRecord> =
+    let records: Vec<metrics::TokenLayerRecord> =
         serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
     let n_layer = inv.arch.n_layer as usize;
     assert_eq!(records.len(), N * (n_layer + 1));
@@ -214,8 +214,8 @@ fn synthetic_mixtral_with_whole_expert_tensors_streamed_gives_llama_cpp_tokens()
     );
     let reference = llama_reference(&model);
     let plan = solve(&model, dir.path());
-    let inv = solver::Inventory::from_gguf(&model).unwrap();
-    let exps: Vec<&solver::TensorEntry> = inv
+    let inv = model::Inventory::from_gguf(&model).unwrap();
+    let exps: Vec<&model::TensorEntry> = inv
         .tensors
         .iter()
         .filter(|t| t.name.contains("_exps"))
@@ -269,7 +269,7 @@ fn repacking_follows_the_plan_so_tokens_match_llama_cpp_with_the_same_kernels() 
     );
     assert_eq!(plain_like(&plan, &gemma, prompt, n), defaults);
 
-    let inv = solver::Inventory::from_gguf(&gemma).unwrap();
+    let inv = model::Inventory::from_gguf(&gemma).unwrap();
     let ffn = ffn_matrices(&inv);
     let pool = ffn.iter().map(|t| t.bytes).sum::<u64>() / 4;
     let streamed_plan = stream_from_nvme(&plan, &ffn, pool);

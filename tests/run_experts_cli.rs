@@ -36,7 +36,7 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
     // Every expert tensor on NVMe, a cache of 3 of the 32 experts.
     let mut p: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    let inv = solver::Inventory::from_gguf(&model).unwrap();
+    let inv = model::Inventory::from_gguf(&model).unwrap();
     let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
     for t in inv.tensors.iter().filter(|t| t.expert_stride.is_some()) {
         p["tensors"][&t.name] = "nvme".into();
@@ -119,7 +119,7 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
     assert!(x["hits"].as_u64().unwrap() < accesses, "{x}");
 
     // Per-(token, layer) records carry the expert uses and the bytes read.
-    let records: Vec<sim::metrics::TokenLayerRecord> =
+    let records: Vec<metrics::TokenLayerRecord> =
         serde_json::from_str(&std::fs::read_to_string(&metrics).unwrap()).unwrap();
     let uses: u64 = records.iter().map(|r| u64::from(r.expert_accesses)).sum();
     let hits: u64 = records.iter().map(|r| u64::from(r.expert_hits)).sum();

@@ -123,7 +123,7 @@ fn streamed_run_stays_within_the_plan_budget_and_out_of_the_page_cache() {
         "the page cache grew by {} bytes over {bytes_read} streamed",
         after - before
     );
-    let inv = solver::Inventory::from_gguf(&model).unwrap();
+    let inv = model::Inventory::from_gguf(&model).unwrap();
     let streamed_cached: u64 = inv
         .tensors
         .iter()

@@ -46,7 +46,7 @@ fn a_dense_model_is_simulated_without_a_trace() {
     );
     assert!(s["tok_per_s"].as_f64().unwrap() > 0.0, "{s}");
 
-    let inv = solver::Inventory::from_gguf(&gemma).unwrap();
+    let inv = model::Inventory::from_gguf(&gemma).unwrap();
     let ffn = ffn_matrices(&inv);
     let ffn_bytes: u64 = ffn.iter().map(|t| t.bytes).sum();
     let largest = ffn.iter().map(|t| t.bytes).max().unwrap();

@@ -74,7 +74,7 @@ fn prompt_of_64_tokens_on_the_real_deepseek_trace() {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     // One row per step: the prompt batch's (token 0), then 200 decode tokens' (from 1).
-    let rows = sim::metrics::read_records(&records).unwrap();
+    let rows = metrics::read_records(&records).unwrap();
     let batch_rows = rows.iter().take_while(|r| r.token == 0).count();
     assert_eq!(rows.len(), batch_rows * 201);
     assert_eq!(rows.last().unwrap().token, 200);

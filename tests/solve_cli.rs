@@ -231,10 +231,10 @@ const MODELS: [&str; 8] = [
 
 /// What `hypura solve --explain` prints without a trace, solved in this process.
 fn explain(hw: &str, model: &str) -> String {
-    let hw = solver::hw::HwProfile::load(profile(hw)).unwrap();
-    let inv = solver::load_model(model).unwrap();
-    let solved = solver::place::solve(&inv, &hw, &solver::place::SolveOptions::default()).unwrap();
-    solver::place::explain::render(&solved)
+    let hw = hw::HwProfile::load(profile(hw)).unwrap();
+    let inv = model::load_model(model).unwrap();
+    let solved = place::solve(&inv, &hw, &place::SolveOptions::default()).unwrap();
+    place::explain::render(&solved)
 }
 
 /// `--explain` for all 56 catalog model x shipped profile pairs. They are solved in-process on

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use solver::gguf::GgufHeader;
-use solver::TensorEntry;
+use gguf::GgufHeader;
+use model::TensorEntry;
 
 fuzz_target!(|data: &[u8]| {
     let h = match GgufHeader::from_bytes(data, "fuzz.gguf") {

@@ -6,8 +6,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use solver::gguf::GgufHeader;
-use solver::GgmlType;
+use gguf::GgufHeader;
+use gguf::GgmlType;
 
 #[derive(Arbitrary, Debug)]
 struct Layout {

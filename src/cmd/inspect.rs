@@ -1,8 +1,8 @@
 //! `hypura inspect MODEL`: a model's tensors by group, role and layer, and what a token touches.
 
 use crate::table::{bytes, percent, Table};
-use solver::summary::Summary;
-use solver::{Inventory, PerLayer, Source};
+use model::summary::Summary;
+use model::{Inventory, PerLayer, Source};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let inv = solver::load_model(&args.model)?;
+    let inv = model::load_model(&args.model)?;
     let summary = Summary::of(&inv);
     if args.json {
         let mut v = serde_json::to_value(&summary)?;

@@ -2,6 +2,7 @@
 
 pub mod inspect;
 pub mod profile;
+#[cfg(feature = "runtime")]
 pub mod run;
 pub mod sim;
 pub mod solve;

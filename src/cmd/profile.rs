@@ -3,9 +3,9 @@
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use solver::hw::measure::{self, Measurement, Plan, Progress};
-use solver::hw::HwProfile;
-use solver::units::human_bytes as fmt_bytes;
+use hw::measure::{self, Measurement, Progress, Schedule};
+use hw::HwProfile;
+use model::units::human_bytes as fmt_bytes;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -46,9 +46,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let plan = if args.quick {
-        Plan::quick(args.disk.clone())
+        Schedule::quick(args.disk.clone())
     } else {
-        Plan::full(args.disk.clone())
+        Schedule::full(args.disk.clone())
     };
     let mut bar = Bar::new();
     let measured = measure::measure_machine(&plan, &mut bar);

@@ -1,10 +1,12 @@
 //! `hypura run`: execute a solved plan on llama.cpp — NVMe-tier tensors streamed from disk within
 //! the plan's pool — and print the generated text (or JSON with token ids and streaming counters).
 
+use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy};
 use anyhow::{bail, Context as _, Result};
+use runtime::report::{ExpertReport, RunDetail, RunReport, StreamReport};
 use runtime::{Context, ContextParams, Model, ModelParams, PlannedModel, Sampling};
-use solver::place::plan::Plan;
-use solver::units::human_bytes;
+use plan::Plan;
+use model::units::human_bytes;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -25,8 +27,8 @@ pub struct Args {
     pub plain_like: Option<PathBuf>,
     /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
     /// anonymous memory, as a plan loads), to tell a loader's share of a speed difference.
-    #[arg(long, requires = "plain", value_parser = ["mmap", "direct"])]
-    pub plain_load: Option<String>,
+    #[arg(long, requires = "plain", value_enum)]
+    pub plain_load: Option<PlainLoad>,
     /// The GGUF file (default: the file named in the plan, next to the plan or in the current
     /// directory).
     #[arg(short = 'm', long)]
@@ -71,18 +73,18 @@ pub struct Args {
     pub replay_trace: Option<PathBuf>,
     /// How NVMe-tier merged expert tensors stream: `per-expert` (only the selected experts'
     /// slices, through the expert cache) or `whole` (the whole tensor, like a dense one).
-    #[arg(long, default_value = "per-expert", value_parser = ["per-expert", "whole"])]
-    pub expert_streaming: String,
+    #[arg(long, value_enum, default_value_t = ExpertStreaming::PerExpert)]
+    pub expert_streaming: ExpertStreaming,
     /// Expert cache policy: lru, lfu, lfru, arc or pinned-lru (default: the plan's;
     /// `static-frequency` keeps the plan's memory-tier experts and runs LRU over the rest).
-    #[arg(long)]
-    pub cache_policy: Option<String>,
+    #[arg(long, value_enum)]
+    pub cache_policy: Option<RunCachePolicy>,
     /// Expert prefetch for per-expert streaming: `none` (read on demand), `coactivation` (after
     /// each MoE layer routes a decode token, read the next layer's experts that most often
     /// followed this selection, learned online; at most top-k experts beyond the cache) or
     /// `oracle` (same timing, the replayed trace's next selection; needs --replay-trace).
-    #[arg(long, default_value = "none", value_parser = ["none", "coactivation", "oracle"])]
-    pub expert_prefetch: String,
+    #[arg(long, value_enum, default_value_t = Prefetch::None)]
+    pub expert_prefetch: Prefetch,
     /// Overwrite an existing --metrics or --record-trace file.
     #[arg(long)]
     pub force: bool,
@@ -99,7 +101,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.metrics {
         // Refuse before the (slow) load and decode, not after.
-        sim::metrics::RecordsFormat::from_path(path)?;
+        metrics::RecordsFormat::from_path(path)?;
         if path.exists() && !args.force {
             bail!(
                 "{} exists; pass --force to overwrite it or choose another --metrics path",
@@ -139,20 +141,23 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--queue-depth must be at least 1");
     }
     let moe = runtime::MoeOptions {
-        whole_expert_tensors: args.expert_streaming == "whole",
-        cache_policy: args.cache_policy.clone(),
+        whole_expert_tensors: args.expert_streaming == ExpertStreaming::Whole,
+        cache_policy: args.cache_policy.map(|p| p.name().to_string()),
         record: args.record_trace.is_some(),
         replay,
-        expert_prefetch: sim::decode::ExpertPrefetch::parse(&args.expert_prefetch)
-            .expect("clap checked the name"),
+        expert_prefetch: args.expert_prefetch.into(),
     };
     moe.check()?;
-    let mut planned = PlannedModel::load(&model_path, &plan, None).with_context(|| {
-        format!(
-            "cannot run {} with {}",
+    let mut planned = PlannedModel::load(&model_path, &plan, None).map_err(|e| {
+        let advice = match e {
+            runtime::Error::Mismatch(_) => " (re-run `hypura solve` for this model)",
+            _ => "",
+        };
+        anyhow::Error::new(e).context(format!(
+            "cannot run {} with {}{advice}",
             model_path.display(),
             plan_path.display()
-        )
+        ))
     })?;
     let prompt = planned.model.tokenize(&args.prompt, true)?;
     let n_ctx = context_size(&args, prompt.len())?;
@@ -194,11 +199,11 @@ pub fn run(args: Args) -> Result<()> {
         .iter()
         .map(|&t| planned.model.token_text(t))
         .collect();
-    let (decode_s, decode_tok_s) = (g.decode_s(), g.decode_tok_per_s());
+    let decode_tok_s = g.decode_tok_per_s();
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
     let io_stats = ctx.streamer().map(|s| s.io_stats()).unwrap_or_default();
     if let (Some(path), Some(s)) = (&args.metrics, ctx.streamer()) {
-        sim::metrics::write_records(path, s.records(), args.force)?;
+        metrics::write_records(path, s.records(), args.force)?;
     }
     if let Some(path) = &args.record_trace {
         let routing = ctx.streamer().and_then(|s| s.moe()).map(|m| &m.routing);
@@ -214,49 +219,43 @@ pub fn run(args: Args) -> Result<()> {
         .map(|t| t.bytes as u64)
         .sum();
     if args.json {
-        let v = serde_json::json!({
-            "model": model_path.display().to_string(),
-            "mode": plan.mode.name(),
-            "prompt_tokens": g.prompt_tokens,
-            "tokens": g.tokens,
-            "text": text,
-            "prompt_s": g.prompt_s,
-            "decode_s": decode_s,
-            "decode_tok_per_s": decode_tok_s,
-            "decode_read_bytes": g.decode_read_bytes,
-            "peak_rss_load_bytes": peak_rss_load,
-            "peak_rss_decode_bytes": if peak_reset { runtime::mem::peak_rss_bytes() } else { None },
-            "stream": {
-                "tensors": planned.model.streamed().len(),
-                "bytes": streamed_bytes,
-                "pool_bytes": planned.placement.pool_bytes,
-                "fills": stats.fills,
-                "hits": stats.hits,
-                "evictions": stats.evictions,
-                "bytes_read": stats.bytes_read,
-                "io_wait_s": stats.io_wait_s,
-                "peak_resident_bytes": stats.peak_resident_bytes,
-                "prefetches": stats.prefetches,
-                "queue_depth": planned.io.queue_depth,
-                "request_bytes": planned.io.request_bytes,
-                "prefetch_depth": planned.io.prefetch_depth,
-                "requests": io_stats.requests,
-                "max_in_flight": io_stats.max_in_flight,
-                "storage_busy_s": io_stats.busy_s,
-                "storage_request_s": io_stats.request_s,
+        let detail = RunDetail::Planned {
+            peak_rss_load_bytes: peak_rss_load,
+            peak_rss_decode_bytes: if peak_reset {
+                runtime::mem::peak_rss_bytes()
+            } else {
+                None
             },
-            "experts": {
-                "streaming": args.expert_streaming,
-                "accesses": stats.expert_accesses,
-                "hits": stats.expert_hits,
-                "fills": stats.expert_fills,
-                "prefetch": args.expert_prefetch,
-                "prefetched": stats.expert_prefetches,
-                "prefetch_hits": stats.expert_prefetch_hits,
-                "routed_tokens": ctx.streamer().and_then(|s| s.moe()).map(|m| m.routing.n_tokens()),
+            stream: StreamReport::new(
+                planned.model.streamed().len(),
+                streamed_bytes,
+                planned.placement.pool_bytes,
+                &stats,
+                &planned.io,
+                &io_stats,
+            ),
+            experts: ExpertReport {
+                streaming: args.expert_streaming.name(),
+                accesses: stats.expert_accesses,
+                hits: stats.expert_hits,
+                fills: stats.expert_fills,
+                prefetch: moe.expert_prefetch.name(),
+                prefetched: stats.expert_prefetches,
+                prefetch_hits: stats.expert_prefetch_hits,
+                routed_tokens: ctx
+                    .streamer()
+                    .and_then(|s| s.moe())
+                    .map(|m| m.routing.n_tokens()),
             },
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        };
+        let report = RunReport::new(
+            model_path.display().to_string(),
+            plan.mode.name(),
+            &g,
+            text,
+            detail,
+        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}{}", args.prompt, text);
         eprintln!(
@@ -288,7 +287,7 @@ pub fn run(args: Args) -> Result<()> {
         if stats.expert_accesses > 0 {
             eprintln!(
                 "  experts ({}): {} uses, {} from memory ({:.1}%), {} slices read",
-                args.expert_streaming,
+                args.expert_streaming.name(),
                 stats.expert_accesses,
                 stats.expert_hits,
                 100.0 * stats.expert_hits as f64 / stats.expert_accesses as f64,
@@ -297,7 +296,9 @@ pub fn run(args: Args) -> Result<()> {
             if stats.expert_prefetches > 0 {
                 eprintln!(
                     "  prefetch ({}): {} experts read ahead, {} chosen by the router",
-                    args.expert_prefetch, stats.expert_prefetches, stats.expert_prefetch_hits
+                    moe.expert_prefetch.name(),
+                    stats.expert_prefetches,
+                    stats.expert_prefetch_hits
                 );
             }
         }
@@ -341,12 +342,12 @@ fn check_replay_length(
 /// `replay`, the callback only forces routing.
 fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> Result<()> {
     let inventory = if args.plain_like.is_some() || replay.is_some() {
-        Some(solver::Inventory::from_gguf(model_path)?)
+        Some(model::Inventory::from_gguf(model_path)?)
     } else {
         None
     };
     let mut params = match (&args.plain_like, &inventory) {
-        (Some(path), Some(inv)) => runtime::plan::reference_params(&Plan::load(path)?, inv)
+        (Some(path), Some(inv)) => runtime::placement::reference_params(&Plan::load(path)?, inv)
             .with_context(|| {
                 format!(
                     "--plain-like {}: not a plan for {}",
@@ -356,7 +357,7 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
             })?,
         _ => ModelParams::llama_defaults(),
     };
-    if args.plain_load.as_deref() == Some("direct") {
+    if args.plain_load == Some(PlainLoad::Direct) {
         params.load_mode = runtime::LoadMode::DirectIo;
     }
     let model = Model::load(model_path, &params)
@@ -386,21 +387,19 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     let sampling = sampling(args);
     let g = ctx.generate(&prompt, args.n_predict, sampling)?;
     let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
-    let (decode_s, decode_tok_s) = (g.decode_s(), g.decode_tok_per_s());
+    let decode_tok_s = g.decode_tok_per_s();
     if args.json {
-        let v = serde_json::json!({
-            "model": model_path.display().to_string(),
-            "mode": "plain",
-            "prompt_tokens": g.prompt_tokens,
-            "tokens": g.tokens,
-            "text": text,
-            "prompt_s": g.prompt_s,
-            "decode_s": decode_s,
-            "decode_tok_per_s": decode_tok_s,
-            "decode_read_bytes": g.decode_read_bytes,
-            "peak_rss_bytes": runtime::mem::peak_rss_bytes(),
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let detail = RunDetail::Plain {
+            peak_rss_bytes: runtime::mem::peak_rss_bytes(),
+        };
+        let report = RunReport::new(
+            model_path.display().to_string(),
+            "plain",
+            &g,
+            text,
+            detail,
+        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}{}", args.prompt, text);
         eprintln!(

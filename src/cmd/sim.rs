@@ -2,12 +2,14 @@
 //! after prefilling a prompt of its first tokens in batches when `--prompt-len` is given.
 
 use anyhow::{bail, Context, Result};
-use sim::cache::{Partition, Policy};
+use crate::choice::{PartitionArg, Prefetch, SimPolicy};
+use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use sim::prefill::{self, PrefillReport, Prompt};
-use solver::hw::HwProfile;
-use solver::place::{self, plan::fnv1a_hex, CostModel, Plan, SolveOptions, Tier, Units};
-use solver::GgmlType;
+use hw::HwProfile;
+use place::{self, CostModel, SolveOptions, Tier, Units};
+use plan::Plan;
+use gguf::GgmlType;
 use std::path::PathBuf;
 use traces::synth::{LayerParams, SynthParams};
 use traces::{ModelFacts, Trace};
@@ -44,16 +46,16 @@ pub struct Args {
     /// Expert cache policy: static (the plan's resident experts), lru, lfu, lfru, arc,
     /// pinned-lru (the plan's resident experts pinned, LRU for the rest) or belady (offline
     /// optimum).
-    #[arg(long, default_value = "static")]
-    pub policy: String,
+    #[arg(long, value_enum, default_value_t = SimPolicy::Static)]
+    pub policy: SimPolicy,
     /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
     #[arg(long)]
     pub cache_bytes: Option<u64>,
     /// How a cache policy's bytes are shared: global (one cache over every streaming layer,
     /// as the runtime keeps it) or per-layer (each streaming layer an equal byte share). The
     /// Belady bound is computed with the same partitioning.
-    #[arg(long, value_parser = ["global", "per-layer"])]
-    pub partition: Option<String>,
+    #[arg(long, value_enum)]
+    pub partition: Option<PartitionArg>,
     /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized); with
     /// --prompt-len, the N after the prompt.
     #[arg(long)]
@@ -72,8 +74,8 @@ pub struct Args {
     pub prefetch_depth: Option<u32>,
     /// Expert prefetch for the next MoE layer: none, coactivation (predicted from co-activation
     /// counts learned online) or oracle (the actual next selection; an upper bound).
-    #[arg(long, default_value = "none")]
-    pub expert_prefetch: String,
+    #[arg(long, value_enum, default_value_t = Prefetch::None)]
+    pub expert_prefetch: Prefetch,
     /// Storage requests in flight (default: the plan's larger queue depth).
     #[arg(long)]
     pub queue_depth: Option<u32>,
@@ -96,7 +98,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.out {
         // Refuse before simulating, not after.
-        sim::metrics::RecordsFormat::from_path(path)?;
+        metrics::RecordsFormat::from_path(path)?;
         if path.exists() && !args.force {
             bail!(
                 "{} exists; pass --force to overwrite it or choose another --out path",
@@ -121,12 +123,7 @@ pub fn run(args: Args) -> Result<()> {
         batch: args.batch,
     });
     let prompt_tokens = args.prompt_len.unwrap_or(0);
-    let expert_prefetch = ExpertPrefetch::parse(&args.expert_prefetch).with_context(|| {
-        format!(
-            "--expert-prefetch {:?}: use none, coactivation or oracle",
-            args.expert_prefetch
-        )
-    })?;
+    let expert_prefetch = ExpertPrefetch::from(args.expert_prefetch);
 
     let mut notes = Vec::new();
     let hw = match &args.hw {
@@ -167,7 +164,7 @@ pub fn run(args: Args) -> Result<()> {
             DEFAULT_MODEL.to_string()
         }
     };
-    let inv = solver::load_model(&model).with_context(|| match (&args.model, &args.plan) {
+    let inv = model::load_model(&model).with_context(|| match (&args.model, &args.plan) {
         (None, Some(plan)) => format!(
             "{}: the plan's model {model:?} is neither next to the plan, in the current \
              directory nor in the catalog; pass --model",
@@ -251,11 +248,8 @@ pub fn run(args: Args) -> Result<()> {
         cost: &cost,
     };
     let capacity_bytes = args.cache_bytes.unwrap_or(plan.expert_cache.bytes);
-    let partition = match args.partition.as_deref() {
-        None | Some("global") => Partition::Global,
-        Some(_) => Partition::PerLayer,
-    };
-    let policy = parse_policy(&args.policy, args.cache_bytes, capacity_bytes, partition)?;
+    let partition = args.partition.map_or(Partition::Global, Partition::from);
+    let policy = decode_policy(args.policy, args.cache_bytes, capacity_bytes, partition)?;
     if policy == DecodePolicy::Static && args.partition.is_some() {
         bail!("--partition does not apply to --policy static (the plan's own cache); pick lru, lfu, lfru, arc, pinned-lru or belady");
     }
@@ -282,7 +276,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let (prefill, report, records) = simulate(&policy)?;
     if let Some(path) = &args.out {
-        sim::metrics::write_records(path, &records, args.force)?;
+        metrics::write_records(path, &records, args.force)?;
     }
     let bound = match policy {
         // Without routed experts there is nothing for a cache policy to decide.
@@ -333,31 +327,33 @@ pub fn run(args: Args) -> Result<()> {
 type Simulated = (
     Option<PrefillReport>,
     DecodeReport,
-    Vec<sim::metrics::TokenLayerRecord>,
+    Vec<metrics::TokenLayerRecord>,
 );
 
-fn parse_policy(
-    name: &str,
+/// The decode policy `--policy` names; `--cache-bytes` applies to cache policies only.
+fn decode_policy(
+    policy: SimPolicy,
     given: Option<u64>,
     capacity_bytes: u64,
     partition: Partition,
 ) -> Result<DecodePolicy> {
-    let policy = match name {
-        "static" if given.is_some() => bail!(
-            "--cache-bytes does not apply to --policy static (the plan's own cache); pick lru, lfu, arc, pinned-lru or belady"
-        ),
-        "static" => return Ok(DecodePolicy::Static),
-        other => Policy::from_name(other).map_err(|e| anyhow::anyhow!("--policy: {e}, or static"))?,
+    let Some(cache) = policy.cache() else {
+        if given.is_some() {
+            bail!(
+                "--cache-bytes does not apply to --policy static (the plan's own cache); pick lru, lfu, arc, pinned-lru or belady"
+            );
+        }
+        return Ok(DecodePolicy::Static);
     };
     Ok(DecodePolicy::Cache {
-        policy,
+        policy: cache.policy(),
         capacity_bytes,
         partition,
     })
 }
 
 /// A trace of the model's routing shape from the fixed default synthesizer parameters.
-fn synthesize(inv: &solver::Inventory, tokens: usize) -> Result<Trace> {
+fn synthesize(inv: &model::Inventory, tokens: usize) -> Result<Trace> {
     let units = Units::build(inv, None).map_err(anyhow::Error::msg)?;
     if units.experts.is_empty() {
         bail!(
@@ -383,7 +379,7 @@ fn synthesize(inv: &solver::Inventory, tokens: usize) -> Result<Trace> {
 /// Units, unit tiers and cost model of a plan file, checked against the model and machine.
 fn from_plan(
     plan: &Plan,
-    inv: &solver::Inventory,
+    inv: &model::Inventory,
     hw: &HwProfile,
     rates: &place::ExpertRates,
     args: &Args,
@@ -392,20 +388,12 @@ fn from_plan(
         .plan
         .as_ref()
         .map_or(String::new(), |p| p.display().to_string());
-    let ident = place::model_identity(inv);
-    if ident.header_hash != plan.inputs.model.header_hash {
-        bail!(
-            "{origin}: the plan was solved for model {} (header {}), not {} (header {}); pass the plan's model with --model or re-run `hypura solve`",
-            plan.inputs.model.name, plan.inputs.model.header_hash, ident.name, ident.header_hash
-        );
-    }
-    let hash = fnv1a_hex(hw.to_toml().as_bytes());
-    if hash != plan.inputs.profile_hash {
-        bail!(
-            "{origin}: the plan was solved for profile {:?} ({}), not {:?} ({hash}); pass its profile with --hw or re-run `hypura solve`",
-            plan.inputs.profile_name, plan.inputs.profile_hash, hw.name
-        );
-    }
+    plan.check_model(inv).with_context(|| {
+        format!("{origin}: pass the plan's model with --model or re-run `hypura solve`")
+    })?;
+    plan.check_profile(hw).with_context(|| {
+        format!("{origin}: pass its profile with --hw or re-run `hypura solve`")
+    })?;
     let kv_type = GgmlType::from_name(&plan.inputs.kv_type).with_context(|| {
         format!(
             "{origin}: field `inputs.kv_type`: unknown type {:?}",

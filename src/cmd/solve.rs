@@ -1,9 +1,9 @@
 //! `hypura solve`: place a model's tensors on a machine's GPU, RAM and NVMe and write plan.json.
 
 use anyhow::{bail, Context, Result};
-use solver::hw::HwProfile;
-use solver::place::{self, ExpertRates, Headroom, IlpOptions, Method, SolveOptions};
-use solver::GgmlType;
+use hw::HwProfile;
+use place::{self, ExpertRates, Headroom, IlpOptions, Method, SolveOptions};
+use gguf::GgmlType;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--ctx must be at least 1");
     }
     let hw = HwProfile::load(&args.hw)?;
-    let inv = solver::load_model(&args.model)?;
+    let inv = model::load_model(&args.model)?;
     let trace = match &args.trace {
         Some(p) => Some(traces::load(p)?),
         None => None,
@@ -154,7 +154,7 @@ fn rates_of(t: &traces::Trace) -> ExpertRates {
 
 fn file_hash(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = solver::place::plan::Fnv1a::default();
+    let mut h = plan::Fnv1a::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f

@@ -1,9 +1,9 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
-use solver::synth::presets::{self, Overrides, PRESETS};
-use solver::synth::SynthSpec;
-use solver::units::human_bytes;
-use solver::GgmlType;
+use synth::presets::{self, Overrides, PRESETS};
+use synth::SynthSpec;
+use model::units::human_bytes;
+use gguf::GgmlType;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -95,7 +95,7 @@ fn preset_help() -> String {
 /// Resolves the arguments to the spec to write.
 pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
     let weight_type = GgmlType::from_name(&args.weight_type)
-        .filter(|t| solver::synth::file_type(*t).is_some())
+        .filter(|t| synth::file_type(*t).is_some())
         .ok_or_else(|| {
             anyhow::anyhow!(
                 "--type {:?}: choose f32, f16, q8_0 or q4_0",
@@ -128,8 +128,8 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
                 "--size picks layers and width; give at most one of --layers and --embd with it"
             );
         }
-        let target = solver::synth::parse_size(size).map_err(anyhow::Error::msg)?;
-        arch = solver::synth::fit_size(family, &arch, weight_type, target, args.layers, args.embd)
+        let target = synth::parse_size(size).map_err(anyhow::Error::msg)?;
+        arch = synth::fit_size(family, &arch, weight_type, target, args.layers, args.embd)
             .map_err(anyhow::Error::msg)?;
     }
     let label = args
@@ -153,7 +153,7 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = spec_from_args(&args)?;
     // Refuse an existing file or a full disk before announcing anything.
-    solver::synth::output::check_target(&args.output, spec.file_bytes()?, args.force)?;
+    synth::output::check_target(&args.output, spec.file_bytes()?, args.force)?;
     let a = &spec.arch;
     let moe = if a.n_expert > 0 {
         let shared = if a.n_shared_expert > 0 {

@@ -19,7 +19,7 @@ pub fn hypura(args: &[&str]) -> (bool, String, String) {
 /// The real Gemma 3 270M GGUF; fails the test with install instructions when it is missing.
 #[allow(dead_code)] // not every test binary uses it
 pub fn gemma_path() -> PathBuf {
-    solver::testdata::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `hypura run --plan PLAN -m MODEL -p PROMPT -n N` plus `extra`: (success, stdout, stderr).
@@ -91,7 +91,7 @@ pub fn solve(model: &Path, dir: &Path) -> PathBuf {
 /// A copy of `plan` (next to it, as `streamed.json`) with `tensors` on NVMe streamed through a
 /// pool of `pool` bytes.
 #[allow(dead_code)]
-pub fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64) -> PathBuf {
+pub fn stream_from_nvme(plan: &Path, tensors: &[&model::TensorEntry], pool: u64) -> PathBuf {
     let mut p: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
     for t in tensors {
@@ -105,7 +105,7 @@ pub fn stream_from_nvme(plan: &Path, tensors: &[&solver::TensorEntry], pool: u64
 
 /// The FFN weight matrices of a dense model (every `ffn_*` tensor but the norms).
 #[allow(dead_code)]
-pub fn ffn_matrices(inv: &solver::Inventory) -> Vec<&solver::TensorEntry> {
+pub fn ffn_matrices(inv: &model::Inventory) -> Vec<&model::TensorEntry> {
     inv.tensors
         .iter()
         .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))

@@ -1,0 +1,225 @@
+//! Record files: the format picked from the extension, validation, and safe replacement of an
+//! existing file; JSON and JSON Lines here, Parquet in `parquet_io`.
+//!
+//! Formats, by extension (case-insensitive):
+//! - `.parquet`: one row per record, columns named and ordered as [`TokenLayerRecord`]'s fields
+//!   (unsigned integer and double columns, `layer` nullable), Snappy-compressed, with the
+//!   key-value metadata `hypura.schema` = [`SCHEMA_ID`].
+//! - `.json`: a JSON array of record objects, one object per line.
+//! - `.jsonl` or `.ndjson`: JSON Lines, one record object per line.
+//!
+//! A file is written next to its target under a temporary name and renamed over it at the end,
+//! so a failed write never leaves half a file under the user's name; an existing target is
+//! replaced only when the caller passes `overwrite` (the CLI's `--force`).
+
+use super::parquet_io;
+use super::record::TokenLayerRecord;
+use crate::MetricsError;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Names the column layout in Parquet metadata, for readers that check what they were given.
+pub const SCHEMA_ID: &str = "hypura.token_layer_record/1";
+
+/// A records file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordsFormat {
+    Parquet,
+    /// A JSON array.
+    Json,
+    /// JSON Lines.
+    JsonLines,
+}
+
+impl RecordsFormat {
+    /// The format `path`'s extension names.
+    pub fn from_path(path: &Path) -> Result<RecordsFormat, MetricsError> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("parquet") => Ok(RecordsFormat::Parquet),
+            Some("json") => Ok(RecordsFormat::Json),
+            Some("jsonl" | "ndjson") => Ok(RecordsFormat::JsonLines),
+            other => Err(MetricsError::new(format!(
+                "{}: {} is not a records format; name the file *.parquet, *.json (a JSON \
+                 array) or *.jsonl (JSON Lines)",
+                path.display(),
+                other.map_or("no extension".to_string(), |e| format!("extension .{e}"))
+            ))),
+        }
+    }
+}
+
+/// Writes `records` to `path` in the format its extension names. An existing file is an error
+/// unless `overwrite`; records with a negative or non-finite time, or more hits than accesses,
+/// are refused (naming the record) rather than written.
+pub fn write_records(
+    path: &Path,
+    records: &[TokenLayerRecord],
+    overwrite: bool,
+) -> Result<(), MetricsError> {
+    let format = RecordsFormat::from_path(path)?;
+    validate(records)
+        .map_err(|e| MetricsError::new(format!("{}: not written: {e}", path.display())))?;
+    if path.is_dir() {
+        return Err(MetricsError::new(format!(
+            "{} is a directory; give a file name for the records",
+            path.display()
+        )));
+    }
+    if !overwrite && path.exists() {
+        return Err(MetricsError::new(format!(
+            "{}: output file already exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    let partial = partial_path(path);
+    let written = File::create(&partial)
+        .map_err(|e| MetricsError::new(format!("creating {}: {e}", partial.display())))
+        .and_then(|file| match format {
+            RecordsFormat::Parquet => parquet_io::write(file, records),
+            RecordsFormat::Json => write_json(file, records, true),
+            RecordsFormat::JsonLines => write_json(file, records, false),
+        })
+        .and_then(|()| std::fs::rename(&partial, path).map_err(io_err));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.map_err(|e| MetricsError::new(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Reads the records in `path` (format from its extension) and checks each one as
+/// [`write_records`] does; errors name the file and the line or row.
+pub fn read_records(path: &Path) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+    let format = RecordsFormat::from_path(path)?;
+    let file = File::open(path)
+        .map_err(|e| MetricsError::new(format!("cannot read {}: {e}", path.display())))?;
+    let records = match format {
+        RecordsFormat::Parquet => parquet_io::read(file),
+        RecordsFormat::Json => read_json_array(file),
+        RecordsFormat::JsonLines => read_json_lines(file),
+    }
+    .map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
+    validate(&records).map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
+    Ok(records)
+}
+
+/// The temporary name next to `path`: hidden, and marked as partial with this process's id.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "records".into(), |n| n.to_string_lossy().into_owned());
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    dir.join(format!(".{name}.partial-{}", std::process::id()))
+}
+
+fn io_err(e: std::io::Error) -> MetricsError {
+    MetricsError::new(e.to_string())
+}
+
+fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(), MetricsError> {
+    let mut w = BufWriter::new(file);
+    if array {
+        w.write_all(b"[").map_err(io_err)?;
+    }
+    for (i, r) in records.iter().enumerate() {
+        if array {
+            w.write_all(if i == 0 { b"\n" } else { b",\n" })
+                .map_err(io_err)?;
+        }
+        serde_json::to_writer(&mut w, r).map_err(|e| MetricsError::new(e.to_string()))?;
+        if !array {
+            w.write_all(b"\n").map_err(io_err)?;
+        }
+    }
+    if array {
+        w.write_all(b"\n]\n").map_err(io_err)?;
+    }
+    w.into_inner()
+        .map_err(|e| io_err(e.into_error()))?
+        .sync_all()
+        .map_err(io_err)
+}
+
+fn read_json_array(file: File) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+    serde_json::from_reader(BufReader::new(file)).map_err(|e| {
+        MetricsError::new(format!(
+            "line {} column {}: {}; expected a JSON array of records",
+            e.line(),
+            e.column(),
+            without_position(&e)
+        ))
+    })
+}
+
+fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| MetricsError::new(format!("line {}: {e}", i + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r = serde_json::from_str(&line)
+            .map_err(|e| MetricsError::new(format!("line {} column {}: {e}", i + 1, e.column())))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// serde_json's message without its " at line L column C" (the callers say where, in the file).
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Checks what every record must satisfy; the error names the record (0-based, in file order).
+pub fn validate(records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
+    for (i, r) in records.iter().enumerate() {
+        let at = || {
+            format!(
+                "record {i} (token {}, layer {})",
+                r.token,
+                r.layer.map_or("none".to_string(), |l| l.to_string())
+            )
+        };
+        let times = [
+            ("start_s", r.start_s),
+            ("wall_s", r.wall_s),
+            ("compute_s", r.compute_s),
+            ("io_wait_s", r.io_wait_s),
+            ("link_s", r.link_s),
+            ("storage_busy_s", r.storage_busy_s),
+        ];
+        if let Some((name, v)) = times.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(MetricsError::new(format!(
+                "{}: {name} is {v}; times are finite and non-negative seconds",
+                at()
+            )));
+        }
+        if r.expert_hits > r.expert_accesses {
+            return Err(MetricsError::new(format!(
+                "{}: expert_hits {} exceeds expert_accesses {}",
+                at(),
+                r.expert_hits,
+                r.expert_accesses
+            )));
+        }
+        if r.prefetch_hits > r.expert_hits {
+            return Err(MetricsError::new(format!(
+                "{}: prefetch_hits {} exceeds expert_hits {}",
+                at(),
+                r.prefetch_hits,
+                r.expert_hits
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! The roofline cost model: predicted decode time per layer and per token for a placement, from
+//! device rates, storage bandwidth at the issued read size, and expert access rates. The ILP
+//! linearises exactly these formulas and the simulator reuses them; [`CostModel::predict`] is
+//! the reference every plan's numbers come from.
+//!
+//! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`; the GPU and
+//! CPU shares run one after the other; routed experts missing from memory are only known after
+//! the router runs, so their reads add to the layer's time. Dense weights streamed from NVMe
+//! overlap compute as the prefetch depth `d` allows: the layers are cut into consecutive windows
+//! of `d` and a window takes `max(its compute, its dense reads)` (the next window is read while
+//! this one computes, in `2d` layer buffers); `d = 0` reads each layer before computing it
+//! (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
+
+use super::units::{Assignment, ExpertLayer, Unit, Units};
+pub use plan::{IoPlan, LayerTime};
+use plan::Tier;
+use hw::{HwProfile, StorageProfile};
+use serde::{Deserialize, Serialize};
+
+/// One compute device's roofline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub flops_per_s: f64,
+    pub bytes_per_s: f64,
+}
+
+impl Device {
+    pub fn time(&self, w: Work) -> f64 {
+        (w.flops / self.flops_per_s).max(w.bytes / self.bytes_per_s)
+    }
+}
+
+/// FLOPs and bytes one device does for a layer per token.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Work {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Work {
+    fn add(&mut self, flops: f64, bytes: f64) {
+        self.flops += flops;
+        self.bytes += bytes;
+    }
+}
+
+/// Picks request sizes from the model (median dense tensor, largest expert slice) and the
+/// queue depth with the best bandwidth on the read curve.
+pub fn io_plan(storage: &StorageProfile, cpu_cores: u32, units: &Units) -> IoPlan {
+    let mut sizes: Vec<u64> = units
+        .units
+        .iter()
+        .filter(|u| u.streamable && u.layer.is_some())
+        .map(|u| u.largest_tensor)
+        .collect();
+    sizes.sort_unstable();
+    let dense_block = sizes
+        .get(sizes.len() / 2)
+        .copied()
+        .unwrap_or(1 << 20)
+        .max(4096);
+    let expert_block = units
+        .experts
+        .iter()
+        .map(|e| e.slice_bytes)
+        .max()
+        .unwrap_or(1 << 20)
+        .max(4096);
+    let depths = {
+        let mut d: Vec<u32> = storage.read_curve.iter().map(|p| p.queue_depth).collect();
+        d.sort_unstable();
+        d.dedup();
+        if d.is_empty() {
+            d.push(1);
+        }
+        d
+    };
+    let best = |block: u64, max_qd: u32| -> (u32, f64) {
+        depths
+            .iter()
+            .filter(|&&q| q <= max_qd.max(depths[0]))
+            .map(|&q| (q, storage.read_gbps(block, q)))
+            .fold((depths[0], 0.0), |acc, x| if x.1 > acc.1 { x } else { acc })
+    };
+    let (qd, dense_gbps) = best(dense_block, u32::MAX);
+    let (eqd, expert_gbps) = best(expert_block, 3 * units.top_k.max(1));
+    let row_bytes = units
+        .units
+        .iter()
+        .find(|u| u.row_reads())
+        .map_or(4096, |u| u.read_bytes as u64)
+        .max(1);
+    IoPlan {
+        queue_depth: qd,
+        threads: qd.min(cpu_cores.max(1)),
+        dense_block_bytes: dense_block,
+        dense_gbps,
+        expert_block_bytes: expert_block,
+        expert_queue_depth: eqd,
+        expert_gbps,
+        row_bytes,
+        row_gbps: storage.read_gbps(row_bytes, 1),
+    }
+}
+
+/// The machine as the cost model sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostModel {
+    pub gpu: Option<Device>,
+    pub cpu: Device,
+    /// Streamed weights are computed by the GPU (unified memory) rather than the CPU.
+    pub stream_on_gpu: bool,
+    pub io: IoPlan,
+}
+
+/// A layer's work per decoded token, by device and by NVMe read kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LayerLoad {
+    pub gpu: Work,
+    pub cpu: Work,
+    pub nvme_dense_bytes: f64,
+    pub nvme_expert_bytes: f64,
+    /// Embedding rows read from NVMe (serial: the token id is known only after sampling).
+    pub nvme_row_bytes: f64,
+}
+
+
+/// Predicted decode speed of a placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub token_s: f64,
+    pub tok_per_s: f64,
+    pub layers: Vec<LayerTime>,
+}
+
+impl CostModel {
+    pub fn new(hw: &HwProfile, units: &Units) -> CostModel {
+        let gpu = hw.gpu.as_ref().map(|g| Device {
+            flops_per_s: g.fp16_tflops * 1e12,
+            bytes_per_s: g.bandwidth_gbps * 1e9,
+        });
+        CostModel {
+            stream_on_gpu: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
+            gpu,
+            cpu: Device {
+                flops_per_s: hw.cpu.fp32_gflops * 1e9,
+                bytes_per_s: hw.ram.bandwidth_gbps * 1e9,
+            },
+            io: io_plan(&hw.storage, hw.cpu.cores, units),
+        }
+    }
+
+    /// The device that computes weights on `tier`; `true` = GPU.
+    pub fn on_gpu(&self, tier: Tier) -> bool {
+        self.gpu.is_some()
+            && match tier {
+                Tier::Gpu => true,
+                Tier::Ram => false,
+                Tier::Nvme => self.stream_on_gpu,
+            }
+    }
+
+    /// Time of one layer: GPU then CPU share, dense I/O overlapped (prefetched one layer
+    /// ahead), expert misses serial after the router.
+    pub fn layer_time(&self, layer: Option<u32>, load: &LayerLoad) -> LayerTime {
+        let gpu_s = self.gpu.map_or(0.0, |g| g.time(load.gpu));
+        let cpu_s = self.cpu.time(load.cpu);
+        let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
+        let io_expert_s = load.nvme_expert_bytes / (self.io.expert_gbps * 1e9)
+            + load.nvme_row_bytes / (self.io.row_gbps * 1e9);
+        LayerTime {
+            layer,
+            gpu_s,
+            cpu_s,
+            io_dense_s,
+            io_expert_s,
+            total_s: (gpu_s + cpu_s).max(io_dense_s) + io_expert_s,
+        }
+    }
+
+    /// Times of consecutive layers (globals, `None`, first; then layers in order) with dense
+    /// reads prefetched `depth` layers ahead: each window of `depth` layers takes the larger of
+    /// its compute and its dense reads, and the part of the reads compute does not hide is
+    /// charged to the window's last layer; `depth` 0 adds each layer's reads to its compute.
+    /// With `depth` 1 every layer's time is [`CostModel::layer_time`].
+    pub fn window_times(&self, loads: &[(Option<u32>, LayerLoad)], depth: u32) -> Vec<LayerTime> {
+        let mut out: Vec<LayerTime> = loads
+            .iter()
+            .map(|(l, load)| self.layer_time(*l, load))
+            .collect();
+        for w in windows(&out.iter().map(|t| t.layer).collect::<Vec<_>>(), depth) {
+            let times = &mut out[w.clone()];
+            let compute: f64 = times.iter().map(|t| t.gpu_s + t.cpu_s).sum();
+            let io: f64 = times.iter().map(|t| t.io_dense_s).sum();
+            let stall = if depth == 0 {
+                io
+            } else {
+                (io - compute).max(0.0)
+            };
+            let n = times.len();
+            for (i, t) in times.iter_mut().enumerate() {
+                t.total_s =
+                    t.gpu_s + t.cpu_s + t.io_expert_s + if i + 1 == n { stall } else { 0.0 };
+            }
+        }
+        out
+    }
+
+    fn work<'a>(&self, load: &'a mut LayerLoad, tier: Tier) -> &'a mut Work {
+        if self.on_gpu(tier) {
+            &mut load.gpu
+        } else {
+            &mut load.cpu
+        }
+    }
+
+    /// Predicted per-token decode time of `a` (layers in order, globals first), dense reads
+    /// prefetched one layer ahead.
+    pub fn predict(&self, units: &Units, a: &Assignment) -> Prediction {
+        self.predict_batch(units, a, 1)
+    }
+
+    /// [`CostModel::predict`] with dense reads prefetched `depth` layers ahead.
+    pub fn predict_depth(&self, units: &Units, a: &Assignment, depth: u32) -> Prediction {
+        self.predict_batch_depth(units, a, 1, depth)
+    }
+
+    /// Predicted time of one forward pass over a batch of `n_tokens` (prefill of an
+    /// `n_tokens` prompt; `1` is a decode step). Weights are read once per batch and compute
+    /// scales with the tokens; an expert is read if any token of the batch routes to it
+    /// ([`expert_touch`]); embedding rows are one read per token.
+    pub fn predict_batch(&self, units: &Units, a: &Assignment, n_tokens: u64) -> Prediction {
+        self.predict_batch_depth(units, a, n_tokens, 1)
+    }
+
+    /// [`CostModel::predict_batch`] with dense reads prefetched `depth` layers ahead.
+    pub fn predict_batch_depth(
+        &self,
+        units: &Units,
+        a: &Assignment,
+        n_tokens: u64,
+        depth: u32,
+    ) -> Prediction {
+        let n = n_tokens.max(1) as f64;
+        let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
+        for (u, &tier) in units.units.iter().zip(&a.units) {
+            let load = loads.entry(u.layer).or_default();
+            let w = batch_work(u, n_tokens);
+            self.work(load, tier).add(w.flops, w.bytes);
+            if tier == Tier::Nvme && u.row_reads() {
+                load.nvme_row_bytes += w.bytes;
+            } else if tier == Tier::Nvme {
+                load.nvme_dense_bytes += w.bytes;
+            }
+        }
+        for (e, s) in units.experts.iter().zip(&a.experts) {
+            let load = loads.entry(Some(e.layer)).or_default();
+            let touched = expert_touches(e, s.gpu, s.ram, n_tokens);
+            for ((tier, uses), (_, touch)) in expert_uses(e, s.gpu, s.ram).into_iter().zip(touched)
+            {
+                let w = expert_batch_work(e, n * uses, touch);
+                self.work(load, tier).add(w.flops, w.bytes);
+                if tier == Tier::Nvme {
+                    load.nvme_expert_bytes += w.bytes;
+                }
+            }
+        }
+        let loads: Vec<(Option<u32>, LayerLoad)> = loads.into_iter().collect();
+        let layers = self.window_times(&loads, depth);
+        let token_s: f64 = layers.iter().map(|l| l.total_s).sum::<f64>() / n;
+        Prediction {
+            token_s,
+            tok_per_s: if token_s > 0.0 {
+                1.0 / token_s
+            } else {
+                f64::INFINITY
+            },
+            layers,
+        }
+    }
+}
+
+/// Work of unit `u` in a forward pass over `n_tokens` tokens (1 = a decode step): compute
+/// scales with the tokens, weights are read once per batch, except an embedding read by rows,
+/// which reads one row per token. Both the solver and the simulator price batches with it.
+pub fn batch_work(u: &Unit, n_tokens: u64) -> Work {
+    let n = n_tokens.max(1) as f64;
+    Work {
+        flops: n * u.flops,
+        bytes: if u.row_reads() {
+            n * u.read_bytes
+        } else {
+            u.read_bytes
+        },
+    }
+}
+
+/// Work of routed experts of layer `e` in one batch: `uses` token-expert uses and `touched`
+/// distinct experts (each expert's weights are read once per batch however many tokens use it).
+pub fn expert_batch_work(e: &ExpertLayer, uses: f64, touched: f64) -> Work {
+    Work {
+        flops: uses * e.expert_flops,
+        bytes: touched * e.expert_bytes as f64,
+    }
+}
+
+/// The prefetch windows over layers in order: the globals (`None`) alone, then consecutive runs
+/// of `depth` layers (one layer each for `depth` 0 or 1). The ILP uses the same cut.
+pub fn windows(layers: &[Option<u32>], depth: u32) -> Vec<std::ops::Range<usize>> {
+    let size = depth.max(1) as usize;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < layers.len() {
+        let end = if layers[i].is_none() {
+            i + layers[i..].iter().take_while(|l| l.is_none()).count()
+        } else {
+            (i + size).min(layers.len())
+        };
+        out.push(i..end);
+        i = end;
+    }
+    out
+}
+
+/// Probability that a batch of `n_tokens` reads expert `id` at least once: `1 - (1 - r)^n`
+/// for a per-token use rate `r` (routing of different tokens taken as independent). One
+/// token touches an expert exactly at its rate.
+pub fn expert_touch(e: &ExpertLayer, id: u32, n_tokens: u64) -> f64 {
+    let r = e.rates[id as usize].clamp(0.0, 1.0);
+    if n_tokens <= 1 {
+        r
+    } else {
+        1.0 - (1.0 - r).powf(n_tokens as f64)
+    }
+}
+
+/// Prefix sums of [`expert_touch`] in popularity order: `out[n]` = expected experts read per
+/// batch among the n most popular. Concave like `cum`, since touch grows with rate.
+pub fn touch_curve(e: &ExpertLayer, n_tokens: u64) -> Vec<f64> {
+    if n_tokens <= 1 {
+        return e.cum.clone();
+    }
+    let mut out = Vec::with_capacity(e.order.len() + 1);
+    out.push(0.0);
+    for &id in &e.order {
+        out.push(out.last().copied().unwrap_or(0.0) + expert_touch(e, id, n_tokens));
+    }
+    out
+}
+
+/// Expected experts read per batch of `n_tokens` from each tier (as [`expert_uses`]).
+pub fn expert_touches(e: &ExpertLayer, gpu: u32, ram: u32, n_tokens: u64) -> [(Tier, f64); 3] {
+    if n_tokens <= 1 {
+        return expert_uses(e, gpu, ram);
+    }
+    let c = touch_curve(e, n_tokens);
+    let g = c[gpu as usize];
+    let m = c[(gpu + ram) as usize];
+    [
+        (Tier::Gpu, g),
+        (Tier::Ram, m - g),
+        (Tier::Nvme, c[c.len() - 1] - m),
+    ]
+}
+
+/// Uses per token served from each tier when the `gpu` most popular experts are on the GPU and
+/// the next `ram` in RAM: this is the static-frequency cache's hit-rate curve.
+pub fn expert_uses(e: &ExpertLayer, gpu: u32, ram: u32) -> [(Tier, f64); 3] {
+    let g = e.cum[gpu as usize];
+    let m = e.cum[(gpu + ram) as usize];
+    [
+        (Tier::Gpu, g),
+        (Tier::Ram, m - g),
+        (Tier::Nvme, e.total_rate() - m),
+    ]
+}

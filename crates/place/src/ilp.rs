@@ -1,0 +1,729 @@
+//! The placement ILP (HiGHS through good_lp): minimise the cost model's per-token time over tier
+//! choices. Structure keeps it small: a layer's experts are equal-sized and sorted by use, so
+//! their placement is two integers per layer (how many of the most used go to the GPU, how many
+//! to GPU or RAM), and the uses those serve — the concave prefix-sum curve of the sorted rates —
+//! enter through its few linear pieces (tied rates merge into one piece).
+//!
+//! Units inside: time in milliseconds and sizes in GB, so coefficients stay near 1.
+
+use super::capacity::Capacities;
+use super::cost::{CostModel, Device};
+use super::units::{Assignment, ExpertLayer, ExpertSplit, Tier, Units};
+use good_lp::solvers::highs::highs;
+use good_lp::{
+    variable, Constraint, Expression, IntoAffineExpression, ProblemVariables, SolverModel,
+    Variable, VariableDefinition,
+};
+use highs::{HighsModelStatus, HighsSolutionStatus};
+use std::collections::BTreeMap;
+
+const MS: f64 = 1e3;
+const GB: f64 = 1e-9;
+
+/// Limits for one ILP solve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IlpOptions {
+    /// Wall-clock limit for HiGHS, seconds.
+    pub time_limit_s: f64,
+    /// Relative MIP gap at which HiGHS may stop.
+    pub mip_rel_gap: f64,
+    /// Start HiGHS from the greedy placement (its first incumbent). Off by default: when the
+    /// greedy plan is already within `mip_rel_gap` of the LP bound, HiGHS accepts it and stops,
+    /// so the plan is no better than greedy (seen on DeepSeek-V3 on the M1 Max: 0.21% worse).
+    pub warm_start: bool,
+    /// Only placements predicted faster than this (seconds) are of interest: HiGHS prunes
+    /// everything at or above it and reports the model infeasible when nothing is below.
+    pub cutoff_s: Option<f64>,
+}
+
+impl Default for IlpOptions {
+    fn default() -> IlpOptions {
+        IlpOptions {
+            time_limit_s: 10.0,
+            mip_rel_gap: 5e-3,
+            warm_start: false,
+            cutoff_s: None,
+        }
+    }
+}
+
+/// How weights may stream in one solve: the dense prefetch depth (windows of `depth` layers
+/// overlap their dense reads with compute), whether dense weights may stream at all, and
+/// whether the global ones (output head) may, whose buffer can exceed a layer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streaming {
+    pub depth: u32,
+    pub dense: bool,
+    pub globals: bool,
+}
+
+impl Default for Streaming {
+    fn default() -> Streaming {
+        Streaming {
+            depth: 1,
+            dense: true,
+            globals: true,
+        }
+    }
+}
+
+/// What the ILP returned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IlpSolution {
+    pub assignment: Assignment,
+    /// The solver's objective, seconds per token.
+    pub objective_s: f64,
+    /// HiGHS's proven lower bound on the optimum (its MIP dual bound), seconds per token.
+    pub bound_s: f64,
+    /// `optimal` (within the requested gap) or `time-limit`.
+    pub status: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IlpError {
+    #[error("no feasible placement (the units that must stay in memory do not fit)")]
+    Infeasible,
+    #[error("the ILP found no feasible placement within its {0} s time limit")]
+    NoSolution(f64),
+    #[error("HiGHS failed: {0}")]
+    Solver(String),
+}
+
+/// Per-layer linear expressions of device work and NVMe reads.
+#[derive(Default)]
+struct LinLoad {
+    gpu_flops: Expression,
+    gpu_bytes: Expression,
+    cpu_flops: Expression,
+    cpu_bytes: Expression,
+    nvme_dense: Expression,
+    nvme_expert: Expression,
+    nvme_row: Expression,
+}
+
+impl LinLoad {
+    fn add(&mut self, on_gpu: bool, flops: f64, bytes: f64, v: impl Into<Expression> + Clone) {
+        let (f, b) = if on_gpu {
+            (&mut self.gpu_flops, &mut self.gpu_bytes)
+        } else {
+            (&mut self.cpu_flops, &mut self.cpu_bytes)
+        };
+        *f += flops * v.clone().into();
+        *b += bytes * v.into();
+    }
+
+    /// Adds FLOPs and bytes that follow different expressions (batched experts: compute
+    /// follows uses, reads follow touches).
+    fn add_split(&mut self, on_gpu: bool, flops: Expression, bytes: Expression) {
+        let (f, b) = if on_gpu {
+            (&mut self.gpu_flops, &mut self.gpu_bytes)
+        } else {
+            (&mut self.cpu_flops, &mut self.cpu_bytes)
+        };
+        *f += flops;
+        *b += bytes;
+    }
+}
+
+/// Problem variables that remember their HiGHS column (columns are added in creation order).
+struct Vars {
+    inner: ProblemVariables,
+    n: usize,
+}
+
+/// A variable and its column index.
+#[derive(Clone, Copy)]
+struct Col {
+    var: Variable,
+    idx: usize,
+}
+
+impl Vars {
+    fn add(&mut self, d: VariableDefinition) -> Col {
+        self.n += 1;
+        Col {
+            var: self.inner.add(d),
+            idx: self.n - 1,
+        }
+    }
+}
+
+struct Model {
+    vars: Vars,
+    objective: Expression,
+    constraints: Vec<Constraint>,
+    /// Per unit: the column of each allowed tier.
+    x: Vec<Vec<(Tier, usize)>>,
+    /// Per expert layer: columns of (experts on GPU, experts on GPU or RAM).
+    counts: Vec<(Option<usize>, usize)>,
+}
+
+fn tiers_for(streamable: bool, has_gpu: bool) -> Vec<Tier> {
+    Tier::ALL
+        .into_iter()
+        .filter(|&t| has_gpu || t != Tier::Gpu)
+        .filter(|&t| streamable || t != Tier::Nvme)
+        .collect()
+}
+
+/// Linear pieces of a layer's concave use curve `cum`: (start n, value at n, slope), with runs
+/// of equal rates merged.
+fn pieces(e: &ExpertLayer) -> Vec<(f64, f64, f64)> {
+    let mut out: Vec<(f64, f64, f64)> = Vec::new();
+    for (n, &id) in e.order.iter().enumerate() {
+        let slope = e.rates[id as usize];
+        match out.last() {
+            Some(&(_, _, s)) if (s - slope).abs() <= 1e-12 * s.abs().max(1.0) => {}
+            _ => out.push((n as f64, e.cum[n], slope)),
+        }
+    }
+    out
+}
+
+/// The model; with `prompt_len > 0` the objective adds the prefill of that prompt as one batch
+/// (weights read once, compute for every token, experts read if any token routes to them).
+fn build(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    relax: bool,
+    prompt_len: u64,
+    streaming: Streaming,
+) -> Model {
+    let depth = streaming.depth;
+    let has_gpu = cost.gpu.is_some() && caps.gpu.is_some();
+    let mut vars = Vars {
+        inner: ProblemVariables::new(),
+        n: 0,
+    };
+    let mut constraints = Vec::new();
+    let mut loads: BTreeMap<Option<u32>, LinLoad> = BTreeMap::new();
+    // Loads of the prefill batch, built alongside the decode loads.
+    let mut prefill: BTreeMap<Option<u32>, LinLoad> = BTreeMap::new();
+    let batch = prompt_len.max(1) as f64;
+    let (mut gpu_used, mut ram_used) = (Expression::default(), Expression::default());
+    let mut x = Vec::with_capacity(units.units.len());
+    // Per MoE layer: (experts, experts on GPU or RAM, experts on GPU), for symmetry breaking.
+    let mut expert_keys: BTreeMap<u32, (f64, Variable, Option<Variable>)> = BTreeMap::new();
+    for u in &units.units {
+        let load = loads.entry(u.layer).or_default();
+        let mut choice = Expression::default();
+        let mut row = Vec::new();
+        let dense_ok = streaming.dense && (u.layer.is_some() || streaming.globals);
+        let streamable = u.streamable && (dense_ok || u.row_reads());
+        for t in tiers_for(streamable, has_gpu) {
+            let c = vars.add(if relax {
+                variable().min(0).max(1)
+            } else {
+                variable().binary()
+            });
+            let v = c.var;
+            choice += v;
+            load.add(cost.on_gpu(t), u.flops, u.read_bytes, v);
+            if prompt_len > 0 {
+                let pl = prefill.entry(u.layer).or_default();
+                let bytes = if u.row_reads() {
+                    batch * u.read_bytes
+                } else {
+                    u.read_bytes
+                };
+                pl.add(cost.on_gpu(t), batch * u.flops, bytes, v);
+                match t {
+                    Tier::Nvme if u.row_reads() => pl.nvme_row += bytes * v,
+                    Tier::Nvme => pl.nvme_dense += bytes * v,
+                    _ => {}
+                }
+            }
+            match t {
+                Tier::Gpu => gpu_used += (u.bytes as f64 * GB) * v,
+                Tier::Ram => ram_used += (u.bytes as f64 * GB) * v,
+                Tier::Nvme if u.row_reads() => load.nvme_row += u.read_bytes * v,
+                Tier::Nvme => load.nvme_dense += u.read_bytes * v,
+            }
+            row.push((t, c.idx));
+        }
+        constraints.push(choice.eq(1.0));
+        x.push(row);
+    }
+    let mut counts = Vec::with_capacity(units.experts.len());
+    for e in &units.experts {
+        let n = e.n_expert() as f64;
+        let k = e.total_rate();
+        let count = |vars: &mut Vars| {
+            let v = variable().min(0).max(n);
+            vars.add(if relax { v } else { v.integer() })
+        };
+        let m_col = count(&mut vars);
+        let m = m_col.var;
+        let phi_m = vars.add(variable().min(0).max(k)).var;
+        let curve = pieces(e);
+        for &(start, value, slope) in &curve {
+            constraints.push((phi_m - slope * m).leq(value - slope * start));
+        }
+        let eb = e.expert_bytes as f64;
+        let load = loads.entry(Some(e.layer)).or_default();
+        let phi_m_expr = Expression::from(phi_m);
+        // Uses served by the NVMe tier: k - phi_m.
+        let nvme_uses = k - Expression::from(phi_m);
+        load.add(
+            cost.on_gpu(Tier::Nvme),
+            e.expert_flops,
+            eb,
+            nvme_uses.clone(),
+        );
+        load.nvme_expert += eb * nvme_uses;
+        let g = if has_gpu {
+            let g_col = count(&mut vars);
+            let g = g_col.var;
+            let phi_g = vars.add(variable().min(0).max(k)).var;
+            for &(start, value, slope) in &curve {
+                constraints.push((phi_g - slope * g).leq(value - slope * start));
+            }
+            constraints.push((g - m).leq(0.0));
+            constraints.push((phi_g - phi_m).leq(0.0));
+            load.add(true, e.expert_flops, eb, phi_g);
+            load.add(false, e.expert_flops, eb, phi_m - phi_g);
+            gpu_used += (eb * GB) * g;
+            ram_used += (eb * GB) * (m - g);
+            Some((g_col.idx, g, phi_g))
+        } else {
+            load.add(false, e.expert_flops, eb, phi_m);
+            ram_used += (eb * GB) * m;
+            None
+        };
+        if prompt_len > 0 {
+            // Experts read per prefill batch: the touch curve's prefix sums at the same counts.
+            // Prefill compute makes serving uses from memory costly on a slow device, so the
+            // use curve's upper bounds alone would let the solver under-count them: the counts
+            // become one-hot choices and both curves are evaluated exactly.
+            let touch = super::cost::touch_curve(e, prompt_len);
+            let all = touch.last().copied().unwrap_or(0.0);
+            let psi =
+                |vars: &mut Vars, cons: &mut Vec<Constraint>, count: Variable, phi: Variable| {
+                    let (mut one, mut at, mut uses, mut touched) = (
+                        Expression::default(),
+                        Expression::default(),
+                        Expression::default(),
+                        Expression::default(),
+                    );
+                    for (j, (&c, &t)) in e.cum.iter().zip(&touch).enumerate() {
+                        let z = vars
+                            .add(if relax {
+                                variable().min(0).max(1)
+                            } else {
+                                variable().binary()
+                            })
+                            .var;
+                        one += z;
+                        at += j as f64 * z;
+                        uses += c * z;
+                        touched += t * z;
+                    }
+                    cons.push(one.eq(1.0));
+                    cons.push((count - at).eq(0.0));
+                    cons.push((phi - uses).eq(0.0));
+                    touched
+                };
+            let psi_m = psi(&mut vars, &mut constraints, m, phi_m);
+            let pl = prefill.entry(Some(e.layer)).or_default();
+            let nvme_touch = all - psi_m.clone();
+            pl.add_split(
+                cost.on_gpu(Tier::Nvme),
+                (batch * e.expert_flops) * (k - phi_m_expr.clone()),
+                eb * nvme_touch.clone(),
+            );
+            pl.nvme_expert += eb * nvme_touch;
+            match g {
+                Some((_, g, phi_g)) => {
+                    let psi_g = psi(&mut vars, &mut constraints, g, phi_g);
+                    let pl = prefill.entry(Some(e.layer)).or_default();
+                    pl.add_split(true, (batch * e.expert_flops) * phi_g, eb * psi_g.clone());
+                    pl.add_split(
+                        false,
+                        (batch * e.expert_flops) * (phi_m_expr - phi_g),
+                        eb * (psi_m - psi_g),
+                    );
+                }
+                None => pl.add_split(false, (batch * e.expert_flops) * phi_m_expr, eb * psi_m),
+            }
+        }
+        expert_keys.insert(e.layer, (n, m, g.map(|(_, v, _)| v)));
+        let g = g.map(|(idx, _, _)| idx);
+        counts.push((g, m_col.idx));
+    }
+    if depth <= 1 {
+        break_layer_symmetry(units, &expert_keys, &mut constraints);
+    }
+    if has_gpu {
+        let cap = caps.gpu.unwrap_or(0) as f64 * GB;
+        constraints.push(gpu_used.clone().leq(cap));
+    }
+    let ram_cap = caps.ram as f64 * GB;
+    if caps.unified {
+        constraints.push((gpu_used + ram_used).leq(ram_cap));
+    } else {
+        constraints.push(ram_used.leq(ram_cap));
+    }
+    let mut objective = Expression::default();
+    let dense_ms = MS / (cost.io.dense_gbps * 1e9);
+    for pass in [loads, prefill] {
+        let keys: Vec<Option<u32>> = pass.keys().copied().collect();
+        let loads: Vec<LinLoad> = pass.into_values().collect();
+        let mut compute_of = Vec::with_capacity(loads.len());
+        let mut dense_of = Vec::with_capacity(loads.len());
+        for load in loads {
+            let (compute, dense) = layer_terms(
+                &mut vars,
+                &mut constraints,
+                cost,
+                has_gpu,
+                load,
+                &mut objective,
+            );
+            compute_of.push(compute);
+            dense_of.push(dense);
+        }
+        for w in super::cost::windows(&keys, depth) {
+            let compute: Expression = w.clone().map(|i| compute_of[i].clone()).sum();
+            let dense: Expression = w.map(|i| dense_of[i].clone()).sum();
+            if depth == 0 {
+                objective += compute + dense_ms * dense;
+            } else {
+                let t = vars.add(variable().min(0)).var;
+                constraints.push(compute.leq(t));
+                constraints.push((dense_ms * dense).leq(t));
+                objective += t;
+            }
+        }
+    }
+    Model {
+        vars,
+        objective,
+        constraints,
+        x,
+        counts,
+    }
+}
+
+/// A layer's compute time (GPU then CPU rooflines) and its dense NVMe bytes; its serial reads
+/// (expert misses, embedding rows) go straight into `objective`.
+fn layer_terms(
+    vars: &mut Vars,
+    constraints: &mut Vec<Constraint>,
+    cost: &CostModel,
+    has_gpu: bool,
+    load: LinLoad,
+    objective: &mut Expression,
+) -> (Expression, Expression) {
+    let roofline = |vars: &mut Vars,
+                    cons: &mut Vec<Constraint>,
+                    d: Device,
+                    flops: Expression,
+                    bytes: Expression| {
+        let y = vars.add(variable().min(0)).var;
+        cons.push(((MS / d.flops_per_s) * flops).leq(y));
+        cons.push(((MS / d.bytes_per_s) * bytes).leq(y));
+        y
+    };
+    let mut compute = Expression::default();
+    if let (true, Some(gpu)) = (has_gpu, cost.gpu) {
+        compute += roofline(vars, constraints, gpu, load.gpu_flops, load.gpu_bytes);
+    }
+    compute += roofline(vars, constraints, cost.cpu, load.cpu_flops, load.cpu_bytes);
+    *objective += (MS / (cost.io.expert_gbps * 1e9)) * load.nvme_expert;
+    *objective += (MS / (cost.io.row_gbps * 1e9)) * load.nvme_row;
+    (compute, load.nvme_dense)
+}
+
+/// Interchangeable MoE layers (same units, sizes, work and expert use curve) can be permuted
+/// without changing the objective when every layer is priced on its own (prefetch depth 0 or
+/// 1), so only placements whose key (experts in memory, experts on the GPU; lexicographic)
+/// does not increase along each class are kept. This removes the B&B's search over which of
+/// 32 equal Mixtral layers gets one expert more (Mixtral on the M1 Max: MIP 4x faster). The
+/// same ordering over dense layers' unit tiers found better plans but solved 3x slower, so
+/// dense layers are left alone.
+fn break_layer_symmetry(
+    units: &Units,
+    expert_keys: &BTreeMap<u32, (f64, Variable, Option<Variable>)>,
+    constraints: &mut Vec<Constraint>,
+) {
+    let mut classes: BTreeMap<Vec<u64>, Vec<u32>> = BTreeMap::new();
+    for &l in expert_keys.keys() {
+        let mut sig = Vec::new();
+        for u in units.units.iter().filter(|u| u.layer == Some(l)) {
+            sig.extend([
+                u.group as u64,
+                u.bytes,
+                u.read_bytes.to_bits(),
+                u.flops.to_bits(),
+                u64::from(u.streamable),
+            ]);
+        }
+        if let Some(e) = units.experts.iter().find(|e| e.layer == l) {
+            sig.extend([u64::MAX, e.expert_bytes, e.expert_flops.to_bits()]);
+            sig.extend(e.cum.iter().map(|c| c.to_bits()));
+        }
+        classes.entry(sig).or_default().push(l);
+    }
+    let key = |l: u32| -> Option<Expression> {
+        let &(n, m, g) = expert_keys.get(&l)?;
+        Some((n + 1.0) * m + g.map_or_else(Expression::default, Expression::from))
+    };
+    for layers in classes.values() {
+        for pair in layers.windows(2) {
+            if let (Some(a), Some(b)) = (key(pair[0]), key(pair[1])) {
+                constraints.push(a.geq(b));
+            }
+        }
+    }
+}
+
+/// Layer buffers the pool needs for dense prefetch at `depth`: one (read, then compute) for 0,
+/// else the window being computed and the one being read.
+pub fn dense_buffers(depth: u32) -> u64 {
+    if depth == 0 {
+        1
+    } else {
+        2 * depth as u64
+    }
+}
+
+/// A solved model: column values, objective and proven bound (seconds per token).
+struct Run {
+    cols: Vec<f64>,
+    objective_s: f64,
+    bound_s: f64,
+    optimal: bool,
+}
+
+/// The integer columns of a known placement, for HiGHS to complete (it fixes them and solves
+/// the LP) into a first incumbent.
+fn start_columns(model: &Model, a: &Assignment) -> Vec<(usize, f64)> {
+    let mut out = Vec::new();
+    for (row, &tier) in model.x.iter().zip(&a.units) {
+        out.extend(
+            row.iter()
+                .map(|&(t, c)| (c, if t == tier { 1.0 } else { 0.0 })),
+        );
+    }
+    for (&(g, m), s) in model.counts.iter().zip(&a.experts) {
+        out.push((m, (s.gpu + s.ram) as f64));
+        if let Some(g) = g {
+            out.push((g, s.gpu as f64));
+        }
+    }
+    out
+}
+
+/// Hands HiGHS a partial primal solution; a rejected start only costs the warm start.
+fn set_start(m: &mut highs::Model, start: &[(usize, f64)]) {
+    let Ok(n) = highs_sys::HighsInt::try_from(start.len()) else {
+        return;
+    };
+    let index: Vec<highs_sys::HighsInt> = start
+        .iter()
+        .filter_map(|&(c, _)| highs_sys::HighsInt::try_from(c).ok())
+        .collect();
+    let value: Vec<f64> = start.iter().map(|&(_, v)| v).collect();
+    if index.len() != value.len() {
+        return;
+    }
+    // SAFETY: `m` is a live HiGHS instance; both arrays hold `n` entries and outlive the call,
+    // which copies them.
+    unsafe {
+        highs_sys::Highs_setSparseSolution(m.as_mut_ptr(), n, index.as_ptr(), value.as_ptr());
+    }
+}
+
+fn run(
+    model: Model,
+    opts: &IlpOptions,
+    mip: bool,
+    start: &[(usize, f64)],
+) -> Result<Run, IlpError> {
+    // good_lp hands HiGHS only the linear part of the objective, but HiGHS's relative gap must
+    // see the whole of it: the constant rides on a variable fixed at 1.
+    let mut vars = model.vars;
+    let offset = model.objective.constant();
+    let one = vars.add(variable().min(1).max(1)).var;
+    let objective = model.objective - offset + offset * one;
+    let mut problem = vars.inner.minimise(objective).using(highs);
+    for c in model.constraints {
+        problem.add_constraint(c);
+    }
+    let mut m = problem
+        .try_into_inner()
+        .map_err(|e| IlpError::Solver(e.to_string()))?;
+    m.set_option("time_limit", opts.time_limit_s);
+    m.set_option("mip_rel_gap", opts.mip_rel_gap);
+    // One thread: plans must be deterministic.
+    m.set_option("threads", 1);
+    if !start.is_empty() {
+        set_start(&mut m, start);
+    }
+    if let (true, Some(cutoff)) = (mip, opts.cutoff_s) {
+        m.set_option("objective_bound", cutoff * MS);
+    }
+    let solved = m
+        .try_solve()
+        .map_err(|e| IlpError::Solver(format!("{e:?}")))?;
+    let optimal = match solved.status() {
+        HighsModelStatus::Optimal => true,
+        HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => false,
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+            return Err(IlpError::Infeasible)
+        }
+        other => return Err(IlpError::Solver(format!("{other:?}"))),
+    };
+    if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+        return Err(IlpError::NoSolution(opts.time_limit_s));
+    }
+    let objective = solved.objective_value();
+    let bound = if mip {
+        solved
+            .double_info_value(c"mip_dual_bound")
+            .unwrap_or(f64::NEG_INFINITY)
+    } else {
+        objective
+    };
+    Ok(Run {
+        cols: solved.get_solution().columns().to_vec(),
+        objective_s: objective / MS,
+        bound_s: bound / MS,
+        optimal,
+    })
+}
+
+/// Optimum of the LP relaxation, seconds per token: a lower bound on every placement's
+/// predicted time under the cost model (dense prefetch depth 1).
+pub fn lp_bound(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+    prompt_len: u64,
+) -> Result<f64, IlpError> {
+    lp_bound_with(units, caps, cost, opts, prompt_len, Streaming::default())
+}
+
+/// [`lp_bound`] for one streaming configuration.
+pub fn lp_bound_with(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+    prompt_len: u64,
+    streaming: Streaming,
+) -> Result<f64, IlpError> {
+    let model = build(units, caps, cost, true, prompt_len, streaming);
+    let r = run(model, opts, false, &[])?;
+    if !r.optimal {
+        return Err(IlpError::NoSolution(opts.time_limit_s));
+    }
+    Ok(r.objective_s)
+}
+
+/// Solves the ILP (dense prefetch depth 1) and decodes the placement.
+pub fn solve(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+    prompt_len: u64,
+    start: Option<&Assignment>,
+) -> Result<IlpSolution, IlpError> {
+    solve_with(
+        units,
+        caps,
+        cost,
+        opts,
+        prompt_len,
+        start,
+        Streaming::default(),
+    )
+}
+
+/// [`solve`] for one streaming configuration (`caps` must already hold its pool).
+pub fn solve_with(
+    units: &Units,
+    caps: &Capacities,
+    cost: &CostModel,
+    opts: &IlpOptions,
+    prompt_len: u64,
+    start: Option<&Assignment>,
+    streaming: Streaming,
+) -> Result<IlpSolution, IlpError> {
+    let model = build(units, caps, cost, false, prompt_len, streaming);
+    let (x, counts) = (model.x.clone(), model.counts.clone());
+    let start = start.map_or_else(Vec::new, |a| start_columns(&model, a));
+    let r = run(model, opts, true, &start)?;
+    let tiers = x
+        .iter()
+        .map(|row| {
+            row.iter()
+                .max_by(|a, b| r.cols[a.1].total_cmp(&r.cols[b.1]))
+                .map_or(Tier::Nvme, |&(t, _)| t)
+        })
+        .collect();
+    let experts = counts
+        .iter()
+        .zip(&units.experts)
+        .map(|(&(g, m), e)| {
+            let m = (r.cols[m].round().max(0.0) as u32).min(e.n_expert());
+            let g = g.map_or(0, |g| (r.cols[g].round().max(0.0) as u32).min(m));
+            ExpertSplit { gpu: g, ram: m - g }
+        })
+        .collect();
+    Ok(IlpSolution {
+        assignment: Assignment {
+            units: tiers,
+            experts,
+        },
+        objective_s: r.objective_s,
+        bound_s: r.bound_s,
+        status: if r.optimal { "optimal" } else { "time-limit" },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(rates: Vec<f64>) -> ExpertLayer {
+        let (order, cum) = crate::units::sort_by_use(&rates);
+        ExpertLayer {
+            layer: 0,
+            expert_bytes: 1,
+            expert_flops: 1.0,
+            slice_bytes: 1,
+            rates,
+            order,
+            cum,
+            tensors: vec![],
+        }
+    }
+
+    #[test]
+    fn tied_rates_merge_into_one_piece() {
+        assert_eq!(pieces(&layer(vec![0.25; 8])), vec![(0.0, 0.0, 0.25)]);
+        let p = pieces(&layer(vec![0.1, 0.5, 0.5, 0.1, 0.8]));
+        assert_eq!(p, vec![(0.0, 0.0, 0.8), (1.0, 0.8, 0.5), (3.0, 1.8, 0.1)]);
+    }
+
+    #[test]
+    fn pieces_envelope_the_prefix_sums() {
+        let e = layer(vec![0.3, 0.05, 0.9, 0.2, 0.2, 0.35]);
+        let p = pieces(&e);
+        for n in 0..=e.rates.len() {
+            let env = p
+                .iter()
+                .map(|&(s, v, k)| v + k * (n as f64 - s))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                (env - e.cum[n]).abs() < 1e-12,
+                "n={n}: {env} vs {}",
+                e.cum[n]
+            );
+        }
+    }
+}

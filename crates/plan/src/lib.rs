@@ -1,0 +1,437 @@
+//! plan.json: the versioned placement plan that `hypura sim` and `hypura run` apply — the
+//! identities of the model and profile it was solved for, tensor -> tier map, expert placement,
+//! cache, pool, prefetch and I/O settings, predicted speed and the solver's bound and gap — and
+//! the one check that a plan applies to a model and a machine ([`Plan::check_model`],
+//! [`Plan::check_profile`]).
+//!
+//! It holds the plan's types only; solving one is the `place` crate's job, applying it the
+//! simulator's and the runtime's.
+
+use hw::HwProfile;
+use model::{Inventory, Source};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The plan schema version this build reads and writes. Version 2: every tensor has exactly one
+/// entry in `tensors`, merged expert tensors whose experts span tiers as [`TensorPlace::Split`].
+pub const PLAN_VERSION: u32 = 2;
+
+/// Where a unit's weights live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Gpu,
+    Ram,
+    Nvme,
+}
+
+impl Tier {
+    pub const ALL: [Tier; 3] = [Tier::Gpu, Tier::Ram, Tier::Nvme];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Gpu => "gpu",
+            Tier::Ram => "ram",
+            Tier::Nvme => "nvme",
+        }
+    }
+}
+
+/// How streamed weights are read: request sizes, queue depths and the bandwidth they achieve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoPlan {
+    /// Requests in flight for dense prefetch (the read curve's best depth at that size).
+    pub queue_depth: u32,
+    /// Reader threads: one blocking read per request in flight, at most the CPU count.
+    pub threads: u32,
+    pub dense_block_bytes: u64,
+    pub dense_gbps: f64,
+    pub expert_block_bytes: u64,
+    /// Expert misses of one layer are read together: gate/up/down slices of the top-k experts.
+    pub expert_queue_depth: u32,
+    pub expert_gbps: f64,
+    /// Token-embedding rows read from NVMe: one small read per token, queue depth 1.
+    pub row_bytes: u64,
+    pub row_gbps: f64,
+}
+
+/// Predicted time of one layer per decoded token (`layer` None: embedding and output head).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerTime {
+    pub layer: Option<u32>,
+    pub gpu_s: f64,
+    pub cpu_s: f64,
+    pub io_dense_s: f64,
+    /// Serial NVMe reads: expert misses and embedding rows.
+    pub io_expert_s: f64,
+    pub total_s: f64,
+}
+
+impl LayerTime {
+    /// What limits this layer: `gpu`, `cpu`, `nvme-dense` or `nvme-experts`.
+    pub fn bound(&self) -> &'static str {
+        let compute = self.gpu_s + self.cpu_s;
+        if self.io_expert_s > compute.max(self.io_dense_s) {
+            "nvme-experts"
+        } else if self.io_dense_s > compute {
+            "nvme-dense"
+        } else if self.gpu_s >= self.cpu_s {
+            "gpu"
+        } else {
+            "cpu"
+        }
+    }
+}
+
+/// Where one tensor lives: wholly on one tier, or (a merged expert tensor) split by expert id
+/// across tiers as the `experts` entry of `layer` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum TensorPlace {
+    Gpu,
+    Ram,
+    Nvme,
+    /// Expert slices on several tiers: see the [`ExpertPlacement`] with this `layer`.
+    Split {
+        layer: u32,
+    },
+}
+
+impl TensorPlace {
+    /// The one tier holding the whole tensor; `None` when it is split.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            TensorPlace::Gpu => Some(Tier::Gpu),
+            TensorPlace::Ram => Some(Tier::Ram),
+            TensorPlace::Nvme => Some(Tier::Nvme),
+            TensorPlace::Split { .. } => None,
+        }
+    }
+}
+
+impl From<Tier> for TensorPlace {
+    fn from(t: Tier) -> TensorPlace {
+        match t {
+            Tier::Gpu => TensorPlace::Gpu,
+            Tier::Ram => TensorPlace::Ram,
+            Tier::Nvme => TensorPlace::Nvme,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub version: u32,
+    pub inputs: Inputs,
+    pub mode: Mode,
+    pub solver: SolverReport,
+    pub capacities: CapacityReport,
+    /// Every tensor of the model by name: its tier, or `{"split": {"layer": L}}` for a merged
+    /// expert tensor whose experts span tiers (the ids per tier are in `experts`).
+    pub tensors: BTreeMap<String, TensorPlace>,
+    /// Per MoE layer: which expert ids sit on which tier.
+    pub experts: Vec<ExpertPlacement>,
+    pub expert_cache: ExpertCache,
+    /// RAM staging buffers for weights read from NVMe.
+    pub pool_bytes: u64,
+    /// Layers of dense weights read ahead of compute (0: nothing dense is streamed).
+    pub prefetch_depth: u32,
+    pub io: IoPlan,
+    pub prediction: PlanPrediction,
+}
+
+/// What the plan was computed from; a runtime refuses a plan whose inputs differ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inputs {
+    pub model: ModelIdentity,
+    pub profile_name: String,
+    /// FNV-1a 64 of the profile's canonical TOML, hex.
+    pub profile_hash: String,
+    /// FNV-1a 64 of the trace file's bytes, hex; absent when expert use was assumed uniform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_hash: Option<String>,
+    pub ctx: u64,
+    pub kv_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelIdentity {
+    pub name: String,
+    /// Bytes of the GGUF file(s); for catalog models, the tensor bytes.
+    pub file_bytes: u64,
+    /// FNV-1a 64 of the canonical inventory JSON (architecture facts, tensor names, types,
+    /// shapes, offsets): what the header says, independent of tensor data.
+    pub header_hash: String,
+}
+
+impl ModelIdentity {
+    /// The identity of `inv` as plan inputs record it.
+    pub fn of(inv: &Inventory) -> ModelIdentity {
+        let (name, file_bytes) = match &inv.source {
+            Source::File { paths, file_bytes } => (
+                paths
+                    .first()
+                    .and_then(|p| p.file_name())
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                file_bytes.iter().sum(),
+            ),
+            Source::Catalog { name, .. } => (name.clone(), inv.total_bytes()),
+        };
+        // Paths are where the file is, not what it is: hash the rest.
+        let canonical = serde_json::json!({ "arch": inv.arch, "tensors": inv.tensors });
+        ModelIdentity {
+            name,
+            file_bytes,
+            header_hash: fnv1a_hex(canonical.to_string().as_bytes()),
+        }
+    }
+}
+
+/// Inference mode, from where the solution puts things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Nothing on NVMe.
+    FullResident,
+    /// Only routed experts on NVMe.
+    ExpertStreaming,
+    /// Only dense FFN weights on NVMe.
+    DenseFfnStreaming,
+    /// Anything else on NVMe.
+    Mixed,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::FullResident => "full-resident",
+            Mode::ExpertStreaming => "expert-streaming",
+            Mode::DenseFfnStreaming => "dense-FFN-streaming",
+            Mode::Mixed => "mixed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolverReport {
+    /// `ilp`, or `greedy` when the ILP could not beat the greedy plan within its time limit.
+    pub method: String,
+    /// `optimal` (within the MIP gap tolerance), `time-limit`, or `heuristic` (greedy only).
+    pub status: String,
+    /// Optimum of the LP relaxation, seconds per token: no plan can be predicted faster
+    /// (absent for greedy-only solves).
+    pub lp_bound_s: Option<f64>,
+    /// The chosen plan's objective: predicted seconds per decoded token, plus with a prompt
+    /// length the predicted prefill seconds of that prompt.
+    pub objective_s: f64,
+    /// HiGHS's proven lower bound on the ILP optimum (its MIP dual bound), seconds per token.
+    pub mip_bound_s: Option<f64>,
+    /// (objective - best bound) / objective, the best bound being the larger of the two above
+    /// (absent for greedy-only solves).
+    pub gap: Option<f64>,
+    /// The same objective for the greedy (frequency / size) plan.
+    pub greedy_objective_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityReport {
+    /// Weight bytes the GPU may hold (absent without a GPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_bytes: Option<u64>,
+    /// Weight bytes RAM may hold; on unified memory the budget GPU and RAM share.
+    pub ram_bytes: u64,
+    pub unified: bool,
+    pub kv_cache_bytes: u64,
+    pub compute_buffer_bytes: u64,
+    pub gpu_used_bytes: u64,
+    pub ram_used_bytes: u64,
+    pub nvme_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertPlacement {
+    pub layer: u32,
+    pub tensors: Vec<String>,
+    pub expert_bytes: u64,
+    pub gpu: Vec<u32>,
+    pub ram: Vec<u32>,
+    pub nvme: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpertCache {
+    /// Bytes of experts kept in memory while others stream (0 unless experts stream).
+    pub bytes: u64,
+    /// `static-frequency`: the most used experts of each layer are pinned.
+    pub policy: String,
+    /// Fraction of expert uses served from memory, from the rates the plan was solved with.
+    pub hit_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPrediction {
+    pub tok_per_s: f64,
+    pub token_s: f64,
+    pub layers: Vec<LayerTime>,
+    /// Prefill of the `--prompt-len` prompt as one batch; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<PrefillPrediction>,
+}
+
+/// Predicted prefill of one prompt processed as a single batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefillPrediction {
+    pub prompt_len: u64,
+    /// Seconds for the whole prompt.
+    pub prefill_s: f64,
+    /// Prompt tokens per second.
+    pub tok_per_s: f64,
+}
+
+/// Why a plan does not apply to a model or a machine: the one check `hypura sim` and `hypura run`
+/// both make (the header hash and size of the model, the profile's hash).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the plan was solved for {planned} (header hash {planned_hash}), not {actual} (header hash {actual_hash})")]
+    Header {
+        planned: String,
+        planned_hash: String,
+        actual: String,
+        actual_hash: String,
+    },
+    #[error("the plan was solved for {planned} of {planned_bytes} bytes, not {actual} of {actual_bytes} bytes")]
+    Size {
+        planned: String,
+        planned_bytes: u64,
+        actual: String,
+        actual_bytes: u64,
+    },
+    #[error("the plan was solved for profile {planned:?} ({planned_hash}), not {actual:?} ({actual_hash})")]
+    Profile {
+        planned: String,
+        planned_hash: String,
+        actual: String,
+        actual_hash: String,
+    },
+}
+
+impl Plan {
+    /// Refuses a model other than the one the plan was solved for: its header (architecture,
+    /// tensor names, types, shapes, offsets) and its size must be the same.
+    pub fn check_model(&self, inv: &Inventory) -> Result<(), Mismatch> {
+        let want = &self.inputs.model;
+        let have = ModelIdentity::of(inv);
+        if want.header_hash != have.header_hash {
+            return Err(Mismatch::Header {
+                planned: want.name.clone(),
+                planned_hash: want.header_hash.clone(),
+                actual: have.name,
+                actual_hash: have.header_hash,
+            });
+        }
+        if want.file_bytes != have.file_bytes {
+            return Err(Mismatch::Size {
+                planned: want.name.clone(),
+                planned_bytes: want.file_bytes,
+                actual: have.name,
+                actual_bytes: have.file_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a machine profile other than the one the plan was solved for.
+    pub fn check_profile(&self, hw: &HwProfile) -> Result<(), Mismatch> {
+        let hash = profile_hash(hw);
+        if hash != self.inputs.profile_hash {
+            return Err(Mismatch::Profile {
+                planned: self.inputs.profile_name.clone(),
+                planned_hash: self.inputs.profile_hash.clone(),
+                actual: hw.name.clone(),
+                actual_hash: hash,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The identity of a machine profile in plan inputs: FNV-1a 64 of its canonical TOML.
+pub fn profile_hash(hw: &HwProfile) -> String {
+    fnv1a_hex(hw.to_toml().as_bytes())
+}
+
+/// Why a plan file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: field `{field}`: {message}")]
+    Field {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl Plan {
+    /// Reads a plan; errors name the file and the field (`prediction.layers[3].total_s`).
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Plan::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses plan JSON; `origin` names the text in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Plan, PlanError> {
+        let field_err = |field: &str, message: String| PlanError::Field {
+            path: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        let probe: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| field_err("", e.to_string()))?;
+        match probe.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == PLAN_VERSION as u64 => {}
+            Some(1) => {
+                return Err(field_err(
+                    "version",
+                    format!("plan version 1 is no longer read (it left merged expert tensors split across tiers out of `tensors`); this hypura reads version {PLAN_VERSION}; re-run `hypura solve`"),
+                ))
+            }
+            Some(v) => {
+                return Err(field_err(
+                    "version",
+                    format!("unsupported plan version {v}; this hypura reads version {PLAN_VERSION}; re-run `hypura solve`"),
+                ))
+            }
+            None => return Err(field_err("version", "missing or not an integer".into())),
+        }
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| field_err(&e.path().to_string(), e.inner().to_string()))
+    }
+
+    /// Pretty JSON with a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("plans serialize");
+        s.push('\n');
+        s
+    }
+}
+
+pub use seeded::{fnv1a_hex, Fnv1a};

@@ -1,0 +1,28 @@
+//! hypura's real runtime: loads a GGUF through llama.cpp (hypura-sys) placing each tensor on the
+//! tier a solved [`plan::Plan`] chose, streams NVMe-tier weights from disk inside
+//! the eval callback, and generates tokens with llama.cpp's samplers.
+//!
+//! Everything is single-threaded from the caller's view: llama.cpp's objects stay on one thread.
+
+mod backend;
+pub mod context;
+pub mod direct_io;
+pub mod error;
+pub mod experts;
+pub mod io_pool;
+pub mod mem;
+pub mod model;
+pub mod moe;
+pub mod page_cache;
+pub mod placement;
+pub mod planned;
+pub mod prefetch;
+pub mod report;
+pub mod routing;
+pub mod stream;
+
+pub use context::{Context, ContextParams, Generation, Sampling};
+pub use error::{Error, Result};
+pub use self::model::{LoadMode, Model, ModelParams};
+pub use planned::{MoeOptions, PlannedModel};
+pub use stream::IoOptions;

@@ -1,0 +1,240 @@
+//! A model loaded as a plan says: the plan checked against the file, NVMe-tier tensors in the
+//! streamed-weights buffer type (not read at load), the rest in host memory (or the GPU backend's).
+
+use crate::direct_io::DirectReader;
+use crate::error::{Error, Result};
+use crate::experts::{ExpertTensor, Experts};
+use crate::model::{LoadMode, Model, ModelParams, StreamedTensor};
+use crate::moe::Moe;
+use crate::placement::{self as place_on, Placement};
+use crate::routing::Routing;
+use crate::stream::{IoOptions, Streamer};
+use policy::cache::Policy;
+use policy::prefetch::ExpertPrefetch;
+use plan::Plan;
+use plan::Tier;
+use model::{Inventory, Source};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+pub struct PlannedModel {
+    pub model: Model,
+    pub inventory: Inventory,
+    pub placement: Placement,
+    /// How streamed tensors are read: the plan's queue depth, request size and prefetch depth
+    /// (callers may override them before [`PlannedModel::streamer`]).
+    pub io: IoOptions,
+}
+
+/// How a run treats MoE layers.
+#[derive(Debug, Clone, Default)]
+pub struct MoeOptions {
+    /// Stream NVMe-tier merged expert tensors whole, like dense tensors, instead of per expert.
+    pub whole_expert_tensors: bool,
+    /// Expert cache policy (sim's names: lru, lfu, lfru, arc, pinned-lru); None: the plan's
+    /// (`static-frequency`: its memory-tier experts preloaded, LRU over the rest).
+    pub cache_policy: Option<String>,
+    /// Record the routing taken ([`Routing::recorded_trace`]).
+    pub record: bool,
+    /// Force every MoE layer's selection from this trace.
+    pub replay: Option<traces::Trace>,
+    /// Which experts of the next MoE layer are read ahead during a decode step (sim's choices:
+    /// none, co-activation counts learned online, or the oracle, which needs `replay`).
+    pub expert_prefetch: ExpertPrefetch,
+}
+
+impl MoeOptions {
+    /// Refuses options that cannot work together (cheap: call it before a slow load).
+    pub fn check(&self) -> Result<()> {
+        if self.expert_prefetch == ExpertPrefetch::Oracle && self.replay.is_none() {
+            return Err(Error::Placement(
+                "the oracle expert prefetch reads the next layer's experts from the replayed \
+                 trace; pass --replay-trace or use coactivation"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn intercepts(&self) -> bool {
+        self.record || self.replay.is_some()
+    }
+}
+
+impl PlannedModel {
+    /// Reads the GGUF header, refuses a plan made for another model, then loads.
+    /// `pool_bytes` overrides the plan's streaming pool.
+    pub fn load(path: &Path, plan: &Plan, pool_bytes: Option<u64>) -> Result<PlannedModel> {
+        let inventory = Inventory::from_gguf(path)?;
+        plan.check_model(&inventory)?;
+        let mut placement = place_on::placement(plan, &inventory)?;
+        if let Some(p) = pool_bytes {
+            placement.pool_bytes = p;
+        }
+        let nvme = placement.names_on(Tier::Nvme);
+        let params = ModelParams {
+            // Reads, not mmap (whose load prefetches the whole file): resident weights land in
+            // anonymous memory, streamed ones are not read at all. O_DIRECT, because buffered
+            // reads' readahead caches the streamed neighbours of every resident tensor.
+            load_mode: LoadMode::DirectIo,
+            use_extra_bufts: placement.repacks(),
+            streamed: place_on::name_patterns(&nvme),
+            host: place_on::name_patterns(&placement.host_names()),
+        };
+        let model = Model::load(path, &params)?;
+        let got: BTreeSet<&str> = model.streamed().iter().map(|t| t.name.as_str()).collect();
+        let want: BTreeSet<&str> = nvme.iter().map(|s| s.as_str()).collect();
+        if got != want {
+            let missing: Vec<&&str> = want.difference(&got).take(5).collect();
+            let extra: Vec<&&str> = got.difference(&want).take(5).collect();
+            return Err(Error::Placement(format!(
+                "llama.cpp did not place the NVMe-tier tensors as planned (not streamed: {missing:?}; \
+                 streamed but not planned: {extra:?})"
+            )));
+        }
+        let io = IoOptions {
+            // The simulator's storage device serves dense and expert reads at the larger depth.
+            queue_depth: plan.io.queue_depth.max(plan.io.expert_queue_depth).max(1),
+            request_bytes: plan.io.dense_block_bytes,
+            prefetch_depth: plan.prefetch_depth,
+            n_layer: Some(inventory.arch.n_layer),
+        };
+        Ok(PlannedModel {
+            model,
+            inventory,
+            placement,
+            io,
+        })
+    }
+
+    /// The streamer for a context, or None when nothing is on the NVMe tier.
+    pub fn streamer(&self) -> Result<Option<Streamer>> {
+        self.streamer_with(&MoeOptions::default())
+    }
+
+    /// The streamer for a context with `moe` options, or None when nothing is on the NVMe tier
+    /// and no routing is recorded or replayed. Expert tensors stream per expert unless
+    /// `moe.whole_expert_tensors`; the plan's memory-tier experts of split tensors are read now.
+    pub fn streamer_with(&self, moe: &MoeOptions) -> Result<Option<Streamer>> {
+        let arch = &self.inventory.arch;
+        if moe.intercepts() && !arch.is_moe() {
+            return Err(Error::Placement(format!(
+                "routing traces need a MoE model; {} ({}) has no routed experts",
+                self.model.path().display(),
+                arch.arch
+            )));
+        }
+        moe.check()?;
+        if self.model.streamed().is_empty() && !moe.intercepts() {
+            return Ok(None);
+        }
+        let entries: HashMap<&str, &model::TensorEntry> = self
+            .inventory
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        let per_expert = |t: &StreamedTensor| -> Option<(u32, u64)> {
+            let e = entries.get(t.name.as_str())?;
+            Some((e.layer?, e.expert_stride?)).filter(|_| !moe.whole_expert_tensors)
+        };
+        let (experts, dense): (Vec<&StreamedTensor>, Vec<&StreamedTensor>) = self
+            .model
+            .streamed()
+            .iter()
+            .partition(|t| per_expert(t).is_some());
+        let dense: Vec<StreamedTensor> = dense.into_iter().cloned().collect();
+        let pool = if experts.is_empty() {
+            self.placement.pool_bytes
+        } else {
+            // The expert cache is held by the experts' own accounting.
+            self.placement
+                .pool_bytes
+                .saturating_sub(self.placement.expert_cache_bytes)
+        };
+        let Source::File { paths, .. } = &self.inventory.source else {
+            return Err(Error::Placement(
+                "a catalog model has no file to stream from".into(),
+            ));
+        };
+        let mut readers = Vec::with_capacity(paths.len());
+        for p in paths {
+            readers.push(DirectReader::open(p)?);
+        }
+        let locations: HashMap<String, (usize, u64)> = self
+            .inventory
+            .tensors
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), (t.file as usize, t.offset?))))
+            .collect();
+        let mut streamer = Streamer::new(&dense, &locations, readers, pool)?.with_io(self.io)?;
+        if !experts.is_empty() || moe.intercepts() {
+            let facts = crate::routing::model_facts(arch);
+            let routing = Routing::new(facts, moe.record, moe.replay.clone())?;
+            let x = if experts.is_empty() {
+                None
+            } else {
+                let tensors = experts
+                    .iter()
+                    .map(|t| {
+                        let (layer, stride) = per_expert(t).expect("partitioned on it");
+                        let (file, offset) = locations[&t.name];
+                        ExpertTensor {
+                            t: (*t).clone(),
+                            file,
+                            offset,
+                            layer,
+                            stride: stride as usize,
+                        }
+                    })
+                    .collect();
+                // The plan's memory-tier experts are preloaded and pinned under its own policy
+                // and pinned-lru; any other policy manages all of the expert memory itself, as
+                // `hypura sim --policy` does.
+                let pinned = self.pins_resident_experts(moe);
+                let no_pins = HashMap::new();
+                let (io, stats) = streamer.io();
+                let mut x = Experts::new(
+                    tensors,
+                    &arch.moe_layers,
+                    arch.n_expert as usize,
+                    if pinned {
+                        &self.placement.resident_experts
+                    } else {
+                        &no_pins
+                    },
+                    self.cache_policy(moe)?,
+                    self.placement.expert_cache_bytes,
+                    io,
+                    stats,
+                )?;
+                x.set_prefetch(moe.expert_prefetch, arch.n_expert_used as usize);
+                Some(x)
+            };
+            streamer.set_moe(Moe::new(routing, x));
+        }
+        Ok(Some(streamer))
+    }
+
+    /// The expert cache policy's name: the option's, else the plan's.
+    fn policy_name<'a>(&'a self, moe: &'a MoeOptions) -> &'a str {
+        moe.cache_policy
+            .as_deref()
+            .unwrap_or(&self.placement.expert_policy)
+    }
+
+    fn pins_resident_experts(&self, moe: &MoeOptions) -> bool {
+        matches!(self.policy_name(moe), "static-frequency" | "pinned-lru")
+    }
+
+    /// The expert cache policy: the option's, else the plan's.
+    fn cache_policy(&self, moe: &MoeOptions) -> Result<Policy> {
+        let name = self.policy_name(moe);
+        if name == "static-frequency" {
+            // The plan's hot experts are the preloaded ones; what is left of the expert memory
+            // (nothing, for a plan from `hypura solve`) is LRU.
+            return Ok(Policy::Lru);
+        }
+        Policy::from_name(name).map_err(|e| Error::Placement(format!("expert cache: {e}")))
+    }
+}

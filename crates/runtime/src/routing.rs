@@ -1,0 +1,348 @@
+//! Routing traces of real runs: records the experts every MoE layer's router selected (each
+//! token, prompt included) in the traces crate's canonical form, and forces a recorded trace's
+//! selections by rewriting the router logits (`ffn_moe_logits-N`) before top-k reads them.
+//!
+//! A decode call runs in ubatches; each runs every MoE layer once over its tokens. A ubatch
+//! starts at the first router node of MoE layer position 0 after the previous one's top-k.
+
+use crate::error::{Error, Result};
+use traces::{ModelFacts, Phase, TokenExtras, Trace, TraceBuilder};
+
+/// Logit of the expert in router position `r` of a forced selection: decreasing with `r`, and
+/// far enough apart that softmax, sigmoid and sqrt-softplus keep them distinct in f32.
+fn forced_logit(r: usize) -> f32 {
+    -0.125 * r as f32
+}
+
+/// Logit of every expert not in a forced selection.
+const UNSELECTED: f32 = -1.0e4;
+
+struct Ubatch {
+    open: bool,
+    /// Global index of its first token.
+    base: usize,
+    n_tokens: usize,
+    /// `[token][layer position][k]`.
+    ids: Vec<u16>,
+    seen_topk: Vec<bool>,
+    seen_logits: Vec<bool>,
+}
+
+pub struct Routing {
+    facts: ModelFacts,
+    record: bool,
+    replay: Option<Trace>,
+    ub: Ubatch,
+    /// Tokens whose ubatch has started.
+    started: usize,
+    decodes: usize,
+    recorded: Vec<u16>,
+    phases: Vec<Phase>,
+}
+
+/// The routing shape of a model, as traces describe it.
+pub fn model_facts(arch: &model::ArchInfo) -> ModelFacts {
+    ModelFacts {
+        architecture: arch.arch.clone(),
+        moe_layers: arch.moe_layers.clone(),
+        n_expert: arch.n_expert,
+        top_k: arch.n_expert_used,
+        n_shared_expert: arch.n_shared_expert,
+    }
+}
+
+impl Routing {
+    /// `facts`: the model's routing facts; `replay`: a trace to force (checked against them).
+    pub fn new(facts: ModelFacts, record: bool, replay: Option<Trace>) -> Result<Routing> {
+        if let Some(t) = &replay {
+            check_trace(&facts, t.model())?;
+        }
+        let n = facts.n_layers();
+        Ok(Routing {
+            facts,
+            record,
+            replay,
+            ub: Ubatch {
+                open: false,
+                base: 0,
+                n_tokens: 0,
+                ids: Vec::new(),
+                seen_topk: vec![false; n],
+                seen_logits: vec![false; n],
+            },
+            started: 0,
+            decodes: 0,
+            recorded: Vec::new(),
+            phases: Vec::new(),
+        })
+    }
+
+    pub fn facts(&self) -> &ModelFacts {
+        &self.facts
+    }
+
+    pub fn replaying(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Recording or replaying: every token's routing at every layer is needed, so decodes must
+    /// compute every token's outputs (llama.cpp otherwise runs the last layer over the output
+    /// tokens alone).
+    pub fn active(&self) -> bool {
+        self.record || self.replay.is_some()
+    }
+
+    /// MoE layer position of block `layer`.
+    pub fn position(&self, layer: u32) -> Option<usize> {
+        self.facts.layer_index(layer)
+    }
+
+    /// A router node of position `pos` over `n_tokens` tokens: opens the next ubatch when due.
+    fn enter(&mut self, pos: usize, n_tokens: usize) -> Result<()> {
+        if !self.ub.open || (pos == 0 && self.ub.seen_topk[0]) {
+            self.close()?;
+            let per_token = self.facts.ids_per_token();
+            self.ub = Ubatch {
+                open: true,
+                base: self.started,
+                n_tokens,
+                ids: vec![0; n_tokens * per_token],
+                seen_topk: vec![false; self.facts.n_layers()],
+                seen_logits: vec![false; self.facts.n_layers()],
+            };
+            self.started += n_tokens;
+            if let Some(t) = &self.replay {
+                if self.started > t.n_tokens() {
+                    return Err(Error::Placement(format!(
+                        "the replayed trace has {} tokens, but this run decodes at least {}; \
+                         record a longer trace or generate fewer tokens",
+                        t.n_tokens(),
+                        self.started
+                    )));
+                }
+            }
+        } else if n_tokens != self.ub.n_tokens {
+            return Err(Error::Placement(format!(
+                "router node of MoE layer {} has {n_tokens} tokens inside a ubatch of {}",
+                self.facts.moe_layers[pos], self.ub.n_tokens
+            )));
+        }
+        Ok(())
+    }
+
+    /// Rewrites the router logits of block `layer` (`[n_expert, n_tokens]`, f32, contiguous
+    /// rows) so top-k picks the trace's selection, in its order.
+    pub fn force(&mut self, layer: u32, logits: &mut [f32], n_tokens: usize) -> Result<()> {
+        let Some(pos) = self.position(layer) else {
+            return Ok(());
+        };
+        self.enter(pos, n_tokens)?;
+        let n_expert = self.facts.n_expert as usize;
+        let trace = self
+            .replay
+            .as_ref()
+            .expect("force is only called when replaying");
+        for (t, row) in logits.chunks_exact_mut(n_expert).enumerate() {
+            row.fill(UNSELECTED);
+            for (r, &e) in trace.selection(self.ub.base + t, pos).iter().enumerate() {
+                row[usize::from(e)] = forced_logit(r);
+            }
+        }
+        self.ub.seen_logits[pos] = true;
+        Ok(())
+    }
+
+    /// The router of block `layer` selected `ids` (`top_k` per token, router order); under
+    /// replay they must be the trace's.
+    pub fn selected(&mut self, layer: u32, ids: &[u16], n_tokens: usize) -> Result<()> {
+        let Some(pos) = self.position(layer).filter(|_| self.active()) else {
+            return Ok(());
+        };
+        self.enter(pos, n_tokens)?;
+        let k = self.facts.top_k as usize;
+        let per_token = self.facts.ids_per_token();
+        for (t, sel) in ids.chunks_exact(k).enumerate() {
+            if let Some(trace) = &self.replay {
+                let want = trace.selection(self.ub.base + t, pos);
+                if sel != want {
+                    return Err(Error::Placement(format!(
+                        "forced routing did not take at MoE layer {layer}, token {}: the router \
+                         chose {sel:?}, the trace says {want:?}",
+                        self.ub.base + t
+                    )));
+                }
+            }
+            self.ub.ids[t * per_token + pos * k..][..k].copy_from_slice(sel);
+        }
+        self.ub.seen_topk[pos] = true;
+        Ok(())
+    }
+
+    /// Under replay, during a one-token ubatch (a decode step) whose router of block `layer` has
+    /// run: the trace's selection for that token at the next MoE layer, which the oracle
+    /// prefetch reads ahead. None for the last MoE layer and for prompt batches.
+    pub fn upcoming(&self, layer: u32) -> Option<&[u16]> {
+        let trace = self.replay.as_ref()?;
+        let pos = self.position(layer)?;
+        if !self.ub.open || self.ub.n_tokens != 1 || pos + 1 >= self.facts.n_layers() {
+            return None;
+        }
+        Some(trace.selection(self.ub.base, pos + 1))
+    }
+
+    /// Ends a ubatch: every MoE layer must have been routed (and forced, under replay).
+    fn close(&mut self) -> Result<()> {
+        if !self.ub.open {
+            return Ok(());
+        }
+        self.ub.open = false;
+        let layers = &self.facts.moe_layers;
+        if let Some(p) = self.ub.seen_topk.iter().position(|&s| !s) {
+            return Err(Error::Placement(format!(
+                "no router selection (ffn_moe_topk-{}) was seen for MoE layer {}",
+                layers[p], layers[p]
+            )));
+        }
+        if self.replay.is_some() {
+            if let Some(p) = self.ub.seen_logits.iter().position(|&s| !s) {
+                return Err(Error::Placement(format!(
+                    "cannot force routing: no router logits (ffn_moe_logits-{}) were seen for \
+                     MoE layer {}",
+                    layers[p], layers[p]
+                )));
+            }
+        }
+        if self.record {
+            let phase = if self.decodes == 0 {
+                Phase::Prefill
+            } else {
+                Phase::Decode
+            };
+            self.recorded.extend_from_slice(&self.ub.ids);
+            self.phases
+                .extend(std::iter::repeat_n(phase, self.ub.n_tokens));
+        }
+        Ok(())
+    }
+
+    /// A decode call has finished.
+    pub fn end_decode(&mut self) -> Result<()> {
+        if !self.active() {
+            return Ok(());
+        }
+        self.close()?;
+        self.decodes += 1;
+        Ok(())
+    }
+
+    /// Tokens routed so far (decoded, in order).
+    pub fn n_tokens(&self) -> usize {
+        self.started
+    }
+
+    /// The routing recorded so far as one sequence named `sequence`.
+    pub fn recorded_trace(&self, sequence: &str) -> Result<Trace> {
+        let err = |e: String| Error::Placement(format!("recording the routing trace: {e}"));
+        let mut b = TraceBuilder::new(self.facts.clone()).map_err(err)?;
+        b.begin_sequence(sequence).map_err(err)?;
+        let per_token = self.facts.ids_per_token();
+        for (ids, &phase) in self.recorded.chunks_exact(per_token).zip(&self.phases) {
+            let extras = TokenExtras {
+                phase: Some(phase),
+                ..TokenExtras::default()
+            };
+            b.push_token(ids, extras).map_err(err)?;
+        }
+        b.end_sequence().map_err(err)?;
+        b.finish().map_err(err)
+    }
+}
+
+/// A trace can be replayed on a model with the same MoE layers, expert count and top-k.
+pub fn check_trace(model: &ModelFacts, trace: &ModelFacts) -> Result<()> {
+    let bad = |what: &str, t: String, m: String| {
+        Err(Error::PlanMismatch(format!(
+            "the replayed trace's {what} is {t} but the model's is {m}; replay a trace of a model \
+             with the same routing shape (or synthesize one: `hypura synth`)"
+        )))
+    };
+    if trace.n_expert != model.n_expert {
+        return bad(
+            "expert count",
+            trace.n_expert.to_string(),
+            model.n_expert.to_string(),
+        );
+    }
+    if trace.top_k != model.top_k {
+        return bad("top-k", trace.top_k.to_string(), model.top_k.to_string());
+    }
+    if trace.moe_layers.len() != model.moe_layers.len() {
+        return bad(
+            "MoE layer count",
+            trace.moe_layers.len().to_string(),
+            model.moe_layers.len().to_string(),
+        );
+    }
+    if trace.moe_layers != model.moe_layers {
+        return bad(
+            "list of MoE layers",
+            format!("{:?}", trace.moe_layers),
+            format!("{:?}", model.moe_layers),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(n_expert: u32, top_k: u32, layers: Vec<u32>) -> ModelFacts {
+        ModelFacts {
+            architecture: "llama".into(),
+            moe_layers: layers,
+            n_expert,
+            top_k,
+            n_shared_expert: 0,
+        }
+    }
+
+    #[test]
+    fn forced_logits_put_the_selection_first_in_order() {
+        let f = facts(8, 2, vec![0, 1]);
+        let mut b = TraceBuilder::new(f.clone()).unwrap();
+        b.begin_sequence("s").unwrap();
+        b.push_token(&[5, 2, 0, 7], TokenExtras::default()).unwrap();
+        b.end_sequence().unwrap();
+        let mut r = Routing::new(f, true, Some(b.finish().unwrap())).unwrap();
+        let mut logits = vec![0.5f32; 8];
+        r.force(1, &mut logits, 1).unwrap();
+        let mut order: Vec<usize> = (0..8).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        assert_eq!(&order[..2], &[0, 7]);
+        assert!(logits[1] < -1000.0);
+    }
+
+    #[test]
+    fn too_short_a_trace_says_how_many_tokens_it_has_and_needs() {
+        let f = facts(4, 1, vec![3]);
+        let mut b = TraceBuilder::new(f.clone()).unwrap();
+        b.begin_sequence("s").unwrap();
+        b.push_token(&[1], TokenExtras::default()).unwrap();
+        b.end_sequence().unwrap();
+        let mut r = Routing::new(f, false, Some(b.finish().unwrap())).unwrap();
+        let e = r.force(3, &mut [0.0; 12], 3).unwrap_err().to_string();
+        assert!(e.contains("1 tokens") && e.contains("at least 3"), "{e}");
+    }
+
+    #[test]
+    fn mismatched_shapes_are_refused_naming_the_field() {
+        let m = facts(64, 6, vec![1, 2]);
+        let e = check_trace(&m, &facts(8, 6, vec![1, 2])).unwrap_err();
+        assert!(e.to_string().contains("expert count is 8"), "{e}");
+        let e = check_trace(&m, &facts(64, 2, vec![1, 2])).unwrap_err();
+        assert!(e.to_string().contains("top-k is 2"), "{e}");
+        let e = check_trace(&m, &facts(64, 6, vec![1])).unwrap_err();
+        assert!(e.to_string().contains("MoE layer count is 1"), "{e}");
+    }
+}

@@ -1,0 +1,533 @@
+//! Decode simulation: token by token and layer by layer on the event-driven engine, with compute
+//! times from the solver's cost model, routed-expert hits from a cache policy, and reads on a
+//! storage device with the profile's bandwidth curve, queue depth and base latency.
+//!
+//! [`simulate`] resolves the plan against the trace, replays the cache policy over the trace's
+//! expert accesses (hits do not depend on timing: prefetched experts land in the plan's staging
+//! pool, not the cache), and runs [`engine`]. Every step is priced by the cost model's per-device
+//! work pricing ([`CostModel::layer_time`] without its I/O terms): a hit on an expert the plan
+//! puts on the GPU is computed there, any other hit from RAM, and a miss on the device that
+//! computes streamed weights, after its reads have landed. Layers whose experts are all resident
+//! always hit; only the layers where the plan streams experts go through the cache policy, which
+//! holds `cache_bytes` of their experts.
+//!
+//! Where the engine and the solver's analytic prediction coincide: the plan's static cache, no
+//! expert prefetch, dense prefetch depth 1 with no dense weights streamed, and a storage curve
+//! that is flat (the same GB/s at every block size and queue depth) with reads longer than the
+//! base latency. Then every layer costs compute plus its misses' bytes over the bandwidth, which
+//! is the solver's `layer_time` with the token's actual expert use (tests/decode.rs checks it).
+
+mod engine;
+mod report;
+pub(crate) mod steps;
+
+pub use policy::prefetch::{Coactivation, ExpertPrefetch};
+pub use report::{DecodeReport, LayerReport};
+
+use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
+use crate::error::SimError;
+use crate::events::StorageDevice;
+use metrics::{RunInfo, Summary, TokenLayerRecord};
+use hw::{HwProfile, StorageProfile};
+use place::cost::CostModel;
+use plan::ExpertPlacement;
+use place::{Tier, Units};
+use std::collections::BTreeMap;
+use traces::{TokenExtras, Trace, TraceBuilder};
+
+/// Which experts are in memory when a token is routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodePolicy {
+    /// The plan's own cache: its GPU and RAM experts, loaded at start and never evicted (the
+    /// solver's static-frequency assumption).
+    Static,
+    /// A cache policy over the streaming layers' experts, starting empty: one cache shared by
+    /// them (`Partition::Global`, like the runtime's), or one per layer with an equal byte share.
+    Cache {
+        policy: Policy,
+        capacity_bytes: u64,
+        partition: Partition,
+    },
+}
+
+impl DecodePolicy {
+    /// The policy's name as metrics write it: `lru`, or `lru/per-layer` when partitioned.
+    pub fn name(&self) -> String {
+        match self {
+            DecodePolicy::Static => "static".into(),
+            DecodePolicy::Cache {
+                policy,
+                partition: Partition::Global,
+                ..
+            } => policy.name().into(),
+            DecodePolicy::Cache {
+                policy,
+                partition: Partition::PerLayer,
+                ..
+            } => format!("{}/per-layer", policy.name()),
+        }
+    }
+}
+
+/// A placement as the simulator needs it: the solver's units and cost model, each unit's tier,
+/// and which expert ids of every MoE layer the plan keeps on the GPU and in RAM.
+pub struct Placement<'a> {
+    pub units: &'a Units,
+    pub unit_tiers: &'a [Tier],
+    pub experts: &'a [ExpertPlacement],
+    pub cost: &'a CostModel,
+}
+
+/// What the engine needs of the machine beyond the cost model: the storage device and the
+/// host->GPU link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Machine {
+    pub storage: StorageProfile,
+    /// Pinned host->device copy bandwidth, bytes/s (discrete GPUs only).
+    pub h2d_bytes_per_s: Option<f64>,
+    /// GPU and CPU share one memory: no copies, but storage DMA takes memory bandwidth.
+    pub unified: bool,
+}
+
+impl Machine {
+    pub fn from_profile(hw: &HwProfile) -> Machine {
+        Machine {
+            storage: hw.storage.clone(),
+            h2d_bytes_per_s: hw.host_link.as_ref().map(|l| l.h2d_gbps * 1e9),
+            unified: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
+        }
+    }
+}
+
+/// How the run is driven.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Steps (layers) ahead that streamed dense weights are read; 0 reads them on demand.
+    pub prefetch_depth: u32,
+    pub expert_prefetch: ExpertPrefetch,
+    /// Requests in flight on the storage device (default: the plan's larger queue depth).
+    pub queue_depth: Option<u32>,
+    /// Compute RAM- and NVMe-tier weights on a discrete GPU, copying them over the host link
+    /// first (what llama.cpp does for large batches), instead of on the CPU.
+    pub host_weights_on_gpu: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            prefetch_depth: 1,
+            expert_prefetch: ExpertPrefetch::None,
+            queue_depth: None,
+            host_weights_on_gpu: false,
+        }
+    }
+}
+
+/// A simulated decode: one record per (token, layer) step, globals (`layer` None: embedding row
+/// and output head) first in every token; their [`Summary`] (what a reader of the records file
+/// computes: `run.model` is the trace's architecture and `run.plan_hash` None, for the caller
+/// to fill in), and the report, which takes its numbers from that summary.
+#[derive(Debug, Clone)]
+pub struct DecodeRun {
+    pub report: DecodeReport,
+    pub summary: Summary,
+    pub records: Vec<TokenLayerRecord>,
+}
+
+/// One MoE layer of the trace, resolved against the placement.
+pub(crate) struct MoeLayer {
+    pub layer: u32,
+    pub expert_bytes: u64,
+    pub expert_flops: f64,
+    /// Largest per-tensor slice: the request size of an expert read.
+    pub slice_bytes: u64,
+    /// Tier of each expert id in the plan.
+    pub tier: Vec<Tier>,
+    pub streams: bool,
+}
+
+/// Simulates decoding every token of `trace` on `placement` and `machine` with `policy`.
+pub fn simulate(
+    placement: &Placement<'_>,
+    machine: &Machine,
+    trace: &Trace,
+    policy: &DecodePolicy,
+    opts: &Options,
+) -> Result<DecodeRun, SimError> {
+    check_options(machine, opts)?;
+    let moe = resolve_layers(placement, trace)?;
+    let hits = expert_hits(&moe, trace, policy)?;
+    simulate_with_hits(placement, machine, trace, policy, opts, &moe, &hits)
+}
+
+/// Options the machine cannot run.
+pub(crate) fn check_options(machine: &Machine, opts: &Options) -> Result<(), SimError> {
+    if opts.host_weights_on_gpu && machine.h2d_bytes_per_s.is_none() && !machine.unified {
+        return Err(SimError::Config(
+            "host weights on the GPU need a host link (the profile's [host_link] h2d_gbps)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`simulate`] with the hits already known (parallel to the trace's expert ids): the decode
+/// after a prefill, whose cache state the hits carry.
+pub(crate) fn simulate_with_hits(
+    placement: &Placement<'_>,
+    machine: &Machine,
+    trace: &Trace,
+    policy: &DecodePolicy,
+    opts: &Options,
+    moe: &[MoeLayer],
+    hits: &[bool],
+) -> Result<DecodeRun, SimError> {
+    let mut sizes = steps::Sizes::default();
+    let layers = steps::build(placement, machine, opts, moe, 1, &mut sizes)?;
+    let expert_reads: Vec<Vec<u32>> = moe
+        .iter()
+        .map(|m| sizes.split(m.expert_bytes, m.slice_bytes))
+        .collect();
+    let storage = storage_device(placement, machine, opts, &sizes.sizes)?;
+    let inputs = engine::Inputs {
+        placement,
+        machine,
+        opts,
+        policy,
+        moe,
+        layers: &layers,
+        expert_reads: &expert_reads,
+        trace,
+        hits,
+    };
+    let out = engine::run(&inputs, storage);
+    let run = RunInfo {
+        source: "sim".to_string(),
+        model: trace.model().architecture.clone(),
+        plan_hash: None,
+        policy: policy.name(),
+        cache_bytes: cache_bytes(moe, policy),
+    };
+    let summary = Summary::from_records(run, &out.records);
+    debug_assert_eq!(
+        summary.bytes_read + out.prefetch_wasted_bytes,
+        out.bytes_read
+    );
+    let moe_layers: Vec<u32> = moe.iter().map(|m| m.layer).collect();
+    let report = DecodeReport::from_summary(&summary, &moe_layers, out.prefetch_wasted_bytes, opts);
+    Ok(DecodeRun {
+        report,
+        summary,
+        records: out.records,
+    })
+}
+
+/// The storage device the run reads from: the profile's curve and latency floor, at the
+/// options' queue depth (default: the plan's larger one), for requests of `sizes`.
+pub(crate) fn storage_device(
+    placement: &Placement<'_>,
+    machine: &Machine,
+    opts: &Options,
+    sizes: &[u64],
+) -> Result<StorageDevice, SimError> {
+    let io = &placement.cost.io;
+    let queue_depth = opts
+        .queue_depth
+        .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
+    let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
+    StorageDevice::new(&machine.storage, queue_depth, latency_ns, sizes)
+}
+
+/// Bytes of streaming-layer experts the policy keeps in memory.
+pub(crate) fn cache_bytes(layers: &[MoeLayer], policy: &DecodePolicy) -> u64 {
+    match policy {
+        DecodePolicy::Static => layers
+            .iter()
+            .filter(|m| m.streams)
+            .map(|m| m.expert_bytes * m.tier.iter().filter(|t| **t != Tier::Nvme).count() as u64)
+            .sum(),
+        DecodePolicy::Cache { capacity_bytes, .. } => *capacity_bytes,
+    }
+}
+
+pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, SimError> {
+    let m = trace.model();
+    if m.top_k != p.units.top_k {
+        return Err(SimError::Trace(format!(
+            "the trace selects top-{} experts but the model routes top-{}; use a trace of this model",
+            m.top_k, p.units.top_k
+        )));
+    }
+    let plan_layers: Vec<u32> = p.experts.iter().map(|e| e.layer).collect();
+    if m.moe_layers != plan_layers {
+        return Err(SimError::Trace(format!(
+            "the trace has MoE layers {:?} but the plan has {:?}; use a trace of this model",
+            m.moe_layers, plan_layers
+        )));
+    }
+    p.experts
+        .iter()
+        .map(|e| {
+            let unit = p
+                .units
+                .experts
+                .iter()
+                .find(|u| u.layer == e.layer)
+                .ok_or_else(|| {
+                    SimError::Config(format!(
+                        "the plan places experts of layer {} but the model has none there",
+                        e.layer
+                    ))
+                })?;
+            if unit.n_expert() != m.n_expert {
+                return Err(SimError::Trace(format!(
+                    "layer {}: the trace has {} experts, the model {}; use a trace of this model",
+                    e.layer,
+                    m.n_expert,
+                    unit.n_expert()
+                )));
+            }
+            let mut tier = vec![Tier::Nvme; m.n_expert as usize];
+            for (t, ids) in [(Tier::Gpu, &e.gpu), (Tier::Ram, &e.ram)] {
+                for &id in ids {
+                    let slot = tier.get_mut(id as usize).ok_or_else(|| {
+                        SimError::Config(format!(
+                            "plan: layer {}: expert id {id} is out of range (the model has {})",
+                            e.layer, m.n_expert
+                        ))
+                    })?;
+                    *slot = t;
+                }
+            }
+            Ok(MoeLayer {
+                layer: e.layer,
+                expert_bytes: unit.expert_bytes,
+                expert_flops: unit.expert_flops,
+                slice_bytes: unit.slice_bytes,
+                streams: tier.contains(&Tier::Nvme),
+                tier,
+            })
+        })
+        .collect()
+}
+
+/// The cache a policy keeps over the experts of the streaming layers: one cache shared by them,
+/// like the runtime's pool.
+pub(crate) struct StreamingCache {
+    /// MoE positions of the layers that stream experts.
+    pub streaming: Vec<usize>,
+    /// Expert size of each streaming layer.
+    pub sizes: Vec<u64>,
+    /// Capacity in experts (slots of one expert of one streaming layer).
+    pub slots: u64,
+    /// The policy, pinned-lru's hot set filled with the plan's resident experts of the
+    /// streaming layers, as `(position among the streaming layers, expert id)`.
+    pub policy: Policy,
+}
+
+impl StreamingCache {
+    /// None when no layer streams experts (every access then hits).
+    pub(crate) fn new(
+        layers: &[MoeLayer],
+        policy: &Policy,
+        capacity_bytes: u64,
+    ) -> Option<StreamingCache> {
+        let streaming: Vec<usize> = (0..layers.len()).filter(|&l| layers[l].streams).collect();
+        if streaming.is_empty() {
+            return None;
+        }
+        let sizes: Vec<u64> = streaming.iter().map(|&l| layers[l].expert_bytes).collect();
+        // The plan's resident experts of the streaming layers (pinned-lru's hot set).
+        let hot: Vec<(usize, u16)> = streaming
+            .iter()
+            .enumerate()
+            .flat_map(|(pos, &l)| {
+                layers[l]
+                    .tier
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| **t != Tier::Nvme)
+                    .map(move |(e, _)| (pos, e as u16))
+            })
+            .collect();
+        let hot_bytes: u64 = hot.iter().map(|&(pos, _)| sizes[pos]).sum();
+        // Quantisation mixes may give layers different expert sizes: the capacity in experts
+        // is then the bytes over the mean size, and never fewer than the hot set when the
+        // bytes hold it.
+        let mean = sizes.iter().sum::<u64>() as f64 / sizes.len() as f64;
+        let mut slots = (capacity_bytes as f64 / mean).floor() as u64;
+        if capacity_bytes >= hot_bytes {
+            slots = slots.max(hot.len() as u64);
+        }
+        let policy = match policy {
+            Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(hot)),
+            p => p.clone(),
+        };
+        Some(StreamingCache {
+            streaming,
+            sizes,
+            slots,
+            policy,
+        })
+    }
+
+    /// Per-layer partitions give every streaming layer `capacity_bytes / layers`: refuses a
+    /// pinned hot set that does not fit in some layer's share, naming the layer and the bytes
+    /// that would do.
+    pub(crate) fn check_per_layer(
+        &self,
+        layers: &[MoeLayer],
+        capacity_bytes: u64,
+    ) -> Result<(), SimError> {
+        let Policy::PinnedLru(HotSet(hot)) = &self.policy else {
+            return Ok(());
+        };
+        let share = capacity_bytes / self.streaming.len() as u64;
+        let mut need = 0u64;
+        let mut worst = None;
+        for (pos, &l) in self.streaming.iter().enumerate() {
+            let pinned = hot.iter().filter(|h| h.0 == pos).count() as u64;
+            let bytes = pinned * self.sizes[pos];
+            need = need.max(bytes);
+            if bytes > share && worst.is_none() {
+                worst = Some((layers[l].layer, pinned, share / self.sizes[pos]));
+            }
+        }
+        match worst {
+            None => Ok(()),
+            Some((layer, pinned, holds)) => Err(SimError::Config(format!(
+                "pinned-lru per layer: MoE layer {layer} pins its {pinned} resident experts, but \
+                 its share of the cache ({share} bytes) holds {holds}; give a cache of at least \
+                 {} bytes or use the global partition",
+                need * self.streaming.len() as u64
+            ))),
+        }
+    }
+}
+
+/// Whether each expert access of the trace hits, in stored order.
+fn expert_hits(
+    layers: &[MoeLayer],
+    trace: &Trace,
+    policy: &DecodePolicy,
+) -> Result<Vec<bool>, SimError> {
+    let k = trace.model().top_k as usize;
+    let mut resident = Vec::with_capacity(trace.n_expert_ids());
+    // Token by token, layer by layer (no ids when the trace has no MoE layers).
+    for token in trace.expert_ids().chunks_exact((k * layers.len()).max(1)) {
+        for (layer, selection) in layers.iter().zip(token.chunks_exact(k)) {
+            resident.extend(
+                selection
+                    .iter()
+                    .map(|&e| layer.tier[e as usize] != Tier::Nvme),
+            );
+        }
+    }
+    let (policy, capacity_bytes, partition) = match policy {
+        DecodePolicy::Static => return Ok(resident),
+        DecodePolicy::Cache {
+            policy,
+            capacity_bytes,
+            partition,
+        } => (policy, *capacity_bytes, *partition),
+    };
+    let Some(c) = StreamingCache::new(layers, policy, capacity_bytes) else {
+        return Ok(resident);
+    };
+    if partition == Partition::PerLayer {
+        c.check_per_layer(layers, capacity_bytes)?;
+    }
+    let streaming = c.streaming;
+    let sub = select_layers(trace, &streaming)?;
+    let capacity = match partition {
+        Partition::Global => Capacity::Experts(c.slots),
+        Partition::PerLayer => Capacity::Bytes(capacity_bytes),
+    };
+    let config = CacheConfig {
+        policy: c.policy,
+        partition,
+        capacity,
+    };
+    let (_, sub_hits) = cache::replay_hits(&sub, &config, &ExpertBytes::per_layer_sizes(c.sizes)?)?;
+    let mut hits = resident;
+    let per_token = streaming.len() * k;
+    for token in 0..trace.n_tokens() {
+        for (pos, &l) in streaming.iter().enumerate() {
+            let dst = (token * layers.len() + l) * k;
+            let src = token * per_token + pos * k;
+            hits[dst..dst + k].copy_from_slice(&sub_hits[src..src + k]);
+        }
+    }
+    Ok(hits)
+}
+
+/// The trace restricted to the MoE layers at `positions` (same sequences and tokens).
+fn select_layers(trace: &Trace, positions: &[usize]) -> Result<Trace, SimError> {
+    let mut model = trace.model().clone();
+    model.moe_layers = positions.iter().map(|&p| model.moe_layers[p]).collect();
+    let mut b = TraceBuilder::new(model).map_err(SimError::Trace)?;
+    let mut ids = Vec::new();
+    for seq in trace.sequences() {
+        b.begin_sequence(seq.id).map_err(SimError::Trace)?;
+        for token in seq.tokens {
+            ids.clear();
+            for &p in positions {
+                ids.extend_from_slice(trace.selection(token, p));
+            }
+            b.push_token(&ids, TokenExtras::default())
+                .map_err(SimError::Trace)?;
+        }
+        b.end_sequence().map_err(SimError::Trace)?;
+    }
+    b.finish().map_err(SimError::Trace)
+}
+
+/// The first `n` tokens of `trace` (all when it has fewer), keeping sequence boundaries.
+pub fn first_tokens(trace: &Trace, n: usize) -> Result<Trace, SimError> {
+    if n >= trace.n_tokens() {
+        return Ok(trace.clone());
+    }
+    token_range(trace, 0..n)
+}
+
+/// Tokens `range` of `trace` in stored order (clipped to its tokens), keeping sequence
+/// boundaries: a sequence cut by the range keeps its id.
+pub fn token_range(trace: &Trace, range: std::ops::Range<usize>) -> Result<Trace, SimError> {
+    let mut b = TraceBuilder::new(trace.model().clone()).map_err(SimError::Trace)?;
+    let all: Vec<usize> = (0..trace.model().n_layers()).collect();
+    let mut ids = Vec::new();
+    for seq in trace.sequences() {
+        let start = seq.tokens.start.max(range.start);
+        let end = seq.tokens.end.min(range.end);
+        if start >= end {
+            continue;
+        }
+        b.begin_sequence(seq.id).map_err(SimError::Trace)?;
+        for token in start..end {
+            ids.clear();
+            for &p in &all {
+                ids.extend_from_slice(trace.selection(token, p));
+            }
+            b.push_token(&ids, TokenExtras::default())
+                .map_err(SimError::Trace)?;
+        }
+        b.end_sequence().map_err(SimError::Trace)?;
+    }
+    b.finish().map_err(SimError::Trace)
+}
+
+/// Expert uses per token at each MoE layer, from the trace's selection counts: the rates a plan
+/// for this trace is solved with.
+pub fn expert_rates(trace: &Trace) -> place::ExpertRates {
+    let m = trace.model();
+    let mut counts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (l, &layer) in m.moe_layers.iter().enumerate() {
+        let mut c = vec![0u64; m.n_expert as usize];
+        for token in 0..trace.n_tokens() {
+            for &e in trace.selection(token, l) {
+                c[e as usize] += 1;
+            }
+        }
+        counts.insert(layer, c);
+    }
+    place::ExpertRates::from_counts(counts, trace.n_tokens() as u64)
+}

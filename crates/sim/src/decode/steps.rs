@@ -1,0 +1,190 @@
+//! The routing-independent part of every (token, layer) step: each layer's work before and after
+//! routing on each device, and the storage requests of its streamed dense weights and embedding
+//! rows, from the plan's tiers.
+
+use super::{Machine, MoeLayer, Options, Placement};
+use crate::error::SimError;
+use place::cost::{batch_work, CostModel, LayerLoad, Work};
+use place::Tier;
+use model::Group;
+use std::collections::BTreeMap;
+
+/// Work of one phase of a step on each device, and the host-memory bytes that must cross the
+/// host->GPU link before it (only when host weights are computed on a discrete GPU).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Phase {
+    pub gpu: Work,
+    pub cpu: Work,
+    pub link_bytes: f64,
+}
+
+impl Phase {
+    pub(crate) fn add(&mut self, other: &Phase) {
+        self.gpu.flops += other.gpu.flops;
+        self.gpu.bytes += other.gpu.bytes;
+        self.cpu.flops += other.cpu.flops;
+        self.cpu.bytes += other.cpu.bytes;
+        self.link_bytes += other.link_bytes;
+    }
+}
+
+/// One layer (or the globals, `layer` None) as every token runs it.
+#[derive(Debug, Clone)]
+pub(crate) struct LayerSteps {
+    pub layer: Option<u32>,
+    /// Attention, norms and router: what runs before the routed experts are known.
+    pub pre: Phase,
+    /// Everything else but routed experts (dense FFN, shared experts, output head, ...).
+    pub post: Phase,
+    /// Request size classes of this layer's streamed dense weights.
+    pub dense_reads: Vec<u32>,
+    /// Request size classes of the embedding rows read per token (after sampling: on demand).
+    pub row_reads: Vec<u32>,
+    /// Position of the layer's routed experts in the trace, if it has any.
+    pub moe: Option<usize>,
+}
+
+/// Where the work of weights on `tier` runs, as the cost model decides, unless host weights are
+/// sent over the link to a discrete GPU.
+pub(crate) fn place_work(
+    cost: &CostModel,
+    machine: &Machine,
+    opts: &Options,
+    tier: Tier,
+    flops: f64,
+    bytes: f64,
+) -> Phase {
+    let mut p = Phase::default();
+    let linked =
+        opts.host_weights_on_gpu && cost.gpu.is_some() && !machine.unified && tier != Tier::Gpu;
+    if linked {
+        p.link_bytes = bytes;
+    }
+    let work = if linked || cost.on_gpu(tier) {
+        &mut p.gpu
+    } else {
+        &mut p.cpu
+    };
+    work.flops = flops;
+    work.bytes = bytes;
+    p
+}
+
+/// Request sizes: the request classes of the engine's storage device.
+#[derive(Default)]
+pub(crate) struct Sizes {
+    index: BTreeMap<u64, u32>,
+    pub sizes: Vec<u64>,
+}
+
+impl Sizes {
+    pub fn class(&mut self, bytes: u64) -> u32 {
+        let next = self.sizes.len() as u32;
+        *self.index.entry(bytes).or_insert_with(|| {
+            self.sizes.push(bytes);
+            next
+        })
+    }
+
+    /// `total` bytes as requests of at most `request` bytes (the last one smaller).
+    pub fn split(&mut self, total: u64, request: u64) -> Vec<u32> {
+        let request = request.max(1);
+        let mut out = Vec::new();
+        let mut left = total;
+        while left > 0 {
+            let b = left.min(request);
+            out.push(self.class(b));
+            left -= b;
+        }
+        out
+    }
+}
+
+/// The step list of one forward pass over `tokens` tokens (1 for a decode step, a prefill
+/// batch's size otherwise): globals first, then every transformer layer in order. Work is the
+/// solver's [`batch_work`]; streamed dense weights are read once, embedding rows once per token.
+pub(crate) fn build(
+    p: &Placement<'_>,
+    machine: &Machine,
+    opts: &Options,
+    moe: &[MoeLayer],
+    tokens: u64,
+    sizes: &mut Sizes,
+) -> Result<Vec<LayerSteps>, SimError> {
+    if p.unit_tiers.len() != p.units.units.len() {
+        return Err(SimError::Config(format!(
+            "{} unit tiers for {} units",
+            p.unit_tiers.len(),
+            p.units.units.len()
+        )));
+    }
+    let mut layers: Vec<LayerSteps> = std::iter::once(None)
+        .chain((0..p.units.n_layer).map(Some))
+        .map(|layer| LayerSteps {
+            layer,
+            pre: Phase::default(),
+            post: Phase::default(),
+            dense_reads: Vec::new(),
+            row_reads: Vec::new(),
+            moe: moe.iter().position(|m| Some(m.layer) == layer),
+        })
+        .collect();
+    for m in moe {
+        if m.layer >= p.units.n_layer {
+            return Err(SimError::Config(format!(
+                "MoE layer {} is beyond the model's {} layers",
+                m.layer, p.units.n_layer
+            )));
+        }
+    }
+    for (u, &tier) in p.units.units.iter().zip(p.unit_tiers) {
+        let idx = match u.layer {
+            None => 0,
+            Some(l) if l < p.units.n_layer => l as usize + 1,
+            Some(l) => {
+                return Err(SimError::Config(format!(
+                    "unit {} is in layer {l}, beyond the model's {} layers",
+                    u.name, p.units.n_layer
+                )))
+            }
+        };
+        let step = &mut layers[idx];
+        let w = batch_work(u, tokens);
+        let work = place_work(p.cost, machine, opts, tier, w.flops, w.bytes);
+        match u.group {
+            Group::Attention | Group::Norm | Group::Router => step.pre.add(&work),
+            _ => step.post.add(&work),
+        }
+        if tier == Tier::Nvme {
+            // The solver's LayerLoad counts a streamed unit's read bytes (KV included for
+            // attention); the engine reads the same bytes, as requests of its largest tensor.
+            let reads = sizes.split(u.read_bytes.ceil() as u64, u.largest_tensor);
+            if u.row_reads() {
+                for _ in 0..tokens.max(1) {
+                    step.row_reads.extend_from_slice(&reads);
+                }
+            } else {
+                step.dense_reads.extend(reads);
+            }
+        }
+    }
+    Ok(layers)
+}
+
+/// Seconds of compute of `gpu` and `cpu` work, priced by the solver's cost model.
+pub(crate) fn compute_s(cost: &CostModel, layer: Option<u32>, gpu: Work, cpu: Work) -> f64 {
+    let t = cost.layer_time(
+        layer,
+        &LayerLoad {
+            gpu,
+            cpu,
+            ..LayerLoad::default()
+        },
+    );
+    t.gpu_s + t.cpu_s
+}
+
+/// Seconds the phase would take if only memory traffic counted (for bus sharing).
+pub(crate) fn memory_s(cost: &CostModel, gpu: Work, cpu: Work) -> f64 {
+    cost.gpu.map_or(0.0, |g| gpu.bytes / g.bytes_per_s) + cpu.bytes / cost.cpu.bytes_per_s
+}

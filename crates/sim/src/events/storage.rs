@@ -1,0 +1,272 @@
+//! The storage device: read requests served concurrently up to a queue depth, sharing the
+//! bandwidth the profile's read curve gives at the number in flight, never faster than the base
+//! latency.
+//!
+//! Model. With `n` requests in flight, request `i` (of block size `b_i`) transfers at
+//! `read_gbps(b_i, n) / n`: for `n` equal requests the device delivers exactly the curve's
+//! bandwidth at depth `n` (processor sharing). The curve is measured end to end, so it already
+//! contains the per-request latency; the base latency is therefore a floor, not an addition: a
+//! request completes no sooner than `latency` after it entered service. Requests beyond the
+//! queue depth wait in issue order (first come, first served) and hold no bandwidth. The device
+//! counts its busy time (any request in service) and the bytes it has delivered, which the
+//! engine uses for utilisation and for unified-memory bus sharing.
+
+use super::queue::Nanos;
+use crate::error::SimError;
+use hw::StorageProfile;
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+/// A request in service.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    tag: u32,
+    /// Start of its class's rates in [`StorageDevice::rates`].
+    rates: u32,
+    remaining: f64,
+    /// Earliest completion (service start + base latency).
+    floor: Nanos,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    tag: u32,
+    class: u32,
+}
+
+/// One storage device; requests are identified by a caller's `tag`.
+#[derive(Debug, Clone)]
+pub struct StorageDevice {
+    /// Per class, then per depth `0..=queue_depth`: the per-request transfer rate in bytes per
+    /// nanosecond (depth 0 is read as depth 1).
+    rates: Vec<f64>,
+    sizes: Vec<u64>,
+    queue_depth: usize,
+    latency_ns: Nanos,
+    in_flight: Vec<InFlight>,
+    /// In-flight requests still transferring (`remaining > 0`).
+    active: usize,
+    waiting: VecDeque<Waiting>,
+    /// Time the in-flight remainders were last brought up to date.
+    now: Nanos,
+    /// Set while nothing in flight completes at or before `now` (after an advance, and kept by
+    /// requests that start transferring): issuing at `now` then needs no advance.
+    settled: bool,
+    /// [`StorageDevice::next_completion`] of the current state, once computed.
+    next: Cell<Option<Option<Nanos>>>,
+    busy_ns: Nanos,
+    delivered: f64,
+}
+
+/// Bytes per nanosecond from GB/s.
+fn per_ns(gbps: f64) -> f64 {
+    gbps
+}
+
+impl StorageDevice {
+    /// A device reading with `profile`'s curve at up to `queue_depth` requests in flight and a
+    /// base latency of `latency_ns`; `sizes` are the request sizes that will be issued (each
+    /// becomes a class whose rates are looked up once).
+    pub fn new(
+        profile: &StorageProfile,
+        queue_depth: u32,
+        latency_ns: Nanos,
+        sizes: &[u64],
+    ) -> Result<StorageDevice, SimError> {
+        let gbps = |b: u64, n: u32| profile.read_gbps(b, n);
+        Self::with_curve(gbps, queue_depth, latency_ns, sizes)
+    }
+
+    /// A device whose bandwidth (GB/s) for block size `b` at depth `n` is `curve(b, n)`.
+    pub fn with_curve(
+        curve: impl Fn(u64, u32) -> f64,
+        queue_depth: u32,
+        latency_ns: Nanos,
+        sizes: &[u64],
+    ) -> Result<StorageDevice, SimError> {
+        if queue_depth == 0 {
+            return Err(SimError::Config(
+                "storage queue depth is 0; give at least 1 request in flight".into(),
+            ));
+        }
+        let mut rates = Vec::with_capacity(sizes.len() * (queue_depth as usize + 1));
+        for &b in sizes {
+            let first = rates.len();
+            rates.push(0.0);
+            for n in 1..=queue_depth {
+                let g = curve(b, n);
+                if !(g.is_finite() && g > 0.0) {
+                    return Err(SimError::Config(format!(
+                        "storage read bandwidth for {b}-byte requests at queue depth {n} is {g} GB/s; the profile's read curve must give a positive, finite bandwidth"
+                    )));
+                }
+                rates.push(per_ns(g) / n as f64);
+            }
+            rates[first] = rates[first + 1];
+        }
+        Ok(StorageDevice {
+            rates,
+            sizes: sizes.to_vec(),
+            queue_depth: queue_depth as usize,
+            latency_ns,
+            in_flight: Vec::with_capacity(queue_depth as usize),
+            active: 0,
+            waiting: VecDeque::new(),
+            now: 0,
+            settled: true,
+            next: Cell::new(Some(None)),
+            busy_ns: 0,
+            delivered: 0.0,
+        })
+    }
+
+    /// Bytes of requests of `class`.
+    pub fn class_bytes(&self, class: u32) -> u64 {
+        self.sizes[class as usize]
+    }
+
+    /// Issues a request of size class `class` at time `at` (>= every earlier call's time).
+    pub fn issue(&mut self, at: Nanos, tag: u32, class: u32, done: &mut impl FnMut(Nanos, u32)) {
+        if !(self.settled && at == self.now) {
+            self.advance_to(at, done);
+        }
+        if self.in_flight.len() < self.queue_depth {
+            self.start(at, tag, class);
+        } else {
+            self.waiting.push_back(Waiting { tag, class });
+        }
+    }
+
+    fn start(&mut self, at: Nanos, tag: u32, class: u32) {
+        let bytes = self.sizes[class as usize];
+        let remaining = bytes as f64;
+        if remaining > 0.0 {
+            self.active += 1;
+        } else if self.latency_ns == 0 {
+            // Completes at `at` itself.
+            self.settled = false;
+        }
+        // A request that transfers bytes ends at least a nanosecond after it starts (its end
+        // rounds up), and one that has none waits out the latency floor; neither changes
+        // whether anything completes at `at`.
+        self.in_flight.push(InFlight {
+            tag,
+            rates: class * (self.queue_depth as u32 + 1),
+            remaining,
+            floor: at + self.latency_ns,
+        });
+        self.next.set(None);
+    }
+
+    /// The per-request rate of requests whose class rates start at `rates`, with `active`
+    /// requests transferring.
+    #[inline]
+    fn rate(&self, rates: u32, active: usize) -> f64 {
+        self.rates[rates as usize + active]
+    }
+
+    /// The next time the device's state changes: a transfer ends (the others then share more
+    /// bandwidth) or a finished transfer reaches its latency floor and completes. None when idle.
+    pub fn next_completion(&self) -> Option<Nanos> {
+        if let Some(next) = self.next.get() {
+            return next;
+        }
+        let active = self.active;
+        let mut next: Option<Nanos> = None;
+        for r in &self.in_flight {
+            let at = if r.remaining > 0.0 {
+                self.now + (r.remaining / self.rate(r.rates, active)).ceil() as Nanos
+            } else {
+                r.floor.max(self.now)
+            };
+            next = Some(next.map_or(at, |n| n.min(at)));
+        }
+        self.next.set(Some(next));
+        next
+    }
+
+    /// Runs the device to time `t`, reporting each completion as `done(time, tag)` in time order.
+    pub fn advance_to(&mut self, t: Nanos, done: &mut impl FnMut(Nanos, u32)) {
+        while let Some(next) = self.next_completion() {
+            if next > t {
+                break;
+            }
+            let active = self.active;
+            self.progress(next);
+            // Rounding a transfer's end up to whole nanoseconds leaves at most a nanosecond's
+            // worth of bytes: such a transfer is over.
+            for r in &mut self.in_flight {
+                let rate = self.rates[r.rates as usize + active];
+                if r.remaining > 0.0 && r.remaining <= rate + 1e-9 {
+                    self.delivered += r.remaining;
+                    r.remaining = 0.0;
+                    self.active -= 1;
+                }
+            }
+            self.in_flight.retain(|r| {
+                let over = r.remaining <= 0.0 && r.floor <= next;
+                if over {
+                    done(next, r.tag);
+                }
+                !over
+            });
+            while self.in_flight.len() < self.queue_depth {
+                let Some(w) = self.waiting.pop_front() else {
+                    break;
+                };
+                self.start(next, w.tag, w.class);
+            }
+            self.next.set(None);
+        }
+        // A transfer that ends exactly at `t` (its rounded-up end said later) completes at
+        // its floor, which may be `t` itself: only the next advance can tell.
+        let ended = self.progress(t.max(self.now));
+        self.settled = self.now == t && !ended;
+    }
+
+    /// Moves every in-flight transfer forward to `t` at the current sharing; whether a transfer
+    /// ended.
+    fn progress(&mut self, t: Nanos) -> bool {
+        if t <= self.now {
+            return false;
+        }
+        let mut ended = false;
+        let dt = (t - self.now) as f64;
+        if !self.in_flight.is_empty() {
+            self.busy_ns += t - self.now;
+            let n = self.active;
+            for r in &mut self.in_flight {
+                if r.remaining > 0.0 {
+                    let rate = self.rates[r.rates as usize + n];
+                    let moved = (dt * rate).min(r.remaining);
+                    r.remaining -= moved;
+                    self.delivered += moved;
+                    if r.remaining <= 0.0 {
+                        self.active -= 1;
+                        ended = true;
+                    }
+                }
+            }
+        }
+        if !self.in_flight.is_empty() {
+            self.next.set(None);
+        }
+        self.now = t;
+        ended
+    }
+
+    /// Nanoseconds with at least one request in service, up to the last advance.
+    pub fn busy_ns(&self) -> Nanos {
+        self.busy_ns
+    }
+
+    /// Bytes delivered into memory, up to the last advance.
+    pub fn delivered_bytes(&self) -> f64 {
+        self.delivered
+    }
+
+    /// Requests in service or waiting.
+    pub fn pending(&self) -> usize {
+        self.in_flight.len() + self.waiting.len()
+    }
+}

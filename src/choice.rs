@@ -1,0 +1,197 @@
+//! Enum-valued flags as clap `ValueEnum`s. They mirror library types, which do not depend on
+//! clap; each converts into its library type, so no flag value is parsed by hand and none falls
+//! through to a default.
+
+use clap::ValueEnum;
+use policy::cache::{HotSet, Partition, Policy};
+use policy::prefetch::ExpertPrefetch;
+
+/// `--expert-prefetch` of `sim` and `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Prefetch {
+    /// Read misses on demand, after the router has chosen.
+    None,
+    /// The next layer's experts that co-occurred most with this selection (learned online).
+    Coactivation,
+    /// The next layer's actual selection: the upper bound.
+    Oracle,
+}
+
+impl From<Prefetch> for ExpertPrefetch {
+    fn from(p: Prefetch) -> ExpertPrefetch {
+        match p {
+            Prefetch::None => ExpertPrefetch::None,
+            Prefetch::Coactivation => ExpertPrefetch::Coactivation,
+            Prefetch::Oracle => ExpertPrefetch::Oracle,
+        }
+    }
+}
+
+/// `--partition` of `sim`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PartitionArg {
+    /// One cache over every streaming layer, as the runtime keeps it.
+    Global,
+    /// Each streaming layer an equal byte share.
+    PerLayer,
+}
+
+impl From<PartitionArg> for Partition {
+    fn from(p: PartitionArg) -> Partition {
+        match p {
+            PartitionArg::Global => Partition::Global,
+            PartitionArg::PerLayer => Partition::PerLayer,
+        }
+    }
+}
+
+/// A cache policy of `policy::cache`, by the names `sim --policy` and `run --cache-policy` take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CachePolicy {
+    Lru,
+    Lfu,
+    Lfru,
+    Arc,
+    /// The plan's memory-tier experts pinned, LRU over the rest.
+    PinnedLru,
+    /// The offline optimum (needs the whole trace in advance: simulation only).
+    Belady,
+}
+
+impl CachePolicy {
+    /// The library policy; `pinned-lru`'s hot set is left empty for the caller to fill from
+    /// the plan.
+    pub fn policy(self) -> Policy {
+        match self {
+            CachePolicy::Lru => Policy::Lru,
+            CachePolicy::Lfu => Policy::Lfu,
+            CachePolicy::Lfru => Policy::Lfru,
+            CachePolicy::Arc => Policy::Arc,
+            CachePolicy::PinnedLru => Policy::PinnedLru(HotSet(Vec::new())),
+            CachePolicy::Belady => Policy::Belady,
+        }
+    }
+}
+
+/// `sim --policy`: the plan's own cache, or a cache policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimPolicy {
+    /// The plan's resident experts, nothing else cached.
+    Static,
+    Lru,
+    Lfu,
+    Lfru,
+    Arc,
+    /// The plan's resident experts pinned, LRU for the rest.
+    PinnedLru,
+    /// The offline optimum.
+    Belady,
+}
+
+impl SimPolicy {
+    /// The cache policy, or `None` for `static`.
+    pub fn cache(self) -> Option<CachePolicy> {
+        Some(match self {
+            SimPolicy::Static => return None,
+            SimPolicy::Lru => CachePolicy::Lru,
+            SimPolicy::Lfu => CachePolicy::Lfu,
+            SimPolicy::Lfru => CachePolicy::Lfru,
+            SimPolicy::Arc => CachePolicy::Arc,
+            SimPolicy::PinnedLru => CachePolicy::PinnedLru,
+            SimPolicy::Belady => CachePolicy::Belady,
+        })
+    }
+}
+
+#[cfg(feature = "runtime")]
+/// `run --cache-policy`: the policies a running cache can follow (not Belady, which needs the
+/// future).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunCachePolicy {
+    /// The plan's memory-tier experts preloaded, LRU over the rest (the plan's own policy).
+    StaticFrequency,
+    Lru,
+    Lfu,
+    Lfru,
+    Arc,
+    /// Same as static-frequency: the plan's memory-tier experts pinned, LRU over the rest.
+    PinnedLru,
+}
+
+#[cfg(feature = "runtime")]
+impl RunCachePolicy {
+    /// The name the runtime and plan.json use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunCachePolicy::StaticFrequency => "static-frequency",
+            RunCachePolicy::Lru => "lru",
+            RunCachePolicy::Lfu => "lfu",
+            RunCachePolicy::Lfru => "lfru",
+            RunCachePolicy::Arc => "arc",
+            RunCachePolicy::PinnedLru => "pinned-lru",
+        }
+    }
+}
+
+#[cfg(feature = "runtime")]
+/// `run --expert-streaming`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExpertStreaming {
+    /// Only the selected experts' slices, through the expert cache.
+    PerExpert,
+    /// The whole merged tensor, like a dense one.
+    Whole,
+}
+
+#[cfg(feature = "runtime")]
+impl ExpertStreaming {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExpertStreaming::PerExpert => "per-expert",
+            ExpertStreaming::Whole => "whole",
+        }
+    }
+}
+
+#[cfg(feature = "runtime")]
+/// `run --plain-load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlainLoad {
+    /// llama.cpp's default.
+    Mmap,
+    /// O_DIRECT reads into anonymous memory, as a plan loads.
+    Direct,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flag spellings are the library's names, so plan.json, sim output and the flags agree.
+    #[test]
+    fn names_match_the_library() {
+        for p in CachePolicy::value_variants() {
+            let flag = p.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), p.policy().name());
+        }
+        for p in Prefetch::value_variants() {
+            let flag = p.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), ExpertPrefetch::from(*p).name());
+        }
+        #[cfg(feature = "runtime")]
+        for p in RunCachePolicy::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+        }
+        #[cfg(feature = "runtime")]
+        for p in ExpertStreaming::value_variants() {
+            assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+        }
+        assert_eq!(
+            PartitionArg::value_variants()
+                .iter()
+                .map(|p| p.to_possible_value().unwrap().get_name().to_string())
+                .collect::<Vec<_>>(),
+            ["global", "per-layer"]
+        );
+    }
+}
