@@ -27,6 +27,31 @@ impl From<Prefetch> for ExpertPrefetch {
     }
 }
 
+/// `trace import --from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImportFrom {
+    /// DeepSeek's per-layer CSVs of selected experts.
+    DeepseekCsv,
+    /// Switch Transformer routing dumped as JSON.
+    SwitchJson,
+    /// vLLM's JSON Lines routing log.
+    VllmJsonl,
+    /// vLLM's routed-experts JSON.
+    VllmRouted,
+}
+
+impl From<ImportFrom> for traces::import::Source {
+    fn from(f: ImportFrom) -> traces::import::Source {
+        use traces::import::Source;
+        match f {
+            ImportFrom::DeepseekCsv => Source::DeepseekCsv,
+            ImportFrom::SwitchJson => Source::SwitchJson,
+            ImportFrom::VllmJsonl => Source::VllmJsonl,
+            ImportFrom::VllmRouted => Source::VllmRouted,
+        }
+    }
+}
+
 /// `--partition` of `sim`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PartitionArg {
@@ -185,6 +210,15 @@ mod tests {
         #[cfg(feature = "runtime")]
         for p in ExpertStreaming::value_variants() {
             assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+        }
+        let from: Vec<String> = ImportFrom::value_variants()
+            .iter()
+            .map(|f| f.to_possible_value().unwrap().get_name().to_string())
+            .collect();
+        assert_eq!(from, traces::import::Source::NAMES);
+        for f in ImportFrom::value_variants() {
+            let name = f.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(name.parse::<traces::import::Source>(), Ok((*f).into()));
         }
         assert_eq!(
             PartitionArg::value_variants()

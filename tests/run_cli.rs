@@ -3,6 +3,7 @@
 //! the same kernels (`--plain --plain-like`: weight repacking off, which a streamed tensor never
 //! has) with the FFN weights streamed from disk through a pool smaller than them. It refuses a
 //! plan for another model, a truncated file and a file that is not a GGUF, naming the cause.
+#![cfg(feature = "runtime")] // `hypura run` is left out without llama.cpp
 
 mod common;
 

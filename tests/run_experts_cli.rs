@@ -3,6 +3,7 @@
 //! trace `hypura sim --trace` reads (and refuses to overwrite one without --force);
 //! `--replay-trace` of that recording reproduces the tokens and the routing exactly; bad traces
 //! are refused with the numbers.
+#![cfg(feature = "runtime")] // `hypura run` is left out without llama.cpp
 
 mod common;
 
@@ -40,6 +41,17 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
     let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
     for t in inv.tensors.iter().filter(|t| t.expert_stride.is_some()) {
         p["tensors"][&t.name] = "nvme".into();
+    }
+    // The experts entries say the same: every expert of every MoE layer on NVMe.
+    for e in p["experts"].as_array_mut().unwrap() {
+        let mut ids: Vec<u64> = ["gpu", "ram", "nvme"]
+            .iter()
+            .flat_map(|t| e[*t].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+            .collect();
+        ids.sort_unstable();
+        e["gpu"] = serde_json::json!([]);
+        e["ram"] = serde_json::json!([]);
+        e["nvme"] = serde_json::json!(ids);
     }
     p["expert_cache"]["bytes"] = (3 * 3 * stride).into();
     p["expert_cache"]["policy"] = "lru".into();
@@ -308,4 +320,72 @@ fn plain_llama_cpp_replaying_a_trace_gives_the_streamed_run_tokens() {
         err.contains("--plain-like") && err.contains("other-plan.json") && err.contains("12345"),
         "{err}"
     );
+}
+
+#[test]
+fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (model, plan, stride) = synth_and_plan(dir.path());
+    // A cache of 20 of the 32 experts (3 slices each), so that some uses hit and some miss.
+    let mut p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let expert_bytes = 3 * stride;
+    p["expert_cache"]["bytes"] = (20 * expert_bytes).into();
+    std::fs::write(&plan, serde_json::to_string(&p).unwrap()).unwrap();
+
+    // An empty prompt is the BOS token alone: every token is then one decode step through the
+    // layers in order, which is the order `hypura sim` replays a trace in. (A prompt batch visits
+    // its tokens layer by layer, which an LRU cache sees as another access order.)
+    let trace = dir.path().join("routing.json");
+    let run_records = dir.path().join("run.json");
+    let n = 12;
+    let n_arg = n.to_string();
+    let (ok, out, err) = hypura(&[
+        "run", "--plan", plan.to_str().unwrap(), "-m", model.to_str().unwrap(), "-p", "",
+        "-n", &n_arg, "--ignore-eos", "--threads", "2", "--json",
+        "--record-trace", trace.to_str().unwrap(),
+        "--metrics", run_records.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prompt_tokens"].as_array().unwrap().len(), 1, "{}", v["prompt_tokens"]);
+
+    let sim_records = dir.path().join("sim.json");
+    let (ok, _, err) = hypura(&[
+        "sim", "--trace", trace.to_str().unwrap(), "--plan", plan.to_str().unwrap(),
+        "--hw", PROFILE, "--policy", "lru", "--out", sim_records.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+
+    // Same cache code, same routing: the same uses and hits at every (token, layer).
+    let rows = |path: &Path| -> std::collections::BTreeMap<(u32, Option<u32>), (u32, u32, u64)> {
+        let records: Vec<metrics::TokenLayerRecord> =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        records
+            .iter()
+            .map(|r| ((r.token, r.layer), (r.expert_accesses, r.expert_hits, r.bytes_read)))
+            .collect()
+    };
+    let (ran, simulated) = (rows(&run_records), rows(&sim_records));
+    assert_eq!(
+        ran.keys().collect::<Vec<_>>(),
+        simulated.keys().collect::<Vec<_>>()
+    );
+    let (mut uses, mut hits) = (0, 0);
+    for (key, &(r_uses, r_hits, r_bytes)) in &ran {
+        let (s_uses, s_hits, s_bytes) = simulated[key];
+        assert_eq!((r_uses, r_hits), (s_uses, s_hits), "at (token, layer) {key:?}");
+        // The simulator reads whole experts; the run reads each of an expert's 3 slices with
+        // O_DIRECT, widened to 4 KiB boundaries at both ends.
+        let misses = u64::from(r_uses - r_hits);
+        assert_eq!(s_bytes, misses * expert_bytes, "at {key:?}");
+        assert!(
+            r_bytes >= s_bytes && r_bytes - s_bytes <= misses * 3 * 2 * 4096,
+            "at {key:?}: run read {r_bytes}, sim {s_bytes}"
+        );
+        uses += r_uses;
+        hits += r_hits;
+    }
+    // Not vacuous: the cache both hit and missed.
+    assert!(hits > 0 && hits < uses, "{hits} hits of {uses} uses");
 }

@@ -2,10 +2,11 @@
 //! than the RAM budget of a small CPU-only hardware profile (so `hypura solve` puts weights on
 //! NVMe), the run's peak RSS stays under the budget plus a fixed overhead, and the streamed bytes
 //! do not enter the page cache.
+#![cfg(feature = "runtime")] // `hypura run` is left out without llama.cpp
 
 mod common;
 
-use common::{hypura, hypura_run, synth};
+use common::{hypura, hypura_plain, hypura_run, synth};
 use runtime::page_cache::{cached_bytes, cached_inside, cached_pages, drop_cached};
 use std::fs::File;
 use std::path::Path;
@@ -131,4 +132,62 @@ fn streamed_run_stays_within_the_plan_budget_and_out_of_the_page_cache() {
         .map(|t| cached_inside(&cached, t.offset.unwrap(), t.bytes).0)
         .sum();
     assert_eq!(streamed_cached, 0, "pages of NVMe-tier tensors are cached");
+}
+
+/// The greedy token ids of a `--json` run.
+fn json_tokens(out: &str) -> Vec<i64> {
+    let v: serde_json::Value = serde_json::from_str(out).unwrap();
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_plan_the_ilp_chose_to_stream_gives_plain_llama_cpps_tokens() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let model = dir.path().join("dense.gguf");
+    synth(
+        &model,
+        &["--arch", "llama", "--size", "256MiB", "--type", "q8_0", "--seed", "6"],
+    );
+    let hw = dir.path().join("hw.toml");
+    small_profile(&hw);
+    let plan = dir.path().join("plan.json");
+    // The ILP (the default method), not the greedy baseline.
+    let (ok, _, err) = hypura(&[
+        "solve",
+        "--hw",
+        hw.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--ctx",
+        "256",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(p["solver"]["method"], "ilp", "{}", p["solver"]);
+    assert_ne!(p["mode"], "full-resident", "{}", p["capacities"]);
+    assert!(p["capacities"]["nvme_bytes"].as_u64().unwrap() > 0);
+
+    let n = 6;
+    let args = ["--ctx", "256", "--threads", "2", "--ignore-eos", "--json"];
+    let (ok, out, err) = hypura_run(&plan, &model, "Memory", n, &args);
+    assert!(ok, "{err}");
+    let streamed = json_tokens(&out);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["stream"]["bytes_read"].as_u64().unwrap() > 0, "{}", v["stream"]);
+    // The reference for a streamed run: plain llama.cpp computing each tensor where and with
+    // the kernels the plan's run does.
+    let mut plain_args = vec!["--plain-like", plan.to_str().unwrap()];
+    plain_args.extend_from_slice(&args);
+    let (ok, out, err) = hypura_plain(&model, "Memory", n, &plain_args);
+    assert!(ok, "{err}");
+    assert_eq!(streamed, json_tokens(&out));
+    assert_eq!(streamed.len(), n);
 }

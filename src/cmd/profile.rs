@@ -7,7 +7,6 @@ use hw::measure::{self, Measurement, Progress, Schedule};
 use hw::HwProfile;
 use model::units::human_bytes as fmt_bytes;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -29,12 +28,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(out) = &args.output {
-        if out.exists() && !args.force {
-            bail!(
-                "{} already exists; pass --force to overwrite it, or choose another -o",
-                out.display()
-            );
-        }
+        super::refuse_existing(out, args.force, "-o")?;
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
                 bail!(
@@ -81,25 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn write_output(out: &PathBuf, text: &str, force: bool) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut file = options.open(out).with_context(|| {
-        if out.exists() && !force {
-            format!(
-                "{} already exists; pass --force to overwrite it",
-                out.display()
-            )
-        } else {
-            format!("cannot create {}", out.display())
-        }
-    })?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", out.display()))
+    super::refuse_existing(out, force, "-o")?;
+    Ok(outfile::write_bytes(out, force, text.as_bytes())?)
 }
 
 /// The results as aligned text.

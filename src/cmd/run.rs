@@ -102,21 +102,11 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.metrics {
         // Refuse before the (slow) load and decode, not after.
         metrics::RecordsFormat::from_path(path)?;
-        if path.exists() && !args.force {
-            bail!(
-                "{} exists; pass --force to overwrite it or choose another --metrics path",
-                path.display()
-            );
-        }
+        super::refuse_existing(path, args.force, "--metrics path")?;
     }
     if let Some(path) = &args.record_trace {
         traces::Form::from_extension(path)?;
-        if path.exists() && !args.force {
-            bail!(
-                "{} exists; pass --force to overwrite it or choose another --record-trace path",
-                path.display()
-            );
-        }
+        super::refuse_existing(path, args.force, "--record-trace path")?;
     }
     let replay = match &args.replay_trace {
         Some(p) => {
@@ -431,11 +421,8 @@ fn default_model(plan_path: &Path, plan: &Plan) -> Result<PathBuf> {
             plan_path.display()
         );
     }
-    let beside = plan_path.parent().unwrap_or(Path::new(".")).join(name);
-    for p in [beside, PathBuf::from(name)] {
-        if p.is_file() {
-            return Ok(p);
-        }
+    if let Some(p) = plan.model_file(plan_path) {
+        return Ok(p);
     }
     bail!(
         "{}: model file {name:?} not found next to the plan or in the current directory; pass -m",

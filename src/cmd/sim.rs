@@ -11,24 +11,13 @@ use place::{self, CostModel, SolveOptions, Tier, Units};
 use plan::Plan;
 use gguf::GgmlType;
 use std::path::PathBuf;
-use traces::synth::{LayerParams, SynthParams};
-use traces::{ModelFacts, Trace};
+use traces::Trace;
 
 const DEFAULT_MODEL: &str = "mixtral-8x7b:q5_k_m";
 const DEFAULT_PROFILE: (&str, &str) = (
     "profiles/m1max.toml",
     include_str!("../../profiles/m1max.toml"),
 );
-/// Seed and shape of the synthesized trace used when no --trace is given.
-const SYNTH_SEED: u64 = 1;
-const SYNTH_SEQUENCE_TOKENS: usize = 256;
-const SYNTH_LAYER: LayerParams = LayerParams {
-    skew: 0.8,
-    reuse: 0.3,
-    affinity: 0.5,
-    drift: 0.5,
-};
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Expert-routing trace (*.json or *.htrace); default: synthesized for the model (seed 1).
@@ -99,12 +88,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.out {
         // Refuse before simulating, not after.
         metrics::RecordsFormat::from_path(path)?;
-        if path.exists() && !args.force {
-            bail!(
-                "{} exists; pass --force to overwrite it or choose another --out path",
-                path.display()
-            );
-        }
+        super::refuse_existing(path, args.force, "--out path")?;
     }
     if args.tokens == Some(0) {
         bail!("--tokens must be at least 1");
@@ -146,17 +130,12 @@ pub fn run(args: Args) -> Result<()> {
     let model = match (&args.model, &plan_file) {
         (Some(m), _) => m.clone(),
         (None, Some(p)) => {
-            // The plan names its model file: look next to the plan first (as `hypura run`
-            // does), then in the current directory or the catalog.
-            let name = &p.inputs.model.name;
-            let beside = args
-                .plan
-                .as_ref()
-                .and_then(|f| f.parent())
-                .map(|d| d.join(name));
-            match beside.filter(|b| b.is_file()) {
-                Some(b) => b.display().to_string(),
-                None => name.clone(),
+            // The plan names its model file: next to the plan or in the current directory (as
+            // `hypura run` looks), else a catalog name.
+            let file = args.plan.as_deref().and_then(|path| p.model_file(path));
+            match file {
+                Some(f) => f.display().to_string(),
+                None => p.inputs.model.name.clone(),
             }
         }
         (None, None) => {
@@ -201,8 +180,9 @@ pub fn run(args: Args) -> Result<()> {
         None => {
             let t = synthesize(&inv, prompt_tokens + args.tokens.unwrap_or(1024))?;
             notes.push(format!(
-                "trace: synthesized for {model}, {} tokens, seed {SYNTH_SEED} (default; pass --trace for a real one)",
-                t.n_tokens()
+                "trace: synthesized for {model}, {} tokens, seed {} (default; pass --trace for a real one)",
+                t.n_tokens(),
+                sim::default_trace::SEED
             ));
             t
         }
@@ -355,25 +335,7 @@ fn decode_policy(
 /// A trace of the model's routing shape from the fixed default synthesizer parameters.
 fn synthesize(inv: &model::Inventory, tokens: usize) -> Result<Trace> {
     let units = Units::build(inv, None).map_err(anyhow::Error::msg)?;
-    if units.experts.is_empty() {
-        bail!(
-            "{}: the model has no routed experts; the decode simulation needs an MoE model",
-            inv.arch.arch
-        );
-    }
-    let model = ModelFacts {
-        architecture: inv.arch.arch.clone(),
-        moe_layers: units.experts.iter().map(|e| e.layer).collect(),
-        n_expert: units.experts[0].n_expert(),
-        top_k: units.top_k,
-        n_shared_expert: 0,
-    };
-    let mut lengths = vec![SYNTH_SEQUENCE_TOKENS; tokens / SYNTH_SEQUENCE_TOKENS];
-    if tokens % SYNTH_SEQUENCE_TOKENS > 0 {
-        lengths.push(tokens % SYNTH_SEQUENCE_TOKENS);
-    }
-    let params = SynthParams::uniform(model, lengths, SYNTH_LAYER);
-    traces::synth::synthesize(&params, SYNTH_SEED).map_err(anyhow::Error::msg)
+    Ok(sim::default_trace::synthesize(&units, &inv.arch.arch, tokens)?)
 }
 
 /// Units, unit tiers and cost model of a plan file, checked against the model and machine.

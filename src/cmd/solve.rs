@@ -54,12 +54,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.output {
-        if out.exists() && !args.force {
-            bail!(
-                "{}: output file already exists; pass --force to overwrite it",
-                out.display()
-            );
-        }
+        super::refuse_existing(out, args.force, "-o")?;
     }
     let kv_type = match GgmlType::from_name(&args.kv_type) {
         Some(t @ (GgmlType::F16 | GgmlType::F32 | GgmlType::Q8_0 | GgmlType::Q4_0)) => t,
@@ -109,8 +104,7 @@ pub fn run(args: Args) -> Result<()> {
     let solved = place::solve(&inv, &hw, &opts)
         .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;
     if let Some(out) = &args.output {
-        std::fs::write(out, solved.plan.to_json())
-            .with_context(|| format!("writing {}", out.display()))?;
+        outfile::write_bytes(out, args.force, solved.plan.to_json().as_bytes())?;
     }
     if args.explain {
         print!("{}", place::explain::render(&solved));

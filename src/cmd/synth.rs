@@ -153,6 +153,7 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = spec_from_args(&args)?;
     // Refuse an existing file or a full disk before announcing anything.
+    super::refuse_existing(&args.output, args.force, "-o")?;
     synth::output::check_target(&args.output, spec.file_bytes()?, args.force)?;
     let a = &spec.arch;
     let moe = if a.n_expert > 0 {

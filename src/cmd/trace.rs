@@ -1,5 +1,6 @@
 //! `hypura trace`: convert, import and summarize expert-routing traces (the `traces` crate).
 
+use crate::choice::ImportFrom;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use traces::import::{Options, Source};
@@ -26,8 +27,8 @@ enum Command {
     /// Import another tool's routing records as a canonical trace.
     Import {
         /// Source format: deepseek-csv, switch-json, vllm-jsonl or vllm-routed.
-        #[arg(long = "from", value_parser = clap::builder::PossibleValuesParser::new(Source::NAMES))]
-        from: String,
+        #[arg(long = "from", value_enum)]
+        from: ImportFrom,
         /// File or directory to import.
         path: PathBuf,
         /// Output trace (*.json or *.htrace).
@@ -137,6 +138,8 @@ pub fn run(args: Args) -> Result<()> {
             output,
             force,
         } => {
+            traces::Form::from_extension(&output)?;
+            super::refuse_existing(&output, force, "OUTPUT")?;
             let trace = traces::load(&input)?;
             traces::save(&trace, &output, force)?;
             println!("{}", summary(&trace, &output));
@@ -152,15 +155,10 @@ pub fn run(args: Args) -> Result<()> {
             shared_experts,
             force,
         } => {
-            let source: Source = from.parse().map_err(anyhow::Error::msg)?;
+            let source = Source::from(from);
             // Fail on a bad output name before a possibly long import.
             traces::Form::from_extension(&output)?;
-            if output.exists() && !force {
-                bail!(
-                    "{}: output file already exists; pass --force to overwrite it",
-                    output.display()
-                );
-            }
+            super::refuse_existing(&output, force, "-o")?;
             let moe_layers = layers
                 .as_deref()
                 .map(parse_layers)
@@ -205,17 +203,11 @@ pub fn run(args: Args) -> Result<()> {
             seed,
             force,
         } => {
-            if output.exists() && !force {
-                bail!(
-                    "{}: output file already exists; pass --force to overwrite it",
-                    output.display()
-                );
-            }
+            super::refuse_existing(&output, force, "-o")?;
             let t = traces::load(&trace)?;
             let report = traces::synth::fit(&t, seed).map_err(anyhow::Error::msg)?;
             let json = serde_json::to_string_pretty(&report.params)?;
-            std::fs::write(&output, json + "\n")
-                .with_context(|| format!("{}: cannot write", output.display()))?;
+            outfile::write_bytes(&output, force, (json + "\n").as_bytes())?;
             print_fit(&report);
             println!("wrote {}", output.display());
         }
@@ -256,12 +248,7 @@ fn print_fit(r: &traces::synth::FitReport) {
 
 fn synth(a: SynthArgs) -> Result<()> {
     traces::Form::from_extension(&a.output)?;
-    if a.output.exists() && !a.force {
-        bail!(
-            "{}: output file already exists; pass --force to overwrite it",
-            a.output.display()
-        );
-    }
+    super::refuse_existing(&a.output, a.force, "-o")?;
     let lengths = match (a.sequences, a.tokens) {
         (Some(s), Some(t)) => Some(vec![t; s]),
         (None, None) => None,

@@ -1,6 +1,6 @@
 //! Hardware profiles: what a machine's GPU, host link, RAM, storage and CPU can hold and move,
 //! as a versioned TOML file ([`HwProfile`]), and the measurements behind `hypura profile`
-//! ([`measure`]).
+//! ([`measure`]). It describes machines; what runs on them is decided by `place`.
 //!
 //! # Units (everywhere in the schema)
 //!

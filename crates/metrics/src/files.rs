@@ -17,7 +17,7 @@ use super::record::TokenLayerRecord;
 use crate::MetricsError;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Names the column layout in Parquet metadata, for readers that check what they were given.
 pub const SCHEMA_ID: &str = "hypura.token_layer_record/1";
@@ -63,19 +63,8 @@ pub fn write_records(
     let format = RecordsFormat::from_path(path)?;
     validate(records)
         .map_err(|e| MetricsError::new(format!("{}: not written: {e}", path.display())))?;
-    if path.is_dir() {
-        return Err(MetricsError::new(format!(
-            "{} is a directory; give a file name for the records",
-            path.display()
-        )));
-    }
-    if !overwrite && path.exists() {
-        return Err(MetricsError::new(format!(
-            "{}: output file already exists; pass --force to overwrite it",
-            path.display()
-        )));
-    }
-    let partial = partial_path(path);
+    outfile::check(path, overwrite).map_err(|e| MetricsError::new(e.to_string()))?;
+    let partial = outfile::partial_path(path);
     let written = File::create(&partial)
         .map_err(|e| MetricsError::new(format!("creating {}: {e}", partial.display())))
         .and_then(|file| match format {
@@ -104,18 +93,6 @@ pub fn read_records(path: &Path) -> Result<Vec<TokenLayerRecord>, MetricsError> 
     .map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
     validate(&records).map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
     Ok(records)
-}
-
-/// The temporary name next to `path`: hidden, and marked as partial with this process's id.
-fn partial_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "records".into(), |n| n.to_string_lossy().into_owned());
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    dir.join(format!(".{name}.partial-{}", std::process::id()))
 }
 
 fn io_err(e: std::io::Error) -> MetricsError {

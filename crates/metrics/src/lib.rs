@@ -1,5 +1,8 @@
 //! The metrics schema shared by the simulator and the runtime: per-(token, layer) records, the
 //! summary computed from them, and record files (Parquet, JSON, JSON Lines).
+//!
+//! It measures nothing itself: `sim` and `runtime` fill the records, so a prediction and a
+//! measurement compare row by row.
 
 mod error;
 mod files;

@@ -121,7 +121,7 @@ fn an_existing_file_is_kept_unless_overwrite() {
     let e = write_records(&path, &sample(), false)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("mine.json") && e.contains("--force"), "{e}");
+    assert!(e.contains("mine.json") && e.contains("already exists"), "{e}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "my notes");
     write_records(&path, &sample(), true).unwrap();
     assert_eq!(read_records(&path).unwrap(), sample());

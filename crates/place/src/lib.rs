@@ -3,8 +3,11 @@
 //!
 //! Pipeline: [`units`] groups the inventory into placement units, [`capacity`] sizes the tiers,
 //! [`cost`] predicts time, [`greedy`] and [`ilp`] choose tiers, [`polish`] moves what the ILP
-//! left streaming into free memory, [`plan`] writes the result and
-//! [`explain`] says why.
+//! left streaming into free memory, the `plan` crate's types hold the result and [`explain`]
+//! says why.
+//!
+//! This is the only crate that links HiGHS. It reads no tensor data and runs nothing: the
+//! simulator and the runtime apply the plans it writes.
 
 pub mod capacity;
 pub mod cost;

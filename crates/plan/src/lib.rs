@@ -11,7 +11,7 @@ use hw::HwProfile;
 use model::{Inventory, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The plan schema version this build reads and writes. Version 2: every tensor has exactly one
 /// entry in `tensors`, merged expert tensors whose experts span tiers as [`TensorPlace::Split`].
@@ -362,6 +362,21 @@ impl Plan {
             });
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// The model file the plan names, found next to the plan file at `plan_path` or else in the
+    /// current directory; `None` when it is in neither (or the plan names none).
+    pub fn model_file(&self, plan_path: &Path) -> Option<PathBuf> {
+        let name = &self.inputs.model.name;
+        if name.is_empty() {
+            return None;
+        }
+        let beside = plan_path.parent().unwrap_or(Path::new(".")).join(name);
+        [beside, PathBuf::from(name)]
+            .into_iter()
+            .find(|p| p.is_file())
     }
 }
 

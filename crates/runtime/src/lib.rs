@@ -1,6 +1,8 @@
 //! hypura's real runtime: loads a GGUF through llama.cpp (hypura-sys) placing each tensor on the
 //! tier a solved [`plan::Plan`] chose, streams NVMe-tier weights from disk inside
-//! the eval callback, and generates tokens with llama.cpp's samplers.
+//! the eval callback, and generates tokens with llama.cpp's samplers. Expert caching and prefetch
+//! decisions come from `policy` and records go out in `metrics`' schema, the same code and schema
+//! as the simulator's; the runtime depends on neither the simulator nor the solver.
 //!
 //! Everything is single-threaded from the caller's view: llama.cpp's objects stay on one thread.
 

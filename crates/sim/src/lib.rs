@@ -12,6 +12,7 @@
 //! (`runtime`); it prices what they decide.
 
 pub mod decode;
+pub mod default_trace;
 mod error;
 pub mod events;
 pub mod prefill;

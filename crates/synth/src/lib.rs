@@ -1,5 +1,9 @@
 //! `hypura synth`: llama.cpp-loadable GGUF models with random weights for any architecture shape,
-//! byte-identical for the same spec and seed. Shapes and `{arch}.*` keys come from the catalog.
+//! byte-identical for the same spec and seed. Shapes and `{arch}.*` keys come from the `model`
+//! catalog; the file format is the `gguf` writer's.
+//!
+//! The weights are noise: these models exist to exercise loaders, placement and streaming with
+//! real shapes, not to generate meaningful text.
 
 pub mod fit;
 pub mod output;

@@ -19,10 +19,8 @@ const SPARE_BYTES: u64 = 16 << 20;
 /// Why the output file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("{0} already exists; pass --force to overwrite it")]
-    Exists(PathBuf),
-    #[error("{0} is a directory; give a file name to write")]
-    IsDir(PathBuf),
+    #[error(transparent)]
+    Refused(#[from] outfile::OutfileError),
     #[error("not enough free space in {dir}: the file needs {need} bytes ({need_h}), {free} bytes ({free_h}) are free")]
     NoSpace {
         dir: PathBuf,
@@ -66,13 +64,8 @@ pub fn free_bytes(_dir: &Path) -> io::Result<Option<u64>> {
 
 /// Checks that `path` may be written (absent, or `force`) and `bytes` fit on its disk.
 pub fn check_target(path: &Path, bytes: u64, force: bool) -> Result<(), OutputError> {
-    if path.is_dir() {
-        return Err(OutputError::IsDir(path.to_path_buf()));
-    }
-    if path.exists() && !force {
-        return Err(OutputError::Exists(path.to_path_buf()));
-    }
-    let dir = parent_dir(path);
+    outfile::check(path, force)?;
+    let dir = outfile::parent_dir(path);
     if let Some(free) = free_bytes(&dir).map_err(io_at(&dir))? {
         let need = bytes.saturating_add(SPARE_BYTES);
         if free < need {
@@ -88,21 +81,7 @@ pub fn check_target(path: &Path, bytes: u64, force: bool) -> Result<(), OutputEr
     Ok(())
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// The temporary name next to `path`: hidden, and marked as partial with this process's id.
-pub fn partial_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    parent_dir(path).join(format!(".{name}.partial-{}", std::process::id()))
-}
+pub use outfile::partial_path;
 
 /// A buffered writer whose buffers are written to the file by a second thread.
 pub struct ThreadedWriter {
@@ -224,9 +203,7 @@ where
         file.sync_all().map_err(io_at(&tmp))?;
         drop(file);
         // Someone may have created the file while we wrote; still do not clobber it unasked.
-        if path.exists() && !force {
-            return Err(OutputError::Exists(path.to_path_buf()).into());
-        }
+        outfile::check(path, force).map_err(OutputError::from)?;
         fs::rename(&tmp, path).map_err(io_at(path))?;
         Ok(())
     })();
@@ -290,7 +267,7 @@ mod tests {
         assert!(e.to_string().contains("not enough free space"));
         assert!(matches!(
             check_target(dir.path(), 1, true),
-            Err(OutputError::IsDir(_))
+            Err(OutputError::Refused(outfile::OutfileError::IsDir(_)))
         ));
     }
 

@@ -60,17 +60,19 @@ pub fn load(path: &Path) -> Result<Trace, TraceError> {
     }
 }
 
-/// Writes a trace in the form named by `path`'s extension; never overwrites unless `force`.
+/// Writes a trace in the form named by `path`'s extension; never overwrites unless `force`, and
+/// replaces a file only once the new one is complete.
 pub fn save(trace: &Trace, path: &Path, force: bool) -> Result<(), TraceError> {
     let form = Form::from_extension(path)?;
-    if !force && path.exists() {
-        return Err(TraceError::invalid(
-            path.display(),
-            "output file already exists; pass --force to overwrite it",
-        ));
-    }
-    match form {
-        Form::Json => json::write(trace, path),
-        Form::Binary => binary::write(trace, path),
-    }
+    let written = outfile::write_atomic(path, force, |w| match form {
+        Form::Json => json::write_to(trace, w),
+        Form::Binary => binary::write_to(trace, w),
+    });
+    written.map_err(|e| match e {
+        outfile::OutfileError::Io { path, source } => TraceError::Io { path, source },
+        outfile::OutfileError::Exists(_) => TraceError::invalid(path.display(), "already exists"),
+        outfile::OutfileError::IsDir(_) => {
+            TraceError::invalid(path.display(), "is a directory; give a file name to write")
+        }
+    })
 }

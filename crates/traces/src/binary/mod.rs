@@ -4,7 +4,7 @@ mod read;
 mod write;
 
 pub use read::{has_magic, read};
-pub use write::write;
+pub use write::{write, write_to};
 
 /// First eight bytes of every binary trace.
 pub const MAGIC: &[u8; 8] = b"HYPTRACE";
