@@ -160,8 +160,8 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
         plan::SolverReport {
             method: method.into(),
             status: status.into(),
-            lp_bound_s: bounds.map(|b| b.0.min(t)),
-            mip_bound_s: bounds.map(|b| b.1.min(t)),
+            lp_bound_s: bounds.map(|b| b.0),
+            mip_bound_s: bounds.map(|b| b.1),
             objective_s: t,
             gap: bounds.map(|(lp, mip)| ((t - lp.max(mip)) / t).max(0.0)),
             greedy_objective_s: greedy_objective,

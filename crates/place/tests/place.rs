@@ -333,8 +333,15 @@ proptest! {
             assert_within_capacities(&s);
             prop_assert!(s.plan.capacities.ram_bytes + s.plan.pool_bytes <= s.caps.ram);
             prop_assert!(s.plan.solver.objective_s <= s.plan.solver.greedy_objective_s * (1.0 + 1e-12));
-            if let Some(b) = s.plan.solver.lp_bound_s {
-                prop_assert!(b <= s.plan.solver.objective_s * (1.0 + 1e-9));
+            // The bounds as HiGHS proved them (not clamped to the objective): no plan is
+            // faster than either, and the MIP's dual bound is at least the LP relaxation's.
+            let sv = &s.plan.solver;
+            if let Some(lp) = sv.lp_bound_s {
+                prop_assert!(lp <= sv.objective_s * (1.0 + 1e-9), "LP bound {lp} > objective {}", sv.objective_s);
+            }
+            if let Some(mip) = sv.mip_bound_s {
+                prop_assert!(mip <= sv.objective_s * (1.0 + 1e-9), "MIP bound {mip} > objective {}", sv.objective_s);
+                prop_assert!(sv.lp_bound_s.unwrap() <= mip * (1.0 + 1e-9), "LP bound above the MIP bound: {sv:?}");
             }
             if s.units.total_bytes() <= s.caps.memory_total() && method == Method::Ilp {
                 prop_assert_eq!(s.plan.mode, Mode::FullResident);

@@ -228,7 +228,11 @@ mod tests {
         .unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"abc");
         let e = write_atomically::<OutputError, _>(&p, 3, false, |_| Ok(())).unwrap_err();
-        assert!(e.to_string().contains("--force"), "{e}");
+        assert!(
+            matches!(e, OutputError::Refused(outfile::OutfileError::Exists(_))),
+            "{e}"
+        );
+        assert!(e.to_string().ends_with("m.gguf already exists"), "{e}");
         assert_eq!(fs::read(&p).unwrap(), b"abc");
         write_atomically::<OutputError, _>(&p, 3, true, |w| {
             w.write_all(b"xyz").map_err(io_at(Path::new("x")))
