@@ -19,6 +19,8 @@ fn inspect_gemma_json_and_tensor_list() {
     let (ok, out, err) = hypura(&["inspect", "--json", "--tensors", path.to_str().unwrap()]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "hypura.inspect/1");
+    assert_eq!(v["hypura_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["tensor_count"], 236);
     assert_eq!(v["tensors"].as_array().unwrap().len(), 236);
     assert_eq!(v["arch"]["arch"], "gemma3");

@@ -124,6 +124,8 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
     assert!(ok, "{err}");
     let (ids, v) = tokens(&out);
     assert_eq!(ids, reference);
+    assert_eq!(v["schema"], "hypura.run/1");
+    assert_eq!(v["hypura_version"], env!("CARGO_PKG_VERSION"));
     let x = &v["experts"];
     let accesses = x["accesses"].as_u64().unwrap();
     let prompt_len = v["prompt_tokens"].as_array().unwrap().len() as u64;

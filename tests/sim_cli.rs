@@ -61,6 +61,8 @@ fn json_summary_with_lru() {
     let (ok, out, err) = hypura(&["sim", "--tokens", "256", "--policy", "lru", "--json"]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "hypura.sim/1");
+    assert_eq!(v["hypura_version"], env!("CARGO_PKG_VERSION"));
     let s = &v["summary"];
     assert_eq!(s["policy"], "lru");
     assert_eq!(s["tokens"], 256);

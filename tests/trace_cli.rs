@@ -43,6 +43,7 @@ fn import_convert_stats_and_synth() {
     let (ok, out, err) = hypura(&["trace", "stats", bin.to_str().unwrap(), "--json"]);
     assert!(ok, "{err}");
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["schema"], "hypura.trace-stats/1");
     assert_eq!(stats["tokens"], 215);
     assert_eq!(stats["layers"].as_array().unwrap().len(), 6);
     let synth = dir.path().join("s.htrace");

@@ -24,6 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.tensors {
             v["tensors"] = serde_json::to_value(&inv.tensors)?;
         }
+        let v = super::stamped("hypura.inspect/1", v);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", render(&inv, &summary, args.tensors));

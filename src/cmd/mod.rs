@@ -2,6 +2,16 @@
 
 use std::path::Path;
 
+/// `value` (a JSON object) with the schema id of what it is and the hypura version that wrote
+/// it, as every `--json` output carries (`hypura run` writes its own typed report).
+pub fn stamped(schema: &str, mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        map.insert("schema".into(), schema.into());
+        map.insert("hypura_version".into(), env!("CARGO_PKG_VERSION").into());
+    }
+    value
+}
+
 /// Refuses, before any work, to write over a file the user has unless `--force` was given: the
 /// one message every command gives. (Writers check again when they write, through `outfile`.)
 pub fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {

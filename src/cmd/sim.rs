@@ -287,6 +287,7 @@ pub fn run(args: Args) -> Result<()> {
             out["prefill"] = serde_json::to_value(p)?;
             out["belady_prefill"] = serde_json::to_value(&bound_prefill)?;
         }
+        let out = super::stamped("hypura.sim/1", out);
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for n in &notes {

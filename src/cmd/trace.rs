@@ -192,7 +192,8 @@ pub fn run(args: Args) -> Result<()> {
                 },
             );
             if json {
-                println!("{}", serde_json::to_string_pretty(&stats)?);
+                let v = super::stamped("hypura.trace-stats/1", serde_json::to_value(&stats)?);
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 print!("{}", traces::stats::render(&stats));
             }

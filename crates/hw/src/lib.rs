@@ -1,6 +1,7 @@
 //! Hardware profiles: what a machine's GPU, host link, RAM, storage and CPU can hold and move,
 //! as a versioned TOML file ([`HwProfile`]), and the measurements behind `hypura profile`
-//! ([`measure`]). It describes machines; what runs on them is decided by `place`.
+//! ([`measure`]), and [`direct`], the direct-read primitive the measurements and the runtime
+//! share. It describes machines; what runs on them is decided by `place`.
 //!
 //! # Units (everywhere in the schema)
 //!
@@ -53,6 +54,7 @@
 
 mod annotate;
 mod curve;
+pub mod direct;
 mod error;
 pub mod measure;
 mod schema;

@@ -42,12 +42,10 @@ impl RecordsFormat {
             Some("parquet") => Ok(RecordsFormat::Parquet),
             Some("json") => Ok(RecordsFormat::Json),
             Some("jsonl" | "ndjson") => Ok(RecordsFormat::JsonLines),
-            other => Err(MetricsError::new(format!(
-                "{}: {} is not a records format; name the file *.parquet, *.json (a JSON \
-                 array) or *.jsonl (JSON Lines)",
-                path.display(),
-                other.map_or("no extension".to_string(), |e| format!("extension .{e}"))
-            ))),
+            other => Err(MetricsError::UnknownFormat {
+                path: path.to_path_buf(),
+                found: other.map_or("no extension".to_string(), |e| format!("extension .{e}")),
+            }),
         }
     }
 }
@@ -61,12 +59,14 @@ pub fn write_records(
     overwrite: bool,
 ) -> Result<(), MetricsError> {
     let format = RecordsFormat::from_path(path)?;
-    validate(records)
-        .map_err(|e| MetricsError::new(format!("{}: not written: {e}", path.display())))?;
-    outfile::check(path, overwrite).map_err(|e| MetricsError::new(e.to_string()))?;
+    validate(records).map_err(|e| MetricsError::NotWritten {
+        path: path.to_path_buf(),
+        reason: Box::new(e),
+    })?;
+    outfile::check(path, overwrite)?;
     let partial = outfile::partial_path(path);
     let written = File::create(&partial)
-        .map_err(|e| MetricsError::new(format!("creating {}: {e}", partial.display())))
+        .map_err(|e| format!("creating {}: {e}", partial.display()))
         .and_then(|file| match format {
             RecordsFormat::Parquet => parquet_io::write(file, records),
             RecordsFormat::Json => write_json(file, records, true),
@@ -76,30 +76,41 @@ pub fn write_records(
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    written.map_err(|e| MetricsError::new(format!("cannot write {}: {e}", path.display())))
+    written.map_err(|message| MetricsError::Write {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Reads the records in `path` (format from its extension) and checks each one as
 /// [`write_records`] does; errors name the file and the line or row.
 pub fn read_records(path: &Path) -> Result<Vec<TokenLayerRecord>, MetricsError> {
     let format = RecordsFormat::from_path(path)?;
-    let file = File::open(path)
-        .map_err(|e| MetricsError::new(format!("cannot read {}: {e}", path.display())))?;
+    let file = File::open(path).map_err(|source| MetricsError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let records = match format {
         RecordsFormat::Parquet => parquet_io::read(file),
         RecordsFormat::Json => read_json_array(file),
         RecordsFormat::JsonLines => read_json_lines(file),
     }
-    .map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
-    validate(&records).map_err(|e| MetricsError::new(format!("{}: {e}", path.display())))?;
+    .map_err(|at| MetricsError::Read {
+        path: path.to_path_buf(),
+        at,
+    })?;
+    validate(&records).map_err(|e| MetricsError::Invalid {
+        path: path.to_path_buf(),
+        reason: Box::new(e),
+    })?;
     Ok(records)
 }
 
-fn io_err(e: std::io::Error) -> MetricsError {
-    MetricsError::new(e.to_string())
+fn io_err(e: std::io::Error) -> String {
+    e.to_string()
 }
 
-fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(), MetricsError> {
+fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(), String> {
     let mut w = BufWriter::new(file);
     if array {
         w.write_all(b"[").map_err(io_err)?;
@@ -109,7 +120,7 @@ fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(
             w.write_all(if i == 0 { b"\n" } else { b",\n" })
                 .map_err(io_err)?;
         }
-        serde_json::to_writer(&mut w, r).map_err(|e| MetricsError::new(e.to_string()))?;
+        serde_json::to_writer(&mut w, r).map_err(|e| e.to_string())?;
         if !array {
             w.write_all(b"\n").map_err(io_err)?;
         }
@@ -123,26 +134,26 @@ fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(
         .map_err(io_err)
 }
 
-fn read_json_array(file: File) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+fn read_json_array(file: File) -> Result<Vec<TokenLayerRecord>, String> {
     serde_json::from_reader(BufReader::new(file)).map_err(|e| {
-        MetricsError::new(format!(
+        format!(
             "line {} column {}: {}; expected a JSON array of records",
             e.line(),
             e.column(),
             without_position(&e)
-        ))
+        )
     })
 }
 
-fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, String> {
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| MetricsError::new(format!("line {}: {e}", i + 1)))?;
+        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let r = serde_json::from_str(&line)
-            .map_err(|e| MetricsError::new(format!("line {} column {}: {e}", i + 1, e.column())))?;
+            .map_err(|e| format!("line {} column {}: {e}", i + 1, e.column()))?;
         out.push(r);
     }
     Ok(out)
@@ -160,12 +171,11 @@ fn without_position(e: &serde_json::Error) -> String {
 /// Checks what every record must satisfy; the error names the record (0-based, in file order).
 pub fn validate(records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
     for (i, r) in records.iter().enumerate() {
-        let at = || {
-            format!(
-                "record {i} (token {}, layer {})",
-                r.token,
-                r.layer.map_or("none".to_string(), |l| l.to_string())
-            )
+        let bad = |problem: String| MetricsError::Record {
+            record: i,
+            token: r.token,
+            layer: r.layer,
+            problem,
         };
         let times = [
             ("start_s", r.start_s),
@@ -176,25 +186,20 @@ pub fn validate(records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
             ("storage_busy_s", r.storage_busy_s),
         ];
         if let Some((name, v)) = times.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
-            return Err(MetricsError::new(format!(
-                "{}: {name} is {v}; times are finite and non-negative seconds",
-                at()
+            return Err(bad(format!(
+                "{name} is {v}; times are finite and non-negative seconds"
             )));
         }
         if r.expert_hits > r.expert_accesses {
-            return Err(MetricsError::new(format!(
-                "{}: expert_hits {} exceeds expert_accesses {}",
-                at(),
-                r.expert_hits,
-                r.expert_accesses
+            return Err(bad(format!(
+                "expert_hits {} exceeds expert_accesses {}",
+                r.expert_hits, r.expert_accesses
             )));
         }
         if r.prefetch_hits > r.expert_hits {
-            return Err(MetricsError::new(format!(
-                "{}: prefetch_hits {} exceeds expert_hits {}",
-                at(),
-                r.prefetch_hits,
-                r.expert_hits
+            return Err(bad(format!(
+                "prefetch_hits {} exceeds expert_hits {}",
+                r.prefetch_hits, r.expert_hits
             )));
         }
     }

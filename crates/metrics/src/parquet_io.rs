@@ -7,7 +7,6 @@
 
 use super::files::SCHEMA_ID;
 use super::record::TokenLayerRecord;
-use crate::MetricsError;
 use parquet::basic::Compression;
 use parquet::data_type::{DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::KeyValue;
@@ -55,11 +54,11 @@ const COLUMNS: [&str; 13] = [
 /// Rows per row group: bounds the writer's buffered pages on long runs.
 const ROW_GROUP: usize = 1 << 20;
 
-fn perr(e: parquet::errors::ParquetError) -> MetricsError {
-    MetricsError::new(format!("parquet: {e}"))
+fn perr(e: parquet::errors::ParquetError) -> String {
+    format!("parquet: {e}")
 }
 
-pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
+pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), String> {
     let schema = Arc::new(parse_message_type(SCHEMA).map_err(perr)?);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
@@ -109,9 +108,9 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), Metr
                 "prefetch_hits" => ints(w, &u32s(|r| r.prefetch_hits))?,
                 "storage_busy_s" => doubles(w, &f64s(|r| r.storage_busy_s))?,
                 other => {
-                    return Err(MetricsError::new(format!(
+                    return Err(format!(
                         "schema column {other:?} has no writer (SCHEMA and COLUMNS disagree)"
-                    )))
+                    ))
                 }
             }
             col.close().map_err(perr)?;
@@ -125,58 +124,58 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), Metr
 
 type ColWriter<'a> = parquet::file::writer::SerializedColumnWriter<'a>;
 
-fn ints(w: &mut ColWriter<'_>, v: &[i32]) -> Result<(), MetricsError> {
+fn ints(w: &mut ColWriter<'_>, v: &[i32]) -> Result<(), String> {
     w.typed::<Int32Type>()
         .write_batch(v, None, None)
         .map(drop)
         .map_err(perr)
 }
 
-fn longs(w: &mut ColWriter<'_>, v: &[i64]) -> Result<(), MetricsError> {
+fn longs(w: &mut ColWriter<'_>, v: &[i64]) -> Result<(), String> {
     w.typed::<Int64Type>()
         .write_batch(v, None, None)
         .map(drop)
         .map_err(perr)
 }
 
-fn doubles(w: &mut ColWriter<'_>, v: &[f64]) -> Result<(), MetricsError> {
+fn doubles(w: &mut ColWriter<'_>, v: &[f64]) -> Result<(), String> {
     w.typed::<DoubleType>()
         .write_batch(v, None, None)
         .map(drop)
         .map_err(perr)
 }
 
-pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, MetricsError> {
+pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, String> {
     let reader = SerializedFileReader::new(file).map_err(perr)?;
     let meta = reader.metadata().file_metadata();
     if let Some(kv) = meta.key_value_metadata() {
         if let Some(id) = kv.iter().find(|kv| kv.key == "hypura.schema") {
             let id = id.value.as_deref().unwrap_or("");
             if id != SCHEMA_ID {
-                return Err(MetricsError::new(format!(
+                return Err(format!(
                     "records schema {id:?}, but this hypura reads {SCHEMA_ID:?}"
-                )));
+                ));
             }
         }
     }
     let fields = meta.schema_descr().root_schema().get_fields();
     for name in COLUMNS {
         if !fields.iter().any(|f| f.name() == name) {
-            return Err(MetricsError::new(format!(
+            return Err(format!(
                 "no column {name:?}; a records file has the columns {}",
                 COLUMNS.join(", ")
-            )));
+            ));
         }
     }
     let mut out = Vec::with_capacity(meta.num_rows().max(0) as usize);
     for (i, row) in reader.get_row_iter(None).map_err(perr)?.enumerate() {
-        let row = row.map_err(|e| MetricsError::new(format!("row {i}: {e}")))?;
+        let row = row.map_err(|e| format!("row {i}: {e}"))?;
         let mut r = TokenLayerRecord::empty(0, None);
         for (name, field) in row.get_column_iter() {
             let bad = |want: &str| {
-                MetricsError::new(format!("row {i}, column {name}: {field:?} is not {want}"))
+                format!("row {i}, column {name}: {field:?} is not {want}")
             };
-            let int = |max: u64| -> Result<u64, MetricsError> {
+            let int = |max: u64| -> Result<u64, String> {
                 let v = match *field {
                     Field::Byte(v) => i64::from(v),
                     Field::Short(v) => i64::from(v),

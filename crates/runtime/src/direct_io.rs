@@ -2,14 +2,14 @@
 //! supersets through an aligned bounce buffer. Short reads and errors are errors.
 
 use crate::error::{Error, Result};
-use std::alloc::{alloc, dealloc, Layout};
+use hw::direct::AlignedBuf;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Alignment of O_DIRECT offsets, lengths and buffers, and the page size we release memory in.
-pub const PAGE: usize = 4096;
+pub const PAGE: usize = hw::direct::ALIGN;
 
 /// A [`DirectReader`]'s bounce buffer size: the most bytes it reads per system call.
 const CHUNK: usize = 8 << 20;
@@ -33,30 +33,18 @@ pub struct DirectFile {
 }
 
 /// A page-aligned buffer that direct reads land in before their bytes are copied out.
-pub struct Bounce {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-// SAFETY: the buffer is plain memory owned by this value alone.
-unsafe impl Send for Bounce {}
+pub struct Bounce(AlignedBuf);
 
 impl Bounce {
     /// At least `bytes` (rounded up to whole pages, at least one).
     pub fn new(bytes: usize) -> Result<Bounce> {
-        let len = bytes.max(1).div_ceil(PAGE) * PAGE;
-        let layout = Layout::from_size_align(len, PAGE)
-            .map_err(|_| Error::OutOfMemory(format!("a {len}-byte direct I/O bounce buffer")))?;
-        // SAFETY: non-zero size, power-of-two alignment.
-        let ptr = unsafe { alloc(layout) };
-        if ptr.is_null() {
-            return Err(Error::OutOfMemory("direct I/O bounce buffer".into()));
-        }
-        Ok(Bounce { ptr, layout })
+        AlignedBuf::new(bytes)
+            .map(Bounce)
+            .ok_or_else(|| Error::OutOfMemory(format!("a {bytes}-byte direct I/O bounce buffer")))
     }
 
     pub fn len(&self) -> usize {
-        self.layout.size()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,15 +52,9 @@ impl Bounce {
     }
 
     fn slice(&mut self, len: usize) -> &mut [u8] {
-        // SAFETY: the buffer holds `layout.size()` bytes and is exclusively borrowed.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, len.min(self.layout.size())) }
-    }
-}
-
-impl Drop for Bounce {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with the same layout.
-        unsafe { dealloc(self.ptr, self.layout) };
+        let all = self.0.as_mut_slice();
+        let n = len.min(all.len());
+        &mut all[..n]
     }
 }
 
@@ -225,29 +207,9 @@ fn read_full(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
     Ok(done)
 }
 
-#[cfg(target_os = "linux")]
+/// O_DIRECT / F_NOCACHE: the same open as `hypura profile` measures reads with.
 fn open_direct(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-}
-
-#[cfg(target_os = "macos")]
-fn open_direct(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::io::AsRawFd;
-    let f = File::open(path)?;
-    // SAFETY: fcntl on a descriptor we own.
-    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(f)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn open_direct(_path: &Path) -> std::io::Result<File> {
-    Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+    hw::direct::open_uncached(path)
 }
 
 #[cfg(target_os = "linux")]

@@ -62,7 +62,9 @@ struct Job {
 }
 
 impl Job {
-    fn run(&self, bounce: &mut Bounce) {
+    /// Runs the task; the caller completes the waiter with [`Job::complete`] once the pool's
+    /// counters include this request, so a waiter that then reads [`IoPool::stats`] sees it.
+    fn run(&self, bounce: &mut Bounce) -> Result<u64> {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.task {
             Task::Read {
                 file,
@@ -77,8 +79,11 @@ impl Job {
             #[cfg(test)]
             Task::Run(f) => f(),
         }));
-        self.done
-            .set(r.unwrap_or_else(|_| Err(self.failure("the I/O worker panicked"))));
+        r.unwrap_or_else(|_| Err(self.failure("the I/O worker panicked")))
+    }
+
+    fn complete(&self, result: Result<u64>) {
+        self.done.set(result);
     }
 
     fn failure(&self, why: &str) -> Error {
@@ -338,17 +343,13 @@ fn worker(shared: &Shared, request_bytes: usize) {
         };
         let started = Instant::now();
         // An unaligned request of `request_bytes` spans at most one page more.
-        let bounce = match bounce.map_or_else(|| Bounce::new(request_bytes + PAGE), Ok) {
+        let (bounce, result) = match bounce.map_or_else(|| Bounce::new(request_bytes + PAGE), Ok) {
             Ok(mut b) => {
-                job.run(&mut b);
-                Some(b)
+                let r = job.run(&mut b);
+                (Some(b), r)
             }
-            Err(e) => {
-                job.done.set(Err(e));
-                None
-            }
+            Err(e) => (None, Err(e)),
         };
-        drop(job);
         let mut st = lock(&shared.state);
         st.bounces.extend(bounce);
         st.in_flight -= 1;
@@ -359,6 +360,8 @@ fn worker(shared: &Shared, request_bytes: usize) {
                 st.stats.busy_s += t.elapsed().as_secs_f64();
             }
         }
+        drop(st);
+        job.complete(result);
     }
 }
 

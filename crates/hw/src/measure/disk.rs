@@ -2,7 +2,7 @@
 //! thread per request in flight, each with its own aligned buffer), a sequential pass, and 4 KiB
 //! queue-depth-1 latency, all on a scratch file written first and always removed.
 
-use super::aligned::AlignedBuf;
+use crate::direct::AlignedBuf;
 use super::tempfile::{no_direct_io, TempFile};
 use super::{interrupt, MeasureError, Progress};
 use crate::ReadPoint;
@@ -92,7 +92,7 @@ fn write_file(
 ) -> Result<(), MeasureError> {
     let chunks = bytes.div_ceil(WRITE_CHUNK as u64);
     progress.phase("storage: writing test file", chunks);
-    let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Offsets::new(0x9E37_79B9_7F4A_7C15);
     let mut chunk = vec![0u8; WRITE_CHUNK];
     for word in chunk.chunks_exact_mut(8) {
         word.copy_from_slice(&rng.next().to_le_bytes());
@@ -159,7 +159,8 @@ fn sequential(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
 fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
     let mut buf =
         AlignedBuf::new(4096).ok_or_else(|| MeasureError::Setup("cannot allocate 4 KiB".into()))?;
-    let mut rng = XorShift::new(0xD1B5_4A32_D192_ED03);
+    buf.touch();
+    let mut rng = Offsets::new(0xD1B5_4A32_D192_ED03);
     let pages = plan.file_bytes / 4096;
     let mut times = Vec::with_capacity(plan.latency_samples);
     for _ in 0..plan.latency_samples.max(1) {
@@ -186,7 +187,7 @@ fn random_reads(
     let bytes = AtomicU64::new(0);
     let seeds = AtomicU64::new(block ^ (depth as u64) << 40);
     let elapsed = run_threads(depth, block, |buf, start| {
-        let mut rng = XorShift::new(seeds.fetch_add(0x2545_F491_4F6C_DD1D, Ordering::Relaxed) | 1);
+        let mut rng = Offsets::new(seeds.fetch_add(0x2545_F491_4F6C_DD1D, Ordering::Relaxed) | 1);
         loop {
             let offset = rng.below(slots) * block;
             read_exact_at(file, buf.as_mut_slice(), offset)?;
@@ -208,11 +209,13 @@ where
 {
     let mut bufs = Vec::with_capacity(threads as usize);
     for _ in 0..threads {
-        bufs.push(AlignedBuf::new(buf_bytes as usize).ok_or_else(|| {
+        let mut buf = AlignedBuf::new(buf_bytes as usize).ok_or_else(|| {
             MeasureError::Setup(format!(
                 "cannot allocate {threads} read buffers of {buf_bytes} bytes"
             ))
-        })?);
+        })?;
+        buf.touch();
+        bufs.push(buf);
     }
     // No start barrier: spawning takes microseconds per thread against a budget of tens of
     // milliseconds, and a barrier could hang if a spawn failed.
@@ -270,19 +273,16 @@ fn interrupt_check() -> Result<(), MeasureError> {
     }
 }
 
-/// xorshift64*: cheap, seedable offsets; quality is irrelevant beyond "not sequential".
-struct XorShift(u64);
+/// Random offsets for the read benchmark: xoshiro256** from `seeded`.
+struct Offsets(seeded::Xoshiro256);
 
-impl XorShift {
-    fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1))
+impl Offsets {
+    fn new(seed: u64) -> Offsets {
+        Offsets(seeded::Xoshiro256::new(seed))
     }
 
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {

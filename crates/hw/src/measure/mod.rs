@@ -2,7 +2,6 @@
 //! copy bandwidth, CPU FMA throughput and, where a CUDA driver is present, the GPU and its host
 //! link. Each value gets a note saying how it was obtained.
 
-mod aligned;
 mod cpu;
 pub mod cuda;
 mod disk;

@@ -88,35 +88,15 @@ impl Drop for TempFile {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 fn open_uncached(path: &Path) -> Result<File, MeasureError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                no_direct_io(path)
-            } else {
-                MeasureError::io(format!("cannot open {} with O_DIRECT", path.display()), e)
-            }
-        })
-}
-
-#[cfg(target_os = "macos")]
-fn open_uncached(path: &Path) -> Result<File, MeasureError> {
-    use std::os::unix::io::AsRawFd;
-    let file = File::open(path)
-        .map_err(|e| MeasureError::io(format!("cannot open {}", path.display()), e))?;
-    // SAFETY: fcntl on a valid, owned descriptor.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1) } == -1 {
-        return Err(MeasureError::io(
-            format!("F_NOCACHE refused on {}", path.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(file)
+    crate::direct::open_uncached(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            no_direct_io(path)
+        } else {
+            MeasureError::io(format!("cannot open {} uncached", path.display()), e)
+        }
+    })
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
