@@ -42,6 +42,34 @@ fn small_profile(path: &Path) {
     std::fs::write(path, toml).unwrap();
 }
 
+/// `hypura solve` of `model` for [`small_profile`] (written into `dir`) with a 256-token context
+/// and `extra` flags: the plan file and its JSON.
+fn solve_on_small_profile(
+    dir: &Path,
+    model: &Path,
+    extra: &[&str],
+) -> (std::path::PathBuf, serde_json::Value) {
+    let hw = dir.join("hw.toml");
+    small_profile(&hw);
+    let plan = dir.join("plan.json");
+    let mut args = vec![
+        "solve",
+        "--hw",
+        hw.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--ctx",
+        "256",
+        "-o",
+        plan.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (ok, _, err) = hypura(&args);
+    assert!(ok, "{err}");
+    let p = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    (plan, p)
+}
+
 #[test]
 fn streamed_run_stays_within_the_plan_budget_and_out_of_the_page_cache() {
     // On the target's disk (O_DIRECT must work; /tmp may be tmpfs elsewhere).
@@ -56,24 +84,7 @@ fn streamed_run_stays_within_the_plan_budget_and_out_of_the_page_cache() {
     let file_bytes = std::fs::metadata(&model).unwrap().len();
     assert!(file_bytes > 2 * (BUDGET + OVERHEAD), "{file_bytes}");
 
-    let hw = dir.path().join("hw.toml");
-    small_profile(&hw);
-    let plan = dir.path().join("plan.json");
-    let (ok, _, err) = hypura(&[
-        "solve",
-        "--hw",
-        hw.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--ctx",
-        "256",
-        "--greedy",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let (plan, p) = solve_on_small_profile(dir.path(), &model, &["--greedy"]);
     assert_ne!(p["mode"], "full-resident", "{}", p["capacities"]);
     let nvme = p["capacities"]["nvme_bytes"].as_u64().unwrap();
     assert!(nvme > file_bytes / 2, "{}", p["capacities"]);
@@ -153,24 +164,8 @@ fn a_plan_the_ilp_chose_to_stream_gives_plain_llama_cpps_tokens() {
         &model,
         &["--arch", "llama", "--size", "256MiB", "--type", "q8_0", "--seed", "6"],
     );
-    let hw = dir.path().join("hw.toml");
-    small_profile(&hw);
-    let plan = dir.path().join("plan.json");
     // The ILP (the default method), not the greedy baseline.
-    let (ok, _, err) = hypura(&[
-        "solve",
-        "--hw",
-        hw.to_str().unwrap(),
-        "--model",
-        model.to_str().unwrap(),
-        "--ctx",
-        "256",
-        "-o",
-        plan.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let (plan, p) = solve_on_small_profile(dir.path(), &model, &[]);
     assert_eq!(p["solver"]["method"], "ilp", "{}", p["solver"]);
     assert_ne!(p["mode"], "full-resident", "{}", p["capacities"]);
     assert!(p["capacities"]["nvme_bytes"].as_u64().unwrap() > 0);
