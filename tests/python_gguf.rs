@@ -3,11 +3,11 @@
 //! must agree with our reader on every tensor's name, type, shape, offset and data size, and
 //! gguf-py's own dequantizer must decode our blocks to the values our decoder gives.
 
-use serde_json::Value as Json;
 use gguf::GgufHeader;
-use synth::weights;
+use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use synth::weights;
 
 const HYPURA: &str = env!("CARGO_BIN_EXE_hypura");
 

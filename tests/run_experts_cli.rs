@@ -46,7 +46,13 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
     for e in p["experts"].as_array_mut().unwrap() {
         let mut ids: Vec<u64> = ["gpu", "ram", "nvme"]
             .iter()
-            .flat_map(|t| e[*t].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()))
+            .flat_map(|t| {
+                e[*t]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap())
+            })
             .collect();
         ids.sort_unstable();
         e["gpu"] = serde_json::json!([]);
@@ -343,19 +349,46 @@ fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
     let n = 12;
     let n_arg = n.to_string();
     let (ok, out, err) = hypura(&[
-        "run", "--plan", plan.to_str().unwrap(), "-m", model.to_str().unwrap(), "-p", "",
-        "-n", &n_arg, "--ignore-eos", "--threads", "2", "--json",
-        "--record-trace", trace.to_str().unwrap(),
-        "--metrics", run_records.to_str().unwrap(),
+        "run",
+        "--plan",
+        plan.to_str().unwrap(),
+        "-m",
+        model.to_str().unwrap(),
+        "-p",
+        "",
+        "-n",
+        &n_arg,
+        "--ignore-eos",
+        "--threads",
+        "2",
+        "--json",
+        "--record-trace",
+        trace.to_str().unwrap(),
+        "--metrics",
+        run_records.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["prompt_tokens"].as_array().unwrap().len(), 1, "{}", v["prompt_tokens"]);
+    assert_eq!(
+        v["prompt_tokens"].as_array().unwrap().len(),
+        1,
+        "{}",
+        v["prompt_tokens"]
+    );
 
     let sim_records = dir.path().join("sim.json");
     let (ok, _, err) = hypura(&[
-        "sim", "--trace", trace.to_str().unwrap(), "--plan", plan.to_str().unwrap(),
-        "--hw", PROFILE, "--policy", "lru", "--out", sim_records.to_str().unwrap(),
+        "sim",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--hw",
+        PROFILE,
+        "--policy",
+        "lru",
+        "--out",
+        sim_records.to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
 
@@ -365,7 +398,12 @@ fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         records
             .iter()
-            .map(|r| ((r.token, r.layer), (r.expert_accesses, r.expert_hits, r.bytes_read)))
+            .map(|r| {
+                (
+                    (r.token, r.layer),
+                    (r.expert_accesses, r.expert_hits, r.bytes_read),
+                )
+            })
             .collect()
     };
     let (ran, simulated) = (rows(&run_records), rows(&sim_records));
@@ -376,7 +414,11 @@ fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
     let (mut uses, mut hits) = (0, 0);
     for (key, &(r_uses, r_hits, r_bytes)) in &ran {
         let (s_uses, s_hits, s_bytes) = simulated[key];
-        assert_eq!((r_uses, r_hits), (s_uses, s_hits), "at (token, layer) {key:?}");
+        assert_eq!(
+            (r_uses, r_hits),
+            (s_uses, s_hits),
+            "at (token, layer) {key:?}"
+        );
         // The simulator reads whole experts; the run reads each of an expert's 3 slices with
         // O_DIRECT, widened to 4 KiB boundaries at both ends.
         let misses = u64::from(r_uses - r_hits);

@@ -162,7 +162,9 @@ fn a_plan_the_ilp_chose_to_stream_gives_plain_llama_cpps_tokens() {
     let model = dir.path().join("dense.gguf");
     synth(
         &model,
-        &["--arch", "llama", "--size", "256MiB", "--type", "q8_0", "--seed", "6"],
+        &[
+            "--arch", "llama", "--size", "256MiB", "--type", "q8_0", "--seed", "6",
+        ],
     );
     // The ILP (the default method), not the greedy baseline.
     let (plan, p) = solve_on_small_profile(dir.path(), &model, &[]);
@@ -176,7 +178,11 @@ fn a_plan_the_ilp_chose_to_stream_gives_plain_llama_cpps_tokens() {
     assert!(ok, "{err}");
     let streamed = json_tokens(&out);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(v["stream"]["bytes_read"].as_u64().unwrap() > 0, "{}", v["stream"]);
+    assert!(
+        v["stream"]["bytes_read"].as_u64().unwrap() > 0,
+        "{}",
+        v["stream"]
+    );
     // The reference for a streamed run: plain llama.cpp computing each tensor where and with
     // the kernels the plan's run does.
     let mut plain_args = vec!["--plain-like", plan.to_str().unwrap()];

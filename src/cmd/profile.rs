@@ -2,9 +2,9 @@
 //! profile TOML, with a progress bar and a summary table.
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use hw::measure::{self, Measurement, Progress, Schedule};
 use hw::HwProfile;
+use indicatif::{ProgressBar, ProgressStyle};
 use model::units::human_bytes as fmt_bytes;
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -3,10 +3,10 @@
 
 use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy};
 use anyhow::{bail, Context as _, Result};
+use model::units::human_bytes;
+use plan::Plan;
 use runtime::report::{ExpertReport, RunDetail, RunReport, StreamReport};
 use runtime::{Context, ContextParams, Model, ModelParams, PlannedModel, Sampling};
-use plan::Plan;
-use model::units::human_bytes;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -382,13 +382,7 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         let detail = RunDetail::Plain {
             peak_rss_bytes: runtime::mem::peak_rss_bytes(),
         };
-        let report = RunReport::new(
-            model_path.display().to_string(),
-            "plain",
-            &g,
-            text,
-            detail,
-        );
+        let report = RunReport::new(model_path.display().to_string(), "plain", &g, text, detail);
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}{}", args.prompt, text);

@@ -1,15 +1,15 @@
 //! `hypura sim`: simulate decoding a routing trace on a plan and a machine, token by token,
 //! after prefilling a prompt of its first tokens in batches when `--prompt-len` is given.
 
-use anyhow::{bail, Context, Result};
 use crate::choice::{PartitionArg, Prefetch, SimPolicy};
-use policy::cache::{Partition, Policy};
-use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
-use sim::prefill::{self, PrefillReport, Prompt};
+use anyhow::{bail, Context, Result};
+use gguf::GgmlType;
 use hw::HwProfile;
 use place::{self, CostModel, SolveOptions, Tier, Units};
 use plan::Plan;
-use gguf::GgmlType;
+use policy::cache::{Partition, Policy};
+use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
+use sim::prefill::{self, PrefillReport, Prompt};
 use std::path::PathBuf;
 use traces::Trace;
 
@@ -336,7 +336,11 @@ fn decode_policy(
 /// A trace of the model's routing shape from the fixed default synthesizer parameters.
 fn synthesize(inv: &model::Inventory, tokens: usize) -> Result<Trace> {
     let units = Units::build(inv, None).map_err(anyhow::Error::msg)?;
-    Ok(sim::default_trace::synthesize(&units, &inv.arch.arch, tokens)?)
+    Ok(sim::default_trace::synthesize(
+        &units,
+        &inv.arch.arch,
+        tokens,
+    )?)
 }
 
 /// Units, unit tiers and cost model of a plan file, checked against the model and machine.

@@ -1,9 +1,9 @@
 //! `hypura solve`: place a model's tensors on a machine's GPU, RAM and NVMe and write plan.json.
 
 use anyhow::{bail, Context, Result};
+use gguf::GgmlType;
 use hw::HwProfile;
 use place::{self, ExpertRates, Headroom, IlpOptions, Method, SolveOptions};
-use gguf::GgmlType;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -1,12 +1,12 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
-use synth::presets::{self, Overrides, PRESETS};
-use synth::SynthSpec;
-use model::units::human_bytes;
 use gguf::GgmlType;
+use model::units::human_bytes;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
+use synth::presets::{self, Overrides, PRESETS};
+use synth::SynthSpec;
 
 #[derive(clap::Args)]
 #[command(after_help = preset_help())]

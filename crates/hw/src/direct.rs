@@ -100,7 +100,11 @@ mod tests {
             let mut b = AlignedBuf::new(len).unwrap();
             assert_eq!(b.as_mut_slice().as_ptr() as usize % ALIGN, 0, "{len}");
             assert_eq!(b.len() % ALIGN, 0);
-            assert!(b.len() >= len.max(1) && b.len() < len.max(1) + ALIGN, "{len}: {}", b.len());
+            assert!(
+                b.len() >= len.max(1) && b.len() < len.max(1) + ALIGN,
+                "{len}: {}",
+                b.len()
+            );
             assert!(b.as_mut_slice().iter().all(|&x| x == 0));
         }
         assert!(AlignedBuf::new(usize::MAX).is_none());

@@ -172,9 +172,7 @@ pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, String> {
         let row = row.map_err(|e| format!("row {i}: {e}"))?;
         let mut r = TokenLayerRecord::empty(0, None);
         for (name, field) in row.get_column_iter() {
-            let bad = |want: &str| {
-                format!("row {i}, column {name}: {field:?} is not {want}")
-            };
+            let bad = |want: &str| format!("row {i}, column {name}: {field:?} is not {want}");
             let int = |max: u64| -> Result<u64, String> {
                 let v = match *field {
                     Field::Byte(v) => i64::from(v),

@@ -2,8 +2,8 @@
 //! files are kept unless overwriting is asked for, and bad files or records are refused with
 //! the file and the line or record named.
 
-use proptest::prelude::*;
 use metrics::{read_records, write_records, RecordsFormat, TokenLayerRecord};
+use proptest::prelude::*;
 use std::path::Path;
 
 fn record(token: u32, layer: Option<u32>) -> TokenLayerRecord {
@@ -121,7 +121,10 @@ fn an_existing_file_is_kept_unless_overwrite() {
     let e = write_records(&path, &sample(), false)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("mine.json") && e.contains("already exists"), "{e}");
+    assert!(
+        e.contains("mine.json") && e.contains("already exists"),
+        "{e}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "my notes");
     write_records(&path, &sample(), true).unwrap();
     assert_eq!(read_records(&path).unwrap(), sample());

@@ -1,8 +1,8 @@
 //! Architecture facts (layers, widths, heads, experts) read from GGUF metadata or given by the catalog.
 
-use gguf::{Metadata, Value};
 use crate::inventory::TensorEntry;
 use crate::role::Group;
+use gguf::{Metadata, Value};
 use serde::{Deserialize, Serialize};
 
 /// A hyperparameter that is either the same for every layer or given per layer.

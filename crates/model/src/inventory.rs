@@ -2,8 +2,8 @@
 //! stride, plus the architecture facts — the one description of a model every stage uses.
 
 use crate::arch::ArchInfo;
-use gguf::ggml_type::GgmlType;
 use crate::role::{Group, Role};
+use gguf::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -192,12 +192,11 @@ impl Inventory {
     pub fn from_gguf(path: &std::path::Path) -> Result<Inventory, gguf::GgufError> {
         let model = gguf::open_model(path)?;
         let first = &model.parts[0];
-        let mut arch =
-            ArchInfo::from_metadata(&first.metadata).map_err(|msg| gguf::GgufError {
-                path: first.path.clone(),
-                offset: None,
-                kind: gguf::GgufErrorKind::BadMetadata(msg),
-            })?;
+        let mut arch = ArchInfo::from_metadata(&first.metadata).map_err(|msg| gguf::GgufError {
+            path: first.path.clone(),
+            offset: None,
+            kind: gguf::GgufErrorKind::BadMetadata(msg),
+        })?;
         let mut tensors = Vec::new();
         for (file, h) in model.parts.iter().enumerate() {
             for t in &h.tensors {

@@ -2,9 +2,9 @@
 //! a decoded token touches — one serializable struct that tables and `--json` both print.
 
 use crate::arch::ArchInfo;
-use gguf::ggml_type::GgmlType;
 use crate::inventory::{Inventory, Source, TokenBytes};
 use crate::role::{Group, Role};
+use gguf::ggml_type::GgmlType;
 use serde::Serialize;
 use std::collections::BTreeSet;
 

@@ -1,8 +1,8 @@
 //! Catalog inventories against reality: published GGUF sizes for every model, and the real
 //! Gemma 3 270M Q4_K_M file tensor by tensor.
 
-use model::catalog::{self, CatalogError, Preset};
 use gguf::GgmlType;
+use model::catalog::{self, CatalogError, Preset};
 use model::{Inventory, Source};
 use std::path::PathBuf;
 

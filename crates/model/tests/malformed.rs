@@ -4,8 +4,8 @@
 mod common;
 
 use common::{sample, Gguf, W};
-use gguf::{Array, GgufError, GgufErrorKind as K, GgufHeader, Value, MAX_HEADER_BYTES};
 use gguf::GgmlType;
+use gguf::{Array, GgufError, GgufErrorKind as K, GgufHeader, Value, MAX_HEADER_BYTES};
 use model::{Inventory, Source};
 use std::path::{Path, PathBuf};
 

@@ -67,9 +67,7 @@ pub fn write_atomic(
         .map_err(at(&partial))
         .and_then(|file| {
             let mut w = BufWriter::with_capacity(1 << 20, file);
-            fill(&mut w)
-                .and_then(|()| w.flush())
-                .map_err(at(path))
+            fill(&mut w).and_then(|()| w.flush()).map_err(at(path))
         })
         .and_then(|()| std::fs::rename(&partial, path).map_err(at(path)));
     if result.is_err() {

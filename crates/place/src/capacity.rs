@@ -1,9 +1,9 @@
 //! Tier capacities: GPU working set minus KV cache and compute buffers, RAM minus the OS reserve,
 //! and on unified memory one shared budget with the GPU part capped by the working set.
 
-use model::arch::ArchInfo;
 use gguf::ggml_type::GgmlType;
 use hw::HwProfile;
+use model::arch::ArchInfo;
 use serde::{Deserialize, Serialize};
 
 /// What the runtime needs besides weights.

@@ -12,9 +12,9 @@
 //! (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
 
 use super::units::{Assignment, ExpertLayer, Unit, Units};
-pub use plan::{IoPlan, LayerTime};
-use plan::Tier;
 use hw::{HwProfile, StorageProfile};
+use plan::Tier;
+pub use plan::{IoPlan, LayerTime};
 use serde::{Deserialize, Serialize};
 
 /// One compute device's roofline.
@@ -123,7 +123,6 @@ pub struct LayerLoad {
     /// Embedding rows read from NVMe (serial: the token id is known only after sampling).
     pub nvme_row_bytes: f64,
 }
-
 
 /// Predicted decode speed of a placement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

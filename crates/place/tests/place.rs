@@ -1,11 +1,9 @@
 //! Placement: capacities, modes, infeasibility, monotonicity, ILP vs greedy, plan.json round trip.
 
-use proptest::prelude::*;
-use model::catalog;
 use hw::HwProfile;
-use place::{
-    self, ilp, ExpertRates, Method, Mode, Plan, SolveOptions, Solved, TensorPlace, Tier,
-};
+use model::catalog;
+use place::{self, ilp, ExpertRates, Method, Mode, Plan, SolveOptions, Solved, TensorPlace, Tier};
+use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

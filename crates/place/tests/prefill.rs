@@ -1,8 +1,8 @@
 //! Prefill in the cost model and the `prompt_len` objective: monotone in prompt length, batched
 //! reads, and no change at all when no prompt length is given.
 
-use model::catalog;
 use hw::HwProfile;
+use model::catalog;
 use place::{self, cost::expert_touches, Assignment, Method, SolveOptions, Tier};
 use std::path::PathBuf;
 

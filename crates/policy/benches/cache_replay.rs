@@ -11,7 +11,10 @@ use traces::import::{import, Options, Source};
 fn bench(c: &mut Criterion) {
     // HYPURA_DEEPSEEK_DIR points elsewhere when the bench binary runs away from its checkout.
     let dir = std::env::var_os("HYPURA_DEEPSEEK_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/traces/deepseek-v2-lite"),
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/data/traces/deepseek-v2-lite")
+        },
         Into::into,
     );
     let trace = import(Source::DeepseekCsv, &dir, &Options::default())

@@ -4,11 +4,15 @@
 pub enum PolicyError {
     #[error("unknown cache policy {name:?}; use one of {}", crate::cache::Policy::NAMES.join(", "))]
     UnknownPolicy { name: String },
-    #[error("expert size of MoE layer position {layer} is 0 bytes; give the size of one routed expert")]
+    #[error(
+        "expert size of MoE layer position {layer} is 0 bytes; give the size of one routed expert"
+    )]
     ZeroExpertSize { layer: usize },
     #[error("trace has {ids} expert ids; replay handles at most {max} (split the trace)")]
     TraceTooLong { ids: usize, max: u32 },
-    #[error("{given} expert sizes given for a trace with {layers} MoE layers; give one per MoE layer")]
+    #[error(
+        "{given} expert sizes given for a trace with {layers} MoE layers; give one per MoE layer"
+    )]
     SizeCount { given: usize, layers: usize },
     #[error(
         "a global cache sized in bytes needs one expert size for all layers, but layer position \

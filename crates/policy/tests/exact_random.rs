@@ -4,8 +4,8 @@
 mod common;
 
 use common::{reference, skewed_trace};
-use proptest::prelude::*;
 use policy::cache::{replay, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
+use proptest::prelude::*;
 use traces::Trace;
 
 fn counts(trace: &Trace, policy: &Policy, partition: Partition, capacity: u64) -> (u64, Vec<u64>) {

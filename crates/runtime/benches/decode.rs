@@ -8,10 +8,10 @@ mod common;
 
 use common::{ffn_names, gemma, largest_streamed, load_ours, locations};
 use criterion::{criterion_group, criterion_main, Criterion};
+use model::Inventory;
 use runtime::direct_io::DirectReader;
 use runtime::stream::Streamer;
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
-use model::Inventory;
 use std::time::Duration;
 
 const TOKENS: usize = 8;

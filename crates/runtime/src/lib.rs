@@ -23,8 +23,8 @@ pub mod report;
 pub mod routing;
 pub mod stream;
 
+pub use self::model::{LoadMode, Model, ModelParams};
 pub use context::{Context, ContextParams, Generation, Sampling};
 pub use error::{Error, Result};
-pub use self::model::{LoadMode, Model, ModelParams};
 pub use planned::{MoeOptions, PlannedModel};
 pub use stream::IoOptions;

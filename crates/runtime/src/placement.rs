@@ -3,9 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::model::ModelParams;
-use plan::{Plan, TensorPlace};
-use plan::Tier;
 use model::Inventory;
+use plan::Tier;
+use plan::{Plan, TensorPlace};
 use std::collections::{BTreeMap, HashMap};
 
 /// Where each tensor of the model goes.

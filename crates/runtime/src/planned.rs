@@ -9,11 +9,11 @@ use crate::moe::Moe;
 use crate::placement::{self as place_on, Placement};
 use crate::routing::Routing;
 use crate::stream::{IoOptions, Streamer};
-use policy::cache::Policy;
-use policy::prefetch::ExpertPrefetch;
+use model::{Inventory, Source};
 use plan::Plan;
 use plan::Tier;
-use model::{Inventory, Source};
+use policy::cache::Policy;
+use policy::prefetch::ExpertPrefetch;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 

@@ -120,7 +120,13 @@ pub struct ExpertReport {
 
 impl RunReport {
     /// The report of generation `g`; `text` is its tokens' text.
-    pub fn new(model: String, mode: &str, g: &Generation, text: String, detail: RunDetail) -> RunReport {
+    pub fn new(
+        model: String,
+        mode: &str,
+        g: &Generation,
+        text: String,
+        detail: RunDetail,
+    ) -> RunReport {
         RunReport {
             schema: RUN_SCHEMA,
             hypura_version: env!("CARGO_PKG_VERSION"),

@@ -6,12 +6,12 @@
 mod common;
 
 use common::{plan_streaming_experts, shared_data, synth};
+use policy::prefetch::ExpertPrefetch;
 use runtime::page_cache::{cached_pages, drop_cached};
 use runtime::stream::StreamStats;
 use runtime::{Context, ContextParams, Model, ModelParams, MoeOptions, PlannedModel, Sampling};
-use policy::prefetch::ExpertPrefetch;
-use synth::presets::Overrides;
 use std::path::{Path, PathBuf};
+use synth::presets::Overrides;
 use traces::Trace;
 
 const PROMPT: &str = "The expert cache keeps";

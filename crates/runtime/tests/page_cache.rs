@@ -5,11 +5,11 @@
 mod common;
 
 use common::{ffn_names, ffn_tensors, gemma, largest_streamed, load_ours, locations};
+use model::Inventory;
 use runtime::direct_io::{CacheMode, DirectReader};
 use runtime::page_cache::{cached_inside, cached_pages, drop_cached};
 use runtime::stream::Streamer;
 use runtime::{Context, ContextParams, Sampling};
-use model::Inventory;
 use std::fs::File;
 
 #[test]

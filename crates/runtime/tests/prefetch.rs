@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
+use model::Inventory;
 use runtime::stream::IoOptions;
 use runtime::Model;
-use model::Inventory;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

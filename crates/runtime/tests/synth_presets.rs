@@ -21,7 +21,9 @@ fn every_preset_in_q4_0_and_q8_0_loads_and_decodes_in_llama_cpp() {
                 seed: 1,
                 name: format!("load-check-{}", preset.name),
             };
-            let path = dir.path().join(format!("{}-{}.gguf", preset.name, weight_type.name()));
+            let path = dir
+                .path()
+                .join(format!("{}-{}.gguf", preset.name, weight_type.name()));
             spec.write(&path, false, &mut |_, _| {}).unwrap();
 
             let model = Model::load(&path, &ModelParams::llama_defaults())
@@ -34,7 +36,11 @@ fn every_preset_in_q4_0_and_q8_0_loads_and_decodes_in_llama_cpp() {
             };
             let mut ctx = Context::new(&model, params, None).unwrap();
             let g = ctx.generate(&prompt, 6, Sampling::GREEDY).unwrap();
-            assert!(!g.tokens.is_empty(), "{}: no token generated", path.display());
+            assert!(
+                !g.tokens.is_empty(),
+                "{}: no token generated",
+                path.display()
+            );
             let logits = ctx.last_logits();
             assert_eq!(logits.len(), model.n_vocab(), "{}", path.display());
             assert!(

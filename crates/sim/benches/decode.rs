@@ -5,10 +5,10 @@
 //! second; goal >= 2 M on one core.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use policy::cache::{Partition, Policy};
-use sim::decode::{self, DecodePolicy, ExpertPrefetch, Machine, Options, Placement};
 use hw::HwProfile;
 use place::{Mode, SolveOptions};
+use policy::cache::{Partition, Policy};
+use sim::decode::{self, DecodePolicy, ExpertPrefetch, Machine, Options, Placement};
 use std::path::Path;
 use std::time::Duration;
 use traces::import::{import, Options as ImportOptions, Source};

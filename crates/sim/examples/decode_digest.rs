@@ -7,11 +7,11 @@
 //! and of the report's JSON (printed too when `DIGEST_REPORTS` is set); the run is repeated
 //! `REPEAT` times (default 1) for profiling, on the trace's first `TOKENS` tokens (default all).
 
+use hw::HwProfile;
+use metrics::TokenLayerRecord;
+use place::{Mode, SolveOptions, Solved};
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, ExpertPrefetch, Machine, Options, Placement};
-use metrics::TokenLayerRecord;
-use hw::HwProfile;
-use place::{Mode, SolveOptions, Solved};
 use std::path::{Path, PathBuf};
 use traces::import::{import, Options as ImportOptions, Source};
 use traces::Trace;

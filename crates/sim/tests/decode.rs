@@ -2,15 +2,15 @@
 //! per-layer cache partitions by hand, and agreement with
 //! the solver's prediction where the engine and the analytic model coincide.
 
-use policy::cache::{HotSet, Partition, Policy};
-use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use hw::{HwProfile, ReadPoint, StorageProfile};
+use model::Group;
 use place::cost::LayerLoad;
 use place::cost::{CostModel, Device, IoPlan};
-use plan::ExpertPlacement;
 use place::units::{ExpertLayer, Unit};
 use place::{SolveOptions, Tier, Units};
-use model::Group;
+use plan::ExpertPlacement;
+use policy::cache::{HotSet, Partition, Policy};
+use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
 use traces::synth::{LayerParams, SynthParams};
 use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
 

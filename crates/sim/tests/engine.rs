@@ -3,15 +3,15 @@
 //! co-activation), and the host->GPU link. Every machine moves 1 byte per nanosecond unless a
 //! test says otherwise, so times in nanoseconds are byte counts.
 
-use sim::decode::{self, DecodePolicy, DecodeRun, ExpertPrefetch, Machine, Options, Placement};
-use sim::events::StorageDevice;
-use metrics::TokenLayerRecord;
 use hw::{ReadPoint, StorageProfile};
+use metrics::TokenLayerRecord;
+use model::Group;
 use place::cost::{CostModel, Device, IoPlan};
-use plan::ExpertPlacement;
 use place::units::{ExpertLayer, Unit};
 use place::{Tier, Units};
-use model::Group;
+use plan::ExpertPlacement;
+use sim::decode::{self, DecodePolicy, DecodeRun, ExpertPrefetch, Machine, Options, Placement};
+use sim::events::StorageDevice;
 use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
 
 /// Storage whose bandwidth is `gbps[n - 1]` at queue depth n, whatever the block size.

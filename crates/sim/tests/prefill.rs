@@ -2,15 +2,15 @@
 //! decode of the same tokens, agreement with the solver's prefill prediction where the models
 //! coincide, and refused prompts.
 
+use hw::{HwProfile, ReadPoint, StorageProfile};
+use model::Group;
+use place::cost::{CostModel, Device, IoPlan};
+use place::units::{ExpertLayer, Unit};
+use place::{Assignment, ExpertSplit, SolveOptions, Tier, Units};
+use plan::ExpertPlacement;
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, Machine, Options, Placement};
 use sim::prefill::{self, Prompt, RequestRun};
-use hw::{HwProfile, ReadPoint, StorageProfile};
-use place::cost::{CostModel, Device, IoPlan};
-use plan::ExpertPlacement;
-use place::units::{ExpertLayer, Unit};
-use place::{Assignment, ExpertSplit, SolveOptions, Tier, Units};
-use model::Group;
 use traces::synth::{LayerParams, SynthParams};
 use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
 

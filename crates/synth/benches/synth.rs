@@ -2,9 +2,9 @@
 //! `hypura synth` should be limited by the disk, which needs well over 1 GB/s here.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gguf::GgmlType;
 use gguf::TensorSpec;
 use synth::weights::Filler;
-use gguf::GgmlType;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("synth_fill");

@@ -3,8 +3,8 @@
 
 use super::presets::{normalize, Family};
 use super::tensor_type;
-use model::catalog::{tensor_shapes, ArchSpec};
 use gguf::ggml_type::GgmlType;
+use model::catalog::{tensor_shapes, ArchSpec};
 
 /// Data bytes of a spec's tensors (each padded to 32 bytes), without the header.
 pub fn data_bytes(spec: &ArchSpec, weight_type: GgmlType) -> Option<u64> {

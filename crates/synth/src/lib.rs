@@ -13,9 +13,9 @@ pub mod rng;
 pub mod tokenizer;
 pub mod weights;
 
-use model::catalog::{arch_metadata, tensor_shapes, ArchSpec};
 use gguf::ggml_type::GgmlType;
 use gguf::{encode_header, write_gguf, GgufWriteError, Metadata, TensorSpec, Value};
+use model::catalog::{arch_metadata, tensor_shapes, ArchSpec};
 use model::role::{parse_name, Group, Role};
 use output::OutputError;
 use std::path::{Path, PathBuf};

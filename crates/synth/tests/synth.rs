@@ -1,12 +1,12 @@
 //! `synth` end to end: every architecture style and weight type written to disk and read
 //! back through the GGUF reader and `Inventory::from_gguf`; determinism; file safety; size fitting.
 
-use gguf::{GgufHeader, Value};
-use synth::presets::{self, Overrides};
-use synth::{weights, SynthSpec};
 use gguf::GgmlType;
+use gguf::{GgufHeader, Value};
 use model::{Group, Inventory, Role};
 use std::path::Path;
+use synth::presets::{self, Overrides};
+use synth::{weights, SynthSpec};
 
 fn spec(preset: &str, o: Overrides, ty: GgmlType, seed: u64) -> SynthSpec {
     let (family, base) = presets::base(Some(preset), None).unwrap();
@@ -381,8 +381,7 @@ fn size_targets_are_met_within_a_few_percent() {
         ("tiny-deepseek-v2-lite", 100 << 20, None),
     ] {
         let (family, base) = presets::base(Some(preset), None).unwrap();
-        let arch =
-            synth::fit_size(family, &base, GgmlType::Q4_0, target, layers, None).unwrap();
+        let arch = synth::fit_size(family, &base, GgmlType::Q4_0, target, layers, None).unwrap();
         if let Some(l) = layers {
             assert_eq!(arch.n_layer, l);
         }

@@ -2,9 +2,9 @@
 //! thread per request in flight, each with its own aligned buffer), a sequential pass, and 4 KiB
 //! queue-depth-1 latency, all on a scratch file written first and always removed.
 
-use crate::direct::AlignedBuf;
 use super::tempfile::{no_direct_io, TempFile};
 use super::{interrupt, MeasureError, Progress};
+use crate::direct::AlignedBuf;
 use crate::ReadPoint;
 use std::fs::File;
 use std::io::Write;

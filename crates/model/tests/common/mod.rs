@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use gguf::{Array, Value};
 use gguf::GgmlType;
+use gguf::{Array, Value};
 
 /// Little-endian GGUF byte writer; `len()` gives the offset of the next field.
 #[derive(Default)]

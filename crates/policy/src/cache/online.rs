@@ -42,9 +42,7 @@ impl OnlineCache {
             Policy::Lfru => Box::new(lfru::Lfru::new(&setup)),
             Policy::Arc => Box::new(arc::Arc::new(&setup)),
             Policy::PinnedLru(hot) => Box::new(lru::PinnedLru::new(&setup, hot)?),
-            Policy::Belady => {
-                return Err(PolicyError::OfflineOnly)
-            }
+            Policy::Belady => return Err(PolicyError::OfflineOnly),
         };
         Ok(OnlineCache {
             policy,

@@ -4,20 +4,20 @@
 //! with plans that stream their experts.
 #![allow(dead_code)] // not every test binary uses every helper
 
-use runtime::direct_io::DirectReader;
-use runtime::io_pool::IoStats;
-use runtime::stream::{StreamStats, Streamer};
-use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
+use gguf::GgmlType;
+use model::{Inventory, TensorEntry};
 use plan::{
     CapacityReport, ExpertCache, ExpertPlacement, Inputs, IoPlan, Mode, ModelIdentity, Plan,
     PlanPrediction, SolverReport, TensorPlace, PLAN_VERSION,
 };
-use synth::presets::{self, Overrides};
-use synth::SynthSpec;
-use gguf::GgmlType;
-use model::{Inventory, TensorEntry};
+use runtime::direct_io::DirectReader;
+use runtime::io_pool::IoStats;
+use runtime::stream::{StreamStats, Streamer};
+use runtime::{Context, ContextParams, LoadMode, Model, ModelParams, Sampling};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use synth::presets::{self, Overrides};
+use synth::SynthSpec;
 
 pub const PROMPT: &str = "The capital of France is";
 pub const N_PREDICT: usize = 24;

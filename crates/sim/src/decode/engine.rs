@@ -10,12 +10,12 @@
 //! unified memory, the bytes the storage DMA writes during a compute phase take memory bandwidth
 //! from it.
 
-use policy::prefetch::{Coactivation, ExpertPrefetch};
 use super::steps::{self, LayerSteps, Phase};
 use super::{DecodePolicy, Machine, MoeLayer, Options, Placement};
 use crate::events::{EventQueue, Nanos, StorageDevice};
 use metrics::TokenLayerRecord;
 use place::Tier;
+use policy::prefetch::{Coactivation, ExpertPrefetch};
 use std::collections::VecDeque;
 use traces::Trace;
 

@@ -24,14 +24,14 @@ pub(crate) mod steps;
 pub use policy::prefetch::{Coactivation, ExpertPrefetch};
 pub use report::{DecodeReport, LayerReport};
 
-use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use crate::error::SimError;
 use crate::events::StorageDevice;
-use metrics::{RunInfo, Summary, TokenLayerRecord};
 use hw::{HwProfile, StorageProfile};
+use metrics::{RunInfo, Summary, TokenLayerRecord};
 use place::cost::CostModel;
-use plan::ExpertPlacement;
 use place::{Tier, Units};
+use plan::ExpertPlacement;
+use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use std::collections::BTreeMap;
 use traces::{TokenExtras, Trace, TraceBuilder};
 

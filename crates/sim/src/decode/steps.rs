@@ -4,9 +4,9 @@
 
 use super::{Machine, MoeLayer, Options, Placement};
 use crate::error::SimError;
+use model::Group;
 use place::cost::{batch_work, CostModel, LayerLoad, Work};
 use place::Tier;
-use model::Group;
 use std::collections::BTreeMap;
 
 /// Work of one phase of a step on each device, and the host-memory bytes that must cross the

@@ -3,10 +3,10 @@
 //! cache replay over the prefill's unions followed by the decode's selections, so decode starts
 //! from the cache state prefill left behind.
 
-use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use crate::decode::{DecodePolicy, MoeLayer, StreamingCache};
 use crate::error::SimError;
 use place::Tier;
+use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
 use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
 
 /// One distinct expert a batch needs at one MoE layer.
