@@ -67,6 +67,17 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
 }
 
 fn run(plan: &Path, model: &Path, n: usize, extra: &[&str]) -> (bool, String, String) {
+    run_prompt(plan, model, PROMPT, n, extra)
+}
+
+/// `hypura run --json` of `plan` on `model` after `prompt`, `n` tokens, 2 threads, plus `extra`.
+fn run_prompt(
+    plan: &Path,
+    model: &Path,
+    prompt: &str,
+    n: usize,
+    extra: &[&str],
+) -> (bool, String, String) {
     let n = n.to_string();
     let mut args = vec![
         "run",
@@ -75,12 +86,29 @@ fn run(plan: &Path, model: &Path, n: usize, extra: &[&str]) -> (bool, String, St
         "-m",
         model.to_str().unwrap(),
         "-p",
-        PROMPT,
+        prompt,
         "-n",
         &n,
         "--threads",
         "2",
         "--json",
+    ];
+    args.extend_from_slice(extra);
+    hypura(&args)
+}
+
+/// `hypura sim --policy lru` replaying `trace` on `plan` with the test profile, plus `extra`.
+fn sim_lru(trace: &Path, plan: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec![
+        "sim",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--hw",
+        PROFILE,
+        "--policy",
+        "lru",
     ];
     args.extend_from_slice(extra);
     hypura(&args)
@@ -149,17 +177,7 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
     assert_eq!(read, v["stream"]["bytes_read"].as_u64().unwrap());
 
     // The recording is a trace `hypura sim` reads.
-    let (ok, out, err) = hypura(&[
-        "sim",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--plan",
-        plan.to_str().unwrap(),
-        "--hw",
-        PROFILE,
-        "--policy",
-        "lru",
-    ]);
+    let (ok, out, err) = sim_lru(&trace, &plan, &[]);
     assert!(ok, "{err}");
     assert!(out.contains("hit rate"), "{out}");
 
@@ -346,27 +364,19 @@ fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
     // its tokens layer by layer, which an LRU cache sees as another access order.)
     let trace = dir.path().join("routing.json");
     let run_records = dir.path().join("run.json");
-    let n = 12;
-    let n_arg = n.to_string();
-    let (ok, out, err) = hypura(&[
-        "run",
-        "--plan",
-        plan.to_str().unwrap(),
-        "-m",
-        model.to_str().unwrap(),
-        "-p",
+    let (ok, out, err) = run_prompt(
+        &plan,
+        &model,
         "",
-        "-n",
-        &n_arg,
-        "--ignore-eos",
-        "--threads",
-        "2",
-        "--json",
-        "--record-trace",
-        trace.to_str().unwrap(),
-        "--metrics",
-        run_records.to_str().unwrap(),
-    ]);
+        12,
+        &[
+            "--ignore-eos",
+            "--record-trace",
+            trace.to_str().unwrap(),
+            "--metrics",
+            run_records.to_str().unwrap(),
+        ],
+    );
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -377,19 +387,7 @@ fn sim_replaying_the_recorded_routing_gives_the_runs_hits_row_by_row() {
     );
 
     let sim_records = dir.path().join("sim.json");
-    let (ok, _, err) = hypura(&[
-        "sim",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--plan",
-        plan.to_str().unwrap(),
-        "--hw",
-        PROFILE,
-        "--policy",
-        "lru",
-        "--out",
-        sim_records.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = sim_lru(&trace, &plan, &["--out", sim_records.to_str().unwrap()]);
     assert!(ok, "{err}");
 
     // Same cache code, same routing: the same uses and hits at every (token, layer).
