@@ -19,6 +19,13 @@ use std::collections::BTreeMap;
 
 const MS: f64 = 1e3;
 const GB: f64 = 1e-9;
+/// HiGHS accepts a capacity row violated by up to its feasibility tolerance (1e-6 in the row's
+/// units, GB here: about 1 KB), but a placement must fit to the byte. A solve whose placement
+/// overshoots is repeated with the capacities lowered by the overshoot plus this, at most
+/// [`CAP_RETRIES`] times.
+const CAP_MARGIN_BYTES: f64 = 1024.0;
+const CAP_RETRIES: u32 = 4;
+const FEASIBILITY_TOLERANCE: f64 = 1e-9;
 
 /// Limits for one ILP solve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,6 +196,7 @@ fn build(
     relax: bool,
     prompt_len: u64,
     streaming: Streaming,
+    margin_bytes: f64,
 ) -> Model {
     let depth = streaming.depth;
     let has_gpu = cost.gpu.is_some() && caps.gpu.is_some();
@@ -246,6 +254,7 @@ fn build(
         x.push(row);
     }
     let mut counts = Vec::with_capacity(units.experts.len());
+    let intensity = max_intensity(units);
     for e in &units.experts {
         let n = e.n_expert() as f64;
         let k = e.total_rate();
@@ -253,6 +262,12 @@ fn build(
             let v = variable().min(0).max(n);
             vars.add(if relax { v } else { v.integer() })
         };
+        // The use curves' upper envelopes are exact at the optimum only when the solver has
+        // no reason to count fewer uses than they give. Otherwise, and for prefill (whose
+        // touch curve prices reads), the counts become one-hot choices that evaluate both
+        // curves exactly.
+        let exact = prompt_len > 0 || !uses_monotone(cost, e, has_gpu, intensity);
+        let touch = super::cost::touch_curve(e, prompt_len);
         let m_col = count(&mut vars);
         let m = m_col.var;
         let phi_m = vars.add(variable().min(0).max(k)).var;
@@ -260,6 +275,7 @@ fn build(
         for &(start, value, slope) in &curve {
             constraints.push((phi_m - slope * m).leq(value - slope * start));
         }
+        let psi_m = exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, m, phi_m));
         let eb = e.expert_bytes as f64;
         let load = loads.entry(Some(e.layer)).or_default();
         let phi_m_expr = Expression::from(phi_m);
@@ -285,46 +301,17 @@ fn build(
             load.add(false, e.expert_flops, eb, phi_m - phi_g);
             gpu_used += (eb * GB) * g;
             ram_used += (eb * GB) * (m - g);
-            Some((g_col.idx, g, phi_g))
+            let psi_g =
+                exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, g, phi_g));
+            Some((g_col.idx, g, phi_g, psi_g))
         } else {
             load.add(false, e.expert_flops, eb, phi_m);
             ram_used += (eb * GB) * m;
             None
         };
-        if prompt_len > 0 {
+        if let (true, Some(psi_m)) = (prompt_len > 0, psi_m) {
             // Experts read per prefill batch: the touch curve's prefix sums at the same counts.
-            // Prefill compute makes serving uses from memory costly on a slow device, so the
-            // use curve's upper bounds alone would let the solver under-count them: the counts
-            // become one-hot choices and both curves are evaluated exactly.
-            let touch = super::cost::touch_curve(e, prompt_len);
             let all = touch.last().copied().unwrap_or(0.0);
-            let psi =
-                |vars: &mut Vars, cons: &mut Vec<Constraint>, count: Variable, phi: Variable| {
-                    let (mut one, mut at, mut uses, mut touched) = (
-                        Expression::default(),
-                        Expression::default(),
-                        Expression::default(),
-                        Expression::default(),
-                    );
-                    for (j, (&c, &t)) in e.cum.iter().zip(&touch).enumerate() {
-                        let z = vars
-                            .add(if relax {
-                                variable().min(0).max(1)
-                            } else {
-                                variable().binary()
-                            })
-                            .var;
-                        one += z;
-                        at += j as f64 * z;
-                        uses += c * z;
-                        touched += t * z;
-                    }
-                    cons.push(one.eq(1.0));
-                    cons.push((count - at).eq(0.0));
-                    cons.push((phi - uses).eq(0.0));
-                    touched
-                };
-            let psi_m = psi(&mut vars, &mut constraints, m, phi_m);
             let pl = prefill.entry(Some(e.layer)).or_default();
             let nvme_touch = all - psi_m.clone();
             pl.add_split(
@@ -333,32 +320,30 @@ fn build(
                 eb * nvme_touch.clone(),
             );
             pl.nvme_expert += eb * nvme_touch;
-            match g {
-                Some((_, g, phi_g)) => {
-                    let psi_g = psi(&mut vars, &mut constraints, g, phi_g);
-                    let pl = prefill.entry(Some(e.layer)).or_default();
-                    pl.add_split(true, (batch * e.expert_flops) * phi_g, eb * psi_g.clone());
+            match &g {
+                Some((_, _, phi_g, Some(psi_g))) => {
+                    pl.add_split(true, (batch * e.expert_flops) * *phi_g, eb * psi_g.clone());
                     pl.add_split(
                         false,
-                        (batch * e.expert_flops) * (phi_m_expr - phi_g),
-                        eb * (psi_m - psi_g),
+                        (batch * e.expert_flops) * (phi_m_expr - *phi_g),
+                        eb * (psi_m - psi_g.clone()),
                     );
                 }
-                None => pl.add_split(false, (batch * e.expert_flops) * phi_m_expr, eb * psi_m),
+                _ => pl.add_split(false, (batch * e.expert_flops) * phi_m_expr, eb * psi_m),
             }
         }
-        expert_keys.insert(e.layer, (n, m, g.map(|(_, v, _)| v)));
-        let g = g.map(|(idx, _, _)| idx);
+        expert_keys.insert(e.layer, (n, m, g.as_ref().map(|&(_, v, _, _)| v)));
+        let g = g.map(|(idx, _, _, _)| idx);
         counts.push((g, m_col.idx));
     }
     if depth <= 1 {
         break_layer_symmetry(units, &expert_keys, &mut constraints);
     }
+    let cap_gb = |bytes: u64| (bytes as f64 - margin_bytes).max(0.0) * GB;
     if has_gpu {
-        let cap = caps.gpu.unwrap_or(0) as f64 * GB;
-        constraints.push(gpu_used.clone().leq(cap));
+        constraints.push(gpu_used.clone().leq(cap_gb(caps.gpu.unwrap_or(0))));
     }
-    let ram_cap = caps.ram as f64 * GB;
+    let ram_cap = cap_gb(caps.ram);
     if caps.unified {
         constraints.push((gpu_used + ram_used).leq(ram_cap));
     } else {
@@ -403,6 +388,89 @@ fn build(
         x,
         counts,
     }
+}
+
+/// Makes `count` (0..=n experts in memory, or on the GPU) a one-hot choice: `phi` becomes
+/// exactly the use curve at `count`; returns the touch curve at `count`.
+fn one_hot(
+    vars: &mut Vars,
+    cons: &mut Vec<Constraint>,
+    relax: bool,
+    e: &ExpertLayer,
+    touch: &[f64],
+    count: Variable,
+    phi: Variable,
+) -> Expression {
+    let (mut one, mut at, mut uses, mut touched) = (
+        Expression::default(),
+        Expression::default(),
+        Expression::default(),
+        Expression::default(),
+    );
+    for (j, (&c, &t)) in e.cum.iter().zip(touch).enumerate() {
+        let z = vars
+            .add(if relax {
+                variable().min(0).max(1)
+            } else {
+                variable().binary()
+            })
+            .var;
+        one += z;
+        at += j as f64 * z;
+        uses += c * z;
+        touched += t * z;
+    }
+    cons.push(one.eq(1.0));
+    cons.push((count - at).eq(0.0));
+    cons.push((phi - uses).eq(0.0));
+    touched
+}
+
+/// Whether serving one more use of `e`'s experts from a faster tier (GPU before RAM, memory
+/// before NVMe) never predicts slower in a decode step. A device's roofline grows by at most
+/// the larger of a use's FLOP and byte times and shrinks by at least the smaller; by exactly
+/// the byte time when no work in the model (`max_intensity`: FLOPs per byte read) could make
+/// the device FLOP-bound. So it holds when the faster tier's largest addition is no more than
+/// the slower tier's smallest saving. It fails, for one, on a GPU whose bandwidth is low next
+/// to the FLOPs of a CPU that some work keeps FLOP-bound.
+fn uses_monotone(cost: &CostModel, e: &ExpertLayer, has_gpu: bool, max_intensity: f64) -> bool {
+    let (f, b) = (e.expert_flops, e.expert_bytes as f64);
+    let device = |t: Tier| match (cost.on_gpu(t), cost.gpu) {
+        (true, Some(g)) => g,
+        _ => cost.cpu,
+    };
+    let memory_bound = |d: Device| max_intensity <= d.flops_per_s / d.bytes_per_s;
+    let most = |d: Device| (f / d.flops_per_s).max(b / d.bytes_per_s);
+    let least = |d: Device| {
+        if memory_bound(d) {
+            b / d.bytes_per_s
+        } else {
+            (f / d.flops_per_s).min(b / d.bytes_per_s)
+        }
+    };
+    let (ram, nvme) = (device(Tier::Ram), device(Tier::Nvme));
+    let read = b / (cost.io.expert_gbps * 1e9);
+    let memory_first = ram == nvme || most(ram) <= read + least(nvme);
+    let gpu_first = !has_gpu || {
+        let gpu = device(Tier::Gpu);
+        gpu == ram || most(gpu) <= least(ram)
+    };
+    memory_first && gpu_first
+}
+
+/// The most FLOPs per byte read of any unit or expert in a decode step.
+fn max_intensity(units: &Units) -> f64 {
+    let dense = units
+        .units
+        .iter()
+        .filter(|u| u.read_bytes > 0.0)
+        .map(|u| u.flops / u.read_bytes);
+    let experts = units
+        .experts
+        .iter()
+        .filter(|e| e.expert_bytes > 0)
+        .map(|e| e.expert_flops / e.expert_bytes as f64);
+    dense.chain(experts).fold(0.0, f64::max)
 }
 
 /// A layer's compute time (GPU then CPU rooflines) and its dense NVMe bytes; its serial reads
@@ -558,6 +626,8 @@ fn run(
     m.set_option("mip_rel_gap", opts.mip_rel_gap);
     // One thread: plans must be deterministic.
     m.set_option("threads", 1);
+    m.set_option("mip_feasibility_tolerance", FEASIBILITY_TOLERANCE);
+    m.set_option("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE);
     if !start.is_empty() {
         set_start(&mut m, start);
     }
@@ -615,7 +685,7 @@ pub fn lp_bound_with(
     prompt_len: u64,
     streaming: Streaming,
 ) -> Result<f64, IlpError> {
-    let model = build(units, caps, cost, true, prompt_len, streaming);
+    let model = build(units, caps, cost, true, prompt_len, streaming, 0.0);
     let r = run(model, opts, false, &[])?;
     if !r.optimal {
         return Err(IlpError::NoSolution(opts.time_limit_s));
@@ -653,10 +723,30 @@ pub fn solve_with(
     start: Option<&Assignment>,
     streaming: Streaming,
 ) -> Result<IlpSolution, IlpError> {
-    let model = build(units, caps, cost, false, prompt_len, streaming);
-    let (x, counts) = (model.x.clone(), model.counts.clone());
-    let start = start.map_or_else(Vec::new, |a| start_columns(&model, a));
-    let r = run(model, opts, true, &start)?;
+    let mut margin = 0.0;
+    for _ in 0..=CAP_RETRIES {
+        let model = build(units, caps, cost, false, prompt_len, streaming, margin);
+        let (x, counts) = (model.x.clone(), model.counts.clone());
+        let start = start.map_or_else(Vec::new, |a| start_columns(&model, a));
+        let r = run(model, opts, true, &start)?;
+        let solution = decode(units, &x, &counts, &r);
+        match overshoot(units, caps, &solution.assignment) {
+            0 => return Ok(solution),
+            over => margin += over as f64 + CAP_MARGIN_BYTES,
+        }
+    }
+    Err(IlpError::Solver(format!(
+        "the placement still exceeds a capacity after {CAP_RETRIES} re-solves with it lowered by up to {margin} bytes"
+    )))
+}
+
+/// Reads the placement out of a solved model's columns.
+fn decode(
+    units: &Units,
+    x: &[Vec<(Tier, usize)>],
+    counts: &[(Option<usize>, usize)],
+    r: &Run,
+) -> IlpSolution {
     let tiers = x
         .iter()
         .map(|row| {
@@ -674,7 +764,7 @@ pub fn solve_with(
             ExpertSplit { gpu: g, ram: m - g }
         })
         .collect();
-    Ok(IlpSolution {
+    IlpSolution {
         assignment: Assignment {
             units: tiers,
             experts,
@@ -682,7 +772,16 @@ pub fn solve_with(
         objective_s: r.objective_s,
         bound_s: r.bound_s,
         status: if r.optimal { "optimal" } else { "time-limit" },
-    })
+    }
+}
+
+/// Bytes by which `a` exceeds the tighter of its capacities; 0 when it fits.
+fn overshoot(units: &Units, caps: &Capacities, a: &Assignment) -> u64 {
+    let gpu = a.bytes_on(units, Tier::Gpu);
+    let ram = a.bytes_on(units, Tier::Ram);
+    let memory = if caps.unified { gpu + ram } else { ram };
+    let gpu_over = gpu.saturating_sub(caps.gpu.unwrap_or(0));
+    gpu_over.max(memory.saturating_sub(caps.ram))
 }
 
 #[cfg(test)]
