@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{hypura, hypura_plain, solve};
+use common::{hypura, hypura_plain, solve, stream_from_nvme};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::{Path, PathBuf};
 
@@ -35,34 +35,18 @@ fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
     assert!(ok, "{err}");
     let plan = solve(&model, dir);
     // Every expert tensor on NVMe, a cache of 3 of the 32 experts.
-    let mut p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     let inv = model::Inventory::from_gguf(&model).unwrap();
     let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
-    for t in inv.tensors.iter().filter(|t| t.expert_stride.is_some()) {
-        p["tensors"][&t.name] = "nvme".into();
-    }
-    // The experts entries say the same: every expert of every MoE layer on NVMe.
-    for e in p["experts"].as_array_mut().unwrap() {
-        let mut ids: Vec<u64> = ["gpu", "ram", "nvme"]
-            .iter()
-            .flat_map(|t| {
-                e[*t]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap())
-            })
-            .collect();
-        ids.sort_unstable();
-        e["gpu"] = serde_json::json!([]);
-        e["ram"] = serde_json::json!([]);
-        e["nvme"] = serde_json::json!(ids);
-    }
-    p["expert_cache"]["bytes"] = (3 * 3 * stride).into();
-    p["expert_cache"]["policy"] = "lru".into();
-    p["pool_bytes"] = 0.into();
-    std::fs::write(&plan, serde_json::to_string(&p).unwrap()).unwrap();
+    let exps: Vec<&model::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.expert_stride.is_some())
+        .collect();
+    let streamed = stream_from_nvme(&plan, &exps, 0);
+    let mut p = plan::Plan::load(&streamed).unwrap();
+    p.expert_cache.bytes = 3 * 3 * stride;
+    p.expert_cache.policy = "lru".into();
+    std::fs::write(&plan, p.to_json()).unwrap();
     (model, plan, stride)
 }
 

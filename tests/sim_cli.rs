@@ -127,3 +127,31 @@ fn a_plan_whose_model_file_moved_names_the_plan_and_asks_for_model() {
         "{err}"
     );
 }
+
+/// A plan broken by hand is refused by the one plan check, naming the field, instead of being
+/// simulated as whatever it happens to say.
+#[test]
+fn a_plan_that_contradicts_itself_is_refused_with_the_field() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let model = dir.path().join("tiny.gguf");
+    synth(&model, &["--preset", "tiny-mixtral", "--type", "f16"]);
+    let plan_path = solve(&model, dir.path());
+    let mut plan = plan::Plan::load(&plan_path).unwrap();
+    let n_expert = model::Inventory::from_gguf(&model).unwrap().arch.n_expert;
+    plan.experts[0].ram.push(n_expert);
+    std::fs::write(&plan_path, plan.to_json()).unwrap();
+    let (ok, _, err) = hypura(&[
+        "sim",
+        "--plan",
+        plan_path.to_str().unwrap(),
+        "--tokens",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains(plan_path.to_str().unwrap())
+            && err.contains("field `experts`")
+            && err.contains(&format!("expert {n_expert} is beyond")),
+        "{err}"
+    );
+}

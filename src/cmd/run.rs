@@ -140,7 +140,12 @@ pub fn run(args: Args) -> Result<()> {
     moe.check()?;
     let mut planned = PlannedModel::load(&model_path, &plan, None).map_err(|e| {
         let advice = match e {
-            runtime::Error::Mismatch(_) => " (re-run `hypura solve` for this model)",
+            runtime::Error::Plan(plan::CheckError::Mismatch(_)) => {
+                " (re-run `hypura solve` for this model)"
+            }
+            runtime::Error::Plan(plan::CheckError::Placement(_)) => {
+                " (fix the plan file, or re-run `hypura solve`)"
+            }
             _ => "",
         };
         anyhow::Error::new(e).context(format!(

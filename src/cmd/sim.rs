@@ -3,13 +3,13 @@
 
 use crate::choice::{PartitionArg, Prefetch, SimPolicy};
 use anyhow::{bail, Context, Result};
-use gguf::GgmlType;
 use hw::HwProfile;
-use place::{self, CostModel, SolveOptions, Tier, Units};
+use place::Units;
 use plan::Plan;
 use policy::cache::{Partition, Policy};
-use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options, Placement};
+use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options};
 use sim::prefill::{self, PrefillReport, Prompt};
+use sim::{Planned, SimError};
 use std::path::PathBuf;
 use traces::Trace;
 
@@ -188,45 +188,34 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
     let rates = decode::expert_rates(&trace);
-    let (plan, units, unit_tiers, cost) = match plan_file {
+    let planned = match plan_file {
         Some(plan) => {
-            let (units, tiers, cost) = from_plan(&plan, &inv, &hw, &rates, &args)?;
+            let origin = args
+                .plan
+                .as_ref()
+                .map_or(String::new(), |p| p.display().to_string());
+            let planned =
+                Planned::from_plan(plan, &inv, &hw, &rates).map_err(|e| plan_advice(e, &origin))?;
             notes.push(format!(
-                "plan: {} ({}, {:.3} tok/s predicted with the expert use it was solved for)",
-                args.plan
-                    .as_ref()
-                    .map_or(String::new(), |p| p.display().to_string()),
-                plan.mode.name(),
-                plan.prediction.tok_per_s
+                "plan: {origin} ({}, {:.3} tok/s predicted with the expert use it was solved for)",
+                planned.plan.mode.name(),
+                planned.plan.prediction.tok_per_s
             ));
-            (plan, units, tiers, cost)
+            planned
         }
         None => {
-            let opts = SolveOptions {
-                rates: Some(rates),
-                ..SolveOptions::default()
-            };
-            let solved = place::solve(&inv, &hw, &opts)
+            let planned = Planned::solve(&inv, &hw, rates)
                 .with_context(|| format!("cannot place {model} on {}", hw.name))?;
             notes.push(format!(
                 "plan: solved on the fly with the trace's expert use ({}, {:.3} tok/s predicted)",
-                solved.plan.mode.name(),
-                solved.plan.prediction.tok_per_s
+                planned.plan.mode.name(),
+                planned.plan.prediction.tok_per_s
             ));
-            (
-                solved.plan,
-                solved.units,
-                solved.assignment.units,
-                solved.cost,
-            )
+            planned
         }
     };
-    let placement = Placement {
-        units: &units,
-        unit_tiers: &unit_tiers,
-        experts: &plan.experts,
-        cost: &cost,
-    };
+    let plan = &planned.plan;
+    let placement = planned.placement();
     let capacity_bytes = args.cache_bytes.unwrap_or(plan.expert_cache.bytes);
     let partition = args.partition.map_or(Partition::Global, Partition::from);
     let policy = decode_policy(args.policy, args.cache_bytes, capacity_bytes, partition)?;
@@ -335,7 +324,7 @@ fn decode_policy(
 
 /// A trace of the model's routing shape from the fixed default synthesizer parameters.
 fn synthesize(inv: &model::Inventory, tokens: usize) -> Result<Trace> {
-    let units = Units::build(inv, None).map_err(anyhow::Error::msg)?;
+    let units = Units::build(inv, None)?;
     Ok(sim::default_trace::synthesize(
         &units,
         &inv.arch.arch,
@@ -343,44 +332,19 @@ fn synthesize(inv: &model::Inventory, tokens: usize) -> Result<Trace> {
     )?)
 }
 
-/// Units, unit tiers and cost model of a plan file, checked against the model and machine.
-fn from_plan(
-    plan: &Plan,
-    inv: &model::Inventory,
-    hw: &HwProfile,
-    rates: &place::ExpertRates,
-    args: &Args,
-) -> Result<(Units, Vec<Tier>, CostModel)> {
-    let origin = args
-        .plan
-        .as_ref()
-        .map_or(String::new(), |p| p.display().to_string());
-    plan.check_model(inv).with_context(|| {
-        format!("{origin}: pass the plan's model with --model or re-run `hypura solve`")
-    })?;
-    plan.check_profile(hw).with_context(|| {
-        format!("{origin}: pass its profile with --hw or re-run `hypura solve`")
-    })?;
-    let kv_type = GgmlType::from_name(&plan.inputs.kv_type).with_context(|| {
-        format!(
-            "{origin}: field `inputs.kv_type`: unknown type {:?}",
-            plan.inputs.kv_type
-        )
-    })?;
-    let mut units = Units::build(inv, Some(rates)).map_err(anyhow::Error::msg)?;
-    units.add_context_reads(&inv.arch, plan.inputs.ctx, kv_type);
-    let tiers = units
-        .units
-        .iter()
-        .map(|u| {
-            u.tensors
-                .first()
-                .and_then(|t| plan.tensors.get(t).and_then(|p| p.tier()))
-                .with_context(|| format!("{origin}: field `tensors`: no tier for unit {}", u.name))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let cost = CostModel::new(hw, &units);
-    Ok((units, tiers, cost))
+/// A plan that does not apply, with the flag that fixes it.
+fn plan_advice(e: SimError, origin: &str) -> anyhow::Error {
+    use plan::{CheckError, Mismatch};
+    let advice = match &e {
+        SimError::Plan(CheckError::Mismatch(Mismatch::Profile { .. })) => {
+            "pass its profile with --hw or re-run `hypura solve`"
+        }
+        SimError::Plan(CheckError::Mismatch(_)) => {
+            "pass the plan's model with --model or re-run `hypura solve`"
+        }
+        _ => "fix the plan file or re-run `hypura solve`",
+    };
+    anyhow::Error::new(e).context(format!("{origin}: {advice}"))
 }
 
 fn render_prefill(p: &PrefillReport, bound: Option<&PrefillReport>) -> String {

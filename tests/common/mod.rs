@@ -88,18 +88,37 @@ pub fn solve(model: &Path, dir: &Path) -> PathBuf {
     plan
 }
 
-/// A copy of `plan` (next to it, as `streamed.json`) with `tensors` on NVMe streamed through a
-/// pool of `pool` bytes.
+/// A copy of a full-resident `plan` (next to it, as `streamed.json`) with `tensors` on NVMe
+/// streamed through a pool of `pool` bytes. A merged expert tensor takes all of its layer's
+/// experts to NVMe (pass every expert tensor of the layer), and `mode` says what now streams.
 #[allow(dead_code)]
 pub fn stream_from_nvme(plan: &Path, tensors: &[&model::TensorEntry], pool: u64) -> PathBuf {
-    let mut p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    use plan::{Mode, Plan, TensorPlace};
+    let mut p = Plan::load(plan).unwrap();
+    assert_eq!(p.mode, Mode::FullResident, "{}", plan.display());
+    let mut nvme_groups = std::collections::BTreeSet::new();
+    let mut experts_stream = false;
     for t in tensors {
-        p["tensors"][&t.name] = "nvme".into();
+        p.tensors.insert(t.name.clone(), TensorPlace::Nvme);
+        match (t.expert_stride, t.layer) {
+            (Some(_), Some(layer)) => {
+                let e = p.experts.iter_mut().find(|e| e.layer == layer).unwrap();
+                let mut ids = [&e.gpu[..], &e.ram[..], &e.nvme[..]].concat();
+                ids.sort_unstable();
+                e.gpu.clear();
+                e.ram.clear();
+                e.nvme = ids;
+                experts_stream = true;
+            }
+            _ => {
+                nvme_groups.insert(t.group());
+            }
+        }
     }
-    p["pool_bytes"] = pool.into();
+    p.mode = plan::mode_of(&nvme_groups, experts_stream);
+    p.pool_bytes = pool;
     let streamed = plan.with_file_name("streamed.json");
-    std::fs::write(&streamed, serde_json::to_string(&p).unwrap()).unwrap();
+    std::fs::write(&streamed, p.to_json()).unwrap();
     streamed
 }
 

@@ -21,11 +21,10 @@ pub use capacity::{Capacities, Headroom, Shortfall};
 pub use cost::{CostModel, LayerTime, Prediction};
 pub use ilp::IlpOptions;
 pub use plan::{Mode, Plan, PlanError, TensorPlace, PLAN_VERSION};
-pub use units::{Assignment, ExpertRates, ExpertSplit, Tier, Units};
+pub use units::{Assignment, ExpertRates, ExpertSplit, RatesError, Tier, Units};
 
 use hw::HwProfile;
 use model::inventory::Inventory;
-use model::role::Group;
 use std::collections::BTreeMap;
 
 /// Which solver chooses tiers.
@@ -69,8 +68,8 @@ impl Default for SolveOptions {
 pub enum PlaceError {
     #[error("infeasible: {0}")]
     Infeasible(#[from] Shortfall),
-    #[error("{0}")]
-    Rates(String),
+    #[error(transparent)]
+    Rates(#[from] units::RatesError),
     #[error(transparent)]
     Ilp(#[from] ilp::IlpError),
 }
@@ -444,26 +443,19 @@ fn build_plan(
         }
         experts.push(p);
     }
-    let mut nvme_groups = std::collections::BTreeSet::new();
-    for (u, &t) in units.units.iter().zip(&a.units) {
-        // A streamed token embedding is one row read per token: it does not change the mode.
-        if t == Tier::Nvme && u.group != Group::Embedding {
-            nvme_groups.insert(u.group);
-        }
-    }
+    let nvme_groups = units
+        .units
+        .iter()
+        .zip(&a.units)
+        .filter(|(_, &t)| t == Tier::Nvme)
+        .map(|(u, _)| u.group)
+        .collect();
     let experts_stream = a
         .experts
         .iter()
         .zip(&units.experts)
         .any(|(s, e)| s.gpu + s.ram < e.n_expert());
-    let mode = match (nvme_groups.is_empty(), experts_stream) {
-        (true, false) => Mode::FullResident,
-        (true, true) => Mode::ExpertStreaming,
-        (false, false) if nvme_groups.iter().all(|g| *g == Group::DenseFfn) => {
-            Mode::DenseFfnStreaming
-        }
-        _ => Mode::Mixed,
-    };
+    let mode = plan::mode_of(&nvme_groups, experts_stream);
     let pool = caps.pool_reserve_bytes;
     let gpu_used = a.bytes_on(units, Tier::Gpu);
     let ram_used = a.bytes_on(units, Tier::Ram);

@@ -94,10 +94,23 @@ impl ExpertRates {
     }
 }
 
+/// Expert rates (from a trace) that do not fit the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RatesError {
+    #[error("the trace has {trace} experts at layer {layer}, the model has {model}")]
+    ExpertCount {
+        layer: u32,
+        trace: usize,
+        model: u32,
+    },
+    #[error("the trace routes layer {layer}, which has no experts in the model")]
+    NoExperts { layer: u32 },
+}
+
 impl Units {
     /// Builds the units; expert rates come from `rates` where it has the layer, uniform
     /// (top_k / n_expert each) otherwise. Errors when `rates` disagrees with the model.
-    pub fn build(inv: &Inventory, rates: Option<&ExpertRates>) -> Result<Units, String> {
+    pub fn build(inv: &Inventory, rates: Option<&ExpertRates>) -> Result<Units, RatesError> {
         let arch = &inv.arch;
         let tied = !inv.tensors.iter().any(|t| t.role == Role::Output);
         let mut groups: BTreeMap<(Option<u32>, Group), Unit> = BTreeMap::new();
@@ -146,10 +159,11 @@ impl Units {
             let expert_bytes = inv.expert_bytes(layer).unwrap_or(0);
             let rates = match rates.and_then(|r| r.layers.get(&layer)) {
                 Some(r) if r.len() != n_expert as usize => {
-                    return Err(format!(
-                        "the trace has {} experts at layer {layer}, the model has {n_expert}",
-                        r.len()
-                    ))
+                    return Err(RatesError::ExpertCount {
+                        layer,
+                        trace: r.len(),
+                        model: n_expert,
+                    })
                 }
                 Some(r) => r.clone(),
                 None => vec![k / n_expert as f64; n_expert as usize],
@@ -172,9 +186,7 @@ impl Units {
                 .keys()
                 .find(|l| !layers.iter().any(|x| x.layer == **l))
             {
-                return Err(format!(
-                    "the trace routes layer {l}, which has no experts in the model"
-                ));
+                return Err(RatesError::NoExperts { layer: *l });
             }
         }
         Ok(Units {

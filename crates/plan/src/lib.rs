@@ -1,11 +1,15 @@
 //! plan.json: the versioned placement plan that `hypura sim` and `hypura run` apply — the
 //! identities of the model and profile it was solved for, tensor -> tier map, expert placement,
 //! cache, pool, prefetch and I/O settings, predicted speed and the solver's bound and gap — and
-//! the one check that a plan applies to a model and a machine ([`Plan::check_model`],
+//! the one check that a plan applies to a model and a machine ([`Plan::check`],
 //! [`Plan::check_profile`]).
 //!
 //! It holds the plan's types only; solving one is the `place` crate's job, applying it the
 //! simulator's and the runtime's.
+
+mod check;
+
+pub use check::{mode_of, PlacementError, TierBytes};
 
 use hw::HwProfile;
 use model::{Inventory, Source};
@@ -325,7 +329,25 @@ pub enum Mismatch {
     },
 }
 
+/// Why a plan cannot be applied to a model: it was solved for another one, or its placement
+/// contradicts itself or the model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Mismatch(#[from] Mismatch),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+}
+
 impl Plan {
+    /// The one check `hypura sim` and `hypura run` make before applying a plan to `inv`: the
+    /// model is the one it was solved for ([`Plan::check_model`]) and the placement is
+    /// consistent ([`Plan::check_placement`]). Returns the weight bytes on each tier.
+    pub fn check(&self, inv: &Inventory) -> Result<TierBytes, CheckError> {
+        self.check_model(inv)?;
+        Ok(self.check_placement(inv)?)
+    }
+
     /// Refuses a model other than the one the plan was solved for: its header (architecture,
     /// tensor names, types, shapes, offsets) and its size must be the same.
     pub fn check_model(&self, inv: &Inventory) -> Result<(), Mismatch> {

@@ -40,10 +40,14 @@ pub enum Error {
     },
     #[error(transparent)]
     Gguf(#[from] gguf::GgufError),
-    #[error("plan does not match the model: {0}")]
-    PlanMismatch(String),
-    #[error("plan does not match the model: {0}")]
-    Mismatch(#[from] plan::Mismatch),
+    #[error("the plan does not match the model")]
+    Plan(#[from] plan::CheckError),
+    #[error("the replayed trace's {what} is {trace} but the model's is {model}; replay a trace of a model with the same routing shape (or synthesize one: `hypura synth`)")]
+    TraceShape {
+        what: &'static str,
+        trace: String,
+        model: String,
+    },
     #[error("{0}")]
     Placement(String),
     #[error("streaming pool of {pool} bytes cannot hold tensor {tensor} ({need} bytes) next to the {pinned} bytes the current step needs")]
@@ -58,3 +62,9 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<plan::PlacementError> for Error {
+    fn from(e: plan::PlacementError) -> Error {
+        Error::Plan(e.into())
+    }
+}

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::stream::StreamStats;
+use plan::PlacementError;
 use policy::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
 use policy::prefetch::{Coactivation, ExpertPrefetch};
 use std::collections::HashMap;
@@ -218,10 +219,12 @@ impl Experts {
             for &e in ids {
                 let e = e as usize;
                 if e >= n_expert {
-                    return Err(Error::PlanMismatch(format!(
-                        "the plan places expert {e} of layer {block} in memory, but the model \
-                         has {n_expert} experts"
-                    )));
+                    return Err(PlacementError::ExpertOutOfRange {
+                        layer: block,
+                        id: e as u32,
+                        n_expert: n_expert as u32,
+                    }
+                    .into());
                 }
                 experts.layers[pos].permanent[e] = true;
             }

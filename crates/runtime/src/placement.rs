@@ -1,11 +1,11 @@
 //! Applying a solved plan to a real model file: the identity check (a plan only runs on the
 //! model it was solved for) and each tensor's tier.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::ModelParams;
 use model::Inventory;
 use plan::Tier;
-use plan::{Plan, TensorPlace};
+use plan::{PlacementError, Plan, TensorPlace};
 use std::collections::{BTreeMap, HashMap};
 
 /// Where each tensor of the model goes.
@@ -60,12 +60,15 @@ impl Placement {
 /// the plan) is on the NVMe tier when any of its experts is on NVMe (streamed; per expert, its
 /// memory-tier experts are listed in `resident_experts`), else kept in RAM when any is in RAM.
 pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
+    plan.check(inv)?;
+    let layer_entry = |layer: u32| {
+        plan.experts
+            .iter()
+            .find(|e| e.layer == layer)
+            .ok_or(PlacementError::MissingLayer { layer })
+    };
     let split_tier = |layer: u32| -> Result<Tier> {
-        let e = plan.experts.iter().find(|e| e.layer == layer).ok_or_else(|| {
-            Error::PlanMismatch(format!(
-                "the plan splits an expert tensor of layer {layer} but has no `experts` entry for it"
-            ))
-        })?;
+        let e = layer_entry(layer)?;
         Ok(if !e.nvme.is_empty() {
             Tier::Nvme
         } else if !e.ram.is_empty() {
@@ -77,16 +80,19 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
     let mut tiers = BTreeMap::new();
     let mut resident_experts = HashMap::new();
     for t in &inv.tensors {
-        let place = plan.tensors.get(&t.name).copied().ok_or_else(|| {
-            Error::PlanMismatch(format!("the plan does not place tensor {}", t.name))
-        })?;
+        let place = plan
+            .tensors
+            .get(&t.name)
+            .copied()
+            .ok_or_else(|| PlacementError::Unplaced {
+                tensor: t.name.clone(),
+            })?;
         let tier = match place {
             TensorPlace::Split { layer } => {
                 let tier = split_tier(layer)?;
                 if tier == Tier::Nvme {
-                    let e = plan.experts.iter().find(|e| e.layer == layer);
-                    let ids = e.map(|e| [&e.gpu[..], &e.ram[..]].concat());
-                    resident_experts.insert(layer, ids.unwrap_or_default());
+                    let e = layer_entry(layer)?;
+                    resident_experts.insert(layer, [&e.gpu[..], &e.ram[..]].concat());
                 }
                 tier
             }
@@ -109,7 +115,6 @@ pub fn placement(plan: &Plan, inv: &Inventory) -> Result<Placement> {
 /// tensors in the CPU buffer type, where a run computes them, and repacking as the run does
 /// ([`Placement::repacks`]).
 pub fn reference_params(plan: &Plan, inv: &Inventory) -> Result<ModelParams> {
-    plan.check_model(inv)?;
     let placement = placement(plan, inv)?;
     let mut names = placement.host_names();
     names.extend(placement.names_on(Tier::Nvme));

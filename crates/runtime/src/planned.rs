@@ -62,11 +62,11 @@ impl MoeOptions {
 }
 
 impl PlannedModel {
-    /// Reads the GGUF header, refuses a plan made for another model, then loads.
+    /// Reads the GGUF header, refuses a plan made for another model or inconsistent with it
+    /// ([`plan::Plan::check`]), then loads.
     /// `pool_bytes` overrides the plan's streaming pool.
     pub fn load(path: &Path, plan: &Plan, pool_bytes: Option<u64>) -> Result<PlannedModel> {
         let inventory = Inventory::from_gguf(path)?;
-        plan.check_model(&inventory)?;
         let mut placement = place_on::placement(plan, &inventory)?;
         if let Some(p) = pool_bytes {
             placement.pool_bytes = p;

@@ -260,11 +260,8 @@ impl Routing {
 
 /// A trace can be replayed on a model with the same MoE layers, expert count and top-k.
 pub fn check_trace(model: &ModelFacts, trace: &ModelFacts) -> Result<()> {
-    let bad = |what: &str, t: String, m: String| {
-        Err(Error::PlanMismatch(format!(
-            "the replayed trace's {what} is {t} but the model's is {m}; replay a trace of a model \
-             with the same routing shape (or synthesize one: `hypura synth`)"
-        )))
+    let bad = |what: &'static str, trace: String, model: String| {
+        Err(Error::TraceShape { what, trace, model })
     };
     if trace.n_expert != model.n_expert {
         return bad(

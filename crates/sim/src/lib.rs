@@ -15,6 +15,8 @@ pub mod decode;
 pub mod default_trace;
 mod error;
 pub mod events;
+pub mod planned;
 pub mod prefill;
 
 pub use error::SimError;
+pub use planned::Planned;
