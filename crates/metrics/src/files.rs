@@ -63,23 +63,17 @@ pub fn write_records(
         path: path.to_path_buf(),
         reason: Box::new(e),
     })?;
-    outfile::check(path, overwrite)?;
-    let partial = outfile::partial_path(path);
-    let written = File::create(&partial)
-        .map_err(|e| format!("creating {}: {e}", partial.display()))
-        .and_then(|file| match format {
-            RecordsFormat::Parquet => parquet_io::write(file, records),
-            RecordsFormat::Json => write_json(file, records, true),
-            RecordsFormat::JsonLines => write_json(file, records, false),
-        })
-        .and_then(|()| std::fs::rename(&partial, path).map_err(io_err));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    let (partial, file) = outfile::Partial::create(path, overwrite)?;
+    match format {
+        RecordsFormat::Parquet => parquet_io::write(file, records),
+        RecordsFormat::Json => write_json(file, records, true),
+        RecordsFormat::JsonLines => write_json(file, records, false),
     }
-    written.map_err(|message| MetricsError::Write {
+    .map_err(|message| MetricsError::Write {
         path: path.to_path_buf(),
         message,
-    })
+    })?;
+    Ok(partial.commit()?)
 }
 
 /// Reads the records in `path` (format from its extension) and checks each one as

@@ -1,14 +1,19 @@
-//! Writing a file the user named: refuse to replace an existing one unless asked
-//! ([`check`]), and write under a hidden temporary name beside it, renamed over the target only
-//! once everything is written ([`write_atomic`]), so an interrupted or failed write never leaves
-//! a truncated file where a good one was.
+//! Writing a file the user named: refuse to replace anything but a regular file, and an
+//! existing one unless asked ([`target`]); write under a hidden temporary name beside it,
+//! renamed over the target only once everything is written ([`Partial`], [`write_atomic`]), so
+//! an interrupted or failed write never leaves a truncated file where a good one was. A
+//! symbolic link is written through: the file it points at is replaced, the link stays.
+//!
+//! Temporary files still being written are removed when their writer fails or is dropped,
+//! and by [`remove_partials`], which a program calls from its Ctrl-C / SIGTERM handler.
 //!
 //! Every writer in hypura goes through here. Messages name the file, never a command-line flag:
 //! the CLI adds the advice (`--force`).
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// Why an output file was not written.
 #[derive(Debug, thiserror::Error)]
@@ -17,19 +22,57 @@ pub enum OutfileError {
     Exists(PathBuf),
     #[error("{0} is a directory; give a file name to write")]
     IsDir(PathBuf),
+    #[error("{0} is not a regular file (a device, FIFO or socket); give a file name to write")]
+    NotRegular(PathBuf),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
 
-/// Whether `path` may be written: not a directory, and absent unless `overwrite`.
+/// Symbolic links followed before giving up (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// The file a write to `path` replaces: `path` itself or, through symbolic links, the file they
+/// point at. Refuses a directory, anything else that is not a regular file, and an existing
+/// file unless `overwrite`. Errors name `path` as given.
+pub fn target(path: &Path, overwrite: bool) -> Result<PathBuf, OutfileError> {
+    let mut at = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let meta = match fs::symlink_metadata(&at) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(at),
+            Err(source) => {
+                return Err(OutfileError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let link = fs::read_link(&at).map_err(|source| OutfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            at = parent_dir(&at).join(link);
+        } else if kind.is_dir() {
+            return Err(OutfileError::IsDir(path.to_path_buf()));
+        } else if !kind.is_file() {
+            return Err(OutfileError::NotRegular(path.to_path_buf()));
+        } else if !overwrite {
+            return Err(OutfileError::Exists(path.to_path_buf()));
+        } else {
+            return Ok(at);
+        }
+    }
+    Err(OutfileError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other("too many levels of symbolic links"),
+    })
+}
+
+/// Whether `path` may be written (see [`target`]).
 pub fn check(path: &Path, overwrite: bool) -> Result<(), OutfileError> {
-    if path.is_dir() {
-        return Err(OutfileError::IsDir(path.to_path_buf()));
-    }
-    if !overwrite && path.exists() {
-        return Err(OutfileError::Exists(path.to_path_buf()));
-    }
-    Ok(())
+    target(path, overwrite).map(|_| ())
 }
 
 /// The directory `path` is written in (`.` for a bare file name).
@@ -49,31 +92,102 @@ pub fn partial_path(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{name}.partial-{}", std::process::id()))
 }
 
-/// Writes `path` through `fill`: [`check`]s it, fills a buffered temporary file beside it, and
-/// renames that over `path` when `fill` and the flush succeed. On any error the temporary file
-/// is removed and `path` is as it was.
+/// Temporary files being written now, for [`remove_partials`].
+static PARTIALS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn partials() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PARTIALS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary file still being written. For a signal handler that then exits:
+/// the writers are not told.
+pub fn remove_partials() {
+    for p in partials().drain(..) {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// A file being written beside its target: created by [`Partial::create`], renamed over the
+/// target by [`Partial::commit`], removed if dropped before that.
+#[derive(Debug)]
+pub struct Partial {
+    /// As the user named it, for messages and the final check.
+    path: PathBuf,
+    overwrite: bool,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl Partial {
+    /// Checks `path` ([`target`]) and creates the temporary file beside the file it names.
+    pub fn create(path: &Path, overwrite: bool) -> Result<(Partial, File), OutfileError> {
+        let target = target(path, overwrite)?;
+        let tmp = partial_path(&target);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|source| OutfileError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        partials().push(tmp.clone());
+        Ok((
+            Partial {
+                path: path.to_path_buf(),
+                overwrite,
+                tmp,
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// The temporary file.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Renames the temporary file over the target, checking it again first: someone may have
+    /// created the file (or a link) while it was written.
+    pub fn commit(mut self) -> Result<(), OutfileError> {
+        let target = target(&self.path, self.overwrite)?;
+        fs::rename(&self.tmp, &target).map_err(|source| OutfileError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        partials().retain(|p| p != &self.tmp);
+    }
+}
+
+/// Writes `path` through `fill`: a buffered [`Partial`] renamed over the target when `fill`
+/// and the flush succeed. On any error the temporary file is removed and `path` is as it was.
 pub fn write_atomic(
     path: &Path,
     overwrite: bool,
     fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> Result<(), OutfileError> {
-    check(path, overwrite)?;
-    let partial = partial_path(path);
-    let at = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| OutfileError::Io { path, source }
-    };
-    let result = File::create(&partial)
-        .map_err(at(&partial))
-        .and_then(|file| {
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            fill(&mut w).and_then(|()| w.flush()).map_err(at(path))
-        })
-        .and_then(|()| std::fs::rename(&partial, path).map_err(at(path)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result
+    let (partial, file) = Partial::create(path, overwrite)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    fill(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|source| OutfileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    drop(w);
+    partial.commit()
 }
 
 /// [`write_atomic`] of a byte string.
@@ -131,5 +245,69 @@ mod tests {
             partial_path(Path::new("a/plan.json")),
             PathBuf::from(format!("a/.plan.json.partial-{}", std::process::id()))
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        let link = dir.path().join("link.json");
+        std::fs::write(&real, "old").unwrap();
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        let e = write_bytes(&link, false, b"new").unwrap_err();
+        assert!(
+            matches!(e, OutfileError::Exists(ref p) if p == &link),
+            "{e}"
+        );
+        write_bytes(&link, true, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+        // A dangling link creates the file it points at.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("made.json", &dangling).unwrap();
+        write_bytes(&dangling, false, b"made").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("made.json")).unwrap(),
+            "made"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn device_nodes_and_fifos_are_refused_even_with_overwrite() {
+        let e = write_bytes(Path::new("/dev/null"), true, b"x").unwrap_err();
+        assert!(matches!(e, OutfileError::NotRegular(_)), "{e}");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = write_bytes(&fifo, true, b"x").unwrap_err();
+        assert!(matches!(e, OutfileError::NotRegular(_)), "{e}");
+        let link = dir.path().join("to-null");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        let e = write_bytes(&link, true, b"x").unwrap_err();
+        assert!(matches!(e, OutfileError::NotRegular(_)), "{e}");
+    }
+
+    #[test]
+    fn remove_partials_removes_files_still_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.gguf");
+        let (partial, _file) = Partial::create(&p, false).unwrap();
+        assert!(partial.path().exists());
+        remove_partials();
+        assert!(!partial.path().exists());
+        drop(partial);
+        assert!(!p.exists());
     }
 }

@@ -4,7 +4,8 @@
 //! to GPU or RAM), and the uses those serve — the concave prefix-sum curve of the sorted rates —
 //! enter through its few linear pieces (tied rates merge into one piece).
 //!
-//! Units inside: time in milliseconds and sizes in GB, so coefficients stay near 1.
+//! Units inside: time in milliseconds and sizes in MB, so coefficients stay moderate and HiGHS's
+//! feasibility tolerance (1e-6 of a row's units) on a capacity row is about a byte.
 
 use super::capacity::Capacities;
 use super::cost::{CostModel, Device};
@@ -18,14 +19,13 @@ use highs::{HighsModelStatus, HighsSolutionStatus};
 use std::collections::BTreeMap;
 
 const MS: f64 = 1e3;
-const GB: f64 = 1e-9;
-/// HiGHS accepts a capacity row violated by up to its feasibility tolerance (1e-6 in the row's
-/// units, GB here: about 1 KB), but a placement must fit to the byte. A solve whose placement
-/// overshoots is repeated with the capacities lowered by the overshoot plus this, at most
-/// [`CAP_RETRIES`] times.
-const CAP_MARGIN_BYTES: f64 = 1024.0;
+const MB: f64 = 1e-6;
+/// HiGHS accepts a capacity row violated by up to its feasibility tolerance (about a byte in
+/// MB rows), but a placement must fit to the byte. A solve whose placement overshoots is
+/// repeated with the capacities lowered by the overshoot plus this, at most [`CAP_RETRIES`]
+/// times.
+const CAP_MARGIN_BYTES: f64 = 16.0;
 const CAP_RETRIES: u32 = 4;
-const FEASIBILITY_TOLERANCE: f64 = 1e-9;
 
 /// Limits for one ILP solve.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -243,8 +243,8 @@ fn build(
                 }
             }
             match t {
-                Tier::Gpu => gpu_used += (u.bytes as f64 * GB) * v,
-                Tier::Ram => ram_used += (u.bytes as f64 * GB) * v,
+                Tier::Gpu => gpu_used += (u.bytes as f64 * MB) * v,
+                Tier::Ram => ram_used += (u.bytes as f64 * MB) * v,
                 Tier::Nvme if u.row_reads() => load.nvme_row += u.read_bytes * v,
                 Tier::Nvme => load.nvme_dense += u.read_bytes * v,
             }
@@ -262,11 +262,12 @@ fn build(
             let v = variable().min(0).max(n);
             vars.add(if relax { v } else { v.integer() })
         };
-        // The use curves' upper envelopes are exact at the optimum only when the solver has
-        // no reason to count fewer uses than they give. Otherwise, and for prefill (whose
-        // touch curve prices reads), the counts become one-hot choices that evaluate both
-        // curves exactly.
-        let exact = prompt_len > 0 || !uses_monotone(cost, e, has_gpu, intensity);
+        // The use curve's upper envelope is exact at the optimum only when the solver has no
+        // reason to count fewer uses than it gives. Otherwise the curve is pinned: filled piece
+        // by piece in order (one binary between pieces, none for uniform use). For prefill the
+        // counts become one-hot choices, which evaluate the touch curve too.
+        let pinned = prompt_len == 0 && !uses_monotone(cost, e, has_gpu, intensity);
+        let exact = prompt_len > 0;
         let touch = super::cost::touch_curve(e, prompt_len);
         let m_col = count(&mut vars);
         let m = m_col.var;
@@ -276,6 +277,9 @@ fn build(
             constraints.push((phi_m - slope * m).leq(value - slope * start));
         }
         let psi_m = exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, m, phi_m));
+        if pinned {
+            pin_curve(&mut vars, &mut constraints, relax, e, &curve, m, phi_m);
+        }
         let eb = e.expert_bytes as f64;
         let load = loads.entry(Some(e.layer)).or_default();
         let phi_m_expr = Expression::from(phi_m);
@@ -299,14 +303,17 @@ fn build(
             constraints.push((phi_g - phi_m).leq(0.0));
             load.add(true, e.expert_flops, eb, phi_g);
             load.add(false, e.expert_flops, eb, phi_m - phi_g);
-            gpu_used += (eb * GB) * g;
-            ram_used += (eb * GB) * (m - g);
+            gpu_used += (eb * MB) * g;
+            ram_used += (eb * MB) * (m - g);
             let psi_g =
                 exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, g, phi_g));
+            if pinned {
+                pin_curve(&mut vars, &mut constraints, relax, e, &curve, g, phi_g);
+            }
             Some((g_col.idx, g, phi_g, psi_g))
         } else {
             load.add(false, e.expert_flops, eb, phi_m);
-            ram_used += (eb * GB) * m;
+            ram_used += (eb * MB) * m;
             None
         };
         if let (true, Some(psi_m)) = (prompt_len > 0, psi_m) {
@@ -339,11 +346,11 @@ fn build(
     if depth <= 1 {
         break_layer_symmetry(units, &expert_keys, &mut constraints);
     }
-    let cap_gb = |bytes: u64| (bytes as f64 - margin_bytes).max(0.0) * GB;
+    let cap_mb = |bytes: u64| (bytes as f64 - margin_bytes).max(0.0) * MB;
     if has_gpu {
-        constraints.push(gpu_used.clone().leq(cap_gb(caps.gpu.unwrap_or(0))));
+        constraints.push(gpu_used.clone().leq(cap_mb(caps.gpu.unwrap_or(0))));
     }
-    let ram_cap = cap_gb(caps.ram);
+    let ram_cap = cap_mb(caps.ram);
     if caps.unified {
         constraints.push((gpu_used + ram_used).leq(ram_cap));
     } else {
@@ -424,6 +431,45 @@ fn one_hot(
     cons.push((count - at).eq(0.0));
     cons.push((phi - uses).eq(0.0));
     touched
+}
+
+/// Makes `phi` exactly the use curve at `count` (not only below it): the curve's pieces fill
+/// in order, piece j+1 only once piece j is full (a binary between consecutive pieces), and
+/// `count` and `phi` are the filled lengths and the uses they serve.
+fn pin_curve(
+    vars: &mut Vars,
+    cons: &mut Vec<Constraint>,
+    relax: bool,
+    e: &ExpertLayer,
+    curve: &[(f64, f64, f64)],
+    count: Variable,
+    phi: Variable,
+) {
+    let n = e.n_expert() as f64;
+    let (mut filled, mut uses) = (Expression::default(), Expression::default());
+    let mut previous: Option<(Variable, f64)> = None;
+    for (j, &(start, _, slope)) in curve.iter().enumerate() {
+        let end = curve.get(j + 1).map_or(n, |p| p.0);
+        let len = end - start;
+        let fill = vars.add(variable().min(0).max(len)).var;
+        if let Some((before, before_len)) = previous {
+            // `full` is 1 only when the piece before is full; only then may this one fill.
+            let full = vars
+                .add(if relax {
+                    variable().min(0).max(1)
+                } else {
+                    variable().binary()
+                })
+                .var;
+            cons.push((before_len * full - before).leq(0.0));
+            cons.push((fill - len * full).leq(0.0));
+        }
+        filled += fill;
+        uses += slope * fill;
+        previous = Some((fill, len));
+    }
+    cons.push((count - filled).eq(0.0));
+    cons.push((phi - uses).eq(0.0));
 }
 
 /// Whether serving one more use of `e`'s experts from a faster tier (GPU before RAM, memory
@@ -626,8 +672,6 @@ fn run(
     m.set_option("mip_rel_gap", opts.mip_rel_gap);
     // One thread: plans must be deterministic.
     m.set_option("threads", 1);
-    m.set_option("mip_feasibility_tolerance", FEASIBILITY_TOLERANCE);
-    m.set_option("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE);
     if !start.is_empty() {
         set_start(&mut m, start);
     }

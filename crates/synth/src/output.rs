@@ -3,7 +3,7 @@
 //! copying it into the kernel overlap), and rename only once everything is on disk.
 
 use model::units::human_bytes;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
@@ -80,8 +80,6 @@ pub fn check_target(path: &Path, bytes: u64, force: bool) -> Result<(), OutputEr
     }
     Ok(())
 }
-
-pub use outfile::partial_path;
 
 /// A buffered writer whose buffers are written to the file by a second thread.
 pub struct ThreadedWriter {
@@ -190,32 +188,22 @@ where
     F: FnOnce(&mut ThreadedWriter) -> Result<(), E>,
 {
     check_target(path, bytes, force)?;
-    let tmp = partial_path(path);
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io_at(&tmp))?;
-    let result = (|| {
-        let mut w = ThreadedWriter::new(file);
-        body(&mut w)?;
-        let file = w.finish().map_err(io_at(&tmp))?;
-        file.sync_all().map_err(io_at(&tmp))?;
-        drop(file);
-        // Someone may have created the file while we wrote; still do not clobber it unasked.
-        outfile::check(path, force).map_err(OutputError::from)?;
-        fs::rename(&tmp, path).map_err(io_at(path))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let (partial, file) = outfile::Partial::create(path, force).map_err(OutputError::from)?;
+    let tmp = partial.path().to_path_buf();
+    let mut w = ThreadedWriter::new(file);
+    body(&mut w)?;
+    let file = w.finish().map_err(io_at(&tmp))?;
+    file.sync_all().map_err(io_at(&tmp))?;
+    drop(file);
+    // Checked again: someone may have created the file while we wrote.
+    partial.commit().map_err(OutputError::from)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
 
     #[test]

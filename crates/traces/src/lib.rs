@@ -74,5 +74,9 @@ pub fn save(trace: &Trace, path: &Path, force: bool) -> Result<(), TraceError> {
         outfile::OutfileError::IsDir(_) => {
             TraceError::invalid(path.display(), "is a directory; give a file name to write")
         }
+        outfile::OutfileError::NotRegular(_) => TraceError::invalid(
+            path.display(),
+            "is not a regular file (a device, FIFO or socket); give a file name to write",
+        ),
     })
 }
