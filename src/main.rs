@@ -2,6 +2,7 @@
 
 mod choice;
 mod cmd;
+mod range;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,19 @@ enum Command {
 }
 
 fn main() {
+    // Output piped into a reader that stops early (`| head`) ends the process quietly, as with
+    // any Unix tool, instead of a panic at the next print. Rust ignores SIGPIPE by default.
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // An interrupted write leaves no hidden partial file behind (exit status 128 + SIGINT, as
+    // shells report an interrupted command).
+    ctrlc::set_handler(|| {
+        outfile::remove_partials();
+        std::process::exit(130);
+    })
+    .expect("the signal handler is installed once, first thing");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
@@ -61,7 +75,24 @@ fn main() {
         )),
     };
     if let Err(e) = result {
-        eprintln!("hypura: error: {e:#}");
+        eprintln!("hypura: error: {}", render(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes, each said once: library errors often repeat their source in their
+/// own message (`{path}: {source}`), which `{:#}` would print twice.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if out.contains(&said) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&said);
+    }
+    out
 }

@@ -2,6 +2,7 @@
 //! the plan's pool — and print the generated text (or JSON with token ids and streaming counters).
 
 use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy};
+use crate::range;
 use anyhow::{bail, Context as _, Result};
 use model::units::human_bytes;
 use plan::Plan;
@@ -36,23 +37,26 @@ pub struct Args {
     /// Prompt text.
     #[arg(short = 'p', long)]
     pub prompt: String,
-    /// Tokens to generate (stops early at end of generation, unless --ignore-eos).
-    #[arg(short = 'n', long, default_value_t = 32)]
+    /// Tokens to generate, 1..=16777216 (stops early at end of generation, unless
+    /// --ignore-eos); the prompt and these must fit the context (--ctx, the plan's context).
+    #[arg(short = 'n', long, default_value_t = 32,
+          value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     pub n_predict: usize,
     /// Generate all -n tokens, past end-of-generation tokens (for timing a fixed length).
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.0)]
+    /// Sampling temperature, 0..=100; 0 is greedy.
+    #[arg(long, default_value_t = 0.0, value_parser = range::float32(0.0, 100.0))]
     pub temp: f32,
     /// Sampling seed (with --temp > 0).
     #[arg(long, default_value_t = 0)]
     pub seed: u32,
-    /// Context size in tokens (default: prompt + n, rounded up to 256).
-    #[arg(long)]
+    /// Context size in tokens, 1..=16777216 and at most the plan's context, for which it
+    /// reserved the KV cache (default: prompt + n, rounded up to 256).
+    #[arg(long, value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
     pub ctx: Option<u32>,
-    /// Decode threads (default: all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Decode threads, 0..=512 (0: all cores).
+    #[arg(long, default_value_t = 0, value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
     pub threads: u32,
     /// Print JSON (token ids, text, timings, streaming counters) instead of text.
     #[arg(long)]
@@ -89,12 +93,12 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// Read requests in flight (I/O threads) for streamed weights (default: the plan's queue
-    /// depth, the larger of its dense and expert depths, as `hypura sim` uses).
-    #[arg(long)]
+    /// depth, the larger of its dense and expert depths, as `hypura sim` uses), 1..=1024.
+    #[arg(long, value_parser = range::int::<u32>(1..=range::MAX_QUEUE_DEPTH))]
     pub queue_depth: Option<u32>,
-    /// Layers of streamed dense weights read ahead of compute (default: the plan's prefetch
-    /// depth; 0 reads a layer's weights when it starts).
-    #[arg(long)]
+    /// Layers of streamed dense weights read ahead of compute, 0..=512 (default: the plan's
+    /// prefetch depth; 0 reads a layer's weights when it starts).
+    #[arg(long, value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
     pub prefetch_depth: Option<u32>,
 }
 
@@ -108,15 +112,21 @@ pub fn run(args: Args) -> Result<()> {
         traces::Form::from_extension(path)?;
         super::refuse_existing(path, args.force, "--record-trace path")?;
     }
+    // clap's `requires = "plain"` is met by --plain's default value, so it is checked here.
+    if !args.plain {
+        if args.plain_like.is_some() {
+            bail!("--plain-like applies to --plain runs only");
+        }
+        if args.plain_load.is_some() {
+            bail!("--plain-load applies to --plain runs only");
+        }
+    }
     let replay = match &args.replay_trace {
         Some(p) => {
             Some(traces::load(p).with_context(|| format!("--replay-trace {}", p.display()))?)
         }
         None => None,
     };
-    if !(args.temp >= 0.0 && args.temp.is_finite()) {
-        bail!("--temp must be a finite number >= 0");
-    }
     let plan_path = match (&args.plan, &args.model) {
         (Some(p), _) => p,
         (None, Some(m)) => return run_plain(&args, m, replay),
@@ -127,9 +137,6 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => p.clone(),
         None => default_model(plan_path, &plan)?,
     };
-    if args.queue_depth == Some(0) {
-        bail!("--queue-depth must be at least 1");
-    }
     let moe = runtime::MoeOptions {
         whole_expert_tensors: args.expert_streaming == ExpertStreaming::Whole,
         cache_policy: args.cache_policy.map(|p| p.name().to_string()),
@@ -155,7 +162,12 @@ pub fn run(args: Args) -> Result<()> {
         ))
     })?;
     let prompt = planned.model.tokenize(&args.prompt, true)?;
-    let n_ctx = context_size(&args, prompt.len())?;
+    let n_ctx = context_size(
+        &args,
+        prompt.len(),
+        plan.inputs.ctx.min(range::MAX_TOKENS),
+        "the context the plan was solved for (`hypura solve --ctx`)",
+    )?;
     if let Some(q) = args.queue_depth {
         planned.io.queue_depth = q;
     }
@@ -371,8 +383,12 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         ),
         _ => None,
     };
+    let (limit, limit_name) = match model.n_ctx_train() {
+        0 => (range::MAX_TOKENS, "hypura's limit".to_string()),
+        n => (u64::from(n), "the model's training context".to_string()),
+    };
     let params = ContextParams {
-        n_ctx: context_size(args, prompt.len())?,
+        n_ctx: context_size(args, prompt.len(), limit, &limit_name)?,
         n_threads: args.threads,
         // A plan's host-memory tensors are computed on the CPU (a streaming run turns op_offload
         // off), so the reference keeps them there too.
@@ -402,13 +418,26 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     Ok(())
 }
 
-/// --ctx, or prompt + n rounded up to 256.
-fn context_size(args: &Args, prompt_len: usize) -> Result<u32> {
-    match args.ctx {
-        Some(c) if c > 0 => Ok(c),
-        Some(_) => bail!("--ctx must be at least 1"),
-        None => Ok(((prompt_len + args.n_predict) as u32).div_ceil(256) * 256),
+/// The context in tokens: --ctx, or prompt + n rounded up to 256; refused, before llama.cpp
+/// allocates its KV cache, beyond `limit` (the context the plan reserved memory for, or the
+/// model's training context), which `limit_name` names.
+fn context_size(args: &Args, prompt_len: usize, limit: u64, limit_name: &str) -> Result<u32> {
+    let needed = (prompt_len as u64).saturating_add(args.n_predict as u64);
+    if let Some(c) = args.ctx {
+        if u64::from(c) > limit {
+            bail!("--ctx {c} is larger than {limit_name} ({limit} tokens)");
+        }
+        return Ok(c);
     }
+    if needed > limit {
+        bail!(
+            "the prompt ({prompt_len} tokens) and -n {} need {needed} tokens of context, more than \
+             {limit_name} ({limit} tokens); lower -n",
+            args.n_predict
+        );
+    }
+    // needed <= limit <= MAX_TOKENS, so this fits u32.
+    Ok(needed.div_ceil(256).saturating_mul(256).min(limit) as u32)
 }
 
 /// The plan's model file name, looked up next to the plan, then in the current directory.

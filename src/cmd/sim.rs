@@ -2,6 +2,7 @@
 //! after prefilling a prompt of its first tokens in batches when `--prompt-len` is given.
 
 use crate::choice::{PartitionArg, Prefetch, SimPolicy};
+use crate::range;
 use anyhow::{bail, Context, Result};
 use hw::HwProfile;
 use place::Units;
@@ -37,36 +38,37 @@ pub struct Args {
     /// optimum).
     #[arg(long, value_enum, default_value_t = SimPolicy::Static)]
     pub policy: SimPolicy,
-    /// Expert cache bytes for the streaming layers (default: the plan's expert cache).
-    #[arg(long)]
+    /// Expert cache bytes for the streaming layers, 0..=2^50 (default: the plan's expert cache).
+    #[arg(long, value_parser = range::int::<u64>(0..=range::MAX_BYTES))]
     pub cache_bytes: Option<u64>,
     /// How a cache policy's bytes are shared: global (one cache over every streaming layer,
     /// as the runtime keeps it) or per-layer (each streaming layer an equal byte share). The
     /// Belady bound is computed with the same partitioning.
     #[arg(long, value_enum)]
     pub partition: Option<PartitionArg>,
-    /// Tokens to decode: the trace's first N (default: all; 1024 when synthesized); with
-    /// --prompt-len, the N after the prompt.
-    #[arg(long)]
+    /// Tokens to decode, 1..=16777216: the trace's first N (default: all; 1024 when
+    /// synthesized); with --prompt-len, the N after the prompt.
+    #[arg(long, value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     pub tokens: Option<usize>,
-    /// Prefill a prompt of the trace's first P tokens, in batches, before decoding the tokens
-    /// after it: adds time to first token, prefill tok/s, bytes and per-batch hit rates.
-    #[arg(long)]
+    /// Prefill a prompt of the trace's first P tokens (1..=16777216), in batches, before
+    /// decoding the tokens after it: adds time to first token, prefill tok/s, bytes and
+    /// per-batch hit rates.
+    #[arg(long, value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     pub prompt_len: Option<usize>,
-    /// Prompt tokens per prefill batch (default: llama.cpp's ubatch, 512, capped at
-    /// --prompt-len).
-    #[arg(long, requires = "prompt_len")]
+    /// Prompt tokens per prefill batch, 1..=--prompt-len (default: llama.cpp's ubatch, 512,
+    /// capped at --prompt-len).
+    #[arg(long, requires = "prompt_len", value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     pub batch: Option<usize>,
-    /// Layers ahead that streamed dense weights are read (default: the plan's prefetch depth;
-    /// 0 reads them on demand).
-    #[arg(long)]
+    /// Layers ahead that streamed dense weights are read, 0..=512 (default: the plan's
+    /// prefetch depth; 0 reads them on demand).
+    #[arg(long, value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
     pub prefetch_depth: Option<u32>,
     /// Expert prefetch for the next MoE layer: none, coactivation (predicted from co-activation
     /// counts learned online) or oracle (the actual next selection; an upper bound).
     #[arg(long, value_enum, default_value_t = Prefetch::None)]
     pub expert_prefetch: Prefetch,
-    /// Storage requests in flight (default: the plan's larger queue depth).
-    #[arg(long)]
+    /// Storage requests in flight, 1..=1024 (default: the plan's larger queue depth).
+    #[arg(long, value_parser = range::int::<u32>(1..=range::MAX_QUEUE_DEPTH))]
     pub queue_depth: Option<u32>,
     /// Compute RAM- and NVMe-tier weights on a discrete GPU after copying them over the host
     /// link (as llama.cpp does for large batches) instead of on the CPU.
@@ -89,18 +91,6 @@ pub fn run(args: Args) -> Result<()> {
         // Refuse before simulating, not after.
         metrics::RecordsFormat::from_path(path)?;
         super::refuse_existing(path, args.force, "--out path")?;
-    }
-    if args.tokens == Some(0) {
-        bail!("--tokens must be at least 1");
-    }
-    if args.queue_depth == Some(0) {
-        bail!("--queue-depth must be at least 1");
-    }
-    if args.prompt_len == Some(0) {
-        bail!("--prompt-len must be at least 1");
-    }
-    if args.batch == Some(0) {
-        bail!("--batch must be at least 1");
     }
     let prompt = args.prompt_len.map(|tokens| Prompt {
         tokens,
@@ -178,7 +168,10 @@ pub fn run(args: Args) -> Result<()> {
             decode::first_tokens(&full, n)?
         }
         None => {
-            let t = synthesize(&inv, prompt_tokens + args.tokens.unwrap_or(1024))?;
+            let n = prompt_tokens + args.tokens.unwrap_or(1024);
+            let t = synthesize(&inv, n).with_context(|| {
+                format!("cannot synthesize a trace of {n} tokens (--prompt-len + --tokens)")
+            })?;
             notes.push(format!(
                 "trace: synthesized for {model}, {} tokens, seed {} (default; pass --trace for a real one)",
                 t.n_tokens(),
@@ -228,9 +221,15 @@ pub fn run(args: Args) -> Result<()> {
         expert_prefetch,
         queue_depth: args.queue_depth,
         host_weights_on_gpu: args.host_weights_on_gpu,
+        // Records are kept only to be written: a long run summarises them as it goes.
+        keep_records: args.out.is_some(),
     };
     // The simulation, with the prompt's prefill first when there is one.
-    let simulate = |policy: &DecodePolicy| -> Result<Simulated> {
+    let simulate = |policy: &DecodePolicy, keep_records: bool| -> Result<Simulated> {
+        let opts = Options {
+            keep_records,
+            ..opts.clone()
+        };
         Ok(match &prompt {
             None => {
                 let run = decode::simulate(&placement, &machine, &trace, policy, &opts)?;
@@ -243,7 +242,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         })
     };
-    let (prefill, report, records) = simulate(&policy)?;
+    let (prefill, report, records) = simulate(&policy, opts.keep_records)?;
     if let Some(path) = &args.out {
         metrics::write_records(path, &records, args.force)?;
     }
@@ -254,11 +253,14 @@ pub fn run(args: Args) -> Result<()> {
             policy: Policy::Belady,
             ..
         } => None,
-        _ => Some(simulate(&DecodePolicy::Cache {
-            policy: Policy::Belady,
-            capacity_bytes,
-            partition,
-        })?),
+        _ => Some(simulate(
+            &DecodePolicy::Cache {
+                policy: Policy::Belady,
+                capacity_bytes,
+                partition,
+            },
+            false,
+        )?),
     };
     let (bound_prefill, bound) = match bound {
         Some((p, r, _)) => (p, Some(r)),

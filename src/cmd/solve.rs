@@ -1,10 +1,10 @@
 //! `hypura solve`: place a model's tensors on a machine's GPU, RAM and NVMe and write plan.json.
 
+use crate::range;
 use anyhow::{bail, Context, Result};
 use gguf::GgmlType;
 use hw::HwProfile;
-use place::{self, ExpertRates, Headroom, IlpOptions, Method, SolveOptions};
-use std::collections::BTreeMap;
+use place::{self, Headroom, IlpOptions, Method, SolveOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -19,27 +19,28 @@ pub struct Args {
     /// Expert-routing trace (*.json or *.htrace) for expert use frequencies; uniform without it.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Context length the KV cache is sized for.
-    #[arg(long, default_value_t = 4096)]
+    /// Context length the KV cache is sized for, 1..=16777216 tokens.
+    #[arg(long, default_value_t = 4096, value_parser = range::int::<u64>(1..=range::MAX_TOKENS))]
     pub ctx: u64,
     /// KV cache type: f16, q8_0, q4_0 or f32.
     #[arg(long, default_value = "f16")]
     pub kv_type: String,
-    /// Compute buffer bytes (default: estimated from the model and --ctx).
-    #[arg(long)]
+    /// Compute buffer bytes, 0..=2^50 (default: estimated from the model and --ctx).
+    #[arg(long, value_parser = range::int::<u64>(0..=range::MAX_BYTES))]
     pub compute_buffer: Option<u64>,
-    /// Prompt tokens per request: minimise prefill of this prompt (one batch) plus one decode
-    /// step instead of decode time alone, and report predicted prefill speed. 0: decode only.
-    #[arg(long, default_value_t = 0)]
+    /// Prompt tokens per request, 0..=16777216: minimise prefill of this prompt (one batch)
+    /// plus one decode step instead of decode time alone, and report predicted prefill speed.
+    /// 0: decode only.
+    #[arg(long, default_value_t = 0, value_parser = range::int::<u64>(0..=range::MAX_TOKENS))]
     pub prompt_len: u64,
     /// Use only the greedy (frequency / size) baseline instead of the ILP.
     #[arg(long)]
     pub greedy: bool,
-    /// ILP time limit, seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// ILP time limit, seconds, 0.001..=86400.
+    #[arg(long, default_value_t = 10.0, value_parser = range::float(1e-3, 86_400.0))]
     pub time_limit: f64,
-    /// Relative MIP gap at which the ILP may stop.
-    #[arg(long, default_value_t = 5e-3)]
+    /// Relative MIP gap at which the ILP may stop, 0..=0.99.
+    #[arg(long, default_value_t = 5e-3, value_parser = range::float(0.0, 0.99))]
     pub mip_gap: f64,
     /// Where to write the plan (default: print it, unless --explain).
     #[arg(short, long)]
@@ -60,22 +61,13 @@ pub fn run(args: Args) -> Result<()> {
         Some(t @ (GgmlType::F16 | GgmlType::F32 | GgmlType::Q8_0 | GgmlType::Q4_0)) => t,
         _ => bail!("--kv-type {:?}: use f16, q8_0, q4_0 or f32", args.kv_type),
     };
-    if !(args.time_limit > 0.0 && args.time_limit.is_finite()) {
-        bail!("--time-limit must be a positive number of seconds");
-    }
-    if !(0.0..1.0).contains(&args.mip_gap) {
-        bail!("--mip-gap must be in [0, 1), e.g. 0.005 for 0.5%");
-    }
-    if args.ctx == 0 {
-        bail!("--ctx must be at least 1");
-    }
     let hw = HwProfile::load(&args.hw)?;
     let inv = model::load_model(&args.model)?;
     let trace = match &args.trace {
         Some(p) => Some(traces::load(p)?),
         None => None,
     };
-    let rates = trace.as_ref().map(rates_of);
+    let rates = trace.as_ref().map(sim::decode::expert_rates);
     let trace_hash = match &args.trace {
         Some(p) => Some(file_hash(p)?),
         None => None,
@@ -131,23 +123,8 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Expert uses per token at each MoE layer, from the trace's selection counts.
-fn rates_of(t: &traces::Trace) -> ExpertRates {
-    let m = t.model();
-    let mut counts: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    for (l, &layer) in m.moe_layers.iter().enumerate() {
-        let mut c = vec![0u64; m.n_expert as usize];
-        for tok in 0..t.n_tokens() {
-            for &e in t.selection(tok, l) {
-                c[e as usize] += 1;
-            }
-        }
-        counts.insert(layer, c);
-    }
-    ExpertRates::from_counts(counts, t.n_tokens() as u64)
-}
-
 fn file_hash(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = infile::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = plan::Fnv1a::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -1,5 +1,6 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
+use crate::range;
 use gguf::GgmlType;
 use model::units::human_bytes;
 use std::io::IsTerminal;
@@ -31,47 +32,51 @@ pub struct Args {
     /// scale with it). Fix one of them with --layers or --embd.
     #[arg(long)]
     pub size: Option<String>,
-    /// Transformer layers.
-    #[arg(long)]
+    /// Transformer layers, 1..=512 (llama.cpp's limit).
+    #[arg(long, value_parser = range::int::<u32>(1..=range::MAX_LAYERS))]
     pub layers: Option<u32>,
-    /// Model width (n_embd).
-    #[arg(long)]
+    /// Model width (n_embd), 1..=2^32-1 (GGUF's uint32; the file's size is checked against
+    /// the free space before writing).
+    #[arg(long, value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub embd: Option<u64>,
-    /// Dense FFN width (for Mixtral-style models also the expert width).
-    #[arg(long)]
+    /// Dense FFN width (for Mixtral-style models also the expert width), 1..=2^32-1.
+    #[arg(long, value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub ff: Option<u64>,
-    /// Routed experts per MoE layer (0 = dense).
-    #[arg(long)]
+    /// Routed experts per MoE layer, 0..=1024 (0 = dense; llama.cpp's limit).
+    #[arg(long, value_parser = range::int::<u32>(0..=u64::from(model::llama_limits::MAX_EXPERTS)))]
     pub experts: Option<u32>,
-    /// Experts used per token.
-    #[arg(long = "top-k")]
+    /// Experts used per token, 1..=--experts.
+    #[arg(long = "top-k", value_parser = range::int::<u32>(1..=u64::from(model::llama_limits::MAX_EXPERTS)))]
     pub top_k: Option<u32>,
-    /// FFN width of one routed expert.
-    #[arg(long = "expert-ff")]
+    /// FFN width of one routed expert, 1..=2^32-1.
+    #[arg(long = "expert-ff", value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub expert_ff: Option<u64>,
-    /// Shared experts per MoE layer (qwen2moe, deepseek2).
-    #[arg(long = "shared-experts")]
+    /// Shared experts per MoE layer (qwen2moe, deepseek2), 0..=1024.
+    #[arg(long = "shared-experts", value_parser = range::int::<u32>(0..=u64::from(model::llama_limits::MAX_EXPERTS)))]
     pub shared_experts: Option<u32>,
-    /// FFN width of all shared experts together (qwen2moe; deepseek2 uses experts x expert ff).
-    #[arg(long = "shared-ff")]
+    /// FFN width of all shared experts together (qwen2moe; deepseek2 uses experts x expert
+    /// ff), 1..=2^32-1.
+    #[arg(long = "shared-ff", value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub shared_ff: Option<u64>,
-    /// Leading layers with a dense FFN (deepseek2).
-    #[arg(long = "leading-dense")]
+    /// Leading layers with a dense FFN (deepseek2), 0..=--layers.
+    #[arg(long = "leading-dense", value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
     pub leading_dense: Option<u32>,
-    /// Attention heads.
-    #[arg(long)]
+    /// Attention heads, 1..=2^32-1.
+    #[arg(long, value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub heads: Option<u64>,
-    /// Key/value heads (grouped-query attention).
-    #[arg(long = "kv-heads")]
+    /// Key/value heads (grouped-query attention), 1..=--heads.
+    #[arg(long = "kv-heads", value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub kv_heads: Option<u64>,
-    /// Per-head width (default: width / heads for llama and qwen2moe, the preset's otherwise).
-    #[arg(long = "head-dim")]
+    /// Per-head width, 1..=2^32-1 (default: width / heads for llama and qwen2moe, the preset's
+    /// otherwise).
+    #[arg(long = "head-dim", value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub head_dim: Option<u64>,
-    /// Vocabulary size (at least 259: 3 special and 256 byte tokens).
-    #[arg(long)]
+    /// Vocabulary size, 259..=1048576 (3 special and 256 byte tokens at least; the token
+    /// strings are built in memory).
+    #[arg(long, value_parser = range::int::<u64>(259..=1 << 20))]
     pub vocab: Option<u64>,
-    /// Training context length written to the metadata.
-    #[arg(long)]
+    /// Training context length written to the metadata, 1..=2^32-1.
+    #[arg(long, value_parser = range::int::<u64>(1..=u64::from(u32::MAX)))]
     pub ctx: Option<u64>,
     /// Tie the output head to the token embedding (no output.weight).
     #[arg(long)]

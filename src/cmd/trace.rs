@@ -1,12 +1,13 @@
 //! `hypura trace`: convert, import and summarize expert-routing traces (the `traces` crate).
 
 use crate::choice::ImportFrom;
+use crate::range;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use traces::import::{Options, Source};
 use traces::stats::StatsOptions;
 use traces::synth::{LayerParams, SynthParams};
-use traces::{ModelFacts, Trace};
+use traces::{ModelFacts, Trace, MAX_BLOCKS, MAX_EXPERTS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,20 +35,22 @@ enum Command {
         /// Output trace (*.json or *.htrace).
         #[arg(short, long)]
         output: PathBuf,
-        /// Routed experts per layer (required for vLLM records, which do not state it).
-        #[arg(long)]
+        /// Routed experts per layer, 1..=65536 (required for vLLM records, which do not state
+        /// it).
+        #[arg(long, value_parser = range::int::<u32>(1..=u64::from(MAX_EXPERTS)))]
         n_expert: Option<u32>,
-        /// Experts selected per token and layer (default: from the records).
-        #[arg(long)]
+        /// Experts selected per token and layer, 1..=n_expert (default: from the records).
+        #[arg(long, value_parser = range::int::<u32>(1..=u64::from(MAX_EXPERTS)))]
         top_k: Option<u32>,
-        /// MoE layer block indices, e.g. `1-26` or `1,3,5` (default: from the records).
+        /// MoE layer block indices below 512, e.g. `1-26` or `1,3,5` (default: from the
+        /// records).
         #[arg(long)]
         layers: Option<String>,
         /// Architecture name to record (e.g. deepseek2, mixtral).
         #[arg(long)]
         arch: Option<String>,
-        /// Always-active shared experts per layer to record.
-        #[arg(long)]
+        /// Always-active shared experts per layer to record, 0..=65536.
+        #[arg(long, value_parser = range::int::<u32>(0..=u64::from(MAX_EXPERTS)))]
         shared_experts: Option<u32>,
         /// Overwrite OUTPUT if it exists.
         #[arg(long)]
@@ -59,20 +62,22 @@ enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
-        /// Co-activation pairs to keep per layer.
-        #[arg(long, default_value_t = 5)]
+        /// Co-activation pairs to keep per layer, 0..=10000.
+        #[arg(long, default_value_t = 5, value_parser = range::int::<usize>(0..=10_000))]
         top_pairs: usize,
-        /// Working-set window sizes in tokens, comma-separated.
-        #[arg(long, default_value = "1,16,64,256,1024", value_delimiter = ',')]
+        /// Working-set window sizes in tokens (each 1..=16777216), comma-separated.
+        #[arg(long, default_value = "1,16,64,256,1024", value_delimiter = ',',
+              value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
         windows: Vec<usize>,
-        /// LRU cache sizes as fractions of all routed experts, comma-separated.
-        #[arg(long, default_value = "0.1,0.25,0.5", value_delimiter = ',')]
+        /// LRU cache sizes as fractions of all routed experts (each in 0..=1), comma-separated.
+        #[arg(long, default_value = "0.1,0.25,0.5", value_delimiter = ',',
+              value_parser = range::float(0.0, 1.0))]
         lru: Vec<f64>,
     },
     /// Fit synthesizer parameters to a trace; writes them as JSON for `synth --params`.
     Fit {
         trace: PathBuf,
-        /// Output parameters (*.json).
+        /// Output parameters (a *.json name).
         #[arg(short, long)]
         output: PathBuf,
         #[arg(long, default_value_t = 7)]
@@ -95,36 +100,39 @@ struct SynthArgs {
     params: Option<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Routed experts per MoE layer.
-    #[arg(long, default_value_t = 8)]
+    /// Routed experts per MoE layer, 1..=65536.
+    #[arg(long, default_value_t = 8, value_parser = range::int::<u32>(1..=u64::from(MAX_EXPERTS)))]
     experts: u32,
-    #[arg(long, default_value_t = 2)]
+    /// Experts selected per token and layer, 1..=--experts.
+    #[arg(long, default_value_t = 2, value_parser = range::int::<u32>(1..=u64::from(MAX_EXPERTS)))]
     top_k: u32,
-    /// MoE layer block indices, e.g. `0-31`.
+    /// MoE layer block indices below 512, e.g. `0-31`.
     #[arg(long, default_value = "0-31")]
     layers: String,
     #[arg(long, default_value = "mixtral")]
     arch: String,
-    /// Sequences to generate (with --params: replaces the fitted sequence lengths).
-    #[arg(long)]
+    /// Sequences to generate, 1..=1048576 (with --params: replaces the fitted sequence
+    /// lengths). The whole trace holds at most 2^30 expert ids.
+    #[arg(long, value_parser = range::int::<usize>(1..=1 << 20))]
     sequences: Option<usize>,
-    /// Tokens per sequence (with --params: replaces the fitted sequence lengths).
-    #[arg(long)]
+    /// Tokens per sequence, 1..=16777216 (with --params: replaces the fitted sequence lengths).
+    #[arg(long, value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     tokens: Option<usize>,
-    /// Zipf exponent of expert popularity (0 = uniform).
-    #[arg(long, default_value_t = 0.5)]
+    /// Zipf exponent of expert popularity, 0..=100 (0 = uniform).
+    #[arg(long, default_value_t = 0.5, value_parser = range::float(0.0, 100.0))]
     skew: f64,
-    /// Probability of keeping each of the previous token's experts.
-    #[arg(long, default_value_t = 0.3)]
+    /// Probability of keeping each of the previous token's experts, 0..=1.
+    #[arg(long, default_value_t = 0.3, value_parser = range::float(0.0, 1.0))]
     reuse: f64,
-    /// Probability that a slot comes from the token's cluster profile (inter-layer affinity).
-    #[arg(long, default_value_t = 0.5)]
+    /// Probability that a slot comes from the token's cluster profile (inter-layer affinity),
+    /// 0..=1.
+    #[arg(long, default_value_t = 0.5, value_parser = range::float(0.0, 1.0))]
     affinity: f64,
-    /// Per-sequence drift of expert popularity.
-    #[arg(long, default_value_t = 0.5)]
+    /// Per-sequence drift of expert popularity, 0..=10.
+    #[arg(long, default_value_t = 0.5, value_parser = range::float(0.0, 10.0))]
     drift: f64,
-    /// Per-sequence drift of the token clusters.
-    #[arg(long, default_value_t = 0.5)]
+    /// Per-sequence drift of the token clusters, 0..=10.
+    #[arg(long, default_value_t = 0.5, value_parser = range::float(0.0, 10.0))]
     cluster_drift: f64,
     /// Overwrite OUTPUT if it exists.
     #[arg(long)]
@@ -204,6 +212,12 @@ pub fn run(args: Args) -> Result<()> {
             seed,
             force,
         } => {
+            if output.extension().and_then(|e| e.to_str()) != Some("json") {
+                bail!(
+                    "-o {}: fitted parameters are JSON; name the file *.json",
+                    output.display()
+                );
+            }
             super::refuse_existing(&output, force, "-o")?;
             let t = traces::load(&trace)?;
             let report = traces::synth::fit(&t, seed).map_err(anyhow::Error::msg)?;
@@ -258,7 +272,7 @@ fn synth(a: SynthArgs) -> Result<()> {
     let params = match &a.params {
         Some(path) => {
             let bytes =
-                std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+                infile::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
             let mut p: SynthParams = serde_json::from_slice(&bytes).map_err(|e| {
                 anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column())
             })?;
@@ -316,10 +330,19 @@ fn summary(t: &Trace, out: &std::path::Path) -> String {
 fn parse_layers(s: &str) -> Result<Vec<u32>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // Bounded before a range is expanded: `0-4294967295` must not allocate 16 GiB.
         let num = |x: &str| {
-            x.trim()
+            let i = x
+                .trim()
                 .parse::<u32>()
-                .with_context(|| format!("{x:?} is not a layer index"))
+                .with_context(|| format!("{x:?} is not a layer index"))?;
+            if i >= MAX_BLOCKS {
+                bail!(
+                    "layer index {i} is too large: llama.cpp models have at most {MAX_BLOCKS} blocks (0..={})",
+                    MAX_BLOCKS - 1
+                );
+            }
+            Ok(i)
         };
         match part.split_once('-') {
             Some((a, b)) => {

@@ -4,7 +4,6 @@
 use super::error::{GgufError, GgufErrorKind as K};
 use super::value::{Array, Metadata, Value, ValueType};
 use crate::ggml_type::GgmlType;
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -58,7 +57,7 @@ impl GgufHeader {
             offset: None,
             kind: K::Io(e.to_string()),
         };
-        let file = File::open(path).map_err(err)?;
+        let file = infile::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
         // Reading the header must not pull tensor data into the page cache: the runtime streams
         // that data with O_DIRECT and a budget that excludes cached copies. Small reads and no

@@ -113,7 +113,7 @@ impl HwProfile {
     /// Reads, parses and validates a profile file.
     pub fn load(path: impl AsRef<Path>) -> Result<HwProfile, HwError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| HwError::Io {
+        let text = infile::read_to_string(path).map_err(|source| HwError::Io {
             path: path.to_path_buf(),
             source,
         })?;
@@ -150,7 +150,7 @@ impl HwProfile {
                 origin: origin.to_string(),
                 location: e.inner().span().map(|s| line_col(text, s.start)),
                 key,
-                message: e.inner().message().to_string(),
+                message: describe(text, e.inner().span().map(|s| s.start), e.inner().message()),
             }
         })?;
         super::validate::validate(&profile)
@@ -189,7 +189,25 @@ fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> HwError {
         origin: origin.to_string(),
         location: e.span().map(|s| line_col(text, s.start)),
         key: String::new(),
-        message: e.message().to_string(),
+        message: describe(text, e.span().map(|s| s.start), e.message()),
+    }
+}
+
+/// toml's message, or where it has none (a control character in a comment, for one) a
+/// description of the character the error points at.
+fn describe(text: &str, at: Option<usize>, message: &str) -> String {
+    if !message.trim().is_empty() {
+        return message.to_string();
+    }
+    match at
+        .and_then(|i| text.get(i..))
+        .and_then(|rest| rest.chars().next())
+    {
+        Some(c) if c.is_control() => format!(
+            "unexpected control character {c:?}; TOML allows none but tab, not even in comments"
+        ),
+        Some(c) => format!("unexpected character {c:?}"),
+        None => "unexpected end of the text".to_string(),
     }
 }
 

@@ -216,6 +216,19 @@ fn syntax_error_has_line_and_column() {
     assert!(msg.starts_with("test.toml:2:"), "{msg}");
 }
 
+/// Found by the `hw_profile` fuzz target: toml reports a control character in a comment with
+/// an empty message, which left the error as just `test.toml:2:4: `.
+#[test]
+fn fuzz_regression_control_character_in_a_comment_is_named() {
+    let msg = err(&format!("{BASE}# a\u{0}b\n")).to_string();
+    let line = BASE.lines().count() + 1;
+    assert!(msg.starts_with(&format!("test.toml:{line}:4: ")), "{msg}");
+    assert!(
+        msg.contains("'\\0'") && msg.contains("control character"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn version_is_checked_first() {
     let e = err(&BASE.replace("version = 1", "version = 2"));

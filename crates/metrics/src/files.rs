@@ -80,7 +80,7 @@ pub fn write_records(
 /// [`write_records`] does; errors name the file and the line or row.
 pub fn read_records(path: &Path) -> Result<Vec<TokenLayerRecord>, MetricsError> {
     let format = RecordsFormat::from_path(path)?;
-    let file = File::open(path).map_err(|source| MetricsError::Open {
+    let file = infile::open(path).map_err(|source| MetricsError::Open {
         path: path.to_path_buf(),
         source,
     })?;

@@ -13,4 +13,4 @@ mod summary;
 pub use error::MetricsError;
 pub use files::{read_records, validate, write_records, RecordsFormat, SCHEMA_ID};
 pub use record::TokenLayerRecord;
-pub use summary::{Latency, LayerHits, RunInfo, Summary, TimeSplit};
+pub use summary::{Latency, LayerHits, RunInfo, Summary, SummaryBuilder, TimeSplit};

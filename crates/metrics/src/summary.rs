@@ -98,62 +98,110 @@ fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
 impl Summary {
     /// The summary of `records` (any order) from the run `run` describes.
     pub fn from_records(run: RunInfo, records: &[TokenLayerRecord]) -> Summary {
-        // (token, first start, last end). Runs write records token by token, so a token's
-        // span is updated in place while its records follow each other; any other order is
-        // merged after sorting.
-        let mut spans: Vec<(u32, f64, f64)> = Vec::new();
-        // Sorted by layer; `next` guesses the entry of the next record (layers in order).
-        let mut layers: Vec<LayerHits> = Vec::new();
-        let mut next = 0;
-        let mut time = TimeSplit {
-            compute_s: 0.0,
-            io_wait_s: 0.0,
-            link_s: 0.0,
-            wall_s: 0.0,
-        };
-        let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
-        let (mut accesses, mut hits, mut prefetch_hits) = (0u64, 0u64, 0u64);
-        let (mut bytes_read, mut bytes_linked, mut busy) = (0u64, 0u64, 0.0f64);
-        for r in records {
-            let end = r.start_s + r.wall_s;
-            match spans.last_mut() {
-                Some(span) if span.0 == r.token => {
-                    span.1 = span.1.min(r.start_s);
-                    span.2 = span.2.max(end);
-                }
-                _ => spans.push((r.token, r.start_s, end)),
-            }
-            first = first.min(r.start_s);
-            last = last.max(end);
-            if let Some(l) = r.layer {
-                let i = match layers.get(next) {
-                    Some(e) if e.layer == l => next,
-                    _ => layer_entry(&mut layers, l),
-                };
-                next = i + 1;
-                let e = &mut layers[i];
-                e.expert_accesses += u64::from(r.expert_accesses);
-                e.expert_hits += u64::from(r.expert_hits);
-                e.prefetch_hits += u64::from(r.prefetch_hits);
-                e.bytes_read += r.bytes_read;
-            }
-            accesses += u64::from(r.expert_accesses);
-            hits += u64::from(r.expert_hits);
-            prefetch_hits += u64::from(r.prefetch_hits);
-            bytes_read += r.bytes_read;
-            bytes_linked += r.bytes_linked;
-            busy += r.storage_busy_s;
-            time.compute_s += r.compute_s;
-            time.io_wait_s += r.io_wait_s;
-            time.link_s += r.link_s;
-            time.wall_s += r.wall_s;
+        let mut b = SummaryBuilder::new();
+        records.iter().for_each(|r| b.push(r));
+        b.finish(run)
+    }
+}
+
+/// A [`Summary`] computed record by record, so a long run need not keep its records: memory
+/// grows with tokens (one span each) and layers, not with records.
+#[derive(Debug, Clone)]
+pub struct SummaryBuilder {
+    /// (token, first start, last end). Runs write records token by token, so a token's span is
+    /// updated in place while its records follow each other; any other order is merged after
+    /// sorting.
+    spans: Vec<(u32, f64, f64)>,
+    /// Sorted by layer; `next` guesses the entry of the next record (layers in order).
+    layers: Vec<LayerHits>,
+    next: usize,
+    time: TimeSplit,
+    first: f64,
+    last: f64,
+    records: u64,
+    accesses: u64,
+    hits: u64,
+    prefetch_hits: u64,
+    bytes_read: u64,
+    bytes_linked: u64,
+    busy: f64,
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> SummaryBuilder {
+        SummaryBuilder::new()
+    }
+}
+
+impl SummaryBuilder {
+    pub fn new() -> SummaryBuilder {
+        SummaryBuilder {
+            spans: Vec::new(),
+            layers: Vec::new(),
+            next: 0,
+            time: TimeSplit {
+                compute_s: 0.0,
+                io_wait_s: 0.0,
+                link_s: 0.0,
+                wall_s: 0.0,
+            },
+            first: f64::INFINITY,
+            last: f64::NEG_INFINITY,
+            records: 0,
+            accesses: 0,
+            hits: 0,
+            prefetch_hits: 0,
+            bytes_read: 0,
+            bytes_linked: 0,
+            busy: 0.0,
         }
-        let elapsed_s = if records.is_empty() {
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: &TokenLayerRecord) {
+        let end = r.start_s + r.wall_s;
+        match self.spans.last_mut() {
+            Some(span) if span.0 == r.token => {
+                span.1 = span.1.min(r.start_s);
+                span.2 = span.2.max(end);
+            }
+            _ => self.spans.push((r.token, r.start_s, end)),
+        }
+        self.first = self.first.min(r.start_s);
+        self.last = self.last.max(end);
+        if let Some(l) = r.layer {
+            let i = match self.layers.get(self.next) {
+                Some(e) if e.layer == l => self.next,
+                _ => layer_entry(&mut self.layers, l),
+            };
+            self.next = i + 1;
+            let e = &mut self.layers[i];
+            e.expert_accesses += u64::from(r.expert_accesses);
+            e.expert_hits += u64::from(r.expert_hits);
+            e.prefetch_hits += u64::from(r.prefetch_hits);
+            e.bytes_read += r.bytes_read;
+        }
+        self.records += 1;
+        self.accesses += u64::from(r.expert_accesses);
+        self.hits += u64::from(r.expert_hits);
+        self.prefetch_hits += u64::from(r.prefetch_hits);
+        self.bytes_read += r.bytes_read;
+        self.bytes_linked += r.bytes_linked;
+        self.busy += r.storage_busy_s;
+        self.time.compute_s += r.compute_s;
+        self.time.io_wait_s += r.io_wait_s;
+        self.time.link_s += r.link_s;
+        self.time.wall_s += r.wall_s;
+    }
+
+    /// The summary of every record pushed, from the run `run` describes.
+    pub fn finish(self, run: RunInfo) -> Summary {
+        let elapsed_s = if self.records == 0 {
             0.0
         } else {
-            last - first
+            self.last - self.first
         };
-        let spans = merge_spans(spans);
+        let spans = merge_spans(self.spans);
         let mut lat: Vec<f64> = spans.iter().map(|&(_, s, e)| e - s).collect();
         lat.sort_by(f64::total_cmp);
         let tokens = spans.len() as u64;
@@ -163,26 +211,28 @@ impl Summary {
             mean_s: lat.iter().sum::<f64>() / lat.len() as f64,
             max_s: lat[lat.len() - 1],
         });
+        let mut layers = self.layers;
         for l in &mut layers {
             l.hit_rate = ratio(l.expert_hits as f64, l.expert_accesses as f64);
         }
+        let (hits, accesses, bytes_read) = (self.hits, self.accesses, self.bytes_read);
         Summary {
             run,
             tokens,
-            records: records.len() as u64,
+            records: self.records,
             elapsed_s,
             tok_per_s: ratio(tokens as f64, elapsed_s),
             latency,
             expert_accesses: accesses,
             expert_hits: hits,
-            prefetch_hits,
+            prefetch_hits: self.prefetch_hits,
             hit_rate: ratio(hits as f64, accesses as f64),
             per_layer: layers,
             bytes_read,
             bytes_read_per_token: ratio(bytes_read as f64, tokens as f64),
-            bytes_linked,
-            time,
-            storage_utilisation: ratio(busy, elapsed_s),
+            bytes_linked: self.bytes_linked,
+            time: self.time,
+            storage_utilisation: ratio(self.busy, elapsed_s),
         }
     }
 }

@@ -171,6 +171,7 @@ impl ArchInfo {
                 info.n_expert
             ));
         }
+        crate::llama_limits::check(md, &info)?;
         Ok(info)
     }
 

@@ -9,6 +9,7 @@
 pub mod arch;
 pub mod catalog;
 pub mod inventory;
+pub mod llama_limits;
 pub mod role;
 pub mod summary;
 pub mod units;

@@ -32,9 +32,11 @@ impl Default for Headroom {
 
 /// KV cache bytes per token of context, summed over layers.
 pub fn kv_bytes_per_token(arch: &ArchInfo, kv_type: GgmlType) -> u64 {
+    // Saturating throughout: header values are untrusted, and a saturated headroom is then
+    // refused as not fitting instead of wrapping to a small number.
     (0..arch.n_layer)
         .map(|l| kv_layer_bytes_per_token(arch, l, kv_type))
-        .sum()
+        .fold(0, u64::saturating_add)
 }
 
 /// KV cache bytes per token of context in one layer. MLA models (DeepSeek-V2/V3) cache the
@@ -46,16 +48,20 @@ pub fn kv_layer_bytes_per_token(arch: &ArchInfo, layer: u32, kv_type: GgmlType) 
                 .head_dim_k
                 .unwrap_or(0)
                 .saturating_sub(arch.head_dim_v.unwrap_or(0));
-            rank + rope
+            rank.saturating_add(rope)
         }
         None => {
             let n_head = arch.n_head.at(layer).max(1);
             let dk = arch.head_dim_k.unwrap_or(arch.n_embd / n_head);
             let dv = arch.head_dim_v.unwrap_or(dk);
-            arch.n_head_kv.at(layer) * (dk + dv)
+            arch.n_head_kv
+                .at(layer)
+                .saturating_mul(dk.saturating_add(dv))
         }
     };
-    elems.div_ceil(kv_type.block_size().max(1)) * kv_type.block_bytes()
+    elems
+        .div_ceil(kv_type.block_size().max(1))
+        .saturating_mul(kv_type.block_bytes())
 }
 
 /// llama.cpp-style compute buffer estimate (f32 activations of one ubatch): the logits
@@ -66,10 +72,17 @@ pub fn compute_buffer_estimate(arch: &ArchInfo, h: &Headroom) -> u64 {
     let width = arch
         .n_ff
         .max()
-        .max(arch.expert_ff.unwrap_or(0) * arch.n_expert_used.max(1) as u64)
+        .max(
+            arch.expert_ff
+                .unwrap_or(0)
+                .saturating_mul(arch.n_expert_used.max(1) as u64),
+        )
         .max(arch.n_embd);
-    let scores = h.ctx * arch.n_head.max();
-    4 * h.n_ubatch * (vocab + scores + 2 * width)
+    let scores = h.ctx.saturating_mul(arch.n_head.max());
+    let row = vocab
+        .saturating_add(scores)
+        .saturating_add(width.saturating_mul(2));
+    h.n_ubatch.saturating_mul(row).saturating_mul(4)
 }
 
 /// The compute buffer placement reserves: the caller's override, else the profile's measured
@@ -108,10 +121,10 @@ pub struct Shortfall {
 impl Capacities {
     /// Capacities of `hw` for a model with `arch`, before any streaming pool.
     pub fn new(hw: &HwProfile, arch: &ArchInfo, h: &Headroom) -> Result<Capacities, Shortfall> {
-        let kv = kv_bytes_per_token(arch, h.kv_type) * h.ctx;
+        let kv = kv_bytes_per_token(arch, h.kv_type).saturating_mul(h.ctx);
         let compute = compute_buffer_bytes(hw, arch, h);
         let ram_free = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
-        let headroom = kv + compute;
+        let headroom = kv.saturating_add(compute);
         let short = |what: &str, available: u64| {
             Shortfall {
             what: what.to_string(),

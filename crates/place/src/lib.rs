@@ -72,6 +72,8 @@ pub enum PlaceError {
     Rates(#[from] units::RatesError),
     #[error(transparent)]
     Ilp(#[from] ilp::IlpError),
+    #[error("the model has no tensor data to place (0 bytes of weights)")]
+    NoWeights,
 }
 
 /// A solved placement with what produced it (for `--explain` and for the simulator).
@@ -103,6 +105,9 @@ fn streams_dense(units: &Units, a: &Assignment) -> bool {
 /// Solves the placement of `inv` on `hw`.
 pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Solved, PlaceError> {
     let mut units = Units::build(inv, opts.rates.as_ref()).map_err(PlaceError::Rates)?;
+    if units.total_bytes() == 0 {
+        return Err(PlaceError::NoWeights);
+    }
     let h = &opts.headroom;
     units.add_context_reads(&inv.arch, h.ctx, h.kv_type);
     let caps = Capacities::new(hw, &inv.arch, h)?;
@@ -276,6 +281,9 @@ fn solve_ilp(
 ) -> Result<IlpChoice, PlaceError> {
     let mut best = (greedy.clone(), 0, "greedy", "time-limit");
     let mut best_t = objective(greedy, 1);
+    // HiGHS may refuse a model it finds numerically unsound (extreme but valid profile
+    // values); the greedy plan then stands, and the status says why.
+    let mut solver_failed = false;
     // Every configuration's LP bound first, then the MIPs best bound first, so that the
     // first good plan prunes the rest.
     let mut bounds = Vec::with_capacity(configs.len());
@@ -284,6 +292,7 @@ fn solve_ilp(
             Ok(lp) => bounds.push((lp, i)),
             // The configuration's pool leaves too little for what must stay resident.
             Err(ilp::IlpError::Infeasible) if i > 0 => {}
+            Err(ilp::IlpError::Solver(_)) => solver_failed = true,
             Err(e) => return Err(e.into()),
         }
     }
@@ -339,11 +348,19 @@ fn solve_ilp(
             Err(ilp::IlpError::NoSolution(_)) => mip_min = mip_min.min(lp),
             // Nothing below the cutoff: that is this configuration's bound.
             Err(ilp::IlpError::Infeasible) => mip_min = mip_min.min(cutoff.max(lp)),
-            Err(e) => return Err(e.into()),
+            Err(ilp::IlpError::Solver(_)) => {
+                solver_failed = true;
+                mip_min = mip_min.min(lp);
+            }
         }
     }
-    let (a, config, method, status) = best;
-    Ok((a, config, method, status, Some((lp_min, mip_min))))
+    let (a, config, method, mut status) = best;
+    if solver_failed && method == "greedy" {
+        status = "solver-failed";
+    }
+    // Without any bound (every configuration's relaxation failed) there is no gap to report.
+    let bounds = lp_min.is_finite().then_some((lp_min, mip_min));
+    Ok((a, config, method, status, bounds))
 }
 
 /// The solver's objective, seconds: per-token decode time, plus with a prompt the prefill of

@@ -105,11 +105,16 @@ pub enum RatesError {
     },
     #[error("the trace routes layer {layer}, which has no experts in the model")]
     NoExperts { layer: u32 },
+    #[error(
+        "the trace does not route MoE layer {layer} of the model; it must cover every MoE layer"
+    )]
+    MissingLayer { layer: u32 },
 }
 
 impl Units {
-    /// Builds the units; expert rates come from `rates` where it has the layer, uniform
-    /// (top_k / n_expert each) otherwise. Errors when `rates` disagrees with the model.
+    /// Builds the units; expert rates come from `rates`, which must cover every MoE layer, or
+    /// are uniform (top_k / n_expert each) without it. Errors when `rates` disagrees with the
+    /// model.
     pub fn build(inv: &Inventory, rates: Option<&ExpertRates>) -> Result<Units, RatesError> {
         let arch = &inv.arch;
         let tied = !inv.tensors.iter().any(|t| t.role == Role::Output);
@@ -166,6 +171,7 @@ impl Units {
                     })
                 }
                 Some(r) => r.clone(),
+                None if rates.is_some() => return Err(RatesError::MissingLayer { layer }),
                 None => vec![k / n_expert as f64; n_expert as usize],
             };
             let (order, cum) = sort_by_use(&rates);
@@ -297,8 +303,9 @@ impl Units {
             let n_head = arch.n_head.at(l).max(1);
             let dk = arch.head_dim_k.unwrap_or(arch.n_embd / n_head);
             let dv = arch.head_dim_v.unwrap_or(dk);
-            u.read_bytes += (kv * ctx) as f64;
-            u.flops += 2.0 * (ctx * n_head * (dk + dv)) as f64;
+            // In f64: header values are untrusted and must not wrap.
+            u.read_bytes += kv as f64 * ctx as f64;
+            u.flops += 2.0 * ctx as f64 * n_head as f64 * (dk as f64 + dv as f64);
         }
     }
 }

@@ -426,7 +426,7 @@ pub enum PlanError {
 impl Plan {
     /// Reads a plan; errors name the file and the field (`prediction.layers[3].total_s`).
     pub fn load(path: &Path) -> Result<Plan, PlanError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        let text = infile::read_to_string(path).map_err(|source| PlanError::Io {
             path: path.display().to_string(),
             source,
         })?;

@@ -187,6 +187,12 @@ impl Model {
         unsafe { sys::llama_vocab_n_tokens(self.vocab()) }.max(0) as usize
     }
 
+    /// The context length the model was trained with (0 when its file does not say).
+    pub fn n_ctx_train(&self) -> u32 {
+        // SAFETY: valid model pointer.
+        unsafe { sys::llama_model_n_ctx_train(self.raw.as_ptr()) }.max(0) as u32
+    }
+
     pub fn is_end_of_generation(&self, token: i32) -> bool {
         // SAFETY: valid vocab pointer; llama.cpp range-checks the token.
         unsafe { sys::llama_vocab_is_eog(self.vocab(), token) }

@@ -116,6 +116,7 @@ fn main() {
                     expert_prefetch,
                     queue_depth: None,
                     host_weights_on_gpu,
+                    keep_records: true,
                 };
                 let mut run = None;
                 let t0 = std::time::Instant::now();

@@ -571,3 +571,33 @@ fn per_layer_pinned_lru_needs_room_for_each_layers_hot_set() {
         "{err}"
     );
 }
+
+/// Without `keep_records` a run drops its records as it goes (a long dense run once held
+/// tens of GB of them), and its summary is still what the records it would have kept give.
+#[test]
+fn a_run_that_drops_its_records_has_the_same_summary() {
+    let hw = m1max(false);
+    let (solved, trace) = mixtral(&hw);
+    let p = placement(&solved);
+    let machine = Machine::from_profile(&hw);
+    let policy = DecodePolicy::Cache {
+        policy: Policy::Lru,
+        capacity_bytes: solved.plan.expert_cache.bytes,
+        partition: Partition::Global,
+    };
+    let run = |keep_records| {
+        let opts = Options {
+            keep_records,
+            expert_prefetch: ExpertPrefetch::Coactivation,
+            ..Options::default()
+        };
+        decode::simulate(&p, &machine, &trace, &policy, &opts).unwrap()
+    };
+    let (kept, dropped) = (run(true), run(false));
+    assert!(dropped.records.is_empty());
+    assert!(!kept.records.is_empty());
+    // The oracle: the summary of the kept records, computed after the fact.
+    let oracle = metrics::Summary::from_records(kept.summary.run.clone(), &kept.records);
+    assert_eq!(dropped.summary, oracle);
+    assert_eq!(dropped.summary, kept.summary);
+}

@@ -149,6 +149,7 @@ impl Case {
                 expert_prefetch: ExpertPrefetch::None,
                 queue_depth: Some(1),
                 host_weights_on_gpu: false,
+                keep_records: true,
             },
         }
     }

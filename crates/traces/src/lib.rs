@@ -26,7 +26,7 @@ pub mod synth;
 
 pub use builder::{TokenExtras, TraceBuilder};
 pub use error::TraceError;
-pub use model::{ModelFacts, Phase, SequenceView, Trace};
+pub use model::{ModelFacts, Phase, SequenceView, Trace, MAX_BLOCKS, MAX_EXPERTS};
 
 use std::path::Path;
 

@@ -23,6 +23,10 @@ pub struct ModelFacts {
 /// Largest routed-expert count the formats store (ids are u16).
 pub const MAX_EXPERTS: u32 = 1 << 16;
 
+/// Transformer blocks a model may have: llama.cpp's `LLAMA_MAX_LAYERS`, so block indices are
+/// below 512.
+pub const MAX_BLOCKS: u32 = 512;
+
 impl ModelFacts {
     /// Checks the facts are self-consistent; the message says what to fix.
     pub fn check(&self) -> Result<(), String> {
@@ -45,6 +49,13 @@ impl ModelFacts {
             return Err(format!(
                 "moe_layers must be strictly increasing, but {} is followed by {}",
                 w[0], w[1]
+            ));
+        }
+        if let Some(&b) = self.moe_layers.iter().find(|&&b| b >= MAX_BLOCKS) {
+            return Err(format!(
+                "moe_layers holds block index {b}; llama.cpp models have at most {MAX_BLOCKS} \
+                 blocks (indices 0..={})",
+                MAX_BLOCKS - 1
             ));
         }
         Ok(())

@@ -38,6 +38,23 @@ fn log_fails(lines: &[String], o: &Options) -> String {
     err_text(import(Source::VllmJsonl, &path, o)).replace(&path.display().to_string(), "FILE")
 }
 
+/// Found by the `trace_import` fuzz target: a line that is not UTF-8 was reported as an I/O
+/// error of the whole file (`FILE: stream did not contain valid UTF-8`), without its line.
+#[test]
+fn fuzz_regression_invalid_utf8_names_its_line() {
+    let ok = route("a", 0, 0, "[0,1]");
+    let (_dir, path) = temp_file(
+        "r.jsonl",
+        [ok.as_bytes(), b"\n{\"type\":\"x\xff\"}\n"].concat(),
+    );
+    let e = import(Source::VllmJsonl, &path, &opts(8)).unwrap_err();
+    assert!(matches!(e, traces::TraceError::Invalid { .. }), "{e:?}");
+    assert_eq!(
+        e.to_string().replace(&path.display().to_string(), "FILE"),
+        "FILE:2: not UTF-8 text (byte 11 of the line)"
+    );
+}
+
 #[test]
 fn route_log_errors() {
     let ok = route("a", 0, 0, "[0,1]");

@@ -185,6 +185,22 @@ impl ArchSpec {
                 self.arch
             ));
         }
+        if self.n_layer > crate::llama_limits::MAX_LAYERS {
+            return Err(format!(
+                "{} spec: n_layer ({}) exceeds llama.cpp's {} blocks",
+                self.arch,
+                self.n_layer,
+                crate::llama_limits::MAX_LAYERS
+            ));
+        }
+        if self.n_expert > crate::llama_limits::MAX_EXPERTS {
+            return Err(format!(
+                "{} spec: n_expert ({}) exceeds llama.cpp's {} experts",
+                self.arch,
+                self.n_expert,
+                crate::llama_limits::MAX_EXPERTS
+            ));
+        }
         if self.n_expert_used > self.n_expert {
             return Err(format!(
                 "{} spec: n_expert_used ({}) exceeds n_expert ({})",

@@ -13,7 +13,7 @@
 use super::steps::{self, LayerSteps, Phase};
 use super::{DecodePolicy, Machine, MoeLayer, Options, Placement};
 use crate::events::{EventQueue, Nanos, StorageDevice};
-use metrics::TokenLayerRecord;
+use metrics::{SummaryBuilder, TokenLayerRecord};
 use place::Tier;
 use policy::prefetch::{Coactivation, ExpertPrefetch};
 use std::collections::VecDeque;
@@ -36,7 +36,9 @@ pub(super) struct Inputs<'a> {
 
 /// What the engine produced besides the records.
 pub(super) struct Outcome {
+    /// Every record when the options keep them, else none.
     pub records: Vec<TokenLayerRecord>,
+    pub summary: SummaryBuilder,
     /// Every byte read (records' bytes plus the wasted prefetches).
     pub bytes_read: u64,
     pub prefetch_wasted_bytes: u64,
@@ -94,6 +96,7 @@ struct Engine<'a> {
     pre_s: f64,
     rec: TokenLayerRecord,
     records: Vec<TokenLayerRecord>,
+    summary: SummaryBuilder,
     bytes_read: u64,
     wasted: u64,
     n_steps: usize,
@@ -143,7 +146,12 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         post: Phase::default(),
         pre_s: 0.0,
         rec: TokenLayerRecord::empty(0, None),
-        records: Vec::with_capacity(per_token * inp.trace.n_tokens()),
+        records: if inp.opts.keep_records {
+            Vec::with_capacity(per_token * inp.trace.n_tokens())
+        } else {
+            Vec::new()
+        },
+        summary: SummaryBuilder::new(),
         bytes_read: 0,
         wasted: 0,
         n_steps: per_token * inp.trace.n_tokens(),
@@ -173,6 +181,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
     }
     Outcome {
         records: e.records,
+        summary: e.summary,
         bytes_read: e.bytes_read,
         prefetch_wasted_bytes: e.wasted,
     }
@@ -515,7 +524,10 @@ impl Engine<'_> {
         self.rec.wall_s = secs(now) - self.rec.start_s;
         self.rec.storage_busy_s = secs(self.storage.busy_ns() - self.busy_from);
         self.busy_from = self.storage.busy_ns();
-        self.records.push(self.rec);
+        self.summary.push(&self.rec);
+        if self.inp.opts.keep_records {
+            self.records.push(self.rec);
+        }
         for i in 0..self.wanted.len() {
             self.release(self.wanted[i]);
         }

@@ -110,6 +110,9 @@ pub struct Options {
     /// Compute RAM- and NVMe-tier weights on a discrete GPU, copying them over the host link
     /// first (what llama.cpp does for large batches), instead of on the CPU.
     pub host_weights_on_gpu: bool,
+    /// Return every (token, layer) record in the run's `records`; without it they are
+    /// summarised as they are made and dropped, so memory does not grow with tokens × layers.
+    pub keep_records: bool,
 }
 
 impl Default for Options {
@@ -119,6 +122,7 @@ impl Default for Options {
             expert_prefetch: ExpertPrefetch::None,
             queue_depth: None,
             host_weights_on_gpu: false,
+            keep_records: true,
         }
     }
 }
@@ -207,7 +211,7 @@ pub(crate) fn simulate_with_hits(
         policy: policy.name(),
         cache_bytes: cache_bytes(moe, policy),
     };
-    let summary = Summary::from_records(run, &out.records);
+    let summary = out.summary.finish(run);
     debug_assert_eq!(
         summary.bytes_read + out.prefetch_wasted_bytes,
         out.bytes_read
@@ -492,6 +496,15 @@ pub fn first_tokens(trace: &Trace, n: usize) -> Result<Trace, SimError> {
 /// Tokens `range` of `trace` in stored order (clipped to its tokens), keeping sequence
 /// boundaries: a sequence cut by the range keeps its id.
 pub fn token_range(trace: &Trace, range: std::ops::Range<usize>) -> Result<Trace, SimError> {
+    if trace.model().moe_layers.is_empty() {
+        // A dense model's stand-in trace: tokens, no routing to cut.
+        let end = range.end.min(trace.n_tokens());
+        let n = end.saturating_sub(range.start);
+        return Ok(Trace::without_routing(
+            trace.model().architecture.clone(),
+            n,
+        ));
+    }
     let mut b = TraceBuilder::new(trace.model().clone()).map_err(SimError::Trace)?;
     let all: Vec<usize> = (0..trace.model().n_layers()).collect();
     let mut ids = Vec::new();

@@ -152,7 +152,11 @@ pub fn simulate_request(
     let prefill = report::summarize(&out, &tokens, batch);
 
     let decoded = simulate_with_hits(placement, machine, &rest, policy, opts, &moe, &decode_hits)?;
-    let mut records = out.records;
+    let mut records = if opts.keep_records {
+        out.records
+    } else {
+        Vec::new()
+    };
     let (offset, shift) = (batches.len() as u32, prefill.ttft_s);
     records.extend(decoded.records.into_iter().map(|mut r| {
         r.token += offset;

@@ -7,13 +7,12 @@ use super::{
 use crate::builder::check_selection;
 use crate::error::TraceError;
 use crate::model::{ModelFacts, Phase, Trace};
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
 /// Whether the file starts with the binary magic (false for shorter files).
 pub fn has_magic(path: &Path) -> Result<bool, TraceError> {
-    let mut f = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let mut f = infile::open(path).map_err(|e| TraceError::io(path, e))?;
     let mut head = [0u8; 8];
     let mut got = 0;
     while got < head.len() {
@@ -29,14 +28,14 @@ pub fn has_magic(path: &Path) -> Result<bool, TraceError> {
 }
 
 /// A reader that knows its byte offset and how many bytes remain.
-struct Cursor<'p> {
-    r: BufReader<File>,
+struct Cursor<'p, R> {
+    r: R,
     off: u64,
     len: u64,
     path: &'p Path,
 }
 
-impl Cursor<'_> {
+impl<R: Read> Cursor<'_, R> {
     fn fail(&self, at: u64, msg: impl std::fmt::Display) -> TraceError {
         TraceError::invalid(format!("{}: byte {at}", self.path.display()), msg)
     }
@@ -113,10 +112,20 @@ impl Cursor<'_> {
 
 /// Reads and validates a binary trace file.
 pub fn read(path: &Path) -> Result<Trace, TraceError> {
-    let file = File::open(path).map_err(|e| TraceError::io(path, e))?;
+    let file = infile::open(path).map_err(|e| TraceError::io(path, e))?;
     let len = file.metadata().map_err(|e| TraceError::io(path, e))?.len();
+    parse(BufReader::with_capacity(1 << 16, file), len, path)
+}
+
+/// Parses a binary trace from memory; `path` only names the source in errors.
+pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Trace, TraceError> {
+    parse(bytes, bytes.len() as u64, path)
+}
+
+/// Reads the `len` bytes of a binary trace from `r`.
+fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     let mut c = Cursor {
-        r: BufReader::with_capacity(1 << 16, file),
+        r,
         off: 0,
         len,
         path,

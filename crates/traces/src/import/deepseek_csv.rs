@@ -33,6 +33,16 @@ pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
         .map_err(|e| TraceError::invalid(path.display(), e))
 }
 
+/// Imports one CSV held in memory as a one-sequence trace; `path` names the source in errors
+/// and its stem is the sequence id, as for a file.
+pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, TraceError> {
+    let facts = opts.override_facts(deepseek_v2_lite());
+    let mut b = TraceBuilder::new(facts).map_err(|e| TraceError::invalid(path.display(), e))?;
+    read_csv(bytes, path, &mut b)?;
+    b.finish()
+        .map_err(|e| TraceError::invalid(path.display(), e))
+}
+
 fn csv_files(path: &Path) -> Result<Vec<PathBuf>, TraceError> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
@@ -64,11 +74,15 @@ struct LayerBlock {
 
 /// Reads one CSV as one sequence.
 pub fn read_file(path: &Path, b: &mut TraceBuilder) -> Result<(), TraceError> {
+    let file = infile::open(path).map_err(|e| TraceError::io(path, e))?;
+    read_csv(file, path, b)
+}
+
+/// Reads the CSV `r` (named `path` in errors) as one sequence.
+fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<(), TraceError> {
     let facts = b.model().clone();
     let k = facts.top_k as usize;
-    let mut rdr = csv::ReaderBuilder::new()
-        .from_path(path)
-        .map_err(|e| csv_error(path, e))?;
+    let mut rdr = csv::ReaderBuilder::new().from_reader(r);
     let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
     if header.iter().collect::<Vec<_>>() != HEADER {
         return Err(TraceError::invalid(

@@ -45,7 +45,30 @@ pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
             path.parent().unwrap_or(Path::new(".")).join(METADATA_FILE),
         )
     };
-    let rt: RouterTrace = read_json(&trace_path)?;
+    let read = |p: &Path| infile::read(p).map_err(|e| TraceError::io(p, e));
+    let trace = read(&trace_path)?;
+    let meta = if meta_path.is_file() {
+        Some(read(&meta_path)?)
+    } else {
+        None
+    };
+    from_slices(
+        &trace,
+        &trace_path,
+        meta.as_deref().map(|m| (m, meta_path.as_path())),
+        opts,
+    )
+}
+
+/// Imports a router trace held in memory, with the bytes of its `capture-metadata.json` when
+/// there is one; the paths only name the sources in errors.
+pub fn from_slices(
+    trace: &[u8],
+    trace_path: &Path,
+    meta: Option<(&[u8], &Path)>,
+    opts: &Options,
+) -> Result<Trace, TraceError> {
+    let rt: RouterTrace = parse_json(trace, trace_path)?;
     let fail = |msg: String| TraceError::invalid(trace_path.display(), msg);
     if rt.version != 2 {
         return Err(fail(format!(
@@ -53,10 +76,9 @@ pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
             rt.version
         )));
     }
-    let meta: Option<CaptureMetadata> = if meta_path.is_file() {
-        Some(read_json(&meta_path)?)
-    } else {
-        None
+    let (meta, meta_path): (Option<CaptureMetadata>, &Path) = match meta {
+        Some((bytes, p)) => (Some(parse_json(bytes, p)?), p),
+        None => (None, Path::new(METADATA_FILE)),
     };
     let moe_layers = match &meta {
         Some(m) if m.sparse_encoder_block_indices.len() != rt.layers as usize => {
@@ -93,7 +115,7 @@ pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
             rt.selections.len()
         )));
     }
-    let spans = spans(meta.as_ref(), rt.tokens, &meta_path)?;
+    let spans = spans(meta.as_ref(), rt.tokens, meta_path)?;
     let mut b = TraceBuilder::new(facts).map_err(&fail)?;
     let (k, n_expert, n_layers) = (
         b.model().top_k as usize,
@@ -170,7 +192,6 @@ fn spans(
     Ok(out)
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TraceError> {
-    let bytes = std::fs::read(path).map_err(|e| TraceError::io(path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| TraceError::json(path, e))
+fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<T, TraceError> {
+    serde_json::from_slice(bytes).map_err(|e| TraceError::json(path, e))
 }

@@ -37,14 +37,35 @@ struct Route {
 }
 
 pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
+    opts.required_n_expert(path, "vLLM route")?;
+    let file = infile::open(path).map_err(|e| TraceError::io(path, e))?;
+    parse(std::io::BufReader::new(file), path, opts)
+}
+
+/// Imports a route log held in memory; `path` only names the source in errors.
+pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, TraceError> {
+    parse(bytes, path, opts)
+}
+
+fn parse(r: impl BufRead, path: &Path, opts: &Options) -> Result<Trace, TraceError> {
     let n_expert = opts.required_n_expert(path, "vLLM route")?;
-    let file = std::fs::File::open(path).map_err(|e| TraceError::io(path, e))?;
     let mut order: Vec<String> = Vec::new();
     let mut requests: HashMap<String, Vec<Route>> = HashMap::new();
     let mut top_k = opts.top_k;
-    for (i, text) in std::io::BufReader::new(file).lines().enumerate() {
+    for (i, raw) in r.split(b'\n').enumerate() {
         let line_no = i as u64 + 1;
-        let text = text.map_err(|e| TraceError::io(path, e))?;
+        let mut raw = raw.map_err(|e| TraceError::io(path, e))?;
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+        // Decoded per line, so that bytes which are not UTF-8 are reported at their line.
+        let text = String::from_utf8(raw).map_err(|e| {
+            let byte = e.utf8_error().valid_up_to() + 1;
+            TraceError::invalid(
+                at_line(path, line_no),
+                format!("not UTF-8 text (byte {byte} of the line)"),
+            )
+        })?;
         if text.trim().is_empty() {
             continue;
         }

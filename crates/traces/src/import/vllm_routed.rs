@@ -9,9 +9,15 @@ use serde_json::Value;
 use std::path::Path;
 
 pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
+    opts.required_n_expert(path, "vLLM routed-experts")?;
+    let bytes = infile::read(path).map_err(|e| TraceError::io(path, e))?;
+    from_slice(&bytes, path, opts)
+}
+
+/// Imports routed-experts JSON held in memory; `path` only names the source in errors.
+pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, TraceError> {
     let n_expert = opts.required_n_expert(path, "vLLM routed-experts")?;
-    let bytes = std::fs::read(path).map_err(|e| TraceError::io(path, e))?;
-    let root: Value = serde_json::from_slice(&bytes).map_err(|e| TraceError::json(path, e))?;
+    let root: Value = serde_json::from_slice(bytes).map_err(|e| TraceError::json(path, e))?;
     let fail = |msg: String| TraceError::invalid(path.display(), msg);
     let requests: Vec<(String, &Value)> = match &root {
         Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), v)).collect(),

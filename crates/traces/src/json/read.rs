@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// Reads and validates a JSON trace file.
 pub fn read(path: &Path) -> Result<Trace, TraceError> {
-    let bytes = std::fs::read(path).map_err(|e| TraceError::io(path, e))?;
+    let bytes = infile::read(path).map_err(|e| TraceError::io(path, e))?;
     from_slice(&bytes, path)
 }
 

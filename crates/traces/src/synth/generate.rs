@@ -77,7 +77,7 @@ pub fn synthesize(p: &SynthParams, seed: u64) -> Result<Trace, String> {
     let mut seq_rng = Rng::new(seed.wrapping_add(1));
     let mut rng = Rng::new(seed.wrapping_add(2));
     let mut b = TraceBuilder::new(p.model.clone())?;
-    b.reserve_tokens(p.sequence_lengths.iter().sum());
+    b.reserve_tokens(p.total_tokens()?);
     let mut cdfs: Vec<Vec<f64>> = vec![Vec::with_capacity(n); n_layers];
     let mut prev: Vec<Vec<u16>> = vec![Vec::with_capacity(k); n_layers];
     let mut ids: Vec<u16> = Vec::with_capacity(p.model.ids_per_token());
@@ -119,7 +119,9 @@ pub fn synthesize(p: &SynthParams, seed: u64) -> Result<Trace, String> {
                     } else if rejections < MAX_REJECTIONS {
                         rejections += 1;
                     } else {
-                        let unused: Vec<u16> = (0..n as u16)
+                        // `0..n as u16` would wrap to an empty range at n = 65536.
+                        let unused: Vec<u16> = (0..n)
+                            .map(|e| e as u16)
                             .filter(|e| !ids[start..].contains(e))
                             .collect();
                         ids.push(unused[rng.below(unused.len())]);

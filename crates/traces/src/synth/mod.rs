@@ -57,7 +57,33 @@ pub struct SynthParams {
     pub layers: Vec<LayerParams>,
 }
 
+/// Most expert ids a synthesized trace may hold (2 GiB of `u16`): checked before anything is
+/// drawn, so an absurd length is refused instead of exhausting memory.
+pub const MAX_SYNTH_IDS: u64 = 1 << 30;
+
+/// Most entries of the generator's per-layer tables (popularity weights: MoE layers × n_expert;
+/// cluster profiles: MoE layers × clusters × profile_size), 128 MiB of `f64` at most.
+pub const MAX_TABLE_ENTRIES: u64 = 1 << 24;
+
 impl SynthParams {
+    /// Tokens over all sequences; refused when the trace would exceed [`MAX_SYNTH_IDS`].
+    pub fn total_tokens(&self) -> Result<usize, String> {
+        let ids_per_token = self.model.ids_per_token() as u64;
+        let mut tokens = 0u64;
+        for &len in &self.sequence_lengths {
+            tokens = tokens.saturating_add(len as u64);
+        }
+        let ids = tokens.saturating_mul(ids_per_token);
+        if ids > MAX_SYNTH_IDS {
+            return Err(format!(
+                "sequence_lengths add up to {tokens} tokens of {ids_per_token} expert ids each; \
+                 a synthesized trace holds at most {MAX_SYNTH_IDS} ids ({} tokens of this shape)",
+                MAX_SYNTH_IDS / ids_per_token.max(1)
+            ));
+        }
+        Ok(tokens as usize)
+    }
+
     /// The same parameters for every layer.
     pub fn uniform(
         model: ModelFacts,
@@ -92,6 +118,7 @@ impl SynthParams {
                     .into(),
             );
         }
+        self.total_tokens()?;
         if self.clusters == 0 || self.clusters > 1 << 16 {
             return Err(format!(
                 "clusters is {}; it must be in 1..=65536",
@@ -102,6 +129,23 @@ impl SynthParams {
             return Err(format!(
                 "profile_size is {}; it must be in 1..=n_expert ({})",
                 self.profile_size, self.model.n_expert
+            ));
+        }
+        let layers = self.model.n_layers() as u64;
+        let weights = layers * u64::from(self.model.n_expert);
+        if weights > MAX_TABLE_ENTRIES {
+            return Err(format!(
+                "{layers} MoE layers × {} experts is {weights} popularity weights; at most \
+                 {MAX_TABLE_ENTRIES}",
+                self.model.n_expert
+            ));
+        }
+        let profiles = layers * u64::from(self.clusters) * u64::from(self.profile_size);
+        if profiles > MAX_TABLE_ENTRIES {
+            return Err(format!(
+                "{layers} MoE layers × {} clusters × profile_size {} is {profiles} profile \
+                 entries; at most {MAX_TABLE_ENTRIES} (lower top_k, the clusters or the layers)",
+                self.clusters, self.profile_size
             ));
         }
         if !(self.cluster_drift.is_finite() && (0.0..=10.0).contains(&self.cluster_drift)) {
