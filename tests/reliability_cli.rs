@@ -140,6 +140,20 @@ fn numbers_beyond_a_flags_range_are_refused_while_parsing() {
             &["run", "--plan", "p.json", "-p", "hi", "--threads", "100000"],
             &["--threads", "0..=512"],
         );
+        // The suggestion is a policy `run` accepts (once `belady`, which only `sim` has).
+        let (_, _, err) = hypura(&[
+            "run",
+            "--plan",
+            "p.json",
+            "-p",
+            "hi",
+            "--cache-policy",
+            "static",
+        ]);
+        assert!(
+            err.contains("static-frequency") && !err.contains("belady"),
+            "{err}"
+        );
     }
     assert!(!out.exists());
 }

@@ -144,7 +144,11 @@ pub fn run(args: Args) -> Result<()> {
         replay,
         expert_prefetch: args.expert_prefetch.into(),
     };
-    moe.check()?;
+    moe.check().map_err(|e| match e {
+        runtime::Error::OracleWithoutReplay => anyhow::Error::new(e)
+            .context("--expert-prefetch oracle: pass --replay-trace or use coactivation"),
+        e => e.into(),
+    })?;
     let mut planned = PlannedModel::load(&model_path, &plan, None).map_err(|e| {
         let advice = match e {
             runtime::Error::Plan(plan::CheckError::Mismatch(_)) => {

@@ -377,3 +377,41 @@ proptest! {
         prop_assert!(f.plan.prediction.token_s <= s.plan.prediction.token_s * GAP_SLACK);
     }
 }
+
+/// Extreme but valid profile values (a RAM bandwidth of 1e-300 GB/s) give coefficients HiGHS
+/// refuses as unsound; the solve then keeps the greedy plan and says so, instead of failing.
+#[test]
+fn a_profile_highs_cannot_handle_falls_back_to_the_greedy_plan() {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../profiles/m1max.toml"),
+    )
+    .unwrap();
+    let mut slow = String::new();
+    for line in text.lines() {
+        if line.starts_with("bandwidth_gbps") {
+            slow.push_str("bandwidth_gbps = 1e-300\n");
+        } else {
+            slow.push_str(line);
+            slow.push('\n');
+        }
+    }
+    assert_ne!(
+        slow, text,
+        "the profile has no bandwidth_gbps line to change"
+    );
+    let hw = HwProfile::from_toml_str(&slow, "slow.toml").unwrap();
+    let inv = catalog::lookup("mixtral-8x7b:q5_k_m").unwrap();
+    let solved = place::solve(&inv, &hw, &SolveOptions::default()).unwrap();
+    let greedy = place::solve(
+        &inv,
+        &hw,
+        &SolveOptions {
+            method: Method::Greedy,
+            ..SolveOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(solved.plan.solver.method, "greedy");
+    assert_eq!(solved.plan.solver.status, "solver-failed");
+    assert_eq!(solved.plan.tensors, greedy.plan.tensors);
+}

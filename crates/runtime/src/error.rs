@@ -48,8 +48,74 @@ pub enum Error {
         trace: String,
         model: String,
     },
-    #[error("{0}")]
-    Placement(String),
+    /// A graph node the streamer reads (router selections or logits) has a type or shape that
+    /// llama.cpp's MoE graph never builds.
+    #[error("{node}: expected {expected}, got ggml type {ty} shape {shape:?}")]
+    GraphNode {
+        node: String,
+        expected: String,
+        ty: u32,
+        shape: [i64; 3],
+    },
+    #[error("{node}: expert id {id} out of range 0..{n_expert}")]
+    RouterId {
+        node: String,
+        id: i32,
+        n_expert: u32,
+    },
+    #[error("router node of MoE layer {layer} has {n_tokens} tokens inside a ubatch of {ubatch}")]
+    RouterTokens {
+        layer: u32,
+        n_tokens: usize,
+        ubatch: usize,
+    },
+    #[error("no router selection (ffn_moe_topk-{layer}) was seen for MoE layer {layer}")]
+    NoRouterSelection { layer: u32 },
+    #[error("cannot force routing: no router logits (ffn_moe_logits-{layer}) were seen for MoE layer {layer}")]
+    NoRouterLogits { layer: u32 },
+    #[error("forced routing did not take at MoE layer {layer}, token {token}: the router chose {chose:?}, the trace says {want:?}")]
+    RoutingNotForced {
+        layer: u32,
+        token: usize,
+        chose: Vec<u16>,
+        want: Vec<u16>,
+    },
+    #[error("the replayed trace has {trace_tokens} tokens, but this run decodes at least {decoded}; record a longer trace or generate fewer tokens")]
+    ReplayTooShort { trace_tokens: usize, decoded: usize },
+    #[error("the oracle expert prefetch reads the next layer's experts from a replayed trace, and none is given")]
+    OracleWithoutReplay,
+    #[error("routing traces need a MoE model; {path} ({arch}) has no routed experts")]
+    NotMoe { path: PathBuf, arch: String },
+    #[error("a catalog model has no file to stream from")]
+    CatalogModel,
+    #[error("streamed tensor {tensor} is not page-aligned in its buffer")]
+    Unaligned { tensor: String },
+    #[error("streamed tensor {tensor} is not in the GGUF header")]
+    NotInHeader { tensor: String },
+    #[error("llama.cpp did not place the NVMe-tier tensors as planned (not streamed: {missing:?}; streamed but not planned: {extra:?})")]
+    NotPlacedAsPlanned {
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
+    #[error("expert tensor {tensor} is in block {layer}, which is not a MoE layer of the model")]
+    ExpertTensorLayer { tensor: String, layer: u32 },
+    #[error("expert tensor {tensor} ({bytes} bytes) is not {n_expert} slices of {stride} bytes")]
+    ExpertSlices {
+        tensor: String,
+        bytes: u64,
+        n_expert: u64,
+        stride: u64,
+    },
+    #[error("expert cache: {0}")]
+    Cache(#[from] policy::PolicyError),
+    #[error("I/O queue depth {depth} is more than the {max} reader threads hypura starts")]
+    QueueDepth { depth: u32, max: u32 },
+    #[error("panic in the eval callback")]
+    CallbackPanic,
+    /// The routing taken does not make a valid trace (a bug: the router's selections are
+    /// checked as they are recorded).
+    #[error("recording the routing trace: {0}")]
+    Recording(#[from] traces::RuleError),
     #[error("streaming pool of {pool} bytes cannot hold tensor {tensor} ({need} bytes) next to the {pinned} bytes the current step needs")]
     PoolTooSmall {
         pool: u64,

@@ -140,17 +140,19 @@ impl Experts {
         let mut slices = Vec::with_capacity(tensors.len());
         let mut by_tensor = HashMap::new();
         for x in tensors {
-            let pos = *layer_pos.get(&x.layer).ok_or_else(|| {
-                Error::Placement(format!(
-                    "expert tensor {} is in block {}, which is not a MoE layer of the model",
-                    x.t.name, x.layer
-                ))
-            })?;
+            let pos = *layer_pos
+                .get(&x.layer)
+                .ok_or_else(|| Error::ExpertTensorLayer {
+                    tensor: x.t.name.clone(),
+                    layer: x.layer,
+                })?;
             if x.stride == 0 || x.stride * n_expert != x.t.bytes || x.file >= io.files.len() {
-                return Err(Error::Placement(format!(
-                    "expert tensor {} ({} bytes) is not {n_expert} slices of {} bytes",
-                    x.t.name, x.t.bytes, x.stride
-                )));
+                return Err(Error::ExpertSlices {
+                    tensor: x.t.name.clone(),
+                    bytes: x.t.bytes as u64,
+                    n_expert: n_expert as u64,
+                    stride: x.stride as u64,
+                });
             }
             layers[pos].tensors.push(slices.len());
             layers[pos].expert_bytes += x.stride as u64;
@@ -185,8 +187,7 @@ impl Experts {
         } else {
             Partition::PerLayer
         };
-        let bytes =
-            ExpertBytes::per_layer_sizes(sizes).map_err(|e| Error::Placement(e.to_string()))?;
+        let bytes = ExpertBytes::per_layer_sizes(sizes)?;
         let permanent_share: u64 = permanent
             .iter()
             .filter_map(|(block, ids)| {
@@ -199,8 +200,7 @@ impl Experts {
             partition,
             capacity: Capacity::Bytes(cache_bytes.saturating_sub(permanent_share)),
         };
-        let cache = OnlineCache::new(layers.len(), n_expert, &config, &bytes)
-            .map_err(|e| Error::Placement(format!("expert cache: {e}")))?;
+        let cache = OnlineCache::new(layers.len(), n_expert, &config, &bytes)?;
         let mut experts = Experts {
             slices,
             by_tensor,

@@ -101,7 +101,10 @@ impl Job {
                 source: std::io::Error::other(why.to_string()),
             },
             #[cfg(test)]
-            Task::Run(_) => Error::Placement(why.to_string()),
+            Task::Run(_) => Error::Open {
+                path: "test task".into(),
+                source: std::io::Error::other(why.to_string()),
+            },
         }
     }
 }
@@ -189,10 +192,10 @@ impl IoPool {
     /// [`IoPool::submit_read`]; rounded up to whole pages).
     pub fn new(queue_depth: u32, request_bytes: u64) -> Result<IoPool> {
         if queue_depth > MAX_QUEUE_DEPTH {
-            return Err(Error::Placement(format!(
-                "I/O queue depth {queue_depth} is more than the {MAX_QUEUE_DEPTH} reader threads \
-                 hypura starts"
-            )));
+            return Err(Error::QueueDepth {
+                depth: queue_depth,
+                max: MAX_QUEUE_DEPTH,
+            });
         }
         let queue_depth = queue_depth.max(1);
         let request_bytes =

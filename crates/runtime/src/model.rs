@@ -290,9 +290,7 @@ fn collect_streamed(buft: sys::ggml_backend_buffer_type_t) -> Result<Vec<Streame
             let bytes = sys::ggml_nbytes(t);
             let data = (*t).data as *mut u8;
             if data as usize % page != 0 {
-                return Err(Error::Placement(format!(
-                    "streamed tensor {name} is not page-aligned in its buffer"
-                )));
+                return Err(Error::Unaligned { tensor: name });
             }
             out.push(StreamedTensor {
                 name,

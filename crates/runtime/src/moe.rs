@@ -92,11 +92,12 @@ impl Moe {
         let k = self.routing.facts().top_k as usize;
         let n_expert = self.routing.facts().n_expert;
         if ty != sys::GGML_TYPE_I32 || ne[0] as usize != k || nb[1] % 4 != 0 || ne[2] != 1 {
-            return Err(Error::Placement(format!(
-                "{}: expected I32 [{k}, n_tokens], got type {ty} shape {:?}",
-                name_of(node),
-                &ne[..3]
-            )));
+            return Err(Error::GraphNode {
+                node: name_of(node),
+                expected: format!("I32 [{k}, n_tokens]"),
+                ty: ty as u32,
+                shape: [ne[0], ne[1], ne[2]],
+            });
         }
         let n_tokens = ne[1].max(0) as usize;
         self.picked.clear();
@@ -114,10 +115,11 @@ impl Moe {
         for t in 0..n_tokens {
             for &id in &self.ids[t * row..t * row + k] {
                 if id < 0 || id as u32 >= n_expert {
-                    return Err(Error::Placement(format!(
-                        "{}: expert id {id} out of range 0..{n_expert}",
-                        name_of(node)
-                    )));
+                    return Err(Error::RouterId {
+                        node: name_of(node),
+                        id,
+                        n_expert,
+                    });
                 }
                 self.picked.push(id as u16);
             }
@@ -133,11 +135,12 @@ impl Moe {
         let n_expert = self.routing.facts().n_expert as usize;
         if ty != sys::GGML_TYPE_F32 || ne[0] as usize != n_expert || nb[1] != nb[0] * ne[0] as usize
         {
-            return Err(Error::Placement(format!(
-                "{}: expected contiguous F32 [{n_expert}, n_tokens], got type {ty} shape {:?}",
-                name_of(node),
-                &ne[..3]
-            )));
+            return Err(Error::GraphNode {
+                node: name_of(node),
+                expected: format!("contiguous F32 [{n_expert}, n_tokens]"),
+                ty: ty as u32,
+                shape: [ne[0], ne[1], ne[2]],
+            });
         }
         let n_tokens = (ne[1] * ne[2] * ne[3]) as usize;
         let mut logits = vec![0f32; n_expert * n_tokens];

@@ -47,11 +47,7 @@ impl MoeOptions {
     /// Refuses options that cannot work together (cheap: call it before a slow load).
     pub fn check(&self) -> Result<()> {
         if self.expert_prefetch == ExpertPrefetch::Oracle && self.replay.is_none() {
-            return Err(Error::Placement(
-                "the oracle expert prefetch reads the next layer's experts from the replayed \
-                 trace; pass --replay-trace or use coactivation"
-                    .into(),
-            ));
+            return Err(Error::OracleWithoutReplay);
         }
         Ok(())
     }
@@ -87,10 +83,10 @@ impl PlannedModel {
         if got != want {
             let missing: Vec<&&str> = want.difference(&got).take(5).collect();
             let extra: Vec<&&str> = got.difference(&want).take(5).collect();
-            return Err(Error::Placement(format!(
-                "llama.cpp did not place the NVMe-tier tensors as planned (not streamed: {missing:?}; \
-                 streamed but not planned: {extra:?})"
-            )));
+            return Err(Error::NotPlacedAsPlanned {
+                missing: missing.iter().map(|s| s.to_string()).collect(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            });
         }
         let io = IoOptions {
             // The simulator's storage device serves dense and expert reads at the larger depth.
@@ -118,11 +114,10 @@ impl PlannedModel {
     pub fn streamer_with(&self, moe: &MoeOptions) -> Result<Option<Streamer>> {
         let arch = &self.inventory.arch;
         if moe.intercepts() && !arch.is_moe() {
-            return Err(Error::Placement(format!(
-                "routing traces need a MoE model; {} ({}) has no routed experts",
-                self.model.path().display(),
-                arch.arch
-            )));
+            return Err(Error::NotMoe {
+                path: self.model.path().to_path_buf(),
+                arch: arch.arch.clone(),
+            });
         }
         moe.check()?;
         if self.model.streamed().is_empty() && !moe.intercepts() {
@@ -153,9 +148,7 @@ impl PlannedModel {
                 .saturating_sub(self.placement.expert_cache_bytes)
         };
         let Source::File { paths, .. } = &self.inventory.source else {
-            return Err(Error::Placement(
-                "a catalog model has no file to stream from".into(),
-            ));
+            return Err(Error::CatalogModel);
         };
         let mut readers = Vec::with_capacity(paths.len());
         for p in paths {
@@ -235,6 +228,6 @@ impl PlannedModel {
             // (nothing, for a plan from `hypura solve`) is LRU.
             return Ok(Policy::Lru);
         }
-        Policy::from_name(name).map_err(|e| Error::Placement(format!("expert cache: {e}")))
+        Ok(Policy::from_name(name)?)
     }
 }

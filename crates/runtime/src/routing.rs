@@ -113,19 +113,18 @@ impl Routing {
             self.started += n_tokens;
             if let Some(t) = &self.replay {
                 if self.started > t.n_tokens() {
-                    return Err(Error::Placement(format!(
-                        "the replayed trace has {} tokens, but this run decodes at least {}; \
-                         record a longer trace or generate fewer tokens",
-                        t.n_tokens(),
-                        self.started
-                    )));
+                    return Err(Error::ReplayTooShort {
+                        trace_tokens: t.n_tokens(),
+                        decoded: self.started,
+                    });
                 }
             }
         } else if n_tokens != self.ub.n_tokens {
-            return Err(Error::Placement(format!(
-                "router node of MoE layer {} has {n_tokens} tokens inside a ubatch of {}",
-                self.facts.moe_layers[pos], self.ub.n_tokens
-            )));
+            return Err(Error::RouterTokens {
+                layer: self.facts.moe_layers[pos],
+                n_tokens,
+                ubatch: self.ub.n_tokens,
+            });
         }
         Ok(())
     }
@@ -165,11 +164,12 @@ impl Routing {
             if let Some(trace) = &self.replay {
                 let want = trace.selection(self.ub.base + t, pos);
                 if sel != want {
-                    return Err(Error::Placement(format!(
-                        "forced routing did not take at MoE layer {layer}, token {}: the router \
-                         chose {sel:?}, the trace says {want:?}",
-                        self.ub.base + t
-                    )));
+                    return Err(Error::RoutingNotForced {
+                        layer,
+                        token: self.ub.base + t,
+                        chose: sel.to_vec(),
+                        want: want.to_vec(),
+                    });
                 }
             }
             self.ub.ids[t * per_token + pos * k..][..k].copy_from_slice(sel);
@@ -198,18 +198,11 @@ impl Routing {
         self.ub.open = false;
         let layers = &self.facts.moe_layers;
         if let Some(p) = self.ub.seen_topk.iter().position(|&s| !s) {
-            return Err(Error::Placement(format!(
-                "no router selection (ffn_moe_topk-{}) was seen for MoE layer {}",
-                layers[p], layers[p]
-            )));
+            return Err(Error::NoRouterSelection { layer: layers[p] });
         }
         if self.replay.is_some() {
             if let Some(p) = self.ub.seen_logits.iter().position(|&s| !s) {
-                return Err(Error::Placement(format!(
-                    "cannot force routing: no router logits (ffn_moe_logits-{}) were seen for \
-                     MoE layer {}",
-                    layers[p], layers[p]
-                )));
+                return Err(Error::NoRouterLogits { layer: layers[p] });
             }
         }
         if self.record {
@@ -242,19 +235,18 @@ impl Routing {
 
     /// The routing recorded so far as one sequence named `sequence`.
     pub fn recorded_trace(&self, sequence: &str) -> Result<Trace> {
-        let err = |e: String| Error::Placement(format!("recording the routing trace: {e}"));
-        let mut b = TraceBuilder::new(self.facts.clone()).map_err(err)?;
-        b.begin_sequence(sequence).map_err(err)?;
+        let mut b = TraceBuilder::new(self.facts.clone())?;
+        b.begin_sequence(sequence)?;
         let per_token = self.facts.ids_per_token();
         for (ids, &phase) in self.recorded.chunks_exact(per_token).zip(&self.phases) {
             let extras = TokenExtras {
                 phase: Some(phase),
                 ..TokenExtras::default()
             };
-            b.push_token(ids, extras).map_err(err)?;
+            b.push_token(ids, extras)?;
         }
-        b.end_sequence().map_err(err)?;
-        b.finish().map_err(err)
+        b.end_sequence()?;
+        Ok(b.finish()?)
     }
 }
 

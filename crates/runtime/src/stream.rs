@@ -151,11 +151,8 @@ impl Streamer {
             let (file, offset) = *locations
                 .get(&t.name)
                 .filter(|(f, _)| *f < readers.len())
-                .ok_or_else(|| {
-                    Error::Placement(format!(
-                        "streamed tensor {} is not in the GGUF header",
-                        t.name
-                    ))
+                .ok_or_else(|| Error::NotInHeader {
+                    tensor: t.name.clone(),
                 })?;
             if t.reserved as u64 > pool_bytes {
                 return Err(Error::PoolTooSmall {
@@ -489,7 +486,7 @@ pub(crate) unsafe extern "C" fn eval_callback(
         }
     }));
     r.unwrap_or_else(|_| {
-        s.error = Some(Error::Placement("panic in the eval callback".into()));
+        s.error = Some(Error::CallbackPanic);
         true
     })
 }

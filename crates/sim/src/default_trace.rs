@@ -23,9 +23,9 @@ pub const LAYER: LayerParams = LayerParams {
 /// sequences of [`SEQUENCE_TOKENS`].
 pub fn synthesize(units: &Units, arch: &str, tokens: usize) -> Result<Trace, SimError> {
     let Some(first) = units.experts.first() else {
-        return Err(SimError::Config(format!(
-            "{arch}: the model has no routed experts; the decode simulation needs an MoE model"
-        )));
+        return Err(SimError::NoRoutedExperts {
+            arch: arch.to_string(),
+        });
     };
     let model = ModelFacts {
         architecture: arch.to_string(),
@@ -39,5 +39,5 @@ pub fn synthesize(units: &Units, arch: &str, tokens: usize) -> Result<Trace, Sim
         lengths.push(tokens % SEQUENCE_TOKENS);
     }
     let params = SynthParams::uniform(model, lengths, LAYER);
-    traces::synth::synthesize(&params, SEED).map_err(SimError::Trace)
+    Ok(traces::synth::synthesize(&params, SEED)?)
 }

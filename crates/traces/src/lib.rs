@@ -24,9 +24,9 @@ mod model;
 pub mod stats;
 pub mod synth;
 
-pub use builder::{TokenExtras, TraceBuilder};
+pub use builder::{RuleError, TokenExtras, TraceBuilder};
 pub use error::TraceError;
-pub use model::{ModelFacts, Phase, SequenceView, Trace, MAX_BLOCKS, MAX_EXPERTS};
+pub use model::{FactsError, ModelFacts, Phase, SequenceView, Trace, MAX_BLOCKS, MAX_EXPERTS};
 
 use std::path::Path;
 

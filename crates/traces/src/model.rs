@@ -27,36 +27,45 @@ pub const MAX_EXPERTS: u32 = 1 << 16;
 /// below 512.
 pub const MAX_BLOCKS: u32 = 512;
 
+/// Model facts that contradict themselves or the formats' limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactsError {
+    #[error("n_expert is {0}; it must be in 1..={MAX_EXPERTS}")]
+    ExpertCount(u32),
+    #[error("top_k is {top_k}; it must be in 1..=n_expert ({n_expert})")]
+    TopK { top_k: u32, n_expert: u32 },
+    #[error("moe_layers is empty; list the block index of every MoE layer")]
+    NoLayers,
+    #[error("moe_layers must be strictly increasing, but {0} is followed by {1}")]
+    NotIncreasing(u32, u32),
+    #[error(
+        "moe_layers holds block index {0}; llama.cpp models have at most {MAX_BLOCKS} blocks \
+         (indices 0..={last})",
+        last = MAX_BLOCKS - 1
+    )]
+    BlockIndex(u32),
+}
+
 impl ModelFacts {
     /// Checks the facts are self-consistent; the message says what to fix.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), FactsError> {
         if self.n_expert == 0 || self.n_expert > MAX_EXPERTS {
-            return Err(format!(
-                "n_expert is {}; it must be in 1..={MAX_EXPERTS}",
-                self.n_expert
-            ));
+            return Err(FactsError::ExpertCount(self.n_expert));
         }
         if self.top_k == 0 || self.top_k > self.n_expert {
-            return Err(format!(
-                "top_k is {}; it must be in 1..=n_expert ({})",
-                self.top_k, self.n_expert
-            ));
+            return Err(FactsError::TopK {
+                top_k: self.top_k,
+                n_expert: self.n_expert,
+            });
         }
         if self.moe_layers.is_empty() {
-            return Err("moe_layers is empty; list the block index of every MoE layer".into());
+            return Err(FactsError::NoLayers);
         }
         if let Some(w) = self.moe_layers.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(format!(
-                "moe_layers must be strictly increasing, but {} is followed by {}",
-                w[0], w[1]
-            ));
+            return Err(FactsError::NotIncreasing(w[0], w[1]));
         }
         if let Some(&b) = self.moe_layers.iter().find(|&&b| b >= MAX_BLOCKS) {
-            return Err(format!(
-                "moe_layers holds block index {b}; llama.cpp models have at most {MAX_BLOCKS} \
-                 blocks (indices 0..={})",
-                MAX_BLOCKS - 1
-            ));
+            return Err(FactsError::BlockIndex(b));
         }
         Ok(())
     }

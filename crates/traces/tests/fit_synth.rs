@@ -175,7 +175,7 @@ fn synthesis_is_deterministic_and_controllable() {
     let mut bad = p.clone();
     bad.layers[2].reuse = 1.5;
     assert_eq!(
-        synthesize(&bad, 1).unwrap_err(),
+        synthesize(&bad, 1).unwrap_err().to_string(),
         "layers[2].reuse is 1.5; it must be in 0..=1"
     );
 }

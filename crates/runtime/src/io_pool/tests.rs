@@ -169,7 +169,12 @@ fn errors_reach_the_waiter_naming_file_and_offset() {
         "{errors:?}"
     );
 
-    let failed = run(&pool, || Err(Error::Placement("device on fire".into())));
+    let failed = run(&pool, || {
+        Err(Error::Open {
+            path: "/dev/on-fire".into(),
+            source: std::io::Error::other("device on fire"),
+        })
+    });
     assert!(failed
         .wait()
         .unwrap_err()

@@ -167,9 +167,7 @@ pub fn simulate(
 /// Options the machine cannot run.
 pub(crate) fn check_options(machine: &Machine, opts: &Options) -> Result<(), SimError> {
     if opts.host_weights_on_gpu && machine.h2d_bytes_per_s.is_none() && !machine.unified {
-        return Err(SimError::Config(
-            "host weights on the GPU need a host link (the profile's [host_link] h2d_gbps)".into(),
-        ));
+        return Err(SimError::NoHostLink);
     }
     Ok(())
 }
@@ -256,17 +254,17 @@ pub(crate) fn cache_bytes(layers: &[MoeLayer], policy: &DecodePolicy) -> u64 {
 pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<MoeLayer>, SimError> {
     let m = trace.model();
     if m.top_k != p.units.top_k {
-        return Err(SimError::Trace(format!(
-            "the trace selects top-{} experts but the model routes top-{}; use a trace of this model",
-            m.top_k, p.units.top_k
-        )));
+        return Err(SimError::TopK {
+            trace: m.top_k,
+            model: p.units.top_k,
+        });
     }
     let plan_layers: Vec<u32> = p.experts.iter().map(|e| e.layer).collect();
     if m.moe_layers != plan_layers {
-        return Err(SimError::Trace(format!(
-            "the trace has MoE layers {:?} but the plan has {:?}; use a trace of this model",
-            m.moe_layers, plan_layers
-        )));
+        return Err(SimError::MoeLayers {
+            trace: m.moe_layers.clone(),
+            plan: plan_layers,
+        });
     }
     p.experts
         .iter()
@@ -276,29 +274,24 @@ pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<Moe
                 .experts
                 .iter()
                 .find(|u| u.layer == e.layer)
-                .ok_or_else(|| {
-                    SimError::Config(format!(
-                        "the plan places experts of layer {} but the model has none there",
-                        e.layer
-                    ))
-                })?;
+                .ok_or(SimError::NoExpertsAt { layer: e.layer })?;
             if unit.n_expert() != m.n_expert {
-                return Err(SimError::Trace(format!(
-                    "layer {}: the trace has {} experts, the model {}; use a trace of this model",
-                    e.layer,
-                    m.n_expert,
-                    unit.n_expert()
-                )));
+                return Err(SimError::ExpertCount {
+                    layer: e.layer,
+                    trace: m.n_expert,
+                    model: unit.n_expert(),
+                });
             }
             let mut tier = vec![Tier::Nvme; m.n_expert as usize];
             for (t, ids) in [(Tier::Gpu, &e.gpu), (Tier::Ram, &e.ram)] {
                 for &id in ids {
-                    let slot = tier.get_mut(id as usize).ok_or_else(|| {
-                        SimError::Config(format!(
-                            "plan: layer {}: expert id {id} is out of range (the model has {})",
-                            e.layer, m.n_expert
-                        ))
-                    })?;
+                    let slot = tier
+                        .get_mut(id as usize)
+                        .ok_or(SimError::ExpertOutOfRange {
+                            layer: e.layer,
+                            id,
+                            n_expert: m.n_expert,
+                        })?;
                     *slot = t;
                 }
             }
@@ -398,12 +391,13 @@ impl StreamingCache {
         }
         match worst {
             None => Ok(()),
-            Some((layer, pinned, holds)) => Err(SimError::Config(format!(
-                "pinned-lru per layer: MoE layer {layer} pins its {pinned} resident experts, but \
-                 its share of the cache ({share} bytes) holds {holds}; give a cache of at least \
-                 {} bytes or use the global partition",
-                need * self.streaming.len() as u64
-            ))),
+            Some((layer, pinned, holds)) => Err(SimError::PinnedShare {
+                layer,
+                pinned,
+                share,
+                holds,
+                need: need * self.streaming.len() as u64,
+            }),
         }
     }
 }
@@ -468,21 +462,20 @@ fn expert_hits(
 fn select_layers(trace: &Trace, positions: &[usize]) -> Result<Trace, SimError> {
     let mut model = trace.model().clone();
     model.moe_layers = positions.iter().map(|&p| model.moe_layers[p]).collect();
-    let mut b = TraceBuilder::new(model).map_err(SimError::Trace)?;
+    let mut b = TraceBuilder::new(model)?;
     let mut ids = Vec::new();
     for seq in trace.sequences() {
-        b.begin_sequence(seq.id).map_err(SimError::Trace)?;
+        b.begin_sequence(seq.id)?;
         for token in seq.tokens {
             ids.clear();
             for &p in positions {
                 ids.extend_from_slice(trace.selection(token, p));
             }
-            b.push_token(&ids, TokenExtras::default())
-                .map_err(SimError::Trace)?;
+            b.push_token(&ids, TokenExtras::default())?;
         }
-        b.end_sequence().map_err(SimError::Trace)?;
+        b.end_sequence()?;
     }
-    b.finish().map_err(SimError::Trace)
+    Ok(b.finish()?)
 }
 
 /// The first `n` tokens of `trace` (all when it has fewer), keeping sequence boundaries.
@@ -505,7 +498,7 @@ pub fn token_range(trace: &Trace, range: std::ops::Range<usize>) -> Result<Trace
             n,
         ));
     }
-    let mut b = TraceBuilder::new(trace.model().clone()).map_err(SimError::Trace)?;
+    let mut b = TraceBuilder::new(trace.model().clone())?;
     let all: Vec<usize> = (0..trace.model().n_layers()).collect();
     let mut ids = Vec::new();
     for seq in trace.sequences() {
@@ -514,18 +507,17 @@ pub fn token_range(trace: &Trace, range: std::ops::Range<usize>) -> Result<Trace
         if start >= end {
             continue;
         }
-        b.begin_sequence(seq.id).map_err(SimError::Trace)?;
+        b.begin_sequence(seq.id)?;
         for token in start..end {
             ids.clear();
             for &p in &all {
                 ids.extend_from_slice(trace.selection(token, p));
             }
-            b.push_token(&ids, TokenExtras::default())
-                .map_err(SimError::Trace)?;
+            b.push_token(&ids, TokenExtras::default())?;
         }
-        b.end_sequence().map_err(SimError::Trace)?;
+        b.end_sequence()?;
     }
-    b.finish().map_err(SimError::Trace)
+    Ok(b.finish()?)
 }
 
 /// Expert uses per token at each MoE layer, from the trace's selection counts: the rates a plan

@@ -112,11 +112,10 @@ pub(crate) fn build(
     sizes: &mut Sizes,
 ) -> Result<Vec<LayerSteps>, SimError> {
     if p.unit_tiers.len() != p.units.units.len() {
-        return Err(SimError::Config(format!(
-            "{} unit tiers for {} units",
-            p.unit_tiers.len(),
-            p.units.units.len()
-        )));
+        return Err(SimError::UnitTiers {
+            tiers: p.unit_tiers.len(),
+            units: p.units.units.len(),
+        });
     }
     let mut layers: Vec<LayerSteps> = std::iter::once(None)
         .chain((0..p.units.n_layer).map(Some))
@@ -131,10 +130,10 @@ pub(crate) fn build(
         .collect();
     for m in moe {
         if m.layer >= p.units.n_layer {
-            return Err(SimError::Config(format!(
-                "MoE layer {} is beyond the model's {} layers",
-                m.layer, p.units.n_layer
-            )));
+            return Err(SimError::LayerBeyond {
+                layer: m.layer,
+                n_layer: p.units.n_layer,
+            });
         }
     }
     for (u, &tier) in p.units.units.iter().zip(p.unit_tiers) {
@@ -142,10 +141,11 @@ pub(crate) fn build(
             None => 0,
             Some(l) if l < p.units.n_layer => l as usize + 1,
             Some(l) => {
-                return Err(SimError::Config(format!(
-                    "unit {} is in layer {l}, beyond the model's {} layers",
-                    u.name, p.units.n_layer
-                )))
+                return Err(SimError::UnitBeyond {
+                    unit: u.name.clone(),
+                    layer: l,
+                    n_layer: p.units.n_layer,
+                })
             }
         };
         let step = &mut layers[idx];

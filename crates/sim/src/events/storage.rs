@@ -85,9 +85,7 @@ impl StorageDevice {
         sizes: &[u64],
     ) -> Result<StorageDevice, SimError> {
         if queue_depth == 0 {
-            return Err(SimError::Config(
-                "storage queue depth is 0; give at least 1 request in flight".into(),
-            ));
+            return Err(SimError::QueueDepthZero);
         }
         let mut rates = Vec::with_capacity(sizes.len() * (queue_depth as usize + 1));
         for &b in sizes {
@@ -96,9 +94,11 @@ impl StorageDevice {
             for n in 1..=queue_depth {
                 let g = curve(b, n);
                 if !(g.is_finite() && g > 0.0) {
-                    return Err(SimError::Config(format!(
-                        "storage read bandwidth for {b}-byte requests at queue depth {n} is {g} GB/s; the profile's read curve must give a positive, finite bandwidth"
-                    )));
+                    return Err(SimError::ReadBandwidth {
+                        bytes: b,
+                        queue_depth: n,
+                        gbps: g,
+                    });
                 }
                 rates.push(per_ns(g) / n as f64);
             }

@@ -179,10 +179,11 @@ fn flat_accesses(
     let n_expert = decode.model().n_expert as usize;
     let slots = streaming.len() * n_expert;
     if slots > usize::from(u16::MAX) + 1 {
-        return Err(SimError::Config(format!(
-            "{} streaming MoE layers of {n_expert} experts are {slots} cache slots; the prefill replay handles at most 65536",
-            streaming.len()
-        )));
+        return Err(SimError::PrefillSlots {
+            layers: streaming.len(),
+            n_expert,
+            slots,
+        });
     }
     let model = ModelFacts {
         architecture: "prefill-then-decode".into(),
@@ -191,12 +192,11 @@ fn flat_accesses(
         top_k: 1,
         n_shared_expert: 0,
     };
-    let mut b = TraceBuilder::new(model).map_err(SimError::Trace)?;
-    b.begin_sequence("accesses").map_err(SimError::Trace)?;
+    let mut b = TraceBuilder::new(model)?;
+    b.begin_sequence("accesses")?;
     let mut push = |pos: usize, e: u16| {
         let slot = (pos * n_expert + usize::from(e)) as u16;
         b.push_token(&[slot], TokenExtras::default())
-            .map_err(SimError::Trace)
     };
     for batch in batches {
         for (pos, &l) in streaming.iter().enumerate() {
@@ -212,6 +212,6 @@ fn flat_accesses(
             }
         }
     }
-    b.end_sequence().map_err(SimError::Trace)?;
-    b.finish().map_err(SimError::Trace)
+    b.end_sequence()?;
+    Ok(b.finish()?)
 }

@@ -54,24 +54,16 @@ impl Prompt {
     /// Checks the prompt against a trace of `trace_tokens` tokens and returns the batch size.
     pub fn batch_for(&self, trace_tokens: usize) -> Result<usize, SimError> {
         if self.tokens == 0 {
-            return Err(SimError::Config(
-                "the prompt length is 0; give at least 1 prompt token".into(),
-            ));
+            return Err(SimError::EmptyPrompt);
         }
         if self.batch == Some(0) {
-            return Err(SimError::Config(
-                "the prefill batch is 0 tokens; give at least 1".into(),
-            ));
+            return Err(SimError::EmptyBatch);
         }
         if self.tokens >= trace_tokens {
-            return Err(SimError::Trace(format!(
-                "a prompt of {} tokens needs a trace of more tokens (the prompt is its first {} \
-                 and decode runs the ones after), but the trace has {trace_tokens}; give a \
-                 prompt length of at most {}",
-                self.tokens,
-                self.tokens,
-                trace_tokens.saturating_sub(1)
-            )));
+            return Err(SimError::PromptTooLong {
+                prompt: self.tokens,
+                trace_tokens,
+            });
         }
         Ok(self.batch.unwrap_or(DEFAULT_BATCH).min(self.tokens))
     }

@@ -340,7 +340,7 @@ fn validate_ids(
                 if u32::from(id) >= m.n_expert || mask & bit != 0 {
                     return Err(with_layer(
                         sel,
-                        check_selection(chunk, m.n_expert).unwrap_err(),
+                        check_selection(chunk, m.n_expert).unwrap_err().to_string(),
                     ));
                 }
                 mask |= bit;
@@ -349,7 +349,7 @@ fn validate_ids(
         return Ok(());
     }
     for (sel, chunk) in ids.chunks_exact(k).enumerate() {
-        check_selection(chunk, m.n_expert).map_err(|e| with_layer(sel, e))?;
+        check_selection(chunk, m.n_expert).map_err(|e| with_layer(sel, e.to_string()))?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use super::Options;
 use crate::builder::{check_selection, expert_id, TokenExtras, TraceBuilder};
 use crate::error::TraceError;
-use crate::model::{ModelFacts, Trace};
+use crate::model::{ModelFacts, Trace, MAX_BLOCKS};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -92,6 +92,13 @@ pub fn from_slices(
             ))
         }
         Some(m) => m.sparse_encoder_block_indices.clone(),
+        // Checked before the ids are collected: a count from a tiny file could ask for GBs.
+        None if rt.layers > MAX_BLOCKS => {
+            return Err(fail(format!(
+                "\"layers\" is {}; a model has at most {MAX_BLOCKS} blocks",
+                rt.layers
+            )))
+        }
         None => (0..rt.layers).collect(),
     };
     let facts = opts.override_facts(ModelFacts {
@@ -116,7 +123,7 @@ pub fn from_slices(
         )));
     }
     let spans = spans(meta.as_ref(), rt.tokens, meta_path)?;
-    let mut b = TraceBuilder::new(facts).map_err(&fail)?;
+    let mut b = TraceBuilder::new(facts).map_err(|e| fail(e.to_string()))?;
     let (k, n_expert, n_layers) = (
         b.model().top_k as usize,
         b.model().n_expert,
@@ -124,7 +131,7 @@ pub fn from_slices(
     );
     let mut ids = Vec::with_capacity(b.model().ids_per_token());
     for (id, range) in spans {
-        b.begin_sequence(id).map_err(&fail)?;
+        b.begin_sequence(id).map_err(|e| fail(e.to_string()))?;
         for t in range {
             ids.clear();
             let layers = &rt.selections[t];
@@ -144,16 +151,16 @@ pub fn from_slices(
                 }
                 let start = ids.len();
                 for &id in sel {
-                    ids.push(expert_id(id, n_expert).map_err(here)?);
+                    ids.push(expert_id(id, n_expert).map_err(|e| here(e.to_string()))?);
                 }
-                check_selection(&ids[start..], n_expert).map_err(here)?;
+                check_selection(&ids[start..], n_expert).map_err(|e| here(e.to_string()))?;
             }
             b.push_token(&ids, TokenExtras::default())
                 .map_err(|e| fail(format!("selections[{t}]: {e}")))?;
         }
-        b.end_sequence().map_err(&fail)?;
+        b.end_sequence().map_err(|e| fail(e.to_string()))?;
     }
-    b.finish().map_err(fail)
+    b.finish().map_err(|e| fail(e.to_string()))
 }
 
 /// Prompt spans from the metadata (which must tile the tokens in order), else one sequence.

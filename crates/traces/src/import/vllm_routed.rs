@@ -44,13 +44,14 @@ pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, Tr
             facts.n_layers()
         )));
     }
-    let mut b = TraceBuilder::new(facts).map_err(&fail)?;
+    let mut b = TraceBuilder::new(facts).map_err(|e| fail(e.to_string()))?;
     let mut ids = Vec::with_capacity(num_layers * k);
     for (req, tokens) in requests {
         let tokens = tokens
             .as_array()
             .ok_or_else(|| fail(format!("request {req:?} is not an array of tokens")))?;
-        b.begin_sequence(req.clone()).map_err(&fail)?;
+        b.begin_sequence(req.clone())
+            .map_err(|e| fail(e.to_string()))?;
         for (t, layers) in tokens.iter().enumerate() {
             let here = |msg: String| fail(format!("request {req:?} [{t}]: {msg}"));
             let layers = layers
@@ -79,16 +80,17 @@ pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, Tr
                     let id = v
                         .as_u64()
                         .ok_or_else(|| here(format!("expert id {v} is not a whole number")))?;
-                    ids.push(expert_id(id, n_expert).map_err(here)?);
+                    ids.push(expert_id(id, n_expert).map_err(|e| here(e.to_string()))?);
                 }
-                check_selection(&ids[start..], n_expert).map_err(here)?;
+                check_selection(&ids[start..], n_expert).map_err(|e| here(e.to_string()))?;
             }
-            b.push_token(&ids, TokenExtras::default()).map_err(here)?;
+            b.push_token(&ids, TokenExtras::default())
+                .map_err(|e| here(e.to_string()))?;
         }
         b.end_sequence()
             .map_err(|e| fail(format!("request {req:?}: {e}")))?;
     }
-    b.finish().map_err(fail)
+    b.finish().map_err(|e| fail(e.to_string()))
 }
 
 /// Nesting depth of arrays along the first elements (a number has depth 0).

@@ -13,7 +13,7 @@
 //! The cluster count (`n_expert`) and profile size (`top_k`) are not fitted.
 //! | `skew`     | normalized popularity entropy                                       |
 
-use super::{synthesize, LayerParams, SynthParams};
+use super::{synthesize, LayerParams, ParamsError, SynthParams};
 use crate::model::Trace;
 use crate::stats::{popularity, reuse};
 use serde::Serialize;
@@ -156,7 +156,7 @@ fn mutual_information(trace: &Trace, a: usize, b: usize) -> f64 {
 }
 
 /// Fits parameters to `trace`; the synthetic trace has the real trace's sequence lengths.
-pub fn fit(trace: &Trace, seed: u64) -> Result<FitReport, String> {
+pub fn fit(trace: &Trace, seed: u64) -> Result<FitReport, ParamsError> {
     let target = moments(trace);
     let target_ws = working_set_share(trace);
     let lengths = trace.sequences().map(|s| s.tokens.len()).collect();
@@ -192,7 +192,11 @@ fn working_set_share(trace: &Trace) -> f64 {
 }
 
 /// Bisects the one `cluster_drift` so the synthetic working set matches (it shrinks as drift grows).
-fn calibrate_cluster_drift(params: &mut SynthParams, target: f64, seed: u64) -> Result<(), String> {
+fn calibrate_cluster_drift(
+    params: &mut SynthParams,
+    target: f64,
+    seed: u64,
+) -> Result<(), ParamsError> {
     let (mut lo, mut hi) = (0.0, 4.0);
     for _ in 0..STEPS {
         params.cluster_drift = (lo + hi) / 2.0;
@@ -212,7 +216,7 @@ fn calibrate(
     target: &[LayerMoments],
     param: Param,
     seed: u64,
-) -> Result<(), String> {
+) -> Result<(), ParamsError> {
     let n_layers = params.layers.len();
     let (lo0, hi0) = param.range();
     let (mut lo, mut hi) = (vec![lo0; n_layers], vec![hi0; n_layers]);

@@ -1,7 +1,7 @@
 //! The generator: draws a trace from [`SynthParams`] and a seed.
 
 use super::rng::Rng;
-use super::SynthParams;
+use super::{ParamsError, SynthParams};
 use crate::builder::{TokenExtras, TraceBuilder};
 use crate::model::Trace;
 
@@ -65,7 +65,7 @@ fn sample(cdf: &[f64], rng: &mut Rng) -> u16 {
 }
 
 /// Generates a trace; the same parameters and seed always give the same trace.
-pub fn synthesize(p: &SynthParams, seed: u64) -> Result<Trace, String> {
+pub fn synthesize(p: &SynthParams, seed: u64) -> Result<Trace, ParamsError> {
     p.check()?;
     let (n, k, n_layers) = (
         p.model.n_expert as usize,
@@ -134,5 +134,5 @@ pub fn synthesize(p: &SynthParams, seed: u64) -> Result<Trace, String> {
         }
         b.end_sequence()?;
     }
-    b.finish()
+    Ok(b.finish()?)
 }

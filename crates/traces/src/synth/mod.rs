@@ -23,7 +23,8 @@ mod rng;
 pub use fit::{fit, moments, FitReport, LayerMoments, WINDOW};
 pub use generate::synthesize;
 
-use crate::model::ModelFacts;
+use crate::builder::RuleError;
+use crate::model::{FactsError, ModelFacts};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of one MoE layer.
@@ -65,21 +66,68 @@ pub const MAX_SYNTH_IDS: u64 = 1 << 30;
 /// cluster profiles: MoE layers × clusters × profile_size), 128 MiB of `f64` at most.
 pub const MAX_TABLE_ENTRIES: u64 = 1 << 24;
 
+/// Synthesizer parameters that cannot be drawn from: each names the field to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("model: {0}")]
+    Model(#[from] FactsError),
+    #[error("layers has {layers} entries; the model has {moe_layers} MoE layers")]
+    LayerCount { layers: usize, moe_layers: usize },
+    #[error("sequence_lengths must list at least one sequence, each with at least one token")]
+    NoTokens,
+    #[error(
+        "sequence_lengths add up to {tokens} tokens of {ids_per_token} expert ids each; a \
+         synthesized trace holds at most {MAX_SYNTH_IDS} ids ({most} tokens of this shape)",
+        most = MAX_SYNTH_IDS / (*ids_per_token).max(1)
+    )]
+    TooManyIds { tokens: u64, ids_per_token: u64 },
+    #[error("clusters is {0}; it must be in 1..=65536")]
+    Clusters(u32),
+    #[error("profile_size is {size}; it must be in 1..=n_expert ({n_expert})")]
+    ProfileSize { size: u32, n_expert: u32 },
+    #[error(
+        "{layers} MoE layers × {n_expert} experts is {} popularity weights; at most \
+         {MAX_TABLE_ENTRIES}",
+        *layers * u64::from(*n_expert)
+    )]
+    Weights { layers: u64, n_expert: u32 },
+    #[error(
+        "{layers} MoE layers × {clusters} clusters × profile_size {size} is {} profile entries; \
+         at most {MAX_TABLE_ENTRIES} (lower top_k, the clusters or the layers)",
+        *layers * u64::from(*clusters) * u64::from(*size)
+    )]
+    Profiles {
+        layers: u64,
+        clusters: u32,
+        size: u32,
+    },
+    #[error("cluster_drift is {0}; it must be in 0..=10")]
+    ClusterDrift(f64),
+    #[error("layers[{layer}].{field} is {value}; it must be {range}")]
+    Layer {
+        layer: usize,
+        field: &'static str,
+        value: f64,
+        range: &'static str,
+    },
+    /// The generator broke a trace rule (a bug in the generator, never in the parameters).
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
 impl SynthParams {
     /// Tokens over all sequences; refused when the trace would exceed [`MAX_SYNTH_IDS`].
-    pub fn total_tokens(&self) -> Result<usize, String> {
+    pub fn total_tokens(&self) -> Result<usize, ParamsError> {
         let ids_per_token = self.model.ids_per_token() as u64;
         let mut tokens = 0u64;
         for &len in &self.sequence_lengths {
             tokens = tokens.saturating_add(len as u64);
         }
-        let ids = tokens.saturating_mul(ids_per_token);
-        if ids > MAX_SYNTH_IDS {
-            return Err(format!(
-                "sequence_lengths add up to {tokens} tokens of {ids_per_token} expert ids each; \
-                 a synthesized trace holds at most {MAX_SYNTH_IDS} ids ({} tokens of this shape)",
-                MAX_SYNTH_IDS / ids_per_token.max(1)
-            ));
+        if tokens.saturating_mul(ids_per_token) > MAX_SYNTH_IDS {
+            return Err(ParamsError::TooManyIds {
+                tokens,
+                ids_per_token,
+            });
         }
         Ok(tokens as usize)
     }
@@ -102,61 +150,51 @@ impl SynthParams {
         }
     }
 
-    /// Checks shapes and ranges; the message names the field to fix.
-    pub fn check(&self) -> Result<(), String> {
-        self.model.check().map_err(|e| format!("model: {e}"))?;
+    /// Checks shapes and ranges; the error names the field to fix.
+    pub fn check(&self) -> Result<(), ParamsError> {
+        self.model.check()?;
         if self.layers.len() != self.model.n_layers() {
-            return Err(format!(
-                "layers has {} entries; the model has {} MoE layers",
-                self.layers.len(),
-                self.model.n_layers()
-            ));
+            return Err(ParamsError::LayerCount {
+                layers: self.layers.len(),
+                moe_layers: self.model.n_layers(),
+            });
         }
         if self.sequence_lengths.is_empty() || self.sequence_lengths.contains(&0) {
-            return Err(
-                "sequence_lengths must list at least one sequence, each with at least one token"
-                    .into(),
-            );
+            return Err(ParamsError::NoTokens);
         }
         self.total_tokens()?;
         if self.clusters == 0 || self.clusters > 1 << 16 {
-            return Err(format!(
-                "clusters is {}; it must be in 1..=65536",
-                self.clusters
-            ));
+            return Err(ParamsError::Clusters(self.clusters));
         }
         if self.profile_size == 0 || self.profile_size > self.model.n_expert {
-            return Err(format!(
-                "profile_size is {}; it must be in 1..=n_expert ({})",
-                self.profile_size, self.model.n_expert
-            ));
+            return Err(ParamsError::ProfileSize {
+                size: self.profile_size,
+                n_expert: self.model.n_expert,
+            });
         }
         let layers = self.model.n_layers() as u64;
-        let weights = layers * u64::from(self.model.n_expert);
-        if weights > MAX_TABLE_ENTRIES {
-            return Err(format!(
-                "{layers} MoE layers × {} experts is {weights} popularity weights; at most \
-                 {MAX_TABLE_ENTRIES}",
-                self.model.n_expert
-            ));
+        if layers * u64::from(self.model.n_expert) > MAX_TABLE_ENTRIES {
+            return Err(ParamsError::Weights {
+                layers,
+                n_expert: self.model.n_expert,
+            });
         }
-        let profiles = layers * u64::from(self.clusters) * u64::from(self.profile_size);
-        if profiles > MAX_TABLE_ENTRIES {
-            return Err(format!(
-                "{layers} MoE layers × {} clusters × profile_size {} is {profiles} profile \
-                 entries; at most {MAX_TABLE_ENTRIES} (lower top_k, the clusters or the layers)",
-                self.clusters, self.profile_size
-            ));
+        if layers * u64::from(self.clusters) * u64::from(self.profile_size) > MAX_TABLE_ENTRIES {
+            return Err(ParamsError::Profiles {
+                layers,
+                clusters: self.clusters,
+                size: self.profile_size,
+            });
         }
         if !(self.cluster_drift.is_finite() && (0.0..=10.0).contains(&self.cluster_drift)) {
-            return Err(format!(
-                "cluster_drift is {}; it must be in 0..=10",
-                self.cluster_drift
-            ));
+            return Err(ParamsError::ClusterDrift(self.cluster_drift));
         }
-        for (i, l) in self.layers.iter().enumerate() {
-            let bad = |name: &str, v: f64, range: &str| {
-                format!("layers[{i}].{name} is {v}; it must be {range}")
+        for (layer, l) in self.layers.iter().enumerate() {
+            let bad = |field, value, range| ParamsError::Layer {
+                layer,
+                field,
+                value,
+                range,
             };
             if !(l.skew.is_finite() && l.skew >= 0.0) {
                 return Err(bad("skew", l.skew, "a number >= 0"));
