@@ -267,19 +267,15 @@ pub fn run(args: Args) -> Result<()> {
         None => (None, None),
     };
     if args.json {
-        let mut out = serde_json::json!({
-            "model": model,
-            "profile": hw.name,
-            "solver_tok_per_s": plan.prediction.tok_per_s,
-            "summary": report,
-            "belady": bound,
-        });
-        if let Some(p) = &prefill {
-            out["prefill"] = serde_json::to_value(p)?;
-            out["belady_prefill"] = serde_json::to_value(&bound_prefill)?;
-        }
-        let out = super::stamped("hypura.sim/1", out);
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        let report = sim::SimReport::new(
+            model,
+            hw.name.clone(),
+            plan.prediction.tok_per_s,
+            report,
+            bound,
+            prefill.map(|p| (p, bound_prefill)),
+        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for n in &notes {
             println!("{n}");

@@ -17,6 +17,8 @@ mod error;
 pub mod events;
 pub mod planned;
 pub mod prefill;
+pub mod report;
 
 pub use error::SimError;
 pub use planned::Planned;
+pub use report::{SimReport, SIM_SCHEMA};
