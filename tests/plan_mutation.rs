@@ -11,9 +11,8 @@ use plan::Plan;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 /// RAM the profile leaves to the plan (the model is about 96 MiB).
@@ -238,29 +237,9 @@ fn apply(doc: &mut Value, e: Edit) {
     }
 }
 
-/// Runs `hypura` with `args` (killed after 120 s): exit code, stdout, stderr.
+/// Runs `hypura` with `args` (a hang fails the test after 120 s): exit code, stdout, stderr.
 fn hypura(args: &[&str]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(120) {
-            child.kill().unwrap();
-            panic!("hypura {args:?} hung");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::hypura_within(args, Duration::from_secs(120))
 }
 
 /// Refused with a message, or succeeded: never a panic (101) or a signal (None).

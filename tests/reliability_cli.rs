@@ -4,44 +4,12 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, hypura_within};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const M1MAX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/m1max.toml");
-
-/// Runs `hypura` with `args`, killed after `limit`: (exit code, stdout, stderr). A code of
-/// `None` means it did not finish (or died of a signal).
-fn hypura_within(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let out = child.wait_with_output().unwrap();
-            return (
-                status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
-        }
-        if t0.elapsed() > limit {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "hypura {args:?} still ran after {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Refused with a usage or run error (exit 1 or 2, never a panic's 101), saying every phrase.
 fn refused(args: &[&str], phrases: &[&str]) {
