@@ -5,8 +5,8 @@ mod common;
 use common::temp_file;
 use traces::import::{import, Options, Source};
 
-/// Found by the `trace_import` fuzz target's allocation limit: `"layers": 1000000000` in an
-/// 86-byte file made the importer collect the default block ids `0..layers` (4 GB) before
+/// Caught by the `trace_import` fuzz target's allocation limit: `"layers": 1000000000` in an
+/// 89-byte file made the importer collect the default block ids `0..layers` (4 GB) before
 /// anything refused them. The count is now checked against the 512 blocks a model can have
 /// first; 100000 here shows which check answers without allocating much.
 #[test]
