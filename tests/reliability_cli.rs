@@ -30,6 +30,23 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `hypura trace synth` of the default shape over block `layers`, which must succeed.
+fn synth_trace(out: &Path, layers: &str, sequences: &str, tokens: &str) {
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "--layers",
+        layers,
+        "--sequences",
+        sequences,
+        "--tokens",
+        tokens,
+        "-o",
+        s(out),
+    ]);
+    assert!(ok, "{err}");
+}
+
 #[test]
 fn numbers_beyond_a_flags_range_are_refused_while_parsing() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,19 +223,7 @@ fn trace_synth_at_the_format_limits() {
 fn fitted_parameters_are_written_to_json_names_only() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.json");
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "synth",
-        "--layers",
-        "0-1",
-        "--sequences",
-        "2",
-        "--tokens",
-        "16",
-        "-o",
-        s(&trace),
-    ]);
-    assert!(ok, "{err}");
+    synth_trace(&trace, "0-1", "2", "16");
     let wrong = dir.path().join("p.htrace");
     refused(&["trace", "fit", s(&trace), "-o", s(&wrong)], &["*.json"]);
     assert!(!wrong.exists());
@@ -292,19 +297,7 @@ fn solver_arithmetic_does_not_wrap() {
 fn a_trace_must_cover_every_moe_layer_of_the_model_it_is_solved_for() {
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("t.json");
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "synth",
-        "--layers",
-        "0-3",
-        "--sequences",
-        "1",
-        "--tokens",
-        "8",
-        "-o",
-        s(&trace),
-    ]);
-    assert!(ok, "{err}");
+    synth_trace(&trace, "0-3", "1", "8");
     refused(
         &[
             "solve",
