@@ -292,7 +292,10 @@ impl Sampler {
         // SAFETY: llama.cpp sampler constructors; the chain takes ownership of what is added.
         unsafe {
             let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
-            let chain = NonNull::new(chain).ok_or_else(|| Error::OutOfMemory("sampler".into()))?;
+            let chain = NonNull::new(chain).ok_or(Error::OutOfMemory {
+                what: "sampler",
+                bytes: None,
+            })?;
             if s.temp <= 0.0 {
                 sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_greedy());
             } else {

@@ -40,7 +40,10 @@ impl Bounce {
     pub fn new(bytes: usize) -> Result<Bounce> {
         AlignedBuf::new(bytes)
             .map(Bounce)
-            .ok_or_else(|| Error::OutOfMemory(format!("a {bytes}-byte direct I/O bounce buffer")))
+            .ok_or(Error::OutOfMemory {
+                what: "a direct I/O bounce buffer",
+                bytes: Some(bytes as u64),
+            })
     }
 
     pub fn len(&self) -> usize {

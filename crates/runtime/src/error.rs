@@ -10,7 +10,7 @@ pub enum Error {
     #[error("llama.cpp could not create a context (n_ctx {n_ctx}){detail}")]
     Context { n_ctx: u32, detail: String },
     #[error("cannot tokenize the prompt: {0}")]
-    Tokenize(String),
+    Tokenize(TokenizeError),
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
     #[error("prompt ({prompt} tokens) plus {predict} generated tokens exceed the context size {n_ctx}; pass a larger --ctx")]
@@ -123,11 +123,27 @@ pub enum Error {
         pinned: u64,
         tensor: String,
     },
-    #[error("out of memory: {0}")]
-    OutOfMemory(String),
+    #[error("out of memory: {what}{}", .bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default())]
+    OutOfMemory {
+        what: &'static str,
+        bytes: Option<u64>,
+    },
+    #[error("cannot start an I/O thread: {0}")]
+    ThreadSpawn(std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why llama.cpp's tokenizer gave no tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenizeError {
+    #[error("the prompt is longer than 2 GiB")]
+    PromptTooLong,
+    #[error("more than 2^31 tokens")]
+    TooManyTokens,
+    #[error("llama_tokenize disagreed on the token count")]
+    CountMismatch,
+}
 
 impl From<plan::PlacementError> for Error {
     fn from(e: plan::PlacementError) -> Error {

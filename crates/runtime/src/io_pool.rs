@@ -222,7 +222,7 @@ impl IoPool {
             let w = std::thread::Builder::new()
                 .name(format!("hypura-io-{i}"))
                 .spawn(move || worker(&shared, request_bytes))
-                .map_err(|e| Error::OutOfMemory(format!("starting an I/O thread: {e}")))?;
+                .map_err(Error::ThreadSpawn)?;
             pool.workers.push(w);
         }
         Ok(pool)

@@ -25,6 +25,6 @@ pub mod stream;
 
 pub use self::model::{LoadMode, Model, ModelParams};
 pub use context::{Context, ContextParams, Generation, Sampling};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TokenizeError};
 pub use planned::{MoeOptions, PlannedModel};
 pub use stream::IoOptions;

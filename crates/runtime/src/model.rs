@@ -2,7 +2,7 @@
 //! the streamed-weights buffer type), the tensors that ended up streamed, tokenization.
 
 use crate::backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TokenizeError};
 use hypura_sys as sys;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
@@ -98,7 +98,10 @@ impl Model {
             // SAFETY: allocates a buffer type owned by this Model (freed in Drop).
             let b = unsafe { sys::shim::hypura_stream_buft_new() };
             if b.is_null() {
-                return Err(Error::OutOfMemory("streamed-weights buffer type".into()));
+                return Err(Error::OutOfMemory {
+                    what: "streamed-weights buffer type",
+                    bytes: None,
+                });
             }
             Some(b)
         };
@@ -200,8 +203,8 @@ impl Model {
 
     /// Tokens of `text`, with the model's BOS etc. when `add_special`.
     pub fn tokenize(&self, text: &str, add_special: bool) -> Result<Vec<i32>> {
-        let len = i32::try_from(text.len())
-            .map_err(|_| Error::Tokenize("the prompt is longer than 2 GiB".into()))?;
+        let len =
+            i32::try_from(text.len()).map_err(|_| Error::Tokenize(TokenizeError::PromptTooLong))?;
         let mut tokens = vec![0i32; text.len() + 8];
         for _ in 0..2 {
             // SAFETY: text and the token buffer are valid for the given lengths.
@@ -221,13 +224,11 @@ impl Model {
                 return Ok(tokens);
             }
             if n == i32::MIN {
-                return Err(Error::Tokenize("more than 2^31 tokens".into()));
+                return Err(Error::Tokenize(TokenizeError::TooManyTokens));
             }
             tokens.resize((-n) as usize, 0);
         }
-        Err(Error::Tokenize(
-            "llama_tokenize disagreed on the token count".into(),
-        ))
+        Err(Error::Tokenize(TokenizeError::CountMismatch))
     }
 
     /// The text of one token (special tokens rendered).
@@ -274,9 +275,10 @@ fn collect_streamed(buft: sys::ggml_backend_buffer_type_t) -> Result<Vec<Streame
     // SAFETY: the buffer type and its recorded tensors live as long as the model.
     unsafe {
         if sys::shim::hypura_stream_alloc_failed(buft) != 0 {
-            return Err(Error::OutOfMemory(
-                "reserving address space for streamed tensors".into(),
-            ));
+            return Err(Error::OutOfMemory {
+                what: "reserving address space for streamed tensors",
+                bytes: None,
+            });
         }
         sys::shim::hypura_stream_restore_names(buft);
         let n = sys::shim::hypura_stream_tensor_count(buft);
