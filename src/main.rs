@@ -35,6 +35,9 @@ enum Command {
     /// Run a solved plan on llama.cpp: generate text, streaming NVMe-tier weights from disk.
     #[cfg(feature = "runtime")]
     Run(cmd::run::Args),
+    /// Predicted against measured: solve, simulate and run each point of a grid; compare.
+    #[cfg(feature = "runtime")]
+    Validate(cmd::validate::Args),
     /// Run a solved plan on llama.cpp (left out of this build: it was built without the
     /// `runtime` feature).
     #[cfg(not(feature = "runtime"))]
@@ -68,6 +71,8 @@ fn main() {
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]
         Command::Run(a) => cmd::run::run(a),
+        #[cfg(feature = "runtime")]
+        Command::Validate(a) => cmd::validate::run(a),
         #[cfg(not(feature = "runtime"))]
         Command::Run { .. } => Err(anyhow::anyhow!(
             "this hypura was built without llama.cpp (cargo build --no-default-features); \

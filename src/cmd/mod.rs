@@ -33,3 +33,5 @@ pub mod sim;
 pub mod solve;
 pub mod synth;
 pub mod trace;
+#[cfg(feature = "runtime")]
+pub mod validate;

@@ -39,27 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let plan = if args.quick {
-        Schedule::quick(args.disk.clone())
-    } else {
-        Schedule::full(args.disk.clone())
-    };
-    let mut bar = Bar::new();
-    let measured = measure::measure_machine(&plan, &mut bar);
-    bar.0.finish_and_clear();
-    let m = measured.with_context(|| format!("profiling storage in {}", args.disk.display()))?;
-
+    let (m, toml) = measure(&args.disk, args.quick)?;
     let table = table(&m);
-    let header = format!(
-        "Hardware profile measured by `hypura profile{}` on {} (storage: {}).\nUnits: bytes, GB/s = 1e9 B/s, seconds. Each value's comment says how it was obtained.",
-        if args.quick { " --quick" } else { "" },
-        m.date,
-        m.disk_dir.display()
-    );
-    let toml = m.profile.to_toml_annotated(&header, &m.notes);
-    // What we write must be what `HwProfile::load` accepts.
-    HwProfile::from_toml_str(&toml, "the generated profile")
-        .context("internal error: generated profile does not load")?;
     match &args.output {
         Some(out) => {
             write_output(out, &toml, args.force)?;
@@ -74,7 +55,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_output(out: &PathBuf, text: &str, force: bool) -> anyhow::Result<()> {
+/// Measures this machine (storage in `disk`) with a progress bar: the measurement and its
+/// profile TOML, checked to load.
+pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measurement, String)> {
+    let plan = if quick {
+        Schedule::quick(disk.to_path_buf())
+    } else {
+        Schedule::full(disk.to_path_buf())
+    };
+    let mut bar = Bar::new();
+    let measured = measure::measure_machine(&plan, &mut bar);
+    bar.0.finish_and_clear();
+    let m = measured.with_context(|| format!("profiling storage in {}", disk.display()))?;
+    let header = format!(
+        "Hardware profile measured by `hypura profile{}` on {} (storage: {}).\nUnits: bytes, GB/s = 1e9 B/s, seconds. Each value's comment says how it was obtained.",
+        if quick { " --quick" } else { "" },
+        m.date,
+        m.disk_dir.display()
+    );
+    let toml = m.profile.to_toml_annotated(&header, &m.notes);
+    // What we write must be what `HwProfile::load` accepts.
+    HwProfile::from_toml_str(&toml, "the generated profile")
+        .context("internal error: generated profile does not load")?;
+    Ok((m, toml))
+}
+
+fn write_output(out: &std::path::Path, text: &str, force: bool) -> anyhow::Result<()> {
     super::refuse_existing(out, force, "-o")?;
     Ok(outfile::write_bytes(out, force, text.as_bytes())?)
 }

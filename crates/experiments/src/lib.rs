@@ -1,0 +1,24 @@
+//! hypura's experiments: configurations of the toolkit run as a grid and compared.
+//!
+//! Today that is `validate`: every point of a grid (memory budgets × cache policies × expert
+//! prefetch × queue depth) is solved, simulated and run for real on the same plan, profile and
+//! routing, and the simulator's prediction is compared with the measurement row by row
+//! ([`measures`] computes both sides' numbers from their (token, layer) records the same way).
+//! Results are a typed report ([`report::ValidateReport`], JSON), Parquet tables ([`table`])
+//! and an SVG chart ([`chart`]).
+//!
+//! Not here: the simulator, the runtime and the solver themselves (their crates); parsing
+//! command lines and printing (the CLI). Without the `runtime` feature the measured side is
+//! left out (the grid, the measures and the report still build).
+
+pub mod chart;
+pub mod grid;
+pub mod measures;
+pub mod report;
+pub mod table;
+pub mod validate;
+
+pub use grid::{CachePolicy, Point};
+pub use measures::{Measures, Split};
+pub use report::{PointReport, ValidateReport};
+pub use validate::{Setup, ValidateError};

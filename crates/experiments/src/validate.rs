@@ -1,0 +1,406 @@
+//! `validate`: each configuration of a grid solved, simulated and run for real on the same
+//! plan, profile and routing, and compared by [`Measures`].
+//!
+//! Per point: the profile is narrowed to the point's memory (`ram`, `gpu`), a plan is solved
+//! for it with the trace's expert use, the simulator decodes the trace's tokens on that plan
+//! (prefill of the prompt, then decode), and the runtime runs the same plan on the model file
+//! with the same routing forced from the trace (greedy, a fixed number of tokens, the model's
+//! page cache dropped first; the runtime reads streamed weights with O_DIRECT). The simulator
+//! is calibrated by the profile alone: nothing is fitted to the run it is compared with.
+
+use crate::grid::{CachePolicy, Point};
+use crate::measures::{Measures, Split};
+use hw::HwProfile;
+use metrics::TokenLayerRecord;
+use model::Inventory;
+use place::{IlpOptions, Method, PlaceError, SolveOptions};
+use plan::Plan;
+use policy::cache::{HotSet, Partition, Policy};
+use serde::Serialize;
+use sim::decode::{self, DecodePolicy, Machine, Options};
+use sim::prefill::{self, Prompt};
+use sim::{Planned, SimError};
+use std::path::{Path, PathBuf};
+use traces::Trace;
+
+/// llama.cpp's physical batch: a prompt up to this long is one batch on both sides.
+pub const MAX_PROMPT: usize = sim::prefill::DEFAULT_BATCH;
+
+/// What every point shares.
+pub struct Setup {
+    pub model_path: PathBuf,
+    pub inventory: Inventory,
+    pub hw: HwProfile,
+    /// The routing both sides follow (MoE models); `None` for a dense model.
+    pub trace: Option<Trace>,
+    /// Prompt tokens, 1..=[`MAX_PROMPT`]: one prefill batch.
+    pub prompt_len: usize,
+    /// Tokens to generate; the last is sampled, not decoded, so `tokens - 1` are decoded.
+    pub tokens: usize,
+    /// Decoded tokens left out of the timing on both sides.
+    pub warmup: u32,
+    /// Decode threads for the run (0: all cores).
+    pub threads: u32,
+    /// Solve with the greedy baseline instead of the ILP.
+    pub greedy: bool,
+}
+
+/// Why a point could not be validated.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("the prompt must be 1..={MAX_PROMPT} tokens (one prefill batch), not {0}")]
+    PromptLength(usize),
+    #[error("at least 2 tokens must be generated (1 is sampled from the prompt), not {0}")]
+    TooFewTokens(usize),
+    #[error("the warm-up ({warmup} tokens) leaves none of the {decoded} decoded tokens to time")]
+    WarmupTooLong { warmup: u32, decoded: usize },
+    #[error("the trace has {has} tokens; {need} are needed ({prompt} prompt + {decoded} decoded)")]
+    TraceTooShort {
+        has: usize,
+        need: usize,
+        prompt: usize,
+        decoded: usize,
+    },
+    #[error("{model} has routed experts: give a routing trace")]
+    NeedsTrace { model: String },
+    #[error("{model} is dense: a routing trace does not apply")]
+    DenseWithTrace { model: String },
+    #[error("the profile has no GPU, so a grid's gpu budget does not apply")]
+    NoGpu,
+    #[error("a budget of {budget} bytes is more than the profile's {have} bytes of {what}")]
+    BudgetTooLarge {
+        what: &'static str,
+        budget: u64,
+        have: u64,
+    },
+    #[error("cannot solve a plan")]
+    Solve(#[source] PlaceError),
+    #[error("cannot simulate the plan")]
+    Sim(#[source] SimError),
+    #[cfg(feature = "runtime")]
+    #[error("cannot run the plan")]
+    Run(#[source] runtime::Error),
+    #[error("cannot drop {path}'s cached pages")]
+    DropCache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Setup {
+    /// Checks the lengths against each other and the trace against the model, before any work.
+    pub fn check(&self) -> Result<(), ValidateError> {
+        if !(1..=MAX_PROMPT).contains(&self.prompt_len) {
+            return Err(ValidateError::PromptLength(self.prompt_len));
+        }
+        if self.tokens < 2 {
+            return Err(ValidateError::TooFewTokens(self.tokens));
+        }
+        if self.warmup as usize >= self.decoded() {
+            return Err(ValidateError::WarmupTooLong {
+                warmup: self.warmup,
+                decoded: self.decoded(),
+            });
+        }
+        let model = self.model_path.display().to_string();
+        match (&self.trace, self.inventory.arch.is_moe()) {
+            (None, true) => return Err(ValidateError::NeedsTrace { model }),
+            (Some(_), false) => return Err(ValidateError::DenseWithTrace { model }),
+            (Some(t), true) if t.n_tokens() < self.trace_tokens() => {
+                return Err(ValidateError::TraceTooShort {
+                    has: t.n_tokens(),
+                    need: self.trace_tokens(),
+                    prompt: self.prompt_len,
+                    decoded: self.decoded(),
+                })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Tokens decoded after the prompt.
+    pub fn decoded(&self) -> usize {
+        self.tokens - 1
+    }
+
+    /// Tokens of routing both sides consume.
+    pub fn trace_tokens(&self) -> usize {
+        self.prompt_len + self.decoded()
+    }
+
+    /// The routing both sides use: the trace's first tokens, or every layer's FFN for a dense
+    /// model.
+    pub fn routing(&self) -> Result<Trace, ValidateError> {
+        match &self.trace {
+            Some(t) => decode::first_tokens(t, self.trace_tokens()).map_err(ValidateError::Sim),
+            None => Ok(Trace::without_routing(
+                self.inventory.arch.arch.clone(),
+                self.trace_tokens(),
+            )),
+        }
+    }
+
+    /// How records split into prefill, warm-up and timed decode.
+    pub fn split(&self) -> Split {
+        Split {
+            prefill_batches: 1,
+            prompt_tokens: self.prompt_len as u32,
+            warmup: self.warmup,
+        }
+    }
+}
+
+/// The profile narrowed to a point's memory.
+pub fn point_profile(hw: &HwProfile, point: &Point) -> Result<HwProfile, ValidateError> {
+    let mut hw = hw.clone();
+    if let Some(b) = point.ram_bytes {
+        let have = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
+        if b > have {
+            return Err(ValidateError::BudgetTooLarge {
+                what: "RAM (after the OS reserve)",
+                budget: b,
+                have,
+            });
+        }
+        hw.ram.bytes = b + hw.ram.os_reserve_bytes;
+        hw.name = format!("{} (RAM for the plan: {} bytes)", hw.name, b);
+    }
+    if let Some(b) = point.gpu_bytes {
+        let gpu = hw.gpu.as_mut().ok_or(ValidateError::NoGpu)?;
+        if b > gpu.working_set_bytes {
+            return Err(ValidateError::BudgetTooLarge {
+                what: "GPU working set",
+                budget: b,
+                have: gpu.working_set_bytes,
+            });
+        }
+        gpu.working_set_bytes = b;
+        hw.name = format!("{} (GPU working set: {} bytes)", hw.name, b);
+    }
+    Ok(hw)
+}
+
+/// The plan `hypura solve` makes for the point, with the routing's expert use.
+pub fn solve(setup: &Setup, hw: &HwProfile, routing: &Trace) -> Result<Plan, ValidateError> {
+    let rates = setup.trace.as_ref().map(|_| decode::expert_rates(routing));
+    let opts = SolveOptions {
+        rates,
+        method: if setup.greedy {
+            Method::Greedy
+        } else {
+            Method::Ilp
+        },
+        ilp: IlpOptions::default(),
+        headroom: place::Headroom {
+            ctx: context_tokens(setup),
+            ..place::Headroom::default()
+        },
+        ..SolveOptions::default()
+    };
+    let solved = place::solve(&setup.inventory, hw, &opts).map_err(ValidateError::Solve)?;
+    Ok(solved.plan)
+}
+
+/// The context both sides reserve: the prompt and the generated tokens, rounded up to 256 as
+/// `hypura run` does.
+pub fn context_tokens(setup: &Setup) -> u64 {
+    ((setup.prompt_len + setup.tokens) as u64).div_ceil(256) * 256
+}
+
+/// The simulator's records for the point's plan.
+pub fn simulate(
+    setup: &Setup,
+    hw: &HwProfile,
+    plan: &Plan,
+    routing: &Trace,
+    point: &Point,
+) -> Result<Vec<TokenLayerRecord>, ValidateError> {
+    let rates = decode::expert_rates(routing);
+    let planned = Planned::from_plan(plan.clone(), &setup.inventory, hw, &rates)
+        .map_err(ValidateError::Sim)?;
+    let policy = decode_policy(point.policy, plan.expert_cache.bytes);
+    let opts = Options {
+        prefetch_depth: plan.prefetch_depth,
+        expert_prefetch: point.prefetch,
+        queue_depth: point.queue_depth,
+        host_weights_on_gpu: false,
+        keep_records: true,
+    };
+    let prompt = Prompt {
+        tokens: setup.prompt_len,
+        batch: None,
+    };
+    let run = prefill::simulate_request(
+        &planned.placement(),
+        &Machine::from_profile(hw),
+        routing,
+        &policy,
+        &opts,
+        &prompt,
+    )
+    .map_err(ValidateError::Sim)?;
+    Ok(run.records)
+}
+
+/// The simulator's policy for a grid policy: the plan's cache, or a policy over its bytes.
+fn decode_policy(p: CachePolicy, capacity_bytes: u64) -> DecodePolicy {
+    let policy = match p {
+        CachePolicy::Static => return DecodePolicy::Static,
+        CachePolicy::Lru => Policy::Lru,
+        CachePolicy::Lfu => Policy::Lfu,
+        CachePolicy::Lfru => Policy::Lfru,
+        CachePolicy::Arc => Policy::Arc,
+        // The hot set is filled from the plan by the simulator.
+        CachePolicy::PinnedLru => Policy::PinnedLru(HotSet(Vec::new())),
+    };
+    DecodePolicy::Cache {
+        policy,
+        capacity_bytes,
+        partition: Partition::Global,
+    }
+}
+
+/// What the runtime measured besides its records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFacts {
+    /// Generated token ids (greedy).
+    pub tokens: Vec<i32>,
+    /// `hypura run`'s own decode tok/s (wall clock of the decode steps, records or not).
+    pub decode_tok_per_s: f64,
+    /// The kernel's count of bytes read during the decode steps, when it keeps one.
+    pub decode_read_bytes: Option<u64>,
+}
+
+/// Text the prompt is cut from (tokenized, repeated as needed, cut to the prompt length).
+#[cfg(feature = "runtime")]
+const PROMPT_TEXT: &str = "The history of the printing press begins in the workshops of \
+    fifteenth-century Mainz, where goldsmiths, merchants and scribes met the demand for books.";
+
+/// Runs the point's plan on the model with the routing forced from `routing`, recording
+/// (token, layer) rows.
+#[cfg(feature = "runtime")]
+pub fn run(
+    setup: &Setup,
+    plan: &Plan,
+    routing: &Trace,
+    point: &Point,
+) -> Result<(Vec<TokenLayerRecord>, RunFacts), ValidateError> {
+    use runtime::{Context, ContextParams, MoeOptions, PlannedModel, Sampling};
+    drop_cached(&setup.model_path)?;
+    let moe = MoeOptions {
+        whole_expert_tensors: false,
+        cache_policy: match point.policy {
+            CachePolicy::Static => None,
+            p => Some(p.name().to_string()),
+        },
+        record: false,
+        replay: setup.trace.as_ref().map(|_| routing.clone()),
+        expert_prefetch: point.prefetch,
+    };
+    let mut planned =
+        PlannedModel::load(&setup.model_path, plan, None).map_err(ValidateError::Run)?;
+    if let Some(q) = point.queue_depth {
+        planned.io.queue_depth = q;
+    }
+    let prompt = prompt_ids(&planned.model, setup.prompt_len)?;
+    let mut streamer = planned.streamer_with(&moe).map_err(ValidateError::Run)?;
+    match streamer.as_mut() {
+        Some(s) => s.record_layers(true),
+        None => streamer = Some(runtime::stream::Streamer::metrics_only()),
+    }
+    let mut ctx = Context::new(
+        &planned.model,
+        ContextParams {
+            n_ctx: context_tokens(setup) as u32,
+            n_threads: setup.threads,
+            op_offload: true,
+        },
+        streamer,
+    )
+    .map_err(ValidateError::Run)?;
+    let sampling = Sampling {
+        ignore_eos: true,
+        ..Sampling::GREEDY
+    };
+    let g = ctx
+        .generate(&prompt, setup.tokens, sampling)
+        .map_err(ValidateError::Run)?;
+    let records = ctx
+        .streamer()
+        .map(|s| s.records().to_vec())
+        .unwrap_or_default();
+    let facts = RunFacts {
+        decode_tok_per_s: g.decode_tok_per_s(),
+        decode_read_bytes: g.decode_read_bytes,
+        tokens: g.tokens,
+    };
+    Ok((records, facts))
+}
+
+/// `n` prompt token ids: [`PROMPT_TEXT`] tokenized (with the model's BOS), repeated, cut.
+#[cfg(feature = "runtime")]
+fn prompt_ids(model: &runtime::Model, n: usize) -> Result<Vec<i32>, ValidateError> {
+    let first = model
+        .tokenize(PROMPT_TEXT, true)
+        .map_err(ValidateError::Run)?;
+    let more = model
+        .tokenize(PROMPT_TEXT, false)
+        .map_err(ValidateError::Run)?;
+    let mut ids = first;
+    while ids.len() < n && !more.is_empty() {
+        ids.extend_from_slice(&more);
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+/// Drops the model file's cached pages, so that a run starts cold.
+#[cfg(feature = "runtime")]
+fn drop_cached(path: &Path) -> Result<(), ValidateError> {
+    let err = |source| ValidateError::DropCache {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    runtime::page_cache::drop_cached(&file).map_err(err)
+}
+
+/// One point validated: its report and both sides' records.
+#[cfg(feature = "runtime")]
+pub struct Validated {
+    pub report: crate::report::PointReport,
+    pub sim_records: Vec<TokenLayerRecord>,
+    pub run_records: Vec<TokenLayerRecord>,
+    pub plan: Plan,
+}
+
+/// Solves, simulates and runs one point.
+#[cfg(feature = "runtime")]
+pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, ValidateError> {
+    setup.check()?;
+    let hw = point_profile(&setup.hw, point)?;
+    let routing = setup.routing()?;
+    let plan = solve(setup, &hw, &routing)?;
+    let sim_records = simulate(setup, &hw, &plan, &routing, point)?;
+    let (run_records, facts) = run(setup, &plan, &routing, point)?;
+    let split = setup.split();
+    let queue_depth = point
+        .queue_depth
+        .unwrap_or(plan.io.queue_depth.max(plan.io.expert_queue_depth).max(1));
+    let report = crate::report::PointReport::new(
+        point,
+        queue_depth,
+        &plan,
+        Measures::from_records(&sim_records, split),
+        Measures::from_records(&run_records, split),
+        facts,
+    );
+    Ok(Validated {
+        report,
+        sim_records,
+        run_records,
+        plan,
+    })
+}

@@ -1,0 +1,230 @@
+//! `hypura validate`: predicted against measured. Each point of a grid is solved, simulated
+//! and run for real on the same plan, profile and routing; prints the comparison and writes
+//! it (JSON report, Parquet tables, SVG chart, both sides' records) to a directory.
+
+use crate::range;
+use anyhow::{bail, Context, Result};
+use experiments::grid;
+use experiments::report::{self, ErrorSummary, ValidateReport};
+use experiments::{table, Setup};
+use hw::HwProfile;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The GGUF to run (real, or from `hypura synth` for a MoE shape with a replayed trace).
+    #[arg(short = 'm', long)]
+    pub model: PathBuf,
+    /// Hardware profile TOML the simulator and the solver use.
+    #[arg(
+        long,
+        required_unless_present = "profile_now",
+        conflicts_with = "profile_now"
+    )]
+    pub hw: Option<PathBuf>,
+    /// Measure this machine (`hypura profile`, storage on the model's drive) instead of --hw;
+    /// the profile is kept per machine in ~/.cache/hypura/ and reused.
+    #[arg(long)]
+    pub profile_now: bool,
+    /// Routing trace (.json or .htrace) both sides follow; required for a MoE model, refused
+    /// for a dense one.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// The grid: `key=v1,v2;...` with keys ram and gpu (bytes the plan may use, e.g. 3GiB),
+    /// policy (static, lru, lfu, lfru, arc, pinned-lru), prefetch (none, coactivation, oracle)
+    /// and qd (storage requests in flight, 1..=1024). Points are the cross product.
+    #[arg(long, default_value = "")]
+    pub grid: String,
+    /// Tokens to generate per point, 2..=4096 (the first is sampled from the prompt, the rest
+    /// are decoded).
+    #[arg(long, default_value_t = 16, value_parser = range::int::<usize>(2..=4096))]
+    pub tokens: usize,
+    /// Prompt tokens, 1..=512 (one prefill batch): the trace's first tokens.
+    #[arg(long, default_value_t = 32, value_parser = range::int::<usize>(1..=512))]
+    pub prompt_len: usize,
+    /// Decoded tokens left out of the timing on both sides, 0..=4095.
+    #[arg(long, default_value_t = 1, value_parser = range::int::<u32>(0..=4095))]
+    pub warmup: u32,
+    /// Decode threads of the runs, 0..=512 (0: all cores).
+    #[arg(long, default_value_t = 0, value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
+    pub threads: u32,
+    /// Solve each point with the greedy baseline instead of the ILP.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Write the results to this directory (created; refused if it exists, unless --force).
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Write into an existing -o directory, replacing validate's files there.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let points = grid::parse(&args.grid).with_context(|| format!("--grid {:?}", args.grid))?;
+    if let Some(dir) = &args.output {
+        if dir.exists() && !args.force {
+            bail!(
+                "{} already exists; pass --force to write into it, or choose another -o",
+                dir.display()
+            );
+        }
+    }
+    let hw = match &args.hw {
+        Some(p) => HwProfile::load(p)?,
+        None => this_machine(&args.model)?,
+    };
+    let inventory = model::Inventory::from_gguf(&args.model)?;
+    let trace = match &args.trace {
+        Some(p) => Some(traces::load(p)?),
+        None => None,
+    };
+    let setup = Setup {
+        model_path: args.model.clone(),
+        inventory,
+        hw,
+        trace,
+        prompt_len: args.prompt_len,
+        tokens: args.tokens,
+        warmup: args.warmup,
+        threads: args.threads,
+        greedy: args.greedy,
+    };
+    setup.check().map_err(|e| match e {
+        experiments::ValidateError::NeedsTrace { .. } => {
+            anyhow::Error::new(e).context("pass --trace")
+        }
+        experiments::ValidateError::DenseWithTrace { .. } => {
+            anyhow::Error::new(e).context("drop --trace")
+        }
+        e => anyhow::Error::new(e).context("--prompt-len, --tokens and --warmup"),
+    })?;
+    // Every point's budget must fit the profile before the first (slow) run.
+    for p in &points {
+        experiments::validate::point_profile(&setup.hw, p)
+            .with_context(|| format!("--grid point {p}"))?;
+    }
+    if let Some(dir) = &args.output {
+        std::fs::create_dir_all(dir.join("records"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut reports = Vec::with_capacity(points.len());
+    for (i, p) in points.iter().enumerate() {
+        eprintln!("validate: point {} of {}: {p}", i + 1, points.len());
+        let v = experiments::validate::validate_point(&setup, p)
+            .with_context(|| format!("point {p}"))?;
+        if let Some(dir) = &args.output {
+            let n = i + 1;
+            outfile::write_bytes(
+                &dir.join(format!("records/{n}-plan.json")),
+                true,
+                v.plan.to_json().as_bytes(),
+            )?;
+            metrics::write_records(
+                &dir.join(format!("records/{n}-sim.parquet")),
+                &v.sim_records,
+                true,
+            )?;
+            metrics::write_records(
+                &dir.join(format!("records/{n}-run.parquet")),
+                &v.run_records,
+                true,
+            )?;
+        }
+        reports.push(v.report);
+    }
+    let report = ValidateReport {
+        schema: report::SCHEMA,
+        hypura_version: env!("CARGO_PKG_VERSION"),
+        model: args.model.display().to_string(),
+        profile: setup.hw.name.clone(),
+        trace: args.trace.as_ref().map(|p| p.display().to_string()),
+        prompt_len: args.prompt_len,
+        tokens: args.tokens,
+        warmup: args.warmup,
+        summary: ErrorSummary::of(&reports),
+        points: reports,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(dir) = &args.output {
+        outfile::write_bytes(&dir.join("report.json"), true, json.as_bytes())?;
+        table::write(
+            &dir.join("points.parquet"),
+            "validate_point",
+            &table::points(&report),
+        )?;
+        table::write(
+            &dir.join("layers.parquet"),
+            "validate_layer",
+            &table::layers(&report),
+        )?;
+        if let Some(svg) = experiments::chart::svg(&report) {
+            outfile::write_bytes(&dir.join("decode.svg"), true, svg.as_bytes())?;
+        }
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", report::render(&report));
+        if let Some(dir) = &args.output {
+            println!(
+                "wrote {}: report.json, points.parquet, layers.parquet, decode.svg, records/",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// This machine's profile: measured once (storage on the model's drive) and kept in
+/// `~/.cache/hypura/profile-HOST.toml` (or under `$XDG_CACHE_HOME`).
+fn this_machine(model: &Path) -> Result<HwProfile> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("--profile-now: neither XDG_CACHE_HOME nor HOME is set; pass --hw")?
+        .join("hypura");
+    let host = hostname().unwrap_or_else(|| "this-machine".to_string());
+    let path = cache.join(format!("profile-{host}.toml"));
+    if path.is_file() {
+        eprintln!("validate: using this machine's profile {}", path.display());
+        return Ok(HwProfile::load(&path)?);
+    }
+    let disk = model
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    eprintln!(
+        "validate: measuring this machine (storage in {}); the profile is kept in {}",
+        disk.display(),
+        path.display()
+    );
+    let (_, toml) = super::profile::measure(disk, false)?;
+    std::fs::create_dir_all(&cache)
+        .with_context(|| format!("cannot create {}", cache.display()))?;
+    outfile::write_bytes(&path, false, toml.as_bytes())?;
+    Ok(HwProfile::from_toml_str(
+        &toml,
+        &path.display().to_string(),
+    )?)
+}
+
+/// The machine's host name, when it is a plain file-name-safe one.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates within it
+    // on success (truncation is refused below by the NUL search).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&buf[..end]).ok()?;
+    let safe = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    safe.then(|| name.to_string())
+}
