@@ -6,8 +6,8 @@ use model::units::human_bytes;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use synth::presets::{self, Overrides, PRESETS};
-use synth::SynthSpec;
+use synth::presets::{self, Family, Overrides, ShapeError, PRESETS};
+use synth::{SynthError, SynthSpec};
 
 #[derive(clap::Args)]
 #[command(after_help = preset_help())]
@@ -108,7 +108,7 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
             )
         })?;
     let (family, base) =
-        presets::base(args.preset.as_deref(), args.arch.as_deref()).map_err(anyhow::Error::msg)?;
+        presets::base(args.preset.as_deref(), args.arch.as_deref()).map_err(shape_advice)?;
     let overrides = Overrides {
         n_layer: args.layers,
         n_embd: args.embd,
@@ -126,16 +126,16 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
         n_ctx_train: args.ctx,
         tied_embeddings: args.tied.then_some(true),
     };
-    let mut arch = presets::apply(family, base, &overrides).map_err(anyhow::Error::msg)?;
+    let mut arch = presets::apply(family, base, &overrides).map_err(shape_advice)?;
     if let Some(size) = &args.size {
         if args.layers.is_some() && args.embd.is_some() {
             anyhow::bail!(
                 "--size picks layers and width; give at most one of --layers and --embd with it"
             );
         }
-        let target = synth::parse_size(size).map_err(anyhow::Error::msg)?;
+        let target = synth::parse_size(size)?;
         arch = synth::fit_size(family, &arch, weight_type, target, args.layers, args.embd)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(shape_advice)?;
     }
     let label = args
         .preset
@@ -155,11 +155,82 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
     })
 }
 
+/// A shape error in the words of this command's options: the library names the settings, this
+/// names the flags that set them.
+fn shape_advice(e: ShapeError) -> anyhow::Error {
+    let msg = match &e {
+        ShapeError::UnknownArch { name } => format!(
+            "unknown --arch {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
+        ),
+        ShapeError::ArchConflictsWithPreset {
+            arch,
+            preset,
+            family,
+        } => format!(
+            "--arch {arch} conflicts with --preset {preset} (a {} model); give one of them",
+            family.arch()
+        ),
+        ShapeError::NothingToBuild => {
+            "say what to build: --preset NAME or --arch ARCH (see --help)".into()
+        }
+        ShapeError::HeadsDoNotDivideWidth { width, heads } => format!(
+            "width {width} is not divisible by {heads} heads; give --heads that divides it, or --head-dim"
+        ),
+        ShapeError::FfnWidthsDiffer { ff, expert_ff } => format!(
+            "a Mixtral-style llama model has one FFN width: --ff {ff} and --expert-ff {expert_ff} differ"
+        ),
+        ShapeError::NeedsExperts { family } => format!(
+            "{} is a mixture-of-experts architecture: give --experts > 0 and --top-k > 0",
+            family.arch()
+        ),
+        ShapeError::NoTopK { experts } => {
+            format!("--top-k must be at least 1 for a model with {experts} experts")
+        }
+        ShapeError::NoSharedExperts { family } => format!(
+            "{} models have no shared experts; use --arch qwen2moe or deepseek2",
+            match family {
+                Family::Llama => "llama (Mixtral-style)",
+                f => f.arch(),
+            }
+        ),
+        ShapeError::NoLeadingDense { family } => format!(
+            "{} models have no leading dense layers; use --arch deepseek2",
+            family.arch()
+        ),
+        ShapeError::NeedsSharedExperts {
+            family: Family::DeepSeek2,
+        } => "deepseek2 models always have shared experts (llama.cpp requires them); give --shared-experts 1 or more".into(),
+        ShapeError::NeedsSharedExperts { family } => format!(
+            "{} models always have a shared expert (llama.cpp requires it); give --shared-experts 1, or use --arch qwen3moe for none",
+            family.arch()
+        ),
+        _ => return e.into(),
+    };
+    anyhow::Error::msg(msg)
+}
+
+/// A synthesizer error, with the option that fixes it where there is one.
+fn synth_advice(e: SynthError) -> anyhow::Error {
+    match &e {
+        SynthError::PartialBlock {
+            tensor,
+            row,
+            ty,
+            block,
+        } => anyhow::anyhow!(
+            "tensor {tensor} has rows of {row} values, not a multiple of {ty}'s block of {block}; \
+             choose widths (embd, ff, expert ff, heads x head dim) that are multiples of {block}, or --type f16"
+        ),
+        _ => e.into(),
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let spec = spec_from_args(&args)?;
     // Refuse an existing file or a full disk before announcing anything.
     super::refuse_existing(&args.output, args.force, "-o")?;
-    synth::output::check_target(&args.output, spec.file_bytes()?, args.force)?;
+    let file_bytes = spec.file_bytes().map_err(synth_advice)?;
+    synth::output::check_target(&args.output, file_bytes, args.force)?;
     let a = &spec.arch;
     let moe = if a.n_expert > 0 {
         let shared = if a.n_shared_expert > 0 {
@@ -190,12 +261,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let show_progress = std::io::stderr().is_terminal();
     let mut last_shown = Instant::now();
     let start = Instant::now();
-    let summary = spec.write(&args.output, args.force, &mut |done, total| {
-        if show_progress && last_shown.elapsed().as_millis() >= 500 {
-            last_shown = Instant::now();
-            eprint!("\r  {} / {}   ", human_bytes(done), human_bytes(total));
-        }
-    })?;
+    let summary = spec
+        .write(&args.output, args.force, &mut |done, total| {
+            if show_progress && last_shown.elapsed().as_millis() >= 500 {
+                last_shown = Instant::now();
+                eprint!("\r  {} / {}   ", human_bytes(done), human_bytes(total));
+            }
+        })
+        .map_err(synth_advice)?;
     let secs = start.elapsed().as_secs_f64();
     if show_progress {
         eprint!("\r");

@@ -99,6 +99,8 @@ impl fmt::Display for TypeIdError {
     }
 }
 
+impl std::error::Error for TypeIdError {}
+
 impl TryFrom<u32> for GgmlType {
     type Error = TypeIdError;
     fn try_from(id: u32) -> Result<Self, TypeIdError> {

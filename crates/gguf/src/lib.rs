@@ -11,7 +11,7 @@ mod split;
 mod value;
 mod write;
 
-pub use error::{GgufError, GgufErrorKind};
+pub use error::{AlignmentError, DimsError, GgufError, GgufErrorKind, IoError, SplitError};
 pub use read::{GgufHeader, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS, MAX_HEADER_BYTES};
 pub use split::{open_model, split_paths, GgufModel};
 pub use value::{Array, Metadata, Value, ValueType};

@@ -1,7 +1,7 @@
 //! GGUF v2/v3 header reader: metadata and tensor infos only, never tensor data; every count and
 //! length is checked against the bytes left in the file before anything is allocated.
 
-use super::error::{GgufError, GgufErrorKind as K};
+use super::error::{AlignmentError, DimsError, GgufError, GgufErrorKind as K};
 use super::value::{Array, Metadata, Value, ValueType};
 use crate::ggml_type::GgmlType;
 use std::io::{BufReader, Read};
@@ -55,7 +55,7 @@ impl GgufHeader {
         let err = |e: std::io::Error| GgufError {
             path: path.to_path_buf(),
             offset: None,
-            kind: K::Io(e.to_string()),
+            kind: K::Io(e.into()),
         };
         let file = infile::open(path).map_err(err)?;
         let len = file.metadata().map_err(err)?.len();
@@ -122,7 +122,7 @@ impl<R: Read> Src<'_, R> {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             self.fail(K::Truncated { what: what() })
         } else {
-            self.fail(K::Io(e.to_string()))
+            self.fail(K::Io(e.into()))
         }
     }
 
@@ -189,8 +189,11 @@ impl<R: Read> Src<'_, R> {
             ValueType::Bool => {
                 let [b] = self.bytes(&what)?;
                 if b > 1 {
-                    let msg = format!("metadata key {key:?}: bool byte is {b}, not 0 or 1");
-                    return Err(self.fail_at(self.pos - 1, K::BadMetadata(msg)));
+                    let kind = K::BadBool {
+                        key: key.to_string(),
+                        byte: b,
+                    };
+                    return Err(self.fail_at(self.pos - 1, kind));
                 }
                 Value::Bool(b == 1)
             }
@@ -314,10 +317,7 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         let key_at = s.pos;
         let key = s.string(&|| format!("metadata key {i}"))?;
         if !keys.insert(key.clone()) {
-            return Err(s.fail_at(
-                key_at,
-                K::BadMetadata(format!("metadata key {key:?} appears twice")),
-            ));
+            return Err(s.fail_at(key_at, K::DuplicateKey { key }));
         }
         let ty = s.value_type(&key)?;
         let value = s.value(ty, &key, 0)?;
@@ -330,16 +330,9 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
         Some(Value::U32(a)) => {
-            return Err(s.fail(K::BadAlignment(format!(
-                "is {a}: it must be a power of two"
-            ))))
+            return Err(s.fail(K::BadAlignment(AlignmentError::NotPowerOfTwo(*a))))
         }
-        Some(v) => {
-            return Err(s.fail(K::BadAlignment(format!(
-                "must be a u32, found {:?}",
-                v.value_type()
-            ))))
-        }
+        Some(v) => return Err(s.fail(K::BadAlignment(AlignmentError::NotU32(v.value_type())))),
     };
 
     let mut tensors = Vec::with_capacity(n_tensors.min(MAX_PREALLOC));
@@ -350,12 +343,11 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         let dims_at = s.pos;
         let n_dims = s.u32(&|| format!("the dimension count of tensor {name:?}"))?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            let detail = format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)");
             return Err(s.fail_at(
                 dims_at,
                 K::BadDims {
                     tensor: name,
-                    detail,
+                    problem: DimsError::Count(n_dims),
                 },
             ));
         }
@@ -365,23 +357,23 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
         }
         let type_at = s.pos;
         let type_id = s.u32(&|| format!("the type of tensor {name:?}"))?;
-        let ggml_type = GgmlType::try_from(type_id).map_err(|e| {
+        let ggml_type = GgmlType::try_from(type_id).map_err(|source| {
             s.fail_at(
                 type_at,
                 K::UnknownTensorType {
                     tensor: name.clone(),
-                    detail: e.to_string(),
+                    source,
                 },
             )
         })?;
         let offset_at = s.pos;
         let offset = s.u64(&|| format!("the data offset of tensor {name:?}"))?;
-        let bytes = tensor_bytes(ggml_type, &dims).map_err(|detail| {
+        let bytes = tensor_bytes(ggml_type, &dims).map_err(|problem| {
             s.fail_at(
                 dims_at,
                 K::BadDims {
                     tensor: name.clone(),
-                    detail,
+                    problem,
                 },
             )
         })?;
@@ -424,22 +416,23 @@ fn parse<R: Read>(r: R, len: u64, path: &Path) -> Result<GgufHeader, GgufError> 
 
 /// A tensor's data size, with ggml's limits: every dimension and the element count fit in an
 /// int64 (ggml's `ne` type), rows are whole quantization blocks and the size fits in 64 bits.
-fn tensor_bytes(ty: GgmlType, dims: &[u64]) -> Result<u64, String> {
+fn tensor_bytes(ty: GgmlType, dims: &[u64]) -> Result<u64, DimsError> {
     let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
     if dims.iter().any(|&d| d > i64::MAX as u64) || elements.is_none_or(|n| n > i64::MAX as u64) {
-        return Err(format!(
-            "dimensions {dims:?} overflow ggml's 64-bit element count"
-        ));
+        return Err(DimsError::ElementsOverflow(dims.to_vec()));
     }
     if dims[0] % ty.block_size() != 0 {
-        return Err(format!(
-            "row length {} is not a multiple of {ty}'s block size {}",
-            dims[0],
-            ty.block_size()
-        ));
+        return Err(DimsError::PartialBlock {
+            ty,
+            row: dims[0],
+            block: ty.block_size(),
+        });
     }
     ty.tensor_bytes(dims)
-        .ok_or_else(|| format!("the {ty} data size of dimensions {dims:?} overflows 64 bits"))
+        .ok_or_else(|| DimsError::BytesOverflow {
+            ty,
+            dims: dims.to_vec(),
+        })
 }
 
 /// Every tensor's data lies inside the file and no two overlap.

@@ -1,6 +1,6 @@
 //! Split GGUF models (`name-00001-of-00003.gguf`): finding the parts and checking they belong together.
 
-use super::error::{GgufError, GgufErrorKind as K};
+use super::error::{GgufError, GgufErrorKind as K, SplitError};
 use super::read::GgufHeader;
 use std::path::{Path, PathBuf};
 
@@ -34,36 +34,28 @@ pub fn split_paths(path: &Path) -> Option<Vec<PathBuf>> {
 /// Opens a model: a single GGUF, or every part of a split set given any one of its parts.
 pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
     let first = GgufHeader::open(path)?;
-    let fail = |p: &Path, msg: String| GgufError {
+    let fail = |p: &Path, e: SplitError| GgufError {
         path: p.to_path_buf(),
         offset: None,
-        kind: K::Split(msg),
+        kind: K::Split(e),
     };
     let count = match first.metadata.get("split.count") {
         None => 1,
-        Some(v) => v.as_u64().ok_or_else(|| {
-            fail(
-                path,
-                format!(
-                    "split.count must be a non-negative integer, found {:?}",
-                    v.value_type()
-                ),
-            )
-        })?,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| fail(path, SplitError::BadCount(v.value_type())))?,
     };
     if count <= 1 {
         return Ok(GgufModel { parts: vec![first] });
     }
-    let paths = split_paths(path).ok_or_else(|| {
-        fail(path, format!("split.count is {count}, but the file name is not of the form NAME-00001-of-{count:05}.gguf"))
-    })?;
+    let paths = split_paths(path).ok_or_else(|| fail(path, SplitError::NameNotSplit { count }))?;
     if paths.len() as u64 != count {
         return Err(fail(
             path,
-            format!(
-                "split.count is {count}, but the file name says {} parts",
-                paths.len()
-            ),
+            SplitError::PartCountMismatch {
+                count,
+                named: paths.len() as u64,
+            },
         ));
     }
     let mut given = Some(first);
@@ -74,33 +66,37 @@ pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
             None => GgufHeader::open(p).map_err(|e| match e.kind {
                 K::Io(io) if !p.exists() => fail(
                     p,
-                    format!("part {} of {count} of the split model is missing ({io}); put every part in one directory", i + 1),
+                    SplitError::PartMissing {
+                        part: i as u64 + 1,
+                        count,
+                        io,
+                    },
                 ),
                 _ => e,
             })?,
         };
         match h.metadata.get_u64("split.no") {
             Some(no) if no == i as u64 => {}
-            no => {
-                let found = no.map_or("missing".to_string(), |n| n.to_string());
+            found => {
                 return Err(fail(
                     p,
-                    format!(
-                        "split.no is {found}, but part {} of {count} must have split.no {i}",
-                        i + 1
-                    ),
+                    SplitError::BadSplitNo {
+                        found,
+                        part: i as u64 + 1,
+                        count,
+                    },
                 ));
             }
         }
         let part_count = h.metadata.get_u64("split.count");
         if part_count != Some(count) {
-            let found = part_count.map_or("missing".to_string(), |n| n.to_string());
             return Err(fail(
                 p,
-                format!(
-                    "split.count is {found}, but {} says {count}",
-                    path.display()
-                ),
+                SplitError::CountDisagrees {
+                    found: part_count,
+                    count,
+                    given: path.to_path_buf(),
+                },
             ));
         }
         parts.push(h);
@@ -110,9 +106,11 @@ pub fn open_model(path: &Path) -> Result<GgufModel, GgufError> {
         if found != total {
             return Err(fail(
                 &paths[0],
-                format!(
-                    "split.tensors.count is {total}, but the {count} parts hold {found} tensors"
-                ),
+                SplitError::TensorCount {
+                    declared: total,
+                    count,
+                    found,
+                },
             ));
         }
     }

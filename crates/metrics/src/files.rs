@@ -14,7 +14,7 @@
 
 use super::parquet_io;
 use super::record::TokenLayerRecord;
-use crate::MetricsError;
+use crate::{MetricsError, ReadError, WriteError};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -69,9 +69,9 @@ pub fn write_records(
         RecordsFormat::Json => write_json(file, records, true),
         RecordsFormat::JsonLines => write_json(file, records, false),
     }
-    .map_err(|message| MetricsError::Write {
+    .map_err(|source| MetricsError::Write {
         path: path.to_path_buf(),
-        message,
+        source,
     })?;
     Ok(partial.commit()?)
 }
@@ -100,66 +100,48 @@ pub fn read_records(path: &Path) -> Result<Vec<TokenLayerRecord>, MetricsError> 
     Ok(records)
 }
 
-fn io_err(e: std::io::Error) -> String {
-    e.to_string()
-}
-
-fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(), String> {
+fn write_json(file: File, records: &[TokenLayerRecord], array: bool) -> Result<(), WriteError> {
     let mut w = BufWriter::new(file);
     if array {
-        w.write_all(b"[").map_err(io_err)?;
+        w.write_all(b"[")?;
     }
     for (i, r) in records.iter().enumerate() {
         if array {
-            w.write_all(if i == 0 { b"\n" } else { b",\n" })
-                .map_err(io_err)?;
+            w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
         }
-        serde_json::to_writer(&mut w, r).map_err(|e| e.to_string())?;
+        serde_json::to_writer(&mut w, r)?;
         if !array {
-            w.write_all(b"\n").map_err(io_err)?;
+            w.write_all(b"\n")?;
         }
     }
     if array {
-        w.write_all(b"\n]\n").map_err(io_err)?;
+        w.write_all(b"\n]\n")?;
     }
-    w.into_inner()
-        .map_err(|e| io_err(e.into_error()))?
-        .sync_all()
-        .map_err(io_err)
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
 }
 
-fn read_json_array(file: File) -> Result<Vec<TokenLayerRecord>, String> {
-    serde_json::from_reader(BufReader::new(file)).map_err(|e| {
-        format!(
-            "line {} column {}: {}; expected a JSON array of records",
-            e.line(),
-            e.column(),
-            without_position(&e)
-        )
-    })
+fn read_json_array(file: File) -> Result<Vec<TokenLayerRecord>, ReadError> {
+    serde_json::from_reader(BufReader::new(file)).map_err(ReadError::JsonArray)
 }
 
-fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, String> {
+fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, ReadError> {
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        let line = line.map_err(|source| ReadError::LineIo {
+            line: i + 1,
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
-        let r = serde_json::from_str(&line)
-            .map_err(|e| format!("line {} column {}: {e}", i + 1, e.column()))?;
+        let r = serde_json::from_str(&line).map_err(|source| ReadError::JsonLine {
+            line: i + 1,
+            source,
+        })?;
         out.push(r);
     }
     Ok(out)
-}
-
-/// serde_json's message without its " at line L column C" (the callers say where, in the file).
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 /// Checks what every record must satisfy; the error names the record (0-based, in file order).

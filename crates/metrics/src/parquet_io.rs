@@ -7,6 +7,7 @@
 
 use super::files::SCHEMA_ID;
 use super::record::TokenLayerRecord;
+use crate::{ReadError, Want, WriteError};
 use parquet::basic::Compression;
 use parquet::data_type::{DoubleType, Int32Type, Int64Type};
 use parquet::file::metadata::KeyValue;
@@ -35,7 +36,7 @@ const SCHEMA: &str = "message token_layer_record {
 }";
 
 /// Column names in schema order.
-const COLUMNS: [&str; 13] = [
+pub(crate) const COLUMNS: [&str; 13] = [
     "token",
     "layer",
     "start_s",
@@ -54,12 +55,8 @@ const COLUMNS: [&str; 13] = [
 /// Rows per row group: bounds the writer's buffered pages on long runs.
 const ROW_GROUP: usize = 1 << 20;
 
-fn perr(e: parquet::errors::ParquetError) -> String {
-    format!("parquet: {e}")
-}
-
-pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), String> {
-    let schema = Arc::new(parse_message_type(SCHEMA).map_err(perr)?);
+pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), WriteError> {
+    let schema = Arc::new(parse_message_type(SCHEMA)?);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(vec![KeyValue::new(
@@ -67,11 +64,11 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), Stri
             SCHEMA_ID.to_string(),
         )]))
         .build();
-    let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props)).map_err(perr)?;
+    let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props))?;
     for group in records.chunks(ROW_GROUP) {
-        let mut rg = writer.next_row_group().map_err(perr)?;
+        let mut rg = writer.next_row_group()?;
         let mut index = 0;
-        while let Some(mut col) = rg.next_column().map_err(perr)? {
+        while let Some(mut col) = rg.next_column()? {
             // Unsigned values go into the signed physical columns bit for bit (Parquet's UINT
             // logical types are defined that way).
             let u32s = |f: fn(&TokenLayerRecord) -> u32| -> Vec<i32> {
@@ -93,8 +90,7 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), Stri
                     let def: Vec<i16> =
                         group.iter().map(|r| i16::from(r.layer.is_some())).collect();
                     w.typed::<Int32Type>()
-                        .write_batch(&present, Some(&def), None)
-                        .map_err(perr)?;
+                        .write_batch(&present, Some(&def), None)?;
                 }
                 "start_s" => doubles(w, &f64s(|r| r.start_s))?,
                 "wall_s" => doubles(w, &f64s(|r| r.wall_s))?,
@@ -107,73 +103,65 @@ pub(super) fn write(file: File, records: &[TokenLayerRecord]) -> Result<(), Stri
                 "expert_accesses" => ints(w, &u32s(|r| r.expert_accesses))?,
                 "prefetch_hits" => ints(w, &u32s(|r| r.prefetch_hits))?,
                 "storage_busy_s" => doubles(w, &f64s(|r| r.storage_busy_s))?,
-                other => {
-                    return Err(format!(
-                        "schema column {other:?} has no writer (SCHEMA and COLUMNS disagree)"
-                    ))
-                }
+                other => return Err(WriteError::NoColumnWriter(other.to_string())),
             }
-            col.close().map_err(perr)?;
+            col.close()?;
             index += 1;
         }
-        rg.close().map_err(perr)?;
+        rg.close()?;
     }
-    writer.close().map_err(perr)?;
+    writer.close()?;
     Ok(())
 }
 
 type ColWriter<'a> = parquet::file::writer::SerializedColumnWriter<'a>;
 
-fn ints(w: &mut ColWriter<'_>, v: &[i32]) -> Result<(), String> {
-    w.typed::<Int32Type>()
-        .write_batch(v, None, None)
-        .map(drop)
-        .map_err(perr)
+fn ints(w: &mut ColWriter<'_>, v: &[i32]) -> Result<(), WriteError> {
+    w.typed::<Int32Type>().write_batch(v, None, None)?;
+    Ok(())
 }
 
-fn longs(w: &mut ColWriter<'_>, v: &[i64]) -> Result<(), String> {
-    w.typed::<Int64Type>()
-        .write_batch(v, None, None)
-        .map(drop)
-        .map_err(perr)
+fn longs(w: &mut ColWriter<'_>, v: &[i64]) -> Result<(), WriteError> {
+    w.typed::<Int64Type>().write_batch(v, None, None)?;
+    Ok(())
 }
 
-fn doubles(w: &mut ColWriter<'_>, v: &[f64]) -> Result<(), String> {
-    w.typed::<DoubleType>()
-        .write_batch(v, None, None)
-        .map(drop)
-        .map_err(perr)
+fn doubles(w: &mut ColWriter<'_>, v: &[f64]) -> Result<(), WriteError> {
+    w.typed::<DoubleType>().write_batch(v, None, None)?;
+    Ok(())
 }
 
-pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, String> {
-    let reader = SerializedFileReader::new(file).map_err(perr)?;
+pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, ReadError> {
+    let reader = SerializedFileReader::new(file)?;
     let meta = reader.metadata().file_metadata();
     if let Some(kv) = meta.key_value_metadata() {
         if let Some(id) = kv.iter().find(|kv| kv.key == "hypura.schema") {
             let id = id.value.as_deref().unwrap_or("");
             if id != SCHEMA_ID {
-                return Err(format!(
-                    "records schema {id:?}, but this hypura reads {SCHEMA_ID:?}"
-                ));
+                return Err(ReadError::Schema {
+                    found: id.to_string(),
+                });
             }
         }
     }
     let fields = meta.schema_descr().root_schema().get_fields();
     for name in COLUMNS {
         if !fields.iter().any(|f| f.name() == name) {
-            return Err(format!(
-                "no column {name:?}; a records file has the columns {}",
-                COLUMNS.join(", ")
-            ));
+            return Err(ReadError::MissingColumn { name });
         }
     }
     let mut out = Vec::with_capacity(meta.num_rows().max(0) as usize);
-    for (i, row) in reader.get_row_iter(None).map_err(perr)?.enumerate() {
-        let row = row.map_err(|e| format!("row {i}: {e}"))?;
+    for (i, row) in reader.get_row_iter(None)?.enumerate() {
+        let row = row.map_err(|source| ReadError::Row { row: i, source })?;
         let mut r = TokenLayerRecord::empty(0, None);
         for (name, field) in row.get_column_iter() {
-            let bad = |want: &str| format!("row {i}, column {name}: {field:?} is not {want}");
-            let int = |max: u64| -> Result<u64, String> {
+            let bad = |want: Want| ReadError::BadValue {
+                row: i,
+                column: name.clone(),
+                value: format!("{field:?}"),
+                want,
+            };
+            let int = |max: u64| -> Result<u64, ReadError> {
                 let v = match *field {
                     Field::Byte(v) => i64::from(v),
                     Field::Short(v) => i64::from(v),
@@ -183,19 +171,19 @@ pub(super) fn read(file: File) -> Result<Vec<TokenLayerRecord>, String> {
                     Field::UShort(v) => i64::from(v),
                     Field::UInt(v) => i64::from(v),
                     Field::ULong(v) => {
-                        return (v <= max).then_some(v).ok_or_else(|| bad("in range"))
+                        return (v <= max).then_some(v).ok_or_else(|| bad(Want::InRange))
                     }
-                    _ => return Err(bad("an integer")),
+                    _ => return Err(bad(Want::Integer)),
                 };
                 u64::try_from(v)
                     .ok()
                     .filter(|&v| v <= max)
-                    .ok_or_else(|| bad(&format!("an integer in 0..={max}")))
+                    .ok_or_else(|| bad(Want::IntegerUpTo(max)))
             };
             let float = || match *field {
                 Field::Double(v) => Ok(v),
                 Field::Float(v) => Ok(f64::from(v)),
-                _ => Err(bad("a floating-point number")),
+                _ => Err(bad(Want::Float)),
             };
             let u32max = u64::from(u32::MAX);
             match name.as_str() {

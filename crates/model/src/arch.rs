@@ -1,5 +1,6 @@
 //! Architecture facts (layers, widths, heads, experts) read from GGUF metadata or given by the catalog.
 
+use crate::error::MetadataError;
 use crate::inventory::TensorEntry;
 use crate::role::Group;
 use gguf::{Metadata, Value};
@@ -92,42 +93,43 @@ impl ArchInfo {
     }
 
     /// Reads the facts from metadata. Errors name the missing or ill-typed key.
-    pub fn from_metadata(md: &Metadata) -> Result<ArchInfo, String> {
+    pub fn from_metadata(md: &Metadata) -> Result<ArchInfo, MetadataError> {
         let arch = md
             .get_str("general.architecture")
-            .ok_or("missing string key general.architecture")?
+            .ok_or(MetadataError::MissingArchitecture)?
             .to_string();
         let key = |k: &str| format!("{arch}.{k}");
-        let opt_u64 = |k: &str| -> Result<Option<u64>, String> {
+        let opt_u64 = |k: &str| -> Result<Option<u64>, MetadataError> {
             match md.get(&key(k)) {
                 None => Ok(None),
-                Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                    format!(
-                        "key {} should be a non-negative integer, found {:?}",
-                        key(k),
-                        v.value_type()
-                    )
-                }),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| MetadataError::NotUnsigned {
+                        key: key(k),
+                        found: v.value_type(),
+                    }),
             }
         };
-        let per_layer = |k: &str| -> Result<Option<PerLayer>, String> {
-            match md.get(&key(k)) {
-                None => Ok(None),
-                Some(v) => PerLayer::from_value(v).map(Some).ok_or_else(|| {
-                    format!(
-                        "key {} should be an integer or integer array, found {:?}",
-                        key(k),
-                        v.value_type()
-                    )
-                }),
-            }
+        let per_layer =
+            |k: &str| -> Result<Option<PerLayer>, MetadataError> {
+                match md.get(&key(k)) {
+                    None => Ok(None),
+                    Some(v) => PerLayer::from_value(v).map(Some).ok_or_else(|| {
+                        MetadataError::NotPerLayer {
+                            key: key(k),
+                            found: v.value_type(),
+                        }
+                    }),
+                }
+            };
+        let small = |k: &str, v: Option<u64>| -> Result<u32, MetadataError> {
+            let value = v.unwrap_or(0);
+            u32::try_from(value).map_err(|_| MetadataError::TooLarge { key: key(k), value })
         };
-        let small = |k: &str, v: Option<u64>| -> Result<u32, String> {
-            u32::try_from(v.unwrap_or(0))
-                .map_err(|_| format!("key {} is too large: {}", key(k), v.unwrap_or(0)))
-        };
-        let n_layer =
-            opt_u64("block_count")?.ok_or_else(|| format!("missing key {}", key("block_count")))?;
+        let n_layer = opt_u64("block_count")?.ok_or_else(|| MetadataError::Missing {
+            key: key("block_count"),
+        })?;
         let info = ArchInfo {
             name: md.get_str("general.name").map(str::to_string),
             n_layer: small("block_count", Some(n_layer))?,
@@ -163,13 +165,12 @@ impl ArchInfo {
             arch: arch.clone(),
         };
         if info.n_expert_used > info.n_expert {
-            return Err(format!(
-                "{} ({}) is larger than {} ({})",
-                key("expert_used_count"),
-                info.n_expert_used,
-                key("expert_count"),
-                info.n_expert
-            ));
+            return Err(MetadataError::MoreUsedThanExperts {
+                used_key: key("expert_used_count"),
+                used: info.n_expert_used,
+                count_key: key("expert_count"),
+                count: info.n_expert,
+            });
         }
         crate::llama_limits::check(md, &info)?;
         Ok(info)

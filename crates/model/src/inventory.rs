@@ -2,6 +2,7 @@
 //! stride, plus the architecture facts — the one description of a model every stage uses.
 
 use crate::arch::ArchInfo;
+use crate::error::InventoryError;
 use crate::role::{Group, Role};
 use gguf::ggml_type::GgmlType;
 use serde::{Deserialize, Serialize};
@@ -189,13 +190,14 @@ impl TokenBytes {
 
 impl Inventory {
     /// Reads a GGUF model's inventory from its header(s); split sets are found from any part.
-    pub fn from_gguf(path: &std::path::Path) -> Result<Inventory, gguf::GgufError> {
+    pub fn from_gguf(path: &std::path::Path) -> Result<Inventory, InventoryError> {
         let model = gguf::open_model(path)?;
         let first = &model.parts[0];
-        let mut arch = ArchInfo::from_metadata(&first.metadata).map_err(|msg| gguf::GgufError {
-            path: first.path.clone(),
-            offset: None,
-            kind: gguf::GgufErrorKind::BadMetadata(msg),
+        let mut arch = ArchInfo::from_metadata(&first.metadata).map_err(|source| {
+            InventoryError::Metadata {
+                path: first.path.clone(),
+                source,
+            }
         })?;
         let mut tensors = Vec::new();
         for (file, h) in model.parts.iter().enumerate() {

@@ -8,6 +8,7 @@
 
 pub mod arch;
 pub mod catalog;
+pub mod error;
 pub mod inventory;
 pub mod llama_limits;
 pub mod role;
@@ -15,6 +16,7 @@ pub mod summary;
 pub mod units;
 
 pub use arch::{ArchInfo, PerLayer};
+pub use error::{InventoryError, MetadataError, RecipeError, SpecError};
 pub use gguf::GgmlType;
 pub use inventory::{Inventory, Source, TensorEntry};
 pub use role::{Group, Role};
@@ -24,7 +26,7 @@ pub use role::{Group, Role};
 pub fn load_model(spec: &str) -> Result<Inventory, ModelError> {
     let path = std::path::Path::new(spec);
     if path.exists() || spec.ends_with(".gguf") {
-        return Inventory::from_gguf(path).map_err(ModelError::Gguf);
+        return Inventory::from_gguf(path).map_err(ModelError::Inventory);
     }
     match catalog::lookup(spec) {
         Ok(inv) => Ok(inv),
@@ -38,7 +40,7 @@ pub fn load_model(spec: &str) -> Result<Inventory, ModelError> {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(transparent)]
-    Gguf(#[from] gguf::GgufError),
+    Inventory(#[from] InventoryError),
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
     #[error("no such file: {0}")]

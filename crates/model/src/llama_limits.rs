@@ -6,6 +6,7 @@
 //! `llama_model::load_hparams`, `llama_vocab::impl::load`, ggml's norm kernels).
 
 use crate::arch::ArchInfo;
+use crate::error::MetadataError;
 use gguf::{Array, Metadata, Value};
 use std::collections::HashSet;
 
@@ -15,22 +16,21 @@ pub const MAX_LAYERS: u32 = 512;
 pub const MAX_EXPERTS: u32 = 1024;
 
 /// Checks `md` (whose architecture facts are `info`) against llama.cpp's assertions.
-pub fn check(md: &Metadata, info: &ArchInfo) -> Result<(), String> {
+pub fn check(md: &Metadata, info: &ArchInfo) -> Result<(), MetadataError> {
     let key = |k: &str| format!("{}.{k}", info.arch);
     if info.n_layer == 0 || info.n_layer > MAX_LAYERS {
-        return Err(format!(
-            "key {} is {}; llama.cpp needs 1..={MAX_LAYERS} blocks",
-            key("block_count"),
-            info.n_layer
-        ));
+        return Err(MetadataError::LayerCount {
+            key: key("block_count"),
+            value: info.n_layer,
+        });
     }
     if let Some(n) = md.get_u64(&key("nextn_predict_layers")) {
         if n > u64::from(info.n_layer) {
-            return Err(format!(
-                "key {} is {n}, more than the {} blocks",
-                key("nextn_predict_layers"),
-                info.n_layer
-            ));
+            return Err(MetadataError::NextnLayers {
+                key: key("nextn_predict_layers"),
+                value: n,
+                n_layer: info.n_layer,
+            });
         }
     }
     check_experts(md, info, &key)?;
@@ -42,10 +42,10 @@ pub fn check(md: &Metadata, info: &ArchInfo) -> Result<(), String> {
             // llama.cpp reads it as f32; ggml's norm kernels assert eps >= 0.
             let eps = v.as_f64().map(|e| e as f32);
             if !eps.is_some_and(|e| e.is_finite() && e >= 0.0) {
-                return Err(format!(
-                    "key {} is {v:?}; llama.cpp needs a finite number >= 0",
-                    key(k)
-                ));
+                return Err(MetadataError::BadEpsilon {
+                    key: key(k),
+                    value: v.clone(),
+                });
             }
         }
     }
@@ -56,27 +56,27 @@ fn check_experts(
     md: &Metadata,
     info: &ArchInfo,
     key: &dyn Fn(&str) -> String,
-) -> Result<(), String> {
+) -> Result<(), MetadataError> {
     let (n, used) = (info.n_expert, info.n_expert_used);
     if n > MAX_EXPERTS {
-        return Err(format!(
-            "key {} is {n}; llama.cpp supports at most {MAX_EXPERTS} experts",
-            key("expert_count")
-        ));
+        return Err(MetadataError::TooManyExperts {
+            key: key("expert_count"),
+            value: n,
+        });
     }
     if n > 0 && used == 0 {
-        return Err(format!(
-            "key {} is {n} but {} is 0 or missing; an MoE model routes at least one expert",
-            key("expert_count"),
-            key("expert_used_count")
-        ));
+        return Err(MetadataError::NoExpertUsed {
+            count_key: key("expert_count"),
+            count: n,
+            used_key: key("expert_used_count"),
+        });
     }
     if n == 0 && used > 0 {
-        return Err(format!(
-            "key {} is {used} but the model has no experts ({} is 0 or missing)",
-            key("expert_used_count"),
-            key("expert_count")
-        ));
+        return Err(MetadataError::UsedWithoutExperts {
+            used_key: key("expert_used_count"),
+            used,
+            count_key: key("expert_count"),
+        });
     }
     let groups = md.get_u64(&key("expert_group_count")).unwrap_or(0);
     let groups_used = md.get_u64(&key("expert_group_used_count")).unwrap_or(0);
@@ -88,19 +88,20 @@ fn check_experts(
             || (groups > 1 && (n % groups != 0 || groups_used == 0 || groups_used >= groups))
     };
     if bad_groups {
-        return Err(format!(
-            "keys {} ({groups}) and {} ({groups_used}) do not fit {n} experts: llama.cpp needs \
-             fewer groups than experts, experts divisible by groups, and 1..groups used",
-            key("expert_group_count"),
-            key("expert_group_used_count")
-        ));
+        return Err(MetadataError::ExpertGroups {
+            groups_key: key("expert_group_count"),
+            groups,
+            used_key: key("expert_group_used_count"),
+            used: groups_used,
+            experts: n,
+        });
     }
     Ok(())
 }
 
 /// llama.cpp maps each token's text to its id and asserts the map has one entry per token, so
 /// two tokens with the same text abort it (an empty text stands for `[EMPTY_<id>]`).
-fn check_vocab(md: &Metadata) -> Result<(), String> {
+fn check_vocab(md: &Metadata) -> Result<(), MetadataError> {
     const TOKENS: &str = "tokenizer.ggml.tokens";
     let Some(Value::Array(Array::String(tokens))) = md.get(TOKENS) else {
         // Absent or ill-typed: llama.cpp returns an error of its own.
@@ -114,17 +115,18 @@ fn check_vocab(md: &Metadata) -> Result<(), String> {
             std::borrow::Cow::Borrowed(t.as_str())
         };
         if !seen.insert(text) {
-            return Err(format!(
-                "key {TOKENS}: token {i} ({t:?}) repeats an earlier token's text; llama.cpp \
-                 needs every token text once"
-            ));
+            return Err(MetadataError::DuplicateToken {
+                key: TOKENS,
+                index: i,
+                text: t.clone(),
+            });
         }
     }
     if u32::try_from(tokens.len()).is_err() {
-        return Err(format!(
-            "key {TOKENS} has {} tokens; llama.cpp reads at most 2^32",
-            tokens.len()
-        ));
+        return Err(MetadataError::TooManyTokens {
+            key: TOKENS,
+            count: tokens.len(),
+        });
     }
     Ok(())
 }

@@ -5,7 +5,10 @@ mod common;
 
 use common::{sample, Gguf, W};
 use gguf::GgmlType;
-use gguf::{Array, GgufError, GgufErrorKind as K, GgufHeader, Value, MAX_HEADER_BYTES};
+use gguf::{
+    AlignmentError, Array, DimsError, GgufError, GgufErrorKind as K, GgufHeader, SplitError, Value,
+    ValueType, MAX_HEADER_BYTES,
+};
 use model::{Inventory, Source};
 use std::path::{Path, PathBuf};
 
@@ -377,7 +380,7 @@ fn bool_byte_other_than_0_or_1() {
         w.str("flag").u32(7).u8(2).zeros(4);
     }));
     assert!(
-        matches!(&e.kind, K::BadMetadata(m) if m.contains("bool byte is 2")),
+        matches!(&e.kind, K::BadBool { key, byte: 2 } if key == "flag"),
         "{e}"
     );
     assert_eq!(e.offset, Some(24 + 12 + 4));
@@ -461,7 +464,7 @@ fn duplicate_keys() {
         assert_eq!(at, 24 + 2 * 14);
     }));
     assert!(
-        matches!(&e.kind, K::BadMetadata(m) if m.contains("\"a\" appears twice")),
+        matches!(&e.kind, K::DuplicateKey { key } if key == "a"),
         "{e}"
     );
     assert_eq!(e.offset, Some(24 + 2 * 14));
@@ -470,16 +473,37 @@ fn duplicate_keys() {
 
 #[test]
 fn bad_alignment() {
-    for (value, detail) in [
-        (Value::U32(0), "is 0: it must be a power of two"),
-        (Value::U32(3), "is 3: it must be a power of two"),
-        (Value::U32(48), "is 48: it must be a power of two"),
-        (Value::U64(32), "must be a u32, found U64"),
-        (Value::String("32".into()), "must be a u32, found String"),
+    use AlignmentError::*;
+    for (value, kind, detail) in [
+        (
+            Value::U32(0),
+            NotPowerOfTwo(0),
+            "is 0: it must be a power of two",
+        ),
+        (
+            Value::U32(3),
+            NotPowerOfTwo(3),
+            "is 3: it must be a power of two",
+        ),
+        (
+            Value::U32(48),
+            NotPowerOfTwo(48),
+            "is 48: it must be a power of two",
+        ),
+        (
+            Value::U64(32),
+            NotU32(ValueType::U64),
+            "must be a u32, found U64",
+        ),
+        (
+            Value::String("32".into()),
+            NotU32(ValueType::String),
+            "must be a u32, found String",
+        ),
     ] {
         let bytes = Gguf::new(3).kv("general.alignment", value).build();
         let e = fails(&bytes);
-        assert!(matches!(&e.kind, K::BadAlignment(d) if d == detail), "{e}");
+        assert_eq!(e.kind, K::BadAlignment(kind), "{e}");
         says(&e, &["general.alignment ", detail]);
     }
 }
@@ -518,7 +542,7 @@ fn dimension_count_0_and_5() {
             e.kind,
             K::BadDims {
                 tensor: "w".into(),
-                detail: detail.clone()
+                problem: DimsError::Count(n as u32)
             }
         );
         assert_eq!(e.offset, Some(24 + 9));
@@ -530,7 +554,7 @@ fn dimension_count_0_and_5() {
 fn row_length_not_a_multiple_of_the_block_size() {
     let e = fails(&one_tensor(&[100, 2], GgmlType::Q4_K.id(), 0, 4096));
     assert!(
-        matches!(&e.kind, K::BadDims { tensor, .. } if tensor == "w"),
+        matches!(&e.kind, K::BadDims { tensor, problem: DimsError::PartialBlock { row: 100, block: 256, .. } } if tensor == "w"),
         "{e}"
     );
     says(
@@ -854,7 +878,10 @@ fn split_error(edit: impl Fn(usize, Gguf) -> Gguf, after: impl Fn(&Path)) -> (Gg
     let dir = tempfile::tempdir().unwrap();
     let parts = write_split(dir.path(), edit);
     after(dir.path());
-    let e = Inventory::from_gguf(&parts[0].0).unwrap_err();
+    let e = match Inventory::from_gguf(&parts[0].0).unwrap_err() {
+        model::InventoryError::Gguf(e) => e,
+        other => panic!("not a GGUF error: {other}"),
+    };
     (e, dir.path().to_path_buf())
 }
 
@@ -871,7 +898,12 @@ fn split_part_missing() {
         |d| std::fs::remove_file(d.join("x-00003-of-00003.gguf")).unwrap(),
     );
     assert!(
-        matches!(&e.kind, K::Split(m) if m.contains("part 3 of 3 of the split model is missing")),
+        matches!(&e.kind, K::Split(SplitError::PartMissing { part: 3, count: 3, io }) if io.kind() == std::io::ErrorKind::NotFound),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("part 3 of 3 of the split model is missing"),
         "{e}"
     );
     assert_eq!(e.path, dir.join("x-00003-of-00003.gguf"));
@@ -893,7 +925,11 @@ fn split_no_wrong() {
     assert_eq!(e.path, dir.join("x-00002-of-00003.gguf"));
     assert_eq!(
         e.kind,
-        K::Split("split.no is 2, but part 2 of 3 must have split.no 1".into())
+        K::Split(SplitError::BadSplitNo {
+            found: Some(2),
+            part: 2,
+            count: 3
+        })
     );
     assert!(
         e.to_string()
@@ -916,7 +952,19 @@ fn split_count_disagrees_between_parts() {
     );
     assert_eq!(e.path, dir.join("x-00003-of-00003.gguf"));
     assert!(
-        matches!(&e.kind, K::Split(m) if m.starts_with("split.count is 4, but ") && m.ends_with("says 3")),
+        matches!(
+            &e.kind,
+            K::Split(SplitError::CountDisagrees {
+                found: Some(4),
+                count: 3,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    let m = e.kind.to_string();
+    assert!(
+        m.starts_with("split.count is 4, but ") && m.ends_with("says 3"),
         "{e}"
     );
 }
@@ -936,7 +984,15 @@ fn split_tensor_count_mismatch() {
     assert_eq!(e.path, dir.join("x-00001-of-00003.gguf"));
     assert_eq!(
         e.kind,
-        K::Split("split.tensors.count is 6, but the 3 parts hold 5 tensors".into())
+        K::Split(SplitError::TensorCount {
+            declared: 6,
+            count: 3,
+            found: 5
+        })
+    );
+    assert_eq!(
+        e.kind.to_string(),
+        "split.tensors.count is 6, but the 3 parts hold 5 tensors"
     );
 }
 
@@ -954,7 +1010,7 @@ fn split_duplicate_tensor_across_parts() {
     );
     // The extra tensor also breaks split.tensors.count, which is checked first.
     assert!(
-        matches!(&e.kind, K::Split(m) if m.contains("hold 6 tensors")),
+        matches!(&e.kind, K::Split(SplitError::TensorCount { found: 6, .. })),
         "{e}"
     );
     let (e, _) = split_error(
@@ -975,9 +1031,10 @@ fn split_name_without_split_pattern() {
     std::fs::write(&path, Gguf::new(3).kv("split.count", Value::U16(2)).build()).unwrap();
     let e = gguf::open_model(&path).unwrap_err();
     assert!(
-        matches!(&e.kind, K::Split(m) if m.contains("NAME-00001-of-00002.gguf")),
+        matches!(&e.kind, K::Split(SplitError::NameNotSplit { count: 2 })),
         "{e}"
     );
+    assert!(e.to_string().contains("NAME-00001-of-00002.gguf"), "{e}");
 
     std::fs::write(
         &path,
@@ -988,7 +1045,12 @@ fn split_name_without_split_pattern() {
     .unwrap();
     let e = gguf::open_model(&path).unwrap_err();
     assert!(
-        matches!(&e.kind, K::Split(m) if m.contains("split.count must be a non-negative integer")),
+        matches!(&e.kind, K::Split(SplitError::BadCount(ValueType::String))),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains("split.count must be a non-negative integer"),
         "{e}"
     );
 }

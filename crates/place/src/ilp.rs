@@ -15,7 +15,7 @@ use good_lp::{
     variable, Constraint, Expression, IntoAffineExpression, ProblemVariables, SolverModel,
     Variable, VariableDefinition,
 };
-use highs::{HighsModelStatus, HighsSolutionStatus};
+use highs::{HighsModelStatus, HighsSolutionStatus, HighsStatus};
 use std::collections::BTreeMap;
 
 const MS: f64 = 1e3;
@@ -93,7 +93,24 @@ pub enum IlpError {
     #[error("the ILP found no feasible placement within its {0} s time limit")]
     NoSolution(f64),
     #[error("HiGHS failed: {0}")]
-    Solver(String),
+    Solver(#[source] SolverError),
+}
+
+/// How the solver failed, other than finding no feasible placement.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SolverError {
+    /// good_lp could not hand the model to HiGHS.
+    #[error(transparent)]
+    Build(#[from] good_lp::ResolutionError),
+    /// HiGHS returned an error status from its solve call.
+    #[error("{0:?}")]
+    Solve(HighsStatus),
+    /// HiGHS stopped with a model status that is neither a solution, a limit nor infeasibility.
+    #[error("{0:?}")]
+    Status(HighsModelStatus),
+    /// Re-solving with the capacities lowered did not bring the placement under them.
+    #[error("the placement still exceeds a capacity after {retries} re-solves with it lowered by up to {margin} bytes")]
+    CapacityOvershoot { retries: u32, margin: f64 },
 }
 
 /// Per-layer linear expressions of device work and NVMe reads.
@@ -667,7 +684,7 @@ fn run(
     }
     let mut m = problem
         .try_into_inner()
-        .map_err(|e| IlpError::Solver(e.to_string()))?;
+        .map_err(|e| IlpError::Solver(e.into()))?;
     m.set_option("time_limit", opts.time_limit_s);
     m.set_option("mip_rel_gap", opts.mip_rel_gap);
     // One thread: plans must be deterministic.
@@ -680,14 +697,14 @@ fn run(
     }
     let solved = m
         .try_solve()
-        .map_err(|e| IlpError::Solver(format!("{e:?}")))?;
+        .map_err(|e| IlpError::Solver(SolverError::Solve(e)))?;
     let optimal = match solved.status() {
         HighsModelStatus::Optimal => true,
         HighsModelStatus::ReachedTimeLimit | HighsModelStatus::ReachedIterationLimit => false,
         HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
             return Err(IlpError::Infeasible)
         }
-        other => return Err(IlpError::Solver(format!("{other:?}"))),
+        other => return Err(IlpError::Solver(SolverError::Status(other))),
     };
     if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
         return Err(IlpError::NoSolution(opts.time_limit_s));
@@ -779,9 +796,10 @@ pub fn solve_with(
             over => margin += over as f64 + CAP_MARGIN_BYTES,
         }
     }
-    Err(IlpError::Solver(format!(
-        "the placement still exceeds a capacity after {CAP_RETRIES} re-solves with it lowered by up to {margin} bytes"
-    )))
+    Err(IlpError::Solver(SolverError::CapacityOvershoot {
+        retries: CAP_RETRIES,
+        margin,
+    }))
 }
 
 /// Reads the placement out of a solved model's columns.

@@ -11,7 +11,7 @@ fn main() {
     let bytes = match synth::parse_size(&arg) {
         Ok(b) if b > 0 => b as usize,
         Ok(_) => fail("SIZE must be positive"),
-        Err(e) => fail(&e),
+        Err(e) => fail(&e.to_string()),
     };
     let mut held: Vec<u8> = Vec::new();
     if held.try_reserve_exact(bytes).is_err() {

@@ -39,7 +39,7 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Gguf(#[from] gguf::GgufError),
+    Inventory(#[from] model::InventoryError),
     #[error("the plan does not match the model")]
     Plan(#[from] plan::CheckError),
     #[error("the replayed trace's {what} is {trace} but the model's is {model}; replay a trace of a model with the same routing shape (or synthesize one: `hypura synth`)")]

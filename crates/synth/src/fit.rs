@@ -1,7 +1,7 @@
 //! Fitting a shape to a target file size (`hypura synth --size`): width and depth chosen so the
 //! file lands near the target, in proportions like real models'.
 
-use super::presets::{normalize, Family};
+use super::presets::{normalize, Family, ShapeError};
 use super::tensor_type;
 use gguf::ggml_type::GgmlType;
 use model::catalog::{tensor_shapes, ArchSpec};
@@ -66,7 +66,7 @@ pub fn fit_size(
     target: u64,
     layers: Option<u32>,
     width: Option<u64>,
-) -> Result<ArchSpec, String> {
+) -> Result<ArchSpec, ShapeError> {
     let lead = base.n_leading_dense as u64;
     let widths: Vec<u64> = match width {
         Some(w) => vec![w],
@@ -125,22 +125,36 @@ pub fn fit_size(
             best = Some((score, s));
         }
     }
-    let (_, spec) = best.ok_or_else(|| {
-        format!("no shape of at most {MAX_LAYERS} layers and width {MAX_WIDTH} fits {target} bytes")
+    let (_, spec) = best.ok_or(ShapeError::NoFit {
+        max_layers: MAX_LAYERS,
+        max_width: MAX_WIDTH,
+        target,
     })?;
     normalize(family, spec)
 }
 
+/// A file size that cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("size {text:?}: expected a number with an optional unit, like 2GiB")]
+    NotANumber { text: String },
+    #[error("size {text:?}: unknown unit {unit:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)")]
+    UnknownUnit { text: String, unit: String },
+    /// Below one byte or beyond 64 bits.
+    #[error("size {text:?} is out of range")]
+    OutOfRange { text: String },
+}
+
 /// Parses a size such as `2GiB`, `1.5G`, `500MB`, `64k` or `1000` (bytes). `K/M/G/T` and
 /// `KiB/MiB/GiB/TiB` are powers of 1024; `KB/MB/GB/TB` are powers of 1000.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("size {text:?}: expected a number with an optional unit, like 2GiB")
+    let value: f64 = num.parse().map_err(|_| SizeError::NotANumber {
+        text: text.to_string(),
     })?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
@@ -153,14 +167,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "gb" => 1e9,
         "tb" => 1e12,
         other => {
-            return Err(format!(
-                "size {text:?}: unknown unit {other:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
-            ))
+            return Err(SizeError::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            })
         }
     };
     let bytes = value * mult;
     if !(1.0..1.8e19).contains(&bytes) {
-        return Err(format!("size {text:?} is out of range"));
+        return Err(SizeError::OutOfRange {
+            text: text.to_string(),
+        });
     }
     Ok(bytes as u64)
 }

@@ -17,11 +17,13 @@ use gguf::ggml_type::GgmlType;
 use gguf::{encode_header, write_gguf, GgufWriteError, Metadata, TensorSpec, Value};
 use model::catalog::{arch_metadata, tensor_shapes, ArchSpec};
 use model::role::{parse_name, Group, Role};
+use model::SpecError;
 use output::OutputError;
 use std::path::{Path, PathBuf};
 
-pub use fit::{fit_size, parse_size};
-pub use presets::{preset, Overrides, PRESETS};
+pub use fit::{fit_size, parse_size, SizeError};
+pub use presets::{preset, Overrides, ShapeError, PRESETS};
+pub use tokenizer::VocabError;
 
 /// Everything that decides a synthetic file's bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +40,29 @@ pub struct SynthSpec {
 /// Why a synthetic model could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
-    #[error("{0}")]
-    Spec(String),
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("weight type {0} is not one the synthesizer writes (f32, f16, q8_0, q4_0)")]
+    WeightType(GgmlType),
+    #[error("{heads} heads are not a multiple of {kv_heads} kv heads")]
+    KvHeads { heads: u64, kv_heads: u64 },
+    /// A tensor's rows are not whole blocks of its (quantized) type.
+    #[error(
+        "tensor {tensor} has rows of {row} values, not a multiple of {ty}'s block of {block}; \
+         choose widths (embd, ff, expert ff, heads x head dim) that are multiples of {block}, \
+         or f16 weights"
+    )]
+    PartialBlock {
+        tensor: String,
+        row: u64,
+        ty: GgmlType,
+        block: u64,
+    },
+    #[error(transparent)]
+    Vocab(#[from] VocabError),
+    /// The header cannot be encoded (metadata or tensor list the GGUF writer refuses).
+    #[error(transparent)]
+    Header(GgufWriteError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("{path}: {source}")]
@@ -90,20 +113,14 @@ impl SynthSpec {
     /// Checks the spec and lays out the model: metadata (general, `{arch}.*`, tokenizer, seed)
     /// and every tensor with its type.
     pub fn plan(&self) -> Result<SynthPlan, SynthError> {
-        let fail = |m: String| SynthError::Spec(m);
         let a = &self.arch;
-        a.check().map_err(fail)?;
-        let ftype = file_type(self.weight_type).ok_or_else(|| {
-            fail(format!(
-                "weight type {} is not one the synthesizer writes (f32, f16, q8_0, q4_0)",
-                self.weight_type
-            ))
-        })?;
+        a.check()?;
+        let ftype = file_type(self.weight_type).ok_or(SynthError::WeightType(self.weight_type))?;
         if a.n_head_kv > 0 && a.n_head % a.n_head_kv != 0 {
-            return Err(fail(format!(
-                "{} heads are not a multiple of {} kv heads",
-                a.n_head, a.n_head_kv
-            )));
+            return Err(SynthError::KvHeads {
+                heads: a.n_head,
+                kv_heads: a.n_head_kv,
+            });
         }
         let tensors: Vec<TensorSpec> = tensor_shapes(a)
             .into_iter()
@@ -115,11 +132,12 @@ impl SynthSpec {
         for t in &tensors {
             let block = t.ggml_type.block_size();
             if t.dims[0] % block != 0 {
-                return Err(fail(format!(
-                    "tensor {} has rows of {} values, not a multiple of {}'s block of {block}; \
-                     choose widths (embd, ff, expert ff, heads x head dim) that are multiples of {block}, or --type f16",
-                    t.name, t.dims[0], t.ggml_type
-                )));
+                return Err(SynthError::PartialBlock {
+                    tensor: t.name.clone(),
+                    row: t.dims[0],
+                    ty: t.ggml_type,
+                    block,
+                });
             }
         }
 
@@ -138,7 +156,7 @@ impl SynthSpec {
         for (k, v) in arch_metadata(a).0 {
             md.insert(k, v);
         }
-        for (k, v) in tokenizer::spm_metadata(a.n_vocab).map_err(fail)?.0 {
+        for (k, v) in tokenizer::spm_metadata(a.n_vocab)?.0 {
             md.insert(k, v);
         }
         md.insert("hypura.synth.seed", Value::U64(self.seed));
@@ -151,8 +169,8 @@ impl SynthSpec {
     /// Size of the file [`SynthSpec::write`] would produce.
     pub fn file_bytes(&self) -> Result<u64, SynthError> {
         let plan = self.plan()?;
-        let (_, layout) = encode_header(&plan.metadata, &plan.tensors)
-            .map_err(|e| SynthError::Spec(e.to_string()))?;
+        let (_, layout) =
+            encode_header(&plan.metadata, &plan.tensors).map_err(SynthError::Header)?;
         Ok(layout.file_bytes)
     }
 

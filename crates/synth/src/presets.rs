@@ -2,6 +2,90 @@
 //! architecture's llama.cpp loader imposes.
 
 use model::catalog::ArchSpec;
+use model::SpecError;
+
+/// Why a shape cannot be built. The messages name the shape settings in words; the command line
+/// adds which of its options set them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    #[error(
+        "unknown architecture {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
+    )]
+    UnknownArch { name: String },
+    #[error("unknown preset {name:?}; presets: {}", preset_names())]
+    UnknownPreset { name: String },
+    /// The architecture asked for is not the preset's.
+    #[error("architecture {arch} conflicts with preset {preset} (a {} model); give one of them", .family.arch())]
+    ArchConflictsWithPreset {
+        arch: String,
+        preset: &'static str,
+        family: Family,
+    },
+    #[error("say what to build: a preset or an architecture")]
+    NothingToBuild,
+    /// The head width is derived from the model width, and the heads do not divide it.
+    #[error("width {width} is not divisible by {heads} heads; give a head count that divides it, or a head width")]
+    HeadsDoNotDivideWidth { width: u64, heads: u64 },
+    #[error(
+        "a Mixtral-style llama model has one FFN width: ff {ff} and expert ff {expert_ff} differ"
+    )]
+    FfnWidthsDiffer { ff: u64, expert_ff: u64 },
+    #[error("{} is a mixture-of-experts architecture: it needs experts and a top-k of at least 1", .family.arch())]
+    NeedsExperts { family: Family },
+    #[error("top-k must be at least 1 for a model with {experts} experts")]
+    NoTopK { experts: u32 },
+    /// llama (Mixtral-style) or qwen3moe with shared experts.
+    #[error("{} models have no shared experts; qwen2moe and deepseek2 have them", family_name(*.family))]
+    NoSharedExperts { family: Family },
+    #[error("{} models have no leading dense layers; deepseek2 has them", .family.arch())]
+    NoLeadingDense { family: Family },
+    /// qwen2moe (one shared expert) or deepseek2 (one or more) without shared experts.
+    #[error("{}", needs_shared_text(*.family))]
+    NeedsSharedExperts { family: Family },
+    /// qwen2moe's q bias is width-sized.
+    #[error("qwen2moe needs heads x head dim = width (its q bias is width-sized): {heads} x {head_dim} != {width}")]
+    QkvWidth {
+        heads: u64,
+        head_dim: u64,
+        width: u64,
+    },
+    /// No shape within the limits comes near the size asked for.
+    #[error("no shape of at most {max_layers} layers and width {max_width} fits {target} bytes")]
+    NoFit {
+        max_layers: u64,
+        max_width: u64,
+        target: u64,
+    },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+fn preset_names() -> String {
+    PRESETS
+        .iter()
+        .map(|p| p.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Llama => "llama (Mixtral-style)",
+        _ => f.arch(),
+    }
+}
+
+fn needs_shared_text(f: Family) -> String {
+    match f {
+        Family::DeepSeek2 => {
+            "deepseek2 models always have shared experts (llama.cpp requires them)".into()
+        }
+        _ => format!(
+            "{} models always have a shared expert (llama.cpp requires it); qwen3moe has none",
+            f.arch()
+        ),
+    }
+}
 
 /// The architecture styles the synthesizer writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +101,9 @@ pub enum Family {
 }
 
 impl Family {
-    /// Parses `--arch`: `llama`, `mixtral`, `qwen2moe`, `qwen3moe`, `deepseek2`.
-    pub fn parse(name: &str) -> Result<(Family, &'static str), String> {
+    /// Parses an architecture name: `llama`, `mixtral`, `qwen2moe`, `qwen3moe`, `deepseek2`;
+    /// with it, the name of the family's tiny preset.
+    pub fn parse(name: &str) -> Result<(Family, &'static str), ShapeError> {
         Ok(match name.to_ascii_lowercase().as_str() {
             "llama" => (Family::Llama, "tiny-llama"),
             "mixtral" => (Family::Llama, "tiny-mixtral"),
@@ -26,9 +111,9 @@ impl Family {
             "qwen3moe" => (Family::Qwen3Moe, "tiny-qwen3-moe"),
             "deepseek2" => (Family::DeepSeek2, "tiny-deepseek-v2-lite"),
             _ => {
-                return Err(format!(
-                "unknown --arch {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
-            ))
+                return Err(ShapeError::UnknownArch {
+                    name: name.to_string(),
+                })
             }
         })
     }
@@ -169,23 +254,24 @@ pub struct Overrides {
     pub tied_embeddings: Option<bool>,
 }
 
-/// Picks the family and starting shape from `--preset` and/or `--arch`.
-pub fn base(preset_name: Option<&str>, arch: Option<&str>) -> Result<(Family, ArchSpec), String> {
+/// Picks the family and starting shape from a preset name and/or an architecture name.
+pub fn base(
+    preset_name: Option<&str>,
+    arch: Option<&str>,
+) -> Result<(Family, ArchSpec), ShapeError> {
     let by_arch = arch.map(Family::parse).transpose()?;
     let chosen = match (preset_name, by_arch) {
         (Some(name), by_arch) => {
-            let p = preset(name).ok_or_else(|| {
-                let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
-                format!("unknown preset {name:?}; presets: {}", names.join(", "))
+            let p = preset(name).ok_or_else(|| ShapeError::UnknownPreset {
+                name: name.to_string(),
             })?;
             if let Some((family, _)) = by_arch {
                 if family != p.family {
-                    return Err(format!(
-                        "--arch {} conflicts with --preset {} (a {} model); give one of them",
-                        arch.unwrap_or_default(),
-                        p.name,
-                        p.family.arch()
-                    ));
+                    return Err(ShapeError::ArchConflictsWithPreset {
+                        arch: arch.unwrap_or_default().to_string(),
+                        preset: p.name,
+                        family: p.family,
+                    });
                 }
             }
             p
@@ -193,16 +279,14 @@ pub fn base(preset_name: Option<&str>, arch: Option<&str>) -> Result<(Family, Ar
         (None, Some((_, default_preset))) => {
             preset(default_preset).expect("every family has a preset")
         }
-        (None, None) => {
-            return Err("say what to build: --preset NAME or --arch ARCH (see --help)".into())
-        }
+        (None, None) => return Err(ShapeError::NothingToBuild),
     };
     Ok((chosen.family, chosen.spec()))
 }
 
 /// Applies the overrides to `spec`, deriving what follows from them (head width from the model
 /// width, kv heads from the head count, a new MoE's expert width and top-k).
-pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSpec, String> {
+pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSpec, ShapeError> {
     let before = spec.clone();
     macro_rules! set {
         ($field:ident) => {
@@ -239,10 +323,10 @@ pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSp
     let derived_head = matches!(family, Family::Llama | Family::Qwen2Moe);
     if o.head_dim.is_none() && derived_head && (o.n_embd.is_some() || o.n_head.is_some()) {
         if spec.n_head == 0 || spec.n_embd % spec.n_head != 0 {
-            return Err(format!(
-                "width {} is not divisible by {} heads; give --heads that divides it, or --head-dim",
-                spec.n_embd, spec.n_head
-            ));
+            return Err(ShapeError::HeadsDoNotDivideWidth {
+                width: spec.n_embd,
+                heads: spec.n_head,
+            });
         }
         spec.head_dim = spec.n_embd / spec.n_head;
     }
@@ -260,10 +344,8 @@ pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSp
     if family == Family::Llama && spec.n_expert > 0 {
         // llama.cpp sizes a llama model's experts by feed_forward_length: one width for both.
         match (o.n_ff, o.expert_ff) {
-            (Some(ff), Some(eff)) if ff != eff => {
-                return Err(format!(
-                    "a Mixtral-style llama model has one FFN width: --ff {ff} and --expert-ff {eff} differ"
-                ))
+            (Some(ff), Some(expert_ff)) if ff != expert_ff => {
+                return Err(ShapeError::FfnWidthsDiffer { ff, expert_ff })
             }
             (None, Some(eff)) => spec.n_ff = eff,
             _ => spec.expert_ff = spec.n_ff,
@@ -284,27 +366,23 @@ pub fn apply(family: Family, mut spec: ArchSpec, o: &Overrides) -> Result<ArchSp
 }
 
 /// Enforces what each architecture's llama.cpp loader requires, filling flags it implies.
-pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, String> {
-    let arch = family.arch();
-    s.arch = arch.into();
-    let need_experts = || {
-        format!("{arch} is a mixture-of-experts architecture: give --experts > 0 and --top-k > 0")
-    };
+pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, ShapeError> {
+    s.arch = family.arch().into();
+    let need_experts = || ShapeError::NeedsExperts { family };
+    let no_shared = || ShapeError::NoSharedExperts { family };
+    let no_leading_dense = || ShapeError::NoLeadingDense { family };
     if s.n_expert > 0 && s.n_expert_used == 0 {
-        return Err(format!(
-            "--top-k must be at least 1 for a model with {} experts",
-            s.n_expert
-        ));
+        return Err(ShapeError::NoTopK {
+            experts: s.n_expert,
+        });
     }
     match family {
         Family::Llama => {
             if s.n_shared_expert > 0 {
-                return Err("llama (Mixtral-style) models have no shared experts; use --arch qwen2moe or deepseek2".into());
+                return Err(no_shared());
             }
             if s.n_leading_dense > 0 {
-                return Err(
-                    "llama models have no leading dense layers; use --arch deepseek2".into(),
-                );
+                return Err(no_leading_dense());
             }
             if s.n_expert > 0 {
                 s.expert_ff = s.n_ff;
@@ -315,21 +393,17 @@ pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, String> {
                 return Err(need_experts());
             }
             if s.n_shared_expert == 0 {
-                return Err(
-                    "qwen2moe models always have a shared expert (llama.cpp requires it); give --shared-experts 1, or use --arch qwen3moe for none"
-                        .into(),
-                );
+                return Err(ShapeError::NeedsSharedExperts { family });
             }
             if s.n_leading_dense > 0 {
-                return Err(
-                    "qwen2moe models have no leading dense layers; use --arch deepseek2".into(),
-                );
+                return Err(no_leading_dense());
             }
             if s.n_head * s.head_dim != s.n_embd {
-                return Err(format!(
-                    "qwen2moe needs heads x head dim = width (its q bias is width-sized): {} x {} != {}",
-                    s.n_head, s.head_dim, s.n_embd
-                ));
+                return Err(ShapeError::QkvWidth {
+                    heads: s.n_head,
+                    head_dim: s.head_dim,
+                    width: s.n_embd,
+                });
             }
             s.qkv_bias = true;
             s.shared_expert_gate = true;
@@ -339,15 +413,10 @@ pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, String> {
                 return Err(need_experts());
             }
             if s.n_shared_expert > 0 {
-                return Err(
-                    "qwen3moe models have no shared experts; use --arch qwen2moe or deepseek2"
-                        .into(),
-                );
+                return Err(no_shared());
             }
             if s.n_leading_dense > 0 {
-                return Err(
-                    "qwen3moe models have no leading dense layers; use --arch deepseek2".into(),
-                );
+                return Err(no_leading_dense());
             }
             s.qk_norm = true;
         }
@@ -356,7 +425,7 @@ pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, String> {
                 return Err(need_experts());
             }
             if s.n_shared_expert == 0 {
-                return Err("deepseek2 models always have shared experts (llama.cpp requires them); give --shared-experts 1 or more".into());
+                return Err(ShapeError::NeedsSharedExperts { family });
             }
             // llama.cpp sizes deepseek2's shared experts as expert width x count.
             s.shared_expert_ff = s.expert_ff * s.n_shared_expert as u64;

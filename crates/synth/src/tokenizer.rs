@@ -10,6 +10,13 @@ pub const MIN_VOCAB: u64 = 3 + 256;
 /// Keep the token list's size within what llama.cpp's int32 token ids address.
 pub const MAX_VOCAB: u64 = i32::MAX as u64;
 
+/// A vocabulary size the synthesizer cannot build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VocabError {
+    #[error("vocabulary size {n_vocab} is out of range: it needs at least {MIN_VOCAB} tokens (3 special + 256 byte tokens) and at most {MAX_VOCAB}")]
+    OutOfRange { n_vocab: u64 },
+}
+
 /// llama.cpp's `llama_token_type` values.
 pub mod token_type {
     pub const NORMAL: i32 = 1;
@@ -27,11 +34,9 @@ const SPACE: &str = "\u{2581}";
 
 /// Token texts, in id order: specials, bytes, then fillers (single printable ASCII characters,
 /// `▁` + letter, letter pairs, `▁` + pairs, then numbered pieces), all distinct.
-pub fn token_texts(n_vocab: u64) -> Result<Vec<String>, String> {
+pub fn token_texts(n_vocab: u64) -> Result<Vec<String>, VocabError> {
     if !(MIN_VOCAB..=MAX_VOCAB).contains(&n_vocab) {
-        return Err(format!(
-            "vocabulary size {n_vocab} is out of range: it needs at least {MIN_VOCAB} tokens (3 special + 256 byte tokens) and at most {MAX_VOCAB}"
-        ));
+        return Err(VocabError::OutOfRange { n_vocab });
     }
     let n = n_vocab as usize;
     let mut tokens: Vec<String> = Vec::with_capacity(n);
@@ -58,7 +63,7 @@ pub fn token_texts(n_vocab: u64) -> Result<Vec<String>, String> {
 }
 
 /// The `tokenizer.ggml.*` keys for an `n_vocab`-token SPM vocabulary.
-pub fn spm_metadata(n_vocab: u64) -> Result<Metadata, String> {
+pub fn spm_metadata(n_vocab: u64) -> Result<Metadata, VocabError> {
     let tokens = token_texts(n_vocab)?;
     let types: Vec<i32> = (0..tokens.len())
         .map(|i| match i {
@@ -134,6 +139,7 @@ mod tests {
     #[test]
     fn too_small_a_vocabulary_is_refused() {
         let e = token_texts(100).unwrap_err();
-        assert!(e.contains("at least 259"), "{e}");
+        assert_eq!(e, VocabError::OutOfRange { n_vocab: 100 });
+        assert!(e.to_string().contains("at least 259"), "{e}");
     }
 }

@@ -5,8 +5,8 @@ use gguf::GgmlType;
 use gguf::{GgufHeader, Value};
 use model::{Group, Inventory, Role};
 use std::path::Path;
-use synth::presets::{self, Overrides};
-use synth::{weights, SynthSpec};
+use synth::presets::{self, Overrides, ShapeError};
+use synth::{weights, SynthError, SynthSpec};
 
 fn spec(preset: &str, o: Overrides, ty: GgmlType, seed: u64) -> SynthSpec {
     let (family, base) = presets::base(Some(preset), None).unwrap();
@@ -295,7 +295,11 @@ fn progress_reaches_the_file_size() {
 #[test]
 fn bad_shapes_are_refused_with_a_reason() {
     let (family, base) = presets::base(Some("tiny-llama"), None).unwrap();
-    let err = |o: Overrides| presets::apply(family, base.clone(), &o).unwrap_err();
+    let err = |o: Overrides| {
+        presets::apply(family, base.clone(), &o)
+            .unwrap_err()
+            .to_string()
+    };
     assert!(err(Overrides {
         n_embd: Some(250),
         ..Default::default()
@@ -317,13 +321,21 @@ fn bad_shapes_are_refused_with_a_reason() {
         },
     )
     .unwrap_err();
-    assert!(e.contains("qwen3moe"), "{e}");
+    assert_eq!(
+        e,
+        ShapeError::NeedsSharedExperts {
+            family: presets::Family::Qwen2Moe
+        }
+    );
+    assert!(e.to_string().contains("qwen3moe"), "{e}");
     assert!(presets::base(Some("tiny-llama"), Some("qwen3moe"))
         .unwrap_err()
+        .to_string()
         .contains("conflicts"));
-    assert!(presets::base(None, None).unwrap_err().contains("--preset"));
+    assert_eq!(presets::base(None, None), Err(ShapeError::NothingToBuild));
     assert!(presets::base(Some("nope"), None)
         .unwrap_err()
+        .to_string()
         .contains("tiny-mixtral"));
 
     // Rows that are not whole Q4_0 blocks; the same shape is fine in F16.
@@ -337,9 +349,21 @@ fn bad_shapes_are_refused_with_a_reason() {
         GgmlType::Q4_0,
         0,
     );
-    let e = odd.plan().unwrap_err().to_string();
+    let e = odd.plan().unwrap_err();
     assert!(
-        e.contains("not a multiple of Q4_0's block of 32") && e.contains("--type f16"),
+        matches!(
+            &e,
+            SynthError::PartialBlock {
+                ty: GgmlType::Q4_0,
+                block: 32,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.contains("not a multiple of Q4_0's block of 32") && e.contains("f16"),
         "{e}"
     );
     assert!(SynthSpec {
@@ -410,6 +434,7 @@ fn sizes_parse() {
     assert_eq!(synth::parse_size("1000"), Ok(1000));
     assert!(synth::parse_size("2 parsecs")
         .unwrap_err()
+        .to_string()
         .contains("unknown unit"));
     assert!(synth::parse_size("GiB").is_err());
 }
@@ -449,7 +474,14 @@ fn overrides_derive_the_fields_that_follow_from_them() {
             ..Default::default()
         },
     );
-    assert!(e.unwrap_err().contains("one FFN width"));
+    assert_eq!(
+        e,
+        Err(ShapeError::FfnWidthsDiffer {
+            ff: 1024,
+            expert_ff: 512
+        })
+    );
+    assert!(e.unwrap_err().to_string().contains("one FFN width"));
     // Turning a dense llama into an MoE gets an expert width and a top-k.
     let (family, base) = presets::base(Some("tiny-llama"), None).unwrap();
     let a = presets::apply(

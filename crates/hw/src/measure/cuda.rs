@@ -25,8 +25,32 @@ pub struct CudaGpu {
     pub copy_bytes: usize,
 }
 
-/// `Ok(None)` with a reason when there is no usable CUDA driver or device.
-pub fn probe(copy_bytes: usize, reps: usize) -> Result<Result<CudaGpu, String>, MeasureError> {
+/// Why the CUDA driver could not be used, or a call to it failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CudaProbeError {
+    /// libcuda.so.1 cannot be loaded; the text is `dlerror`'s.
+    #[error("no CUDA driver (dlopen libcuda.so.1: {0})")]
+    LibraryNotFound(String),
+    #[error("libcuda.so.1 lacks {0} (driver too old?)")]
+    SymbolMissing(&'static str),
+    /// A driver call returned `code`; `text` is `cuGetErrorString`'s description.
+    #[error("{what} failed: CUDA error {code} ({text})")]
+    CallFailed {
+        what: &'static str,
+        code: i32,
+        text: String,
+    },
+    #[error("CUDA driver found, but no CUDA device")]
+    NoDevice,
+    #[error("the CUDA backend is probed on Linux only")]
+    Unsupported,
+}
+
+/// `Ok(Err(why))` when there is no usable CUDA driver or device.
+pub fn probe(
+    copy_bytes: usize,
+    reps: usize,
+) -> Result<Result<CudaGpu, CudaProbeError>, MeasureError> {
     let api = match Api::load() {
         Ok(api) => api,
         Err(why) => return Ok(Err(why)),
@@ -70,7 +94,7 @@ struct Api {
 
 impl Api {
     #[cfg(target_os = "linux")]
-    fn load() -> Result<Api, String> {
+    fn load() -> Result<Api, CudaProbeError> {
         // SAFETY: dlopen/dlsym with NUL-terminated names; each symbol is cast to the signature
         // the CUDA driver API documents for it.
         unsafe {
@@ -82,7 +106,7 @@ impl Api {
                 } else {
                     CStr::from_ptr(err).to_string_lossy().into_owned()
                 };
-                return Err(format!("no CUDA driver (dlopen libcuda.so.1: {why})"));
+                return Err(CudaProbeError::LibraryNotFound(why));
             }
             macro_rules! sym {
                 ($name:literal) => {
@@ -114,12 +138,12 @@ impl Api {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn load() -> Result<Api, String> {
-        Err("the CUDA backend is probed on Linux only".into())
+    fn load() -> Result<Api, CudaProbeError> {
+        Err(CudaProbeError::Unsupported)
     }
 
     /// `Ok(())` or an error naming the call and CUDA's description.
-    unsafe fn check(&self, what: &str, r: CuResult) -> Result<(), String> {
+    unsafe fn check(&self, what: &'static str, r: CuResult) -> Result<(), CudaProbeError> {
         if r == 0 {
             return Ok(());
         }
@@ -129,7 +153,11 @@ impl Api {
         } else {
             "unknown error".into()
         };
-        Err(format!("{what} failed: CUDA error {r} ({text})"))
+        Err(CudaProbeError::CallFailed {
+            what,
+            code: r,
+            text,
+        })
     }
 }
 
@@ -138,7 +166,7 @@ impl Api {
 /// # Safety
 /// `F` must be the C signature the library defines for that symbol.
 #[cfg(target_os = "linux")]
-unsafe fn symbol<F: Copy>(lib: *mut c_void, name: &str) -> Result<F, String> {
+unsafe fn symbol<F: Copy>(lib: *mut c_void, name: &'static str) -> Result<F, CudaProbeError> {
     assert_eq!(
         std::mem::size_of::<F>(),
         std::mem::size_of::<*mut c_void>(),
@@ -146,10 +174,7 @@ unsafe fn symbol<F: Copy>(lib: *mut c_void, name: &str) -> Result<F, String> {
     );
     let p = libc::dlsym(lib, name.as_ptr().cast());
     if p.is_null() {
-        return Err(format!(
-            "libcuda.so.1 lacks {} (driver too old?)",
-            name.trim_end_matches('\0')
-        ));
+        return Err(CudaProbeError::SymbolMissing(name.trim_end_matches('\0')));
     }
     Ok(std::mem::transmute_copy::<*mut c_void, F>(&p))
 }
@@ -185,7 +210,7 @@ unsafe fn measure(
     api: &Api,
     copy_bytes: usize,
     reps: usize,
-) -> Result<Result<CudaGpu, String>, MeasureError> {
+) -> Result<Result<CudaGpu, CudaProbeError>, MeasureError> {
     let r = (api.init)(0);
     if r != 0 {
         return Ok(Err(api.check("cuInit", r).unwrap_err()));
@@ -195,7 +220,7 @@ unsafe fn measure(
         return Ok(Err(e));
     }
     if count == 0 {
-        return Ok(Err("CUDA driver found, but no CUDA device".into()));
+        return Ok(Err(CudaProbeError::NoDevice));
     }
     let gpu = measure_device(api, count, copy_bytes, reps).map_err(MeasureError::Gpu)?;
     if interrupt::interrupted() {
@@ -209,7 +234,7 @@ unsafe fn measure_device(
     device_count: i32,
     copy_bytes: usize,
     reps: usize,
-) -> Result<CudaGpu, String> {
+) -> Result<CudaGpu, CudaProbeError> {
     let mut dev: CuDevice = 0;
     api.check("cuDeviceGet", (api.device_get)(&mut dev, 0))?;
     let mut name_buf = [0 as c_char; 256];
@@ -301,8 +326,8 @@ unsafe fn measure_device(
 fn median_gbps(
     bytes: usize,
     reps: usize,
-    mut copy: impl FnMut() -> Result<(), String>,
-) -> Result<f64, String> {
+    mut copy: impl FnMut() -> Result<(), CudaProbeError>,
+) -> Result<f64, CudaProbeError> {
     copy()?;
     let mut times = Vec::with_capacity(reps);
     for _ in 0..reps.max(1) {

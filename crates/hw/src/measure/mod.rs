@@ -115,7 +115,7 @@ pub enum MeasureError {
         source: std::io::Error,
     },
     #[error("GPU measurement failed: {0}")]
-    Gpu(String),
+    Gpu(#[source] cuda::CudaProbeError),
 }
 
 impl MeasureError {

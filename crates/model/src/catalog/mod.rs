@@ -10,10 +10,12 @@ pub use recipe::Preset;
 pub use shapes::{arch_metadata, tensor_shapes, ArchSpec, TensorShape};
 
 use crate::arch::ArchInfo;
+use crate::error::{MetadataError, RecipeError, SpecError};
 use crate::inventory::{Inventory, Source, TensorEntry};
+use gguf::GgmlType;
 
 /// Why a catalog name could not be turned into an inventory.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CatalogError {
     #[error("unknown catalog model {name:?}{}; known models: {}", suggestion_text(.suggestion), .known.join(", "))]
     UnknownModel {
@@ -28,8 +30,25 @@ pub enum CatalogError {
         available: Vec<String>,
     },
     /// The catalog's own data is inconsistent (a bug in the catalog, not in the request).
-    #[error("catalog entry {spec}: {message}")]
-    Invalid { spec: String, message: String },
+    #[error("catalog entry {spec}: {problem}")]
+    Invalid { spec: String, problem: InvalidEntry },
+}
+
+/// What is inconsistent in a catalog entry.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidEntry {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error("tensor {tensor} {dims:?} cannot be stored as {ty}")]
+    TensorType {
+        tensor: String,
+        dims: Vec<u64>,
+        ty: GgmlType,
+    },
 }
 
 fn suggestion_text(s: &Option<String>) -> String {
@@ -118,27 +137,28 @@ pub fn lookup(spec: &str) -> Result<Inventory, CatalogError> {
 /// The inventory of `m` quantized with `preset`.
 pub fn build(m: &Model, preset: Preset) -> Result<Inventory, CatalogError> {
     let full_name = format!("{}:{}", m.name, preset.name());
-    let invalid = |message: String| CatalogError::Invalid {
+    let invalid = |problem: InvalidEntry| CatalogError::Invalid {
         spec: full_name.clone(),
-        message,
+        problem,
     };
     let spec = (m.spec)();
-    spec.check().map_err(invalid)?;
+    spec.check().map_err(|e| invalid(e.into()))?;
     let shapes = tensor_shapes(&spec);
-    let types = recipe::tensor_types(&spec, &shapes, preset).map_err(invalid)?;
+    let types = recipe::tensor_types(&spec, &shapes, preset).map_err(|e| invalid(e.into()))?;
     let tensors = shapes
         .into_iter()
         .zip(types)
         .map(|(t, ty)| {
             TensorEntry::new(&t.name, ty, t.dims.clone(), spec.n_expert).ok_or_else(|| {
-                invalid(format!(
-                    "tensor {} {:?} cannot be stored as {ty}",
-                    t.name, t.dims
-                ))
+                invalid(InvalidEntry::TensorType {
+                    tensor: t.name.clone(),
+                    dims: t.dims.clone(),
+                    ty,
+                })
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mut arch = ArchInfo::from_metadata(&arch_metadata(&spec)).map_err(invalid)?;
+    let mut arch = ArchInfo::from_metadata(&arch_metadata(&spec)).map_err(|e| invalid(e.into()))?;
     arch.name = Some(m.hf_name.to_string());
     arch.file_type = Some(preset.ftype());
     arch.complete_from_tensors(&tensors);

@@ -11,6 +11,7 @@
 //! `ffn_gate_inp`) keep the type `convert_hf_to_gguf.py` wrote, which for all of them is F32.
 
 use super::shapes::{ArchSpec, TensorShape};
+use crate::error::RecipeError;
 use gguf::ggml_type::GgmlType;
 use std::fmt;
 
@@ -162,7 +163,7 @@ pub fn tensor_types(
     spec: &ArchSpec,
     shapes: &[TensorShape],
     preset: Preset,
-) -> Result<Vec<GgmlType>, String> {
+) -> Result<Vec<GgmlType>, RecipeError> {
     let mut st = State {
         n_attention_wv: shapes
             .iter()
@@ -244,7 +245,7 @@ fn target_type(st: &mut State, spec: &ArchSpec, t: &TensorShape, preset: Preset)
 /// 32-element type of similar size, else F16. Q2_K/Q3_K map to IQ4_NL as in the llama.cpp
 /// releases that made the published files (current master maps them to Q4_0); the catalog's
 /// presets never target them.
-fn fallback(t: &TensorShape, target: GgmlType) -> Result<GgmlType, String> {
+fn fallback(t: &TensorShape, target: GgmlType) -> Result<GgmlType, RecipeError> {
     let ncols = t.dims[0];
     if ncols % target.block_size() == 0 {
         return Ok(target);
@@ -255,12 +256,12 @@ fn fallback(t: &TensorShape, target: GgmlType) -> Result<GgmlType, String> {
         GgmlType::Q5_K => GgmlType::Q5_1,
         GgmlType::Q6_K => GgmlType::Q8_0,
         other => {
-            return Err(format!(
-                "tensor {}: row length {ncols} is not a multiple of {} ({}), and llama.cpp has no fallback type for it",
-                t.name,
-                other.block_size(),
-                other
-            ))
+            return Err(RecipeError::NoFallback {
+                tensor: t.name.clone(),
+                row: ncols,
+                block: other.block_size(),
+                ty: other,
+            })
         }
     };
     Ok(if ncols % alt.block_size() == 0 {
@@ -293,9 +294,12 @@ mod tests {
         assert_eq!(fallback(&t(640), GgmlType::Q3_K), Ok(GgmlType::IQ4_NL));
         assert_eq!(fallback(&t(1024), GgmlType::Q4_K), Ok(GgmlType::Q4_K));
         assert_eq!(fallback(&t(100), GgmlType::Q4_K), Ok(GgmlType::F16));
-        assert!(fallback(&t(100), GgmlType::Q8_0)
-            .unwrap_err()
-            .contains("blk.0.attn_q.weight"));
+        let e = fallback(&t(100), GgmlType::Q8_0).unwrap_err();
+        assert!(
+            matches!(&e, RecipeError::NoFallback { tensor, row: 100, block: 32, .. } if tensor == "blk.0.attn_q.weight"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("blk.0.attn_q.weight"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! tensors first by name, then `blk.N.*` by layer number and, within a layer, by name — the order
 //! every published quantized GGUF has.
 
+use crate::error::SpecError;
 use gguf::{Metadata, Value};
 
 /// The hyperparameters that decide a model's tensors. Fields a given architecture does not use
@@ -128,13 +129,10 @@ impl ArchSpec {
 
     /// Checks that the spec describes a model this module can lay out: a known architecture and
     /// no zero widths where a tensor needs one. The message names the field.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SpecError> {
+        let arch = || self.arch.clone();
         if !KNOWN_ARCHS.contains(&self.arch.as_str()) {
-            return Err(format!(
-                "unknown architecture {:?}; known: {}",
-                self.arch,
-                KNOWN_ARCHS.join(", ")
-            ));
+            return Err(SpecError::UnknownArch { arch: arch() });
         }
         let mut required = vec![
             ("n_layer", self.n_layer as u64),
@@ -159,8 +157,11 @@ impl ArchSpec {
         if self.n_shared_expert > 0 {
             required.push(("shared_expert_ff", self.shared_expert_ff));
         }
-        if let Some((field, _)) = required.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{} spec: {field} must be positive", self.arch));
+        if let Some(&(field, _)) = required.iter().find(|(_, v)| *v == 0) {
+            return Err(SpecError::NotPositive {
+                arch: arch(),
+                field,
+            });
         }
         // llama.cpp reads these as uint32 metadata; larger values cannot be written.
         let written = [
@@ -179,45 +180,44 @@ impl ArchSpec {
             ("rope_yarn_orig_ctx", self.rope_yarn_orig_ctx),
             ("sliding_window", self.sliding_window),
         ];
-        if let Some((field, v)) = written.iter().find(|(_, v)| *v > u32::MAX as u64) {
-            return Err(format!(
-                "{} spec: {field} ({v}) does not fit GGUF's uint32",
-                self.arch
-            ));
+        if let Some(&(field, value)) = written.iter().find(|(_, v)| *v > u32::MAX as u64) {
+            return Err(SpecError::NotU32 {
+                arch: arch(),
+                field,
+                value,
+            });
         }
         if self.n_layer > crate::llama_limits::MAX_LAYERS {
-            return Err(format!(
-                "{} spec: n_layer ({}) exceeds llama.cpp's {} blocks",
-                self.arch,
-                self.n_layer,
-                crate::llama_limits::MAX_LAYERS
-            ));
+            return Err(SpecError::TooManyLayers {
+                arch: arch(),
+                n_layer: self.n_layer,
+            });
         }
         if self.n_expert > crate::llama_limits::MAX_EXPERTS {
-            return Err(format!(
-                "{} spec: n_expert ({}) exceeds llama.cpp's {} experts",
-                self.arch,
-                self.n_expert,
-                crate::llama_limits::MAX_EXPERTS
-            ));
+            return Err(SpecError::TooManyExperts {
+                arch: arch(),
+                n_expert: self.n_expert,
+            });
         }
         if self.n_expert_used > self.n_expert {
-            return Err(format!(
-                "{} spec: n_expert_used ({}) exceeds n_expert ({})",
-                self.arch, self.n_expert_used, self.n_expert
-            ));
+            return Err(SpecError::MoreUsedThanExperts {
+                arch: arch(),
+                used: self.n_expert_used,
+                n_expert: self.n_expert,
+            });
         }
         if self.n_leading_dense > self.n_layer {
-            return Err(format!(
-                "{} spec: n_leading_dense ({}) exceeds n_layer ({})",
-                self.arch, self.n_leading_dense, self.n_layer
-            ));
+            return Err(SpecError::LeadingDenseExceedsLayers {
+                arch: arch(),
+                leading: self.n_leading_dense,
+                n_layer: self.n_layer,
+            });
         }
         if self.is_mla() && self.rope_dim >= self.head_dim {
-            return Err(format!(
-                "deepseek2 spec: rope_dim ({}) must be below head_dim ({})",
-                self.rope_dim, self.head_dim
-            ));
+            return Err(SpecError::RopeDimTooLarge {
+                rope_dim: self.rope_dim,
+                head_dim: self.head_dim,
+            });
         }
         Ok(())
     }
@@ -701,11 +701,22 @@ mod tests {
     fn check_names_the_bad_field() {
         let mut s = mixtral();
         s.expert_ff = 0;
-        assert!(s.check().unwrap_err().contains("expert_ff"));
+        assert_eq!(
+            s.check(),
+            Err(SpecError::NotPositive {
+                arch: "llama".into(),
+                field: "expert_ff"
+            })
+        );
+        assert!(s.check().unwrap_err().to_string().contains("expert_ff"));
         s.expert_ff = 128;
         s.n_vocab = 1 << 33;
-        assert!(s.check().unwrap_err().contains("n_vocab"));
+        assert!(s.check().unwrap_err().to_string().contains("n_vocab"));
         s.arch = "mamba".into();
-        assert!(s.check().unwrap_err().contains("unknown architecture"));
+        assert!(s
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown architecture"));
     }
 }

@@ -2,7 +2,7 @@
 //! (`Layer ID,Batch Number,Token,Activated Expert IDs`), position = row index within its layer.
 
 use super::{at_line, Options};
-use crate::builder::{check_selection, expert_id, TokenExtras, TraceBuilder};
+use crate::builder::{check_selection, expert_id, RuleError, TokenExtras, TraceBuilder};
 use crate::error::TraceError;
 use crate::model::{ModelFacts, Trace};
 use std::path::{Path, PathBuf};
@@ -211,20 +211,29 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
         .map_err(|e| TraceError::invalid(path.display(), e))
 }
 
+/// What is wrong with an `Activated Expert IDs` field.
+#[derive(Debug, thiserror::Error)]
+enum IdsError {
+    #[error("Activated Expert IDs {0:?} is not a bracketed list like \"[8, 26, 56]\"")]
+    NotAList(String),
+    #[error("expert id {0:?} is not a whole number")]
+    NotANumber(String),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
 /// Parses `[8, 26, 56]` into ids.
-fn parse_ids(field: &str, n_expert: u32, out: &mut Vec<u16>) -> Result<(), String> {
+fn parse_ids(field: &str, n_expert: u32, out: &mut Vec<u16>) -> Result<(), IdsError> {
     let inner = field
         .trim()
         .strip_prefix('[')
         .and_then(|s| s.strip_suffix(']'))
-        .ok_or_else(|| {
-            format!("Activated Expert IDs {field:?} is not a bracketed list like \"[8, 26, 56]\"")
-        })?;
+        .ok_or_else(|| IdsError::NotAList(field.to_string()))?;
     for part in inner.split(',').filter(|p| !p.trim().is_empty()) {
         let id: u64 = part
             .trim()
             .parse()
-            .map_err(|_| format!("expert id {:?} is not a whole number", part.trim()))?;
+            .map_err(|_| IdsError::NotANumber(part.trim().to_string()))?;
         out.push(expert_id(id, n_expert)?);
     }
     Ok(())

@@ -31,18 +31,24 @@ impl Source {
         ["deepseek-csv", "switch-json", "vllm-jsonl", "vllm-routed"];
 }
 
+/// A name that is none of [`Source::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown import format {name:?}; choose one of {}", Source::NAMES.join(", "))]
+pub struct UnknownSource {
+    pub name: String,
+}
+
 impl FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Source, String> {
+    type Err = UnknownSource;
+    fn from_str(s: &str) -> Result<Source, UnknownSource> {
         match s {
             "deepseek-csv" => Ok(Source::DeepseekCsv),
             "switch-json" => Ok(Source::SwitchJson),
             "vllm-jsonl" => Ok(Source::VllmJsonl),
             "vllm-routed" => Ok(Source::VllmRouted),
-            _ => Err(format!(
-                "unknown import format {s:?}; choose one of {}",
-                Source::NAMES.join(", ")
-            )),
+            _ => Err(UnknownSource {
+                name: s.to_string(),
+            }),
         }
     }
 }
