@@ -90,6 +90,56 @@ impl Drop for AlignedBuf {
     }
 }
 
+/// Largest request a read is split into.
+pub const MAX_REQUEST: u64 = 1 << 30;
+
+/// The request size reads of `bytes` become: whole pages, at least one, at most [`MAX_REQUEST`].
+pub fn request_size(bytes: u64) -> u64 {
+    bytes.clamp(ALIGN as u64, MAX_REQUEST).div_ceil(ALIGN as u64) * ALIGN as u64
+}
+
+/// One request of a split read: `len` bytes at file `offset`, landing `start` bytes into the
+/// destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub offset: u64,
+    pub start: usize,
+    pub len: usize,
+}
+
+impl Request {
+    /// Bytes the device transfers for it: the request widened to whole pages at both ends, cut
+    /// at the end of a file of `file_len` bytes (a direct read there returns short).
+    pub fn device_bytes(&self, file_len: Option<u64>) -> u64 {
+        let page = ALIGN as u64;
+        let first = self.offset / page * page;
+        let end = (self.offset + self.len as u64).div_ceil(page) * page;
+        end.min(file_len.unwrap_or(u64::MAX)).saturating_sub(first)
+    }
+}
+
+/// `len` bytes at file `offset` as requests of at most `request` bytes (a multiple of the
+/// page, see [`request_size`]), cut at page-aligned file offsets, so that no page is read
+/// twice: together they transfer the range widened to whole pages.
+pub fn split(offset: u64, len: usize, request: u64) -> Vec<Request> {
+    let page = ALIGN as u64;
+    let request = request.max(page);
+    let end = offset + len as u64;
+    let mut out = Vec::new();
+    let mut at = offset;
+    while at < end {
+        // The first request ends at the page boundary `request` bytes past its aligned start.
+        let next = ((at / page * page) + request).min(end);
+        out.push(Request {
+            offset: at,
+            start: (at - offset) as usize,
+            len: (next - at) as usize,
+        });
+        at = next;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +158,57 @@ mod tests {
             assert!(b.as_mut_slice().iter().all(|&x| x == 0));
         }
         assert!(AlignedBuf::new(usize::MAX).is_none());
+    }
+
+    #[test]
+    fn split_cuts_at_page_boundaries_and_covers_the_range() {
+        for &(offset, len, req) in &[
+            (0u64, 1usize, 4096u64),
+            (100, 3 * 4096, 4096),
+            (4095, 10_000, 8192),
+            (8192, 8192, 8192),
+            (777, 100_000, 3 * 4096),
+        ] {
+            let parts = split(offset, len, req);
+            let mut expect_start = 0;
+            for (i, r) in parts.iter().enumerate() {
+                assert_eq!(r.start, expect_start);
+                assert_eq!(r.offset, offset + r.start as u64);
+                assert!(r.len > 0 && r.len as u64 <= req);
+                if i > 0 {
+                    assert_eq!(r.offset % ALIGN as u64, 0, "{parts:?}");
+                }
+                expect_start += r.len;
+            }
+            assert_eq!(expect_start, len, "{parts:?}");
+            // Together the requests transfer the range widened to whole pages, once.
+            let device: u64 = parts.iter().map(|r| r.device_bytes(None)).sum();
+            let first = offset / 4096 * 4096;
+            let last = (offset + len as u64).div_ceil(4096) * 4096;
+            assert_eq!(device, last - first, "{parts:?}");
+        }
+    }
+
+    #[test]
+    fn device_bytes_widen_to_pages_and_stop_at_the_file_end() {
+        let r = |offset, len| Request {
+            offset,
+            start: 0,
+            len,
+        };
+        assert_eq!(r(0, 1).device_bytes(None), 4096);
+        assert_eq!(r(4095, 2).device_bytes(None), 8192);
+        assert_eq!(r(8192, 4096).device_bytes(None), 4096);
+        // A file of 10_000 bytes: the last page holds 1808 of them.
+        assert_eq!(r(9000, 1000).device_bytes(Some(10_000)), 10_000 - 8192);
+        assert_eq!(r(100, 9900).device_bytes(Some(10_000)), 10_000);
+    }
+
+    #[test]
+    fn request_sizes_are_whole_pages_within_bounds() {
+        assert_eq!(request_size(0), 4096);
+        assert_eq!(request_size(4097), 8192);
+        assert_eq!(request_size(8 << 20), 8 << 20);
+        assert_eq!(request_size(u64::MAX), MAX_REQUEST);
     }
 }

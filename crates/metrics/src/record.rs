@@ -24,7 +24,8 @@ pub struct TokenLayerRecord {
     pub io_wait_s: f64,
     /// Seconds waiting for host-to-GPU copies of RAM-tier weights.
     pub link_s: f64,
-    /// Bytes read from storage on behalf of this step (demand reads and prefetches it used).
+    /// Bytes read from storage for this step: its demand reads, and the prefetches settled at it
+    /// (those it used and those it dropped unused).
     pub bytes_read: u64,
     /// Bytes copied host-to-GPU for this step.
     pub bytes_linked: u64,
@@ -33,7 +34,8 @@ pub struct TokenLayerRecord {
     /// Routed-expert selections in this step (top-k for a decoded token; for a prefill batch
     /// the distinct experts its tokens select, each needed once; 0 without routed experts).
     pub expert_accesses: u32,
-    /// Of the hits, those that were in memory only because a prefetch brought them.
+    /// Of the hits, those that were in memory (or on their way) only because a prefetch read
+    /// them.
     pub prefetch_hits: u32,
     /// Seconds the storage device was busy during this step (for utilisation).
     pub storage_busy_s: f64,

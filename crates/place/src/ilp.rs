@@ -861,6 +861,7 @@ mod tests {
             order,
             cum,
             tensors: vec![],
+            slices: None,
         }
     }
 

@@ -26,6 +26,29 @@ pub struct Unit {
     /// False for units the runtime must keep in memory (norms, routers): tiny, read every token.
     pub streamable: bool,
     pub tensors: Vec<String>,
+    /// Where each tensor lies in the model's files (same order as `tensors`); None when the
+    /// inventory has no file positions (catalog models).
+    pub spans: Option<Vec<Span>>,
+}
+
+/// A byte range of a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub offset: u64,
+    pub bytes: u64,
+    /// Length of the file it is in.
+    pub file_bytes: u64,
+}
+
+impl Span {
+    /// Bytes the device transfers for each request a direct read of this range is split into
+    /// (requests of at most `request` bytes, widened to whole pages).
+    pub fn device_reads(&self, request: u64) -> impl Iterator<Item = u64> + '_ {
+        let file = self.file_bytes;
+        hw::direct::split(self.offset, self.bytes as usize, request)
+            .into_iter()
+            .map(move |r| r.device_bytes(Some(file)))
+    }
 }
 
 impl Unit {
@@ -53,6 +76,29 @@ pub struct ExpertLayer {
     /// Prefix sums of rates in `order`: `cum[n]` = uses per token served by the n most popular.
     pub cum: Vec<f64>,
     pub tensors: Vec<String>,
+    /// Where each of `tensors` lies in the model's files, with its expert stride; None when
+    /// the inventory has no file positions (catalog models).
+    pub slices: Option<Vec<Slices>>,
+}
+
+/// A merged expert tensor in a model file: expert `e`'s slice is `stride` bytes at
+/// `offset + e * stride`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slices {
+    pub offset: u64,
+    pub stride: u64,
+    pub file_bytes: u64,
+}
+
+impl Slices {
+    /// The range of experts `first..first + count`, which the runtime reads as one.
+    pub fn run(&self, first: u32, count: u32) -> Span {
+        Span {
+            offset: self.offset + u64::from(first) * self.stride,
+            bytes: u64::from(count) * self.stride,
+            file_bytes: self.file_bytes,
+        }
+    }
 }
 
 impl ExpertLayer {
@@ -119,15 +165,39 @@ impl Units {
         let arch = &inv.arch;
         let tied = !inv.tensors.iter().any(|t| t.role == Role::Output);
         let mut groups: BTreeMap<(Option<u32>, Group), Unit> = BTreeMap::new();
-        let mut experts: BTreeMap<u32, (Vec<String>, u64, f64)> = BTreeMap::new();
+        let mut experts: BTreeMap<u32, (Vec<String>, u64, f64, Option<Vec<Slices>>)> =
+            BTreeMap::new();
         let n_expert = arch.n_expert;
+        let file_bytes = match &inv.source {
+            model::inventory::Source::File { file_bytes, .. } => Some(file_bytes.as_slice()),
+            model::inventory::Source::Catalog { .. } => None,
+        };
+        // Where a tensor lies: known only for file inventories.
+        let span = |t: &model::inventory::TensorEntry| -> Option<Span> {
+            Some(Span {
+                offset: t.offset?,
+                bytes: t.bytes,
+                file_bytes: *file_bytes?.get(t.file as usize)?,
+            })
+        };
         for t in &inv.tensors {
             let group = t.group();
             if let (Group::Experts, Some(stride), Some(layer)) = (group, t.expert_stride, t.layer) {
-                let e = experts.entry(layer).or_default();
+                let e = experts
+                    .entry(layer)
+                    .or_insert_with(|| (Vec::new(), 0, 0.0, Some(Vec::new())));
                 e.0.push(t.name.clone());
                 e.1 = e.1.max(stride);
                 e.2 += 2.0 * t.elements() as f64 / n_expert as f64;
+                let slices = span(t).map(|s| Slices {
+                    offset: s.offset,
+                    stride,
+                    file_bytes: s.file_bytes,
+                });
+                e.3 = e.3.take().zip(slices).map(|(mut v, s)| {
+                    v.push(s);
+                    v
+                });
                 continue;
             }
             let (read, flops) = if t.role == Role::TokenEmbd && !tied {
@@ -149,18 +219,23 @@ impl Units {
                 largest_tensor: 0,
                 streamable: !matches!(group, Group::Norm | Group::Router),
                 tensors: Vec::new(),
+                spans: Some(Vec::new()),
             });
             u.bytes += t.bytes;
             u.read_bytes += read;
             u.flops += flops;
             u.largest_tensor = u.largest_tensor.max(t.bytes);
             u.tensors.push(t.name.clone());
+            u.spans = u.spans.take().zip(span(t)).map(|(mut v, s)| {
+                v.push(s);
+                v
+            });
         }
         // Globals first, then layers in order; BTreeMap order puts None before Some.
         let units: Vec<Unit> = groups.into_values().collect();
         let k = arch.n_expert_used as f64;
         let mut layers = Vec::new();
-        for (layer, (tensors, slice, flops)) in experts {
+        for (layer, (tensors, slice, flops, slices)) in experts {
             let expert_bytes = inv.expert_bytes(layer).unwrap_or(0);
             let rates = match rates.and_then(|r| r.layers.get(&layer)) {
                 Some(r) if r.len() != n_expert as usize => {
@@ -184,6 +259,7 @@ impl Units {
                 order,
                 cum,
                 tensors,
+                slices,
             });
         }
         if let Some(r) = rates {

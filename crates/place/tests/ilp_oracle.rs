@@ -57,6 +57,7 @@ fn unit(rng: &mut Rng, name: &str, layer: Option<u32>, group: Group) -> Unit {
         largest_tensor: bytes,
         streamable,
         tensors: vec![name.to_string()],
+        spans: None,
     }
 }
 
@@ -108,6 +109,7 @@ fn expert_layer(rng: &mut Rng, layer: u32, n_expert: u32, top_k: u32) -> ExpertL
         order,
         cum,
         tensors: vec![format!("blk.{layer}.ffn_up_exps")],
+        slices: None,
     }
 }
 

@@ -305,14 +305,16 @@ impl Experts {
         self.layers[pos].needed.fill(false);
         for &e in ids {
             let e = usize::from(e);
-            self.layers[pos].needed[e] = true;
-            stats.expert_accesses += 1;
+            // A batch needs each expert once: its first access is the one counted (and it is
+            // read if that access misses); later ones only refresh the cache's recency.
+            let first = !std::mem::replace(&mut self.layers[pos].needed[e], true);
+            stats.expert_accesses += u64::from(first);
             if self.layers[pos].permanent[e] {
-                stats.expert_hits += 1;
+                stats.expert_hits += u64::from(first);
                 continue;
             }
             let a = self.cache.access(pos, e as u16);
-            stats.expert_hits += u64::from(a.hit);
+            stats.expert_hits += u64::from(first && a.hit);
             for (lp, victim) in a.evicted {
                 let v = usize::from(victim);
                 stats.evictions += 1;
@@ -345,7 +347,10 @@ impl Experts {
         for e in staged {
             let e = usize::from(e);
             if at == pos && self.layers[pos].needed[e] {
+                // In memory (or on its way) only because of the prefetch: the cache missed it,
+                // since a prefetch reads only experts that are not resident.
                 stats.expert_prefetch_hits += 1;
+                stats.expert_hits += 1;
             } else if !self.layers[at].permanent[e] && !self.cache.is_cached(at, e as u16) {
                 for i in self.layers[at].tensors.clone() {
                     self.release(i, e);

@@ -198,8 +198,7 @@ impl IoPool {
             });
         }
         let queue_depth = queue_depth.max(1);
-        let request_bytes =
-            (request_bytes.clamp(PAGE as u64, 1 << 30) as usize).div_ceil(PAGE) * PAGE;
+        let request_bytes = hw::direct::request_size(request_bytes) as usize;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -260,17 +259,17 @@ impl IoPool {
         len: usize,
     ) -> Vec<ReadHandle> {
         let tensor: Arc<str> = Arc::from(tensor);
-        split(offset, len, self.request_bytes)
+        hw::direct::split(offset, len, self.request_bytes as u64)
             .into_iter()
-            .map(|(at, start, n)| {
+            .map(|r| {
                 self.submit(Task::Read {
                     file: Arc::clone(file),
                     tensor: Arc::clone(&tensor),
-                    offset: at,
-                    // SAFETY: `start + n <= len` (split's contract).
+                    offset: r.offset,
+                    // SAFETY: `start + len <= len` of the whole read (split's contract).
                     dst: Dst {
-                        ptr: unsafe { dst.add(start) },
-                        len: n,
+                        ptr: unsafe { dst.add(r.start) },
+                        len: r.len,
                     },
                 })
             })
@@ -371,22 +370,6 @@ fn worker(shared: &Shared, request_bytes: usize) {
 /// Poisoning only means another thread panicked while holding the lock; the data stays usable.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `len` bytes at file `offset` as `(file offset, start in the destination, bytes)` requests of
-/// at most `request` bytes (a multiple of the page), cut at page-aligned file offsets.
-fn split(offset: u64, len: usize, request: usize) -> Vec<(u64, usize, usize)> {
-    let page = PAGE as u64;
-    let end = offset + len as u64;
-    let mut out = Vec::new();
-    let mut at = offset;
-    while at < end {
-        // The first request ends at the page boundary `request` bytes past its aligned start.
-        let next = ((at / page * page) + request as u64).min(end);
-        out.push((at, (at - offset) as usize, (next - at) as usize));
-        at = next;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -57,9 +57,10 @@ pub struct StreamStats {
     pub peak_resident_bytes: u64,
     /// Of the fills, those read ahead of the node that uses them.
     pub prefetches: u64,
-    /// Routed-expert uses (one per token and selected expert) of MoE layers.
+    /// Routed-expert accesses of MoE layers: one per token and selected expert in decode, one
+    /// per distinct selected expert in a prompt batch.
     pub expert_accesses: u64,
-    /// Of those, uses whose expert was already in memory (cached or preloaded).
+    /// Of those, accesses whose expert was already in memory (cached, preloaded or prefetched).
     pub expert_hits: u64,
     /// Expert slices read from disk (one per expert and tensor).
     pub expert_fills: u64,

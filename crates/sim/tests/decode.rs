@@ -53,6 +53,7 @@ fn tiny_units() -> Units {
             largest_tensor: MB,
             streamable: true,
             tensors: vec!["blk.0.attn_q.weight".into()],
+            spans: None,
         }],
         experts: vec![ExpertLayer {
             layer: 0,
@@ -63,6 +64,7 @@ fn tiny_units() -> Units {
             order: vec![0, 1, 2, 3],
             cum: vec![0.0, 0.5, 1.0, 1.5, 2.0],
             tensors: vec!["blk.0.ffn_up_exps.weight".into()],
+            slices: None,
         }],
         n_layer: 1,
         top_k: 2,
@@ -465,6 +467,7 @@ fn two_layer_units() -> Units {
         order: vec![0, 1, 2, 3],
         cum: vec![0.0, 0.25, 0.5, 0.75, 1.0],
         tensors: vec![format!("blk.{l}.ffn_up_exps.weight")],
+        slices: None,
     };
     Units {
         units: vec![],

@@ -52,6 +52,7 @@ fn units(bytes: u64, flops: f64, rates: [f64; 4]) -> Units {
         largest_tensor: bytes,
         streamable: true,
         tensors: vec![format!("blk.{l}.attn_q.weight")],
+        spans: None,
     };
     let mut order: Vec<u32> = (0..4).collect();
     order.sort_by(|&a, &b| {
@@ -72,6 +73,7 @@ fn units(bytes: u64, flops: f64, rates: [f64; 4]) -> Units {
         order: order.clone(),
         cum: cum.clone(),
         tensors: vec![format!("blk.{l}.ffn_up_exps.weight")],
+        slices: None,
     };
     Units {
         units: vec![attention(0), attention(1)],

@@ -50,30 +50,6 @@ fn until(what: &str, cond: impl Fn() -> bool) {
 }
 
 #[test]
-fn split_cuts_at_page_boundaries_and_covers_the_range() {
-    for &(offset, len, req) in &[
-        (0u64, 1usize, 4096usize),
-        (100, 3 * 4096, 4096),
-        (4095, 10_000, 8192),
-        (8192, 8192, 8192),
-        (777, 100_000, 3 * 4096),
-    ] {
-        let parts = split(offset, len, req);
-        let mut expect_start = 0;
-        for (i, &(at, start, n)) in parts.iter().enumerate() {
-            assert_eq!(start, expect_start);
-            assert_eq!(at, offset + start as u64);
-            assert!(n > 0 && n <= req);
-            if i > 0 {
-                assert_eq!(at % PAGE as u64, 0, "{parts:?}");
-            }
-            expect_start += n;
-        }
-        assert_eq!(expect_start, len, "{parts:?}");
-    }
-}
-
-#[test]
 fn a_split_read_lands_exactly_and_reads_each_page_once() {
     let data = pattern(200_000);
     let f = file_with(&data);
@@ -83,7 +59,7 @@ fn a_split_read_lands_exactly_and_reads_each_page_once() {
     let mut dst = vec![0u8; len];
     // SAFETY: dst outlives the waits below and is not touched meanwhile.
     let handles = unsafe { pool.submit_read(&file, "t", off as u64, dst.as_mut_ptr(), len) };
-    assert_eq!(handles.len(), split(off as u64, len, 3 * 4096).len());
+    assert_eq!(handles.len(), hw::direct::split(off as u64, len, 3 * 4096).len());
     assert!(handles.len() > 10);
     let transferred: u64 = handles.into_iter().map(|h| h.wait().unwrap()).sum();
     assert_eq!(&dst[..], &data[off..off + len]);

@@ -11,7 +11,7 @@
 //! from it.
 
 use super::steps::{self, LayerSteps, Phase};
-use super::{DecodePolicy, Machine, MoeLayer, Options, Placement};
+use super::{reads, DecodePolicy, Machine, MoeLayer, Options, Placement};
 use crate::events::{EventQueue, Nanos, StorageDevice};
 use metrics::{SummaryBuilder, TokenLayerRecord};
 use place::Tier;
@@ -27,8 +27,6 @@ pub(super) struct Inputs<'a> {
     pub policy: &'a DecodePolicy,
     pub moe: &'a [MoeLayer],
     pub layers: &'a [LayerSteps],
-    /// Per MoE position: the request classes of reading one expert.
-    pub expert_reads: &'a [Vec<u32>],
     pub trace: &'a Trace,
     /// Whether each expert access of the trace hits the cache, in stored order.
     pub hits: &'a [bool],
@@ -39,16 +37,17 @@ pub(super) struct Outcome {
     /// Every record when the options keep them, else none.
     pub records: Vec<TokenLayerRecord>,
     pub summary: SummaryBuilder,
-    /// Every byte read (records' bytes plus the wasted prefetches).
+    /// Every byte read (the records' bytes, wasted prefetches included).
     pub bytes_read: u64,
     pub prefetch_wasted_bytes: u64,
 }
 
+/// Requests waited for as a whole; freed once nobody holds it and its reads are over.
 #[derive(Debug, Clone, Copy)]
 struct Ticket {
     outstanding: u32,
     bytes: u64,
-    abandoned: bool,
+    holders: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +75,13 @@ struct Engine<'a> {
     /// Dense-weight tickets of upcoming steps, by global step index.
     dense: VecDeque<(usize, u32)>,
     dense_issued: usize,
-    /// Experts of the next MoE layer being prefetched, with their tickets.
-    staged: Vec<(u16, u32)>,
+    /// Experts of the next MoE layer being prefetched: the ticket of their reads (one for all)
+    /// and each one's share of its bytes.
+    staged: Vec<(u16, u32, u64)>,
     coact: Option<Coactivation>,
     predicted: Vec<u16>,
-    scratch: Vec<u32>,
+    demand: Vec<u16>,
+    scratch: Vec<u64>,
     // The step in progress.
     g: usize,
     stage: Stage,
@@ -132,6 +133,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         coact: (inp.opts.expert_prefetch == ExpertPrefetch::Coactivation)
             .then(|| Coactivation::new(inp.moe.len(), n_expert)),
         predicted: Vec::new(),
+        demand: Vec::new(),
         scratch: Vec::new(),
         g: 0,
         stage: Stage::Post,
@@ -192,7 +194,7 @@ impl Engine<'_> {
         let t = Ticket {
             outstanding: 0,
             bytes: 0,
-            abandoned: false,
+            holders: 1,
         };
         match self.free.pop() {
             Some(id) => {
@@ -206,10 +208,11 @@ impl Engine<'_> {
         }
     }
 
-    /// Issues `classes` as one ticket at `now`.
-    fn read(&mut self, now: Nanos, classes: &[u32]) -> u32 {
+    /// Issues requests of `sizes` bytes as one ticket at `now`.
+    fn read(&mut self, now: Nanos, sizes: &[u64]) -> u32 {
         let id = self.new_ticket();
-        for &c in classes {
+        for &bytes in sizes {
+            let c = self.storage.class(bytes);
             let bytes = self.storage.class_bytes(c);
             let t = &mut self.tickets[id as usize];
             t.outstanding += 1;
@@ -227,12 +230,12 @@ impl Engine<'_> {
         self.tickets[id as usize].outstanding == 0
     }
 
-    /// Drops a ticket nobody waits for any more (freed once its reads are over).
+    /// One holder lets go of a ticket (freed once none holds it and its reads are over).
     fn release(&mut self, id: u32) {
-        if self.done(id) {
+        let t = &mut self.tickets[id as usize];
+        t.holders -= 1;
+        if t.holders == 0 && t.outstanding == 0 {
             self.free.push(id);
-        } else {
-            self.tickets[id as usize].abandoned = true;
         }
     }
 
@@ -251,7 +254,7 @@ impl Engine<'_> {
             i += 1;
             let t = &mut self.tickets[id as usize];
             t.outstanding -= 1;
-            if t.outstanding == 0 && t.abandoned {
+            if t.outstanding == 0 && t.holders == 0 {
                 self.free.push(id);
             }
             if matches!(self.stage, Stage::Inputs | Stage::Experts) && self.ready() {
@@ -420,7 +423,8 @@ impl Engine<'_> {
         let sel = inp.trace.selection(token, m);
         let first = (token * n_moe + m) * k;
         let hits = &inp.hits[first..first + k];
-        let mut demand = 0usize;
+        let mut demand = std::mem::take(&mut self.demand);
+        demand.clear();
         for (&e, &hit) in sel.iter().zip(hits) {
             let tier = match (hit, layer.tier[e as usize]) {
                 (true, Tier::Gpu) => Tier::Gpu,
@@ -441,32 +445,31 @@ impl Engine<'_> {
                 self.rec.expert_hits += 1;
                 continue;
             }
-            match self.staged.iter().position(|(s, _)| *s == e) {
+            // A prefetched expert is a hit (in memory, or on its way, only because of the
+            // prefetch); the step waits for its reads.
+            match self.staged.iter().position(|s| s.0 == e) {
                 Some(i) => {
-                    let (_, id) = self.staged.swap_remove(i);
-                    if self.done(id) {
-                        self.rec.prefetch_hits += 1;
-                        self.rec.expert_hits += 1;
-                    }
-                    self.rec.bytes_read += self.tickets[id as usize].bytes;
+                    let (_, id, share) = self.staged.swap_remove(i);
+                    self.rec.prefetch_hits += 1;
+                    self.rec.expert_hits += 1;
+                    self.rec.bytes_read += share;
                     self.wanted.push(id);
                 }
-                None => demand += 1,
+                None => demand.push(e),
             }
         }
         // Prefetches the router did not ask for are wasted (reads cannot be cancelled).
         self.waste_staged();
-        if demand > 0 {
-            let mut classes = std::mem::take(&mut self.scratch);
-            classes.clear();
-            for _ in 0..demand {
-                classes.extend_from_slice(&inp.expert_reads[m]);
-            }
-            let id = self.read(now, &classes);
-            self.scratch = classes;
+        if !demand.is_empty() {
+            let mut sizes = std::mem::take(&mut self.scratch);
+            sizes.clear();
+            reads::experts(layer, &mut demand, &mut sizes);
+            let id = self.read(now, &sizes);
+            self.scratch = sizes;
             self.rec.bytes_read += self.tickets[id as usize].bytes;
             self.wanted.push(id);
         }
+        self.demand = demand;
         if let Some(c) = self.coact.as_mut() {
             if m > 0 {
                 c.learn(m - 1, inp.trace.selection(token, m - 1), sel);
@@ -512,9 +515,20 @@ impl Engine<'_> {
                 });
             }
         }
-        for &e in &candidates {
-            let id = self.read(now, &inp.expert_reads[m + 1]);
-            self.staged.push((e, id));
+        if !candidates.is_empty() {
+            // One read of them all, as the runtime submits them (adjacent ones merge).
+            let mut sizes = std::mem::take(&mut self.scratch);
+            sizes.clear();
+            reads::experts(&inp.moe[m + 1], &mut candidates, &mut sizes);
+            let id = self.read(now, &sizes);
+            self.scratch = sizes;
+            let n = candidates.len() as u64;
+            let bytes = self.tickets[id as usize].bytes;
+            self.tickets[id as usize].holders = n as u32;
+            for (i, &e) in candidates.iter().enumerate() {
+                let share = bytes / n + if i == 0 { bytes % n } else { 0 };
+                self.staged.push((e, id, share));
+            }
         }
         self.predicted = candidates;
     }
@@ -547,11 +561,13 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
-    /// Drops the staged prefetches, counting their bytes as wasted.
+    /// Drops the staged prefetches, counting their bytes as wasted (and, as the runtime
+    /// does, as read by the step that drops them).
     fn waste_staged(&mut self) {
         for i in 0..self.staged.len() {
-            let id = self.staged[i].1;
-            self.wasted += self.tickets[id as usize].bytes;
+            let (_, id, share) = self.staged[i];
+            self.wasted += share;
+            self.rec.bytes_read += share;
             self.release(id);
         }
         self.staged.clear();

@@ -18,6 +18,7 @@
 //! is the solver's `layer_time` with the token's actual expert use (tests/decode.rs checks it).
 
 mod engine;
+pub(crate) mod reads;
 mod report;
 pub(crate) mod steps;
 
@@ -143,8 +144,12 @@ pub(crate) struct MoeLayer {
     pub layer: u32,
     pub expert_bytes: u64,
     pub expert_flops: f64,
-    /// Largest per-tensor slice: the request size of an expert read.
+    /// Largest per-tensor slice: the request size of an expert read without file positions.
     pub slice_bytes: u64,
+    /// Where the experts lie in the model's files (see [`reads::experts`]).
+    pub slices: Option<Vec<place::units::Slices>>,
+    /// The size reads are split into.
+    pub request_bytes: u64,
     /// Tier of each expert id in the plan.
     pub tier: Vec<Tier>,
     pub streams: bool,
@@ -183,13 +188,8 @@ pub(crate) fn simulate_with_hits(
     moe: &[MoeLayer],
     hits: &[bool],
 ) -> Result<DecodeRun, SimError> {
-    let mut sizes = steps::Sizes::default();
-    let layers = steps::build(placement, machine, opts, moe, 1, &mut sizes)?;
-    let expert_reads: Vec<Vec<u32>> = moe
-        .iter()
-        .map(|m| sizes.split(m.expert_bytes, m.slice_bytes))
-        .collect();
-    let storage = storage_device(placement, machine, opts, &sizes.sizes)?;
+    let layers = steps::build(placement, machine, opts, moe, 1)?;
+    let storage = storage_device(placement, machine, opts)?;
     let inputs = engine::Inputs {
         placement,
         machine,
@@ -197,7 +197,6 @@ pub(crate) fn simulate_with_hits(
         policy,
         moe,
         layers: &layers,
-        expert_reads: &expert_reads,
         trace,
         hits,
     };
@@ -210,10 +209,7 @@ pub(crate) fn simulate_with_hits(
         cache_bytes: cache_bytes(moe, policy),
     };
     let summary = out.summary.finish(run);
-    debug_assert_eq!(
-        summary.bytes_read + out.prefetch_wasted_bytes,
-        out.bytes_read
-    );
+    debug_assert_eq!(summary.bytes_read, out.bytes_read);
     let moe_layers: Vec<u32> = moe.iter().map(|m| m.layer).collect();
     let report = DecodeReport::from_summary(&summary, &moe_layers, out.prefetch_wasted_bytes, opts);
     Ok(DecodeRun {
@@ -224,19 +220,18 @@ pub(crate) fn simulate_with_hits(
 }
 
 /// The storage device the run reads from: the profile's curve and latency floor, at the
-/// options' queue depth (default: the plan's larger one), for requests of `sizes`.
+/// options' queue depth (default: the plan's larger one).
 pub(crate) fn storage_device(
     placement: &Placement<'_>,
     machine: &Machine,
     opts: &Options,
-    sizes: &[u64],
 ) -> Result<StorageDevice, SimError> {
     let io = &placement.cost.io;
     let queue_depth = opts
         .queue_depth
         .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
     let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
-    StorageDevice::new(&machine.storage, queue_depth, latency_ns, sizes)
+    StorageDevice::new(&machine.storage, queue_depth, latency_ns, &[])
 }
 
 /// Bytes of streaming-layer experts the policy keeps in memory.
@@ -260,6 +255,7 @@ pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<Moe
         });
     }
     let plan_layers: Vec<u32> = p.experts.iter().map(|e| e.layer).collect();
+    let request_bytes = hw::direct::request_size(p.cost.io.dense_block_bytes);
     if m.moe_layers != plan_layers {
         return Err(SimError::MoeLayers {
             trace: m.moe_layers.clone(),
@@ -300,6 +296,8 @@ pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<Moe
                 expert_bytes: unit.expert_bytes,
                 expert_flops: unit.expert_flops,
                 slice_bytes: unit.slice_bytes,
+                slices: unit.slices.clone(),
+                request_bytes,
                 streams: tier.contains(&Tier::Nvme),
                 tier,
             })

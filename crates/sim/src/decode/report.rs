@@ -14,8 +14,8 @@ pub struct LayerReport {
     pub hits: u64,
     pub accesses: u64,
     pub hit_rate: f64,
-    /// Bytes this layer reads from NVMe per token (expert demand reads, used expert prefetches,
-    /// its streamed dense weights).
+    /// Bytes this layer reads from NVMe per token (expert demand reads, the expert prefetches
+    /// settled at it, used or not, its streamed dense weights).
     pub bytes_read_per_token: f64,
 }
 
@@ -35,8 +35,8 @@ pub struct DecodeReport {
     pub token_s_p99: f64,
     /// Routed-expert accesses the cache policy served, over all MoE layers.
     pub hit_rate: f64,
-    /// Cache misses whose expert a prefetch had already brought in when the router chose,
-    /// over all accesses.
+    /// Cache misses whose expert a prefetch had brought in (or was bringing in) when the router
+    /// chose, over all accesses.
     pub prefetch_hit_rate: f64,
     /// Bytes read from NVMe per token: expert reads (wasted prefetches included), streamed
     /// dense weights, embedding rows.
@@ -56,7 +56,7 @@ pub struct DecodeReport {
 
 impl DecodeReport {
     /// The report of a decode whose records `summary` summarises: every number but the wasted
-    /// prefetch bytes (which no step used, so no record holds) is the summary's, in per-token
+    /// prefetch bytes (which the records count with the rest) is the summary's, in per-token
     /// units; `moe_layers` are the layers with routed experts, in trace order.
     pub(super) fn from_summary(
         summary: &Summary,
@@ -113,7 +113,7 @@ impl DecodeReport {
                 1.0
             },
             prefetch_hit_rate: s.prefetch_hits as f64 / s.expert_accesses.max(1) as f64,
-            bytes_read_per_token: per((s.bytes_read + prefetch_wasted_bytes) as f64),
+            bytes_read_per_token: per(s.bytes_read as f64),
             prefetch_wasted_bytes_per_token: per(prefetch_wasted_bytes as f64),
             compute_s_per_token: per(s.time.compute_s),
             io_wait_s_per_token: per(s.time.io_wait_s),

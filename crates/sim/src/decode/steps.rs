@@ -2,12 +2,11 @@
 //! routing on each device, and the storage requests of its streamed dense weights and embedding
 //! rows, from the plan's tiers.
 
-use super::{Machine, MoeLayer, Options, Placement};
+use super::{reads, Machine, MoeLayer, Options, Placement};
 use crate::error::SimError;
 use model::Group;
 use place::cost::{batch_work, CostModel, LayerLoad, Work};
 use place::Tier;
-use std::collections::BTreeMap;
 
 /// Work of one phase of a step on each device, and the host-memory bytes that must cross the
 /// host->GPU link before it (only when host weights are computed on a discrete GPU).
@@ -36,10 +35,10 @@ pub(crate) struct LayerSteps {
     pub pre: Phase,
     /// Everything else but routed experts (dense FFN, shared experts, output head, ...).
     pub post: Phase,
-    /// Request size classes of this layer's streamed dense weights.
-    pub dense_reads: Vec<u32>,
-    /// Request size classes of the embedding rows read per token (after sampling: on demand).
-    pub row_reads: Vec<u32>,
+    /// Requests (bytes transferred) of this layer's streamed dense weights.
+    pub dense_reads: Vec<u64>,
+    /// Requests of the embedding rows read per token (after sampling: on demand).
+    pub row_reads: Vec<u64>,
     /// Position of the layer's routed experts in the trace, if it has any.
     pub moe: Option<usize>,
 }
@@ -70,36 +69,6 @@ pub(crate) fn place_work(
     p
 }
 
-/// Request sizes: the request classes of the engine's storage device.
-#[derive(Default)]
-pub(crate) struct Sizes {
-    index: BTreeMap<u64, u32>,
-    pub sizes: Vec<u64>,
-}
-
-impl Sizes {
-    pub fn class(&mut self, bytes: u64) -> u32 {
-        let next = self.sizes.len() as u32;
-        *self.index.entry(bytes).or_insert_with(|| {
-            self.sizes.push(bytes);
-            next
-        })
-    }
-
-    /// `total` bytes as requests of at most `request` bytes (the last one smaller).
-    pub fn split(&mut self, total: u64, request: u64) -> Vec<u32> {
-        let request = request.max(1);
-        let mut out = Vec::new();
-        let mut left = total;
-        while left > 0 {
-            let b = left.min(request);
-            out.push(self.class(b));
-            left -= b;
-        }
-        out
-    }
-}
-
 /// The step list of one forward pass over `tokens` tokens (1 for a decode step, a prefill
 /// batch's size otherwise): globals first, then every transformer layer in order. Work is the
 /// solver's [`batch_work`]; streamed dense weights are read once, embedding rows once per token.
@@ -109,8 +78,8 @@ pub(crate) fn build(
     opts: &Options,
     moe: &[MoeLayer],
     tokens: u64,
-    sizes: &mut Sizes,
 ) -> Result<Vec<LayerSteps>, SimError> {
+    let request = hw::direct::request_size(p.cost.io.dense_block_bytes);
     if p.unit_tiers.len() != p.units.units.len() {
         return Err(SimError::UnitTiers {
             tiers: p.unit_tiers.len(),
@@ -156,15 +125,14 @@ pub(crate) fn build(
             _ => step.post.add(&work),
         }
         if tier == Tier::Nvme {
-            // The solver's LayerLoad counts a streamed unit's read bytes (KV included for
-            // attention); the engine reads the same bytes, as requests of its largest tensor.
-            let reads = sizes.split(u.read_bytes.ceil() as u64, u.largest_tensor);
+            // As the runtime reads them (see `reads`): a streamed unit's tensors once per
+            // step, embedding rows once per token.
             if u.row_reads() {
                 for _ in 0..tokens.max(1) {
-                    step.row_reads.extend_from_slice(&reads);
+                    reads::rows(u, &mut step.row_reads);
                 }
             } else {
-                step.dense_reads.extend(reads);
+                reads::unit(u, request, &mut step.dense_reads);
             }
         }
     }

@@ -15,7 +15,7 @@ use super::queue::Nanos;
 use crate::error::SimError;
 use hw::StorageProfile;
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// A request in service.
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +37,13 @@ struct Waiting {
 /// One storage device; requests are identified by a caller's `tag`.
 #[derive(Debug, Clone)]
 pub struct StorageDevice {
+    profile: StorageProfile,
     /// Per class, then per depth `0..=queue_depth`: the per-request transfer rate in bytes per
     /// nanosecond (depth 0 is read as depth 1).
     rates: Vec<f64>,
     sizes: Vec<u64>,
+    /// Class of each request size.
+    classes: HashMap<u64, u32>,
     queue_depth: usize,
     latency_ns: Nanos,
     in_flight: Vec<InFlight>,
@@ -65,21 +68,11 @@ fn per_ns(gbps: f64) -> f64 {
 
 impl StorageDevice {
     /// A device reading with `profile`'s curve at up to `queue_depth` requests in flight and a
-    /// base latency of `latency_ns`; `sizes` are the request sizes that will be issued (each
-    /// becomes a class whose rates are looked up once).
+    /// base latency of `latency_ns`; `sizes` become the first request classes (more are added
+    /// by [`StorageDevice::class`]). Every point of the curve must be a positive bandwidth, so
+    /// that every block size gets one.
     pub fn new(
         profile: &StorageProfile,
-        queue_depth: u32,
-        latency_ns: Nanos,
-        sizes: &[u64],
-    ) -> Result<StorageDevice, SimError> {
-        let gbps = |b: u64, n: u32| profile.read_gbps(b, n);
-        Self::with_curve(gbps, queue_depth, latency_ns, sizes)
-    }
-
-    /// A device whose bandwidth (GB/s) for block size `b` at depth `n` is `curve(b, n)`.
-    pub fn with_curve(
-        curve: impl Fn(u64, u32) -> f64,
         queue_depth: u32,
         latency_ns: Nanos,
         sizes: &[u64],
@@ -87,26 +80,26 @@ impl StorageDevice {
         if queue_depth == 0 {
             return Err(SimError::QueueDepthZero);
         }
-        let mut rates = Vec::with_capacity(sizes.len() * (queue_depth as usize + 1));
-        for &b in sizes {
-            let first = rates.len();
-            rates.push(0.0);
-            for n in 1..=queue_depth {
-                let g = curve(b, n);
-                if !(g.is_finite() && g > 0.0) {
-                    return Err(SimError::ReadBandwidth {
-                        bytes: b,
-                        queue_depth: n,
-                        gbps: g,
-                    });
-                }
-                rates.push(per_ns(g) / n as f64);
-            }
-            rates[first] = rates[first + 1];
+        let bad = |bytes, queue_depth, gbps: f64| {
+            (!(gbps.is_finite() && gbps > 0.0)).then_some(SimError::ReadBandwidth {
+                bytes,
+                queue_depth,
+                gbps,
+            })
+        };
+        if let Some(e) = profile
+            .read_curve
+            .iter()
+            .find_map(|p| bad(p.block_bytes, p.queue_depth, p.gbps))
+            .or_else(|| bad(0, 0, profile.seq_read_gbps))
+        {
+            return Err(e);
         }
-        Ok(StorageDevice {
-            rates,
-            sizes: sizes.to_vec(),
+        let mut dev = StorageDevice {
+            profile: profile.clone(),
+            rates: Vec::new(),
+            sizes: Vec::new(),
+            classes: HashMap::new(),
             queue_depth: queue_depth as usize,
             latency_ns,
             in_flight: Vec::with_capacity(queue_depth as usize),
@@ -117,7 +110,31 @@ impl StorageDevice {
             next: Cell::new(Some(None)),
             busy_ns: 0,
             delivered: 0.0,
-        })
+        };
+        for &b in sizes {
+            dev.class(b);
+        }
+        Ok(dev)
+    }
+
+    /// The class of requests of `bytes` (at least one), added when new.
+    pub fn class(&mut self, bytes: u64) -> u32 {
+        let bytes = bytes.max(1);
+        if let Some(&c) = self.classes.get(&bytes) {
+            return c;
+        }
+        let class = self.sizes.len() as u32;
+        let first = self.rates.len();
+        self.rates.push(0.0);
+        for n in 1..=self.queue_depth as u32 {
+            // Positive: a blend of the curve's positive points, scaled by size below them.
+            let g = self.profile.read_gbps(bytes, n);
+            self.rates.push(per_ns(g) / n as f64);
+        }
+        self.rates[first] = self.rates[first + 1];
+        self.sizes.push(bytes);
+        self.classes.insert(bytes, class);
+        class
     }
 
     /// Bytes of requests of `class`.

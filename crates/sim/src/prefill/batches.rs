@@ -1,7 +1,12 @@
 //! The prompt's batches as the cache sees them: per batch and MoE layer, the distinct experts
 //! its tokens select (the union, in order of first use, with their use counts), and the one
-//! cache replay over the prefill's unions followed by the decode's selections, so decode starts
-//! from the cache state prefill left behind.
+//! cache replay over the prefill's selections followed by the decode's, so decode starts from
+//! the cache state prefill left behind.
+//!
+//! As in the runtime, a batch accesses the cache once per token and selected expert (tokens in
+//! order), so a batch's repeated uses refresh recency; an expert counts as a hit when its first
+//! access in the batch finds it in memory, and is read otherwise (once, however often it misses
+//! again in the batch).
 
 use crate::decode::{DecodePolicy, MoeLayer, StreamingCache};
 use crate::error::SimError;
@@ -15,7 +20,7 @@ pub struct Touch {
     pub expert: u16,
     /// Tokens of the batch that selected it.
     pub uses: u32,
-    /// Whether it was in memory when the batch reached the layer.
+    /// Whether it was in memory when the batch first asked for it (a miss is read).
     pub hit: bool,
 }
 
@@ -66,11 +71,13 @@ pub(super) fn unions(prompt: &Trace, batch: usize) -> Vec<Batch> {
     out
 }
 
-/// Marks every touch of `batches` and returns the decode trace's hits (parallel to its expert
-/// ids): resident experts hit under the static policy; under a cache policy the streaming
-/// layers' accesses are replayed, prefill's unions first, through one cache shared by them.
+/// Marks every touch of `batches` (cut from `prompt`) and returns the decode trace's hits
+/// (parallel to its expert ids): resident experts hit under the static policy; under a cache
+/// policy the streaming layers' accesses are replayed, the prompt's first, through one cache
+/// shared by them.
 pub(super) fn replay(
     moe: &[MoeLayer],
+    prompt: &Trace,
     batches: &mut [Batch],
     decode: &Trace,
     policy: &DecodePolicy,
@@ -128,7 +135,7 @@ pub(super) fn replay(
         }
     };
     for (layers, hot, slots) in groups {
-        let flat = flat_accesses(&layers, batches, decode)?;
+        let flat = flat_accesses(&layers, batches, prompt, decode)?;
         // One slot per (layer of the group, expert).
         let policy = match &c.policy {
             Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(
@@ -146,12 +153,24 @@ pub(super) fn replay(
         let size = ExpertBytes::uniform(1, c.sizes[0])?;
         let (_, flat_hits) = cache::replay_hits(&flat, &config, &size)?;
         let mut it = flat_hits.into_iter();
+        let mut token = 0;
         for b in batches.iter_mut() {
             for &l in &layers {
-                for t in &mut b.layers[l] {
-                    t.hit = it.next().expect("one hit per access");
+                let mut seen = vec![false; n_expert];
+                for tok in token..token + b.tokens {
+                    for &e in prompt.selection(tok, l) {
+                        let hit = it.next().expect("one hit per access");
+                        if !std::mem::replace(&mut seen[usize::from(e)], true) {
+                            let t = b.layers[l]
+                                .iter_mut()
+                                .find(|t| t.expert == e)
+                                .expect("the union holds every selected expert");
+                            t.hit = hit;
+                        }
+                    }
                 }
             }
+            token += b.tokens;
         }
         for token in 0..decode.n_tokens() {
             for &l in &layers {
@@ -170,10 +189,12 @@ pub(super) fn replay(
 type CacheGroup = (Vec<usize>, Vec<(usize, u16)>, u64);
 
 /// The streaming layers' accesses as a one-layer, top-1 trace over slots
-/// `position * n_expert + expert`: every prefill union, then every decode selection.
+/// `position * n_expert + expert`: the prompt's selections batch by batch (per layer, tokens
+/// in order), then every decode selection.
 fn flat_accesses(
     streaming: &[usize],
     batches: &[Batch],
+    prompt: &Trace,
     decode: &Trace,
 ) -> Result<Trace, SimError> {
     let n_expert = decode.model().n_expert as usize;
@@ -198,12 +219,16 @@ fn flat_accesses(
         let slot = (pos * n_expert + usize::from(e)) as u16;
         b.push_token(&[slot], TokenExtras::default())
     };
+    let mut token = 0;
     for batch in batches {
         for (pos, &l) in streaming.iter().enumerate() {
-            for t in &batch.layers[l] {
-                push(pos, t.expert)?;
+            for tok in token..token + batch.tokens {
+                for &e in prompt.selection(tok, l) {
+                    push(pos, e)?;
+                }
             }
         }
+        token += batch.tokens;
     }
     for token in 0..decode.n_tokens() {
         for (pos, &l) in streaming.iter().enumerate() {

@@ -95,27 +95,15 @@ pub fn simulate_request(
     let prompt_trace = decode::token_range(trace, 0..prompt.tokens)?;
     let rest = decode::token_range(trace, prompt.tokens..trace.n_tokens())?;
     let mut batches = batches::unions(&prompt_trace, batch);
-    let decode_hits = batches::replay(&moe, &mut batches, &rest, policy)?;
+    let decode_hits = batches::replay(&moe, &prompt_trace, &mut batches, &rest, policy)?;
 
-    let mut sizes = steps::Sizes::default();
-    let full = steps::build(placement, machine, opts, &moe, batch as u64, &mut sizes)?;
+    let full = steps::build(placement, machine, opts, &moe, batch as u64)?;
     let last_tokens = batches.last().map_or(batch, |b| b.tokens);
     let last = if last_tokens == batch {
         full.clone()
     } else {
-        steps::build(
-            placement,
-            machine,
-            opts,
-            &moe,
-            last_tokens as u64,
-            &mut sizes,
-        )?
+        steps::build(placement, machine, opts, &moe, last_tokens as u64)?
     };
-    let expert_reads: Vec<Vec<u32>> = moe
-        .iter()
-        .map(|m| sizes.split(m.expert_bytes, m.slice_bytes))
-        .collect();
     let units: Vec<&ExpertLayer> = moe
         .iter()
         .map(|m| {
@@ -127,7 +115,7 @@ pub fn simulate_request(
                 .expect("resolve_layers found every MoE layer in the units")
         })
         .collect();
-    let storage = decode::storage_device(placement, machine, opts, &sizes.sizes)?;
+    let storage = decode::storage_device(placement, machine, opts)?;
     let inputs = timeline::Inputs {
         placement,
         machine,
@@ -136,7 +124,6 @@ pub fn simulate_request(
         units: &units,
         full: &full,
         last: &last,
-        expert_reads: &expert_reads,
         batches: &batches,
     };
     let out = timeline::run(&inputs, storage);

@@ -32,7 +32,6 @@ pub(super) struct Inputs<'a> {
     /// Step lists of a full batch and of the last batch (the same when it is full).
     pub full: &'a [LayerSteps],
     pub last: &'a [LayerSteps],
-    pub expert_reads: &'a [Vec<u32>],
     pub batches: &'a [Batch],
 }
 
@@ -62,12 +61,13 @@ struct Reads {
 }
 
 impl Reads {
-    /// Issues `classes` at `now` as one ticket.
-    fn issue(&mut self, now: Nanos, classes: &[u32]) -> usize {
+    /// Issues requests of `sizes` bytes at `now` as one ticket.
+    fn issue(&mut self, now: Nanos, sizes: &[u64]) -> usize {
         let id = self.outstanding.len();
-        self.outstanding.push(classes.len() as u32);
+        self.outstanding.push(sizes.len() as u32);
         self.ticket_bytes.push(0);
-        for &c in classes {
+        for &bytes in sizes {
+            let c = self.storage.class(bytes);
             let bytes = self.storage.class_bytes(c);
             self.ticket_bytes[id] += bytes;
             self.bytes_read += bytes;
@@ -157,7 +157,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         let mut post = step.post;
         if let Some(m) = step.moe {
             let layer = &inp.moe[m];
-            let mut misses = 0;
+            let mut misses = Vec::new();
             for t in &inp.batches[b].layers[m] {
                 let tier = match (t.hit, layer.tier[t.expert as usize]) {
                     (true, Tier::Gpu) => Tier::Gpu,
@@ -175,11 +175,14 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
                 ));
                 rec.expert_accesses += 1;
                 rec.expert_hits += u32::from(t.hit);
-                misses += usize::from(!t.hit);
+                if !t.hit {
+                    misses.push(t.expert);
+                }
             }
-            if misses > 0 {
-                let classes = inp.expert_reads[m].repeat(misses);
-                let id = reads.issue(now, &classes);
+            if !misses.is_empty() {
+                let mut sizes = Vec::new();
+                crate::decode::reads::experts(layer, &mut misses, &mut sizes);
+                let id = reads.issue(now, &sizes);
                 rec.bytes_read += reads.ticket_bytes[id];
                 let ready = reads.wait(now, &[id]);
                 rec.io_wait_s += secs(ready - now);
