@@ -95,7 +95,10 @@ pub const MAX_REQUEST: u64 = 1 << 30;
 
 /// The request size reads of `bytes` become: whole pages, at least one, at most [`MAX_REQUEST`].
 pub fn request_size(bytes: u64) -> u64 {
-    bytes.clamp(ALIGN as u64, MAX_REQUEST).div_ceil(ALIGN as u64) * ALIGN as u64
+    bytes
+        .clamp(ALIGN as u64, MAX_REQUEST)
+        .div_ceil(ALIGN as u64)
+        * ALIGN as u64
 }
 
 /// One request of a split read: `len` bytes at file `offset`, landing `start` bytes into the

@@ -59,7 +59,10 @@ fn a_split_read_lands_exactly_and_reads_each_page_once() {
     let mut dst = vec![0u8; len];
     // SAFETY: dst outlives the waits below and is not touched meanwhile.
     let handles = unsafe { pool.submit_read(&file, "t", off as u64, dst.as_mut_ptr(), len) };
-    assert_eq!(handles.len(), hw::direct::split(off as u64, len, 3 * 4096).len());
+    assert_eq!(
+        handles.len(),
+        hw::direct::split(off as u64, len, 3 * 4096).len()
+    );
     assert!(handles.len() > 10);
     let transferred: u64 = handles.into_iter().map(|h| h.wait().unwrap()).sum();
     assert_eq!(&dst[..], &data[off..off + len]);
