@@ -204,7 +204,9 @@ pub fn run(args: Args) -> Result<()> {
     let peak_rss_load = runtime::mem::peak_rss_bytes();
     let peak_reset = runtime::mem::reset_peak_rss();
     let sampling = sampling(&args);
-    let g = ctx.generate(&prompt, args.n_predict, sampling)?;
+    let g = ctx
+        .generate(&prompt, args.n_predict, sampling)
+        .map_err(generate_advice)?;
     let text: String = g
         .tokens
         .iter()
@@ -400,7 +402,9 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     };
     let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = sampling(args);
-    let g = ctx.generate(&prompt, args.n_predict, sampling)?;
+    let g = ctx
+        .generate(&prompt, args.n_predict, sampling)
+        .map_err(generate_advice)?;
     let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
     let decode_tok_s = g.decode_tok_per_s();
     if args.json {
@@ -420,6 +424,14 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         );
     }
     Ok(())
+}
+
+/// A generation error with the option that fixes it.
+fn generate_advice(e: runtime::Error) -> anyhow::Error {
+    match e {
+        runtime::Error::ContextTooSmall { .. } => anyhow::anyhow!("{e}; pass a larger --ctx"),
+        e => e.into(),
+    }
 }
 
 /// The context in tokens: --ctx, or prompt + n rounded up to 256; refused, before llama.cpp

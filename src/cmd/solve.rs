@@ -4,7 +4,7 @@ use crate::range;
 use anyhow::{bail, Context, Result};
 use gguf::GgmlType;
 use hw::HwProfile;
-use place::{self, Headroom, IlpOptions, Method, SolveOptions};
+use place::{self, Headroom, IlpOptions, Method, PlaceError, Short, Shortfall, SolveOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +94,7 @@ pub fn run(args: Args) -> Result<()> {
         prompt_len: args.prompt_len,
     };
     let solved = place::solve(&inv, &hw, &opts)
+        .map_err(place_advice)
         .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;
     if let Some(out) = &args.output {
         outfile::write_bytes(out, args.force, solved.plan.to_json().as_bytes())?;
@@ -122,7 +123,19 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Expert uses per token at each MoE layer, from the trace's selection counts.
+/// A placement error with the options that fix it: a context whose KV cache and compute
+/// buffer do not fit is this command's --ctx and --kv-type.
+fn place_advice(e: PlaceError) -> anyhow::Error {
+    match &e {
+        PlaceError::Infeasible(Shortfall {
+            short: Short::Headroom { .. },
+            ..
+        }) => anyhow::anyhow!("{e}; lower --ctx or choose a smaller --kv-type"),
+        _ => e.into(),
+    }
+}
+
+/// The FNV-1a hash of a file's bytes (the plan records which trace it was solved for).
 fn file_hash(path: &Path) -> Result<String> {
     let mut f = infile::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = plan::Fnv1a::default();
