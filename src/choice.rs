@@ -4,7 +4,7 @@
 
 use clap::ValueEnum;
 use gguf::GgmlType;
-use policy::cache::{HotSet, Partition, Policy};
+use policy::cache::{HotSet, Partition, Policy, RunPolicy};
 use policy::prefetch::ExpertPrefetch;
 
 /// `--expert-prefetch` of `sim` and `run`.
@@ -217,16 +217,15 @@ pub enum RunCachePolicy {
 }
 
 #[cfg(feature = "runtime")]
-impl RunCachePolicy {
-    /// The name the runtime and plan.json use.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunCachePolicy::StaticFrequency => "static-frequency",
-            RunCachePolicy::Lru => "lru",
-            RunCachePolicy::Lfu => "lfu",
-            RunCachePolicy::Lfru => "lfru",
-            RunCachePolicy::Arc => "arc",
-            RunCachePolicy::PinnedLru => "pinned-lru",
+impl From<RunCachePolicy> for RunPolicy {
+    fn from(p: RunCachePolicy) -> RunPolicy {
+        match p {
+            RunCachePolicy::StaticFrequency => RunPolicy::StaticFrequency,
+            RunCachePolicy::Lru => RunPolicy::Lru,
+            RunCachePolicy::Lfu => RunPolicy::Lfu,
+            RunCachePolicy::Lfru => RunPolicy::Lfru,
+            RunCachePolicy::Arc => RunPolicy::Arc,
+            RunCachePolicy::PinnedLru => RunPolicy::PinnedLru,
         }
     }
 }
@@ -278,8 +277,11 @@ mod tests {
         }
         #[cfg(feature = "runtime")]
         for p in RunCachePolicy::value_variants() {
-            assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+            let flag = p.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), RunPolicy::from(*p).name());
         }
+        #[cfg(feature = "runtime")]
+        assert_eq!(RunCachePolicy::value_variants().len(), RunPolicy::ALL.len());
         #[cfg(feature = "runtime")]
         for p in ExpertStreaming::value_variants() {
             assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());

@@ -6,6 +6,7 @@ use crate::range;
 use anyhow::{bail, Context as _, Result};
 use model::units::human_bytes;
 use plan::Plan;
+use policy::cache::RunPolicy;
 use runtime::report::{ExpertReport, RunDetail, RunReport, StreamReport};
 use runtime::{Context, ContextParams, Model, ModelParams, PlannedModel, Sampling};
 use std::path::{Path, PathBuf};
@@ -139,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let moe = runtime::MoeOptions {
         whole_expert_tensors: args.expert_streaming == ExpertStreaming::Whole,
-        cache_policy: args.cache_policy.map(|p| p.name().to_string()),
+        cache_policy: args.cache_policy.map(RunPolicy::from),
         record: args.record_trace.is_some(),
         replay,
         expert_prefetch: args.expert_prefetch.into(),
