@@ -240,15 +240,15 @@ pub fn run(args: Args) -> Result<()> {
             } else {
                 None
             },
-            stream: StreamReport::new(
+            stream: Box::new(StreamReport::new(
                 planned.model.streamed().len(),
                 streamed_bytes,
                 planned.placement.pool_bytes,
                 &stats,
                 &planned.io,
                 &io_stats,
-            ),
-            experts: ExpertReport {
+            )),
+            experts: Box::new(ExpertReport {
                 streaming: args.expert_streaming.name(),
                 accesses: stats.expert_accesses,
                 hits: stats.expert_hits,
@@ -260,7 +260,7 @@ pub fn run(args: Args) -> Result<()> {
                     .streamer()
                     .and_then(|s| s.moe())
                     .map(|m| m.routing.n_tokens()),
-            },
+            }),
         };
         let report = RunReport::new(
             model_path.display().to_string(),

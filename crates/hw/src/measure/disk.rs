@@ -233,10 +233,7 @@ where
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(MeasureError::ThreadPanicked))
-            })
+            .map(|h| h.join().unwrap_or(Err(MeasureError::ThreadPanicked)))
             .collect()
     });
     let elapsed = start.elapsed();
