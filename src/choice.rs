@@ -3,7 +3,8 @@
 //! through to a default.
 
 use clap::ValueEnum;
-use policy::cache::{HotSet, Partition, Policy};
+use gguf::GgmlType;
+use policy::cache::{HotSet, Partition, Policy, RunPolicy};
 use policy::prefetch::ExpertPrefetch;
 
 /// `--expert-prefetch` of `sim` and `run`.
@@ -23,6 +24,78 @@ impl From<Prefetch> for ExpertPrefetch {
             Prefetch::None => ExpertPrefetch::None,
             Prefetch::Coactivation => ExpertPrefetch::Coactivation,
             Prefetch::Oracle => ExpertPrefetch::Oracle,
+        }
+    }
+}
+
+/// `solve --kv-type`: the KV cache element types llama.cpp's cache takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KvType {
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+    F32,
+}
+
+impl From<KvType> for GgmlType {
+    fn from(t: KvType) -> GgmlType {
+        match t {
+            KvType::F16 => GgmlType::F16,
+            KvType::Q8_0 => GgmlType::Q8_0,
+            KvType::Q4_0 => GgmlType::Q4_0,
+            KvType::F32 => GgmlType::F32,
+        }
+    }
+}
+
+/// `synth --type`: the weight types the synthesizer writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightType {
+    F32,
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+impl From<WeightType> for GgmlType {
+    fn from(t: WeightType) -> GgmlType {
+        match t {
+            WeightType::F32 => GgmlType::F32,
+            WeightType::F16 => GgmlType::F16,
+            WeightType::Q8_0 => GgmlType::Q8_0,
+            WeightType::Q4_0 => GgmlType::Q4_0,
+        }
+    }
+}
+
+/// `synth --arch`: the architectures the synthesizer builds, by the names its presets use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SynthArch {
+    Llama,
+    /// llama with experts.
+    Mixtral,
+    Qwen2moe,
+    /// The old name of qwen2moe (kept apart so the default model name keeps its spelling).
+    #[value(name = "qwen-moe", hide = true)]
+    QwenMoe,
+    Qwen3moe,
+    Deepseek2,
+}
+
+impl SynthArch {
+    /// The architecture name `synth::presets::base` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthArch::Llama => "llama",
+            SynthArch::Mixtral => "mixtral",
+            SynthArch::Qwen2moe => "qwen2moe",
+            SynthArch::QwenMoe => "qwen-moe",
+            SynthArch::Qwen3moe => "qwen3moe",
+            SynthArch::Deepseek2 => "deepseek2",
         }
     }
 }
@@ -144,16 +217,15 @@ pub enum RunCachePolicy {
 }
 
 #[cfg(feature = "runtime")]
-impl RunCachePolicy {
-    /// The name the runtime and plan.json use.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunCachePolicy::StaticFrequency => "static-frequency",
-            RunCachePolicy::Lru => "lru",
-            RunCachePolicy::Lfu => "lfu",
-            RunCachePolicy::Lfru => "lfru",
-            RunCachePolicy::Arc => "arc",
-            RunCachePolicy::PinnedLru => "pinned-lru",
+impl From<RunCachePolicy> for RunPolicy {
+    fn from(p: RunCachePolicy) -> RunPolicy {
+        match p {
+            RunCachePolicy::StaticFrequency => RunPolicy::StaticFrequency,
+            RunCachePolicy::Lru => RunPolicy::Lru,
+            RunCachePolicy::Lfu => RunPolicy::Lfu,
+            RunCachePolicy::Lfru => RunPolicy::Lfru,
+            RunCachePolicy::Arc => RunPolicy::Arc,
+            RunCachePolicy::PinnedLru => RunPolicy::PinnedLru,
         }
     }
 }
@@ -205,11 +277,32 @@ mod tests {
         }
         #[cfg(feature = "runtime")]
         for p in RunCachePolicy::value_variants() {
-            assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+            let flag = p.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), RunPolicy::from(*p).name());
         }
+        #[cfg(feature = "runtime")]
+        assert_eq!(RunCachePolicy::value_variants().len(), RunPolicy::ALL.len());
         #[cfg(feature = "runtime")]
         for p in ExpertStreaming::value_variants() {
             assert_eq!(p.to_possible_value().unwrap().get_name(), p.name());
+        }
+        for t in KvType::value_variants() {
+            let flag = t.to_possible_value().unwrap();
+            assert!(flag
+                .get_name()
+                .eq_ignore_ascii_case(GgmlType::from(*t).name()));
+        }
+        for t in WeightType::value_variants() {
+            let flag = t.to_possible_value().unwrap();
+            assert!(flag
+                .get_name()
+                .eq_ignore_ascii_case(GgmlType::from(*t).name()));
+            assert!(synth::file_type((*t).into()).is_some(), "{t:?}");
+        }
+        for a in SynthArch::value_variants() {
+            let flag = a.to_possible_value().unwrap();
+            assert_eq!(flag.get_name(), a.name());
+            assert!(synth::presets::Family::parse(a.name()).is_ok(), "{a:?}");
         }
         let from: Vec<String> = ImportFrom::value_variants()
             .iter()

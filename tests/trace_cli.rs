@@ -75,3 +75,51 @@ fn import_convert_stats_and_synth() {
     ]);
     assert!(!ok && err.contains("sw.missing"), "{err}");
 }
+
+/// The importers' messages speak of facts given; the CLI names the options that give them.
+#[test]
+fn import_errors_name_the_options() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/traces/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.json");
+    let import = |from: &str, file: &str, extra: &[&str]| {
+        let path = fixtures.join(file);
+        let mut args = vec![
+            "trace",
+            "import",
+            "--from",
+            from,
+            path.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = hypura(&args);
+        assert!(!ok, "{from} {file} {extra:?} was imported");
+        err
+    };
+    let err = import("vllm-jsonl", "vllm_routes.jsonl", &[]);
+    assert!(
+        err.contains("do not state the routed-expert count; pass --n-expert N"),
+        "{err}"
+    );
+    let err = import(
+        "vllm-routed",
+        "vllm_routed.json",
+        &["--n-expert", "8", "--layers", "0-4"],
+    );
+    assert!(
+        err.contains("--layers names 5 layers but the arrays have 3"),
+        "{err}"
+    );
+    let err = import(
+        "vllm-jsonl",
+        "vllm_routes.jsonl",
+        &["--n-expert", "8", "--layers", "1,2"],
+    );
+    assert!(
+        err.contains("unknown layer 3; --layers lists [1, 2]"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -3,7 +3,7 @@
 //! and lossless round trips through both on-disk forms).
 
 use std::path::Path;
-use traces::{Trace, TraceError};
+use traces::{Place, Trace, TraceError};
 
 /// How a reader must locate its errors (FORMAT.md: "Errors name the place").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,70 +35,46 @@ fn line_len(input: &[u8], line: usize) -> usize {
 /// Checks that `e`, from reading the in-memory `input` named `name`, is a content error (there is
 /// no I/O on a slice) located as `how` says, with a message.
 pub fn check_error(e: &TraceError, name: &str, input: &[u8], how: Locate) {
-    let (at, msg) = match e {
-        TraceError::Invalid { at, msg } => (at, msg),
+    let at = match e {
         TraceError::Io { .. } => panic!("in-memory input gave an I/O error: {e}"),
+        _ => e
+            .location()
+            .unwrap_or_else(|| panic!("a content error without a location: {e:?}")),
     };
+    let msg = e.to_string();
+    let msg = msg
+        .strip_prefix(&format!("{at}: "))
+        .unwrap_or_else(|| panic!("error does not start with its location: {e}"));
     assert!(!msg.trim().is_empty(), "error without a message: {e:?}");
-    let rest = at
-        .strip_prefix(name)
-        .unwrap_or_else(|| panic!("error does not name {name}: {e}"));
-    let number = |s: &str| -> usize {
-        s.parse()
-            .unwrap_or_else(|_| panic!("{s:?} is not a location number in {e}"))
-    };
-    let line_col = |s: &str| {
-        let (l, c) = s
-            .split_once(':')
-            .unwrap_or_else(|| panic!("no line:column in {e}"));
-        let (l, c) = (number(l), number(c));
+    assert_eq!(at.path, Path::new(name), "error does not name {name}: {e}");
+    let line_ok = |l: u64| {
         assert!(
-            (1..=line_count(input)).contains(&l),
+            (1..=line_count(input) as u64).contains(&l),
             "line {l} outside the input's {} lines: {e}",
             line_count(input)
         );
+    };
+    let line_col = |l: u64, c: u64| {
+        line_ok(l);
         // serde_json puts EOF errors after the last byte, column 0 at a line's start.
         assert!(
-            c <= line_len(input, l) + 1,
+            c <= line_len(input, l as usize) as u64 + 1,
             "column {c} beyond line {l} ({} bytes): {e}",
-            line_len(input, l)
+            line_len(input, l as usize)
         );
     };
-    match how {
-        Locate::LineColumn => line_col(
-            rest.strip_prefix(':')
-                .unwrap_or_else(|| panic!("no line:column in {e}")),
+    match (how, at.place) {
+        (Locate::LineColumn | Locate::FileOrLineColumn, Place::LineColumn { line, column }) => {
+            line_col(line, column)
+        }
+        (Locate::Byte, Place::Byte(n)) => assert!(
+            n <= input.len() as u64,
+            "byte {n} beyond the input's {} bytes: {e}",
+            input.len()
         ),
-        Locate::Byte => {
-            let n = number(
-                rest.strip_prefix(": byte ")
-                    .unwrap_or_else(|| panic!("no byte offset in {e}")),
-            );
-            assert!(
-                n <= input.len(),
-                "byte {n} beyond the input's {} bytes: {e}",
-                input.len()
-            );
-        }
-        Locate::FileOrLine => {
-            if let Some(l) = rest.strip_prefix(':') {
-                let l = number(l);
-                assert!(
-                    (1..=line_count(input)).contains(&l),
-                    "line {l} outside the input's {} lines: {e}",
-                    line_count(input)
-                );
-            } else {
-                assert!(rest.is_empty(), "unexpected location {at:?}: {e}");
-            }
-        }
-        Locate::FileOrLineColumn => {
-            if let Some(lc) = rest.strip_prefix(':') {
-                line_col(lc);
-            } else {
-                assert!(rest.is_empty(), "unexpected location {at:?}: {e}");
-            }
-        }
+        (Locate::FileOrLine, Place::Line(l)) => line_ok(l),
+        (Locate::FileOrLine | Locate::FileOrLineColumn, Place::File) => {}
+        (how, place) => panic!("{place:?} where the reader locates errors as {how:?}: {e}"),
     }
 }
 

@@ -2,7 +2,7 @@
 //! profile TOML, with a progress bar and a summary table.
 
 use anyhow::{bail, Context};
-use hw::measure::{self, Measurement, Progress, Schedule};
+use hw::measure::{self, MeasureError, Measurement, Progress, Schedule};
 use hw::HwProfile;
 use indicatif::{ProgressBar, ProgressStyle};
 use model::units::human_bytes as fmt_bytes;
@@ -66,7 +66,9 @@ pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measureme
     let mut bar = Bar::new();
     let measured = measure::measure_machine(&plan, &mut bar);
     bar.0.finish_and_clear();
-    let m = measured.with_context(|| format!("profiling storage in {}", disk.display()))?;
+    let m = measured
+        .map_err(disk_advice)
+        .with_context(|| format!("profiling storage in {}", disk.display()))?;
     let header = format!(
         "Hardware profile measured by `hypura profile{}` on {} (storage: {}).\nUnits: bytes, GB/s = 1e9 B/s, seconds. Each value's comment says how it was obtained.",
         if quick { " --quick" } else { "" },
@@ -78,6 +80,26 @@ pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measureme
     HwProfile::from_toml_str(&toml, "the generated profile")
         .context("internal error: generated profile does not load")?;
     Ok((m, toml))
+}
+
+/// A measurement error in the words of this command: the library says what is wrong with the
+/// directory, this adds the option that chose it.
+fn disk_advice(e: MeasureError) -> anyhow::Error {
+    const POINT: &str = "Point --disk at a directory on the drive you want profiled (e.g. your \
+                         home or model directory)";
+    let msg = match &e {
+        MeasureError::DirUnusable { dir, source } => {
+            format!("cannot use --disk {}: {source}", dir.display())
+        }
+        MeasureError::NotADirectory { dir } => format!("--disk {} is not a directory", dir.display()),
+        MeasureError::NulInPath { dir } => format!("--disk {} contains a NUL byte", dir.display()),
+        MeasureError::MemoryFs { .. } | MeasureError::NoDirectIo { .. } => format!("{e}. {POINT}"),
+        MeasureError::NoSpace { .. } => format!(
+            "{e}; free some space, point --disk at another filesystem, or use --quick (smaller file)"
+        ),
+        _ => return e.into(),
+    };
+    anyhow::Error::msg(msg)
 }
 
 fn write_output(out: &std::path::Path, text: &str, force: bool) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use crate::range;
 use anyhow::{bail, Context as _, Result};
 use model::units::human_bytes;
 use plan::Plan;
+use policy::cache::RunPolicy;
 use runtime::report::{ExpertReport, RunDetail, RunReport, StreamReport};
 use runtime::{Context, ContextParams, Model, ModelParams, PlannedModel, Sampling};
 use std::path::{Path, PathBuf};
@@ -139,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let moe = runtime::MoeOptions {
         whole_expert_tensors: args.expert_streaming == ExpertStreaming::Whole,
-        cache_policy: args.cache_policy.map(|p| p.name().to_string()),
+        cache_policy: args.cache_policy.map(RunPolicy::from),
         record: args.record_trace.is_some(),
         replay,
         expert_prefetch: args.expert_prefetch.into(),
@@ -204,7 +205,9 @@ pub fn run(args: Args) -> Result<()> {
     let peak_rss_load = runtime::mem::peak_rss_bytes();
     let peak_reset = runtime::mem::reset_peak_rss();
     let sampling = sampling(&args);
-    let g = ctx.generate(&prompt, args.n_predict, sampling)?;
+    let g = ctx
+        .generate(&prompt, args.n_predict, sampling)
+        .map_err(generate_advice)?;
     let text: String = g
         .tokens
         .iter()
@@ -237,15 +240,15 @@ pub fn run(args: Args) -> Result<()> {
             } else {
                 None
             },
-            stream: StreamReport::new(
+            stream: Box::new(StreamReport::new(
                 planned.model.streamed().len(),
                 streamed_bytes,
                 planned.placement.pool_bytes,
                 &stats,
                 &planned.io,
                 &io_stats,
-            ),
-            experts: ExpertReport {
+            )),
+            experts: Box::new(ExpertReport {
                 streaming: args.expert_streaming.name(),
                 accesses: stats.expert_accesses,
                 hits: stats.expert_hits,
@@ -257,7 +260,7 @@ pub fn run(args: Args) -> Result<()> {
                     .streamer()
                     .and_then(|s| s.moe())
                     .map(|m| m.routing.n_tokens()),
-            },
+            }),
         };
         let report = RunReport::new(
             model_path.display().to_string(),
@@ -400,7 +403,9 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     };
     let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = sampling(args);
-    let g = ctx.generate(&prompt, args.n_predict, sampling)?;
+    let g = ctx
+        .generate(&prompt, args.n_predict, sampling)
+        .map_err(generate_advice)?;
     let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
     let decode_tok_s = g.decode_tok_per_s();
     if args.json {
@@ -420,6 +425,14 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         );
     }
     Ok(())
+}
+
+/// A generation error with the option that fixes it.
+fn generate_advice(e: runtime::Error) -> anyhow::Error {
+    match e {
+        runtime::Error::ContextTooSmall { .. } => anyhow::anyhow!("{e}; pass a larger --ctx"),
+        e => e.into(),
+    }
 }
 
 /// The context in tokens: --ctx, or prompt + n rounded up to 256; refused, before llama.cpp

@@ -1,10 +1,10 @@
 //! `hypura solve`: place a model's tensors on a machine's GPU, RAM and NVMe and write plan.json.
 
+use crate::choice::KvType;
 use crate::range;
-use anyhow::{bail, Context, Result};
-use gguf::GgmlType;
+use anyhow::{Context, Result};
 use hw::HwProfile;
-use place::{self, Headroom, IlpOptions, Method, SolveOptions};
+use place::{self, Headroom, IlpOptions, Method, PlaceError, Short, Shortfall, SolveOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -22,9 +22,9 @@ pub struct Args {
     /// Context length the KV cache is sized for, 1..=16777216 tokens.
     #[arg(long, default_value_t = 4096, value_parser = range::int::<u64>(1..=range::MAX_TOKENS))]
     pub ctx: u64,
-    /// KV cache type: f16, q8_0, q4_0 or f32.
-    #[arg(long, default_value = "f16")]
-    pub kv_type: String,
+    /// KV cache type.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = KvType::F16)]
+    pub kv_type: KvType,
     /// Compute buffer bytes, 0..=2^50 (default: estimated from the model and --ctx).
     #[arg(long, value_parser = range::int::<u64>(0..=range::MAX_BYTES))]
     pub compute_buffer: Option<u64>,
@@ -57,10 +57,6 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.output {
         super::refuse_existing(out, args.force, "-o")?;
     }
-    let kv_type = match GgmlType::from_name(&args.kv_type) {
-        Some(t @ (GgmlType::F16 | GgmlType::F32 | GgmlType::Q8_0 | GgmlType::Q4_0)) => t,
-        _ => bail!("--kv-type {:?}: use f16, q8_0, q4_0 or f32", args.kv_type),
-    };
     let hw = HwProfile::load(&args.hw)?;
     let inv = model::load_model(&args.model)?;
     let trace = match &args.trace {
@@ -75,7 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     let opts = SolveOptions {
         headroom: Headroom {
             ctx: args.ctx,
-            kv_type,
+            kv_type: args.kv_type.into(),
             compute_buffer_bytes: args.compute_buffer,
             ..Headroom::default()
         },
@@ -94,6 +90,7 @@ pub fn run(args: Args) -> Result<()> {
         prompt_len: args.prompt_len,
     };
     let solved = place::solve(&inv, &hw, &opts)
+        .map_err(place_advice)
         .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;
     if let Some(out) = &args.output {
         outfile::write_bytes(out, args.force, solved.plan.to_json().as_bytes())?;
@@ -122,7 +119,19 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Expert uses per token at each MoE layer, from the trace's selection counts.
+/// A placement error with the options that fix it: a context whose KV cache and compute
+/// buffer do not fit is this command's --ctx and --kv-type.
+fn place_advice(e: PlaceError) -> anyhow::Error {
+    match &e {
+        PlaceError::Infeasible(Shortfall {
+            short: Short::Headroom { .. },
+            ..
+        }) => anyhow::anyhow!("{e}; lower --ctx or choose a smaller --kv-type"),
+        _ => e.into(),
+    }
+}
+
+/// The FNV-1a hash of a file's bytes (the plan records which trace it was solved for).
 fn file_hash(path: &Path) -> Result<String> {
     let mut f = infile::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = plan::Fnv1a::default();

@@ -1,5 +1,6 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
+use crate::choice::{SynthArch, WeightType};
 use crate::range;
 use gguf::GgmlType;
 use model::units::human_bytes;
@@ -18,13 +19,12 @@ pub struct Args {
     /// Starting shape (listed below); the other options override its values.
     #[arg(long)]
     pub preset: Option<String>,
-    /// Architecture: llama, mixtral (llama with experts), qwen2moe, qwen3moe, deepseek2.
-    /// Without --preset, starts from that architecture's tiny preset.
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// Weight type of the 2-D/3-D tensors: f32, f16, q8_0, q4_0 (norms and routers stay f32).
-    #[arg(long = "type", default_value = "q4_0")]
-    pub weight_type: String,
+    /// Architecture. Without --preset, starts from that architecture's tiny preset.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Option<SynthArch>,
+    /// Weight type of the 2-D/3-D tensors (norms and routers stay f32).
+    #[arg(long = "type", value_enum, ignore_case = true, default_value_t = WeightType::Q4_0)]
+    pub weight_type: WeightType,
     /// Seed of the random weights: the same arguments and seed give a byte-identical file.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -99,16 +99,9 @@ fn preset_help() -> String {
 
 /// Resolves the arguments to the spec to write.
 pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
-    let weight_type = GgmlType::from_name(&args.weight_type)
-        .filter(|t| synth::file_type(*t).is_some())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--type {:?}: choose f32, f16, q8_0 or q4_0",
-                args.weight_type
-            )
-        })?;
-    let (family, base) =
-        presets::base(args.preset.as_deref(), args.arch.as_deref()).map_err(shape_advice)?;
+    let weight_type = GgmlType::from(args.weight_type);
+    let arch_name = args.arch.map(SynthArch::name);
+    let (family, base) = presets::base(args.preset.as_deref(), arch_name).map_err(shape_advice)?;
     let overrides = Overrides {
         n_layer: args.layers,
         n_embd: args.embd,
@@ -140,7 +133,7 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
     let label = args
         .preset
         .clone()
-        .or_else(|| args.arch.clone())
+        .or_else(|| arch_name.map(String::from))
         .unwrap_or_default()
         .to_ascii_lowercase();
     let name = args

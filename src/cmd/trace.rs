@@ -4,10 +4,10 @@ use crate::choice::ImportFrom;
 use crate::range;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use traces::import::{Options, Source};
+use traces::import::{ImportError, JsonlError, Options, Source};
 use traces::stats::StatsOptions;
 use traces::synth::{LayerParams, SynthParams};
-use traces::{ModelFacts, Trace, MAX_BLOCKS, MAX_EXPERTS};
+use traces::{ModelFacts, Trace, TraceError, MAX_BLOCKS, MAX_EXPERTS};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -179,7 +179,7 @@ pub fn run(args: Args) -> Result<()> {
                 moe_layers,
                 n_shared_expert: shared_experts,
             };
-            let trace = traces::import::import(source, &path, &opts)?;
+            let trace = traces::import::import(source, &path, &opts).map_err(import_advice)?;
             traces::save(&trace, &output, force)?;
             println!("{}", summary(&trace, &output));
         }
@@ -309,6 +309,27 @@ fn synth(a: SynthArgs) -> Result<()> {
     traces::save(&trace, &a.output, a.force)?;
     println!("{}", summary(&trace, &a.output));
     Ok(())
+}
+
+/// An import error in the words of this command: the library speaks of the facts the user
+/// gave, this names the options that gave them.
+fn import_advice(e: TraceError) -> anyhow::Error {
+    let TraceError::Import { at, problem } = &e else {
+        return e.into();
+    };
+    let msg = match &**problem {
+        ImportError::NeedsExpertCount { .. } => format!("{at}: {problem}; pass --n-expert N"),
+        ImportError::LayerCount {
+            given,
+            found,
+            found_in,
+        } => format!("{at}: --layers names {given} layers but {found_in} {found}"),
+        ImportError::Jsonl(JsonlError::UnknownLayer { layer, given }) => {
+            format!("{at}: unknown layer {layer}; --layers lists {given:?}")
+        }
+        _ => return e.into(),
+    };
+    anyhow::Error::msg(msg)
 }
 
 fn summary(t: &Trace, out: &std::path::Path) -> String {

@@ -6,48 +6,17 @@
 //! value. Points are the cross product, in the order the keys are listed above and the values
 //! as written.
 
+use policy::cache::RunPolicy;
 use policy::prefetch::ExpertPrefetch;
 use std::fmt;
 
-/// The expert cache policy of a point, by the names both `sim --policy` and `run --cache-policy`
-/// understand. Policies that need the future (Belady) cannot run, so they are not offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CachePolicy {
-    /// The plan's memory-tier experts, nothing else cached (`run`'s `static-frequency`).
-    Static,
-    Lru,
-    Lfu,
-    Lfru,
-    Arc,
-    /// The plan's memory-tier experts pinned, LRU over the rest of the expert memory.
-    PinnedLru,
-}
-
-impl CachePolicy {
-    pub const ALL: [CachePolicy; 6] = [
-        CachePolicy::Static,
-        CachePolicy::Lru,
-        CachePolicy::Lfu,
-        CachePolicy::Lfru,
-        CachePolicy::Arc,
-        CachePolicy::PinnedLru,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CachePolicy::Static => "static",
-            CachePolicy::Lru => "lru",
-            CachePolicy::Lfu => "lfu",
-            CachePolicy::Lfru => "lfru",
-            CachePolicy::Arc => "arc",
-            CachePolicy::PinnedLru => "pinned-lru",
-        }
-    }
-
-    /// Deterministic: the hits depend only on the routing and the capacity, so the simulator
-    /// and the runtime must agree on them exactly. Every policy offered here is.
-    pub fn deterministic(self) -> bool {
-        true
+/// A grid's name for an expert cache policy: `sim --policy`'s `static` for the plan's own
+/// (`run --cache-policy static-frequency`), else the policy's name. Policies that need the
+/// future (Belady) cannot run, so the grid offers only [`RunPolicy`]s.
+pub fn policy_name(p: RunPolicy) -> &'static str {
+    match p {
+        RunPolicy::StaticFrequency => "static",
+        p => p.name(),
     }
 }
 
@@ -58,13 +27,18 @@ pub struct Point {
     pub ram_bytes: Option<u64>,
     /// GPU memory the plan may use (the working set); None: the profile's.
     pub gpu_bytes: Option<u64>,
-    pub policy: CachePolicy,
+    pub policy: RunPolicy,
     pub prefetch: ExpertPrefetch,
     /// Storage requests in flight; None: the plan's.
     pub queue_depth: Option<u32>,
 }
 
 impl Point {
+    /// The grid's name for the point's policy ([`policy_name`]).
+    pub fn policy_name(&self) -> &'static str {
+        policy_name(self.policy)
+    }
+
     /// A short name, unique within a grid: `ram=3GiB policy=lru prefetch=none qd=4` (keys at
     /// the profile's or plan's value are left out).
     pub fn label(&self) -> String {
@@ -75,7 +49,7 @@ impl Point {
         if let Some(b) = self.gpu_bytes {
             parts.push(format!("gpu={}", format_bytes(b)));
         }
-        parts.push(format!("policy={}", self.policy.name()));
+        parts.push(format!("policy={}", self.policy_name()));
         parts.push(format!("prefetch={}", self.prefetch.name()));
         if let Some(q) = self.queue_depth {
             parts.push(format!("qd={q}"));
@@ -114,7 +88,7 @@ pub const MAX_POINTS: usize = 4096;
 pub fn parse(text: &str) -> Result<Vec<Point>, GridError> {
     let mut rams: Option<Vec<Option<u64>>> = None;
     let mut gpus: Option<Vec<Option<u64>>> = None;
-    let mut policies: Option<Vec<CachePolicy>> = None;
+    let mut policies: Option<Vec<RunPolicy>> = None;
     let mut prefetches: Option<Vec<ExpertPrefetch>> = None;
     let mut qds: Option<Vec<Option<u32>>> = None;
     for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -170,7 +144,7 @@ pub fn parse(text: &str) -> Result<Vec<Point>, GridError> {
     }
     let rams = rams.unwrap_or_else(|| vec![None]);
     let gpus = gpus.unwrap_or_else(|| vec![None]);
-    let policies = policies.unwrap_or_else(|| vec![CachePolicy::Static]);
+    let policies = policies.unwrap_or_else(|| vec![RunPolicy::StaticFrequency]);
     let prefetches = prefetches.unwrap_or_else(|| vec![ExpertPrefetch::None]);
     let qds = qds.unwrap_or_else(|| vec![None]);
     let points = rams.len() * gpus.len() * policies.len() * prefetches.len() * qds.len();
@@ -213,10 +187,10 @@ fn parse_all<T>(
     values.iter().map(|v| f(v)).collect()
 }
 
-fn parse_policy(v: &str) -> Result<CachePolicy, GridError> {
-    CachePolicy::ALL
+fn parse_policy(v: &str) -> Result<RunPolicy, GridError> {
+    RunPolicy::ALL
         .into_iter()
-        .find(|p| p.name() == v)
+        .find(|&p| policy_name(p) == v)
         .ok_or_else(|| GridError::BadValue {
             key: "policy",
             value: v.to_string(),
@@ -322,10 +296,10 @@ mod tests {
                 .map(|p| (p.policy, p.queue_depth))
                 .collect::<Vec<_>>(),
             vec![
-                (CachePolicy::Static, Some(1)),
-                (CachePolicy::Static, Some(4)),
-                (CachePolicy::Lru, Some(1)),
-                (CachePolicy::Lru, Some(4)),
+                (RunPolicy::StaticFrequency, Some(1)),
+                (RunPolicy::StaticFrequency, Some(4)),
+                (RunPolicy::Lru, Some(1)),
+                (RunPolicy::Lru, Some(4)),
             ]
         );
         assert!(p.iter().all(|p| p.prefetch == ExpertPrefetch::None));
@@ -337,6 +311,16 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].ram_bytes, None);
         assert_eq!(p[0].queue_depth, None);
+    }
+
+    #[test]
+    fn policy_names_are_the_grid_s() {
+        let names: Vec<&str> = RunPolicy::ALL.into_iter().map(policy_name).collect();
+        assert_eq!(names, ["static", "lru", "lfu", "lfru", "arc", "pinned-lru"]);
+        for p in RunPolicy::ALL {
+            assert_eq!(parse_policy(policy_name(p)), Ok(p));
+        }
+        assert!(parse_policy("static-frequency").is_err());
     }
 
     #[test]

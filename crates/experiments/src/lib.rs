@@ -18,7 +18,7 @@ pub mod report;
 pub mod table;
 pub mod validate;
 
-pub use grid::{CachePolicy, Point};
+pub use grid::Point;
 pub use measures::{Measures, Split};
 pub use report::{PointReport, ValidateReport};
 pub use validate::{Setup, ValidateError};

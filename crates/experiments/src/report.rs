@@ -143,7 +143,7 @@ impl PointReport {
             label: point.label(),
             ram_bytes: point.ram_bytes,
             gpu_bytes: point.gpu_bytes,
-            policy: point.policy.name(),
+            policy: point.policy_name(),
             prefetch: point.prefetch.name(),
             queue_depth,
             plan_mode: plan.mode.name().to_string(),

@@ -8,14 +8,14 @@
 //! page cache dropped first; the runtime reads streamed weights with O_DIRECT). The simulator
 //! is calibrated by the profile alone: nothing is fitted to the run it is compared with.
 
-use crate::grid::{CachePolicy, Point};
+use crate::grid::Point;
 use crate::measures::{Measures, Split};
 use hw::HwProfile;
 use metrics::TokenLayerRecord;
 use model::Inventory;
 use place::{IlpOptions, Method, PlaceError, SolveOptions};
 use plan::Plan;
-use policy::cache::{HotSet, Partition, Policy};
+use policy::cache::{HotSet, Partition, Policy, RunPolicy};
 use serde::Serialize;
 use sim::decode::{self, DecodePolicy, Machine, Options};
 use sim::prefill::{self, Prompt};
@@ -245,15 +245,15 @@ pub fn simulate(
 }
 
 /// The simulator's policy for a grid policy: the plan's cache, or a policy over its bytes.
-fn decode_policy(p: CachePolicy, capacity_bytes: u64) -> DecodePolicy {
+fn decode_policy(p: RunPolicy, capacity_bytes: u64) -> DecodePolicy {
     let policy = match p {
-        CachePolicy::Static => return DecodePolicy::Static,
-        CachePolicy::Lru => Policy::Lru,
-        CachePolicy::Lfu => Policy::Lfu,
-        CachePolicy::Lfru => Policy::Lfru,
-        CachePolicy::Arc => Policy::Arc,
+        RunPolicy::StaticFrequency => return DecodePolicy::Static,
+        RunPolicy::Lru => Policy::Lru,
+        RunPolicy::Lfu => Policy::Lfu,
+        RunPolicy::Lfru => Policy::Lfru,
+        RunPolicy::Arc => Policy::Arc,
         // The hot set is filled from the plan by the simulator.
-        CachePolicy::PinnedLru => Policy::PinnedLru(HotSet(Vec::new())),
+        RunPolicy::PinnedLru => Policy::PinnedLru(HotSet(Vec::new())),
     };
     DecodePolicy::Cache {
         policy,
@@ -292,8 +292,8 @@ pub fn run(
     let moe = MoeOptions {
         whole_expert_tensors: false,
         cache_policy: match point.policy {
-            CachePolicy::Static => None,
-            p => Some(p.name().to_string()),
+            RunPolicy::StaticFrequency => None,
+            p => Some(p),
         },
         record: false,
         replay: setup.trace.as_ref().map(|_| routing.clone()),

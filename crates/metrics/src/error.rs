@@ -16,7 +16,7 @@ pub enum MetricsError {
         record: usize,
         token: u32,
         layer: Option<u32>,
-        problem: String,
+        problem: RecordProblem,
     },
     /// Invalid records are refused, not written.
     #[error("{}: not written: {reason}", path.display())]
@@ -48,6 +48,18 @@ pub enum MetricsError {
         path: PathBuf,
         reason: Box<MetricsError>,
     },
+}
+
+/// The rule a record breaks.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum RecordProblem {
+    /// A time field (`field`, in seconds) is negative, NaN or infinite.
+    #[error("{field} is {value}; times are finite and non-negative seconds")]
+    BadTime { field: &'static str, value: f64 },
+    #[error("expert_hits {hits} exceeds expert_accesses {accesses}")]
+    HitsOverAccesses { hits: u32, accesses: u32 },
+    #[error("prefetch_hits {prefetch_hits} exceeds expert_hits {hits}")]
+    PrefetchOverHits { prefetch_hits: u32, hits: u32 },
 }
 
 /// Why writing a records file failed.

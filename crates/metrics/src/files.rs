@@ -14,7 +14,7 @@
 
 use super::parquet_io;
 use super::record::TokenLayerRecord;
-use crate::{MetricsError, ReadError, WriteError};
+use crate::{MetricsError, ReadError, RecordProblem, WriteError};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
@@ -147,7 +147,7 @@ fn read_json_lines(file: File) -> Result<Vec<TokenLayerRecord>, ReadError> {
 /// Checks what every record must satisfy; the error names the record (0-based, in file order).
 pub fn validate(records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
     for (i, r) in records.iter().enumerate() {
-        let bad = |problem: String| MetricsError::Record {
+        let bad = |problem: RecordProblem| MetricsError::Record {
             record: i,
             token: r.token,
             layer: r.layer,
@@ -161,22 +161,20 @@ pub fn validate(records: &[TokenLayerRecord]) -> Result<(), MetricsError> {
             ("link_s", r.link_s),
             ("storage_busy_s", r.storage_busy_s),
         ];
-        if let Some((name, v)) = times.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
-            return Err(bad(format!(
-                "{name} is {v}; times are finite and non-negative seconds"
-            )));
+        if let Some(&(field, value)) = times.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(bad(RecordProblem::BadTime { field, value }));
         }
         if r.expert_hits > r.expert_accesses {
-            return Err(bad(format!(
-                "expert_hits {} exceeds expert_accesses {}",
-                r.expert_hits, r.expert_accesses
-            )));
+            return Err(bad(RecordProblem::HitsOverAccesses {
+                hits: r.expert_hits,
+                accesses: r.expert_accesses,
+            }));
         }
         if r.prefetch_hits > r.expert_hits {
-            return Err(bad(format!(
-                "prefetch_hits {} exceeds expert_hits {}",
-                r.prefetch_hits, r.expert_hits
-            )));
+            return Err(bad(RecordProblem::PrefetchOverHits {
+                prefetch_hits: r.prefetch_hits,
+                hits: r.expert_hits,
+            }));
         }
     }
     Ok(())

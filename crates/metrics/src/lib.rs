@@ -10,7 +10,7 @@ mod parquet_io;
 mod record;
 mod summary;
 
-pub use error::{MetricsError, ReadError, Want, WriteError};
+pub use error::{MetricsError, ReadError, RecordProblem, Want, WriteError};
 pub use files::{read_records, validate, write_records, RecordsFormat, SCHEMA_ID};
 pub use record::TokenLayerRecord;
 pub use summary::{Latency, LayerHits, RunInfo, Summary, SummaryBuilder, TimeSplit};

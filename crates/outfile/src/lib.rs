@@ -144,8 +144,8 @@ impl Partial {
         ))
     }
 
-    /// The temporary file.
-    pub fn path(&self) -> &Path {
+    /// The temporary file (its target is the `path` given to [`Partial::create`]).
+    pub fn tmp_path(&self) -> &Path {
         &self.tmp
     }
 
@@ -304,9 +304,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.gguf");
         let (partial, _file) = Partial::create(&p, false).unwrap();
-        assert!(partial.path().exists());
+        assert!(partial.tmp_path().exists());
         remove_partials();
-        assert!(!partial.path().exists());
+        assert!(!partial.tmp_path().exists());
         drop(partial);
         assert!(!p.exists());
     }

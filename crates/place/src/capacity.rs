@@ -108,14 +108,79 @@ pub struct Capacities {
     pub pool_reserve_bytes: u64,
 }
 
-/// Even the headroom does not fit: `needed` bytes on `what`, `available` there.
+/// Memory that does not fit: `needed` bytes of what `short` names, `available` there.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{what} needs {needed} bytes but only {available} are available (short by {} bytes); {hint}", .needed - .available)]
+#[error("{} needs {needed} bytes but only {available} are available (short by {} bytes); {}", .short.what(), .needed - .available, .short.why())]
 pub struct Shortfall {
-    pub what: String,
+    pub short: Short,
     pub needed: u64,
     pub available: u64,
-    pub hint: String,
+}
+
+/// What did not fit, with the numbers that explain it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Short {
+    /// The KV cache and compute buffer alone exceed `tier` (the runtime needs them besides
+    /// the weights).
+    Headroom {
+        tier: HeadroomTier,
+        /// Context length the KV cache is sized for, in tokens.
+        ctx: u64,
+        kv_type: GgmlType,
+        kv_bytes: u64,
+        compute_bytes: u64,
+    },
+    /// No RAM is left for the streaming pool once the model does not fit in memory.
+    Pool,
+    /// Norms and routers (always resident) exceed the memory.
+    Pinned,
+    /// Norms and routers fit the memory in total but do not pack into the tiers.
+    PinnedPacking,
+}
+
+/// The memory the headroom did not fit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadroomTier {
+    Ram,
+    GpuWorkingSet,
+    Unified,
+}
+
+impl Short {
+    /// The memory that is short.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Short::Headroom { tier, .. } => match tier {
+                HeadroomTier::Ram => "RAM (KV cache + compute buffer)",
+                HeadroomTier::GpuWorkingSet => "GPU working set (KV cache + compute buffer)",
+                HeadroomTier::Unified => "unified memory (KV cache + compute buffer)",
+            },
+            Short::Pool => "RAM (streaming pool)",
+            Short::Pinned | Short::PinnedPacking => "norms and routers (always resident)",
+        }
+    }
+
+    /// Why it is needed, or why it cannot be had.
+    pub fn why(&self) -> String {
+        match self {
+            Short::Headroom {
+                ctx,
+                kv_type,
+                kv_bytes,
+                compute_bytes,
+                ..
+            } => format!(
+                "KV cache for a context of {ctx} tokens ({kv_type}) is {kv_bytes} bytes and the \
+                 compute buffer {compute_bytes} bytes"
+            ),
+            Short::Pool => {
+                "the model does not fit in memory, and there is no room left to stream it through"
+                    .into()
+            }
+            Short::Pinned => "this machine has too little memory for this model".into(),
+            Short::PinnedPacking => "they do not pack into the free memory".into(),
+        }
+    }
 }
 
 impl Capacities {
@@ -125,35 +190,33 @@ impl Capacities {
         let compute = compute_buffer_bytes(hw, arch, h);
         let ram_free = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
         let headroom = kv.saturating_add(compute);
-        let short = |what: &str, available: u64| {
-            Shortfall {
-            what: what.to_string(),
+        let short = |tier: HeadroomTier, available: u64| Shortfall {
+            short: Short::Headroom {
+                tier,
+                ctx: h.ctx,
+                kv_type: h.kv_type,
+                kv_bytes: kv,
+                compute_bytes: compute,
+            },
             needed: headroom,
             available,
-            hint: format!(
-                "KV cache for --ctx {} is {kv} bytes and the compute buffer {compute} bytes; lower --ctx or choose a smaller --kv-type",
-                h.ctx
-            ),
-        }
         };
         let (gpu, ram, unified) = match &hw.gpu {
             None => {
                 let ram = ram_free
                     .checked_sub(headroom)
-                    .ok_or_else(|| short("RAM (KV cache + compute buffer)", ram_free))?;
+                    .ok_or_else(|| short(HeadroomTier::Ram, ram_free))?;
                 (None, ram, false)
             }
             Some(g) => {
-                let gpu = g.working_set_bytes.checked_sub(headroom).ok_or_else(|| {
-                    short(
-                        "GPU working set (KV cache + compute buffer)",
-                        g.working_set_bytes,
-                    )
-                })?;
+                let gpu = g
+                    .working_set_bytes
+                    .checked_sub(headroom)
+                    .ok_or_else(|| short(HeadroomTier::GpuWorkingSet, g.working_set_bytes))?;
                 if g.unified_memory {
-                    let shared = ram_free.checked_sub(headroom).ok_or_else(|| {
-                        short("unified memory (KV cache + compute buffer)", ram_free)
-                    })?;
+                    let shared = ram_free
+                        .checked_sub(headroom)
+                        .ok_or_else(|| short(HeadroomTier::Unified, ram_free))?;
                     (Some(gpu.min(shared)), shared, true)
                 } else {
                     (Some(gpu), ram_free, false)
@@ -181,13 +244,10 @@ impl Capacities {
 
     /// Takes `bytes` of RAM for the streaming pool.
     pub fn with_pool(&self, bytes: u64) -> Result<Capacities, Shortfall> {
-        let ram = self.ram.checked_sub(bytes).ok_or_else(|| Shortfall {
-            what: "RAM (streaming pool)".into(),
+        let ram = self.ram.checked_sub(bytes).ok_or(Shortfall {
+            short: Short::Pool,
             needed: bytes,
             available: self.ram,
-            hint:
-                "the model does not fit in memory, and there is no room left to stream it through"
-                    .into(),
         })?;
         let gpu = match (self.gpu, self.unified) {
             (Some(g), true) => Some(g.min(ram)),

@@ -17,7 +17,7 @@ pub mod ilp;
 pub mod polish;
 pub mod units;
 
-pub use capacity::{Capacities, Headroom, Shortfall};
+pub use capacity::{Capacities, Headroom, HeadroomTier, Short, Shortfall};
 pub use cost::{CostModel, LayerTime, Prediction};
 pub use ilp::IlpOptions;
 pub use plan::{Mode, Plan, PlanError, TensorPlace, PLAN_VERSION};
@@ -117,19 +117,17 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
     let pinned = units.pinned_bytes();
     if pinned > greedy_caps.memory_total() {
         return Err(Shortfall {
-            what: "norms and routers (always resident)".into(),
+            short: Short::Pinned,
             needed: pinned,
             available: greedy_caps.memory_total(),
-            hint: "this machine has too little memory for this model".into(),
         }
         .into());
     }
     let cost = CostModel::new(hw, &units);
-    let greedy = greedy::place(&units, greedy_caps).ok_or_else(|| Shortfall {
-        what: "norms and routers (always resident)".into(),
+    let greedy = greedy::place(&units, greedy_caps).ok_or(Shortfall {
+        short: Short::PinnedPacking,
         needed: pinned,
         available: greedy_caps.memory_total(),
-        hint: "they do not pack into the free memory".into(),
     })?;
     let objective =
         |a: &Assignment, depth: u32| request_time_depth(&cost, &units, a, opts.prompt_len, depth);

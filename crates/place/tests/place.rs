@@ -140,9 +140,13 @@ fn infeasible_headroom_reports_the_shortfall_in_bytes() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("short by") && err.contains("bytes") && err.contains("--ctx"),
+        err.contains("short by")
+            && err.contains("bytes")
+            && err.contains("context of 1048576 tokens"),
         "{err}"
     );
+    // The library leaves naming the option to its caller.
+    assert!(!err.contains("--"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use place::{self, Mode, Plan, SolveOptions, TensorPlace};
 use plan::PlacementError;
 
 fn profile(name: &str) -> HwProfile {
-    HwProfile::load(&testkit::profile(&format!("{name}.toml"))).unwrap()
+    HwProfile::load(testkit::profile(&format!("{name}.toml"))).unwrap()
 }
 
 fn solved(model: &str, hw: &str) -> (model::Inventory, Plan) {
@@ -26,7 +26,7 @@ fn streaming() -> (model::Inventory, Plan) {
     let split = plan
         .experts
         .iter()
-        .position(|e| !(e.gpu.is_empty() && e.ram.is_empty()) && !e.nvme.is_empty())
+        .position(|e| (!e.gpu.is_empty() || !e.ram.is_empty()) && !e.nvme.is_empty())
         .expect("a layer with experts in memory and on NVMe");
     plan.experts.swap(0, split);
     (inv, plan)

@@ -13,7 +13,10 @@ pub enum Error {
     Tokenize(TokenizeError),
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
-    #[error("prompt ({prompt} tokens) plus {predict} generated tokens exceed the context size {n_ctx}; pass a larger --ctx")]
+    /// The context is too small for the prompt and the tokens to generate.
+    #[error(
+        "prompt ({prompt} tokens) plus {predict} generated tokens exceed the context size {n_ctx}"
+    )]
     ContextTooSmall {
         prompt: usize,
         predict: usize,

@@ -95,7 +95,7 @@ impl Moe {
             return Err(Error::GraphNode {
                 node: name_of(node),
                 expected: format!("I32 [{k}, n_tokens]"),
-                ty: ty as u32,
+                ty,
                 shape: [ne[0], ne[1], ne[2]],
             });
         }
@@ -138,7 +138,7 @@ impl Moe {
             return Err(Error::GraphNode {
                 node: name_of(node),
                 expected: format!("contiguous F32 [{n_expert}, n_tokens]"),
-                ty: ty as u32,
+                ty,
                 shape: [ne[0], ne[1], ne[2]],
             });
         }

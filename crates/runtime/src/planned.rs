@@ -12,7 +12,7 @@ use crate::stream::{IoOptions, Streamer};
 use model::{Inventory, Source};
 use plan::Plan;
 use plan::Tier;
-use policy::cache::Policy;
+use policy::cache::{Policy, RunPolicy};
 use policy::prefetch::ExpertPrefetch;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -31,9 +31,9 @@ pub struct PlannedModel {
 pub struct MoeOptions {
     /// Stream NVMe-tier merged expert tensors whole, like dense tensors, instead of per expert.
     pub whole_expert_tensors: bool,
-    /// Expert cache policy (sim's names: lru, lfu, lfru, arc, pinned-lru); None: the plan's
-    /// (`static-frequency`: its memory-tier experts preloaded, LRU over the rest).
-    pub cache_policy: Option<String>,
+    /// Expert cache policy; None: the plan's (`static-frequency`: its memory-tier experts
+    /// preloaded, LRU over the rest).
+    pub cache_policy: Option<RunPolicy>,
     /// Record the routing taken ([`Routing::recorded_trace`]).
     pub record: bool,
     /// Force every MoE layer's selection from this trace.
@@ -184,7 +184,7 @@ impl PlannedModel {
                 // The plan's memory-tier experts are preloaded and pinned under its own policy
                 // and pinned-lru; any other policy manages all of the expert memory itself, as
                 // `hypura sim --policy` does.
-                let pinned = self.pins_resident_experts(moe);
+                let (policy, pinned) = self.cache_policy(moe)?;
                 let no_pins = HashMap::new();
                 let (io, stats) = streamer.io();
                 let mut x = Experts::new(
@@ -196,7 +196,7 @@ impl PlannedModel {
                     } else {
                         &no_pins
                     },
-                    self.cache_policy(moe)?,
+                    policy,
                     self.placement.expert_cache_bytes,
                     io,
                     stats,
@@ -209,25 +209,16 @@ impl PlannedModel {
         Ok(Some(streamer))
     }
 
-    /// The expert cache policy's name: the option's, else the plan's.
-    fn policy_name<'a>(&'a self, moe: &'a MoeOptions) -> &'a str {
-        moe.cache_policy
-            .as_deref()
-            .unwrap_or(&self.placement.expert_policy)
-    }
-
-    fn pins_resident_experts(&self, moe: &MoeOptions) -> bool {
-        matches!(self.policy_name(moe), "static-frequency" | "pinned-lru")
-    }
-
-    /// The expert cache policy: the option's, else the plan's.
-    fn cache_policy(&self, moe: &MoeOptions) -> Result<Policy> {
-        let name = self.policy_name(moe);
-        if name == "static-frequency" {
-            // The plan's hot experts are the preloaded ones; what is left of the expert memory
-            // (nothing, for a plan from `hypura solve`) is LRU.
-            return Ok(Policy::Lru);
-        }
-        Ok(Policy::from_name(name)?)
+    /// The expert cache policy (the option's, else the plan's) and whether the plan's
+    /// memory-tier experts are preloaded and pinned under it.
+    fn cache_policy(&self, moe: &MoeOptions) -> Result<(Policy, bool)> {
+        let name = &self.placement.expert_policy;
+        let run = match moe.cache_policy.or_else(|| RunPolicy::from_name(name)) {
+            Some(p) => p,
+            // A plan naming a policy that cannot run (belady) or none at all: the cache
+            // refuses it with its own message.
+            None => return Ok((Policy::from_name(name)?, false)),
+        };
+        Ok((run.policy(), run.pins_plan_experts()))
     }
 }

@@ -44,8 +44,9 @@ pub enum RunDetail {
         peak_rss_load_bytes: Option<u64>,
         /// Peak RSS during generation (absent where the peak cannot be reset).
         peak_rss_decode_bytes: Option<u64>,
-        stream: StreamReport,
-        experts: ExpertReport,
+        // Boxed: the plain variant is a few bytes (serialized the same).
+        stream: Box<StreamReport>,
+        experts: Box<ExpertReport>,
     },
 }
 

@@ -6,6 +6,7 @@
 mod common;
 
 use common::{plan_streaming_experts, shared_data, synth};
+use policy::cache::RunPolicy;
 use policy::prefetch::ExpertPrefetch;
 use runtime::page_cache::{cached_pages, drop_cached};
 use runtime::stream::StreamStats;
@@ -190,13 +191,20 @@ fn sixty_four_experts_top_six_with_preloaded_experts_match_llama_cpp() {
     let ram: Vec<u32> = (0..8).collect();
     let plan = plan_streaming_experts(&path, &ram, 40);
     let expert_bytes = plan.experts[0].expert_bytes;
-    for policy in ["static-frequency", "pinned-lru", "lru", "lfru", "arc"] {
+    for policy in [
+        RunPolicy::StaticFrequency,
+        RunPolicy::PinnedLru,
+        RunPolicy::Lru,
+        RunPolicy::Lfru,
+        RunPolicy::Arc,
+    ] {
         let opts = MoeOptions {
-            cache_policy: Some(policy.into()),
+            cache_policy: Some(policy),
             record: true,
             ..Default::default()
         };
         let r = run(&path, &plan, &opts, N_PREDICT);
+        let policy = policy.name();
         assert_eq!(r.tokens, reference, "{policy}");
         assert_eq!(
             r.stats.expert_accesses,
@@ -367,7 +375,7 @@ fn oracle_prefetch_reads_exactly_the_next_layers_misses_ahead() {
     let replay = |prefetch| MoeOptions {
         replay: Some(routing.clone()),
         expert_prefetch: prefetch,
-        cache_policy: Some("lru".into()),
+        cache_policy: Some(RunPolicy::Lru),
         ..Default::default()
     };
     let n = 24;

@@ -189,7 +189,7 @@ where
 {
     check_target(path, bytes, force)?;
     let (partial, file) = outfile::Partial::create(path, force).map_err(OutputError::from)?;
-    let tmp = partial.path().to_path_buf();
+    let tmp = partial.tmp_path().to_path_buf();
     let mut w = ThreadedWriter::new(file);
     body(&mut w)?;
     let file = w.finish().map_err(io_at(&tmp))?;

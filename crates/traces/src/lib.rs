@@ -25,7 +25,7 @@ pub mod stats;
 pub mod synth;
 
 pub use builder::{RuleError, TokenExtras, TraceBuilder};
-pub use error::TraceError;
+pub use error::{Location, Place, TraceError};
 pub use model::{FactsError, ModelFacts, Phase, SequenceView, Trace, MAX_BLOCKS, MAX_EXPERTS};
 
 use std::path::Path;
@@ -43,10 +43,9 @@ impl Form {
         match path.extension().and_then(|e| e.to_str()) {
             Some("json") => Ok(Form::Json),
             Some("htrace") => Ok(Form::Binary),
-            _ => Err(TraceError::invalid(
-                path.display(),
-                "unknown trace extension; name the file *.json (JSON) or *.htrace (binary)",
-            )),
+            _ => Err(TraceError::UnknownExtension {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }
@@ -70,13 +69,14 @@ pub fn save(trace: &Trace, path: &Path, force: bool) -> Result<(), TraceError> {
     });
     written.map_err(|e| match e {
         outfile::OutfileError::Io { path, source } => TraceError::Io { path, source },
-        outfile::OutfileError::Exists(_) => TraceError::invalid(path.display(), "already exists"),
-        outfile::OutfileError::IsDir(_) => {
-            TraceError::invalid(path.display(), "is a directory; give a file name to write")
-        }
-        outfile::OutfileError::NotRegular(_) => TraceError::invalid(
-            path.display(),
-            "is not a regular file (a device, FIFO or socket); give a file name to write",
-        ),
+        outfile::OutfileError::Exists(_) => TraceError::Exists {
+            path: path.to_path_buf(),
+        },
+        outfile::OutfileError::IsDir(_) => TraceError::IsDir {
+            path: path.to_path_buf(),
+        },
+        outfile::OutfileError::NotRegular(_) => TraceError::NotRegular {
+            path: path.to_path_buf(),
+        },
     })
 }

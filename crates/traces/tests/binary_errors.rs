@@ -149,3 +149,17 @@ fn no_truncation_or_byte_flip_panics() {
         }
     }
 }
+
+/// Problems are typed, with the byte they were found at.
+#[test]
+fn problems_are_typed_with_their_byte() {
+    use traces::binary::{from_slice, BinaryError};
+    use traces::{Place, TraceError};
+    match from_slice(b"NOTMAGIC and more", Path::new("t.htrace")) {
+        Err(TraceError::Binary {
+            at,
+            problem: BinaryError::Magic,
+        }) => assert_eq!(at.place, Place::Byte(0)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{err_text, fixture, temp_file};
-use traces::import::{import, Options, Source};
+use traces::import::{import, JsonlError, Options, Source};
 
 fn opts(n_expert: u32) -> Options {
     Options {
@@ -48,7 +48,20 @@ fn fuzz_regression_invalid_utf8_names_its_line() {
         [ok.as_bytes(), b"\n{\"type\":\"x\xff\"}\n"].concat(),
     );
     let e = import(Source::VllmJsonl, &path, &opts(8)).unwrap_err();
-    assert!(matches!(e, traces::TraceError::Invalid { .. }), "{e:?}");
+    let traces::TraceError::Import { problem, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert!(
+        matches!(
+            **problem,
+            traces::import::ImportError::Jsonl(JsonlError::NotUtf8 { byte: 11 })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.location().map(|at| at.place),
+        Some(traces::Place::Line(2))
+    );
     assert_eq!(
         e.to_string().replace(&path.display().to_string(), "FILE"),
         "FILE:2: not UTF-8 text (byte 11 of the line)"
@@ -76,7 +89,7 @@ fn route_log_errors() {
     };
     assert_eq!(
         log_fails(&[ok.clone(), route("a", 0, 5, "[2,3]")], &layers),
-        "FILE:2: unknown layer 5; --layers lists [0, 1]"
+        "FILE:2: unknown layer 5; the MoE layers given are [0, 1]"
     );
     assert_eq!(
         log_fails(&[ok.clone(), route("a", 0, 0, "[2,3]")], &opts(8)),
@@ -112,7 +125,7 @@ fn route_log_errors() {
     let e = log_fails(&[ok], &Options::default());
     assert_eq!(
         e,
-        "FILE: vLLM route records do not state the routed-expert count; pass --n-expert N"
+        "FILE: vLLM route records do not state the routed-expert count"
     );
 }
 
@@ -180,7 +193,7 @@ fn routed_array_errors() {
     };
     assert_eq!(
         routed_fails("[[[0,1],[2,3]]]", &layers),
-        "FILE: --layers names 3 layers but the arrays have 2"
+        "FILE: the MoE layer list given names 3 layers but the arrays have 2"
     );
     assert_eq!(routed_fails("[]", &o), "FILE: expected [gen_len][num_moe_layers][top_k] numbers, a list of such arrays, or an object of them by request id");
     assert_eq!(

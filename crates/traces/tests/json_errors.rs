@@ -160,3 +160,43 @@ fn weights_must_match_ids_and_be_on_every_token() {
         "{e}"
     );
 }
+
+/// Rule violations come back as typed problems at serde_json's position; syntax errors as
+/// serde_json's own.
+#[test]
+fn problems_are_typed() {
+    use traces::json::{from_slice, JsonError};
+    use traces::{Place, TraceError};
+    let path = std::path::Path::new("t.json");
+    let bad_version =
+        doc("{\"experts\": [[0, 1], [2, 3]]}").replace("\"version\": 1", "\"version\": 2");
+    match from_slice(bad_version.as_bytes(), path) {
+        Err(TraceError::Json {
+            at,
+            problem: JsonError::Version { version: 2 },
+        }) => assert!(
+            matches!(at.place, Place::LineColumn { line: 1, .. }),
+            "{at}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match from_slice(doc(r#"{"experts": [[0], [2, 3]]}"#).as_bytes(), path) {
+        Err(TraceError::Json {
+            problem:
+                JsonError::SelectionSize {
+                    layer: 0,
+                    count: 1,
+                    top_k: 2,
+                },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    match from_slice(b"{\"version\": ", path) {
+        Err(TraceError::Json {
+            problem: JsonError::Syntax(_),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -3,7 +3,7 @@
 //! queue-depth-1 latency, all on a scratch file written first and always removed.
 
 use super::tempfile::{no_direct_io, TempFile};
-use super::{interrupt, MeasureError, Progress};
+use super::{interrupt, IoOp, MeasureError, Progress};
 use crate::direct::AlignedBuf;
 use crate::ReadPoint;
 use std::fs::File;
@@ -106,12 +106,12 @@ fn write_file(
         }
         let len = (bytes - written).min(WRITE_CHUNK as u64) as usize;
         file.write_all(&chunk[..len])
-            .map_err(|e| MeasureError::io("writing the benchmark file", e))?;
+            .map_err(|e| MeasureError::io(IoOp::Write, e))?;
         written += len as u64;
         progress.step();
     }
     file.sync_all()
-        .map_err(|e| MeasureError::io("fsync of the benchmark file", e))?;
+        .map_err(|e| MeasureError::io(IoOp::Fsync, e))?;
     drop_cached_pages(file);
     Ok(())
 }
@@ -128,12 +128,14 @@ fn drop_cached_pages(_file: &File) {}
 
 /// Some filesystems accept O_DIRECT at open and refuse the read itself.
 fn probe_direct_read(file: &File, path: &Path) -> Result<(), MeasureError> {
-    let mut buf =
-        AlignedBuf::new(4096).ok_or_else(|| MeasureError::Setup("cannot allocate 4 KiB".into()))?;
+    let mut buf = AlignedBuf::new(4096).ok_or(MeasureError::NoBuffer {
+        count: 1,
+        bytes: 4096,
+    })?;
     match file.read_at(buf.as_mut_slice(), 0) {
         Ok(_) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Err(no_direct_io(path)),
-        Err(e) => Err(MeasureError::io("reading the benchmark file", e)),
+        Err(e) => Err(MeasureError::io(IoOp::Read, e)),
     }
 }
 
@@ -157,8 +159,10 @@ fn sequential(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
 
 /// Median time of single 4 KiB reads at random aligned offsets.
 fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
-    let mut buf =
-        AlignedBuf::new(4096).ok_or_else(|| MeasureError::Setup("cannot allocate 4 KiB".into()))?;
+    let mut buf = AlignedBuf::new(4096).ok_or(MeasureError::NoBuffer {
+        count: 1,
+        bytes: 4096,
+    })?;
     buf.touch();
     let mut rng = Offsets::new(0xD1B5_4A32_D192_ED03);
     let pages = plan.file_bytes / 4096;
@@ -209,10 +213,9 @@ where
 {
     let mut bufs = Vec::with_capacity(threads as usize);
     for _ in 0..threads {
-        let mut buf = AlignedBuf::new(buf_bytes as usize).ok_or_else(|| {
-            MeasureError::Setup(format!(
-                "cannot allocate {threads} read buffers of {buf_bytes} bytes"
-            ))
+        let mut buf = AlignedBuf::new(buf_bytes as usize).ok_or(MeasureError::NoBuffer {
+            count: threads,
+            bytes: buf_bytes,
         })?;
         buf.touch();
         bufs.push(buf);
@@ -230,10 +233,7 @@ where
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(MeasureError::Setup("a read thread panicked".into())))
-            })
+            .map(|h| h.join().unwrap_or(Err(MeasureError::ThreadPanicked)))
             .collect()
     });
     let elapsed = start.elapsed();
@@ -247,19 +247,11 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> Result<(), Measure
     while done < buf.len() {
         // Direct I/O needs aligned sizes, so a short read is retried from the aligned start.
         match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => {
-                return Err(MeasureError::Setup(format!(
-                    "benchmark file ended early at offset {offset}"
-                )))
-            }
+            Ok(0) => return Err(MeasureError::EndedEarly { offset }),
             Ok(n) if n % 4096 == 0 || done + n == buf.len() => done += n,
-            Ok(_) => {
-                return Err(MeasureError::Setup(
-                    "uncached read returned an unaligned length".into(),
-                ))
-            }
+            Ok(_) => return Err(MeasureError::UnalignedRead),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => interrupt_check()?,
-            Err(e) => return Err(MeasureError::io("reading the benchmark file", e)),
+            Err(e) => return Err(MeasureError::io(IoOp::Read, e)),
         }
     }
     Ok(())

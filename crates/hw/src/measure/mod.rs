@@ -101,29 +101,90 @@ impl Progress for Silent {
     fn step(&mut self) {}
 }
 
+/// Why a measurement failed. The messages say what is wrong with the directory or the machine;
+/// the caller names the option that chose the directory.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
     #[error("interrupted; the benchmark file was removed")]
     Interrupted,
-    #[error("{0}")]
-    NoDirectIo(String),
-    #[error("{0}")]
-    Setup(String),
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
+    /// The storage directory cannot be looked at (missing, no permission).
+    #[error("cannot use {}: {source}", dir.display())]
+    DirUnusable {
+        dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("{} is not a directory", dir.display())]
+    NotADirectory { dir: PathBuf },
+    #[error("{} contains a NUL byte", dir.display())]
+    NulInPath { dir: PathBuf },
+    /// Recent kernels accept O_DIRECT on tmpfs, which would "measure" RAM as storage.
+    #[error("{} is on tmpfs/ramfs (RAM, not a storage device); nothing was measured", dir.display())]
+    MemoryFs { dir: PathBuf },
+    /// The filesystem refuses direct I/O; `tmpfs` when that is the reason.
+    #[error(
+        "the filesystem holding {}{} refuses O_DIRECT, so reads would come from the page cache \
+         instead of the storage device; nothing was measured",
+        dir.display(),
+        if *tmpfs { " (it is tmpfs, i.e. RAM)" } else { "" }
+    )]
+    NoDirectIo { dir: PathBuf, tmpfs: bool },
+    /// Uncached reads exist on Linux and macOS only.
+    #[error("uncached reads are implemented for Linux (O_DIRECT) and macOS (F_NOCACHE) only; cannot measure {}", path.display())]
+    Unsupported { path: PathBuf },
+    /// The scratch file and the margin left free do not fit in the free space.
+    #[error(
+        "not enough free space in {}: the storage benchmark writes a {} temporary file and keeps \
+         {} free besides, but only {} is available",
+        dir.display(),
+        fmt_bytes(*file_bytes),
+        fmt_bytes(*margin_bytes),
+        fmt_bytes(*free_bytes)
+    )]
+    NoSpace {
+        dir: PathBuf,
+        file_bytes: u64,
+        margin_bytes: u64,
+        free_bytes: u64,
+    },
+    #[error("cannot allocate {count} aligned read buffer(s) of {bytes} bytes")]
+    NoBuffer { count: u32, bytes: u64 },
+    #[error("a read thread panicked")]
+    ThreadPanicked,
+    #[error("benchmark file ended early at offset {offset}")]
+    EndedEarly { offset: u64 },
+    #[error("uncached read returned an unaligned length")]
+    UnalignedRead,
+    #[error("cannot read the installed RAM size from the OS")]
+    NoRamSize,
+    /// The measured values break a profile rule (`key` and `message` from the profile check).
+    #[error("the measured profile is inconsistent at `{key}`: {message}")]
+    Inconsistent { key: String, message: String },
+    #[error("{op}: {source}")]
+    Io { op: IoOp, source: std::io::Error },
     #[error("GPU measurement failed: {0}")]
     Gpu(#[source] cuda::CudaProbeError),
 }
 
+/// The file operation an [`MeasureError::Io`] failed in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IoOp {
+    #[error("cannot create the benchmark file {}", .0.display())]
+    Create(PathBuf),
+    #[error("cannot open {} uncached", .0.display())]
+    OpenUncached(PathBuf),
+    #[error("writing the benchmark file")]
+    Write,
+    #[error("fsync of the benchmark file")]
+    Fsync,
+    #[error("reading the benchmark file")]
+    Read,
+    #[error("statvfs {}", .0.display())]
+    Statvfs(PathBuf),
+}
+
 impl MeasureError {
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> MeasureError {
-        MeasureError::Io {
-            context: context.into(),
-            source,
-        }
+    pub(crate) fn io(op: IoOp, source: std::io::Error) -> MeasureError {
+        MeasureError::Io { op, source }
     }
 }
 
@@ -183,9 +244,7 @@ pub fn measure_machine(
     let ram_gbps = ram::copy_gbps(plan.ram_copy_bytes, threads, plan.ram_reps)?;
     progress.step();
     note("ram.bandwidth_gbps", format!("measured: best of {} copies of {} on {threads} threads, read+write bytes (STREAM copy)", plan.ram_reps, fmt_bytes(plan.ram_copy_bytes as u64)));
-    let mem = system::memory().ok_or_else(|| {
-        MeasureError::Setup("cannot read the installed RAM size from the OS".into())
-    })?;
+    let mem = system::memory().ok_or(MeasureError::NoRamSize)?;
     let in_use = mem.total.saturating_sub(mem.available);
     let os_reserve = in_use.max(1 << 30).div_ceil(256 * MIB) * (256 * MIB);
     let os_reserve = os_reserve.min(mem.total / 2);
@@ -247,9 +306,7 @@ pub fn measure_machine(
     };
     let profile = rounded(profile);
     if let Err((key, message)) = profile.validate() {
-        return Err(MeasureError::Setup(format!(
-            "the measured profile is inconsistent at `{key}`: {message}"
-        )));
+        return Err(MeasureError::Inconsistent { key, message });
     }
     Ok(Measurement {
         profile,

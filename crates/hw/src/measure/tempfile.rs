@@ -2,8 +2,7 @@
 //! a guard that always deletes it (on drop, on error, and from the Ctrl-C handler).
 
 use super::interrupt;
-use super::MeasureError;
-use model::units::human_bytes as fmt_bytes;
+use super::{IoOp, MeasureError};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
@@ -19,34 +18,30 @@ impl TempFile {
     /// Creates a new, empty, uniquely named file in `dir` after checking there is room for
     /// `bytes` plus a margin.
     pub fn create(dir: &Path, bytes: u64) -> Result<(TempFile, File), MeasureError> {
-        let meta = std::fs::metadata(dir)
-            .map_err(|e| MeasureError::io(format!("cannot use --disk {}", dir.display()), e))?;
+        let meta = std::fs::metadata(dir).map_err(|source| MeasureError::DirUnusable {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
         if !meta.is_dir() {
-            return Err(MeasureError::Setup(format!(
-                "--disk {} is not a directory",
-                dir.display()
-            )));
+            return Err(MeasureError::NotADirectory {
+                dir: dir.to_path_buf(),
+            });
         }
         if is_memory_fs(dir) {
             // Recent kernels accept O_DIRECT on tmpfs, which would "measure" RAM as storage.
-            return Err(MeasureError::NoDirectIo(format!(
-                "{} is on tmpfs/ramfs (RAM, not a storage device); nothing was measured. Point --disk at a \
-                 directory on the drive you want profiled (e.g. your home or model directory)",
-                dir.display()
-            )));
+            return Err(MeasureError::MemoryFs {
+                dir: dir.to_path_buf(),
+            });
         }
         let free = free_bytes(dir)?;
         let margin = (bytes / 20).max(MIN_MARGIN_BYTES);
         if free < bytes + margin {
-            return Err(MeasureError::Setup(format!(
-                "not enough free space in {}: the storage benchmark writes a {} temporary file and keeps {} free \
-                 besides, but only {} is available; free some space, point --disk at another filesystem, or use \
-                 --quick (smaller file)",
-                dir.display(),
-                fmt_bytes(bytes),
-                fmt_bytes(margin),
-                fmt_bytes(free)
-            )));
+            return Err(MeasureError::NoSpace {
+                dir: dir.to_path_buf(),
+                file_bytes: bytes,
+                margin_bytes: margin,
+                free_bytes: free,
+            });
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -59,12 +54,7 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| {
-                MeasureError::io(
-                    format!("cannot create the benchmark file {}", path.display()),
-                    e,
-                )
-            })?;
+            .map_err(|e| MeasureError::io(IoOp::Create(path.clone()), e))?;
         interrupt::register_temp_file(&path);
         Ok((TempFile { path }, file))
     }
@@ -94,33 +84,25 @@ fn open_uncached(path: &Path) -> Result<File, MeasureError> {
         if e.raw_os_error() == Some(libc::EINVAL) {
             no_direct_io(path)
         } else {
-            MeasureError::io(format!("cannot open {} uncached", path.display()), e)
+            MeasureError::io(IoOp::OpenUncached(path.to_path_buf()), e)
         }
     })
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 fn open_uncached(path: &Path) -> Result<File, MeasureError> {
-    Err(MeasureError::Setup(format!(
-        "uncached reads are implemented for Linux (O_DIRECT) and macOS (F_NOCACHE) only; cannot measure {}",
-        path.display()
-    )))
+    Err(MeasureError::Unsupported {
+        path: path.to_path_buf(),
+    })
 }
 
 /// The error for a filesystem without direct I/O, naming tmpfs when that is the reason.
 pub fn no_direct_io(path: &Path) -> MeasureError {
     let dir = path.parent().unwrap_or(path);
-    let fs = if is_memory_fs(dir) {
-        " (it is tmpfs, i.e. RAM)"
-    } else {
-        ""
-    };
-    MeasureError::NoDirectIo(format!(
-        "the filesystem holding {}{fs} refuses O_DIRECT, so reads would come from the page cache instead of \
-         the storage device; nothing was measured. Point --disk at a directory on the drive you want \
-         profiled (e.g. your home or model directory)",
-        dir.display()
-    ))
+    MeasureError::NoDirectIo {
+        dir: dir.to_path_buf(),
+        tmpfs: is_memory_fs(dir),
+    }
 }
 
 /// tmpfs or ramfs: files live in the page cache, so "uncached" reads would still hit RAM.
@@ -149,13 +131,15 @@ fn is_memory_fs(_dir: &Path) -> bool {
 pub fn free_bytes(dir: &Path) -> Result<u64, MeasureError> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
-        MeasureError::Setup(format!("--disk {} contains a NUL byte", dir.display()))
+        MeasureError::NulInPath {
+            dir: dir.to_path_buf(),
+        }
     })?;
     // SAFETY: statvfs on a NUL-terminated path into a zeroed struct.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return Err(MeasureError::io(
-            format!("statvfs {}", dir.display()),
+            IoOp::Statvfs(dir.to_path_buf()),
             std::io::Error::last_os_error(),
         ));
     }

@@ -62,6 +62,68 @@ impl Policy {
     }
 }
 
+/// An expert cache policy a running decode can follow, by the names plan.json and
+/// `hypura run --cache-policy` use: the plan's own or an online policy. Belady needs the future,
+/// so it is not one. The runtime, the CLI and the validation grid share this one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum RunPolicy {
+    /// The plan's own: its memory-tier experts preloaded and pinned, LRU over what is left of
+    /// the expert memory (nothing, for a plan from `hypura solve`).
+    StaticFrequency,
+    Lru,
+    Lfu,
+    Lfru,
+    Arc,
+    /// Same cache as static-frequency: the plan's memory-tier experts pinned, LRU over the rest.
+    PinnedLru,
+}
+
+impl RunPolicy {
+    pub const ALL: [RunPolicy; 6] = [
+        RunPolicy::StaticFrequency,
+        RunPolicy::Lru,
+        RunPolicy::Lfu,
+        RunPolicy::Lfru,
+        RunPolicy::Arc,
+        RunPolicy::PinnedLru,
+    ];
+
+    /// The name plan.json's `expert_policy` and `run --cache-policy` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPolicy::StaticFrequency => "static-frequency",
+            RunPolicy::Lru => "lru",
+            RunPolicy::Lfu => "lfu",
+            RunPolicy::Lfru => "lfru",
+            RunPolicy::Arc => "arc",
+            RunPolicy::PinnedLru => "pinned-lru",
+        }
+    }
+
+    /// The policy [`RunPolicy::name`] calls `name`; None for any other name (Belady included).
+    pub fn from_name(name: &str) -> Option<RunPolicy> {
+        RunPolicy::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the plan's memory-tier experts are preloaded and pinned; the other policies
+    /// manage all of the expert memory themselves, as `hypura sim --policy` does.
+    pub fn pins_plan_experts(self) -> bool {
+        matches!(self, RunPolicy::StaticFrequency | RunPolicy::PinnedLru)
+    }
+
+    /// The cache policy over the expert memory. The plan's own is LRU over what its pinned
+    /// experts leave; `pinned-lru`'s hot set is left empty for the caller to fill.
+    pub fn policy(self) -> Policy {
+        match self {
+            RunPolicy::StaticFrequency | RunPolicy::Lru => Policy::Lru,
+            RunPolicy::Lfu => Policy::Lfu,
+            RunPolicy::Lfru => Policy::Lfru,
+            RunPolicy::Arc => Policy::Arc,
+            RunPolicy::PinnedLru => Policy::PinnedLru(HotSet(Vec::new())),
+        }
+    }
+}
+
 /// How capacity is shared between layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Partition {

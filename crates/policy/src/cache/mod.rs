@@ -20,7 +20,7 @@ mod lru;
 mod online;
 mod stats;
 
-pub use config::{CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
+pub use config::{CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy, RunPolicy};
 pub use online::{Access, OnlineCache};
 pub use stats::{LayerCounts, ReplayStats};
 

@@ -3,7 +3,7 @@
 mod read;
 mod write;
 
-pub use read::{from_slice, has_magic, read};
+pub use read::{from_slice, has_magic, read, BinaryError};
 pub use write::{write, write_to};
 
 /// First eight bytes of every binary trace.

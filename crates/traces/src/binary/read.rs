@@ -4,11 +4,59 @@
 use super::{
     id_width, FLAG_PHASES, FLAG_TEXTS, FLAG_TIMESTAMPS, FLAG_WEIGHTS, KNOWN_FLAGS, MAGIC, VERSION,
 };
-use crate::builder::check_selection;
-use crate::error::TraceError;
-use crate::model::{ModelFacts, Phase, Trace};
+use crate::builder::{check_selection, RuleError};
+use crate::error::{Location, TraceError};
+use crate::model::{FactsError, ModelFacts, Phase, Trace};
 use std::io::{BufReader, Read};
 use std::path::Path;
+
+/// What is wrong with a binary trace; [`TraceError::Binary`] says at which byte.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BinaryError {
+    #[error("file ends early: {what} needs {needed} bytes, {remaining} remain (truncated or corrupt file)")]
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        remaining: u64,
+    },
+    #[error("{what} is not valid UTF-8")]
+    NotUtf8 { what: &'static str },
+    #[error("{what}: size overflows")]
+    SizeOverflow { what: &'static str },
+    #[error("not a hypura binary trace (magic bytes are not HYPTRACE)")]
+    Magic,
+    #[error("unsupported binary trace version {version}; this build reads version {VERSION}")]
+    Version { version: u32 },
+    #[error("unknown flag bits {bits:#x}; written by a newer hypura?")]
+    UnknownFlags { bits: u32 },
+    #[error("model: {0}")]
+    Model(FactsError),
+    #[error("id width {width} does not match n_expert {n_expert}")]
+    IdWidth { width: u32, n_expert: u32 },
+    #[error("trace is empty: it has no tokens")]
+    Empty,
+    #[error("sequence {id:?} has no tokens")]
+    EmptySequence { id: String },
+    #[error("sequence token counts exceed the header's token count {header}")]
+    TooManySequenceTokens { header: u64 },
+    #[error("sequence token counts add up to {total}, the header says {header}")]
+    SequenceTokens { total: u64, header: u64 },
+    #[error("expert id count overflows")]
+    IdCountOverflow,
+    /// A selection breaks a rule (id range, an id twice).
+    #[error("token {token} layer {layer}: {rule}")]
+    Selection {
+        token: usize,
+        layer: u32,
+        rule: RuleError,
+    },
+    #[error("gate weight {0} is not a finite number")]
+    Weight(f32),
+    #[error("phase byte {0} is neither 0 (prefill) nor 1 (decode)")]
+    Phase(u8),
+    #[error("{count} unexpected bytes after the last section")]
+    TrailingBytes { count: u64 },
+}
 
 /// Whether the file starts with the binary magic (false for shorter files).
 pub fn has_magic(path: &Path) -> Result<bool, TraceError> {
@@ -36,8 +84,11 @@ struct Cursor<'p, R> {
 }
 
 impl<R: Read> Cursor<'_, R> {
-    fn fail(&self, at: u64, msg: impl std::fmt::Display) -> TraceError {
-        TraceError::invalid(format!("{}: byte {at}", self.path.display()), msg)
+    fn fail(&self, at: u64, problem: BinaryError) -> TraceError {
+        TraceError::Binary {
+            at: Location::byte(self.path, at),
+            problem,
+        }
     }
 
     fn remaining(&self) -> u64 {
@@ -45,17 +96,21 @@ impl<R: Read> Cursor<'_, R> {
     }
 
     /// Fails unless `n` more bytes exist, naming `what` they were meant to hold.
-    fn need(&self, n: u64, what: &str) -> Result<(), TraceError> {
+    fn need(&self, n: u64, what: &'static str) -> Result<(), TraceError> {
         if n > self.remaining() {
             return Err(self.fail(
                 self.off,
-                format!("file ends early: {what} needs {n} bytes, {} remain (truncated or corrupt file)", self.remaining()),
+                BinaryError::Truncated {
+                    what,
+                    needed: n,
+                    remaining: self.remaining(),
+                },
             ));
         }
         Ok(())
     }
 
-    fn bytes(&mut self, buf: &mut [u8], what: &str) -> Result<(), TraceError> {
+    fn bytes(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), TraceError> {
         self.need(buf.len() as u64, what)?;
         self.r
             .read_exact(buf)
@@ -64,25 +119,25 @@ impl<R: Read> Cursor<'_, R> {
         Ok(())
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, TraceError> {
+    fn u32(&mut self, what: &'static str) -> Result<u32, TraceError> {
         let mut b = [0u8; 4];
         self.bytes(&mut b, what)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, TraceError> {
+    fn u64(&mut self, what: &'static str) -> Result<u64, TraceError> {
         let mut b = [0u8; 8];
         self.bytes(&mut b, what)?;
         Ok(u64::from_le_bytes(b))
     }
 
-    fn string(&mut self, what: &str) -> Result<String, TraceError> {
+    fn string(&mut self, what: &'static str) -> Result<String, TraceError> {
         let at = self.off;
         let n = self.u32(what)? as u64;
         self.need(n, what)?;
         let mut buf = vec![0u8; n as usize];
         self.bytes(&mut buf, what)?;
-        String::from_utf8(buf).map_err(|_| self.fail(at, format!("{what} is not valid UTF-8")))
+        String::from_utf8(buf).map_err(|_| self.fail(at, BinaryError::NotUtf8 { what }))
     }
 
     /// Reads `count` fixed-size items of `size` bytes in bounded chunks, decoding each.
@@ -90,12 +145,12 @@ impl<R: Read> Cursor<'_, R> {
         &mut self,
         count: u64,
         size: u64,
-        what: &str,
+        what: &'static str,
         mut decode: impl FnMut(&[u8]) -> T,
     ) -> Result<Vec<T>, TraceError> {
         let total = count
             .checked_mul(size)
-            .ok_or_else(|| self.fail(self.off, format!("{what}: size overflows")))?;
+            .ok_or_else(|| self.fail(self.off, BinaryError::SizeOverflow { what }))?;
         self.need(total, what)?;
         let mut out = Vec::with_capacity(count as usize);
         let mut buf = vec![0u8; (1 << 20) - (1 << 20) % size as usize];
@@ -134,28 +189,19 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     let mut magic = [0u8; 8];
     c.bytes(&mut magic, "magic")?;
     if &magic != MAGIC {
-        return Err(c.fail(
-            0,
-            "not a hypura binary trace (magic bytes are not HYPTRACE)",
-        ));
+        return Err(c.fail(0, BinaryError::Magic));
     }
     let version = c.u32("version")?;
     if version != VERSION {
-        return Err(c.fail(
-            8,
-            format!(
-                "unsupported binary trace version {version}; this build reads version {VERSION}"
-            ),
-        ));
+        return Err(c.fail(8, BinaryError::Version { version }));
     }
     let flags = c.u32("flags")?;
     if flags & !KNOWN_FLAGS != 0 {
         return Err(c.fail(
             12,
-            format!(
-                "unknown flag bits {:#x}; written by a newer hypura?",
-                flags & !KNOWN_FLAGS
-            ),
+            BinaryError::UnknownFlags {
+                bits: flags & !KNOWN_FLAGS,
+            },
         ));
     }
     let n_expert = c.u32("n_expert")?;
@@ -180,15 +226,12 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     };
     model
         .check()
-        .map_err(|e| c.fail(layers_at, format!("model: {e}")))?;
+        .map_err(|e| c.fail(layers_at, BinaryError::Model(e)))?;
     if width != id_width(n_expert) {
-        return Err(c.fail(
-            width_at,
-            format!("id width {width} does not match n_expert {n_expert}"),
-        ));
+        return Err(c.fail(width_at, BinaryError::IdWidth { width, n_expert }));
     }
     if n_sequences == 0 || n_tokens == 0 {
-        return Err(c.fail(width_at + 4, "trace is empty: it has no tokens"));
+        return Err(c.fail(width_at + 4, BinaryError::Empty));
     }
 
     // Each sequence entry takes at least 12 bytes, which bounds the count by the file size.
@@ -202,14 +245,11 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
         let tokens = c.u64("sequence token count")?;
         let id = c.string("sequence id")?;
         if tokens == 0 {
-            return Err(c.fail(at, format!("sequence {id:?} has no tokens")));
+            return Err(c.fail(at, BinaryError::EmptySequence { id }));
         }
         total = total.saturating_add(tokens);
         if total > n_tokens {
-            return Err(c.fail(
-                at,
-                format!("sequence token counts exceed the header's token count {n_tokens}"),
-            ));
+            return Err(c.fail(at, BinaryError::TooManySequenceTokens { header: n_tokens }));
         }
         seq_ids.push(id);
         seq_starts.push(total as usize);
@@ -217,23 +257,25 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     if total != n_tokens {
         return Err(c.fail(
             c.off,
-            format!("sequence token counts add up to {total}, the header says {n_tokens}"),
+            BinaryError::SequenceTokens {
+                total,
+                header: n_tokens,
+            },
         ));
     }
 
     let k = top_k as u64;
     let n_ids = n_tokens
         .checked_mul(n_layers * k)
-        .ok_or_else(|| c.fail(c.off, "expert id count overflows"))?;
+        .ok_or_else(|| c.fail(c.off, BinaryError::IdCountOverflow))?;
     let ids_at = c.off;
     let experts: Vec<u16> = if width == 1 {
         c.array(n_ids, 1, "expert ids", |b| u16::from(b[0]))?
     } else {
         c.array(n_ids, 2, "expert ids", |b| u16::from_le_bytes([b[0], b[1]]))?
     };
-    validate_ids(&experts, &model, |sel| {
-        c.fail(ids_at + sel as u64 * k * u64::from(width), "")
-    })?;
+    validate_ids(&experts, &model)
+        .map_err(|(sel, problem)| c.fail(ids_at + sel as u64 * k * u64::from(width), problem))?;
 
     let weights = if flags & FLAG_WEIGHTS != 0 {
         let at = c.off;
@@ -241,10 +283,7 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
             f32::from_le_bytes(b.try_into().unwrap())
         })?;
         if let Some(i) = w.iter().position(|x| !x.is_finite()) {
-            return Err(c.fail(
-                at + 4 * i as u64,
-                format!("gate weight {} is not a finite number", w[i]),
-            ));
+            return Err(c.fail(at + 4 * i as u64, BinaryError::Weight(w[i])));
         }
         Some(w)
     } else {
@@ -254,13 +293,7 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
         let at = c.off;
         let raw = c.array(n_tokens, 1, "phases", |b| b[0])?;
         if let Some(i) = raw.iter().position(|&p| p > 1) {
-            return Err(c.fail(
-                at + i as u64,
-                format!(
-                    "phase byte {} is neither 0 (prefill) nor 1 (decode)",
-                    raw[i]
-                ),
-            ));
+            return Err(c.fail(at + i as u64, BinaryError::Phase(raw[i])));
         }
         Some(
             raw.into_iter()
@@ -297,7 +330,9 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     if c.remaining() != 0 {
         return Err(c.fail(
             c.off,
-            format!("{} unexpected bytes after the last section", c.remaining()),
+            BinaryError::TrailingBytes {
+                count: c.remaining(),
+            },
         ));
     }
     Ok(Trace {
@@ -312,24 +347,17 @@ fn parse(r: impl Read, len: u64, path: &Path) -> Result<Trace, TraceError> {
     })
 }
 
-/// Checks every selection; `locate(selection index)` supplies the error's location.
-fn validate_ids(
-    ids: &[u16],
-    m: &ModelFacts,
-    locate: impl Fn(usize) -> TraceError,
-) -> Result<(), TraceError> {
+/// Checks every selection; the error comes with the index of the selection that breaks a rule.
+fn validate_ids(ids: &[u16], m: &ModelFacts) -> Result<(), (usize, BinaryError)> {
     let k = m.top_k as usize;
     let n_layers = m.n_layers();
-    let with_layer = |sel: usize, msg: String| match locate(sel) {
-        TraceError::Invalid { at, .. } => TraceError::Invalid {
-            at,
-            msg: format!(
-                "token {} layer {}: {msg}",
-                sel / n_layers,
-                m.moe_layers[sel % n_layers]
-            ),
-        },
-        other => other,
+    let at = |sel: usize, rule: RuleError| {
+        let problem = BinaryError::Selection {
+            token: sel / n_layers,
+            layer: m.moe_layers[sel % n_layers],
+            rule,
+        };
+        (sel, problem)
     };
     if m.n_expert <= 64 {
         // Fast path: a 64-bit mask finds out-of-range and repeated ids in one pass.
@@ -338,10 +366,7 @@ fn validate_ids(
             for &id in chunk {
                 let bit = 1u64.checked_shl(u32::from(id)).unwrap_or(0);
                 if u32::from(id) >= m.n_expert || mask & bit != 0 {
-                    return Err(with_layer(
-                        sel,
-                        check_selection(chunk, m.n_expert).unwrap_err().to_string(),
-                    ));
+                    return Err(at(sel, check_selection(chunk, m.n_expert).unwrap_err()));
                 }
                 mask |= bit;
             }
@@ -349,7 +374,7 @@ fn validate_ids(
         return Ok(());
     }
     for (sel, chunk) in ids.chunks_exact(k).enumerate() {
-        check_selection(chunk, m.n_expert).map_err(|e| with_layer(sel, e.to_string()))?;
+        check_selection(chunk, m.n_expert).map_err(|e| at(sel, e))?;
     }
     Ok(())
 }

@@ -1,13 +1,63 @@
 //! DeepSeek-V2-Lite routing CSVs: one file per prompt, rows layer-major
 //! (`Layer ID,Batch Number,Token,Activated Expert IDs`), position = row index within its layer.
 
-use super::{at_line, Options};
+use super::Options;
 use crate::builder::{check_selection, expert_id, RuleError, TokenExtras, TraceBuilder};
-use crate::error::TraceError;
+use crate::error::{Location, TraceError};
 use crate::model::{ModelFacts, Trace};
 use std::path::{Path, PathBuf};
 
 pub const HEADER: [&str; 4] = ["Layer ID", "Batch Number", "Token", "Activated Expert IDs"];
+
+/// What is wrong with a DeepSeek routing CSV (or the directory of them).
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error("directory has no *.csv files")]
+    NoCsvFiles,
+    #[error("header is {found:?}; expected {}", HEADER.join(","))]
+    Header { found: Vec<String> },
+    #[error("Layer ID {0:?} is not a whole number")]
+    LayerId(String),
+    #[error("unknown layer {layer}; the model's MoE layers are {moe_layers:?}")]
+    UnknownLayer { layer: u32, moe_layers: Vec<u32> },
+    #[error("layer {layer} appears again after other layers; rows must be layer-major")]
+    LayerAgain { layer: u32 },
+    /// The `Activated Expert IDs` field of a row of `layer`.
+    #[error("layer {layer}: {problem}")]
+    Ids { layer: u32, problem: IdsError },
+    #[error("layer {layer}: selection has {count} expert ids but top_k is {top_k}")]
+    SelectionSize {
+        layer: u32,
+        count: usize,
+        top_k: usize,
+    },
+    #[error("layer {layer} has no rows; every MoE layer must be logged")]
+    MissingLayer { layer: u32 },
+    #[error("layer {layer} has {rows} rows but layer {first_layer} has {first_rows}; every layer must log every token")]
+    RowCount {
+        layer: u32,
+        rows: usize,
+        first_layer: u32,
+        first_rows: usize,
+    },
+    #[error("layer {layer} position {position} has token {token:?} but layer {first_layer} has {first_token:?}")]
+    TokenDiffers {
+        layer: u32,
+        position: usize,
+        token: String,
+        first_layer: u32,
+        first_token: String,
+    },
+    #[error("position {position}: {rule}")]
+    Position { position: usize, rule: RuleError },
+    #[error("row has {found} fields; expected {expected} (quote token text that contains commas)")]
+    FieldCount { found: u64, expected: u64 },
+    #[error("invalid UTF-8: {0}")]
+    Utf8(csv::Utf8Error),
+    /// Any other failure of the CSV reader.
+    #[error("{0:?}")]
+    Reader(csv::ErrorKind),
+}
 
 /// DeepSeek-V2-Lite: 27 blocks, block 0 dense, blocks 1..=26 MoE with 64 routed experts,
 /// top-6, and 2 always-active shared experts that the CSVs do not log.
@@ -25,22 +75,22 @@ pub fn deepseek_v2_lite() -> ModelFacts {
 pub fn import(path: &Path, opts: &Options) -> Result<Trace, TraceError> {
     let files = csv_files(path)?;
     let facts = opts.override_facts(deepseek_v2_lite());
-    let mut b = TraceBuilder::new(facts).map_err(|e| TraceError::invalid(path.display(), e))?;
+    let rule = |e: RuleError| TraceError::import(Location::file(path), e);
+    let mut b = TraceBuilder::new(facts).map_err(rule)?;
     for file in &files {
         read_file(file, &mut b)?;
     }
-    b.finish()
-        .map_err(|e| TraceError::invalid(path.display(), e))
+    b.finish().map_err(rule)
 }
 
 /// Imports one CSV held in memory as a one-sequence trace; `path` names the source in errors
 /// and its stem is the sequence id, as for a file.
 pub fn from_slice(bytes: &[u8], path: &Path, opts: &Options) -> Result<Trace, TraceError> {
     let facts = opts.override_facts(deepseek_v2_lite());
-    let mut b = TraceBuilder::new(facts).map_err(|e| TraceError::invalid(path.display(), e))?;
+    let rule = |e: RuleError| TraceError::import(Location::file(path), e);
+    let mut b = TraceBuilder::new(facts).map_err(rule)?;
     read_csv(bytes, path, &mut b)?;
-    b.finish()
-        .map_err(|e| TraceError::invalid(path.display(), e))
+    b.finish().map_err(rule)
 }
 
 fn csv_files(path: &Path) -> Result<Vec<PathBuf>, TraceError> {
@@ -56,9 +106,9 @@ fn csv_files(path: &Path) -> Result<Vec<PathBuf>, TraceError> {
         }
     }
     if files.is_empty() {
-        return Err(TraceError::invalid(
-            path.display(),
-            "directory has no *.csv files",
+        return Err(TraceError::import(
+            Location::file(path),
+            CsvError::NoCsvFiles,
         ));
     }
     files.sort();
@@ -85,13 +135,11 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
     let mut rdr = csv::ReaderBuilder::new().from_reader(r);
     let header = rdr.headers().map_err(|e| csv_error(path, e))?.clone();
     if header.iter().collect::<Vec<_>>() != HEADER {
-        return Err(TraceError::invalid(
-            at_line(path, 1),
-            format!(
-                "header is {:?}; expected {}",
-                header.iter().collect::<Vec<_>>(),
-                HEADER.join(",")
-            ),
+        return Err(TraceError::import(
+            Location::line(path, 1),
+            CsvError::Header {
+                found: header.iter().map(String::from).collect(),
+            },
         ));
     }
     let mut blocks: Vec<Option<LayerBlock>> = (0..facts.n_layers()).map(|_| None).collect();
@@ -102,30 +150,20 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
         .map_err(|e| csv_error(path, e))?
     {
         let line = record.position().map_or(0, |p| p.line());
-        let at = || at_line(path, line);
-        let layer: u32 = record[0].trim().parse().map_err(|_| {
-            TraceError::invalid(
-                at(),
-                format!("Layer ID {:?} is not a whole number", &record[0]),
-            )
-        })?;
+        let fail = |problem: CsvError| TraceError::import(Location::line(path, line), problem);
+        let layer: u32 = record[0]
+            .trim()
+            .parse()
+            .map_err(|_| fail(CsvError::LayerId(record[0].to_string())))?;
         let l = facts.layer_index(layer).ok_or_else(|| {
-            TraceError::invalid(
-                at(),
-                format!(
-                    "unknown layer {layer}; the model's MoE layers are {:?}",
-                    facts.moe_layers
-                ),
-            )
+            fail(CsvError::UnknownLayer {
+                layer,
+                moe_layers: facts.moe_layers.clone(),
+            })
         })?;
         if current != Some(l) {
             if blocks[l].is_some() {
-                return Err(TraceError::invalid(
-                    at(),
-                    format!(
-                        "layer {layer} appears again after other layers; rows must be layer-major"
-                    ),
-                ));
+                return Err(fail(CsvError::LayerAgain { layer }));
             }
             blocks[l] = Some(LayerBlock {
                 ids: Vec::new(),
@@ -136,55 +174,56 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
         }
         let block = blocks[l].as_mut().expect("block was just created");
         let start = block.ids.len();
-        parse_ids(&record[3], facts.n_expert, &mut block.ids)
-            .map_err(|e| TraceError::invalid(at(), format!("layer {layer}: {e}")))?;
+        let ids_error = |problem| fail(CsvError::Ids { layer, problem });
+        parse_ids(&record[3], facts.n_expert, &mut block.ids).map_err(ids_error)?;
         let count = block.ids.len() - start;
         if count != k {
-            return Err(TraceError::invalid(
-                at(),
-                format!("layer {layer}: selection has {count} expert ids but top_k is {k}"),
-            ));
+            return Err(fail(CsvError::SelectionSize {
+                layer,
+                count,
+                top_k: k,
+            }));
         }
         check_selection(&block.ids[start..], facts.n_expert)
-            .map_err(|e| TraceError::invalid(at(), format!("layer {layer}: {e}")))?;
+            .map_err(|e| ids_error(IdsError::Rule(e)))?;
         block.texts.push(record[2].to_string());
     }
     let mut present = Vec::with_capacity(blocks.len());
     for (l, block) in blocks.into_iter().enumerate() {
         let block = block.ok_or_else(|| {
-            TraceError::invalid(
-                path.display(),
-                format!(
-                    "layer {} has no rows; every MoE layer must be logged",
-                    facts.moe_layers[l]
-                ),
+            TraceError::import(
+                Location::file(path),
+                CsvError::MissingLayer {
+                    layer: facts.moe_layers[l],
+                },
             )
         })?;
         present.push(block);
     }
     let n = present[0].texts.len();
     for (l, block) in present.iter().enumerate().skip(1) {
+        let at = Location::line(path, block.first_line);
         if block.texts.len() != n {
-            return Err(TraceError::invalid(
-                at_line(path, block.first_line),
-                format!(
-                    "layer {} has {} rows but layer {} has {n}; every layer must log every token",
-                    facts.moe_layers[l],
-                    block.texts.len(),
-                    facts.moe_layers[0]
-                ),
+            return Err(TraceError::import(
+                at,
+                CsvError::RowCount {
+                    layer: facts.moe_layers[l],
+                    rows: block.texts.len(),
+                    first_layer: facts.moe_layers[0],
+                    first_rows: n,
+                },
             ));
         }
         if let Some(pos) = (0..n).find(|&t| block.texts[t] != present[0].texts[t]) {
-            return Err(TraceError::invalid(
-                at_line(path, block.first_line),
-                format!(
-                    "layer {} position {pos} has token {:?} but layer {} has {:?}",
-                    facts.moe_layers[l],
-                    block.texts[pos],
-                    facts.moe_layers[0],
-                    present[0].texts[pos]
-                ),
+            return Err(TraceError::import(
+                at,
+                CsvError::TokenDiffers {
+                    layer: facts.moe_layers[l],
+                    position: pos,
+                    token: block.texts[pos].clone(),
+                    first_layer: facts.moe_layers[0],
+                    first_token: present[0].texts[pos].clone(),
+                },
             ));
         }
     }
@@ -192,8 +231,8 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    b.begin_sequence(id)
-        .map_err(|e| TraceError::invalid(path.display(), e))?;
+    let rule = |e: RuleError| TraceError::import(Location::file(path), e);
+    b.begin_sequence(id).map_err(rule)?;
     let mut token = Vec::with_capacity(facts.ids_per_token());
     for t in 0..n {
         token.clear();
@@ -204,16 +243,19 @@ fn read_csv(r: impl std::io::Read, path: &Path, b: &mut TraceBuilder) -> Result<
             text: Some(present[0].texts[t].clone()),
             ..Default::default()
         };
-        b.push_token(&token, extras)
-            .map_err(|e| TraceError::invalid(path.display(), format!("position {t}: {e}")))?;
+        b.push_token(&token, extras).map_err(|rule| {
+            TraceError::import(
+                Location::file(path),
+                CsvError::Position { position: t, rule },
+            )
+        })?;
     }
-    b.end_sequence()
-        .map_err(|e| TraceError::invalid(path.display(), e))
+    b.end_sequence().map_err(rule)
 }
 
 /// What is wrong with an `Activated Expert IDs` field.
-#[derive(Debug, thiserror::Error)]
-enum IdsError {
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IdsError {
     #[error("Activated Expert IDs {0:?} is not a bracketed list like \"[8, 26, 56]\"")]
     NotAList(String),
     #[error("expert id {0:?} is not a whole number")]
@@ -240,14 +282,20 @@ fn parse_ids(field: &str, n_expert: u32, out: &mut Vec<u16>) -> Result<(), IdsEr
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> TraceError {
-    let line = e.position().map(|p| p.line());
-    let at = line.map_or_else(|| path.display().to_string(), |l| at_line(path, l));
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => TraceError::io(path, io),
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-            TraceError::invalid(at, format!("row has {len} fields; expected {expected_len} (quote token text that contains commas)"))
-        }
-        csv::ErrorKind::Utf8 { err, .. } => TraceError::invalid(at, format!("invalid UTF-8: {err}")),
-        other => TraceError::invalid(at, format!("{other:?}")),
-    }
+    let at = match e.position() {
+        Some(p) => Location::line(path, p.line()),
+        None => Location::file(path),
+    };
+    let problem = match e.into_kind() {
+        csv::ErrorKind::Io(io) => return TraceError::io(path, io),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => CsvError::FieldCount {
+            found: len,
+            expected: expected_len,
+        },
+        csv::ErrorKind::Utf8 { err, .. } => CsvError::Utf8(err),
+        other => CsvError::Reader(other),
+    };
+    TraceError::import(at, problem)
 }

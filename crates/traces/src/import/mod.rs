@@ -12,10 +12,60 @@ pub mod switch_json;
 pub mod vllm_jsonl;
 pub mod vllm_routed;
 
-use crate::error::TraceError;
+use crate::builder::RuleError;
+use crate::error::{Location, TraceError};
 use crate::model::{ModelFacts, Trace};
+use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+
+pub use deepseek_csv::{CsvError, IdsError};
+pub use switch_json::SwitchError;
+pub use vllm_jsonl::JsonlError;
+pub use vllm_routed::{EntryError, RoutedError};
+
+/// What is wrong with another tool's records; [`TraceError::Import`] says where. Facts the
+/// user gave ([`Options`]) are named as such; the caller names the option that gave them.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The source does not record the routed-expert count, and [`Options::n_expert`] is unset.
+    #[error("{format} records do not state the routed-expert count")]
+    NeedsExpertCount { format: &'static str },
+    /// [`Options::moe_layers`] names another number of layers than the records hold.
+    #[error("the MoE layer list given names {given} layers but {found_in} {found}")]
+    LayerCount {
+        given: usize,
+        found: usize,
+        found_in: LayersIn,
+    },
+    /// A rule of the trace format, broken by the file as a whole (or by the line `at` names).
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    #[error(transparent)]
+    Switch(#[from] SwitchError),
+    #[error(transparent)]
+    Jsonl(#[from] JsonlError),
+    #[error(transparent)]
+    Routed(#[from] RoutedError),
+}
+
+/// Where the records' own layer count is: the routed-experts arrays or the router trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayersIn {
+    Arrays,
+    Trace,
+}
+
+impl fmt::Display for LayersIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LayersIn::Arrays => "the arrays have",
+            LayersIn::Trace => "the trace has",
+        })
+    }
+}
 
 /// A source format `hypura trace import --from` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +127,15 @@ impl Options {
     }
 
     /// The expert count for sources that do not record it.
-    pub(crate) fn required_n_expert(&self, path: &Path, source: &str) -> Result<u32, TraceError> {
+    pub(crate) fn required_n_expert(
+        &self,
+        path: &Path,
+        format: &'static str,
+    ) -> Result<u32, TraceError> {
         self.n_expert.ok_or_else(|| {
-            TraceError::invalid(
-                path.display(),
-                format!("{source} records do not state the routed-expert count; pass --n-expert N"),
+            TraceError::import(
+                Location::file(path),
+                ImportError::NeedsExpertCount { format },
             )
         })
     }
@@ -95,9 +149,4 @@ pub fn import(source: Source, path: &Path, opts: &Options) -> Result<Trace, Trac
         Source::VllmJsonl => vllm_jsonl::import(path, opts),
         Source::VllmRouted => vllm_routed::import(path, opts),
     }
-}
-
-/// `file:line` for errors of line-oriented sources.
-pub(crate) fn at_line(path: &Path, line: u64) -> String {
-    format!("{}:{line}", path.display())
 }

@@ -1,15 +1,61 @@
 //! switch-base-8 router traces (`router-trace.v2.json`: `selections[token][layer] = [ids]`),
 //! split into prompts by `capture-metadata.json` when it sits beside the trace.
 
-use super::Options;
-use crate::builder::{check_selection, expert_id, TokenExtras, TraceBuilder};
-use crate::error::TraceError;
+use super::{ImportError, LayersIn, Options};
+use crate::builder::{check_selection, expert_id, RuleError, TokenExtras, TraceBuilder};
+use crate::error::{Location, TraceError};
 use crate::model::{ModelFacts, Trace, MAX_BLOCKS};
 use serde::Deserialize;
 use std::path::Path;
 
 pub const TRACE_FILE: &str = "router-trace.v2.json";
 pub const METADATA_FILE: &str = "capture-metadata.json";
+
+/// What is wrong with a router trace or its capture metadata.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SwitchError {
+    #[error("router trace version is {version}; this importer reads version 2")]
+    Version { version: u64 },
+    #[error(
+        "sparse_encoder_block_indices lists {blocks} blocks but the trace has {layers} layers"
+    )]
+    BlockCount { blocks: usize, layers: u32 },
+    #[error("\"layers\" is {layers}; a model has at most {MAX_BLOCKS} blocks")]
+    TooManyLayers { layers: u32 },
+    #[error("\"tokens\" is {tokens} but \"selections\" has {selections} entries")]
+    TokenCount { tokens: u64, selections: usize },
+    #[error("selections[{token}] has {layers} layers; expected {expected}")]
+    TokenLayers {
+        token: usize,
+        layers: usize,
+        expected: usize,
+    },
+    #[error("selections[{token}][{layer}]: selection has {count} expert ids but topK is {top_k}")]
+    SelectionSize {
+        token: usize,
+        layer: usize,
+        count: usize,
+        top_k: usize,
+    },
+    #[error("selections[{token}][{layer}]: {rule}")]
+    Selection {
+        token: usize,
+        layer: usize,
+        rule: RuleError,
+    },
+    #[error("selections[{token}]: {rule}")]
+    Token { token: usize, rule: RuleError },
+    #[error("prompt_spans[{index}] ({start}..{end}) does not continue at token {next} within {tokens} tokens")]
+    Span {
+        index: usize,
+        start: u64,
+        end: u64,
+        next: u64,
+        tokens: u64,
+    },
+    #[error("prompt_spans cover {covered} of {tokens} tokens")]
+    SpansCover { covered: u64, tokens: u64 },
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -69,12 +115,14 @@ pub fn from_slices(
     opts: &Options,
 ) -> Result<Trace, TraceError> {
     let rt: RouterTrace = parse_json(trace, trace_path)?;
-    let fail = |msg: String| TraceError::invalid(trace_path.display(), msg);
+    let fail = |problem: ImportError| TraceError::import(Location::file(trace_path), problem);
     if rt.version != 2 {
-        return Err(fail(format!(
-            "router trace version is {}; this importer reads version 2",
-            rt.version
-        )));
+        return Err(fail(
+            SwitchError::Version {
+                version: rt.version,
+            }
+            .into(),
+        ));
     }
     let (meta, meta_path): (Option<CaptureMetadata>, &Path) = match meta {
         Some((bytes, p)) => (Some(parse_json(bytes, p)?), p),
@@ -82,22 +130,20 @@ pub fn from_slices(
     };
     let moe_layers = match &meta {
         Some(m) if m.sparse_encoder_block_indices.len() != rt.layers as usize => {
-            return Err(TraceError::invalid(
-                meta_path.display(),
-                format!(
-                    "sparse_encoder_block_indices lists {} blocks but the trace has {} layers",
-                    m.sparse_encoder_block_indices.len(),
-                    rt.layers
-                ),
+            return Err(TraceError::import(
+                Location::file(meta_path),
+                SwitchError::BlockCount {
+                    blocks: m.sparse_encoder_block_indices.len(),
+                    layers: rt.layers,
+                },
             ))
         }
         Some(m) => m.sparse_encoder_block_indices.clone(),
         // Checked before the ids are collected: a count from a tiny file could ask for GBs.
         None if rt.layers > MAX_BLOCKS => {
-            return Err(fail(format!(
-                "\"layers\" is {}; a model has at most {MAX_BLOCKS} blocks",
-                rt.layers
-            )))
+            return Err(fail(
+                SwitchError::TooManyLayers { layers: rt.layers }.into(),
+            ))
         }
         None => (0..rt.layers).collect(),
     };
@@ -109,21 +155,24 @@ pub fn from_slices(
         n_shared_expert: 0,
     });
     if facts.n_layers() != rt.layers as usize {
-        return Err(fail(format!(
-            "--layers names {} layers but the trace has {}",
-            facts.n_layers(),
-            rt.layers
-        )));
+        return Err(fail(ImportError::LayerCount {
+            given: facts.n_layers(),
+            found: rt.layers as usize,
+            found_in: LayersIn::Trace,
+        }));
     }
     if rt.selections.len() as u64 != rt.tokens {
-        return Err(fail(format!(
-            "\"tokens\" is {} but \"selections\" has {} entries",
-            rt.tokens,
-            rt.selections.len()
-        )));
+        return Err(fail(
+            SwitchError::TokenCount {
+                tokens: rt.tokens,
+                selections: rt.selections.len(),
+            }
+            .into(),
+        ));
     }
     let spans = spans(meta.as_ref(), rt.tokens, meta_path)?;
-    let mut b = TraceBuilder::new(facts).map_err(|e| fail(e.to_string()))?;
+    let rule = |e: RuleError| fail(e.into());
+    let mut b = TraceBuilder::new(facts).map_err(rule)?;
     let (k, n_expert, n_layers) = (
         b.model().top_k as usize,
         b.model().n_expert,
@@ -131,36 +180,54 @@ pub fn from_slices(
     );
     let mut ids = Vec::with_capacity(b.model().ids_per_token());
     for (id, range) in spans {
-        b.begin_sequence(id).map_err(|e| fail(e.to_string()))?;
+        b.begin_sequence(id).map_err(rule)?;
         for t in range {
             ids.clear();
             let layers = &rt.selections[t];
             if layers.len() != n_layers {
-                return Err(fail(format!(
-                    "selections[{t}] has {} layers; expected {n_layers}",
-                    layers.len()
-                )));
+                return Err(fail(
+                    SwitchError::TokenLayers {
+                        token: t,
+                        layers: layers.len(),
+                        expected: n_layers,
+                    }
+                    .into(),
+                ));
             }
             for (l, sel) in layers.iter().enumerate() {
-                let here = |e: String| fail(format!("selections[{t}][{l}]: {e}"));
+                let here = |rule: RuleError| {
+                    fail(
+                        SwitchError::Selection {
+                            token: t,
+                            layer: l,
+                            rule,
+                        }
+                        .into(),
+                    )
+                };
                 if sel.len() != k {
-                    return Err(here(format!(
-                        "selection has {} expert ids but topK is {k}",
-                        sel.len()
-                    )));
+                    return Err(fail(
+                        SwitchError::SelectionSize {
+                            token: t,
+                            layer: l,
+                            count: sel.len(),
+                            top_k: k,
+                        }
+                        .into(),
+                    ));
                 }
                 let start = ids.len();
                 for &id in sel {
-                    ids.push(expert_id(id, n_expert).map_err(|e| here(e.to_string()))?);
+                    ids.push(expert_id(id, n_expert).map_err(here)?);
                 }
-                check_selection(&ids[start..], n_expert).map_err(|e| here(e.to_string()))?;
+                check_selection(&ids[start..], n_expert).map_err(here)?;
             }
             b.push_token(&ids, TokenExtras::default())
-                .map_err(|e| fail(format!("selections[{t}]: {e}")))?;
+                .map_err(|rule| fail(SwitchError::Token { token: t, rule }.into()))?;
         }
-        b.end_sequence().map_err(|e| fail(e.to_string()))?;
+        b.end_sequence().map_err(rule)?;
     }
-    b.finish().map_err(|e| fail(e.to_string()))
+    b.finish().map_err(rule)
 }
 
 /// Prompt spans from the metadata (which must tile the tokens in order), else one sequence.
@@ -179,9 +246,15 @@ fn spans(
             || s.token_end_exclusive <= s.token_start
             || s.token_end_exclusive > tokens
         {
-            return Err(TraceError::invalid(
-                meta_path.display(),
-                format!("prompt_spans[{i}] ({}..{}) does not continue at token {next} within {tokens} tokens", s.token_start, s.token_end_exclusive),
+            return Err(TraceError::import(
+                Location::file(meta_path),
+                SwitchError::Span {
+                    index: i,
+                    start: s.token_start,
+                    end: s.token_end_exclusive,
+                    next,
+                    tokens,
+                },
             ));
         }
         next = s.token_end_exclusive;
@@ -191,14 +264,17 @@ fn spans(
         ));
     }
     if next != tokens {
-        return Err(TraceError::invalid(
-            meta_path.display(),
-            format!("prompt_spans cover {next} of {tokens} tokens"),
+        return Err(TraceError::import(
+            Location::file(meta_path),
+            SwitchError::SpansCover {
+                covered: next,
+                tokens,
+            },
         ));
     }
     Ok(out)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<T, TraceError> {
-    serde_json::from_slice(bytes).map_err(|e| TraceError::json(path, e))
+    serde_json::from_slice(bytes).map_err(|e| TraceError::json_syntax(path, e))
 }

@@ -7,7 +7,7 @@ use crate::model::{Phase, Trace};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-pub use read::{from_slice, read};
+pub use read::{from_slice, read, JsonError};
 
 /// Value of the top-level `"format"` key.
 pub const FORMAT_NAME: &str = "hypura-trace";

@@ -2,12 +2,62 @@
 //! line and column where serde_json stood when the rule broke.
 
 use super::{FORMAT_NAME, VERSION};
-use crate::builder::{check_selection, expert_id, TokenExtras, TraceBuilder};
-use crate::error::TraceError;
+use crate::builder::{check_selection, expert_id, RuleError, TokenExtras, TraceBuilder};
+use crate::error::{json_message, Location, TraceError};
 use crate::model::{ModelFacts, Phase, Trace};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
+
+/// What is wrong with a JSON trace; [`TraceError::Json`] says where.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Not JSON, or a value of the wrong type (serde_json's message, without its position).
+    #[error("{}", json_message(.0))]
+    Syntax(serde_json::Error),
+    #[error("\"format\" is {name:?}; expected {FORMAT_NAME:?}")]
+    Format { name: String },
+    #[error("unsupported trace version {version}; this build reads version {VERSION} (convert the file with the hypura that wrote it)")]
+    Version { version: u64 },
+    #[error("model: {0}")]
+    Model(RuleError),
+    #[error("\"version\" and \"model\" must come before \"sequences\"")]
+    SequencesFirst,
+    #[error("unknown key {0:?}; a trace has \"format\", \"version\", \"model\", \"sequences\"")]
+    UnknownTraceKey(String),
+    #[error("unknown key {0:?} in a sequence; expected \"id\", \"tokens\"")]
+    UnknownSequenceKey(String),
+    #[error("unknown key {0:?} in a token; expected \"experts\", \"weights\", \"phase\", \"t_ns\", \"text\"")]
+    UnknownTokenKey(String),
+    #[error("missing \"version\" (this build reads version {VERSION})")]
+    MissingVersion,
+    #[error("missing \"model\"")]
+    MissingModel,
+    #[error("missing \"sequences\"; a trace needs at least one token")]
+    MissingSequences,
+    #[error("sequence has no tokens")]
+    EmptySequence,
+    #[error("token has no \"experts\"")]
+    NoExperts,
+    #[error(
+        "token has more than {layers} layer selections; the model declares {layers} MoE layers"
+    )]
+    TooManySelections { layers: usize },
+    #[error("token has {found} layer selections; the model declares {layers} MoE layers")]
+    TooFewSelections { found: usize, layers: usize },
+    #[error("layer {layer}: selection has more than top_k ({top_k}) entries")]
+    SelectionTooLong { layer: u32, top_k: u32 },
+    #[error("layer {layer}: selection has {count} entries but top_k is {top_k}")]
+    SelectionSize {
+        layer: u32,
+        count: usize,
+        top_k: u32,
+    },
+    /// A rule of the trace format (expert ids, token contents, sequences).
+    #[error(transparent)]
+    Rule(RuleError),
+}
 
 /// Reads and validates a JSON trace file.
 pub fn read(path: &Path) -> Result<Trace, TraceError> {
@@ -17,28 +67,43 @@ pub fn read(path: &Path) -> Result<Trace, TraceError> {
 
 /// Parses a JSON trace from memory; `path` only names the source in errors.
 pub fn from_slice(bytes: &[u8], path: &Path) -> Result<Trace, TraceError> {
+    let slot = Slot::default();
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let trace = TraceSeed
+    let error = |e: serde_json::Error| TraceError::Json {
+        at: Location::json(path, &e),
+        // serde_json keeps only a message; the typed problem waits in the slot.
+        problem: slot.take().unwrap_or(JsonError::Syntax(e)),
+    };
+    let trace = TraceSeed { slot: &slot }
         .deserialize(&mut de)
-        .map_err(|e| TraceError::json(path, e))?;
-    de.end().map_err(|e| TraceError::json(path, e))?;
+        .map_err(error)?;
+    de.end().map_err(error)?;
     Ok(trace)
 }
 
-fn err<E: de::Error>(msg: impl fmt::Display) -> E {
-    E::custom(msg)
+/// Holds the typed problem a visitor found while serde_json carries its message and position
+/// out.
+type Slot = Cell<Option<JsonError>>;
+
+/// The serde error for `problem`, which is kept in `slot` for [`from_slice`].
+fn fail<E: de::Error>(slot: &Slot, problem: JsonError) -> E {
+    let e = E::custom(&problem);
+    slot.set(Some(problem));
+    e
 }
 
-struct TraceSeed;
+struct TraceSeed<'s> {
+    slot: &'s Slot,
+}
 
-impl<'de> DeserializeSeed<'de> for TraceSeed {
+impl<'de> DeserializeSeed<'de> for TraceSeed<'_> {
     type Value = Trace;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Trace, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for TraceSeed {
+impl<'de> Visitor<'de> for TraceSeed<'_> {
     type Value = Trace;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(
@@ -47,6 +112,7 @@ impl<'de> Visitor<'de> for TraceSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Trace, A::Error> {
+        let slot = self.slot;
         let mut version = None;
         let mut builder: Option<TraceBuilder> = None;
         let mut saw_sequences = false;
@@ -55,54 +121,48 @@ impl<'de> Visitor<'de> for TraceSeed {
                 "format" => {
                     let name: String = map.next_value()?;
                     if name != FORMAT_NAME {
-                        return Err(err(format!("\"format\" is {name:?}; expected {FORMAT_NAME:?}")));
+                        return Err(fail(slot, JsonError::Format { name }));
                     }
                 }
                 "version" => {
                     let v: u64 = map.next_value()?;
                     if v != VERSION {
-                        return Err(err(format!(
-                            "unsupported trace version {v}; this build reads version {VERSION} \
-                             (convert the file with the hypura that wrote it)"
-                        )));
+                        return Err(fail(slot, JsonError::Version { version: v }));
                     }
                     version = Some(v);
                 }
                 "model" => {
                     let facts: ModelFacts = map.next_value()?;
-                    builder = Some(TraceBuilder::new(facts).map_err(|e| err(format!("model: {e}")))?);
+                    builder = Some(
+                        TraceBuilder::new(facts).map_err(|e| fail(slot, JsonError::Model(e)))?,
+                    );
                 }
                 "sequences" => {
                     let (Some(_), Some(b)) = (version, builder.as_mut()) else {
-                        return Err(err("\"version\" and \"model\" must come before \"sequences\""));
+                        return Err(fail(slot, JsonError::SequencesFirst));
                     };
-                    map.next_value_seed(SequencesSeed { b })?;
+                    map.next_value_seed(SequencesSeed { b, slot })?;
                     saw_sequences = true;
                 }
-                other => {
-                    return Err(err(format!(
-                        "unknown key {other:?}; a trace has \"format\", \"version\", \"model\", \"sequences\""
-                    )))
-                }
+                _ => return Err(fail(slot, JsonError::UnknownTraceKey(key))),
             }
         }
         if version.is_none() {
-            return Err(err("missing \"version\" (this build reads version 1)"));
+            return Err(fail(slot, JsonError::MissingVersion));
         }
         let Some(b) = builder else {
-            return Err(err("missing \"model\""));
+            return Err(fail(slot, JsonError::MissingModel));
         };
         if !saw_sequences {
-            return Err(err(
-                "missing \"sequences\"; a trace needs at least one token",
-            ));
+            return Err(fail(slot, JsonError::MissingSequences));
         }
-        b.finish().map_err(err)
+        b.finish().map_err(|e| fail(slot, JsonError::Rule(e)))
     }
 }
 
 struct SequencesSeed<'a> {
     b: &'a mut TraceBuilder,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for SequencesSeed<'_> {
@@ -119,7 +179,10 @@ impl<'de> Visitor<'de> for SequencesSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while seq
-            .next_element_seed(SequenceSeed { b: &mut *self.b })?
+            .next_element_seed(SequenceSeed {
+                b: &mut *self.b,
+                slot: self.slot,
+            })?
             .is_some()
         {}
         Ok(())
@@ -128,6 +191,7 @@ impl<'de> Visitor<'de> for SequencesSeed<'_> {
 
 struct SequenceSeed<'a> {
     b: &'a mut TraceBuilder,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for SequenceSeed<'_> {
@@ -143,31 +207,33 @@ impl<'de> Visitor<'de> for SequenceSeed<'_> {
         f.write_str("a sequence object with \"id\" and \"tokens\"")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let slot = self.slot;
+        let rule = |e| fail(slot, JsonError::Rule(e));
         let n = self.b.n_tokens();
-        self.b.begin_sequence(String::new()).map_err(err)?;
+        self.b.begin_sequence(String::new()).map_err(rule)?;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "id" => {
                     let id: String = map.next_value()?;
                     self.b.set_sequence_id(id);
                 }
-                "tokens" => map.next_value_seed(TokensSeed { b: &mut *self.b })?,
-                other => {
-                    return Err(err(format!(
-                        "unknown key {other:?} in a sequence; expected \"id\", \"tokens\""
-                    )))
-                }
+                "tokens" => map.next_value_seed(TokensSeed {
+                    b: &mut *self.b,
+                    slot,
+                })?,
+                _ => return Err(fail(slot, JsonError::UnknownSequenceKey(key))),
             }
         }
         if self.b.n_tokens() == n {
-            return Err(err("sequence has no tokens"));
+            return Err(fail(slot, JsonError::EmptySequence));
         }
-        self.b.end_sequence().map_err(err)
+        self.b.end_sequence().map_err(rule)
     }
 }
 
 struct TokensSeed<'a> {
     b: &'a mut TraceBuilder,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for TokensSeed<'_> {
@@ -192,6 +258,7 @@ impl<'de> Visitor<'de> for TokensSeed<'_> {
                 b: &mut *self.b,
                 ids: &mut ids,
                 weights: &mut weights,
+                slot: self.slot,
             };
             if seq.next_element_seed(seed)?.is_none() {
                 return Ok(());
@@ -204,6 +271,7 @@ struct TokenSeed<'a> {
     b: &'a mut TraceBuilder,
     ids: &'a mut Vec<u16>,
     weights: &'a mut Vec<f32>,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for TokenSeed<'_> {
@@ -219,37 +287,46 @@ impl<'de> Visitor<'de> for TokenSeed<'_> {
         f.write_str("a token object with \"experts\"")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let slot = self.slot;
         let (mut has_experts, mut has_weights) = (false, false);
         let mut extras = TokenExtras::default();
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "experts" => {
-                    map.next_value_seed(LayersSeed { m: self.b.model(), ids: &mut *self.ids, weights: None })?;
+                    map.next_value_seed(LayersSeed {
+                        m: self.b.model(),
+                        ids: &mut *self.ids,
+                        weights: None,
+                        slot,
+                    })?;
                     has_experts = true;
                 }
                 "weights" => {
                     let mut unused = Vec::new();
-                    let seed = LayersSeed { m: self.b.model(), ids: &mut unused, weights: Some(&mut *self.weights) };
+                    let seed = LayersSeed {
+                        m: self.b.model(),
+                        ids: &mut unused,
+                        weights: Some(&mut *self.weights),
+                        slot,
+                    };
                     map.next_value_seed(seed)?;
                     has_weights = true;
                 }
                 "phase" => extras.phase = Some(map.next_value::<Phase>()?),
                 "t_ns" => extras.timestamp_ns = Some(map.next_value::<u64>()?),
                 "text" => extras.text = Some(map.next_value::<String>()?),
-                other => {
-                    return Err(err(format!(
-                        "unknown key {other:?} in a token; expected \"experts\", \"weights\", \"phase\", \"t_ns\", \"text\""
-                    )))
-                }
+                _ => return Err(fail(slot, JsonError::UnknownTokenKey(key))),
             }
         }
         if !has_experts {
-            return Err(err("token has no \"experts\""));
+            return Err(fail(slot, JsonError::NoExperts));
         }
         if has_weights {
             extras.weights = Some(self.weights.as_slice());
         }
-        self.b.push_token(self.ids, extras).map_err(err)
+        self.b
+            .push_token(self.ids, extras)
+            .map_err(|e| fail(slot, JsonError::Rule(e)))
     }
 }
 
@@ -259,6 +336,7 @@ struct LayersSeed<'a> {
     m: &'a ModelFacts,
     ids: &'a mut Vec<u16>,
     weights: Option<&'a mut Vec<f32>>,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for LayersSeed<'_> {
@@ -283,9 +361,10 @@ impl<'de> Visitor<'de> for LayersSeed<'_> {
         loop {
             if l == n_layers {
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
-                    return Err(err(format!(
-                        "token has more than {n_layers} layer selections; the model declares {n_layers} MoE layers"
-                    )));
+                    return Err(fail(
+                        self.slot,
+                        JsonError::TooManySelections { layers: n_layers },
+                    ));
                 }
                 return Ok(());
             }
@@ -295,11 +374,16 @@ impl<'de> Visitor<'de> for LayersSeed<'_> {
                 layer,
                 ids: &mut *self.ids,
                 weights: self.weights.as_deref_mut(),
+                slot: self.slot,
             };
             if seq.next_element_seed(seed)?.is_none() {
-                return Err(err(format!(
-                    "token has {l} layer selections; the model declares {n_layers} MoE layers"
-                )));
+                return Err(fail(
+                    self.slot,
+                    JsonError::TooFewSelections {
+                        found: l,
+                        layers: n_layers,
+                    },
+                ));
             }
             l += 1;
         }
@@ -311,6 +395,7 @@ struct SelectionSeed<'a> {
     layer: u32,
     ids: &'a mut Vec<u16>,
     weights: Option<&'a mut Vec<f32>>,
+    slot: &'a Slot,
 }
 
 impl<'de> DeserializeSeed<'de> for SelectionSeed<'_> {
@@ -331,12 +416,17 @@ impl<'de> Visitor<'de> for SelectionSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let k = self.m.top_k as usize;
-        let (layer, top_k) = (self.layer, self.m.top_k);
+        let (layer, top_k, slot) = (self.layer, self.m.top_k, self.slot);
         let mut count = 0usize;
-        let too_many = || {
-            err(format!(
-                "layer {layer}: selection has more than top_k ({top_k}) entries"
-            ))
+        let too_many = || fail(slot, JsonError::SelectionTooLong { layer, top_k });
+        let at_layer = |rule| {
+            fail(
+                slot,
+                JsonError::Rule(RuleError::AtLayer {
+                    layer,
+                    rule: Box::new(rule),
+                }),
+            )
         };
         match self.weights {
             Some(ws) => {
@@ -354,19 +444,22 @@ impl<'de> Visitor<'de> for SelectionSeed<'_> {
                     if count == k {
                         return Err(too_many());
                     }
-                    let id = expert_id(id, self.m.n_expert)
-                        .map_err(|e| err(format!("layer {layer}: {e}")))?;
+                    let id = expert_id(id, self.m.n_expert).map_err(at_layer)?;
                     self.ids.push(id);
                     count += 1;
                 }
-                check_selection(&self.ids[start..], self.m.n_expert)
-                    .map_err(|e| err(format!("layer {layer}: {e}")))?;
+                check_selection(&self.ids[start..], self.m.n_expert).map_err(at_layer)?;
             }
         }
         if count != k {
-            return Err(err(format!(
-                "layer {layer}: selection has {count} entries but top_k is {top_k}"
-            )));
+            return Err(fail(
+                slot,
+                JsonError::SelectionSize {
+                    layer,
+                    count,
+                    top_k,
+                },
+            ));
         }
         Ok(())
     }
