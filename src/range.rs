@@ -13,6 +13,7 @@ pub const MAX_TOKENS: u64 = 1 << 24;
 /// Bytes: 1 PiB, beyond any machine's memory or drive.
 pub const MAX_BYTES: u64 = 1 << 50;
 /// Threads llama.cpp accepts (`GGML_MAX_N_THREADS`).
+#[cfg(feature = "runtime")]
 pub const MAX_THREADS: u64 = 512;
 /// Read requests in flight.
 pub const MAX_QUEUE_DEPTH: u64 = 1024;
@@ -42,6 +43,7 @@ pub fn float(lo: f64, hi: f64) -> impl TypedValueParser<Value = f64> {
 }
 
 /// A finite number in `lo..=hi`, as f32.
+#[cfg(feature = "runtime")]
 pub fn float32(lo: f32, hi: f32) -> impl TypedValueParser<Value = f32> {
     float(f64::from(lo), f64::from(hi)).map(|v| v as f32)
 }

@@ -180,27 +180,12 @@ pub fn run(args: Args) -> Result<()> {
         planned.io.prefetch_depth = d;
     }
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
-    let mut streamer = planned
-        .streamer_with(&moe)
+    let mut ctx = planned
+        .context(&moe, n_ctx, args.threads, args.metrics.is_some())
         .with_context(|| match &args.replay_trace {
             Some(p) => format!("cannot run {} with {}", model_path.display(), p.display()),
             None => format!("cannot run {}", model_path.display()),
         })?;
-    if args.metrics.is_some() {
-        match streamer.as_mut() {
-            Some(s) => s.record_layers(true),
-            None => streamer = Some(runtime::stream::Streamer::metrics_only()),
-        }
-    }
-    let mut ctx = Context::new(
-        &planned.model,
-        ContextParams {
-            n_ctx,
-            n_threads: args.threads,
-            op_offload: true,
-        },
-        streamer,
-    )?;
     // Loading has transients (llama.cpp's O_DIRECT staging buffer): report the decode peak apart.
     let peak_rss_load = runtime::mem::peak_rss_bytes();
     let peak_reset = runtime::mem::reset_peak_rss();

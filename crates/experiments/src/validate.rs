@@ -1,5 +1,5 @@
 //! `validate`: each configuration of a grid solved, simulated and run for real on the same
-//! plan, profile and routing, and compared by [`Measures`].
+//! plan, profile and routing, and compared by [`Measures`](crate::measures::Measures).
 //!
 //! Per point: the profile is narrowed to the point's memory (`ram`, `gpu`), a plan is solved
 //! for it with the trace's expert use, the simulator decodes the trace's tokens on that plan
@@ -9,7 +9,9 @@
 //! is calibrated by the profile alone: nothing is fitted to the run it is compared with.
 
 use crate::grid::Point;
-use crate::measures::{Measures, Split};
+#[cfg(feature = "runtime")]
+use crate::measures::Measures;
+use crate::measures::Split;
 use hw::HwProfile;
 use metrics::TokenLayerRecord;
 use model::Inventory;
@@ -20,7 +22,9 @@ use serde::Serialize;
 use sim::decode::{self, DecodePolicy, Machine, Options};
 use sim::prefill::{self, Prompt};
 use sim::{Planned, SimError};
-use std::path::{Path, PathBuf};
+#[cfg(feature = "runtime")]
+use std::path::Path;
+use std::path::PathBuf;
 use traces::Trace;
 
 /// llama.cpp's physical batch: a prompt up to this long is one batch on both sides.
@@ -287,7 +291,7 @@ pub fn run(
     routing: &Trace,
     point: &Point,
 ) -> Result<(Vec<TokenLayerRecord>, RunFacts), ValidateError> {
-    use runtime::{Context, ContextParams, MoeOptions, PlannedModel, Sampling};
+    use runtime::{MoeOptions, PlannedModel, Sampling};
     drop_cached(&setup.model_path)?;
     let moe = MoeOptions {
         whole_expert_tensors: false,
@@ -305,21 +309,9 @@ pub fn run(
         planned.io.queue_depth = q;
     }
     let prompt = prompt_ids(&planned.model, setup.prompt_len)?;
-    let mut streamer = planned.streamer_with(&moe).map_err(ValidateError::Run)?;
-    match streamer.as_mut() {
-        Some(s) => s.record_layers(true),
-        None => streamer = Some(runtime::stream::Streamer::metrics_only()),
-    }
-    let mut ctx = Context::new(
-        &planned.model,
-        ContextParams {
-            n_ctx: context_tokens(setup) as u32,
-            n_threads: setup.threads,
-            op_offload: true,
-        },
-        streamer,
-    )
-    .map_err(ValidateError::Run)?;
+    let mut ctx = planned
+        .context(&moe, context_tokens(setup) as u32, setup.threads, true)
+        .map_err(ValidateError::Run)?;
     let sampling = Sampling {
         ignore_eos: true,
         ..Sampling::GREEDY

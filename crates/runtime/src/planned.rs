@@ -1,6 +1,7 @@
 //! A model loaded as a plan says: the plan checked against the file, NVMe-tier tensors in the
 //! streamed-weights buffer type (not read at load), the rest in host memory (or the GPU backend's).
 
+use crate::context::{Context, ContextParams};
 use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
 use crate::experts::{ExpertTensor, Experts};
@@ -207,6 +208,32 @@ impl PlannedModel {
             streamer.set_moe(Moe::new(routing, x));
         }
         Ok(Some(streamer))
+    }
+
+    /// A context that runs the plan: the streamer for `moe` wired in and, with `record_layers`,
+    /// a per-(token, layer) record of every step (a plan that streams nothing then gets a
+    /// streamer that only records). Ops on host weights stay on the CPU backend, as a plan
+    /// computes them.
+    pub fn context(
+        &self,
+        moe: &MoeOptions,
+        n_ctx: u32,
+        n_threads: u32,
+        record_layers: bool,
+    ) -> Result<Context<'_>> {
+        let mut streamer = self.streamer_with(moe)?;
+        if record_layers {
+            match streamer.as_mut() {
+                Some(s) => s.record_layers(true),
+                None => streamer = Some(Streamer::metrics_only()),
+            }
+        }
+        let params = ContextParams {
+            n_ctx,
+            n_threads,
+            op_offload: true,
+        };
+        Context::new(&self.model, params, streamer)
     }
 
     /// The expert cache policy (the option's, else the plan's) and whether the plan's
