@@ -4,9 +4,9 @@
 
 use clap::ValueEnum;
 use gguf::GgmlType;
-use policy::cache::{HotSet, Partition, Policy};
 #[cfg(feature = "runtime")]
 use policy::cache::RunPolicy;
+use policy::cache::{HotSet, Partition, Policy};
 use policy::prefetch::ExpertPrefetch;
 
 /// `--expert-prefetch` of `sim` and `run`.

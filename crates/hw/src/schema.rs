@@ -48,6 +48,14 @@ pub struct GpuProfile {
     /// machine; placement reserves it instead of its built-in estimate. Optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_headroom_bytes: Option<u64>,
+    /// Weight bytes per second a batch-1 decode step streams through the GPU's kernels, GB/s:
+    /// what llama.cpp achieves, below the spec `bandwidth_gbps`. Optional; the spec when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_gbps: Option<f64>,
+    /// Fixed seconds each layer of a forward pass costs on the GPU beyond moving its weights
+    /// (kernel launches, small ops, synchronisation). Optional; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_overhead_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +108,28 @@ pub struct CpuProfile {
     pub cores: u32,
     /// FP32 FMA throughput over all cores, GFLOP/s.
     pub fp32_gflops: f64,
+    /// Weight bytes per second a batch-1 decode step streams through the CPU's kernels, GB/s.
+    /// Optional; `ram.bandwidth_gbps` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_gbps: Option<f64>,
+    /// Fixed seconds each layer of a forward pass costs on the CPU beyond moving its weights
+    /// (small ops, thread synchronisation). Optional; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_overhead_s: Option<f64>,
+}
+
+impl GpuProfile {
+    /// Decode bandwidth in bytes per second: [`GpuProfile::decode_gbps`], else the spec.
+    pub fn decode_bytes_per_s(&self) -> f64 {
+        self.decode_gbps.unwrap_or(self.bandwidth_gbps) * 1e9
+    }
+}
+
+impl HwProfile {
+    /// Decode bandwidth of the CPU in bytes per second: `cpu.decode_gbps`, else the RAM's.
+    pub fn cpu_decode_bytes_per_s(&self) -> f64 {
+        self.cpu.decode_gbps.unwrap_or(self.ram.bandwidth_gbps) * 1e9
+    }
 }
 
 /// Just the version key, read before the full parse so an unsupported version is reported as

@@ -3,9 +3,10 @@
 //! linearises exactly these formulas and the simulator reuses them; [`CostModel::predict`] is
 //! the reference every plan's numbers come from.
 //!
-//! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`; the GPU and
-//! CPU shares run one after the other; routed experts missing from memory are only known after
-//! the router runs, so their reads add to the layer's time. Dense weights streamed from NVMe
+//! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`, at the
+//! bandwidth its decode kernels achieve; the GPU and CPU shares run one after the other, plus a
+//! fixed per-layer overhead (launches, small ops, synchronisation); routed experts missing from
+//! memory are only known after the router runs, so their reads add to the layer's time. Dense weights streamed from NVMe
 //! overlap compute as the prefetch depth `d` allows: the layers are cut into consecutive windows
 //! of `d` and a window takes `max(its compute, its dense reads)` (the next window is read while
 //! this one computes, in `2d` layer buffers); `d = 0` reads each layer before computing it
@@ -17,7 +18,8 @@ use plan::Tier;
 pub use plan::{IoPlan, LayerTime};
 use serde::{Deserialize, Serialize};
 
-/// One compute device's roofline.
+/// One compute device's roofline: its peak FLOP rate and the bandwidth its decode kernels
+/// achieve (the profile's `decode_gbps`, else the memory's spec).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Device {
     pub flops_per_s: f64,
@@ -111,6 +113,11 @@ pub struct CostModel {
     /// Streamed weights are computed by the GPU (unified memory) rather than the CPU.
     pub stream_on_gpu: bool,
     pub io: IoPlan,
+    /// Fixed seconds every layer of a forward pass costs (the globals count as one layer):
+    /// the profile's `layer_overhead_s` of the backend that runs the graph, the GPU where
+    /// there is one. It does not depend on where weights are placed.
+    #[serde(default)]
+    pub layer_overhead_s: f64,
 }
 
 /// A layer's work per decoded token, by device and by NVMe read kind.
@@ -136,16 +143,21 @@ impl CostModel {
     pub fn new(hw: &HwProfile, units: &Units) -> CostModel {
         let gpu = hw.gpu.as_ref().map(|g| Device {
             flops_per_s: g.fp16_tflops * 1e12,
-            bytes_per_s: g.bandwidth_gbps * 1e9,
+            bytes_per_s: g.decode_bytes_per_s(),
         });
+        let layer_overhead_s = match &hw.gpu {
+            Some(g) => g.layer_overhead_s,
+            None => hw.cpu.layer_overhead_s,
+        };
         CostModel {
             stream_on_gpu: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
             gpu,
             cpu: Device {
                 flops_per_s: hw.cpu.fp32_gflops * 1e9,
-                bytes_per_s: hw.ram.bandwidth_gbps * 1e9,
+                bytes_per_s: hw.cpu_decode_bytes_per_s(),
             },
             io: io_plan(&hw.storage, hw.cpu.cores, units),
+            layer_overhead_s: layer_overhead_s.unwrap_or(0.0),
         }
     }
 
@@ -162,8 +174,14 @@ impl CostModel {
     /// Time of one layer: GPU then CPU share, dense I/O overlapped (prefetched one layer
     /// ahead), expert misses serial after the router.
     pub fn layer_time(&self, layer: Option<u32>, load: &LayerLoad) -> LayerTime {
-        let gpu_s = self.gpu.map_or(0.0, |g| g.time(load.gpu));
-        let cpu_s = self.cpu.time(load.cpu);
+        // The fixed overhead goes to the backend that runs the graph.
+        let (gpu_s, cpu_s) = match self.gpu {
+            Some(g) => (
+                g.time(load.gpu) + self.layer_overhead_s,
+                self.cpu.time(load.cpu),
+            ),
+            None => (0.0, self.cpu.time(load.cpu) + self.layer_overhead_s),
+        };
         let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
         let io_expert_s = load.nvme_expert_bytes / (self.io.expert_gbps * 1e9)
             + load.nvme_row_bytes / (self.io.row_gbps * 1e9);

@@ -561,6 +561,7 @@ fn layer_terms(
         compute += roofline(vars, constraints, gpu, load.gpu_flops, load.gpu_bytes);
     }
     compute += roofline(vars, constraints, cost.cpu, load.cpu_flops, load.cpu_bytes);
+    compute += MS * cost.layer_overhead_s;
     *objective += (MS / (cost.io.expert_gbps * 1e9)) * load.nvme_expert;
     *objective += (MS / (cost.io.row_gbps * 1e9)) * load.nvme_row;
     (compute, load.nvme_dense)

@@ -193,6 +193,7 @@ fn instance(seed: u64) -> Instance {
             row_bytes: 4096,
             row_gbps: rng.log_uniform(0.02, 1.0),
         },
+        layer_overhead_s: 0.0,
     };
     let (depth, dense, globals) = match rng.below(4) {
         0 => (0, false, false),

@@ -37,6 +37,7 @@ fn tiny_cost() -> CostModel {
             row_bytes: 4096,
             row_gbps: 1.0,
         },
+        layer_overhead_s: 0.0,
     }
 }
 

@@ -54,6 +54,7 @@ fn cost(gpu: bool) -> CostModel {
             row_bytes: 4096,
             row_gbps: 1.0,
         },
+        layer_overhead_s: 0.0,
     }
 }
 

@@ -36,6 +36,7 @@ fn cost(flops: f64, expert_gbps: f64) -> CostModel {
             row_bytes: 4096,
             row_gbps: expert_gbps,
         },
+        layer_overhead_s: 0.0,
     }
 }
 

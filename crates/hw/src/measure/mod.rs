@@ -302,6 +302,8 @@ pub fn measure_machine(
         cpu: CpuProfile {
             cores: threads as u32,
             fp32_gflops: gflops,
+            decode_gbps: None,
+            layer_overhead_s: None,
         },
     };
     let profile = rounded(profile);
@@ -391,6 +393,8 @@ fn gpu_sections(
         fp32_tflops: fp32,
         unified_memory: g.integrated,
         compute_headroom_bytes: None,
+        decode_gbps: None,
+        layer_overhead_s: None,
     };
     if g.integrated {
         return (Some(gpu), None);
