@@ -6,11 +6,11 @@
 //! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`, at the
 //! bandwidth its decode kernels achieve; the GPU and CPU shares run one after the other, plus a
 //! fixed per-layer overhead (launches, small ops, synchronisation); routed experts missing from
-//! memory are only known after the router runs, so their reads add to the layer's time. Dense weights streamed from NVMe
-//! overlap compute as the prefetch depth `d` allows: the layers are cut into consecutive windows
-//! of `d` and a window takes `max(its compute, its dense reads)` (the next window is read while
-//! this one computes, in `2d` layer buffers); `d = 0` reads each layer before computing it
-//! (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
+//! memory are only known after the router runs, so their reads add to the layer's time. Dense
+//! weights streamed from NVMe overlap compute as the prefetch depth `d` allows: the layers are cut
+//! into consecutive windows of `d` and a window takes `max(its compute, its dense reads)` (the next
+//! window is read while this one computes, in `2d` layer buffers); `d = 0` reads each layer before
+//! computing it (`compute + io`, one buffer). `d = 1` is [`CostModel::layer_time`].
 
 use super::units::{Assignment, ExpertLayer, Unit, Units};
 use hw::{HwProfile, StorageProfile};
