@@ -183,6 +183,27 @@ pub const MODELS: &[Model] = &[
         }],
         spec: gpt_oss_20b,
     },
+    Model {
+        // The model of llama.cpp's Apple Silicon benchmark table (discussion #4167), which the
+        // shipped Apple profiles are calibrated against; F16 has no published file there.
+        name: "llama-2-7b",
+        hf_name: "meta-llama/Llama-2-7b-hf",
+        config_url: "https://huggingface.co/meta-llama/Llama-2-7b-hf/blob/main/config.json",
+        presets: &[Preset::Q4_0, Preset::Q8_0, Preset::F16],
+        published: &[
+            Published {
+                preset: Preset::Q4_0,
+                bytes: 3_830_000_000,
+                url: "https://huggingface.co/TheBloke/Llama-2-7B-GGUF/blob/main/llama-2-7b.Q4_0.gguf",
+            },
+            Published {
+                preset: Preset::Q8_0,
+                bytes: 7_160_000_000,
+                url: "https://huggingface.co/TheBloke/Llama-2-7B-GGUF/blob/main/llama-2-7b.Q8_0.gguf",
+            },
+        ],
+        spec: llama_2_7b,
+    },
 ];
 
 fn gemma_3_270m() -> ArchSpec {
@@ -349,6 +370,23 @@ fn deepseek_v3() -> ArchSpec {
         expert_weights_norm: true,
         n_expert_group: 8,
         n_expert_group_used: 4,
+        ..Default::default()
+    }
+}
+
+fn llama_2_7b() -> ArchSpec {
+    ArchSpec {
+        arch: "llama".into(),
+        n_layer: 32,
+        n_embd: 4096,
+        n_ff: 11_008,
+        n_head: 32,
+        n_head_kv: 32,
+        head_dim: 128,
+        n_vocab: 32_000,
+        n_ctx_train: 4096,
+        rms_eps: 1e-5,
+        rope_freq_base: 10_000.0,
         ..Default::default()
     }
 }

@@ -1,8 +1,9 @@
-//! llama.cpp quantization presets (Q4_K_M, Q5_K_M, MXFP4_MOE): the ggml type each tensor gets.
+//! llama.cpp quantization presets (F16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, MXFP4_MOE): the ggml type
+//! each tensor gets.
 //!
 //! This reproduces llama.cpp `src/llama-quant.cpp` — `tensor_allows_quantization`,
 //! `tensor_get_category`, `llama_tensor_get_type_impl` and `tensor_type_fallback` — for the
-//! three presets the catalog uses, including its per-tensor counters: attention-V tensors are
+//! presets the catalog uses, including its per-tensor counters: attention-V tensors are
 //! counted in file order (`i_attention_wv` of `n_attention_wv`), `ffn_down*` tensors by the layer
 //! parsed from the name when the model has experts and by a running counter otherwise
 //! (`i_ffn_down` of `n_layer`), exactly as `layer_info` does.
@@ -16,8 +17,15 @@ use gguf::ggml_type::GgmlType;
 use std::fmt;
 
 /// A llama-quantize file type (`llama_ftype`) the catalog can reproduce.
+#[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Preset {
+    /// `LLAMA_FTYPE_MOSTLY_F16` (1): every matrix F16, as `convert_hf_to_gguf.py` writes it.
+    F16,
+    /// `LLAMA_FTYPE_MOSTLY_Q8_0` (7).
+    Q8_0,
+    /// `LLAMA_FTYPE_MOSTLY_Q4_0` (2): Q4_0, the output head Q6_K.
+    Q4_0,
     /// `LLAMA_FTYPE_MOSTLY_Q4_K_M` (15).
     Q4KM,
     /// `LLAMA_FTYPE_MOSTLY_Q5_K_M` (17).
@@ -27,11 +35,21 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: &'static [Preset] = &[Preset::Q4KM, Preset::Q5KM, Preset::Mxfp4Moe];
+    pub const ALL: &'static [Preset] = &[
+        Preset::F16,
+        Preset::Q8_0,
+        Preset::Q4_0,
+        Preset::Q4KM,
+        Preset::Q5KM,
+        Preset::Mxfp4Moe,
+    ];
 
-    /// The name users type after the model (`q4_k_m`, `q5_k_m`, `mxfp4`).
+    /// The name users type after the model (`f16`, `q8_0`, `q4_0`, `q4_k_m`, `q5_k_m`, `mxfp4`).
     pub fn name(self) -> &'static str {
         match self {
+            Preset::F16 => "f16",
+            Preset::Q8_0 => "q8_0",
+            Preset::Q4_0 => "q4_0",
             Preset::Q4KM => "q4_k_m",
             Preset::Q5KM => "q5_k_m",
             Preset::Mxfp4Moe => "mxfp4",
@@ -50,15 +68,26 @@ impl Preset {
     /// `general.file_type` llama-quantize writes.
     pub fn ftype(self) -> u32 {
         match self {
+            Preset::F16 => 1,
+            Preset::Q8_0 => 7,
+            Preset::Q4_0 => 2,
             Preset::Q4KM => 15,
             Preset::Q5KM => 17,
             Preset::Mxfp4Moe => 38,
         }
     }
 
+    /// The K-quant mixes, whose `use_more_bits` layers get Q6_K.
+    fn is_k_mix(self) -> bool {
+        matches!(self, Preset::Q4KM | Preset::Q5KM)
+    }
+
     /// llama.cpp `llama_ftype_get_default_type`.
     fn default_type(self) -> GgmlType {
         match self {
+            Preset::F16 => GgmlType::F16,
+            Preset::Q8_0 => GgmlType::Q8_0,
+            Preset::Q4_0 => GgmlType::Q4_0,
             Preset::Q4KM => GgmlType::Q4_K,
             Preset::Q5KM => GgmlType::Q5_K,
             Preset::Mxfp4Moe => GgmlType::MXFP4,
@@ -179,20 +208,27 @@ pub fn tensor_types(
             if !allows_quantization(&t.name, &t.dims) {
                 return Ok(GgmlType::F32);
             }
+            // An unquantized file type: llama-quantize copies the converter's F16 matrices.
+            if preset == Preset::F16 {
+                return Ok(GgmlType::F16);
+            }
             let target = target_type(&mut st, spec, t, preset);
             fallback(t, target)
         })
         .collect()
 }
 
-/// llama.cpp `llama_tensor_get_type_impl`, reduced to the branches Q4_K_M, Q5_K_M and
-/// MXFP4_MOE reach.
+/// llama.cpp `llama_tensor_get_type_impl`, reduced to the branches Q8_0, Q4_0, Q4_K_M, Q5_K_M
+/// and MXFP4_MOE reach (without an importance matrix).
 fn target_type(st: &mut State, spec: &ArchSpec, t: &TensorShape, preset: Preset) -> GgmlType {
     let default = preset.default_type();
     let cat = category(&t.name);
     let n_layer = spec.n_layer as i64;
     if cat == Category::Output || (st.tied_embeddings && cat == Category::TokenEmbd) {
-        return if preset == Preset::Mxfp4Moe || t.dims[0] % default.block_size() != 0 {
+        return if preset == Preset::Mxfp4Moe
+            || t.dims[0] % default.block_size() != 0
+            || default == GgmlType::Q8_0
+        {
             GgmlType::Q8_0
         } else {
             GgmlType::Q6_K
@@ -208,7 +244,7 @@ fn target_type(st: &mut State, spec: &ArchSpec, t: &TensorShape, preset: Preset)
     match cat {
         Category::AttnVLike => {
             let mut ty = default;
-            if use_more_bits(st.i_attention_wv, st.n_attention_wv) {
+            if preset.is_k_mix() && use_more_bits(st.i_attention_wv, st.n_attention_wv) {
                 ty = GgmlType::Q6_K;
             }
             if is_type_70b(spec) && matches!(ty, GgmlType::Q3_K | GgmlType::Q4_K) {
@@ -230,7 +266,7 @@ fn target_type(st: &mut State, spec: &ArchSpec, t: &TensorShape, preset: Preset)
                 st.i_ffn_down
             };
             st.i_ffn_down += 1;
-            if use_more_bits(i_layer, n_layer) {
+            if preset.is_k_mix() && use_more_bits(i_layer, n_layer) {
                 GgmlType::Q6_K
             } else {
                 default
@@ -327,5 +363,8 @@ mod tests {
         assert_eq!(Preset::from_name("Q5_K_M"), Some(Preset::Q5KM));
         assert_eq!(Preset::from_name("mxfp4_moe"), Some(Preset::Mxfp4Moe));
         assert_eq!(Preset::from_name("q3_k_s"), None);
+        for &p in Preset::ALL {
+            assert_eq!(Preset::from_name(p.name()), Some(p));
+        }
     }
 }
