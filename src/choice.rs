@@ -2,6 +2,7 @@
 //! clap; each converts into its library type, so no flag value is parsed by hand and none falls
 //! through to a default.
 
+use clap::builder::PossibleValue;
 use clap::ValueEnum;
 use gguf::GgmlType;
 #[cfg(feature = "runtime")]
@@ -88,8 +89,21 @@ pub enum SynthArch {
     Deepseek2,
 }
 
+impl From<SynthArch> for synth::Arch {
+    fn from(a: SynthArch) -> synth::Arch {
+        use synth::Arch;
+        match a {
+            SynthArch::Llama => Arch::Llama,
+            SynthArch::Mixtral => Arch::Mixtral,
+            SynthArch::Qwen2moe | SynthArch::QwenMoe => Arch::Qwen2Moe,
+            SynthArch::Qwen3moe => Arch::Qwen3Moe,
+            SynthArch::Deepseek2 => Arch::DeepSeek2,
+        }
+    }
+}
+
 impl SynthArch {
-    /// The architecture name `synth::presets::base` takes.
+    /// The name as given on the command line (`qwen-moe` kept apart from `qwen2moe`).
     pub fn name(self) -> &'static str {
         match self {
             SynthArch::Llama => "llama",
@@ -99,6 +113,22 @@ impl SynthArch {
             SynthArch::Qwen3moe => "qwen3moe",
             SynthArch::Deepseek2 => "deepseek2",
         }
+    }
+}
+
+/// `synth --preset`: the synthesizer's presets, by their library names (a value enum over
+/// `synth::Preset::ALL`, so the names and the list live in the library).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynthPreset(pub synth::Preset);
+
+impl ValueEnum for SynthPreset {
+    fn value_variants<'a>() -> &'a [Self] {
+        static ALL: std::sync::OnceLock<Vec<SynthPreset>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| synth::Preset::ALL.map(SynthPreset).to_vec())
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.about()))
     }
 }
 
@@ -277,6 +307,7 @@ mod tests {
             let flag = p.to_possible_value().unwrap();
             assert_eq!(flag.get_name(), ExpertPrefetch::from(*p).name());
         }
+        assert_eq!(Prefetch::value_variants().len(), ExpertPrefetch::ALL.len());
         #[cfg(feature = "runtime")]
         for p in RunCachePolicy::value_variants() {
             let flag = p.to_possible_value().unwrap();
@@ -304,7 +335,15 @@ mod tests {
         for a in SynthArch::value_variants() {
             let flag = a.to_possible_value().unwrap();
             assert_eq!(flag.get_name(), a.name());
-            assert!(synth::presets::Family::parse(a.name()).is_ok(), "{a:?}");
+            assert_eq!(synth::Arch::from_name(a.name()), Some((*a).into()), "{a:?}");
+        }
+        assert_eq!(
+            SynthPreset::value_variants().len(),
+            synth::Preset::ALL.len()
+        );
+        for p in SynthPreset::value_variants() {
+            let flag = p.to_possible_value().unwrap();
+            assert_eq!(synth::Preset::from_name(flag.get_name()), Some(p.0));
         }
         let from: Vec<String> = ImportFrom::value_variants()
             .iter()

@@ -259,6 +259,7 @@ fn a_trace_of_another_routing_shape_is_refused() {
         err.contains("expert count is 64 but the model's is 8"),
         "{err}"
     );
+    assert!(err.contains("`hypura trace synth`"), "{err}");
 }
 
 /// `--plain --plain-like PLAN --replay-trace T`: plain llama.cpp (mmap, its own loader), the

@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(path, ORIGIN, "{shown}");
                     assert!(!message.trim().is_empty(), "{shown}");
                 }
+                PlanError::Version { path, .. } => assert_eq!(path, ORIGIN, "{shown}"),
             }
             assert!(
                 shown.starts_with(ORIGIN),

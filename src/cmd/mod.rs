@@ -17,12 +17,34 @@ pub fn stamped(schema: &str, mut value: serde_json::Value) -> serde_json::Value 
 pub fn refuse_existing(path: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
     match outfile::check(path, force) {
         Ok(()) => Ok(()),
-        Err(outfile::OutfileError::Exists(_)) => anyhow::bail!(
-            "{} already exists; pass --force to overwrite it, or choose another {flag}",
-            path.display()
-        ),
+        Err(outfile::OutfileError::Exists(_)) => Err(exists(path, "overwrite it", flag)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The same refusal for an output directory a command creates and fills: one that exists is
+/// written into only with `--force`.
+#[cfg(feature = "runtime")] // only `validate` writes a directory
+pub fn refuse_existing_dir(dir: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
+    if dir.exists() && !force {
+        return Err(exists(dir, "write into it", flag));
+    }
+    Ok(())
+}
+
+fn exists(path: &Path, with_force: &str, flag: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{} already exists; pass --force to {with_force}, or choose another {flag}",
+        path.display()
+    )
+}
+
+/// Reads a plan file; one this hypura cannot read (another version wrote it) gets what to do.
+pub fn load_plan(path: &Path) -> anyhow::Result<plan::Plan> {
+    plan::Plan::load(path).map_err(|e| match e {
+        plan::PlanError::Version { .. } => anyhow::anyhow!("{e}; re-run `hypura solve`"),
+        e => e.into(),
+    })
 }
 
 pub mod inspect;

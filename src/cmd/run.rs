@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(m)) => return run_plain(&args, m, replay),
         (None, None) => bail!("pass --plan (or --plain with -m)"),
     };
-    let plan = Plan::load(plan_path)?;
+    let plan = super::load_plan(plan_path)?;
     let model_path = match &args.model {
         Some(p) => p.clone(),
         None => default_model(plan_path, &plan)?,
@@ -182,6 +182,7 @@ pub fn run(args: Args) -> Result<()> {
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut ctx = planned
         .context(&moe, n_ctx, args.threads, args.metrics.is_some())
+        .map_err(replay_advice)
         .with_context(|| match &args.replay_trace {
             Some(p) => format!("cannot run {} with {}", model_path.display(), p.display()),
             None => format!("cannot run {}", model_path.display()),
@@ -314,6 +315,17 @@ fn sampling(args: &Args) -> Sampling {
     }
 }
 
+/// A trace of another routing shape than the model's, with what to do about it.
+fn replay_advice(e: runtime::Error) -> anyhow::Error {
+    match e {
+        runtime::Error::TraceShape { .. } => anyhow::anyhow!(
+            "{e}; replay a trace of a model with the same routing shape \
+             (or synthesize one: `hypura trace synth`)"
+        ),
+        e => e.into(),
+    }
+}
+
 /// A replayed trace must cover every token this run decodes.
 fn check_replay_length(
     args: &Args,
@@ -346,14 +358,16 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         None
     };
     let mut params = match (&args.plain_like, &inventory) {
-        (Some(path), Some(inv)) => runtime::placement::reference_params(&Plan::load(path)?, inv)
-            .with_context(|| {
+        (Some(path), Some(inv)) => {
+            let plan = super::load_plan(path)?;
+            runtime::placement::reference_params(&plan, inv).with_context(|| {
                 format!(
                     "--plain-like {}: not a plan for {}",
                     path.display(),
                     model_path.display()
                 )
-            })?,
+            })?
+        }
         _ => ModelParams::llama_defaults(),
     };
     if args.plain_load == Some(PlainLoad::Direct) {
@@ -365,13 +379,15 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     check_replay_length(args, replay.as_ref(), prompt.len())?;
     let streamer = match (replay, &args.replay_trace, &inventory) {
         (Some(trace), Some(path), Some(inv)) => Some(
-            runtime::stream::Streamer::replaying(&inv.arch, trace).with_context(|| {
-                format!(
-                    "cannot replay {} on {}",
-                    path.display(),
-                    model_path.display()
-                )
-            })?,
+            runtime::stream::Streamer::replaying(&inv.arch, trace)
+                .map_err(replay_advice)
+                .with_context(|| {
+                    format!(
+                        "cannot replay {} on {}",
+                        path.display(),
+                        model_path.display()
+                    )
+                })?,
         ),
         _ => None,
     };

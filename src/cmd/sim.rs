@@ -6,7 +6,6 @@ use crate::range;
 use anyhow::{bail, Context, Result};
 use hw::HwProfile;
 use place::Units;
-use plan::Plan;
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options};
 use sim::prefill::{self, PrefillReport, Prompt};
@@ -114,7 +113,7 @@ pub fn run(args: Args) -> Result<()> {
         bail!("--host-weights-on-gpu needs a discrete GPU (a profile with [host_link])");
     }
     let plan_file = match &args.plan {
-        Some(p) => Some(Plan::load(p)?),
+        Some(p) => Some(super::load_plan(p)?),
         None => None,
     };
     let model = match (&args.model, &plan_file) {

@@ -1,13 +1,13 @@
 //! `hypura synth`: writes a llama.cpp-loadable GGUF with random weights for a chosen shape.
 
-use crate::choice::{SynthArch, WeightType};
+use crate::choice::{SynthArch, SynthPreset, WeightType};
 use crate::range;
 use gguf::GgmlType;
 use model::units::human_bytes;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use synth::presets::{self, Family, Overrides, ShapeError, PRESETS};
+use synth::presets::{self, Family, Overrides, ShapeError};
 use synth::{SynthError, SynthSpec};
 
 #[derive(clap::Args)]
@@ -17,8 +17,8 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Starting shape (listed below); the other options override its values.
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[arg(long, value_enum, ignore_case = true, hide_possible_values = true)]
+    pub preset: Option<SynthPreset>,
     /// Architecture. Without --preset, starts from that architecture's tiny preset.
     #[arg(long, value_enum, ignore_case = true)]
     pub arch: Option<SynthArch>,
@@ -91,8 +91,8 @@ pub struct Args {
 
 fn preset_help() -> String {
     let mut s = String::from("Presets:\n");
-    for p in PRESETS {
-        s += &format!("  {:<22} {}\n", p.name, p.about);
+    for p in synth::Preset::ALL {
+        s += &format!("  {:<22} {}\n", p.name(), p.about());
     }
     s
 }
@@ -100,8 +100,9 @@ fn preset_help() -> String {
 /// Resolves the arguments to the spec to write.
 pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
     let weight_type = GgmlType::from(args.weight_type);
-    let arch_name = args.arch.map(SynthArch::name);
-    let (family, base) = presets::base(args.preset.as_deref(), arch_name).map_err(shape_advice)?;
+    let preset = args.preset.map(|p| p.0);
+    let advice = |e| shape_advice(e, args.arch);
+    let (family, base) = presets::base(preset, args.arch.map(synth::Arch::from)).map_err(advice)?;
     let overrides = Overrides {
         n_layer: args.layers,
         n_embd: args.embd,
@@ -119,7 +120,7 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
         n_ctx_train: args.ctx,
         tied_embeddings: args.tied.then_some(true),
     };
-    let mut arch = presets::apply(family, base, &overrides).map_err(shape_advice)?;
+    let mut arch = presets::apply(family, base, &overrides).map_err(advice)?;
     if let Some(size) = &args.size {
         if args.layers.is_some() && args.embd.is_some() {
             anyhow::bail!(
@@ -128,14 +129,13 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
         }
         let target = synth::parse_size(size)?;
         arch = synth::fit_size(family, &arch, weight_type, target, args.layers, args.embd)
-            .map_err(shape_advice)?;
+            .map_err(advice)?;
     }
-    let label = args
-        .preset
-        .clone()
-        .or_else(|| arch_name.map(String::from))
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let label = match (preset, args.arch) {
+        (Some(p), _) => p.name(),
+        (None, Some(a)) => a.name(),
+        (None, None) => "",
+    };
     let name = args
         .name
         .clone()
@@ -149,19 +149,13 @@ pub fn spec_from_args(args: &Args) -> anyhow::Result<SynthSpec> {
 }
 
 /// A shape error in the words of this command's options: the library names the settings, this
-/// names the flags that set them.
-fn shape_advice(e: ShapeError) -> anyhow::Error {
+/// names the flags that set them (`arch` as given, `qwen-moe` as well as `qwen2moe`).
+fn shape_advice(e: ShapeError, arch: Option<SynthArch>) -> anyhow::Error {
     let msg = match &e {
-        ShapeError::UnknownArch { name } => format!(
-            "unknown --arch {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
-        ),
-        ShapeError::ArchConflictsWithPreset {
-            arch,
-            preset,
-            family,
-        } => format!(
-            "--arch {arch} conflicts with --preset {preset} (a {} model); give one of them",
-            family.arch()
+        ShapeError::ArchConflictsWithPreset { arch: a, preset } => format!(
+            "--arch {} conflicts with --preset {preset} (a {} model); give one of them",
+            arch.map_or(a.name(), SynthArch::name),
+            preset.family().arch()
         ),
         ShapeError::NothingToBuild => {
             "say what to build: --preset NAME or --arch ARCH (see --help)".into()

@@ -53,7 +53,7 @@ pub fn hypura_within(args: &[&str], limit: Duration) -> (Option<i32>, String, St
 /// The real Gemma 3 270M GGUF; fails the test with install instructions when it is missing.
 #[allow(dead_code)] // not every test binary uses it
 pub fn gemma_path() -> PathBuf {
-    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m_or_panic()
 }
 
 /// `hypura run --plan PLAN -m MODEL -p PROMPT -n N` plus `extra`: (success, stdout, stderr).

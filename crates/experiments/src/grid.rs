@@ -20,6 +20,16 @@ pub fn policy_name(p: RunPolicy) -> &'static str {
     }
 }
 
+/// The policy [`policy_name`] calls `name`.
+fn policy_from_name(name: &str) -> Option<RunPolicy> {
+    match name {
+        "static" => Some(RunPolicy::StaticFrequency),
+        // The plan's own goes by the grid's name only.
+        "static-frequency" => None,
+        name => RunPolicy::from_name(name),
+    }
+}
+
 /// One configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Point {
@@ -75,7 +85,7 @@ pub enum GridError {
     BadValue {
         key: &'static str,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
     #[error("the grid has {points} points, more than {MAX_POINTS}")]
     TooManyPoints { points: usize },
@@ -188,28 +198,18 @@ fn parse_all<T>(
 }
 
 fn parse_policy(v: &str) -> Result<RunPolicy, GridError> {
-    RunPolicy::ALL
-        .into_iter()
-        .find(|&p| policy_name(p) == v)
-        .ok_or_else(|| GridError::BadValue {
-            key: "policy",
-            value: v.to_string(),
-            expected: "static, lru, lfu, lfru, arc, pinned-lru",
-        })
+    policy_from_name(v).ok_or_else(|| GridError::BadValue {
+        key: "policy",
+        value: v.to_string(),
+        expected: RunPolicy::ALL.map(policy_name).join(", "),
+    })
 }
 
 fn parse_prefetch(v: &str) -> Result<ExpertPrefetch, GridError> {
-    [
-        ExpertPrefetch::None,
-        ExpertPrefetch::Coactivation,
-        ExpertPrefetch::Oracle,
-    ]
-    .into_iter()
-    .find(|p| p.name() == v)
-    .ok_or_else(|| GridError::BadValue {
+    ExpertPrefetch::parse(v).ok_or_else(|| GridError::BadValue {
         key: "prefetch",
         value: v.to_string(),
-        expected: "none, coactivation, oracle",
+        expected: ExpertPrefetch::ALL.map(ExpertPrefetch::name).join(", "),
     })
 }
 
@@ -220,7 +220,7 @@ fn parse_qd(v: &str) -> Result<u32, GridError> {
         .ok_or_else(|| GridError::BadValue {
             key: "qd",
             value: v.to_string(),
-            expected: "an integer 1..=1024",
+            expected: "an integer 1..=1024".into(),
         })
 }
 
@@ -231,7 +231,7 @@ pub fn parse_bytes(key: &'static str, v: &str) -> Result<u64, GridError> {
     let bad = || GridError::BadValue {
         key,
         value: v.to_string(),
-        expected: "a byte count such as 3GiB, 512MiB or 2000000000 (at most 2^50)",
+        expected: "a byte count such as 3GiB, 512MiB or 2000000000 (at most 2^50)".into(),
     };
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -321,12 +321,20 @@ mod tests {
             assert_eq!(parse_policy(policy_name(p)), Ok(p));
         }
         assert!(parse_policy("static-frequency").is_err());
+        assert!(parse_policy("belady").is_err());
     }
 
     #[test]
     fn bad_grids_name_what_is_wrong() {
         let e = |t: &str| parse(t).unwrap_err().to_string();
-        assert!(e("policy=belady").contains("\"belady\" is not one of"));
+        assert_eq!(
+            e("policy=belady"),
+            "policy: \"belady\" is not one of static, lru, lfu, lfru, arc, pinned-lru"
+        );
+        assert_eq!(
+            e("prefetch=all"),
+            "prefetch: \"all\" is not one of none, coactivation, oracle"
+        );
         assert!(e("cache=1").contains("unknown key \"cache\""));
         assert!(e("qd=0").contains("qd: \"0\""));
         assert!(e("qd=1;qd=2").contains("appears twice"));

@@ -7,7 +7,7 @@ use gguf::{encode_header, Array, TensorSpec, Value};
 use std::path::PathBuf;
 
 fn gemma_path() -> PathBuf {
-    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m_or_panic()
 }
 
 /// Writes the catalog's Llama-3.3-70B Q4_K_M as a sparse GGUF: full header, holes for the data.

@@ -81,7 +81,7 @@ fn required_models_and_sizes() {
 
 /// Path of the real Gemma 3 270M Q4_K_M file, from the pip package CI installs.
 fn gemma_path() -> PathBuf {
-    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m_or_panic()
 }
 
 #[test]

@@ -1058,7 +1058,7 @@ fn split_name_without_split_pattern() {
 // ---- the real model ------------------------------------------------------------------------
 
 fn gemma_path() -> PathBuf {
-    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m_or_panic()
 }
 
 #[test]

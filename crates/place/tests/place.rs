@@ -237,7 +237,7 @@ fn version_1_plans_are_refused_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("old.json") && err.contains("version 1") && err.contains("re-run"),
+        err.contains("old.json") && err.contains("version 1") && err.contains("no longer read"),
         "{err}"
     );
 }

@@ -421,6 +421,19 @@ pub enum PlanError {
         field: String,
         message: String,
     },
+    /// A plan of a version this build does not read (an older or newer hypura wrote it).
+    #[error("{path}: field `version`: {}", version_text(*.version))]
+    Version { path: String, version: u64 },
+}
+
+fn version_text(version: u64) -> String {
+    match version {
+        1 => format!(
+            "plan version 1 is no longer read (it left merged expert tensors split across tiers \
+             out of `tensors`); this hypura reads version {PLAN_VERSION}"
+        ),
+        v => format!("unsupported plan version {v}; this hypura reads version {PLAN_VERSION}"),
+    }
 }
 
 impl Plan {
@@ -444,17 +457,11 @@ impl Plan {
             serde_json::from_str(text).map_err(|e| field_err("", e.to_string()))?;
         match probe.get("version").and_then(|v| v.as_u64()) {
             Some(v) if v == PLAN_VERSION as u64 => {}
-            Some(1) => {
-                return Err(field_err(
-                    "version",
-                    format!("plan version 1 is no longer read (it left merged expert tensors split across tiers out of `tensors`); this hypura reads version {PLAN_VERSION}; re-run `hypura solve`"),
-                ))
-            }
-            Some(v) => {
-                return Err(field_err(
-                    "version",
-                    format!("unsupported plan version {v}; this hypura reads version {PLAN_VERSION}; re-run `hypura solve`"),
-                ))
+            Some(version) => {
+                return Err(PlanError::Version {
+                    path: origin.to_string(),
+                    version,
+                })
             }
             None => return Err(field_err("version", "missing or not an integer".into())),
         }

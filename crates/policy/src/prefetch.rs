@@ -17,6 +17,13 @@ pub enum ExpertPrefetch {
 }
 
 impl ExpertPrefetch {
+    /// Every choice, in the order help texts list them.
+    pub const ALL: [ExpertPrefetch; 3] = [
+        ExpertPrefetch::None,
+        ExpertPrefetch::Coactivation,
+        ExpertPrefetch::Oracle,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             ExpertPrefetch::None => "none",
@@ -25,13 +32,9 @@ impl ExpertPrefetch {
         }
     }
 
+    /// The choice [`ExpertPrefetch::name`] calls `s`.
     pub fn parse(s: &str) -> Option<ExpertPrefetch> {
-        match s {
-            "none" => Some(ExpertPrefetch::None),
-            "coactivation" => Some(ExpertPrefetch::Coactivation),
-            "oracle" => Some(ExpertPrefetch::Oracle),
-            _ => None,
-        }
+        ExpertPrefetch::ALL.into_iter().find(|p| p.name() == s)
     }
 }
 

@@ -45,7 +45,7 @@ pub enum Error {
     Inventory(#[from] model::InventoryError),
     #[error("the plan does not match the model")]
     Plan(#[from] plan::CheckError),
-    #[error("the replayed trace's {what} is {trace} but the model's is {model}; replay a trace of a model with the same routing shape (or synthesize one: `hypura synth`)")]
+    #[error("the replayed trace's {what} is {trace} but the model's is {model}")]
     TraceShape {
         what: &'static str,
         trace: String,

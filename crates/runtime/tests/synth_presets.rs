@@ -4,26 +4,26 @@
 
 use gguf::GgmlType;
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
-use synth::presets::{self, Overrides, PRESETS};
-use synth::SynthSpec;
+use synth::presets::{self, Overrides};
+use synth::{Preset, SynthSpec};
 
 #[test]
 fn every_preset_in_q4_0_and_q8_0_loads_and_decodes_in_llama_cpp() {
     let dir = tempfile::tempdir().unwrap();
     let mut checked = Vec::new();
-    for preset in PRESETS {
+    for preset in Preset::ALL {
         for weight_type in [GgmlType::Q4_0, GgmlType::Q8_0] {
-            let (family, base) = presets::base(Some(preset.name), None).unwrap();
+            let (family, base) = presets::base(Some(preset), None).unwrap();
             let arch = presets::apply(family, base, &Overrides::default()).unwrap();
             let spec = SynthSpec {
                 arch,
                 weight_type,
                 seed: 1,
-                name: format!("load-check-{}", preset.name),
+                name: format!("load-check-{}", preset.name()),
             };
             let path = dir
                 .path()
-                .join(format!("{}-{}.gguf", preset.name, weight_type.name()));
+                .join(format!("{}-{}.gguf", preset.name(), weight_type.name()));
             spec.write(&path, false, &mut |_, _| {}).unwrap();
 
             let model = Model::load(&path, &ModelParams::llama_defaults())
@@ -48,7 +48,7 @@ fn every_preset_in_q4_0_and_q8_0_loads_and_decodes_in_llama_cpp() {
                 "{}: non-finite logits",
                 path.display()
             );
-            checked.push(format!("{} {}", preset.name, weight_type.name()));
+            checked.push(format!("{} {}", preset.name(), weight_type.name()));
             std::fs::remove_file(&path).unwrap();
         }
     }

@@ -22,7 +22,7 @@ use output::OutputError;
 use std::path::{Path, PathBuf};
 
 pub use fit::{fit_size, parse_size, SizeError};
-pub use presets::{preset, Overrides, ShapeError, PRESETS};
+pub use presets::{Arch, Overrides, Preset, ShapeError};
 pub use tokenizer::VocabError;
 
 /// Everything that decides a synthetic file's bytes.

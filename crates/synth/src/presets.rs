@@ -8,19 +8,13 @@ use model::SpecError;
 /// adds which of its options set them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
-    #[error(
-        "unknown architecture {name:?}; choose llama, mixtral, qwen2moe, qwen3moe or deepseek2"
-    )]
+    #[error("unknown architecture {name:?}; choose {}", arch_names())]
     UnknownArch { name: String },
     #[error("unknown preset {name:?}; presets: {}", preset_names())]
     UnknownPreset { name: String },
     /// The architecture asked for is not the preset's.
-    #[error("architecture {arch} conflicts with preset {preset} (a {} model); give one of them", .family.arch())]
-    ArchConflictsWithPreset {
-        arch: String,
-        preset: &'static str,
-        family: Family,
-    },
+    #[error("architecture {arch} conflicts with preset {preset} (a {} model); give one of them", .preset.family().arch())]
+    ArchConflictsWithPreset { arch: Arch, preset: Preset },
     #[error("say what to build: a preset or an architecture")]
     NothingToBuild,
     /// The head width is derived from the model width, and the heads do not divide it.
@@ -61,11 +55,14 @@ pub enum ShapeError {
 }
 
 fn preset_names() -> String {
-    PRESETS
-        .iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    Preset::ALL.map(Preset::name).join(", ")
+}
+
+/// `llama, mixtral, qwen2moe, qwen3moe or deepseek2`.
+fn arch_names() -> String {
+    let names = Arch::ALL.map(Arch::name);
+    let (last, rest) = names.split_last().expect("there are architectures");
+    format!("{} or {last}", rest.join(", "))
 }
 
 fn family_name(f: Family) -> &'static str {
@@ -101,23 +98,6 @@ pub enum Family {
 }
 
 impl Family {
-    /// Parses an architecture name: `llama`, `mixtral`, `qwen2moe`, `qwen3moe`, `deepseek2`;
-    /// with it, the name of the family's tiny preset.
-    pub fn parse(name: &str) -> Result<(Family, &'static str), ShapeError> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "llama" => (Family::Llama, "tiny-llama"),
-            "mixtral" => (Family::Llama, "tiny-mixtral"),
-            "qwen2moe" | "qwen-moe" => (Family::Qwen2Moe, "tiny-qwen-moe"),
-            "qwen3moe" => (Family::Qwen3Moe, "tiny-qwen3-moe"),
-            "deepseek2" => (Family::DeepSeek2, "tiny-deepseek-v2-lite"),
-            _ => {
-                return Err(ShapeError::UnknownArch {
-                    name: name.to_string(),
-                })
-            }
-        })
-    }
-
     pub fn arch(self) -> &'static str {
         match self {
             Family::Llama => "llama",
@@ -128,17 +108,205 @@ impl Family {
     }
 }
 
+/// An architecture to build, as `hypura synth --arch` names it: a [`Family`] and the tiny
+/// preset a model of it starts from (`llama` and `mixtral` are one family, dense and MoE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    Llama,
+    Mixtral,
+    Qwen2Moe,
+    Qwen3Moe,
+    DeepSeek2,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 5] = [
+        Arch::Llama,
+        Arch::Mixtral,
+        Arch::Qwen2Moe,
+        Arch::Qwen3Moe,
+        Arch::DeepSeek2,
+    ];
+
+    /// The name [`Arch::from_name`] takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Mixtral => "mixtral",
+            Arch::Qwen2Moe => "qwen2moe",
+            Arch::Qwen3Moe => "qwen3moe",
+            Arch::DeepSeek2 => "deepseek2",
+        }
+    }
+
+    /// The architecture [`Arch::name`] calls `name`, case-insensitively; `qwen-moe` is the old
+    /// name of `qwen2moe`.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        let name = name.to_ascii_lowercase();
+        if name == "qwen-moe" {
+            return Some(Arch::Qwen2Moe);
+        }
+        Arch::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn family(self) -> Family {
+        self.preset().family()
+    }
+
+    /// The tiny preset a model of this architecture starts from.
+    pub fn preset(self) -> Preset {
+        match self {
+            Arch::Llama => Preset::TinyLlama,
+            Arch::Mixtral => Preset::TinyMixtral,
+            Arch::Qwen2Moe => Preset::TinyQwenMoe,
+            Arch::Qwen3Moe => Preset::TinyQwen3Moe,
+            Arch::DeepSeek2 => Preset::TinyDeepseekV2Lite,
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Arch {
+    type Err = ShapeError;
+
+    fn from_str(name: &str) -> Result<Arch, ShapeError> {
+        Arch::from_name(name).ok_or_else(|| ShapeError::UnknownArch {
+            name: name.to_string(),
+        })
+    }
+}
+
 /// A named starting shape.
-pub struct Preset {
-    pub name: &'static str,
-    pub about: &'static str,
-    pub family: Family,
-    build: fn() -> ArchSpec,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Preset {
+    TinyLlama,
+    TinyMixtral,
+    TinyQwenMoe,
+    TinyQwen3Moe,
+    TinyDeepseekV2Lite,
 }
 
 impl Preset {
-    pub fn spec(&self) -> ArchSpec {
-        (self.build)()
+    /// Every preset, in the order help texts list them.
+    pub const ALL: [Preset; 5] = [
+        Preset::TinyLlama,
+        Preset::TinyMixtral,
+        Preset::TinyQwenMoe,
+        Preset::TinyQwen3Moe,
+        Preset::TinyDeepseekV2Lite,
+    ];
+
+    /// The name `hypura synth --preset` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::TinyLlama => "tiny-llama",
+            Preset::TinyMixtral => "tiny-mixtral",
+            Preset::TinyQwenMoe => "tiny-qwen-moe",
+            Preset::TinyQwen3Moe => "tiny-qwen3-moe",
+            Preset::TinyDeepseekV2Lite => "tiny-deepseek-v2-lite",
+        }
+    }
+
+    /// The preset [`Preset::name`] calls `name`, case-insensitively.
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// One line on what the preset is.
+    pub fn about(self) -> &'static str {
+        match self {
+            Preset::TinyLlama => "dense llama: 4 layers, width 256, ff 512, 8 heads (4 kv), vocab 512",
+            Preset::TinyMixtral => "Mixtral-style llama MoE: 4 layers, width 256, 8 experts of ff 512, top-2",
+            Preset::TinyQwenMoe => "Qwen1.5/2-MoE-style qwen2moe: 4 layers, width 256, 16 experts of ff 128, top-4, gated shared expert of ff 512",
+            Preset::TinyQwen3Moe => "Qwen3-MoE-style qwen3moe: 4 layers, width 256, 32 experts of ff 128, top-4, head dim 64, q/k norms",
+            Preset::TinyDeepseekV2Lite => "DeepSeek-V2-Lite routing shape on a small width: deepseek2 (MLA), 27 layers (first dense), \
+                64 experts of ff 64, top-6, 2 shared experts, width 128",
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Preset::TinyLlama | Preset::TinyMixtral => Family::Llama,
+            Preset::TinyQwenMoe => Family::Qwen2Moe,
+            Preset::TinyQwen3Moe => Family::Qwen3Moe,
+            Preset::TinyDeepseekV2Lite => Family::DeepSeek2,
+        }
+    }
+
+    /// The preset's shape.
+    pub fn spec(self) -> ArchSpec {
+        match self {
+            Preset::TinyLlama => tiny("llama"),
+            Preset::TinyMixtral => ArchSpec {
+                n_expert: 8,
+                n_expert_used: 2,
+                expert_ff: 512,
+                rope_freq_base: 1e6,
+                ..tiny("llama")
+            },
+            Preset::TinyQwenMoe => ArchSpec {
+                n_expert: 16,
+                n_expert_used: 4,
+                expert_ff: 128,
+                n_shared_expert: 1,
+                shared_expert_ff: 512,
+                rms_eps: 1e-6,
+                rope_freq_base: 1e6,
+                ..tiny("qwen2moe")
+            },
+            Preset::TinyQwen3Moe => ArchSpec {
+                head_dim: 64,
+                n_expert: 32,
+                n_expert_used: 4,
+                expert_ff: 128,
+                rms_eps: 1e-6,
+                rope_freq_base: 1e6,
+                ..tiny("qwen3moe")
+            },
+            Preset::TinyDeepseekV2Lite => ArchSpec {
+                n_layer: 27,
+                n_embd: 128,
+                n_ff: 512,
+                n_head: 4,
+                n_head_kv: 4,
+                head_dim: 48,
+                rope_dim: 16,
+                v_head_dim: 32,
+                kv_lora_rank: 64,
+                n_expert: 64,
+                n_expert_used: 6,
+                expert_ff: 64,
+                n_shared_expert: 2,
+                n_leading_dense: 1,
+                expert_weights_scale: 1.0,
+                expert_gating_func: 1,
+                rms_eps: 1e-6,
+                ..tiny("deepseek2")
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Preset {
+    type Err = ShapeError;
+
+    fn from_str(name: &str) -> Result<Preset, ShapeError> {
+        Preset::from_name(name).ok_or_else(|| ShapeError::UnknownPreset {
+            name: name.to_string(),
+        })
     }
 }
 
@@ -157,81 +325,6 @@ fn tiny(arch: &str) -> ArchSpec {
         rope_freq_base: 10000.0,
         ..Default::default()
     }
-}
-
-pub const PRESETS: &[Preset] = &[
-    Preset {
-        name: "tiny-llama",
-        about: "dense llama: 4 layers, width 256, ff 512, 8 heads (4 kv), vocab 512",
-        family: Family::Llama,
-        build: || tiny("llama"),
-    },
-    Preset {
-        name: "tiny-mixtral",
-        about: "Mixtral-style llama MoE: 4 layers, width 256, 8 experts of ff 512, top-2",
-        family: Family::Llama,
-        build: || ArchSpec { n_expert: 8, n_expert_used: 2, expert_ff: 512, rope_freq_base: 1e6, ..tiny("llama") },
-    },
-    Preset {
-        name: "tiny-qwen-moe",
-        about: "Qwen1.5/2-MoE-style qwen2moe: 4 layers, width 256, 16 experts of ff 128, top-4, gated shared expert of ff 512",
-        family: Family::Qwen2Moe,
-        build: || ArchSpec {
-            n_expert: 16,
-            n_expert_used: 4,
-            expert_ff: 128,
-            n_shared_expert: 1,
-            shared_expert_ff: 512,
-            rms_eps: 1e-6,
-            rope_freq_base: 1e6,
-            ..tiny("qwen2moe")
-        },
-    },
-    Preset {
-        name: "tiny-qwen3-moe",
-        about: "Qwen3-MoE-style qwen3moe: 4 layers, width 256, 32 experts of ff 128, top-4, head dim 64, q/k norms",
-        family: Family::Qwen3Moe,
-        build: || ArchSpec {
-            head_dim: 64,
-            n_expert: 32,
-            n_expert_used: 4,
-            expert_ff: 128,
-            rms_eps: 1e-6,
-            rope_freq_base: 1e6,
-            ..tiny("qwen3moe")
-        },
-    },
-    Preset {
-        name: "tiny-deepseek-v2-lite",
-        about: "DeepSeek-V2-Lite routing shape on a small width: deepseek2 (MLA), 27 layers (first dense), \
-                64 experts of ff 64, top-6, 2 shared experts, width 128",
-        family: Family::DeepSeek2,
-        build: || ArchSpec {
-            n_layer: 27,
-            n_embd: 128,
-            n_ff: 512,
-            n_head: 4,
-            n_head_kv: 4,
-            head_dim: 48,
-            rope_dim: 16,
-            v_head_dim: 32,
-            kv_lora_rank: 64,
-            n_expert: 64,
-            n_expert_used: 6,
-            expert_ff: 64,
-            n_shared_expert: 2,
-            n_leading_dense: 1,
-            expert_weights_scale: 1.0,
-            expert_gating_func: 1,
-            rms_eps: 1e-6,
-            ..tiny("deepseek2")
-        },
-    },
-];
-
-/// The preset called `name`.
-pub fn preset(name: &str) -> Option<&'static Preset> {
-    PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
 /// Shape settings given on the command line; `None` keeps the preset's value.
@@ -254,34 +347,18 @@ pub struct Overrides {
     pub tied_embeddings: Option<bool>,
 }
 
-/// Picks the family and starting shape from a preset name and/or an architecture name.
-pub fn base(
-    preset_name: Option<&str>,
-    arch: Option<&str>,
-) -> Result<(Family, ArchSpec), ShapeError> {
-    let by_arch = arch.map(Family::parse).transpose()?;
-    let chosen = match (preset_name, by_arch) {
-        (Some(name), by_arch) => {
-            let p = preset(name).ok_or_else(|| ShapeError::UnknownPreset {
-                name: name.to_string(),
-            })?;
-            if let Some((family, _)) = by_arch {
-                if family != p.family {
-                    return Err(ShapeError::ArchConflictsWithPreset {
-                        arch: arch.unwrap_or_default().to_string(),
-                        preset: p.name,
-                        family: p.family,
-                    });
-                }
-            }
-            p
+/// Picks the family and starting shape from a preset and/or an architecture: the preset's, or
+/// without one the architecture's tiny preset. Both must be of one family.
+pub fn base(preset: Option<Preset>, arch: Option<Arch>) -> Result<(Family, ArchSpec), ShapeError> {
+    let chosen = match (preset, arch) {
+        (Some(preset), Some(arch)) if arch.family() != preset.family() => {
+            return Err(ShapeError::ArchConflictsWithPreset { arch, preset })
         }
-        (None, Some((_, default_preset))) => {
-            preset(default_preset).expect("every family has a preset")
-        }
+        (Some(preset), _) => preset,
+        (None, Some(arch)) => arch.preset(),
         (None, None) => return Err(ShapeError::NothingToBuild),
     };
-    Ok((chosen.family, chosen.spec()))
+    Ok((chosen.family(), chosen.spec()))
 }
 
 /// Applies the overrides to `spec`, deriving what follows from them (head width from the model
@@ -450,4 +527,23 @@ pub fn normalize(family: Family, mut s: ArchSpec) -> Result<ArchSpec, ShapeError
     }
     s.check()?;
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_any_case() {
+        for p in Preset::ALL {
+            assert_eq!(Preset::from_name(p.name()), Some(p));
+            assert_eq!(p.name().to_ascii_uppercase().parse(), Ok(p));
+        }
+        for a in Arch::ALL {
+            assert_eq!(Arch::from_name(a.name()), Some(a));
+            assert_eq!(a.name().to_ascii_uppercase().parse(), Ok(a));
+        }
+        assert_eq!(Arch::from_name("qwen-moe"), Some(Arch::Qwen2Moe));
+        assert_eq!(Preset::from_name("tiny"), None);
+    }
 }

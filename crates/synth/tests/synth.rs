@@ -7,8 +7,10 @@ use model::{Group, Inventory, Role};
 use std::path::Path;
 use synth::presets::{self, Overrides, ShapeError};
 use synth::{weights, SynthError, SynthSpec};
+use synth::{Arch, Preset};
 
 fn spec(preset: &str, o: Overrides, ty: GgmlType, seed: u64) -> SynthSpec {
+    let preset: Preset = preset.parse().unwrap();
     let (family, base) = presets::base(Some(preset), None).unwrap();
     let arch = presets::apply(family, base, &o).unwrap();
     SynthSpec {
@@ -294,7 +296,7 @@ fn progress_reaches_the_file_size() {
 
 #[test]
 fn bad_shapes_are_refused_with_a_reason() {
-    let (family, base) = presets::base(Some("tiny-llama"), None).unwrap();
+    let (family, base) = presets::base(Some(Preset::TinyLlama), None).unwrap();
     let err = |o: Overrides| {
         presets::apply(family, base.clone(), &o)
             .unwrap_err()
@@ -311,7 +313,7 @@ fn bad_shapes_are_refused_with_a_reason() {
         ..Default::default()
     })
     .contains("no shared experts"));
-    let (qf, qb) = presets::base(None, Some("qwen2moe")).unwrap();
+    let (qf, qb) = presets::base(None, Some(Arch::Qwen2Moe)).unwrap();
     let e = presets::apply(
         qf,
         qb,
@@ -328,15 +330,21 @@ fn bad_shapes_are_refused_with_a_reason() {
         }
     );
     assert!(e.to_string().contains("qwen3moe"), "{e}");
-    assert!(presets::base(Some("tiny-llama"), Some("qwen3moe"))
+    assert!(presets::base(Some(Preset::TinyLlama), Some(Arch::Qwen3Moe))
         .unwrap_err()
         .to_string()
         .contains("conflicts"));
     assert_eq!(presets::base(None, None), Err(ShapeError::NothingToBuild));
-    assert!(presets::base(Some("nope"), None)
+    assert!("nope"
+        .parse::<Preset>()
         .unwrap_err()
         .to_string()
         .contains("tiny-mixtral"));
+    assert!("gpt"
+        .parse::<Arch>()
+        .unwrap_err()
+        .to_string()
+        .contains("qwen3moe or deepseek2"));
 
     // Rows that are not whole Q4_0 blocks; the same shape is fine in F16.
     let odd = spec(
@@ -404,7 +412,7 @@ fn size_targets_are_met_within_a_few_percent() {
         ("tiny-llama", 20 << 20, Some(6)),
         ("tiny-deepseek-v2-lite", 100 << 20, None),
     ] {
-        let (family, base) = presets::base(Some(preset), None).unwrap();
+        let (family, base) = presets::base(Some(preset.parse().unwrap()), None).unwrap();
         let arch = synth::fit_size(family, &base, GgmlType::Q4_0, target, layers, None).unwrap();
         if let Some(l) = layers {
             assert_eq!(arch.n_layer, l);
@@ -441,7 +449,7 @@ fn sizes_parse() {
 
 #[test]
 fn overrides_derive_the_fields_that_follow_from_them() {
-    let (family, base) = presets::base(None, Some("mixtral")).unwrap();
+    let (family, base) = presets::base(None, Some(Arch::Mixtral)).unwrap();
     // Width and heads: llama derives the head width; the 2-heads-per-kv-head grouping is kept.
     let a = presets::apply(
         family,
@@ -483,7 +491,7 @@ fn overrides_derive_the_fields_that_follow_from_them() {
     );
     assert!(e.unwrap_err().to_string().contains("one FFN width"));
     // Turning a dense llama into an MoE gets an expert width and a top-k.
-    let (family, base) = presets::base(Some("tiny-llama"), None).unwrap();
+    let (family, base) = presets::base(Some(Preset::TinyLlama), None).unwrap();
     let a = presets::apply(
         family,
         base,
@@ -495,7 +503,7 @@ fn overrides_derive_the_fields_that_follow_from_them() {
     .unwrap();
     assert_eq!((a.n_expert, a.n_expert_used, a.expert_ff), (4, 2, 512));
     // More shared experts keep each one's width.
-    let (family, base) = presets::base(Some("tiny-qwen-moe"), None).unwrap();
+    let (family, base) = presets::base(Some(Preset::TinyQwenMoe), None).unwrap();
     let a = presets::apply(
         family,
         base,
@@ -508,7 +516,7 @@ fn overrides_derive_the_fields_that_follow_from_them() {
     assert_eq!(a.shared_expert_ff, 1024);
     assert!(a.qkv_bias && a.shared_expert_gate);
     // deepseek2's shared width is always experts x expert width, as llama.cpp sizes it.
-    let (family, base) = presets::base(Some("tiny-deepseek-v2-lite"), None).unwrap();
+    let (family, base) = presets::base(Some(Preset::TinyDeepseekV2Lite), None).unwrap();
     let a = presets::apply(
         family,
         base,

@@ -46,6 +46,12 @@ pub fn gemma_3_270m() -> Result<PathBuf, String> {
     PATH.get_or_init(find_gemma_3_270m).clone()
 }
 
+/// Path of the real Gemma 3 270M Q4_K_M GGUF; panics, saying how to install it, when it is
+/// missing (a test that needs the model fails loudly rather than passing without it).
+pub fn gemma_3_270m_or_panic() -> PathBuf {
+    gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn find_gemma_3_270m() -> Result<PathBuf, String> {
     let out = Command::new("python3")
         .args([

@@ -41,7 +41,7 @@ fn write_trace(path: &std::path::Path) {
         b.push_token(&ids, TokenExtras::default()).unwrap();
     }
     b.end_sequence().unwrap();
-    traces::binary::write(&b.finish().unwrap(), path).unwrap();
+    traces::save(&b.finish().unwrap(), path, false).unwrap();
 }
 
 fn read_100m(c: &mut Criterion) {

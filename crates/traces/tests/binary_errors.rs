@@ -31,7 +31,7 @@ fn small_trace() -> Trace {
 /// Writes the small trace, lets `patch` corrupt its bytes, and returns the file.
 fn corrupted(dir: &Path, patch: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     let path = dir.join("t.htrace");
-    traces::binary::write(&small_trace(), &path).unwrap();
+    traces::save(&small_trace(), &path, false).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     patch(&mut bytes);
     std::fs::write(&path, bytes).unwrap();

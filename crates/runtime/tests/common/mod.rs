@@ -29,7 +29,7 @@ pub const PARAMS: ContextParams = ContextParams {
 
 /// The real Gemma 3 270M GGUF; fails with install instructions when it is missing.
 pub fn gemma() -> PathBuf {
-    testkit::gemma_3_270m().unwrap_or_else(|e| panic!("{e}"))
+    testkit::gemma_3_270m_or_panic()
 }
 
 /// What a greedy run produced: tokens, or the error that stopped it, and the streamer's counters.
@@ -135,6 +135,7 @@ pub fn resident_pages(data: *mut u8, len: usize) -> usize {
 /// Writes a small synthesized model (`preset` with `o`, F16 weights: no CPU repacking, so
 /// plain llama.cpp runs the same kernels) into `dir`.
 pub fn synth(dir: &Path, preset: &str, o: Overrides) -> PathBuf {
+    let preset: synth::Preset = preset.parse().unwrap();
     let (family, base) = presets::base(Some(preset), None).unwrap();
     let arch = presets::apply(family, base, &o).unwrap();
     let spec = SynthSpec {

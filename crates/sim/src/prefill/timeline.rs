@@ -125,7 +125,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
     let mut now: Nanos = 0;
     for g in 0..n_steps {
         let (b, step) = (g / per_batch, steps_of(g));
-        let mut rec = blank(b as u32, step.layer);
+        let mut rec = TokenLayerRecord::empty(b as u32, step.layer);
         rec.start_s = secs(now);
         reads.advance(now);
         let busy_from = reads.storage.busy_ns();
@@ -261,22 +261,4 @@ fn phase(
     let extra = ns((dma / bus - slack).max(0.0));
     rec.compute_s += secs(extra);
     end + extra
-}
-
-fn blank(token: u32, layer: Option<u32>) -> TokenLayerRecord {
-    TokenLayerRecord {
-        token,
-        layer,
-        start_s: 0.0,
-        wall_s: 0.0,
-        compute_s: 0.0,
-        io_wait_s: 0.0,
-        link_s: 0.0,
-        bytes_read: 0,
-        bytes_linked: 0,
-        expert_hits: 0,
-        expert_accesses: 0,
-        prefetch_hits: 0,
-        storage_busy_s: 0.0,
-    }
 }

@@ -4,7 +4,7 @@ mod read;
 mod write;
 
 pub use read::{from_slice, has_magic, read, BinaryError};
-pub use write::{write, write_to};
+pub use write::write_to;
 
 /// First eight bytes of every binary trace.
 pub const MAGIC: &[u8; 8] = b"HYPTRACE";

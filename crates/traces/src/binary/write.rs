@@ -1,19 +1,11 @@
 //! Writes the binary form.
 
 use super::{id_width, FLAG_PHASES, FLAG_TEXTS, FLAG_TIMESTAMPS, FLAG_WEIGHTS, MAGIC, VERSION};
-use crate::error::TraceError;
 use crate::model::{Phase, Trace};
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::Write;
 
-pub fn write(trace: &Trace, path: &Path) -> Result<(), TraceError> {
-    let file = std::fs::File::create(path).map_err(|e| TraceError::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
-    write_to(trace, &mut w)
-        .and_then(|()| w.flush())
-        .map_err(|e| TraceError::io(path, e))
-}
-
+/// Writes `t` in the binary form to any writer (files go through [`crate::save`], which writes
+/// atomically and never overwrites unless asked).
 pub fn write_to(t: &Trace, w: &mut impl Write) -> std::io::Result<()> {
     let m = t.model();
     let flags = [

@@ -2,10 +2,8 @@
 
 mod read;
 
-use crate::error::TraceError;
 use crate::model::{Phase, Trace};
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::Write;
 
 pub use read::{from_slice, read, JsonError};
 
@@ -14,16 +12,8 @@ pub const FORMAT_NAME: &str = "hypura-trace";
 /// The JSON version this build reads and writes.
 pub const VERSION: u64 = 1;
 
-/// Writes `trace` as JSON, one token per line.
-pub fn write(trace: &Trace, path: &Path) -> Result<(), TraceError> {
-    let file = std::fs::File::create(path).map_err(|e| TraceError::io(path, e))?;
-    let mut w = BufWriter::new(file);
-    write_to(trace, &mut w)
-        .and_then(|()| w.flush())
-        .map_err(|e| TraceError::io(path, e))
-}
-
-/// Writes `trace` as JSON to any writer.
+/// Writes `trace` as JSON, one token per line, to any writer (files go through
+/// [`crate::save`], which writes atomically and never overwrites unless asked).
 pub fn write_to(trace: &Trace, w: &mut impl Write) -> std::io::Result<()> {
     let m = trace.model();
     writeln!(w, "{{")?;
