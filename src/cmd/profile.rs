@@ -24,6 +24,11 @@ pub struct Args {
     /// Seconds-long run with a small file and a 3x3 read grid (smoke tests).
     #[arg(long)]
     quick: bool,
+    /// Skip timing decode steps of small synthetic models on llama.cpp (the achieved decode
+    /// bandwidth and per-layer overhead of the CPU and the GPU; the profile then has neither
+    /// and the cost model uses the spec bandwidths with no overhead).
+    #[arg(long)]
+    no_decode: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -39,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    let (m, toml) = measure(&args.disk, args.quick)?;
+    let (m, toml) = measure(&args.disk, args.quick, !args.no_decode)?;
     let table = table(&m);
     match &args.output {
         Some(out) => {
@@ -55,9 +60,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures this machine (storage in `disk`) with a progress bar: the measurement and its
-/// profile TOML, checked to load.
-pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measurement, String)> {
+/// Measures this machine (storage in `disk`; with `decode`, also the decode terms, whose
+/// scratch models go there too) with a progress bar: the measurement and its profile TOML,
+/// checked to load.
+pub fn measure(
+    disk: &std::path::Path,
+    quick: bool,
+    decode: bool,
+) -> anyhow::Result<(Measurement, String)> {
     let plan = if quick {
         Schedule::quick(disk.to_path_buf())
     } else {
@@ -66,9 +76,12 @@ pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measureme
     let mut bar = Bar::new();
     let measured = measure::measure_machine(&plan, &mut bar);
     bar.0.finish_and_clear();
-    let m = measured
+    let mut m = measured
         .map_err(disk_advice)
         .with_context(|| format!("profiling storage in {}", disk.display()))?;
+    if decode {
+        calibrate_decode(&mut m, disk, quick)?;
+    }
     let header = format!(
         "Hardware profile measured by `hypura profile{}` on {} (storage: {}).\nUnits: bytes, GB/s = 1e9 B/s, seconds. Each value's comment says how it was obtained.",
         if quick { " --quick" } else { "" },
@@ -80,6 +93,70 @@ pub fn measure(disk: &std::path::Path, quick: bool) -> anyhow::Result<(Measureme
     HwProfile::from_toml_str(&toml, "the generated profile")
         .context("internal error: generated profile does not load")?;
     Ok((m, toml))
+}
+
+/// Times decode steps on the CPU and, where there is one, the GPU, and writes the fitted
+/// terms (with how they were measured) into the measurement.
+#[cfg(feature = "runtime")]
+fn calibrate_decode(
+    m: &mut Measurement,
+    disk: &std::path::Path,
+    quick: bool,
+) -> anyhow::Result<()> {
+    use experiments::calibrate::{self, Backend};
+    let mut backends = vec![Backend::Cpu, Backend::CpuStreaming];
+    if m.profile.gpu.is_some() {
+        backends.push(Backend::Gpu);
+    }
+    for backend in backends {
+        let bar = ProgressBar::new_spinner();
+        bar.set_message(format!("decode calibration ({})", backend.name()));
+        let fit = calibrate::measure(&m.profile, backend, disk, 0, quick, &mut |line| {
+            bar.set_message(format!("decode calibration ({}): {line}", backend.name()))
+        });
+        bar.finish_and_clear();
+        let fit = fit.with_context(|| format!("calibrating {} decode", backend.name()))?;
+        let note = format!("measured: {}", fit.describe());
+        let mut note_on = |key: &str| m.notes.insert(key.to_string(), note.clone());
+        let gbps = Some(measure::round_sig(fit.decode_gbps, 3));
+        let overhead = Some(measure::round_sig(fit.layer_overhead_s, 3));
+        match backend {
+            Backend::Cpu => {
+                note_on("cpu.decode_gbps");
+                note_on("cpu.layer_overhead_s");
+                m.profile.cpu.decode_gbps = gbps;
+                m.profile.cpu.layer_overhead_s = overhead;
+            }
+            Backend::CpuStreaming => {
+                note_on("cpu.streaming_decode_gbps");
+                m.profile.cpu.streaming_decode_gbps = gbps;
+            }
+            Backend::Gpu => {
+                note_on("gpu.decode_gbps");
+                note_on("gpu.layer_overhead_s");
+                if let Some(g) = m.profile.gpu.as_mut() {
+                    g.decode_gbps = gbps;
+                    g.layer_overhead_s = overhead;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Without llama.cpp there is nothing to time decode steps on.
+#[cfg(not(feature = "runtime"))]
+fn calibrate_decode(
+    m: &mut Measurement,
+    _disk: &std::path::Path,
+    _quick: bool,
+) -> anyhow::Result<()> {
+    m.remarks.push(
+        "decode terms not measured: this build has no llama.cpp runtime (the cost model uses \
+         spec bandwidths)"
+            .to_string(),
+    );
+    Ok(())
 }
 
 /// A measurement error in the words of this command: the library says what is wrong with the
@@ -168,6 +245,10 @@ fn table(m: &Measurement) -> String {
         "    fp32 FMA               {:>10.1} GFLOP/s",
         p.cpu.fp32_gflops
     );
+    decode_lines(&mut t, p.cpu.decode_gbps, p.cpu.layer_overhead_s);
+    if let Some(g) = p.cpu.streaming_decode_gbps {
+        let _ = writeln!(t, "    decode (streaming run) {g:>10.1} GB/s");
+    }
     let _ = writeln!(t, "  GPU");
     if let Some(g) = &p.gpu {
         let _ = writeln!(t, "    name                   {:>10}", g.name);
@@ -196,6 +277,7 @@ fn table(m: &Measurement) -> String {
             "    fp16 dense (estimate)  {:>10.1} TFLOP/s",
             g.fp16_tflops
         );
+        decode_lines(&mut t, g.decode_gbps, g.layer_overhead_s);
         if let Some(l) = &p.host_link {
             let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
             let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);
@@ -205,6 +287,16 @@ fn table(m: &Measurement) -> String {
         let _ = writeln!(t, "    {r}");
     }
     t
+}
+
+/// The measured decode terms of one backend, when there are any.
+fn decode_lines(t: &mut String, gbps: Option<f64>, overhead_s: Option<f64>) {
+    if let Some(g) = gbps {
+        let _ = writeln!(t, "    decode (achieved)      {g:>10.1} GB/s");
+    }
+    if let Some(o) = overhead_s {
+        let _ = writeln!(t, "    per-layer overhead     {:>10.1} µs", o * 1e6);
+    }
 }
 
 /// indicatif progress bar on stderr (hidden when stderr is not a terminal).

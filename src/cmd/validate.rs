@@ -3,7 +3,7 @@
 //! it (JSON report, Parquet tables, SVG chart, both sides' records) to a directory.
 
 use crate::range;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use experiments::grid;
 use experiments::report::{self, ErrorSummary, ValidateReport};
 use experiments::{table, Setup};
@@ -65,12 +65,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let points = grid::parse(&args.grid).with_context(|| format!("--grid {:?}", args.grid))?;
     if let Some(dir) = &args.output {
-        if dir.exists() && !args.force {
-            bail!(
-                "{} already exists; pass --force to write into it, or choose another -o",
-                dir.display()
-            );
-        }
+        super::refuse_existing_dir(dir, args.force, "-o")?;
     }
     let hw = match &args.hw {
         Some(p) => HwProfile::load(p)?,
@@ -201,7 +196,7 @@ fn this_machine(model: &Path) -> Result<HwProfile> {
         disk.display(),
         path.display()
     );
-    let (_, toml) = super::profile::measure(disk, false)?;
+    let (_, toml) = super::profile::measure(disk, false, true)?;
     std::fs::create_dir_all(&cache)
         .with_context(|| format!("cannot create {}", cache.display()))?;
     outfile::write_bytes(&path, false, toml.as_bytes())?;

@@ -7,10 +7,15 @@
 //! Results are a typed report ([`report::ValidateReport`], JSON), Parquet tables ([`table`])
 //! and an SVG chart ([`chart`]).
 //!
+//! [`calibrate`] times synthetic decodes on this machine for the profile's decode terms
+//! (achieved bandwidth, per-layer overhead), so that predictions rest on measured rates.
+//!
 //! Not here: the simulator, the runtime and the solver themselves (their crates); parsing
 //! command lines and printing (the CLI). Without the `runtime` feature the measured side is
 //! left out (the grid, the measures and the report still build).
 
+#[cfg(feature = "runtime")]
+pub mod calibrate;
 pub mod chart;
 pub mod grid;
 pub mod measures;

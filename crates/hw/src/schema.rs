@@ -108,10 +108,16 @@ pub struct CpuProfile {
     pub cores: u32,
     /// FP32 FMA throughput over all cores, GFLOP/s.
     pub fp32_gflops: f64,
-    /// Weight bytes per second a batch-1 decode step streams through the CPU's kernels, GB/s.
-    /// Optional; `ram.bandwidth_gbps` when absent.
+    /// Weight bytes per second a batch-1 decode step streams through the CPU's kernels, GB/s,
+    /// with llama.cpp's default weight repacking (a run that streams nothing). Optional;
+    /// `ram.bandwidth_gbps` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_gbps: Option<f64>,
+    /// The same for a run that streams weights, which repacks nothing (a streamed tensor
+    /// cannot be repacked, so no tensor is: every CPU tensor runs llama.cpp's plain kernels).
+    /// Optional; `decode_gbps` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_decode_gbps: Option<f64>,
     /// Fixed seconds each layer of a forward pass costs on the CPU beyond moving its weights
     /// (small ops, thread synchronisation). Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +135,14 @@ impl HwProfile {
     /// Decode bandwidth of the CPU in bytes per second: `cpu.decode_gbps`, else the RAM's.
     pub fn cpu_decode_bytes_per_s(&self) -> f64 {
         self.cpu.decode_gbps.unwrap_or(self.ram.bandwidth_gbps) * 1e9
+    }
+
+    /// [`HwProfile::cpu_decode_bytes_per_s`] in a run that streams weights:
+    /// `cpu.streaming_decode_gbps`, else the same as one that does not.
+    pub fn cpu_streaming_decode_bytes_per_s(&self) -> f64 {
+        self.cpu
+            .streaming_decode_gbps
+            .map_or_else(|| self.cpu_decode_bytes_per_s(), |g| g * 1e9)
     }
 }
 

@@ -90,6 +90,9 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         return fail("cpu.cores", "must be at least 1");
     }
     positive("cpu.fp32_gflops", p.cpu.fp32_gflops)?;
+    if let Some(v) = p.cpu.streaming_decode_gbps {
+        positive("cpu.streaming_decode_gbps", v)?;
+    }
     decode_terms("cpu", p.cpu.decode_gbps, p.cpu.layer_overhead_s)
 }
 

@@ -140,7 +140,10 @@ pub struct Prediction {
 }
 
 impl CostModel {
-    pub fn new(hw: &HwProfile, units: &Units) -> CostModel {
+    /// The model of `hw` for a plan of `units` that streams weights from NVMe (`streams`) or
+    /// not: llama.cpp repacks CPU weights only in a run that streams nothing, so the CPU's
+    /// decode rate depends on it.
+    pub fn new(hw: &HwProfile, units: &Units, streams: bool) -> CostModel {
         let gpu = hw.gpu.as_ref().map(|g| Device {
             flops_per_s: g.fp16_tflops * 1e12,
             bytes_per_s: g.decode_bytes_per_s(),
@@ -154,7 +157,11 @@ impl CostModel {
             gpu,
             cpu: Device {
                 flops_per_s: hw.cpu.fp32_gflops * 1e9,
-                bytes_per_s: hw.cpu_decode_bytes_per_s(),
+                bytes_per_s: if streams {
+                    hw.cpu_streaming_decode_bytes_per_s()
+                } else {
+                    hw.cpu_decode_bytes_per_s()
+                },
             },
             io: io_plan(&hw.storage, hw.cpu.cores, units),
             layer_overhead_s: layer_overhead_s.unwrap_or(0.0),

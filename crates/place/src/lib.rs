@@ -123,7 +123,8 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
         }
         .into());
     }
-    let cost = CostModel::new(hw, &units);
+    // Weights stream exactly when they do not all fit (see `pool_configs`).
+    let cost = CostModel::new(hw, &units, units.total_bytes() > caps.memory_total());
     let greedy = greedy::place(&units, greedy_caps).ok_or(Shortfall {
         short: Short::PinnedPacking,
         needed: pinned,

@@ -23,7 +23,8 @@ pub struct Unit {
     pub flops: f64,
     /// Largest tensor, the typical request size when streamed.
     pub largest_tensor: u64,
-    /// False for units the runtime must keep in memory (norms, routers): tiny, read every token.
+    /// False for units the runtime must keep in memory: norms and routers (tiny, read every
+    /// token) and an untied token embedding (of which a token reads one row).
     pub streamable: bool,
     pub tensors: Vec<String>,
     /// Where each tensor lies in the model's files (same order as `tensors`); None when the
@@ -157,6 +158,10 @@ pub enum RatesError {
     MissingLayer { layer: u32 },
 }
 
+/// An MoE layer's expert tensors while they are collected: names, the largest per-expert
+/// stride, FLOPs per expert, and where the slices lie.
+type ExpertAcc = (Vec<String>, u64, f64, Option<Vec<Slices>>);
+
 impl Units {
     /// Builds the units; expert rates come from `rates`, which must cover every MoE layer, or
     /// are uniform (top_k / n_expert each) without it. Errors when `rates` disagrees with the
@@ -165,8 +170,7 @@ impl Units {
         let arch = &inv.arch;
         let tied = !inv.tensors.iter().any(|t| t.role == Role::Output);
         let mut groups: BTreeMap<(Option<u32>, Group), Unit> = BTreeMap::new();
-        let mut experts: BTreeMap<u32, (Vec<String>, u64, f64, Option<Vec<Slices>>)> =
-            BTreeMap::new();
+        let mut experts: BTreeMap<u32, ExpertAcc> = BTreeMap::new();
         let n_expert = arch.n_expert;
         let file_bytes = match &inv.source {
             model::inventory::Source::File { file_bytes, .. } => Some(file_bytes.as_slice()),
@@ -217,7 +221,11 @@ impl Units {
                 read_bytes: 0.0,
                 flops: 0.0,
                 largest_tensor: 0,
-                streamable: !matches!(group, Group::Norm | Group::Router),
+                // An untied token embedding stays in memory: llama.cpp reads one row of it per
+                // token, but the runtime streams whole tensors, so on NVMe it would be read
+                // whole every token.
+                streamable: !matches!(group, Group::Norm | Group::Router)
+                    && (t.role != Role::TokenEmbd || tied),
                 tensors: Vec::new(),
                 spans: Some(Vec::new()),
             });

@@ -63,6 +63,18 @@ impl PlannedModel {
     /// ([`plan::Plan::check`]), then loads.
     /// `pool_bytes` overrides the plan's streaming pool.
     pub fn load(path: &Path, plan: &Plan, pool_bytes: Option<u64>) -> Result<PlannedModel> {
+        PlannedModel::load_with(path, plan, pool_bytes, None)
+    }
+
+    /// [`PlannedModel::load`] with llama.cpp's CPU weight repacking forced on or off instead of
+    /// chosen by the plan ([`Placement::repacks`]): timing the kernels a streaming run uses on a
+    /// plan that streams nothing (decode calibration).
+    pub fn load_with(
+        path: &Path,
+        plan: &Plan,
+        pool_bytes: Option<u64>,
+        repack: Option<bool>,
+    ) -> Result<PlannedModel> {
         let inventory = Inventory::from_gguf(path)?;
         let mut placement = place_on::placement(plan, &inventory)?;
         if let Some(p) = pool_bytes {
@@ -74,7 +86,7 @@ impl PlannedModel {
             // anonymous memory, streamed ones are not read at all. O_DIRECT, because buffered
             // reads' readahead caches the streamed neighbours of every resident tensor.
             load_mode: LoadMode::DirectIo,
-            use_extra_bufts: placement.repacks(),
+            use_extra_bufts: repack.unwrap_or(placement.repacks()),
             streamed: place_on::name_patterns(&nvme),
             host: place_on::name_patterns(&placement.host_names()),
         };

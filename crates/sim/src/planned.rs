@@ -42,7 +42,7 @@ impl Planned {
             .iter()
             .map(|u| unit_tier(&plan, &u.name, &u.tensors))
             .collect::<Result<Vec<_>, _>>()?;
-        let cost = CostModel::new(hw, &units);
+        let cost = CostModel::new(hw, &units, plan.mode != plan::Mode::FullResident);
         Ok(Planned {
             plan,
             units,

@@ -303,6 +303,7 @@ pub fn measure_machine(
             cores: threads as u32,
             fp32_gflops: gflops,
             decode_gbps: None,
+            streaming_decode_gbps: None,
             layer_overhead_s: None,
         },
     };

@@ -1,0 +1,530 @@
+//! Decode calibration: the two terms of a backend's decode roofline that a spec sheet does not
+//! give, measured on this machine — the weight bytes per second its batch-1 kernels achieve
+//! (`decode_gbps`) and the fixed time each layer costs beyond moving its weights
+//! (`layer_overhead_s`).
+//!
+//! Three synthetic dense llama models (random Q4_0 weights, [`synth`]) of about the same size
+//! in 8, 32 and 128 layers are planned fully resident on the backend, loaded by the runtime
+//! and decoded greedily; the median step time of each is fitted by least squares (relative
+//! errors) to `time = (layers + 1) x overhead + bytes / bandwidth`, where `bytes` is what the
+//! cost model charges a token for that plan and the `+ 1` is the output head, which the cost
+//! model counts as a layer. The size is what the backend's spec bandwidth moves in about
+//! 10 ms (at least 256 MB, beyond CPU caches; at most 2 GB).
+//!
+//! Not here: timing the other parts of a profile (the `hw` crate measures storage, RAM, CPU
+//! and the GPU's copies), and choosing what to do with the terms (the CLI writes them into
+//! the profile; the cost model reads them from there).
+
+use hw::HwProfile;
+use place::{CostModel, SolveOptions};
+use plan::Mode;
+use std::path::{Path, PathBuf};
+use synth::SynthSpec;
+
+/// Which backend a calibration times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// llama.cpp's CPU backend, weights in RAM, repacked for its kernels as llama.cpp does by
+    /// default (and hypura's runs that stream nothing).
+    Cpu,
+    /// The CPU backend with the plain kernels of a run that streams weights (no repacking).
+    CpuStreaming,
+    /// The profile's GPU, weights in its memory.
+    Gpu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::CpuStreaming => "cpu, streaming-run kernels",
+            Backend::Gpu => "gpu",
+        }
+    }
+}
+
+/// One timed model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// `layers x width`, for reports.
+    pub shape: String,
+    /// Transformer layers.
+    pub layers: u32,
+    /// Bytes the cost model charges one decode step of the model's resident plan.
+    pub bytes_per_token: f64,
+    /// Median measured seconds per decode step.
+    pub seconds_per_token: f64,
+}
+
+/// The fitted terms and what they were fitted to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeFit {
+    pub backend: Backend,
+    pub decode_gbps: f64,
+    pub layer_overhead_s: f64,
+    pub samples: Vec<Sample>,
+}
+
+impl DecodeFit {
+    /// The fit's time for a sample.
+    pub fn predicted_s(&self, s: &Sample) -> f64 {
+        (s.layers + 1) as f64 * self.layer_overhead_s + s.bytes_per_token / (self.decode_gbps * 1e9)
+    }
+
+    /// The largest relative difference between the fit and a measured sample.
+    pub fn max_error(&self) -> f64 {
+        self.samples
+            .iter()
+            .map(|s| (self.predicted_s(s) / s.seconds_per_token - 1.0).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// One line for a profile's comment: how the terms were measured.
+    pub fn describe(&self) -> String {
+        let shapes: Vec<String> = self
+            .samples
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.1} MB {:.2} ms",
+                    s.shape,
+                    s.bytes_per_token / 1e6,
+                    s.seconds_per_token * 1e3
+                )
+            })
+            .collect();
+        format!(
+            "greedy decode of synthetic Q4_0 llama models on the {} backend ({}), least-squares fit of time = (layers + 1) x overhead + bytes / bandwidth, max error {:.1}%",
+            self.backend.name(),
+            shapes.join("; "),
+            self.max_error() * 100.0
+        )
+    }
+}
+
+/// Why a calibration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error("the profile has no GPU to calibrate")]
+    NoGpu,
+    #[error("cannot create a scratch directory in {dir}")]
+    Scratch {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the synthetic model {shape}")]
+    Synth {
+        shape: String,
+        #[source]
+        source: Box<synth::SynthError>,
+    },
+    #[error("cannot read the synthetic model {shape}")]
+    Inventory {
+        shape: String,
+        #[source]
+        source: Box<model::InventoryError>,
+    },
+    #[error("cannot plan the synthetic model {shape}")]
+    Solve {
+        shape: String,
+        #[source]
+        source: Box<place::PlaceError>,
+    },
+    #[error(
+        "the synthetic model {shape} does not fit the {backend} backend's memory ({mode:?} plan)"
+    )]
+    NotResident {
+        shape: String,
+        backend: &'static str,
+        mode: Mode,
+    },
+    #[error("cannot run the synthetic model {shape}")]
+    Run {
+        shape: String,
+        #[source]
+        source: Box<runtime::Error>,
+    },
+    #[error("the decode times do not fit a positive bandwidth ({samples})")]
+    NoFit { samples: String },
+}
+
+/// Decode steps timed per run, after [`WARMUP`] untimed ones.
+const STEPS: usize = 24;
+const WARMUP: usize = 2;
+/// Runs per model, interleaved across the models (the median of all their steps is used);
+/// one in a quick calibration.
+const ROUNDS: usize = 3;
+/// Seconds a model's weights take at the spec bandwidth, within [`MIN_BYTES`, `MAX_BYTES`].
+const WEIGHT_SECONDS: f64 = 0.010;
+const MIN_BYTES: f64 = 256e6;
+const MAX_BYTES: f64 = 2e9;
+/// Bytes of each model in a quick calibration (a smoke test: small enough for caches to flatter
+/// the bandwidth).
+const QUICK_BYTES: f64 = 48e6;
+
+/// Measures `backend`'s decode terms on this machine, writing its scratch models in `dir`
+/// (removed afterwards). `progress` gets a line per finished run.
+pub fn measure(
+    hw: &HwProfile,
+    backend: Backend,
+    dir: &Path,
+    threads: u32,
+    quick: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<DecodeFit, CalibrateError> {
+    let hw = backend_profile(hw, backend)?;
+    let size = if quick {
+        QUICK_BYTES
+    } else {
+        model_bytes(&hw, backend)
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix(".hypura-calibrate-")
+        .tempdir_in(dir)
+        .map_err(|source| CalibrateError::Scratch {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    let models = shapes(size)
+        .into_iter()
+        .map(|spec| prepare(&hw, backend, scratch.path(), spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); models.len()];
+    for round in 0..if quick { 1 } else { ROUNDS } {
+        for (m, t) in models.iter().zip(&mut times) {
+            let steps = decode_steps(m, threads)?;
+            progress(&format!(
+                "{} round {}: {:.2} ms per token",
+                m.shape,
+                round + 1,
+                median(&steps) * 1e3
+            ));
+            t.extend(steps);
+        }
+    }
+    let samples: Vec<Sample> = models
+        .iter()
+        .zip(&times)
+        .map(|(m, t)| Sample {
+            shape: m.shape.clone(),
+            layers: m.layers,
+            bytes_per_token: m.bytes_per_token,
+            seconds_per_token: median(t),
+        })
+        .collect();
+    fit(backend, samples)
+}
+
+/// The profile the backend's plans are solved on: without the GPU for the CPU backend.
+fn backend_profile(hw: &HwProfile, backend: Backend) -> Result<HwProfile, CalibrateError> {
+    let mut hw = hw.clone();
+    match backend {
+        Backend::Cpu | Backend::CpuStreaming => {
+            hw.gpu = None;
+            hw.host_link = None;
+        }
+        Backend::Gpu if hw.gpu.is_none() => return Err(CalibrateError::NoGpu),
+        Backend::Gpu => {}
+    }
+    Ok(hw)
+}
+
+/// Llama shapes: (layers, width), all about the same bytes (well beyond any CPU cache, so
+/// every model streams its weights from memory alike) in 8, 32 and 128 layers: the overhead
+/// shows in how time grows with depth, the bandwidth in the time left. Q4_0 weights of a llama
+/// layer with `ff = 2.75 x width` are about `6.9 x width^2` bytes.
+fn shapes(bytes: f64) -> Vec<(u32, u64)> {
+    [8, 32, 128]
+        .into_iter()
+        .map(|layers| {
+            let w = (bytes / layers as f64 / 6.9).sqrt();
+            (layers, ((w / 128.0).round() as u64).max(1) * 128)
+        })
+        .collect()
+}
+
+/// Bytes of each model: what the backend's spec bandwidth moves in [`WEIGHT_SECONDS`], within
+/// [`MIN_BYTES`]..[`MAX_BYTES`] and a quarter of its memory.
+fn model_bytes(hw: &HwProfile, backend: Backend) -> f64 {
+    let (spec_gbps, memory) = match (backend, &hw.gpu) {
+        (Backend::Gpu, Some(g)) => (g.bandwidth_gbps, g.working_set_bytes),
+        _ => (
+            hw.ram.bandwidth_gbps,
+            hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes),
+        ),
+    };
+    (spec_gbps * 1e9 * WEIGHT_SECONDS)
+        .clamp(MIN_BYTES, MAX_BYTES)
+        .min(memory as f64 / 4.0)
+}
+
+/// A synthetic model loaded on its backend (its file already deleted: a resident model
+/// does not read it again, and an interrupted calibration leaves nothing behind).
+struct Prepared {
+    shape: String,
+    layers: u32,
+    model: runtime::PlannedModel,
+    bytes_per_token: f64,
+}
+
+fn prepare(
+    hw: &HwProfile,
+    backend: Backend,
+    dir: &Path,
+    (layers, width): (u32, u64),
+) -> Result<Prepared, CalibrateError> {
+    let shape = format!("{layers}x{width}");
+    let spec = SynthSpec {
+        arch: model::catalog::ArchSpec {
+            arch: "llama".into(),
+            n_layer: layers,
+            n_embd: width,
+            n_ff: (width * 11 / 4).div_ceil(128) * 128,
+            n_head: width / 128,
+            n_head_kv: width / 128,
+            head_dim: 128,
+            n_vocab: 512,
+            n_ctx_train: 4096,
+            rms_eps: 1e-5,
+            rope_freq_base: 10_000.0,
+            ..Default::default()
+        },
+        weight_type: gguf::GgmlType::Q4_0,
+        seed: 0,
+        name: format!("hypura-calibrate-{shape}"),
+    };
+    let path = dir.join(format!("{shape}.gguf"));
+    spec.write(&path, false, &mut |_, _| {})
+        .map_err(|source| CalibrateError::Synth {
+            shape: shape.clone(),
+            source: Box::new(source),
+        })?;
+    let inventory =
+        model::Inventory::from_gguf(&path).map_err(|source| CalibrateError::Inventory {
+            shape: shape.clone(),
+            source: Box::new(source),
+        })?;
+    let opts = SolveOptions {
+        headroom: place::Headroom {
+            ctx: CONTEXT as u64,
+            ..place::Headroom::default()
+        },
+        ..SolveOptions::default()
+    };
+    let solved = place::solve(&inventory, hw, &opts).map_err(|source| CalibrateError::Solve {
+        shape: shape.clone(),
+        source: Box::new(source),
+    })?;
+    if solved.plan.mode != Mode::FullResident {
+        return Err(CalibrateError::NotResident {
+            shape,
+            backend: backend.name(),
+            mode: solved.plan.mode,
+        });
+    }
+    // The cost model charges KV reads for a full context; the runs average far less.
+    let mean_opts = SolveOptions {
+        headroom: place::Headroom {
+            ctx: MEAN_CONTEXT,
+            ..place::Headroom::default()
+        },
+        ..SolveOptions::default()
+    };
+    let mean =
+        place::solve(&inventory, hw, &mean_opts).map_err(|source| CalibrateError::Solve {
+            shape: shape.clone(),
+            source: Box::new(source),
+        })?;
+    let bytes_per_token = charged_bytes(&mean);
+    let repack = (backend == Backend::CpuStreaming).then_some(false);
+    let loaded = runtime::PlannedModel::load_with(&path, &solved.plan, None, repack);
+    let _ = std::fs::remove_file(&path);
+    let model = loaded.map_err(|source| CalibrateError::Run {
+        shape: shape.clone(),
+        source: Box::new(source),
+    })?;
+    Ok(Prepared {
+        shape,
+        layers,
+        model,
+        bytes_per_token,
+    })
+}
+
+/// Bytes the cost model charges a decode step of the solved plan: its time on a machine that
+/// moves one byte per second, computes instantly and has no fixed costs.
+fn charged_bytes(solved: &place::Solved) -> f64 {
+    let unit = place::cost::Device {
+        flops_per_s: f64::INFINITY,
+        bytes_per_s: 1.0,
+    };
+    let cost = CostModel {
+        gpu: solved.cost.gpu.map(|_| unit),
+        cpu: unit,
+        layer_overhead_s: 0.0,
+        ..solved.cost.clone()
+    };
+    cost.predict(&solved.units, &solved.assignment).token_s
+}
+
+/// Context of the calibration runs: the prompt and the decoded tokens.
+const CONTEXT: u32 = 256;
+/// Prompt tokens of a run.
+const PROMPT: i32 = 8;
+/// The mean context of a timed step (prompt, warm-up, half the timed steps).
+const MEAN_CONTEXT: u64 = PROMPT as u64 + (1 + WARMUP + STEPS / 2) as u64;
+
+/// One run's decode step times, warm-up left out.
+fn decode_steps(m: &Prepared, threads: u32) -> Result<Vec<f64>, CalibrateError> {
+    let err = |source| CalibrateError::Run {
+        shape: m.shape.clone(),
+        source: Box::new(source),
+    };
+    let mut ctx = m
+        .model
+        .context(&runtime::MoeOptions::default(), CONTEXT, threads, false)
+        .map_err(err)?;
+    let sampling = runtime::Sampling {
+        ignore_eos: true,
+        ..runtime::Sampling::GREEDY
+    };
+    // Byte tokens of the synthetic vocabulary; what they say does not matter.
+    let prompt: Vec<i32> = (10..10 + PROMPT).collect();
+    let g = ctx
+        .generate(&prompt, 1 + WARMUP + STEPS, sampling)
+        .map_err(err)?;
+    Ok(g.token_s.iter().skip(1 + WARMUP).copied().collect())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Least squares on relative errors of `t = (layers + 1) x a + bytes x b`; `a` is kept at
+/// zero or above (refitting `b` alone when the free fit makes it negative).
+pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, CalibrateError> {
+    let rows: Vec<(f64, f64, f64)> = samples
+        .iter()
+        .map(|s| {
+            let w = 1.0 / s.seconds_per_token;
+            ((s.layers + 1) as f64 * w, s.bytes_per_token * w, 1.0)
+        })
+        .collect();
+    let (mut a, mut b) = solve_2x2(&rows);
+    if a.is_nan() || a < 0.0 {
+        a = 0.0;
+        let num: f64 = rows.iter().map(|&(_, x, y)| x * y).sum();
+        let den: f64 = rows.iter().map(|&(_, x, _)| x * x).sum();
+        b = num / den;
+    }
+    if b.is_nan() || b <= 0.0 || b.is_infinite() {
+        return Err(CalibrateError::NoFit {
+            samples: samples
+                .iter()
+                .map(|s| format!("{}: {:.3} ms", s.shape, s.seconds_per_token * 1e3))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    Ok(DecodeFit {
+        backend,
+        decode_gbps: 1.0 / b / 1e9,
+        layer_overhead_s: a,
+        samples,
+    })
+}
+
+/// Normal equations of `y ≈ a x1 + b x2`.
+fn solve_2x2(rows: &[(f64, f64, f64)]) -> (f64, f64) {
+    let (mut s11, mut s12, mut s22, mut r1, mut r2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for &(x1, x2, y) in rows {
+        s11 += x1 * x1;
+        s12 += x1 * x2;
+        s22 += x2 * x2;
+        r1 += x1 * y;
+        r2 += x2 * y;
+    }
+    let det = s11 * s22 - s12 * s12;
+    ((r1 * s22 - r2 * s12) / det, (s11 * r2 - s12 * r1) / det)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(layers: u32, mb: f64, ms: f64) -> Sample {
+        Sample {
+            shape: format!("{layers}"),
+            layers,
+            bytes_per_token: mb * 1e6,
+            seconds_per_token: ms * 1e-3,
+        }
+    }
+
+    #[test]
+    fn fit_recovers_exact_terms() {
+        // 20 GB/s and 50 us per layer: t = (L + 1) x 50e-6 + bytes / 20e9.
+        let t = |l: u32, mb: f64| ((l + 1) as f64 * 50e-6 + mb * 1e6 / 20e9) * 1e3;
+        let f = fit(
+            Backend::Cpu,
+            vec![
+                sample(8, 200.0, t(8, 200.0)),
+                sample(16, 50.0, t(16, 50.0)),
+                sample(32, 3.0, t(32, 3.0)),
+            ],
+        )
+        .unwrap();
+        assert!((f.decode_gbps - 20.0).abs() < 1e-9, "{f:?}");
+        assert!((f.layer_overhead_s - 50e-6).abs() < 1e-12, "{f:?}");
+        assert!(f.max_error() < 1e-12);
+    }
+
+    #[test]
+    fn negative_overhead_is_clamped_to_zero() {
+        // Deeper models measured faster than bytes alone explain: no negative overhead.
+        let f = fit(
+            Backend::Cpu,
+            vec![sample(8, 200.0, 10.0), sample(32, 100.0, 4.0)],
+        )
+        .unwrap();
+        assert_eq!(f.layer_overhead_s, 0.0);
+        assert!(f.decode_gbps > 0.0);
+    }
+
+    #[test]
+    fn nonsense_times_are_an_error() {
+        let e = fit(Backend::Gpu, vec![sample(8, 0.0, 1.0)]).unwrap_err();
+        assert!(e.to_string().contains("8: 1.000 ms"), "{e}");
+    }
+
+    #[test]
+    fn shapes_scale_with_the_spec_bandwidth() {
+        let hw = HwProfile::from_toml_str(
+            include_str!("../../../profiles/h200-141g.toml"),
+            "h200-141g.toml",
+        )
+        .unwrap();
+        let gpu = shapes(model_bytes(&hw, Backend::Gpu));
+        let cpu = shapes(model_bytes(&hw, Backend::Cpu));
+        assert_eq!(gpu.len(), 3);
+        assert!(gpu[0].1 > cpu[0].1, "{gpu:?} vs {cpu:?}");
+        for s in [&gpu, &cpu] {
+            let bytes: Vec<f64> = s
+                .iter()
+                .map(|&(l, w)| l as f64 * 6.9 * (w * w) as f64)
+                .collect();
+            for (b, (l, w)) in bytes.iter().zip(s.iter()) {
+                assert!(w % 128 == 0, "{l}x{w}");
+                assert!((b / bytes[0] - 1.0).abs() < 0.2, "{s:?}: sizes differ");
+                assert!(*b >= 0.8 * MIN_BYTES && *b <= 1.2 * MAX_BYTES, "{l}x{w}");
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `hypura validate` end to end on a small grid: a synthesized DeepSeek-V2-Lite-routed MoE
+//! (tiny widths, the real 64 experts top-6 over 26 MoE layers) replaying the real recorded
+//! routing from `../shared/data`, on this machine's quick profile. Asserts the report's
+//! structure, that the simulator and the runtime agree exactly on expert hits, uses and bytes
+//! read (the deterministic part of the prediction), and that pyarrow reads the Parquet table
+//! with a row per point. Timings are printed, not asserted.
+#![cfg(feature = "runtime")] // the measured side needs llama.cpp
+
+mod common;
+
+use common::hypura;
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
+    let data = testkit::shared_data("traces/deepseek-v2-lite");
+    // Under target/: on the build disk (O_DIRECT works there, unlike tmpfs).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "import",
+        "--from",
+        "deepseek-csv",
+        data.to_str().unwrap(),
+        "-o",
+        &path("ds.htrace"),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hypura(&[
+        "synth",
+        "--preset",
+        "tiny-deepseek-v2-lite",
+        "-o",
+        &path("ds.gguf"),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = hypura(&[
+        "profile",
+        "--quick",
+        "--disk",
+        dir.path().to_str().unwrap(),
+        "-o",
+        &path("hw.toml"),
+    ]);
+    assert!(ok, "{err}");
+
+    let model_bytes = std::fs::metadata(path("ds.gguf")).unwrap().len();
+    // A third of the model: the routed experts stream through a cache.
+    let ram = format!("ram={}", model_bytes / 3);
+    let grid = format!("{ram};policy=static,lru;prefetch=none,oracle");
+    let (ok, out, err) = hypura(&[
+        "validate",
+        "-m",
+        &path("ds.gguf"),
+        "--hw",
+        &path("hw.toml"),
+        "--trace",
+        &path("ds.htrace"),
+        "--grid",
+        &grid,
+        "--tokens",
+        "8",
+        "--prompt-len",
+        "4",
+        "--threads",
+        "2",
+        "-o",
+        &path("out"),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["schema"], "hypura.validate/1");
+    assert_eq!(report["tokens"], 8);
+    assert_eq!(report["prompt_len"], 4);
+    let points = report["points"].as_array().unwrap();
+    let labels: Vec<&str> = points
+        .iter()
+        .map(|p| p["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(points.len(), 4, "{labels:?}");
+    for policy in ["static", "lru"] {
+        for prefetch in ["none", "oracle"] {
+            assert!(
+                points
+                    .iter()
+                    .any(|p| p["policy"] == policy && p["prefetch"] == prefetch),
+                "no point {policy}/{prefetch} in {labels:?}"
+            );
+        }
+    }
+    for p in points {
+        let label = p["label"].as_str().unwrap();
+        assert_eq!(p["plan_mode"], "expert-streaming", "{label}");
+        for side in ["sim", "run"] {
+            let m = &p[side];
+            assert_eq!(m["decode_tokens"], 7, "{label} {side}");
+            assert!(
+                m["decode_tok_per_s"].as_f64().unwrap() > 0.0,
+                "{label} {side}"
+            );
+            assert!(
+                m["prefill_tok_per_s"].as_f64().unwrap() > 0.0,
+                "{label} {side}"
+            );
+            assert!(m["decode_uses"].as_u64().unwrap() > 0, "{label} {side}");
+            // One time per layer of the model (26 MoE + 1 dense) plus the globals.
+            assert_eq!(m["layers"].as_array().unwrap().len(), 28, "{label} {side}");
+        }
+        // The deterministic part: the same routing through the same policy and cache.
+        for key in ["decode_hits", "decode_uses", "decode_bytes_read"] {
+            assert_eq!(p["sim"][key], p["run"][key], "{label}: {key}");
+        }
+        assert_eq!(p["errors"]["hits_equal"], true, "{label}");
+        assert_eq!(p["errors"]["bytes_equal"], true, "{label}");
+        assert!(
+            p["sim"]["decode_bytes_read"].as_u64().unwrap() > 0,
+            "{label}: nothing streamed"
+        );
+        println!(
+            "{label}: decode sim {:.1} run {:.1} tok/s, error {:+.1}%",
+            p["sim"]["decode_tok_per_s"].as_f64().unwrap(),
+            p["run"]["decode_tok_per_s"].as_f64().unwrap(),
+            p["errors"]["decode_tok_per_s"].as_f64().unwrap() * 100.0
+        );
+    }
+    assert_eq!(report["summary"]["hits_equal"], 4);
+
+    let out_dir = dir.path().join("out");
+    for f in [
+        "report.json",
+        "points.parquet",
+        "layers.parquet",
+        "decode.svg",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f} missing");
+    }
+    let svg = std::fs::read_to_string(out_dir.join("decode.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{svg:.80}"
+    );
+
+    // pyarrow (scripts/requirements.txt) reads the points table: a row per point.
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(t.num_rows)",
+        ])
+        .arg(out_dir.join("points.parquet"))
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is not runnable ({e}); run scripts/setup.sh"));
+    assert!(
+        py.status.success(),
+        "pyarrow could not read points.parquet (this test needs scripts/requirements.txt): {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "4");
+}
