@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `hypura validate` on a CUDA machine without cargo (e.g. the lent H200): a full `hypura profile`
+# of that machine (decode terms of its GPU and CPU included), then a synthesized
+# DeepSeek-V2-Lite-shaped MoE (width 2048, 64 experts of ff 1408, top-6, Q4_0, 8.1 GiB) replaying
+# the real DeepSeek-V2-Lite routing, validated fully resident on the GPU, with the routed
+# experts in RAM (GPU budget for the rest), and with them streamed from NVMe.
+# Prepare here (where cargo is), in the repo root:
+#   CARGO_TARGET_DIR=target-dl cargo build -p hypura --features dynamic-link
+#   mkdir -p .dev && strip -o .dev/hypura target-dl/debug/hypura && xz -T2 -f .dev/hypura
+#   (cd /tmp && cp -r ~/.cargo/registry/src/*/llama-cpp-sys-2-0.1.161/llama.cpp . &&
+#    rm -rf llama.cpp/{tools,examples} llama.cpp/ggml/src/ggml-{vulkan,sycl,opencl,metal,hip,musa,...} &&
+#    tar cJf "$OLDPWD/.dev/llama.tar.xz" llama.cpp)
+#   hypura trace import --from deepseek-csv ../shared/data/traces/deepseek-v2-lite -o .dev/ds.htrace
+# then carry .dev to the GPU machine and run this there (OUT: where results go). `gpu-validate.sh
+# prepare` stops after the profile and the model (the CUDA build alone takes 4-5 minutes); a second
+# call on the still-warm machine then runs the validations.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu-validate}
+mkdir -p "$OUT"
+[ -f .dev/hypura ] || xz -dk .dev/hypura.xz
+chmod +x .dev/hypura
+[ -d .dev/llama.cpp ] || tar xJf .dev/llama.tar.xz -C .dev
+source scripts/gpu-prepare.sh
+M=/tmp/ds-real.gguf
+[ -f $M ] || $B synth --preset tiny-deepseek-v2-lite --embd 2048 --ff 10944 --expert-ff 1408 \
+  --heads 16 --kv-heads 16 --vocab 102400 -o $M >"$OUT/synth.txt" 2>&1
+[ -f /tmp/h200.toml ] || $B profile --disk /tmp -o /tmp/h200.toml >"$OUT/profile.txt" 2>&1 ||
+  { tail "$OUT/profile.txt"; exit 1; }
+cp /tmp/h200.toml "$OUT/h200.toml"
+[ "${1:-}" = prepare ] && { cat "$OUT/profile.txt" 2>/dev/null; exit 0; }
+V=(validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 24 --prompt-len 16 --force)
+# Resident: the default plan puts everything on the GPU.
+$B "${V[@]}" -o /tmp/v-res >"$OUT/resident.txt" 2>&1
+# Experts in RAM (the GPU keeps the rest), and experts streamed from NVMe through a cache.
+$B "${V[@]}" --grid "gpu=2GiB;ram=64GiB,3GiB;policy=static,lru" -o /tmp/v-off >"$OUT/offload.txt" 2>&1
+cp /tmp/v-res/report.json "$OUT/resident.json" 2>/dev/null
+cp /tmp/v-off/report.json "$OUT/offload.json" 2>/dev/null
+tail -5 "$OUT/profile.txt" "$OUT/resident.txt" "$OUT/offload.txt"
