@@ -28,6 +28,20 @@ M=/tmp/ds-real.gguf
   { tail "$OUT/profile.txt"; exit 1; }
 cp /tmp/h200.toml "$OUT/h200.toml"
 [ "${1:-}" = prepare ] && { cat "$OUT/profile.txt" 2>/dev/null; exit 0; }
+if [ "${1:-}" = diagnose ]; then
+  # What the resident run's decode speed depends on: per-layer records (each layer boundary
+  # synchronises the backend), against the same plan unrecorded and plain llama.cpp.
+  $B solve --hw /tmp/h200.toml --model $M -o /tmp/res.json --force >/dev/null
+  R=(-m $M -p "$P" -n 64 --ignore-eos --json)
+  for i in 1 2; do
+    echo -n "plan: "; $B run --plan /tmp/res.json "${R[@]}" 2>/dev/null | field; echo
+    echo -n "plan, records: "; $B run --plan /tmp/res.json "${R[@]}" --metrics /tmp/rec.json --force 2>/dev/null | field; echo
+    echo -n "plain: "; $B run --plain "${R[@]}" 2>/dev/null | field; echo
+  done | tee "$OUT/diagnose.txt"
+  $B validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 48 --prompt-len 16 --warmup 8 \
+    --force -o /tmp/v-res8 2>&1 | tail -3 | tee -a "$OUT/diagnose.txt"
+  exit 0
+fi
 V=(validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 24 --prompt-len 16 --force)
 # Resident: the default plan puts everything on the GPU.
 $B "${V[@]}" -o /tmp/v-res >"$OUT/resident.txt" 2>&1
