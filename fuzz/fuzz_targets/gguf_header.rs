@@ -3,8 +3,8 @@
 
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use gguf::GgufHeader;
+use libfuzzer_sys::fuzz_target;
 use model::TensorEntry;
 
 fuzz_target!(|data: &[u8]| {
