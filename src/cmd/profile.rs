@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long)]
     quick: bool,
     /// Skip timing decode steps of small synthetic models on llama.cpp (the achieved decode
-    /// bandwidth and per-layer overhead of the CPU and the GPU; the profile then has neither
+    /// bandwidth and per-tensor overhead of the CPU and the GPU; the profile then has neither
     /// and the cost model uses the spec bandwidths with no overhead).
     #[arg(long)]
     no_decode: bool,
@@ -119,13 +119,13 @@ fn calibrate_decode(
         let note = format!("measured: {}", fit.describe());
         let mut note_on = |key: &str| m.notes.insert(key.to_string(), note.clone());
         let gbps = Some(measure::round_sig(fit.decode_gbps, 3));
-        let overhead = Some(measure::round_sig(fit.layer_overhead_s, 3));
+        let overhead = Some(measure::round_sig(fit.tensor_overhead_s, 3));
         match backend {
             Backend::Cpu => {
                 note_on("cpu.decode_gbps");
-                note_on("cpu.layer_overhead_s");
+                note_on("cpu.tensor_overhead_s");
                 m.profile.cpu.decode_gbps = gbps;
-                m.profile.cpu.layer_overhead_s = overhead;
+                m.profile.cpu.tensor_overhead_s = overhead;
             }
             Backend::CpuStreaming => {
                 note_on("cpu.streaming_decode_gbps");
@@ -133,10 +133,10 @@ fn calibrate_decode(
             }
             Backend::Gpu => {
                 note_on("gpu.decode_gbps");
-                note_on("gpu.layer_overhead_s");
+                note_on("gpu.tensor_overhead_s");
                 if let Some(g) = m.profile.gpu.as_mut() {
                     g.decode_gbps = gbps;
-                    g.layer_overhead_s = overhead;
+                    g.tensor_overhead_s = overhead;
                 }
             }
         }
@@ -245,7 +245,7 @@ fn table(m: &Measurement) -> String {
         "    fp32 FMA               {:>10.1} GFLOP/s",
         p.cpu.fp32_gflops
     );
-    decode_lines(&mut t, p.cpu.decode_gbps, p.cpu.layer_overhead_s);
+    decode_lines(&mut t, p.cpu.decode_gbps, p.cpu.tensor_overhead_s);
     if let Some(g) = p.cpu.streaming_decode_gbps {
         let _ = writeln!(t, "    decode (streaming run) {g:>10.1} GB/s");
     }
@@ -277,7 +277,7 @@ fn table(m: &Measurement) -> String {
             "    fp16 dense (estimate)  {:>10.1} TFLOP/s",
             g.fp16_tflops
         );
-        decode_lines(&mut t, g.decode_gbps, g.layer_overhead_s);
+        decode_lines(&mut t, g.decode_gbps, g.tensor_overhead_s);
         if let Some(l) = &p.host_link {
             let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
             let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);
@@ -295,7 +295,7 @@ fn decode_lines(t: &mut String, gbps: Option<f64>, overhead_s: Option<f64>) {
         let _ = writeln!(t, "    decode (achieved)      {g:>10.1} GB/s");
     }
     if let Some(o) = overhead_s {
-        let _ = writeln!(t, "    per-layer overhead     {:>10.1} µs", o * 1e6);
+        let _ = writeln!(t, "    per-tensor overhead    {:>10.2} µs", o * 1e6);
     }
 }
 

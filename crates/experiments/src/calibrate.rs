@@ -1,14 +1,14 @@
 //! Decode calibration: the two terms of a backend's decode roofline that a spec sheet does not
 //! give, measured on this machine — the weight bytes per second its batch-1 kernels achieve
-//! (`decode_gbps`) and the fixed time each layer costs beyond moving its weights
-//! (`layer_overhead_s`).
+//! (`decode_gbps`) and the fixed time each weight tensor costs beyond moving its bytes
+//! (`tensor_overhead_s`).
 //!
 //! Three synthetic dense llama models (random Q4_0 weights, [`synth`]) of about the same size
 //! in 8, 32 and 128 layers are planned fully resident on the backend, loaded by the runtime
 //! and decoded greedily; the median step time of each is fitted by least squares (relative
-//! errors) to `time = (layers + 1) x overhead + bytes / bandwidth`, where `bytes` is what the
-//! cost model charges a token for that plan and the `+ 1` is the output head, which the cost
-//! model counts as a layer. The size is what the backend's spec bandwidth moves in about
+//! errors) to `time = tensors x overhead + bytes / bandwidth`, where `tensors` and `bytes` are
+//! what the cost model charges a token for that plan (9 tensors per llama layer, 3 globals).
+//! The size is what the backend's spec bandwidth moves in about
 //! 10 ms (at least 256 MB, beyond CPU caches; at most 2 GB).
 //!
 //! Not here: timing the other parts of a profile (the `hw` crate measures storage, RAM, CPU
@@ -50,6 +50,8 @@ pub struct Sample {
     pub shape: String,
     /// Transformer layers.
     pub layers: u32,
+    /// Weight tensors the cost model charges the fixed overhead for.
+    pub tensors: u32,
     /// Bytes the cost model charges one decode step of the model's resident plan.
     pub bytes_per_token: f64,
     /// Median measured seconds per decode step.
@@ -61,14 +63,14 @@ pub struct Sample {
 pub struct DecodeFit {
     pub backend: Backend,
     pub decode_gbps: f64,
-    pub layer_overhead_s: f64,
+    pub tensor_overhead_s: f64,
     pub samples: Vec<Sample>,
 }
 
 impl DecodeFit {
     /// The fit's time for a sample.
     pub fn predicted_s(&self, s: &Sample) -> f64 {
-        (s.layers + 1) as f64 * self.layer_overhead_s + s.bytes_per_token / (self.decode_gbps * 1e9)
+        f64::from(s.tensors) * self.tensor_overhead_s + s.bytes_per_token / (self.decode_gbps * 1e9)
     }
 
     /// The largest relative difference between the fit and a measured sample.
@@ -94,7 +96,7 @@ impl DecodeFit {
             })
             .collect();
         format!(
-            "greedy decode of synthetic Q4_0 llama models on the {} backend ({}), least-squares fit of time = (layers + 1) x overhead + bytes / bandwidth, max error {:.1}%",
+            "greedy decode of synthetic Q4_0 llama models on the {} backend ({}), least-squares fit of time = tensors x overhead + bytes / bandwidth, max error {:.1}%",
             self.backend.name(),
             shapes.join("; "),
             self.max_error() * 100.0
@@ -209,6 +211,7 @@ pub fn measure(
         .map(|(m, t)| Sample {
             shape: m.shape.clone(),
             layers: m.layers,
+            tensors: m.tensors,
             bytes_per_token: m.bytes_per_token,
             seconds_per_token: median(t),
         })
@@ -264,6 +267,7 @@ fn model_bytes(hw: &HwProfile, backend: Backend) -> f64 {
 struct Prepared {
     shape: String,
     layers: u32,
+    tensors: u32,
     model: runtime::PlannedModel,
     bytes_per_token: f64,
 }
@@ -337,6 +341,7 @@ fn prepare(
             source: Box::new(source),
         })?;
     let bytes_per_token = charged_bytes(&mean);
+    let tensors = mean.cost.layer_tensors.iter().sum::<u32>() + mean.cost.global_tensors;
     let repack = (backend == Backend::CpuStreaming).then_some(false);
     let loaded = runtime::PlannedModel::load_with(&path, &solved.plan, None, repack);
     let _ = std::fs::remove_file(&path);
@@ -347,6 +352,7 @@ fn prepare(
     Ok(Prepared {
         shape,
         layers,
+        tensors,
         model,
         bytes_per_token,
     })
@@ -362,7 +368,7 @@ fn charged_bytes(solved: &place::Solved) -> f64 {
     let cost = CostModel {
         gpu: solved.cost.gpu.map(|_| unit),
         cpu: unit,
-        layer_overhead_s: 0.0,
+        tensor_overhead_s: 0.0,
         ..solved.cost.clone()
     };
     cost.predict(&solved.units, &solved.assignment).token_s
@@ -407,14 +413,14 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// Least squares on relative errors of `t = (layers + 1) x a + bytes x b`; `a` is kept at
+/// Least squares on relative errors of `t = tensors x a + bytes x b`; `a` is kept at
 /// zero or above (refitting `b` alone when the free fit makes it negative).
 pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, CalibrateError> {
     let rows: Vec<(f64, f64, f64)> = samples
         .iter()
         .map(|s| {
             let w = 1.0 / s.seconds_per_token;
-            ((s.layers + 1) as f64 * w, s.bytes_per_token * w, 1.0)
+            (f64::from(s.tensors) * w, s.bytes_per_token * w, 1.0)
         })
         .collect();
     let (mut a, mut b) = solve_2x2(&rows);
@@ -436,7 +442,7 @@ pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, Calibrat
     Ok(DecodeFit {
         backend,
         decode_gbps: 1.0 / b / 1e9,
-        layer_overhead_s: a,
+        tensor_overhead_s: a,
         samples,
     })
 }
@@ -459,10 +465,12 @@ fn solve_2x2(rows: &[(f64, f64, f64)]) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    /// A llama model's sample: 9 tensors per layer and 3 globals.
     fn sample(layers: u32, mb: f64, ms: f64) -> Sample {
         Sample {
             shape: format!("{layers}"),
             layers,
+            tensors: 9 * layers + 3,
             bytes_per_token: mb * 1e6,
             seconds_per_token: ms * 1e-3,
         }
@@ -470,8 +478,8 @@ mod tests {
 
     #[test]
     fn fit_recovers_exact_terms() {
-        // 20 GB/s and 50 us per layer: t = (L + 1) x 50e-6 + bytes / 20e9.
-        let t = |l: u32, mb: f64| ((l + 1) as f64 * 50e-6 + mb * 1e6 / 20e9) * 1e3;
+        // 20 GB/s and 50 us per tensor: t = (9 L + 3) x 50e-6 + bytes / 20e9.
+        let t = |l: u32, mb: f64| (f64::from(9 * l + 3) * 50e-6 + mb * 1e6 / 20e9) * 1e3;
         let f = fit(
             Backend::Cpu,
             vec![
@@ -482,7 +490,7 @@ mod tests {
         )
         .unwrap();
         assert!((f.decode_gbps - 20.0).abs() < 1e-9, "{f:?}");
-        assert!((f.layer_overhead_s - 50e-6).abs() < 1e-12, "{f:?}");
+        assert!((f.tensor_overhead_s - 50e-6).abs() < 1e-12, "{f:?}");
         assert!(f.max_error() < 1e-12);
     }
 
@@ -494,7 +502,7 @@ mod tests {
             vec![sample(8, 200.0, 10.0), sample(32, 100.0, 4.0)],
         )
         .unwrap();
-        assert_eq!(f.layer_overhead_s, 0.0);
+        assert_eq!(f.tensor_overhead_s, 0.0);
         assert!(f.decode_gbps > 0.0);
     }
 

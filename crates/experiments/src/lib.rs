@@ -8,7 +8,7 @@
 //! and an SVG chart ([`chart`]).
 //!
 //! [`calibrate`] times synthetic decodes on this machine for the profile's decode terms
-//! (achieved bandwidth, per-layer overhead), so that predictions rest on measured rates.
+//! (achieved bandwidth, per-tensor overhead), so that predictions rest on measured rates.
 //!
 //! Not here: the simulator, the runtime and the solver themselves (their crates); parsing
 //! command lines and printing (the CLI). Without the `runtime` feature the measured side is

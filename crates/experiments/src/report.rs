@@ -139,6 +139,15 @@ impl PointReport {
         run: Measures,
         run_facts: RunFacts,
     ) -> PointReport {
+        // With no routed expert on NVMe the runtime has no expert cache and records no
+        // accesses; the simulator's all-hit counts are dropped so both sides say "n/a".
+        let mut sim = sim;
+        if !plan.experts.iter().any(|e| !e.nvme.is_empty()) {
+            sim.decode_hits = 0;
+            sim.decode_uses = 0;
+            sim.prefill_hits = 0;
+            sim.prefill_uses = 0;
+        }
         PointReport {
             label: point.label(),
             ram_bytes: point.ram_bytes,

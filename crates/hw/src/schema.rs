@@ -52,10 +52,12 @@ pub struct GpuProfile {
     /// what llama.cpp achieves, below the spec `bandwidth_gbps`. Optional; the spec when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_gbps: Option<f64>,
-    /// Fixed seconds each layer of a forward pass costs on the GPU beyond moving its weights
-    /// (kernel launches, small ops, synchronisation). Optional; 0 when absent.
+    /// Fixed seconds each weight tensor of a forward pass costs on the GPU beyond moving its
+    /// bytes (its kernel launch and the small ops around it: a matmul, a norm, a bias add).
+    /// Per tensor rather than per layer because layers differ: a DeepSeek-2 MoE layer computes
+    /// with about twice the tensors of a llama layer. Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layer_overhead_s: Option<f64>,
+    pub tensor_overhead_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,10 +120,10 @@ pub struct CpuProfile {
     /// Optional; `decode_gbps` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streaming_decode_gbps: Option<f64>,
-    /// Fixed seconds each layer of a forward pass costs on the CPU beyond moving its weights
-    /// (small ops, thread synchronisation). Optional; 0 when absent.
+    /// Fixed seconds each weight tensor of a forward pass costs on the CPU beyond moving its
+    /// bytes (small ops, thread synchronisation). Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layer_overhead_s: Option<f64>,
+    pub tensor_overhead_s: Option<f64>,
 }
 
 impl GpuProfile {

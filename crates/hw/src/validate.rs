@@ -49,7 +49,7 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         positive("gpu.bandwidth_gbps", g.bandwidth_gbps)?;
         positive("gpu.fp16_tflops", g.fp16_tflops)?;
         positive("gpu.fp32_tflops", g.fp32_tflops)?;
-        decode_terms("gpu", g.decode_gbps, g.layer_overhead_s)?;
+        decode_terms("gpu", g.decode_gbps, g.tensor_overhead_s)?;
         if g.unified_memory && g.memory_bytes > p.ram.bytes {
             return fail(
                 "gpu.memory_bytes",
@@ -93,18 +93,18 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
     if let Some(v) = p.cpu.streaming_decode_gbps {
         positive("cpu.streaming_decode_gbps", v)?;
     }
-    decode_terms("cpu", p.cpu.decode_gbps, p.cpu.layer_overhead_s)
+    decode_terms("cpu", p.cpu.decode_gbps, p.cpu.tensor_overhead_s)
 }
 
 /// The optional decode calibration of `section`: a positive bandwidth, an overhead in
-/// `0..1` s (a layer taking a second is a unit mistake, not a machine).
+/// `0..1` s (a tensor taking a second is a unit mistake, not a machine).
 fn decode_terms(section: &str, gbps: Option<f64>, overhead: Option<f64>) -> Check {
     if let Some(v) = gbps {
         positive(&format!("{section}.decode_gbps"), v)?;
     }
     match overhead {
         Some(v) if !(v.is_finite() && (0.0..1.0).contains(&v)) => fail(
-            &format!("{section}.layer_overhead_s"),
+            &format!("{section}.tensor_overhead_s"),
             format!("must be at least 0 and below 1 s (got {v}; the unit is seconds)"),
         ),
         _ => Ok(()),

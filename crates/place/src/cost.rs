@@ -5,8 +5,8 @@
 //!
 //! Per layer: each device runs its share as `max(FLOPs / peak, bytes / bandwidth)`, at the
 //! bandwidth its decode kernels achieve; the GPU and CPU shares run one after the other, plus a
-//! fixed per-layer overhead (launches, small ops, synchronisation); routed experts missing from
-//! memory are only known after the router runs, so their reads add to the layer's time. Dense
+//! fixed overhead per weight tensor (launches, small ops, synchronisation); routed experts missing
+//! from memory are only known after the router runs, so their reads add to the layer's time. Dense
 //! weights streamed from NVMe overlap compute as the prefetch depth `d` allows: the layers are cut
 //! into consecutive windows of `d` and a window takes `max(its compute, its dense reads)` (the next
 //! window is read while this one computes, in `2d` layer buffers); `d = 0` reads each layer before
@@ -113,11 +113,42 @@ pub struct CostModel {
     /// Streamed weights are computed by the GPU (unified memory) rather than the CPU.
     pub stream_on_gpu: bool,
     pub io: IoPlan,
-    /// Fixed seconds every layer of a forward pass costs (the globals count as one layer):
-    /// the profile's `layer_overhead_s` of the backend that runs the graph, the GPU where
-    /// there is one. It does not depend on where weights are placed.
+    /// Fixed seconds each weight tensor of a forward pass costs: the profile's
+    /// `tensor_overhead_s` of the backend that runs the graph, the GPU where there is one. It
+    /// does not depend on where weights are placed.
     #[serde(default)]
-    pub layer_overhead_s: f64,
+    pub tensor_overhead_s: f64,
+    /// Weight tensors of each layer (index: layer) that the fixed cost counts.
+    #[serde(default)]
+    pub layer_tensors: Vec<u32>,
+    /// The same for the globals (embedding, output norm and head).
+    #[serde(default)]
+    pub global_tensors: u32,
+}
+
+/// Weight tensors per layer (index: layer) and of the globals: every tensor of the layer's
+/// units and of its routed experts.
+fn tensor_counts(units: &Units) -> (Vec<u32>, u32) {
+    let n_layer = units
+        .units
+        .iter()
+        .filter_map(|u| u.layer)
+        .chain(units.experts.iter().map(|e| e.layer))
+        .max()
+        .map_or(0, |l| l as usize + 1);
+    let mut layers = vec![0u32; n_layer];
+    let mut globals = 0u32;
+    for u in &units.units {
+        let n = u.tensors.len() as u32;
+        match u.layer {
+            Some(l) => layers[l as usize] += n,
+            None => globals += n,
+        }
+    }
+    for e in &units.experts {
+        layers[e.layer as usize] += e.tensors.len() as u32;
+    }
+    (layers, globals)
 }
 
 /// A layer's work per decoded token, by device and by NVMe read kind.
@@ -148,10 +179,11 @@ impl CostModel {
             flops_per_s: g.fp16_tflops * 1e12,
             bytes_per_s: g.decode_bytes_per_s(),
         });
-        let layer_overhead_s = match &hw.gpu {
-            Some(g) => g.layer_overhead_s,
-            None => hw.cpu.layer_overhead_s,
+        let tensor_overhead_s = match &hw.gpu {
+            Some(g) => g.tensor_overhead_s,
+            None => hw.cpu.tensor_overhead_s,
         };
+        let (layer_tensors, global_tensors) = tensor_counts(units);
         CostModel {
             stream_on_gpu: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
             gpu,
@@ -164,7 +196,9 @@ impl CostModel {
                 },
             },
             io: io_plan(&hw.storage, hw.cpu.cores, units),
-            layer_overhead_s: layer_overhead_s.unwrap_or(0.0),
+            tensor_overhead_s: tensor_overhead_s.unwrap_or(0.0),
+            layer_tensors,
+            global_tensors,
         }
     }
 
@@ -178,16 +212,24 @@ impl CostModel {
             }
     }
 
+    /// The fixed seconds of `layer` (`None`: the globals): its tensors times the per-tensor
+    /// overhead.
+    pub fn overhead_s(&self, layer: Option<u32>) -> f64 {
+        let n = match layer {
+            Some(l) => self.layer_tensors.get(l as usize).copied().unwrap_or(0),
+            None => self.global_tensors,
+        };
+        self.tensor_overhead_s * f64::from(n)
+    }
+
     /// Time of one layer: GPU then CPU share, dense I/O overlapped (prefetched one layer
     /// ahead), expert misses serial after the router.
     pub fn layer_time(&self, layer: Option<u32>, load: &LayerLoad) -> LayerTime {
         // The fixed overhead goes to the backend that runs the graph.
+        let overhead_s = self.overhead_s(layer);
         let (gpu_s, cpu_s) = match self.gpu {
-            Some(g) => (
-                g.time(load.gpu) + self.layer_overhead_s,
-                self.cpu.time(load.cpu),
-            ),
-            None => (0.0, self.cpu.time(load.cpu) + self.layer_overhead_s),
+            Some(g) => (g.time(load.gpu) + overhead_s, self.cpu.time(load.cpu)),
+            None => (0.0, self.cpu.time(load.cpu) + overhead_s),
         };
         let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
         let io_expert_s = load.nvme_expert_bytes / (self.io.expert_gbps * 1e9)

@@ -380,13 +380,13 @@ fn build(
         let loads: Vec<LinLoad> = pass.into_values().collect();
         let mut compute_of = Vec::with_capacity(loads.len());
         let mut dense_of = Vec::with_capacity(loads.len());
-        for load in loads {
+        for (&layer, load) in keys.iter().zip(loads) {
             let (compute, dense) = layer_terms(
                 &mut vars,
                 &mut constraints,
                 cost,
                 has_gpu,
-                load,
+                (layer, load),
                 &mut objective,
             );
             compute_of.push(compute);
@@ -543,7 +543,7 @@ fn layer_terms(
     constraints: &mut Vec<Constraint>,
     cost: &CostModel,
     has_gpu: bool,
-    load: LinLoad,
+    (layer, load): (Option<u32>, LinLoad),
     objective: &mut Expression,
 ) -> (Expression, Expression) {
     let roofline = |vars: &mut Vars,
@@ -561,7 +561,7 @@ fn layer_terms(
         compute += roofline(vars, constraints, gpu, load.gpu_flops, load.gpu_bytes);
     }
     compute += roofline(vars, constraints, cost.cpu, load.cpu_flops, load.cpu_bytes);
-    compute += MS * cost.layer_overhead_s;
+    compute += MS * cost.overhead_s(layer);
     *objective += (MS / (cost.io.expert_gbps * 1e9)) * load.nvme_expert;
     *objective += (MS / (cost.io.row_gbps * 1e9)) * load.nvme_row;
     (compute, load.nvme_dense)

@@ -193,7 +193,9 @@ fn instance(seed: u64) -> Instance {
             row_bytes: 4096,
             row_gbps: rng.log_uniform(0.02, 1.0),
         },
-        layer_overhead_s: 0.0,
+        tensor_overhead_s: 0.0,
+        layer_tensors: Vec::new(),
+        global_tensors: 0,
     };
     let (depth, dense, globals) = match rng.below(4) {
         0 => (0, false, false),

@@ -54,7 +54,9 @@ fn cost(gpu: bool) -> CostModel {
             row_bytes: 4096,
             row_gbps: 1.0,
         },
-        layer_overhead_s: 0.0,
+        tensor_overhead_s: 0.0,
+        layer_tensors: Vec::new(),
+        global_tensors: 0,
     }
 }
 

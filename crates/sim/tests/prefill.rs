@@ -36,7 +36,9 @@ fn cost(flops: f64, expert_gbps: f64) -> CostModel {
             row_bytes: 4096,
             row_gbps: expert_gbps,
         },
-        layer_overhead_s: 0.0,
+        tensor_overhead_s: 0.0,
+        layer_tensors: Vec::new(),
+        global_tensors: 0,
     }
 }
 

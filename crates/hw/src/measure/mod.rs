@@ -304,7 +304,7 @@ pub fn measure_machine(
             fp32_gflops: gflops,
             decode_gbps: None,
             streaming_decode_gbps: None,
-            layer_overhead_s: None,
+            tensor_overhead_s: None,
         },
     };
     let profile = rounded(profile);
@@ -395,7 +395,7 @@ fn gpu_sections(
         unified_memory: g.integrated,
         compute_headroom_bytes: None,
         decode_gbps: None,
-        layer_overhead_s: None,
+        tensor_overhead_s: None,
     };
     if g.integrated {
         return (Some(gpu), None);
