@@ -110,7 +110,7 @@ pub struct Capacities {
 
 /// Memory that does not fit: `needed` bytes of what `short` names, `available` there.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{} needs {needed} bytes but only {available} are available (short by {} bytes); {}", .short.what(), .needed - .available, .short.why())]
+#[error("{} needs {needed} bytes but only {available} are available (short by {} bytes); {}", .short.what(), .needed.saturating_sub(*.available), .short.why())]
 pub struct Shortfall {
     pub short: Short,
     pub needed: u64,
@@ -156,7 +156,7 @@ impl Short {
                 HeadroomTier::Unified => "unified memory (KV cache + compute buffer)",
             },
             Short::Pool => "RAM (streaming pool)",
-            Short::Pinned | Short::PinnedPacking => "norms and routers (always resident)",
+            Short::Pinned | Short::PinnedPacking => "the tensors that stay resident (norms, routers, the token embedding; the output head when the baseline keeps it)",
         }
     }
 

@@ -11,13 +11,14 @@ enum Item {
     Expert { layer: usize },
 }
 
-/// Greedy placement; `None` when a unit that must stay in memory (norms, routers) finds no room.
-pub fn place(units: &Units, caps: &Capacities) -> Option<Assignment> {
+/// Greedy placement; `None` when a unit that must stay in memory (norms, routers, and the
+/// globals unless `stream_globals`) finds no room.
+pub fn place(units: &Units, caps: &Capacities, stream_globals: bool) -> Option<Assignment> {
     let mut items: Vec<(bool, f64, usize, Item)> = Vec::new();
     for (i, u) in units.units.iter().enumerate() {
         // Dense units are used once per token.
         items.push((
-            u.streamable,
+            u.streamable && (stream_globals || u.layer.is_some()),
             1.0 / u.bytes.max(1) as f64,
             items.len(),
             Item::Unit(i),

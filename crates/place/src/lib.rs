@@ -112,9 +112,20 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
     units.add_context_reads(&inv.arch, h.ctx, h.kv_type);
     let caps = Capacities::new(hw, &inv.arch, h)?;
     let configs = pool_configs(&units, &caps)?;
-    // Greedy (the baseline) always takes the rule-based pool: depth 1, dense may stream.
-    let greedy_caps = &configs[0].1;
-    let pinned = units.pinned_bytes();
+    // Greedy (the baseline) always takes the rule-based pool: depth 1, dense may stream (the
+    // output head too, unless the baseline keeps it resident).
+    let (baseline, greedy_caps) = &configs[0];
+    let pinned = units.pinned_bytes()
+        + if baseline.globals {
+            0
+        } else {
+            units
+                .units
+                .iter()
+                .filter(|u| u.layer.is_none() && u.streamable)
+                .map(|u| u.bytes)
+                .sum()
+        };
     if pinned > greedy_caps.memory_total() {
         return Err(Shortfall {
             short: Short::Pinned,
@@ -125,7 +136,7 @@ pub fn solve(inv: &Inventory, hw: &HwProfile, opts: &SolveOptions) -> Result<Sol
     }
     // Weights stream exactly when they do not all fit (see `pool_configs`).
     let cost = CostModel::new(hw, &units, units.total_bytes() > caps.memory_total());
-    let greedy = greedy::place(&units, greedy_caps).ok_or(Shortfall {
+    let greedy = greedy::place(&units, greedy_caps, baseline.globals).ok_or(Shortfall {
         short: Short::PinnedPacking,
         needed: pinned,
         available: greedy_caps.memory_total(),
@@ -222,11 +233,25 @@ fn pool_configs(
         .max()
         .unwrap_or(0);
     let dense_pool = |depth: u32, dense_max: u64| ilp::dense_buffers(depth) * dense_max;
-    // The baseline's pool first: its error is the one reported when nothing fits.
-    let mut out = vec![(
-        ilp::Streaming::default(),
-        caps.with_pool(dense_pool(1, layer_max.max(globals)) + expert_max)?,
-    )];
+    // The baseline's pool first: its error is the one reported when nothing fits. An output
+    // head larger than a layer sizes the buffers; when those do not fit, the baseline keeps
+    // the head resident instead (a small model's tied 168 MB head next to 10 MB layers).
+    let baseline = match caps.with_pool(dense_pool(1, layer_max.max(globals)) + expert_max) {
+        Ok(c) => (ilp::Streaming::default(), c),
+        Err(e) if globals > layer_max => {
+            let head_resident = ilp::Streaming {
+                depth: 1,
+                dense: true,
+                globals: false,
+            };
+            match caps.with_pool(dense_pool(1, layer_max) + expert_max) {
+                Ok(c) => (head_resident, c),
+                Err(_) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = vec![baseline];
     let mut candidates = Vec::new();
     if !units.experts.is_empty() {
         let experts_only = ilp::Streaming {
@@ -250,6 +275,9 @@ fn pool_configs(
         candidates.push((s, dense_pool(depth, layer_max) + expert_max));
     }
     for (s, pool) in candidates {
+        if s == out[0].0 {
+            continue;
+        }
         if let Ok(c) = caps.with_pool(pool) {
             out.push((s, c));
         }
