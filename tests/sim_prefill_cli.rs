@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, import_deepseek_trace};
 use std::path::Path;
 
 const MODEL: &str = "deepseek-v2-lite:q5_k_m";
@@ -12,20 +12,10 @@ const MODEL: &str = "deepseek-v2-lite:q5_k_m";
 #[test]
 fn prompt_of_64_tokens_on_the_real_deepseek_trace() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = root.join("../shared/data/traces/deepseek-v2-lite");
     let hw = root.join("profiles/m4-16g.toml");
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("deepseek.htrace");
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "import",
-        "--from",
-        "deepseek-csv",
-        data.to_str().unwrap(),
-        "-o",
-        trace.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    import_deepseek_trace(&trace);
     let plan = dir.path().join("plan.json");
     let (ok, _, err) = hypura(&[
         "solve",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, import_deepseek_trace};
 use std::path::Path;
 
 const MODEL: &str = "deepseek-v2-lite:q5_k_m";
@@ -15,20 +15,10 @@ const TOKENS: &str = "2000";
 #[test]
 fn sim_on_the_imported_real_deepseek_trace_shows_the_belady_bound() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = root.join("../shared/data/traces/deepseek-v2-lite");
     let hw = root.join("profiles/m4-16g.toml");
     let dir = tempfile::tempdir().unwrap();
     let trace = dir.path().join("deepseek.htrace");
-    let (ok, out, err) = hypura(&[
-        "trace",
-        "import",
-        "--from",
-        "deepseek-csv",
-        data.to_str().unwrap(),
-        "-o",
-        trace.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let out = import_deepseek_trace(&trace);
     assert!(
         out.contains("300 sequences, 22287 tokens, 26 MoE layers"),
         "{out}"

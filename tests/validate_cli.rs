@@ -9,27 +9,17 @@
 
 mod common;
 
-use common::hypura;
+use common::{hypura, import_deepseek_trace};
 use serde_json::Value;
 use std::process::Command;
 
 #[test]
 fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
-    let data = testkit::shared_data("traces/deepseek-v2-lite");
     // Under target/: on the build disk (O_DIRECT works there, unlike tmpfs).
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
 
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "import",
-        "--from",
-        "deepseek-csv",
-        data.to_str().unwrap(),
-        "-o",
-        &path("ds.htrace"),
-    ]);
-    assert!(ok, "{err}");
+    import_deepseek_trace(&dir.path().join("ds.htrace"));
     let (ok, _, err) = hypura(&[
         "synth",
         "--preset",

@@ -164,3 +164,21 @@ pub fn ffn_matrices(inv: &model::Inventory) -> Vec<&model::TensorEntry> {
         .filter(|t| t.name.contains(".ffn_") && !t.name.contains("norm"))
         .collect()
 }
+
+/// `hypura trace import --from deepseek-csv` of the real DeepSeek-V2-Lite routing
+/// (`shared/data/traces/deepseek-v2-lite`) into `out`; returns the command's stdout.
+#[allow(dead_code)]
+pub fn import_deepseek_trace(out: &Path) -> String {
+    let data = testkit::shared_data("traces/deepseek-v2-lite");
+    let (ok, stdout, err) = hypura(&[
+        "trace",
+        "import",
+        "--from",
+        "deepseek-csv",
+        data.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    stdout
+}
