@@ -4,10 +4,19 @@
 use hw::HwProfile;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 fn hypura() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hypura"))
+}
+
+/// Profiles time the machine: one at a time, or they slow each other down (a 2-core CI
+/// machine running three at once gave decode times that fit no bandwidth).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn measuring() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn scratch_dir() -> tempfile::TempDir {
@@ -24,6 +33,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 #[test]
 fn quick_profile_writes_a_loadable_file_and_respects_existing_output() {
+    let _machine = measuring();
     let disk = scratch_dir();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("hw.toml");
@@ -89,6 +99,7 @@ fn quick_profile_writes_a_loadable_file_and_respects_existing_output() {
 
 #[test]
 fn toml_goes_to_stdout_without_output_file() {
+    let _machine = measuring();
     let disk = scratch_dir();
     let run = hypura()
         .args(["profile", "--quick", "--disk"])
@@ -130,6 +141,7 @@ fn tmpfs_disk_is_refused() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_removes_the_scratch_file() {
+    let _machine = measuring();
     let disk = scratch_dir();
     // The full run writes a 1 GiB file first: long enough to interrupt mid-way.
     let mut child = hypura()

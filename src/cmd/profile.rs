@@ -115,7 +115,15 @@ fn calibrate_decode(
             bar.set_message(format!("decode calibration ({}): {line}", backend.name()))
         });
         bar.finish_and_clear();
-        let fit = fit.with_context(|| format!("calibrating {} decode", backend.name()))?;
+        let fit = fit.map_err(|e| {
+            let advice = match e {
+                calibrate::CalibrateError::NoFit { .. } => {
+                    " (was the machine busy? re-run, or leave the decode terms out with --no-decode)"
+                }
+                _ => "",
+            };
+            anyhow::Error::new(e).context(format!("calibrating {} decode{advice}", backend.name()))
+        })?;
         let note = format!("measured: {}", fit.describe());
         let mut note_on = |key: &str| m.notes.insert(key.to_string(), note.clone());
         let gbps = Some(measure::round_sig(fit.decode_gbps, 3));
