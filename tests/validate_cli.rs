@@ -40,10 +40,10 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
 
     let model_bytes = std::fs::metadata(path("ds.gguf")).unwrap().len();
     // 88% of the model: the least used routed experts stream through a cache, the rest is
-    // resident (with less, the solver also streams the small shared experts; the simulator
-    // does not yet model the streaming pool keeping those across tokens, see RESEARCH_NOTES).
-    let ram = format!("ram={}", model_bytes * 88 / 100);
-    let grid = format!("{ram};policy=static,lru;prefetch=none,oracle");
+    // resident. 70%: some layers' attention streams too, through a pool that keeps part of
+    // it across tokens (what the pool keeps is the simulator's replay of the runtime's pool).
+    let (most, less) = (model_bytes * 88 / 100, model_bytes * 70 / 100);
+    let grid = format!("ram={most},{less};policy=static,lru;prefetch=none,oracle");
     let (ok, out, err) = hypura(&[
         "validate",
         "-m",
@@ -74,20 +74,27 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
         .iter()
         .map(|p| p["label"].as_str().unwrap())
         .collect();
-    assert_eq!(points.len(), 4, "{labels:?}");
+    assert_eq!(points.len(), 8, "{labels:?}");
     for policy in ["static", "lru"] {
         for prefetch in ["none", "oracle"] {
-            assert!(
-                points
-                    .iter()
-                    .any(|p| p["policy"] == policy && p["prefetch"] == prefetch),
-                "no point {policy}/{prefetch} in {labels:?}"
-            );
+            for ram in [most, less] {
+                assert!(
+                    points.iter().any(|p| p["policy"] == policy
+                        && p["prefetch"] == prefetch
+                        && p["ram_bytes"] == ram),
+                    "no point {ram}/{policy}/{prefetch} in {labels:?}"
+                );
+            }
         }
     }
     for p in points {
         let label = p["label"].as_str().unwrap();
-        assert_eq!(p["plan_mode"], "expert-streaming", "{label}");
+        let mode = if p["ram_bytes"] == most {
+            "expert-streaming"
+        } else {
+            "mixed"
+        };
+        assert_eq!(p["plan_mode"], mode, "{label}");
         for side in ["sim", "run"] {
             let m = &p[side];
             assert_eq!(m["decode_tokens"], 7, "{label} {side}");
@@ -125,7 +132,7 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
             p["errors"]["decode_tok_per_s"].as_f64().unwrap() * 100.0
         );
     }
-    assert!(report["summary"]["hits_equal"].as_u64().unwrap() >= 2);
+    assert!(report["summary"]["hits_equal"].as_u64().unwrap() >= 4);
     assert!(
         points
             .iter()
@@ -162,5 +169,5 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
         "pyarrow could not read points.parquet (this test needs scripts/requirements.txt): {}",
         String::from_utf8_lossy(&py.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "4");
+    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), "8");
 }

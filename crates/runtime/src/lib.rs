@@ -18,7 +18,6 @@ pub mod moe;
 pub mod page_cache;
 pub mod placement;
 pub mod planned;
-pub mod prefetch;
 pub mod report;
 pub mod routing;
 pub mod stream;

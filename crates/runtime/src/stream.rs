@@ -17,10 +17,8 @@
 //! rest of layer L and layers L+1..L+d (d: the prefetch depth; [`UseOrder::ahead`]) as far as
 //! the pool allows, and waits only for the node's own tensors: io_wait is that wait alone.
 //!
-//! Eviction: the node about to run keeps its tensors (pinned), reads in flight are never
-//! evicted; among the others the tensor needed furthest ahead in the cyclic per-token use order
-//! goes first (Belady's choice; for on-demand reads, the most recently used). A read ahead
-//! only evicts tensors needed later than itself, and stops when nothing such is left.
+//! What is evicted, read ahead and waited for is [`policy::dense_pool`]'s decision (the
+//! simulator replays the same code); the streamer carries it out.
 //!
 //! MoE: with [`Streamer::set_moe`] the callback also stops at the router nodes and expert
 //! matmuls that [`crate::moe`] handles (per-expert streaming, routing record and replay); expert
@@ -32,9 +30,10 @@ use crate::experts::ExpertIo;
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::moe::Moe;
-use crate::prefetch::UseOrder;
 use hypura_sys as sys;
 use metrics::TokenLayerRecord;
+use policy::dense_pool::{Action, DensePool};
+use policy::use_order::UseOrder;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,9 +97,6 @@ struct Slot {
     t: StreamedTensor,
     file: usize,
     offset: u64,
-    /// Its memory holds the tensor, or will once `fill` completes.
-    resident: bool,
-    pinned: bool,
     /// Reads in flight, not yet waited for.
     fill: Vec<ReadHandle>,
 }
@@ -112,11 +108,13 @@ pub struct Streamer {
     files: Vec<Arc<DirectFile>>,
     io: IoPool,
     io_opts: IoOptions,
-    order: UseOrder,
-    pool_bytes: u64,
-    /// Bytes of resident tensors, reads in flight included.
+    /// What is in memory, and the decisions.
+    pool: DensePool,
+    /// The pool's actions, reused between nodes.
+    actions: Vec<Action>,
+    /// Bytes of resident tensors, reads in flight included, as the actions carried out so far
+    /// leave them.
     resident_bytes: u64,
-    pinned: Vec<usize>,
     stats: StreamStats,
     error: Option<Error>,
     rec: Recorder,
@@ -155,35 +153,24 @@ impl Streamer {
                 .ok_or_else(|| Error::NotInHeader {
                     tensor: t.name.clone(),
                 })?;
-            if t.reserved as u64 > pool_bytes {
-                return Err(Error::PoolTooSmall {
-                    pool: pool_bytes,
-                    need: t.reserved as u64,
-                    pinned: 0,
-                    tensor: t.name.clone(),
-                });
-            }
             by_tensor.insert(t.tensor as usize, slots.len());
             slots.push(Slot {
                 t: t.clone(),
                 file,
                 offset,
-                resident: false,
-                pinned: false,
                 fill: Vec::new(),
             });
         }
         let io_opts = IoOptions::default();
         Ok(Streamer {
-            order: use_order(&slots, io_opts.n_layer),
+            pool: dense_pool(&slots, pool_bytes, io_opts)?,
+            actions: Vec::new(),
             slots,
             by_tensor,
             files: readers.iter().map(|r| Arc::clone(r.file())).collect(),
             io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
             io_opts,
-            pool_bytes,
             resident_bytes: 0,
-            pinned: Vec::new(),
             stats: StreamStats::default(),
             error: None,
             rec: Recorder {
@@ -213,7 +200,7 @@ impl Streamer {
     pub fn with_io(mut self, io: IoOptions) -> Result<Streamer> {
         self.evict_all();
         self.io = IoPool::new(io.queue_depth, io.request_bytes)?;
-        self.order = use_order(&self.slots, io.n_layer);
+        self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
         self.io_opts = io;
         Ok(self)
     }
@@ -405,9 +392,7 @@ impl Streamer {
 
     /// Unpins: the pinned tensors' node has run, they may go again.
     fn on_done(&mut self) {
-        for i in self.pinned.drain(..) {
-            self.slots[i].pinned = false;
-        }
+        self.pool.done();
     }
 
     /// Releases every streamed tensor's memory.
@@ -416,14 +401,13 @@ impl Streamer {
         if let Some(x) = self.moe.as_mut().and_then(|m| m.experts.as_mut()) {
             let _ = x.wait_all(&mut self.stats);
         }
-        for j in 0..self.slots.len() {
-            let _ = self.collect(j);
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        self.pool.evict_all(&mut actions);
+        if self.carry_out(&actions).is_err() {
+            self.release_everything();
         }
-        for j in 0..self.slots.len() {
-            if self.slots[j].resident && !self.slots[j].pinned {
-                self.evict(j);
-            }
-        }
+        self.actions = actions;
     }
 }
 
@@ -434,15 +418,26 @@ impl Drop for Streamer {
     }
 }
 
-/// The use order of `slots` (layers from `blk.N.` names).
-fn use_order(slots: &[Slot], n_layer: Option<u32>) -> UseOrder {
+/// The pool over `slots` (layers from `blk.N.` names), reading as `io` says.
+fn dense_pool(slots: &[Slot], pool_bytes: u64, io: IoOptions) -> Result<DensePool> {
     let layers: Vec<Option<u32>> = slots
         .iter()
         .map(|s| UseOrder::layer_of(&s.t.name))
         .collect();
     let offsets: Vec<u64> = slots.iter().map(|s| s.offset).collect();
-    let n_layer = n_layer.unwrap_or_else(|| layers.iter().flatten().max().map_or(0, |l| l + 1));
-    UseOrder::new(&layers, &offsets, n_layer)
+    let n_layer = io
+        .n_layer
+        .unwrap_or_else(|| layers.iter().flatten().max().map_or(0, |l| l + 1));
+    let order = UseOrder::new(&layers, &offsets, n_layer);
+    let reserved = slots.iter().map(|s| s.t.reserved as u64).collect();
+    DensePool::new(reserved, order, pool_bytes, io.prefetch_depth).map_err(|e| {
+        Error::PoolTooSmall {
+            pool: e.pool,
+            need: e.need,
+            pinned: e.pinned,
+            tensor: slots[e.slot].t.name.clone(),
+        }
+    })
 }
 
 /// N for a node named `l_out-N`.

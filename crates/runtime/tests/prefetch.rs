@@ -28,7 +28,7 @@ fn io(inv: &Inventory, queue_depth: u32, prefetch_depth: u32) -> IoOptions {
 fn layer_bytes(model: &Model) -> BTreeMap<u32, u64> {
     let mut out = BTreeMap::new();
     for t in model.streamed() {
-        let layer = runtime::prefetch::UseOrder::layer_of(&t.name).unwrap();
+        let layer = policy::use_order::UseOrder::layer_of(&t.name).unwrap();
         *out.entry(layer).or_default() += t.reserved as u64;
     }
     out

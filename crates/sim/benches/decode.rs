@@ -45,6 +45,7 @@ fn bench(c: &mut Criterion) {
         unit_tiers: &solved.assignment.units,
         experts: &solved.plan.experts,
         cost: &solved.cost,
+        dense_pool_bytes: None,
     };
     let machine = Machine::from_profile(&hw);
     let steps = trace.n_tokens() as u64 * (u64::from(solved.units.n_layer) + 1);

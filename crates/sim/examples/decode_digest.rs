@@ -92,6 +92,7 @@ fn main() {
             unit_tiers: &solved.assignment.units,
             experts: &solved.plan.experts,
             cost: &solved.cost,
+            dense_pool_bytes: None,
         };
         let machine = Machine::from_profile(&hw);
         let cache = |policy| DecodePolicy::Cache {

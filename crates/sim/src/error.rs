@@ -58,6 +58,11 @@ pub enum SimError {
         holds: u64,
         need: u64,
     },
+    #[error(
+        "the streaming pool of {pool} bytes cannot hold a streamed tensor of {need} bytes beside \
+         the ones its node needs"
+    )]
+    DensePool { need: u64, pool: u64 },
     #[error("{tiers} unit tiers for {units} units")]
     UnitTiers { tiers: usize, units: usize },
     #[error("MoE layer {layer} is beyond the model's {n_layer} layers")]

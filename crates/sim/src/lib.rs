@@ -13,6 +13,7 @@
 
 pub mod decode;
 pub mod default_trace;
+mod dense;
 mod error;
 pub mod events;
 pub mod planned;

@@ -77,6 +77,7 @@ impl Planned {
             unit_tiers: &self.unit_tiers,
             experts: &self.plan.experts,
             cost: &self.cost,
+            dense_pool_bytes: Some(self.plan.pool_bytes),
         }
     }
 }

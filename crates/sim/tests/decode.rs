@@ -143,6 +143,7 @@ fn hand_computed_two_tokens() {
         unit_tiers: &[Tier::Ram],
         experts: &experts,
         cost: &cost,
+        dense_pool_bytes: None,
     };
     let trace = tiny_trace();
 
@@ -207,6 +208,7 @@ fn mismatched_trace_is_refused() {
         unit_tiers: &[Tier::Ram],
         experts: &experts,
         cost: &cost,
+        dense_pool_bytes: None,
     };
     let model = ModelFacts {
         architecture: "tiny".into(),
@@ -338,6 +340,7 @@ fn placement(solved: &place::Solved) -> Placement<'_> {
         unit_tiers: &solved.assignment.units,
         experts: &solved.plan.experts,
         cost: &solved.cost,
+        dense_pool_bytes: None,
     }
 }
 
@@ -518,6 +521,7 @@ fn simulate_two_layers(
         unit_tiers: &[],
         experts: &experts,
         cost: &cost,
+        dense_pool_bytes: None,
     };
     let policy = DecodePolicy::Cache {
         policy,

@@ -166,6 +166,7 @@ impl Case {
             unit_tiers: &self.tiers,
             experts: &experts,
             cost: &self.cost,
+            dense_pool_bytes: None,
         };
         decode::simulate(
             &placement,

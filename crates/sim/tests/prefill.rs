@@ -168,6 +168,7 @@ fn hand_computed_prefill_then_decode() {
         unit_tiers: &[Tier::Ram, Tier::Nvme],
         experts: &experts,
         cost: &c,
+        dense_pool_bytes: None,
     };
     let t = trace(&[
         [[0, 2], [0, 1]],
@@ -298,6 +299,7 @@ fn prefill_in_batches_of_one_is_decode_of_the_same_tokens() {
         unit_tiers: &solved.assignment.units,
         experts: &solved.plan.experts,
         cost: &solved.cost,
+        dense_pool_bytes: None,
     };
     let machine = Machine::from_profile(&hw);
     assert!(machine.unified);
@@ -367,6 +369,7 @@ fn one_batch_matches_the_solver_prefill_prediction() {
         unit_tiers: &tiers,
         experts: &experts,
         cost: &c,
+        dense_pool_bytes: None,
     };
     let t = trace(&[[[0, 1], [1, 0]]; 65]);
     let prompt = Prompt {
@@ -413,6 +416,7 @@ fn bad_prompts_are_refused() {
         unit_tiers: &[Tier::Ram, Tier::Ram],
         experts: &experts,
         cost: &c,
+        dense_pool_bytes: None,
     };
     let t = trace(&[[[0, 1], [0, 1]]; 3]);
     let err = |tokens, batch| {

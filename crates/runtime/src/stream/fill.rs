@@ -1,87 +1,53 @@
-//! The streamer's fill path: submitting reads of a node's tensors and of the tensors within the
-//! prefetch depth to the I/O pool, making room in the pool, waiting, and releasing memory.
+//! The streamer's fill path: carrying out the pool's actions (reads submitted to the I/O pool,
+//! waits, releases of memory) for a node's tensors and those within the prefetch depth.
 
 use super::Streamer;
 use crate::error::{Error, Result};
+use policy::dense_pool::Action;
 use std::time::Instant;
 
 impl Streamer {
     /// Makes `need` (the streamed inputs of the node about to run) resident, reads ahead what
     /// the prefetch depth and the pool allow, and waits for `need` alone.
     pub(super) fn ensure(&mut self, need: &[usize]) -> Result<()> {
-        for &i in need {
-            if !self.slots[i].pinned {
-                self.slots[i].pinned = true;
-                self.pinned.push(i);
-            }
-            self.order.used(i);
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        let decided = self.pool.ensure(need, &mut actions);
+        let done = self.carry_out(&actions);
+        self.actions = actions;
+        if let Err(e) = done {
+            // A failed read leaves the pool's picture behind what memory holds: start over.
+            self.release_everything();
+            return Err(e);
         }
-        let from = need[0];
-        for &i in need {
-            if self.slots[i].resident {
-                self.stats.hits += 1;
-            } else {
-                self.make_room(i, from, None)?;
-                self.submit(i, false);
-            }
-        }
-        for j in self.order.ahead(from, self.io_opts.prefetch_depth) {
-            if self.slots[j].resident || self.slots[j].pinned {
-                continue;
-            }
-            let d = self.order.distance(from, j);
-            if !self.make_room(j, from, Some(d))? {
-                break;
-            }
-            self.submit(j, true);
-        }
-        let start = Instant::now();
-        let mut r = Ok(());
-        for &i in need {
-            r = r.and(self.collect(i));
-        }
-        self.stats.io_wait_s += start.elapsed().as_secs_f64();
-        r
+        debug_assert_eq!(self.resident_bytes, self.pool.used_bytes());
+        decided.map_err(|e| Error::PoolTooSmall {
+            pool: e.pool,
+            need: e.need,
+            pinned: e.pinned,
+            tensor: self.slots[e.slot].t.name.clone(),
+        })
     }
 
-    /// Frees pool room for slot `i`, evicting the resident tensors needed furthest ahead of
-    /// `from`. A read ahead (`ahead`: its distance from `from`) evicts only tensors needed
-    /// later than itself and gets false when that is not enough; a node's own tensor waits for
-    /// reads in flight to finish when nothing else can go.
-    fn make_room(&mut self, i: usize, from: usize, ahead: Option<usize>) -> Result<bool> {
-        let need = self.slots[i].t.reserved as u64;
-        while self.resident_bytes + need > self.pool_bytes {
-            let furthest = |s: &Streamer, in_flight: bool| {
-                (0..s.slots.len())
-                    .filter(|&j| {
-                        let t = &s.slots[j];
-                        t.resident && !t.pinned && t.fill.is_empty() != in_flight
-                    })
-                    .map(|j| (s.order.distance(from, j), j))
-                    .max()
-            };
-            match (furthest(self, false), ahead) {
-                (Some((d, j)), Some(limit)) if d > limit => self.evict(j),
-                (_, Some(_)) => return Ok(false),
-                (Some((_, j)), None) => self.evict(j),
-                (None, None) => {
-                    let Some((_, j)) = furthest(self, true) else {
-                        return Err(Error::PoolTooSmall {
-                            pool: self.pool_bytes,
-                            need,
-                            pinned: self.resident_bytes,
-                            tensor: self.slots[i].t.name.clone(),
-                        });
-                    };
+    /// Carries out `actions` in order; stops at the first failed read.
+    pub(super) fn carry_out(&mut self, actions: &[Action]) -> Result<()> {
+        for &a in actions {
+            match a {
+                Action::Hit(_) => self.stats.hits += 1,
+                Action::Fill { slot, ahead } => self.submit(slot, ahead),
+                Action::Collect(slot) => {
                     let start = Instant::now();
-                    let r = self.collect(j);
+                    let r = self.collect(slot);
                     self.stats.io_wait_s += start.elapsed().as_secs_f64();
                     r?;
-                    self.evict(j);
+                }
+                Action::Evict(slot) => {
+                    self.release(slot);
+                    self.stats.evictions += 1;
                 }
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Starts reading slot `i` into its reserved memory.
@@ -98,7 +64,6 @@ impl Streamer {
                 slot.t.bytes,
             )
         };
-        slot.resident = true;
         self.resident_bytes += slot.t.reserved as u64;
         let resident = self.all_resident_bytes();
         self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
@@ -106,9 +71,8 @@ impl Streamer {
         self.stats.prefetches += ahead as u64;
     }
 
-    /// Waits for slot `i`'s reads in flight; when one failed, releases its memory and returns
-    /// the first error.
-    pub(super) fn collect(&mut self, i: usize) -> Result<()> {
+    /// Waits for slot `i`'s reads in flight; returns the first error.
+    fn collect(&mut self, i: usize) -> Result<()> {
         let mut first = None;
         for h in std::mem::take(&mut self.slots[i].fill) {
             match h.wait() {
@@ -118,18 +82,7 @@ impl Streamer {
                 }
             }
         }
-        match first {
-            None => Ok(()),
-            Some(e) => {
-                self.release(i);
-                Err(e)
-            }
-        }
-    }
-
-    pub(super) fn evict(&mut self, j: usize) {
-        self.release(j);
-        self.stats.evictions += 1;
+        first.map_or(Ok(()), Err)
     }
 
     fn release(&mut self, j: usize) {
@@ -139,7 +92,25 @@ impl Streamer {
         unsafe {
             libc::madvise(slot.t.data.cast(), slot.t.reserved, libc::MADV_DONTNEED);
         }
-        slot.resident = false;
         self.resident_bytes -= slot.t.reserved as u64;
+    }
+
+    /// After a failed read: waits for every read in flight and releases the memory of every
+    /// tensor the pool held, so that the pool starts empty and nothing stale is computed on.
+    pub(super) fn release_everything(&mut self) {
+        for j in 0..self.slots.len() {
+            for h in std::mem::take(&mut self.slots[j].fill) {
+                let _ = h.wait();
+            }
+        }
+        for j in 0..self.slots.len() {
+            // SAFETY: no read is in flight (waited above) and no node runs during the callback.
+            unsafe {
+                let t = &self.slots[j].t;
+                libc::madvise(t.data.cast(), t.reserved, libc::MADV_DONTNEED);
+            }
+        }
+        self.resident_bytes = 0;
+        self.pool.clear();
     }
 }

@@ -12,6 +12,7 @@
 
 use super::steps::{self, LayerSteps, Phase};
 use super::{reads, DecodePolicy, Machine, MoeLayer, Options, Placement};
+use crate::dense::DenseReads;
 use crate::events::{EventQueue, Nanos, StorageDevice};
 use metrics::{SummaryBuilder, TokenLayerRecord};
 use place::Tier;
@@ -27,6 +28,8 @@ pub(super) struct Inputs<'a> {
     pub policy: &'a DecodePolicy,
     pub moe: &'a [MoeLayer],
     pub layers: &'a [LayerSteps],
+    /// Which streamed dense tensors each step reads, where a pool keeps some across tokens.
+    pub dense: Option<&'a DenseReads>,
     pub trace: &'a Trace,
     /// Whether each expert access of the trace hits the cache, in stored order.
     pub hits: &'a [bool],
@@ -288,7 +291,10 @@ impl Engine<'_> {
         while self.dense_issued <= upto {
             let g = self.dense_issued;
             let inp = self.inp;
-            let reads = &inp.layers[g % self.per_token].dense_reads;
+            let reads = match inp.dense {
+                Some(d) => d.step(g),
+                None => &inp.layers[g % self.per_token].dense_reads,
+            };
             if !reads.is_empty() {
                 let id = self.read(now, reads);
                 self.dense.push_back((g, id));

@@ -25,6 +25,7 @@ pub(crate) mod steps;
 pub use policy::prefetch::{Coactivation, ExpertPrefetch};
 pub use report::{DecodeReport, LayerReport};
 
+use crate::dense::DenseReads;
 use crate::error::SimError;
 use crate::events::StorageDevice;
 use hw::{HwProfile, StorageProfile};
@@ -77,6 +78,10 @@ pub struct Placement<'a> {
     pub unit_tiers: &'a [Tier],
     pub experts: &'a [ExpertPlacement],
     pub cost: &'a CostModel,
+    /// The pool streamed whole tensors share (the plan's `pool_bytes`; the expert cache is
+    /// apart): what it
+    /// keeps across tokens is not read again. None: every step reads all its streamed tensors.
+    pub dense_pool_bytes: Option<u64>,
 }
 
 /// What the engine needs of the machine beyond the cost model: the storage device and the
@@ -166,7 +171,7 @@ pub fn simulate(
     check_options(machine, opts)?;
     let moe = resolve_layers(placement, trace)?;
     let hits = expert_hits(&moe, trace, policy)?;
-    simulate_with_hits(placement, machine, trace, policy, opts, &moe, &hits)
+    simulate_with_hits(placement, machine, trace, policy, opts, &moe, &hits, 0)
 }
 
 /// Options the machine cannot run.
@@ -178,7 +183,8 @@ pub(crate) fn check_options(machine: &Machine, opts: &Options) -> Result<(), Sim
 }
 
 /// [`simulate`] with the hits already known (parallel to the trace's expert ids): the decode
-/// after a prefill, whose cache state the hits carry.
+/// after a prefill of `prefill_passes` batches, whose cache state the hits carry.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn simulate_with_hits(
     placement: &Placement<'_>,
     machine: &Machine,
@@ -187,8 +193,15 @@ pub(crate) fn simulate_with_hits(
     opts: &Options,
     moe: &[MoeLayer],
     hits: &[bool],
+    prefill_passes: usize,
 ) -> Result<DecodeRun, SimError> {
     let layers = steps::build(placement, machine, opts, moe, 1)?;
+    let dense = DenseReads::of_run(
+        placement,
+        opts.prefetch_depth,
+        prefill_passes,
+        trace.n_tokens(),
+    )?;
     let storage = storage_device(placement, machine, opts)?;
     let inputs = engine::Inputs {
         placement,
@@ -197,6 +210,7 @@ pub(crate) fn simulate_with_hits(
         policy,
         moe,
         layers: &layers,
+        dense: dense.as_ref(),
         trace,
         hits,
     };

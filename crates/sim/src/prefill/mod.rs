@@ -33,6 +33,7 @@ use crate::decode::{
     self, check_options, resolve_layers, simulate_with_hits, steps, DecodePolicy, DecodeReport,
     Machine, Options, Placement,
 };
+use crate::dense::DenseReads;
 use crate::error::SimError;
 use metrics::TokenLayerRecord;
 use place::units::ExpertLayer;
@@ -116,6 +117,7 @@ pub fn simulate_request(
         })
         .collect();
     let storage = decode::storage_device(placement, machine, opts)?;
+    let dense = DenseReads::of_run(placement, opts.prefetch_depth, 0, batches.len())?;
     let inputs = timeline::Inputs {
         placement,
         machine,
@@ -125,12 +127,22 @@ pub fn simulate_request(
         full: &full,
         last: &last,
         batches: &batches,
+        dense: dense.as_ref(),
     };
     let out = timeline::run(&inputs, storage);
     let tokens: Vec<usize> = batches.iter().map(|b| b.tokens).collect();
     let prefill = report::summarize(&out, &tokens, batch);
 
-    let decoded = simulate_with_hits(placement, machine, &rest, policy, opts, &moe, &decode_hits)?;
+    let decoded = simulate_with_hits(
+        placement,
+        machine,
+        &rest,
+        policy,
+        opts,
+        &moe,
+        &decode_hits,
+        batches.len(),
+    )?;
     let mut records = if opts.keep_records {
         out.records
     } else {

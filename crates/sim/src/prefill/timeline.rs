@@ -14,6 +14,7 @@
 use super::batches::Batch;
 use crate::decode::steps::{self, LayerSteps, Phase};
 use crate::decode::{Machine, MoeLayer, Options, Placement};
+use crate::dense::DenseReads;
 use crate::events::{Nanos, StorageDevice};
 use metrics::TokenLayerRecord;
 use place::cost::expert_batch_work;
@@ -33,6 +34,8 @@ pub(super) struct Inputs<'a> {
     pub full: &'a [LayerSteps],
     pub last: &'a [LayerSteps],
     pub batches: &'a [Batch],
+    /// Which streamed dense tensors each step reads, where a pool keeps some across batches.
+    pub dense: Option<&'a DenseReads>,
 }
 
 /// What the timeline produced: one record per step, batch index as the token index.
@@ -132,7 +135,10 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         // Dense weights are read `depth` steps ahead, as in decode.
         let upto = (g + inp.opts.prefetch_depth as usize).min(n_steps - 1);
         while dense_issued <= upto {
-            let r = &steps_of(dense_issued).dense_reads;
+            let r = match inp.dense {
+                Some(d) => d.step(dense_issued),
+                None => &steps_of(dense_issued).dense_reads,
+            };
             if !r.is_empty() {
                 dense.push_back((dense_issued, reads.issue(now, r)));
             }
