@@ -13,8 +13,10 @@
 #   hypura trace import --from deepseek-csv ../shared/data/traces/deepseek-v2-lite -o .dev/ds.htrace
 # then carry .dev to the GPU machine and run this there (OUT: where results go). `gpu-validate.sh
 # prepare` stops after the profile and the model (the CUDA build alone takes 4-5 minutes); a second
-# call on the still-warm machine then runs the validations.
+# call on the still-warm machine then runs the validations. With HW=profiles/h200-141g.toml (a
+# shipped profile) the machine is not profiled: that profile is validated instead.
 set -uo pipefail
+[ -n "${HW:-}" ] && export NO_PROFILE=1
 OUT=${OUT:-/tmp/gpu-validate}
 mkdir -p "$OUT"
 [ -f .dev/hypura ] || xz -dk .dev/hypura.xz
@@ -24,6 +26,7 @@ source scripts/gpu-prepare.sh
 M=/tmp/ds-real.gguf
 [ -f $M ] || $B synth --preset tiny-deepseek-v2-lite --embd 2048 --ff 10944 --expert-ff 1408 \
   --heads 16 --kv-heads 16 --vocab 102400 -o $M >"$OUT/synth.txt" 2>&1
+if [ -n "${HW:-}" ]; then cp "$HW" /tmp/h200.toml; fi
 [ -f /tmp/h200.toml ] || $B profile --disk /tmp -o /tmp/h200.toml >"$OUT/profile.txt" 2>&1 ||
   { tail "$OUT/profile.txt"; exit 1; }
 cp /tmp/h200.toml "$OUT/h200.toml"
