@@ -69,6 +69,21 @@ impl AlignedBuf {
         }
     }
 
+    /// Gives the pages back to the OS: the next read into them faults in fresh zeroed pages,
+    /// as a read into the runtime's streamed memory does after an eviction released it.
+    pub fn release(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: the range is this buffer's own whole pages (address and length are multiples
+        // of ALIGN, see `new`); after MADV_DONTNEED they read as zeros, which `new` promised.
+        unsafe {
+            libc::madvise(
+                self.ptr.as_ptr().cast(),
+                self.layout.size(),
+                libc::MADV_DONTNEED,
+            );
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.layout.size()
     }

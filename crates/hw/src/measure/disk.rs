@@ -170,6 +170,7 @@ fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
     for _ in 0..plan.latency_samples.max(1) {
         interrupt_check()?;
         let offset = rng.below(pages) * 4096;
+        buf.release();
         let t = Instant::now();
         read_exact_at(file, buf.as_mut_slice(), offset)?;
         times.push(t.elapsed().as_secs_f64());
@@ -179,7 +180,9 @@ fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
 }
 
 /// GB/s of `depth` threads each issuing `block`-sized reads at random block-aligned offsets for
-/// `time`.
+/// `time`. Each read lands in pages released just before, as the runtime's reads of streamed
+/// weights do (an evicted tensor's or expert's pages are given back, and the next read faults
+/// fresh ones in): the page faults and zeroing are part of what a streamed byte costs.
 fn random_reads(
     file: &File,
     file_bytes: u64,
@@ -194,6 +197,7 @@ fn random_reads(
         let mut rng = Offsets::new(seeds.fetch_add(0x2545_F491_4F6C_DD1D, Ordering::Relaxed) | 1);
         loop {
             let offset = rng.below(slots) * block;
+            buf.release();
             read_exact_at(file, buf.as_mut_slice(), offset)?;
             bytes.fetch_add(block, Ordering::Relaxed);
             if start.elapsed() >= time {
