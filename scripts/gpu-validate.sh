@@ -3,7 +3,8 @@
 # of that machine (decode terms of its GPU and CPU included), then a synthesized
 # DeepSeek-V2-Lite-shaped MoE (width 2048, 64 experts of ff 1408, top-6, Q4_0, 8.1 GiB) replaying
 # the real DeepSeek-V2-Lite routing, validated fully resident on the GPU, with the routed
-# experts in RAM (GPU budget for the rest), and with them streamed from NVMe.
+# experts in RAM (GPU budget for the rest), and with them streamed from NVMe (GRID= overrides
+# that grid).
 # Prepare here (where cargo is), in the repo root:
 #   CARGO_TARGET_DIR=target-dl cargo build -p hypura --features dynamic-link
 #   mkdir -p .dev && strip -o .dev/hypura target-dl/debug/hypura && xz -T2 -f .dev/hypura
@@ -49,7 +50,7 @@ V=(validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 24 --promp
 # Resident: the default plan puts everything on the GPU.
 $B "${V[@]}" -o /tmp/v-res >"$OUT/resident.txt" 2>&1
 # Experts in RAM (the GPU keeps the rest), and experts streamed from NVMe through a cache.
-$B "${V[@]}" --grid "gpu=2GiB;ram=64GiB,3GiB;policy=static,lru" -o /tmp/v-off >"$OUT/offload.txt" 2>&1
+$B "${V[@]}" --grid "${GRID:-gpu=2GiB;ram=64GiB,3GiB;policy=static,lru}" -o /tmp/v-off >"$OUT/offload.txt" 2>&1
 cp /tmp/v-res/report.json "$OUT/resident.json" 2>/dev/null
 cp /tmp/v-off/report.json "$OUT/offload.json" 2>/dev/null
 tail -5 "$OUT/profile.txt" "$OUT/resident.txt" "$OUT/offload.txt"
