@@ -69,8 +69,8 @@ impl AlignedBuf {
         }
     }
 
-    /// Gives the pages back to the OS: the next read into them faults in fresh zeroed pages,
-    /// as a read into the runtime's streamed memory does after an eviction released it.
+    /// Gives the pages back to the OS: the next write faults in fresh zeroed pages, as a copy
+    /// into the runtime's streamed memory does after an eviction released it.
     pub fn release(&mut self) {
         #[cfg(unix)]
         // SAFETY: the range is this buffer's own whole pages (address and length are multiples

@@ -227,14 +227,14 @@ pub fn measure_machine(
     note(
         "storage.read_4k_qd1_latency_s",
         format!(
-            "measured: median of {} random 4 KiB O_DIRECT reads, one at a time, into released pages",
+            "measured: median of {} random 4 KiB O_DIRECT reads, one at a time, each copied into released pages as the runtime does",
             disk_plan.latency_samples
         ),
     );
     note(
         "storage.read_curve[].gbps",
         format!(
-            "measured: random block-aligned O_DIRECT reads into released pages, queue_depth threads for {} ms",
+            "measured: random block-aligned O_DIRECT reads, each copied into released pages as the runtime does, queue_depth threads for {} ms",
             disk_plan.point_time.as_millis()
         ),
     );
