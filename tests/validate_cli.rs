@@ -140,6 +140,46 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
         "no point streamed anything: {labels:?}"
     );
 
+    // Repeated runs: every run's speed is reported and the median one is compared.
+    let one = format!("ram={most};policy=static;prefetch=none");
+    let (ok, out, err) = hypura(&[
+        "validate",
+        "-m",
+        &path("ds.gguf"),
+        "--hw",
+        &path("hw.toml"),
+        "--trace",
+        &path("ds.htrace"),
+        "--grid",
+        &one,
+        "--tokens",
+        "8",
+        "--prompt-len",
+        "4",
+        "--threads",
+        "2",
+        "--repeat",
+        "3",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let repeated: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(repeated["repeats"], 3);
+    let p = &repeated["points"][0];
+    let mut speeds: Vec<f64> = p["run_decode_tok_per_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(speeds.len(), 3, "{p}");
+    speeds.sort_by(f64::total_cmp);
+    assert_eq!(
+        p["run"]["decode_tok_per_s"].as_f64().unwrap(),
+        speeds[1],
+        "{p}"
+    );
+
     let out_dir = dir.path().join("out");
     for f in [
         "report.json",

@@ -51,6 +51,10 @@ pub struct Args {
     /// Solve each point with the greedy baseline instead of the ILP.
     #[arg(long)]
     pub greedy: bool,
+    /// Runs per point, 1..=50: the run with the median decode speed is compared (the report
+    /// lists every run's speed). For machines whose timings wander between runs.
+    #[arg(long, default_value_t = 1, value_parser = range::int::<u32>(1..=50))]
+    pub repeat: u32,
     /// Write the results to this directory (created; refused if it exists, unless --force).
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
@@ -86,6 +90,7 @@ pub fn run(args: Args) -> Result<()> {
         warmup: args.warmup,
         threads: args.threads,
         greedy: args.greedy,
+        repeats: args.repeat,
     };
     setup.check().map_err(|e| match e {
         experiments::ValidateError::NeedsTrace { .. } => {
@@ -139,6 +144,7 @@ pub fn run(args: Args) -> Result<()> {
         prompt_len: args.prompt_len,
         tokens: args.tokens,
         warmup: args.warmup,
+        repeats: args.repeat,
         summary: ErrorSummary::of(&reports),
         points: reports,
     };

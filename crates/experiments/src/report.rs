@@ -20,6 +20,8 @@ pub struct ValidateReport {
     pub prompt_len: usize,
     pub tokens: usize,
     pub warmup: u32,
+    /// Runs per point.
+    pub repeats: u32,
     pub points: Vec<PointReport>,
     pub summary: ErrorSummary,
 }
@@ -41,6 +43,8 @@ pub struct PointReport {
     pub sim: Measures,
     pub run: Measures,
     pub run_facts: RunFacts,
+    /// Decode tok/s of every run of the point, in order; `run` is the median one.
+    pub run_decode_tok_per_s: Vec<f64>,
     pub errors: Errors,
 }
 
@@ -138,6 +142,7 @@ impl PointReport {
         sim: Measures,
         run: Measures,
         run_facts: RunFacts,
+        run_decode_tok_per_s: Vec<f64>,
     ) -> PointReport {
         // With no routed expert on NVMe the runtime has no expert cache and records no
         // accesses; the simulator's all-hit counts are dropped so both sides say "n/a".
@@ -162,6 +167,7 @@ impl PointReport {
             sim,
             run,
             run_facts,
+            run_decode_tok_per_s,
         }
     }
 }
@@ -215,6 +221,14 @@ pub fn render(r: &ValidateReport) -> String {
         e.hits_equal,
         e.points
     );
+    if r.repeats > 1 {
+        let _ = writeln!(
+            s,
+            "each point ran {} times; the run with the median decode speed is compared (every \
+             run's speed: run_decode_tok_per_s in report.json)",
+            r.repeats
+        );
+    }
     s
 }
 

@@ -47,6 +47,9 @@ pub struct Setup {
     pub threads: u32,
     /// Solve with the greedy baseline instead of the ILP.
     pub greedy: bool,
+    /// Runs per point (at least 1): the one with the median decode speed is compared, so that
+    /// one slow run on a noisy machine does not decide a point's error.
+    pub repeats: u32,
 }
 
 /// Why a point could not be validated.
@@ -56,6 +59,8 @@ pub enum ValidateError {
     PromptLength(usize),
     #[error("at least 2 tokens must be generated (1 is sampled from the prompt), not {0}")]
     TooFewTokens(usize),
+    #[error("each point must be run at least once")]
+    NoRuns,
     #[error("the warm-up ({warmup} tokens) leaves none of the {decoded} decoded tokens to time")]
     WarmupTooLong { warmup: u32, decoded: usize },
     #[error("the trace has {has} tokens; {need} are needed ({prompt} prompt + {decoded} decoded)")]
@@ -100,6 +105,9 @@ impl Setup {
         }
         if self.tokens < 2 {
             return Err(ValidateError::TooFewTokens(self.tokens));
+        }
+        if self.repeats == 0 {
+            return Err(ValidateError::NoRuns);
         }
         if self.warmup as usize >= self.decoded() {
             return Err(ValidateError::WarmupTooLong {
@@ -368,7 +376,14 @@ pub struct Validated {
     pub plan: Plan,
 }
 
-/// Solves, simulates and runs one point.
+/// The index of the median of `v` (the lower one of an even count; NaN sorts last).
+fn median_index(v: &[f64]) -> usize {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    order[(v.len().max(1) - 1) / 2]
+}
+
+/// Solves, simulates and runs one point (the run [`Setup::repeats`] times).
 #[cfg(feature = "runtime")]
 pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, ValidateError> {
     setup.check()?;
@@ -376,8 +391,18 @@ pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, Validat
     let routing = setup.routing()?;
     let plan = solve(setup, &hw, &routing)?;
     let sim_records = simulate(setup, &hw, &plan, &routing, point)?;
-    let (run_records, facts) = run(setup, &plan, &routing, point)?;
     let split = setup.split();
+    let mut runs = Vec::with_capacity(setup.repeats.max(1) as usize);
+    for _ in 0..setup.repeats.max(1) {
+        let (records, facts) = run(setup, &plan, &routing, point)?;
+        let measures = Measures::from_records(&records, split);
+        runs.push((records, facts, measures));
+    }
+    let speeds: Vec<f64> = runs
+        .iter()
+        .map(|r| r.2.decode_tok_per_s.unwrap_or(f64::NAN))
+        .collect();
+    let (run_records, facts, run_measures) = runs.swap_remove(median_index(&speeds));
     let queue_depth = point
         .queue_depth
         .unwrap_or(plan.io.queue_depth.max(plan.io.expert_queue_depth).max(1));
@@ -386,8 +411,9 @@ pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, Validat
         queue_depth,
         &plan,
         Measures::from_records(&sim_records, split),
-        Measures::from_records(&run_records, split),
+        run_measures,
         facts,
+        speeds,
     );
     Ok(Validated {
         report,
