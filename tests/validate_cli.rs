@@ -43,27 +43,32 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
     // resident. 70%: some layers' attention streams too, through a pool that keeps part of
     // it across tokens (what the pool keeps is the simulator's replay of the runtime's pool).
     let (most, less) = (model_bytes * 88 / 100, model_bytes * 70 / 100);
+    // `hypura validate` of `grid` over 8 tokens after a 4-token prompt, plus `extra`.
+    let validate = |grid: &str, extra: &[&str]| {
+        let (model, hw, trace) = (path("ds.gguf"), path("hw.toml"), path("ds.htrace"));
+        let mut args = vec![
+            "validate",
+            "-m",
+            &model,
+            "--hw",
+            &hw,
+            "--trace",
+            &trace,
+            "--grid",
+            grid,
+            "--tokens",
+            "8",
+            "--prompt-len",
+            "4",
+            "--threads",
+            "2",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        hypura(&args)
+    };
     let grid = format!("ram={most},{less};policy=static,lru;prefetch=none,oracle");
-    let (ok, out, err) = hypura(&[
-        "validate",
-        "-m",
-        &path("ds.gguf"),
-        "--hw",
-        &path("hw.toml"),
-        "--trace",
-        &path("ds.htrace"),
-        "--grid",
-        &grid,
-        "--tokens",
-        "8",
-        "--prompt-len",
-        "4",
-        "--threads",
-        "2",
-        "-o",
-        &path("out"),
-        "--json",
-    ]);
+    let (ok, out, err) = validate(&grid, &["-o", &path("out")]);
     assert!(ok, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["schema"], "hypura.validate/1");
@@ -142,26 +147,7 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
 
     // Repeated runs: every run's speed is reported and the median one is compared.
     let one = format!("ram={most};policy=static;prefetch=none");
-    let (ok, out, err) = hypura(&[
-        "validate",
-        "-m",
-        &path("ds.gguf"),
-        "--hw",
-        &path("hw.toml"),
-        "--trace",
-        &path("ds.htrace"),
-        "--grid",
-        &one,
-        "--tokens",
-        "8",
-        "--prompt-len",
-        "4",
-        "--threads",
-        "2",
-        "--repeat",
-        "3",
-        "--json",
-    ]);
+    let (ok, out, err) = validate(&one, &["--repeat", "3"]);
     assert!(ok, "{err}");
     let repeated: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(repeated["repeats"], 3);

@@ -143,6 +143,7 @@ pub fn run(args: Args) -> Result<()> {
         cache_policy: args.cache_policy.map(RunPolicy::from),
         record: args.record_trace.is_some(),
         replay,
+        replay_scope: runtime::ReplayScope::AllTokens,
         expert_prefetch: args.expert_prefetch.into(),
     };
     moe.check().map_err(|e| match e {

@@ -51,8 +51,9 @@ pub struct Args {
     /// Solve each point with the greedy baseline instead of the ILP.
     #[arg(long)]
     pub greedy: bool,
-    /// Runs per point, 1..=50: the run with the median decode speed is compared (the report
-    /// lists every run's speed). For machines whose timings wander between runs.
+    /// Timed runs per point, 1..=50: the one with the median decode speed is compared (the
+    /// report lists every run's speed). For machines whose timings wander between runs. Each
+    /// point also runs once observed (records of every layer), for hits, bytes and layer times.
     #[arg(long, default_value_t = 1, value_parser = range::int::<u32>(1..=50))]
     pub repeat: u32,
     /// Write the results to this directory (created; refused if it exists, unless --force).

@@ -4,6 +4,8 @@
 //! prefetch × queue depth) is solved, simulated and run for real on the same plan, profile and
 //! routing, and the simulator's prediction is compared with the measurement row by row
 //! ([`measures`] computes both sides' numbers from their (token, layer) records the same way).
+//! The measured speeds come from runs without records ([`validate::RunKind`]): a record per
+//! layer stops the graph at every layer, which a GPU pays for more than for the layer itself.
 //! Results are a typed report ([`report::ValidateReport`], JSON), Parquet tables ([`table`])
 //! and an SVG chart ([`chart`]).
 //!

@@ -43,7 +43,8 @@ pub struct PointReport {
     pub sim: Measures,
     pub run: Measures,
     pub run_facts: RunFacts,
-    /// Decode tok/s of every run of the point, in order; `run` is the median one.
+    /// Decode tok/s of every timed run of the point, in order; `run`'s speeds are the median
+    /// one's.
     pub run_decode_tok_per_s: Vec<f64>,
     pub errors: Errors,
 }

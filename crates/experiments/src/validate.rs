@@ -281,6 +281,10 @@ pub struct RunFacts {
     pub tokens: Vec<i32>,
     /// `hypura run`'s own decode tok/s (wall clock of the decode steps, records or not).
     pub decode_tok_per_s: f64,
+    /// Decode tok/s of the steps after the warm-up (wall clock of each step).
+    pub timed_decode_tok_per_s: Option<f64>,
+    /// Prompt tokens over the prompt batch's wall clock.
+    pub prefill_tok_per_s: Option<f64>,
     /// The kernel's count of bytes read during the decode steps, when it keeps one.
     pub decode_read_bytes: Option<u64>,
 }
@@ -290,17 +294,42 @@ pub struct RunFacts {
 const PROMPT_TEXT: &str = "The history of the printing press begins in the workshops of \
     fifteenth-century Mainz, where goldsmiths, merchants and scribes met the demand for books.";
 
-/// Runs the point's plan on the model with the routing forced from `routing`, recording
-/// (token, layer) rows.
+/// How a run of a point is made.
+#[cfg(feature = "runtime")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Routing forced on every token and a (token, layer) record of every step: what hits,
+    /// bytes, I/O wait and per-layer times are measured from. Each layer's end is a stop of the
+    /// graph, which on a GPU costs more than the layer's own work.
+    Observed,
+    /// As `hypura run` runs the plan: no records; the routing forced on the prompt and, when the
+    /// plan streams experts (its reads follow the routing, and it stops at each router anyway),
+    /// on every decode step. A decode step of a plan that holds every expert in memory takes
+    /// the model's own routing: one token selects top-k experts whichever they are. Speeds are
+    /// measured from these runs.
+    Timed,
+}
+
+/// Runs the point's plan on the model, `kind` deciding what is forced and recorded.
 #[cfg(feature = "runtime")]
 pub fn run(
     setup: &Setup,
     plan: &Plan,
     routing: &Trace,
     point: &Point,
+    kind: RunKind,
 ) -> Result<(Vec<TokenLayerRecord>, RunFacts), ValidateError> {
-    use runtime::{MoeOptions, PlannedModel, Sampling};
+    use runtime::{MoeOptions, PlannedModel, ReplayScope, Sampling};
     drop_cached(&setup.model_path)?;
+    let mut planned =
+        PlannedModel::load(&setup.model_path, plan, None).map_err(ValidateError::Run)?;
+    if let Some(q) = point.queue_depth {
+        planned.io.queue_depth = q;
+    }
+    let replay_scope = match kind {
+        RunKind::Timed if !planned.streams_experts() => ReplayScope::Prompt,
+        _ => ReplayScope::AllTokens,
+    };
     let moe = MoeOptions {
         whole_expert_tensors: false,
         cache_policy: match point.policy {
@@ -309,16 +338,18 @@ pub fn run(
         },
         record: false,
         replay: setup.trace.as_ref().map(|_| routing.clone()),
+        replay_scope,
         expert_prefetch: point.prefetch,
     };
-    let mut planned =
-        PlannedModel::load(&setup.model_path, plan, None).map_err(ValidateError::Run)?;
-    if let Some(q) = point.queue_depth {
-        planned.io.queue_depth = q;
-    }
     let prompt = prompt_ids(&planned.model, setup.prompt_len)?;
+    let record_layers = kind == RunKind::Observed;
     let mut ctx = planned
-        .context(&moe, context_tokens(setup) as u32, setup.threads, true)
+        .context(
+            &moe,
+            context_tokens(setup) as u32,
+            setup.threads,
+            record_layers,
+        )
         .map_err(ValidateError::Run)?;
     let sampling = Sampling {
         ignore_eos: true,
@@ -333,10 +364,20 @@ pub fn run(
         .unwrap_or_default();
     let facts = RunFacts {
         decode_tok_per_s: g.decode_tok_per_s(),
+        timed_decode_tok_per_s: timed_rate(&g.token_s[1.min(g.token_s.len())..], setup.warmup),
+        prefill_tok_per_s: (g.prompt_s > 0.0).then(|| g.prompt_tokens.len() as f64 / g.prompt_s),
         decode_read_bytes: g.decode_read_bytes,
         tokens: g.tokens,
     };
     Ok((records, facts))
+}
+
+/// Tokens per second of the decode steps `step_s` after the first `warmup`; None when none is
+/// left or they took no time.
+fn timed_rate(step_s: &[f64], warmup: u32) -> Option<f64> {
+    let timed = step_s.get(warmup as usize..).unwrap_or(&[]);
+    let s: f64 = timed.iter().sum();
+    (!timed.is_empty() && s > 0.0).then(|| timed.len() as f64 / s)
 }
 
 /// `n` prompt token ids: [`PROMPT_TEXT`] tokenized (with the model's BOS), repeated, cut.
@@ -383,7 +424,8 @@ fn median_index(v: &[f64]) -> usize {
     order[(v.len().max(1) - 1) / 2]
 }
 
-/// Solves, simulates and runs one point (the run [`Setup::repeats`] times).
+/// Solves, simulates and runs one point: one observed run, and [`Setup::repeats`] timed runs
+/// whose median (by decode speed) gives the measured speeds.
 #[cfg(feature = "runtime")]
 pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, ValidateError> {
     setup.check()?;
@@ -392,17 +434,19 @@ pub fn validate_point(setup: &Setup, point: &Point) -> Result<Validated, Validat
     let plan = solve(setup, &hw, &routing)?;
     let sim_records = simulate(setup, &hw, &plan, &routing, point)?;
     let split = setup.split();
-    let mut runs = Vec::with_capacity(setup.repeats.max(1) as usize);
+    let (run_records, _) = run(setup, &plan, &routing, point, RunKind::Observed)?;
+    let mut timed = Vec::with_capacity(setup.repeats.max(1) as usize);
     for _ in 0..setup.repeats.max(1) {
-        let (records, facts) = run(setup, &plan, &routing, point)?;
-        let measures = Measures::from_records(&records, split);
-        runs.push((records, facts, measures));
+        timed.push(run(setup, &plan, &routing, point, RunKind::Timed)?.1);
     }
-    let speeds: Vec<f64> = runs
+    let speeds: Vec<f64> = timed
         .iter()
-        .map(|r| r.2.decode_tok_per_s.unwrap_or(f64::NAN))
+        .map(|f| f.timed_decode_tok_per_s.unwrap_or(f64::NAN))
         .collect();
-    let (run_records, facts, run_measures) = runs.swap_remove(median_index(&speeds));
+    let facts = timed.swap_remove(median_index(&speeds));
+    let mut run_measures = Measures::from_records(&run_records, split);
+    run_measures.decode_tok_per_s = facts.timed_decode_tok_per_s;
+    run_measures.prefill_tok_per_s = facts.prefill_tok_per_s;
     let queue_depth = point
         .queue_depth
         .unwrap_or(plan.io.queue_depth.max(plan.io.expert_queue_depth).max(1));

@@ -51,7 +51,7 @@ pub enum Error {
         trace: String,
         model: String,
     },
-    /// A graph node the streamer reads (router selections or logits) has a type or shape that
+    /// A graph node the streamer reads (the router's top-k selections) has a type or shape that
     /// llama.cpp's MoE graph never builds.
     #[error("{node}: expected {expected}, got ggml type {ty} shape {shape:?}")]
     GraphNode {
@@ -74,18 +74,9 @@ pub enum Error {
     },
     #[error("no router selection (ffn_moe_topk-{layer}) was seen for MoE layer {layer}")]
     NoRouterSelection { layer: u32 },
-    #[error("cannot force routing: no router logits (ffn_moe_logits-{layer}) were seen for MoE layer {layer}")]
-    NoRouterLogits { layer: u32 },
-    #[error("forced routing did not take at MoE layer {layer}, token {token}: the router chose {chose:?}, the trace says {want:?}")]
-    RoutingNotForced {
-        layer: u32,
-        token: usize,
-        chose: Vec<u16>,
-        want: Vec<u16>,
-    },
     #[error("the replayed trace has {trace_tokens} tokens, but this run decodes at least {decoded}; record a longer trace or generate fewer tokens")]
     ReplayTooShort { trace_tokens: usize, decoded: usize },
-    #[error("the oracle expert prefetch reads the next layer's experts from a replayed trace, and none is given")]
+    #[error("the oracle expert prefetch reads the next layer's experts from a trace replayed on every token, and none is given")]
     OracleWithoutReplay,
     #[error("routing traces need a MoE model; {path} ({arch}) has no routed experts")]
     NotMoe { path: PathBuf, arch: String },

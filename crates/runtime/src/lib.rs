@@ -26,4 +26,5 @@ pub use self::model::{LoadMode, Model, ModelParams};
 pub use context::{Context, ContextParams, Generation, Sampling};
 pub use error::{Error, Result, TokenizeError};
 pub use planned::{MoeOptions, PlannedModel};
+pub use routing::ReplayScope;
 pub use stream::IoOptions;

@@ -1,8 +1,13 @@
 //! Router interception in the eval callback: which MoE graph nodes we stop at and what happens
 //! there. At `ffn_moe_topk-N` (done) the selected expert ids of every token of the ubatch are read
-//! and handed to routing (record/replay) and to the per-expert streamer; at `ffn_moe_logits-N`
-//! (done, only when replaying) the logits are rewritten; at an expert matmul (`MUL_MAT_ID`) over a
-//! streamed expert tensor the selected slices are filled before it runs and released after.
+//! (under replay, overwritten with the trace's first) and handed to routing (record/replay) and
+//! to the per-expert streamer; at an expert matmul (`MUL_MAT_ID`) over a streamed expert tensor
+//! the selected slices are filled before it runs and released after.
+//!
+//! Replay overwrites the ids rather than the router logits so that it costs no stop of its own:
+//! the top-k stop is there anyway, and every node that reads the ids (the expert weights'
+//! `get_rows`, the expert matmuls) runs after it. The weights are the router's probabilities of
+//! the forced experts.
 
 use crate::error::{Error, Result};
 use crate::experts::{ExpertIo, Experts};
@@ -11,7 +16,6 @@ use crate::stream::{base_tensor, node_layer, StreamStats};
 use hypura_sys as sys;
 
 const TOPK: &[u8] = b"ffn_moe_topk-";
-const LOGITS: &[u8] = b"ffn_moe_logits-";
 
 /// The MoE side of a [`crate::stream::Streamer`].
 pub struct Moe {
@@ -39,10 +43,7 @@ impl Moe {
         stats: &mut StreamStats,
     ) -> Result<bool> {
         if node_layer(node, TOPK).is_some() {
-            return Ok(true);
-        }
-        if self.routing.replaying() && node_layer(node, LOGITS).is_some() {
-            return Ok(true);
+            return Ok(self.experts.is_some() || self.routing.wants_topk());
         }
         if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
             if x.owns(w) {
@@ -62,14 +63,13 @@ impl Moe {
     ) -> Result<()> {
         if let Some(layer) = node_layer(node, TOPK) {
             let n_tokens = self.read_topk(node)?;
+            if self.routing.forced(layer, n_tokens, &mut self.picked)? {
+                self.write_topk(node)?;
+            }
             self.routing.selected(layer, &self.picked, n_tokens)?;
             if let Some(x) = self.experts.as_mut() {
                 let upcoming = self.routing.upcoming(layer);
                 x.select(layer, &self.picked, upcoming, io, stats)?;
-            }
-        } else if let Some(layer) = node_layer(node, LOGITS) {
-            if self.routing.replaying() {
-                self.rewrite_logits(layer, node)?;
             }
         } else if let Some((x, w)) = self.experts.as_mut().zip(streamed_weight(node)) {
             if x.owns(w) {
@@ -127,28 +127,23 @@ impl Moe {
         Ok(n_tokens)
     }
 
-    /// Rewrites `ffn_moe_logits-N` (F32 `[n_expert, n_tokens]`, contiguous) to force the
-    /// replayed trace's selection.
-    fn rewrite_logits(&mut self, layer: u32, node: *mut sys::ggml_tensor) -> Result<()> {
-        // SAFETY: a valid, computed graph node.
-        let (ne, nb, ty) = unsafe { ((*node).ne, (*node).nb, (*node).type_) };
-        let n_expert = self.routing.facts().n_expert as usize;
-        if ty != sys::GGML_TYPE_F32 || ne[0] as usize != n_expert || nb[1] != nb[0] * ne[0] as usize
-        {
-            return Err(Error::GraphNode {
-                node: name_of(node),
-                expected: format!("contiguous F32 [{n_expert}, n_tokens]"),
-                ty,
-                shape: [ne[0], ne[1], ne[2]],
-            });
+    /// Writes `picked` into `ffn_moe_topk-N` as [`Moe::read_topk`] read it (the rest of each
+    /// argsort row unchanged).
+    fn write_topk(&mut self, node: *mut sys::ggml_tensor) -> Result<()> {
+        let k = self.routing.facts().top_k as usize;
+        if self.picked.is_empty() {
+            return Ok(()); // no token routed: nothing read, nothing to write
         }
-        let n_tokens = (ne[1] * ne[2] * ne[3]) as usize;
-        let mut logits = vec![0f32; n_expert * n_tokens];
-        self.routing.force(layer, &mut logits, n_tokens)?;
-        // SAFETY: the node holds exactly n_expert * n_tokens f32 values; nothing is running.
-        unsafe {
-            sys::ggml_backend_tensor_set(node, logits.as_ptr().cast(), 0, logits.len() * 4);
+        // SAFETY: a valid, computed graph node whose shape read_topk checked.
+        let (nb1, bytes) = unsafe { ((*node).nb[1], sys::ggml_nbytes(node)) };
+        let row = nb1 / 4;
+        for (t, sel) in self.picked.chunks_exact(k).enumerate() {
+            for (slot, &id) in self.ids[t * row..t * row + k].iter_mut().zip(sel) {
+                *slot = i32::from(id);
+            }
         }
+        // SAFETY: `ids` holds the node's whole span (read_topk sized it); nothing is running.
+        unsafe { sys::ggml_backend_tensor_set(node, self.ids.as_ptr().cast(), 0, bytes) };
         Ok(())
     }
 }

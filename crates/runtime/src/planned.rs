@@ -8,7 +8,7 @@ use crate::experts::{ExpertTensor, Experts};
 use crate::model::{LoadMode, Model, ModelParams, StreamedTensor};
 use crate::moe::Moe;
 use crate::placement::{self as place_on, Placement};
-use crate::routing::Routing;
+use crate::routing::{ReplayScope, Routing};
 use crate::stream::{IoOptions, Streamer};
 use model::{Inventory, Source};
 use plan::Plan;
@@ -39,6 +39,8 @@ pub struct MoeOptions {
     pub record: bool,
     /// Force every MoE layer's selection from this trace.
     pub replay: Option<traces::Trace>,
+    /// Which tokens `replay` is forced on.
+    pub replay_scope: ReplayScope,
     /// Which experts of the next MoE layer are read ahead during a decode step (sim's choices:
     /// none, co-activation counts learned online, or the oracle, which needs `replay`).
     pub expert_prefetch: ExpertPrefetch,
@@ -47,7 +49,9 @@ pub struct MoeOptions {
 impl MoeOptions {
     /// Refuses options that cannot work together (cheap: call it before a slow load).
     pub fn check(&self) -> Result<()> {
-        if self.expert_prefetch == ExpertPrefetch::Oracle && self.replay.is_none() {
+        if self.expert_prefetch == ExpertPrefetch::Oracle
+            && (self.replay.is_none() || self.replay_scope != ReplayScope::AllTokens)
+        {
             return Err(Error::OracleWithoutReplay);
         }
         Ok(())
@@ -121,6 +125,22 @@ impl PlannedModel {
         self.streamer_with(&MoeOptions::default())
     }
 
+    /// Whether the plan streams routed experts per expert, so that a run's reads follow its
+    /// routing (with `whole_expert_tensors` they stream as dense tensors instead).
+    pub fn streams_experts(&self) -> bool {
+        let expert_tensors: std::collections::HashSet<&str> = self
+            .inventory
+            .tensors
+            .iter()
+            .filter(|t| t.expert_stride.is_some())
+            .map(|t| t.name.as_str())
+            .collect();
+        self.model
+            .streamed()
+            .iter()
+            .any(|t| expert_tensors.contains(t.name.as_str()))
+    }
+
     /// The streamer for a context with `moe` options, or None when nothing is on the NVMe tier
     /// and no routing is recorded or replayed. Expert tensors stream per expert unless
     /// `moe.whole_expert_tensors`; the plan's memory-tier experts of split tensors are read now.
@@ -176,7 +196,8 @@ impl PlannedModel {
         let mut streamer = Streamer::new(&dense, &locations, readers, pool)?.with_io(self.io)?;
         if !experts.is_empty() || moe.intercepts() {
             let facts = crate::routing::model_facts(arch);
-            let routing = Routing::new(facts, moe.record, moe.replay.clone())?;
+            let routing =
+                Routing::new(facts, moe.record, moe.replay.clone())?.with_scope(moe.replay_scope);
             let x = if experts.is_empty() {
                 None
             } else {

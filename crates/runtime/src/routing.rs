@@ -1,21 +1,13 @@
 //! Routing traces of real runs: records the experts every MoE layer's router selected (each
 //! token, prompt included) in the traces crate's canonical form, and forces a recorded trace's
-//! selections by rewriting the router logits (`ffn_moe_logits-N`) before top-k reads them.
+//! selections: the router's top-k ids (`ffn_moe_topk-N`) are overwritten with the trace's once
+//! top-k has run, before the expert weights are gathered and the expert matmuls read them.
 //!
 //! A decode call runs in ubatches; each runs every MoE layer once over its tokens. A ubatch
 //! starts at the first router node of MoE layer position 0 after the previous one's top-k.
 
 use crate::error::{Error, Result};
 use traces::{ModelFacts, Phase, TokenExtras, Trace, TraceBuilder};
-
-/// Logit of the expert in router position `r` of a forced selection: decreasing with `r`, and
-/// far enough apart that softmax, sigmoid and sqrt-softplus keep them distinct in f32.
-fn forced_logit(r: usize) -> f32 {
-    -0.125 * r as f32
-}
-
-/// Logit of every expert not in a forced selection.
-const UNSELECTED: f32 = -1.0e4;
 
 struct Ubatch {
     open: bool,
@@ -25,13 +17,24 @@ struct Ubatch {
     /// `[token][layer position][k]`.
     ids: Vec<u16>,
     seen_topk: Vec<bool>,
-    seen_logits: Vec<bool>,
+}
+
+/// Which tokens a replayed trace's routing is forced on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplayScope {
+    /// Every token: the prompt and each decode step.
+    #[default]
+    AllTokens,
+    /// The prompt (the first decode call) only; decode steps keep the model's own routing and,
+    /// unless something else needs them, the router is not stopped at.
+    Prompt,
 }
 
 pub struct Routing {
     facts: ModelFacts,
     record: bool,
     replay: Option<Trace>,
+    scope: ReplayScope,
     ub: Ubatch,
     /// Tokens whose ubatch has started.
     started: usize,
@@ -62,13 +65,13 @@ impl Routing {
             facts,
             record,
             replay,
+            scope: ReplayScope::AllTokens,
             ub: Ubatch {
                 open: false,
                 base: 0,
                 n_tokens: 0,
                 ids: Vec::new(),
                 seen_topk: vec![false; n],
-                seen_logits: vec![false; n],
             },
             started: 0,
             decodes: 0,
@@ -77,12 +80,28 @@ impl Routing {
         })
     }
 
+    /// Forces the replayed routing on `scope`'s tokens only.
+    pub fn with_scope(mut self, scope: ReplayScope) -> Routing {
+        self.scope = scope;
+        self
+    }
+
     pub fn facts(&self) -> &ModelFacts {
         &self.facts
     }
 
     pub fn replaying(&self) -> bool {
         self.replay.is_some()
+    }
+
+    /// Whether the current decode call's router selections are needed: recorded, or forced.
+    pub fn wants_topk(&self) -> bool {
+        self.record || self.forcing()
+    }
+
+    /// Whether the current decode call's routing is forced from the trace.
+    fn forcing(&self) -> bool {
+        self.replay.is_some() && (self.scope == ReplayScope::AllTokens || self.decodes == 0)
     }
 
     /// Recording or replaying: every token's routing at every layer is needed, so decodes must
@@ -108,17 +127,8 @@ impl Routing {
                 n_tokens,
                 ids: vec![0; n_tokens * per_token],
                 seen_topk: vec![false; self.facts.n_layers()],
-                seen_logits: vec![false; self.facts.n_layers()],
             };
             self.started += n_tokens;
-            if let Some(t) = &self.replay {
-                if self.started > t.n_tokens() {
-                    return Err(Error::ReplayTooShort {
-                        trace_tokens: t.n_tokens(),
-                        decoded: self.started,
-                    });
-                }
-            }
         } else if n_tokens != self.ub.n_tokens {
             return Err(Error::RouterTokens {
                 layer: self.facts.moe_layers[pos],
@@ -129,30 +139,30 @@ impl Routing {
         Ok(())
     }
 
-    /// Rewrites the router logits of block `layer` (`[n_expert, n_tokens]`, f32, contiguous
-    /// rows) so top-k picks the trace's selection, in its order.
-    pub fn force(&mut self, layer: u32, logits: &mut [f32], n_tokens: usize) -> Result<()> {
-        let Some(pos) = self.position(layer) else {
-            return Ok(());
+    /// Under replay, the trace's selection for the `n_tokens` tokens of the ubatch at block
+    /// `layer` (`top_k` per token, router order), written to `ids`; false (and `ids` untouched)
+    /// when this decode call is not forced or `layer` is not an MoE layer.
+    pub fn forced(&mut self, layer: u32, n_tokens: usize, ids: &mut Vec<u16>) -> Result<bool> {
+        let Some(pos) = self.position(layer).filter(|_| self.forcing()) else {
+            return Ok(false);
         };
         self.enter(pos, n_tokens)?;
-        let n_expert = self.facts.n_expert as usize;
-        let trace = self
-            .replay
-            .as_ref()
-            .expect("force is only called when replaying");
-        for (t, row) in logits.chunks_exact_mut(n_expert).enumerate() {
-            row.fill(UNSELECTED);
-            for (r, &e) in trace.selection(self.ub.base + t, pos).iter().enumerate() {
-                row[usize::from(e)] = forced_logit(r);
-            }
+        let trace = self.replay.as_ref().expect("forcing() checked it");
+        if self.started > trace.n_tokens() {
+            return Err(Error::ReplayTooShort {
+                trace_tokens: trace.n_tokens(),
+                decoded: self.started,
+            });
         }
-        self.ub.seen_logits[pos] = true;
-        Ok(())
+        ids.clear();
+        for t in 0..n_tokens {
+            ids.extend_from_slice(trace.selection(self.ub.base + t, pos));
+        }
+        Ok(true)
     }
 
-    /// The router of block `layer` selected `ids` (`top_k` per token, router order); under
-    /// replay they must be the trace's.
+    /// The router of block `layer` selected `ids` (`top_k` per token, router order; under
+    /// replay, the [`Routing::forced`] ones).
     pub fn selected(&mut self, layer: u32, ids: &[u16], n_tokens: usize) -> Result<()> {
         let Some(pos) = self.position(layer).filter(|_| self.active()) else {
             return Ok(());
@@ -161,17 +171,6 @@ impl Routing {
         let k = self.facts.top_k as usize;
         let per_token = self.facts.ids_per_token();
         for (t, sel) in ids.chunks_exact(k).enumerate() {
-            if let Some(trace) = &self.replay {
-                let want = trace.selection(self.ub.base + t, pos);
-                if sel != want {
-                    return Err(Error::RoutingNotForced {
-                        layer,
-                        token: self.ub.base + t,
-                        chose: sel.to_vec(),
-                        want: want.to_vec(),
-                    });
-                }
-            }
             self.ub.ids[t * per_token + pos * k..][..k].copy_from_slice(sel);
         }
         self.ub.seen_topk[pos] = true;
@@ -190,7 +189,7 @@ impl Routing {
         Some(trace.selection(self.ub.base, pos + 1))
     }
 
-    /// Ends a ubatch: every MoE layer must have been routed (and forced, under replay).
+    /// Ends a ubatch: every MoE layer must have been routed.
     fn close(&mut self) -> Result<()> {
         if !self.ub.open {
             return Ok(());
@@ -199,11 +198,6 @@ impl Routing {
         let layers = &self.facts.moe_layers;
         if let Some(p) = self.ub.seen_topk.iter().position(|&s| !s) {
             return Err(Error::NoRouterSelection { layer: layers[p] });
-        }
-        if self.replay.is_some() {
-            if let Some(p) = self.ub.seen_logits.iter().position(|&s| !s) {
-                return Err(Error::NoRouterLogits { layer: layers[p] });
-            }
         }
         if self.record {
             let phase = if self.decodes == 0 {
@@ -297,19 +291,45 @@ mod tests {
     }
 
     #[test]
-    fn forced_logits_put_the_selection_first_in_order() {
+    fn forced_ids_are_the_traces_for_each_token_of_the_ubatch() {
         let f = facts(8, 2, vec![0, 1]);
         let mut b = TraceBuilder::new(f.clone()).unwrap();
         b.begin_sequence("s").unwrap();
         b.push_token(&[5, 2, 0, 7], TokenExtras::default()).unwrap();
+        b.push_token(&[1, 3, 6, 4], TokenExtras::default()).unwrap();
         b.end_sequence().unwrap();
         let mut r = Routing::new(f, true, Some(b.finish().unwrap())).unwrap();
-        let mut logits = vec![0.5f32; 8];
-        r.force(1, &mut logits, 1).unwrap();
-        let mut order: Vec<usize> = (0..8).collect();
-        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
-        assert_eq!(&order[..2], &[0, 7]);
-        assert!(logits[1] < -1000.0);
+        let mut ids = vec![9; 3];
+        assert!(r.forced(0, 2, &mut ids).unwrap());
+        assert_eq!(ids, [5, 2, 1, 3]);
+        r.selected(0, &ids, 2).unwrap();
+        assert!(r.forced(1, 2, &mut ids).unwrap());
+        assert_eq!(ids, [0, 7, 6, 4]);
+        // Not an MoE layer: nothing to force.
+        assert!(!r.forced(5, 2, &mut ids).unwrap());
+        assert_eq!(ids, [0, 7, 6, 4]);
+    }
+
+    #[test]
+    fn a_prompt_scope_forces_the_first_decode_call_only() {
+        let f = facts(8, 2, vec![0]);
+        let mut b = TraceBuilder::new(f.clone()).unwrap();
+        b.begin_sequence("s").unwrap();
+        for t in 0..3u16 {
+            b.push_token(&[t, t + 1], TokenExtras::default()).unwrap();
+        }
+        b.end_sequence().unwrap();
+        let mut r = Routing::new(f, false, Some(b.finish().unwrap()))
+            .unwrap()
+            .with_scope(ReplayScope::Prompt);
+        let mut ids = Vec::new();
+        assert!(r.wants_topk());
+        assert!(r.forced(0, 2, &mut ids).unwrap());
+        assert_eq!(ids, [0, 1, 1, 2]);
+        r.selected(0, &ids, 2).unwrap();
+        r.end_decode().unwrap();
+        assert!(!r.wants_topk());
+        assert!(!r.forced(0, 1, &mut ids).unwrap());
     }
 
     #[test]
@@ -320,7 +340,7 @@ mod tests {
         b.push_token(&[1], TokenExtras::default()).unwrap();
         b.end_sequence().unwrap();
         let mut r = Routing::new(f, false, Some(b.finish().unwrap())).unwrap();
-        let e = r.force(3, &mut [0.0; 12], 3).unwrap_err().to_string();
+        let e = r.forced(3, 3, &mut Vec::new()).unwrap_err().to_string();
         assert!(e.contains("1 tokens") && e.contains("at least 3"), "{e}");
     }
 

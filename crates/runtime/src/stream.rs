@@ -187,7 +187,7 @@ impl Streamer {
     }
 
     /// A streamer that streams nothing and forces `trace`'s routing on a model of `arch` loaded
-    /// without a plan (the eval callback only rewrites router logits).
+    /// without a plan (the eval callback only overwrites the router's top-k ids).
     pub fn replaying(arch: &model::ArchInfo, trace: traces::Trace) -> Result<Streamer> {
         let facts = crate::routing::model_facts(arch);
         let routing = crate::routing::Routing::new(facts, false, Some(trace))?;

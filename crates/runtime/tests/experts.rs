@@ -10,7 +10,9 @@ use policy::cache::RunPolicy;
 use policy::prefetch::ExpertPrefetch;
 use runtime::page_cache::{cached_pages, drop_cached};
 use runtime::stream::StreamStats;
-use runtime::{Context, ContextParams, Model, ModelParams, MoeOptions, PlannedModel, Sampling};
+use runtime::{
+    Context, ContextParams, Model, ModelParams, MoeOptions, PlannedModel, ReplayScope, Sampling,
+};
 use std::path::{Path, PathBuf};
 use synth::presets::Overrides;
 use traces::Trace;
@@ -244,6 +246,31 @@ fn a_real_deepseek_trace_forces_its_routing_on_a_synthesized_model() {
             assert_eq!(recorded.selection(t, l), real.selection(t, l), "token {t}");
         }
     }
+
+    // Forced on the prompt only: the decode steps take the synthesized router's own choices,
+    // which are not the real model's.
+    let prompt_only = MoeOptions {
+        replay: Some(real.clone()),
+        replay_scope: ReplayScope::Prompt,
+        record: true,
+        ..Default::default()
+    };
+    let p = run(&path, &plan, &prompt_only, n);
+    let taken = p.trace.clone().unwrap();
+    assert_eq!(taken.n_tokens(), recorded.n_tokens());
+    let same = |t: usize| (0..26).all(|l| taken.selection(t, l) == real.selection(t, l));
+    assert!(
+        (0..p.prompt_len).all(same),
+        "the prompt's routing was not forced"
+    );
+    assert!(
+        !(p.prompt_len..taken.n_tokens()).all(same),
+        "the decode steps were forced too"
+    );
+    assert_eq!(
+        p.tokens[0], r.tokens[0],
+        "the first token comes from the prompt"
+    );
 
     // Too short a trace, or another shape, is refused with the numbers.
     let planned = PlannedModel::load(&path, &plan, None).unwrap();
