@@ -4,7 +4,7 @@
 # DeepSeek-V2-Lite-shaped MoE (width 2048, 64 experts of ff 1408, top-6, Q4_0, 8.1 GiB) replaying
 # the real DeepSeek-V2-Lite routing, validated fully resident on the GPU, with the routed
 # experts in RAM (GPU budget for the rest), and with them streamed from NVMe (GRID= overrides
-# that grid).
+# that grid; REPEAT=R runs each point R times).
 # Prepare here (where cargo is), in the repo root:
 #   CARGO_TARGET_DIR=target-dl cargo build -p hypura --features dynamic-link
 #   mkdir -p .dev && strip -o .dev/hypura target-dl/debug/hypura && xz -T2 -f .dev/hypura
@@ -41,12 +41,15 @@ if [ "${1:-}" = diagnose ]; then
     echo -n "plan: "; $B run --plan /tmp/res.json "${R[@]}" 2>/dev/null | field; echo
     echo -n "plan, records: "; $B run --plan /tmp/res.json "${R[@]}" --metrics /tmp/rec.json --force 2>/dev/null | field; echo
     echo -n "plain: "; $B run --plain "${R[@]}" 2>/dev/null | field; echo
+    echo -n "plan, routing replayed: "; $B run --plan /tmp/res.json "${R[@]}" --replay-trace .dev/ds.htrace 2>/dev/null | field; echo
+    echo -n "plan, routing recorded: "; $B run --plan /tmp/res.json "${R[@]}" --record-trace /tmp/rec.htrace --force 2>/dev/null | field; echo
   done | tee "$OUT/diagnose.txt"
   $B validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 48 --prompt-len 16 --warmup 8 \
     --force -o /tmp/v-res8 2>&1 | tail -3 | tee -a "$OUT/diagnose.txt"
   exit 0
 fi
-V=(validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 24 --prompt-len 16 --force)
+V=(validate -m $M --hw /tmp/h200.toml --trace .dev/ds.htrace --tokens 24 --prompt-len 16 --force
+  --repeat "${REPEAT:-1}")
 # Resident: the default plan puts everything on the GPU.
 $B "${V[@]}" -o /tmp/v-res >"$OUT/resident.txt" 2>&1
 # Experts in RAM (the GPU keeps the rest), and experts streamed from NVMe through a cache.
