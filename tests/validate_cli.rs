@@ -92,6 +92,12 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
             }
         }
     }
+    for side in ["sim", "run"] {
+        assert!(
+            points.iter().any(|p| p[side]["storage_gbps"].is_f64()),
+            "no point has a {side} storage rate"
+        );
+    }
     for p in points {
         let label = p["label"].as_str().unwrap();
         let mode = if p["ram_bytes"] == most {
@@ -112,6 +118,10 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
                 "{label} {side}"
             );
             assert!(m["decode_uses"].as_u64().unwrap() > 0, "{label} {side}");
+            // The storage rate: absent where the timed tokens read nothing, else positive.
+            if let Some(g) = m["storage_gbps"].as_f64() {
+                assert!(g.is_finite() && g > 0.0, "{label} {side}: {g}");
+            }
             // One time per layer of the model (26 MoE + 1 dense) plus the globals.
             assert_eq!(m["layers"].as_array().unwrap().len(), 28, "{label} {side}");
         }

@@ -9,6 +9,8 @@
 //! - hits, uses and bytes: every decoded token (counts do not warm up; timing does) and, apart,
 //!   the prefill rows;
 //! - I/O-wait share: seconds compute waited for storage over the timed span;
+//! - storage rate: bytes the timed tokens read over the seconds storage was busy with any read
+//!   during them (what the device delivered, apart from how well compute overlapped it);
 //! - per layer: mean seconds per timed token, `None` for work outside the layers.
 
 use metrics::TokenLayerRecord;
@@ -43,6 +45,8 @@ pub struct Measures {
     pub prefill_bytes_read: u64,
     /// Seconds compute waited for storage per timed second.
     pub io_wait_share: Option<f64>,
+    /// Bytes read per second of storage busy time over the timed tokens (GB/s = 1e9 B/s).
+    pub storage_gbps: Option<f64>,
     /// Mean seconds per timed token of each layer, in layer order; `layer` None (first) is
     /// the work outside the layers.
     pub layers: Vec<LayerTime>,
@@ -79,6 +83,7 @@ impl Measures {
             decode_bytes_read: 0,
             prefill_bytes_read: 0,
             io_wait_share: None,
+            storage_gbps: None,
             layers: Vec::new(),
         };
         let mut layer_s: BTreeMap<Option<u32>, f64> = BTreeMap::new();
@@ -86,6 +91,7 @@ impl Measures {
         let mut timed_tokens = std::collections::BTreeSet::new();
         let (mut prefill, mut timed) = (Span::default(), Span::default());
         let mut io_wait = 0.0;
+        let (mut timed_bytes, mut busy) = (0u64, 0.0);
         for r in records {
             if r.token < first_decode {
                 prefill.add(r);
@@ -102,6 +108,8 @@ impl Measures {
                 timed_tokens.insert(r.token);
                 timed.add(r);
                 io_wait += r.io_wait_s;
+                timed_bytes += r.bytes_read;
+                busy += r.storage_busy_s;
                 *layer_s.entry(r.layer).or_insert(0.0) += r.wall_s;
             }
         }
@@ -110,6 +118,9 @@ impl Measures {
         if let Some(s) = timed.seconds() {
             m.decode_tok_per_s = Some(f64::from(m.timed_tokens) / s);
             m.io_wait_share = Some(io_wait / s);
+        }
+        if busy > 0.0 {
+            m.storage_gbps = Some(timed_bytes as f64 / busy / 1e9);
         }
         if m.timed_tokens > 0 {
             let n = f64::from(m.timed_tokens);
@@ -161,6 +172,7 @@ mod tests {
             expert_hits: 1,
             bytes_read: 100,
             io_wait_s: wall / 2.0,
+            storage_busy_s: wall / 4.0,
             ..TokenLayerRecord::empty(token, layer)
         }
     }
@@ -193,6 +205,8 @@ mod tests {
         assert_eq!(m.decode_bytes_read, 600);
         assert_eq!(m.bytes_per_token(), Some(200.0));
         assert_eq!(m.io_wait_share, Some(0.5));
+        // 400 bytes over a quarter of the timed rows' 2 s of wall time.
+        assert_eq!(m.storage_gbps, Some(400.0 / 0.5 / 1e9));
         assert_eq!(
             m.layers,
             vec![
@@ -222,5 +236,6 @@ mod tests {
         assert_eq!(m.decode_tokens, 1);
         assert_eq!(m.decode_tok_per_s, None);
         assert_eq!(m.io_wait_share, None);
+        assert_eq!(m.storage_gbps, None);
     }
 }

@@ -60,6 +60,9 @@ pub struct Errors {
     pub bytes_per_token: Option<f64>,
     /// Simulated minus measured share of decode time waiting for storage.
     pub io_wait_share: Option<f64>,
+    /// Storage rate while busy, simulated over measured: the device the profile describes
+    /// against the one the run met.
+    pub storage_gbps: Option<f64>,
     /// Decode hits and uses identical on both sides.
     pub hits_equal: bool,
     /// Decode bytes read identical on both sides.
@@ -80,6 +83,7 @@ impl Errors {
             hit_rate: diff(sim.hit_rate(), run.hit_rate()),
             bytes_per_token: rel(sim.bytes_per_token(), run.bytes_per_token()),
             io_wait_share: diff(sim.io_wait_share, run.io_wait_share),
+            storage_gbps: rel(sim.storage_gbps, run.storage_gbps),
             hits_equal: (sim.decode_hits, sim.decode_uses) == (run.decode_hits, run.decode_uses),
             bytes_equal: sim.decode_bytes_read == run.decode_bytes_read,
         }
@@ -181,16 +185,18 @@ pub fn render(r: &ValidateReport) -> String {
     let num = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
     let rate = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.2}%", x * 100.0));
     let mb = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.2}", x / 1e6));
+    let share = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{:.0}%", x * 100.0));
+    let gbps = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
     let _ = writeln!(
         s,
-        "{:<44} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} {:>5} | {:>8} {:>8} {:>7} | {:>5} {:>5}",
+        "{:<44} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} {:>5} | {:>8} {:>8} {:>7} | {:>5} {:>5} | {:>8} {:>8}",
         "point", "sim tok/s", "run tok/s", "err", "sim pp/s", "run pp/s", "err", "sim hit", "run hit",
-        "same", "sim MB/t", "run MB/t", "err", "sim io", "run io"
+        "same", "sim MB/t", "run MB/t", "err", "sim io", "run io", "sim GB/s", "run GB/s"
     );
     for p in &r.points {
         let _ = writeln!(
             s,
-            "{:<44} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} {:>5} | {:>8} {:>8} {:>7} | {:>5} {:>5}",
+            "{:<44} {:>9} {:>9} {:>7} | {:>9} {:>9} {:>7} | {:>7} {:>7} {:>5} | {:>8} {:>8} {:>7} | {:>5} {:>5} | {:>8} {:>8}",
             p.label,
             num(p.sim.decode_tok_per_s),
             num(p.run.decode_tok_per_s),
@@ -204,8 +210,10 @@ pub fn render(r: &ValidateReport) -> String {
             mb(p.sim.bytes_per_token()),
             mb(p.run.bytes_per_token()),
             pct(p.errors.bytes_per_token),
-            p.sim.io_wait_share.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
-            p.run.io_wait_share.map_or("-".into(), |x| format!("{:.0}%", x * 100.0)),
+            share(p.sim.io_wait_share),
+            share(p.run.io_wait_share),
+            gbps(p.sim.storage_gbps),
+            gbps(p.run.storage_gbps),
         );
     }
     let e = &r.summary;

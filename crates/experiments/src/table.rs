@@ -146,6 +146,8 @@ pub fn points(r: &ValidateReport) -> Vec<(&'static str, Column)> {
         ("err_bytes_per_token", real(|p| p.errors.bytes_per_token)),
         ("sim_io_wait_share", real(|p| p.sim.io_wait_share)),
         ("run_io_wait_share", real(|p| p.run.io_wait_share)),
+        ("sim_storage_gbps", real(|p| p.sim.storage_gbps)),
+        ("run_storage_gbps", real(|p| p.run.storage_gbps)),
         (
             "run_wall_decode_tok_per_s",
             real(|p| Some(p.run_facts.decode_tok_per_s)),
