@@ -4,6 +4,24 @@
 use super::schema::{ReadPoint, StorageProfile};
 
 impl StorageProfile {
+    /// Steady-state GB/s of `queue_depth` reader threads that each read a `block_bytes` request
+    /// and then copy it (with `copy_gbps`; the curve alone without it): while one thread copies,
+    /// the others keep the device busy, so per byte the copy costs `1 / (queue_depth *
+    /// copy_gbps)` on top of the read.
+    pub fn streamed_gbps(&self, block_bytes: u64, queue_depth: u32) -> f64 {
+        let read = self.read_gbps(block_bytes, queue_depth);
+        match self.copy_gbps {
+            Some(copy) => 1.0 / (1.0 / read + 1.0 / (f64::from(queue_depth.max(1)) * copy)),
+            None => read,
+        }
+    }
+
+    /// Seconds one reader thread spends copying `bytes` after they were read (0 without
+    /// `copy_gbps`).
+    pub fn copy_s(&self, bytes: u64) -> f64 {
+        self.copy_gbps.map_or(0.0, |g| bytes as f64 / (g * 1e9))
+    }
+
     /// Random-read bandwidth (GB/s) for requests of `block_bytes` with `queue_depth` in flight.
     ///
     /// Inside the measured grid the value is interpolated bilinearly in log2 of both axes (storage

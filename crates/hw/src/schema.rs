@@ -86,8 +86,14 @@ pub struct StorageProfile {
     pub seq_read_gbps: f64,
     /// Mean (or median) time of one 4 KiB random read with one request in flight, seconds.
     pub read_4k_qd1_latency_s: f64,
+    /// Rate at which one reader thread copies a finished read from its aligned bounce buffer
+    /// into released pages (page faults included), GB/s: what a streamed byte costs after the
+    /// disk delivered it. Optional; absent in profiles whose read curve includes the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_gbps: Option<f64>,
     /// Random-read bandwidth by request size and queue depth; must be a full grid (every block size
-    /// at every queue depth). Looked up with [`StorageProfile::read_gbps`].
+    /// at every queue depth). Looked up with [`StorageProfile::read_gbps`]. With `copy_gbps` the
+    /// curve is the reads alone; without it, the reads with their copies.
     pub read_curve: Vec<ReadPoint>,
 }
 

@@ -114,6 +114,9 @@ fn decode_terms(section: &str, gbps: Option<f64>, overhead: Option<f64>) -> Chec
 fn validate_storage(s: &StorageProfile) -> Check {
     positive("storage.seq_read_gbps", s.seq_read_gbps)?;
     positive("storage.read_4k_qd1_latency_s", s.read_4k_qd1_latency_s)?;
+    if let Some(v) = s.copy_gbps {
+        positive("storage.copy_gbps", v)?;
+    }
     if s.read_4k_qd1_latency_s >= 1.0 {
         return fail(
             "storage.read_4k_qd1_latency_s",

@@ -185,6 +185,26 @@ fn unknown_key_names_its_full_path_and_line() {
 }
 
 #[test]
+fn copy_rate_round_trips_and_must_be_positive() {
+    let line = BASE
+        .lines()
+        .find(|l| l.starts_with("read_4k_qd1_latency_s = "))
+        .unwrap();
+    let with = |v: &str| BASE.replace(line, &format!("{line}\ncopy_gbps = {v}"));
+    let p = parse(&with("2.5")).unwrap();
+    assert_eq!(p.storage.copy_gbps, Some(2.5));
+    assert_eq!(parse(&p.to_toml()).unwrap(), p);
+    // Steady state at depth 4 of 1 MiB reads: the curve's rate with the copies added.
+    let read = p.storage.read_gbps(1 << 20, 4);
+    let want = 1.0 / (1.0 / read + 1.0 / (4.0 * 2.5));
+    assert!((p.storage.streamed_gbps(1 << 20, 4) - want).abs() < 1e-12);
+    for bad in ["0.0", "-1.0", "nan"] {
+        let msg = err(&with(bad)).to_string();
+        assert!(msg.contains("storage.copy_gbps"), "{bad}: {msg}");
+    }
+}
+
+#[test]
 fn unknown_top_level_table_is_rejected() {
     let msg = err(&format!("{BASE}\n[tpu]\ncores = 4\n")).to_string();
     assert!(msg.contains("tpu"), "{msg}");

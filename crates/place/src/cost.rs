@@ -81,7 +81,7 @@ pub fn io_plan(storage: &StorageProfile, cpu_cores: u32, units: &Units) -> IoPla
         depths
             .iter()
             .filter(|&&q| q <= max_qd.max(depths[0]))
-            .map(|&q| (q, storage.read_gbps(block, q)))
+            .map(|&q| (q, storage.streamed_gbps(block, q)))
             .fold((depths[0], 0.0), |acc, x| if x.1 > acc.1 { x } else { acc })
     };
     let (qd, dense_gbps) = best(dense_block, u32::MAX);
@@ -101,7 +101,7 @@ pub fn io_plan(storage: &StorageProfile, cpu_cores: u32, units: &Units) -> IoPla
         expert_queue_depth: eqd,
         expert_gbps,
         row_bytes,
-        row_gbps: storage.read_gbps(row_bytes, 1),
+        row_gbps: storage.streamed_gbps(row_bytes, 1),
     }
 }
 

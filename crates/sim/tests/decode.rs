@@ -99,6 +99,7 @@ fn tiny_trace() -> Trace {
 /// Storage at `gbps` for every block size and queue depth, no latency floor.
 fn flat_storage(gbps: f64) -> StorageProfile {
     StorageProfile {
+        copy_gbps: None,
         seq_read_gbps: gbps,
         read_4k_qd1_latency_s: 0.0,
         read_curve: vec![ReadPoint {

@@ -17,6 +17,7 @@ use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
 /// Storage whose bandwidth is `gbps[n - 1]` at queue depth n, whatever the block size.
 fn storage(gbps: &[f64], latency_ns: u64) -> StorageProfile {
     StorageProfile {
+        copy_gbps: None,
         seq_read_gbps: gbps[0],
         read_4k_qd1_latency_s: latency_ns as f64 * 1e-9,
         read_curve: gbps
@@ -257,6 +258,33 @@ fn storage_device_orders_completions_and_queues_beyond_depth() {
     assert_eq!(dev.busy_ns(), 3_000);
     assert!((dev.delivered_bytes() - 5_000.0).abs() < 1e-6);
     assert_eq!(dev.pending(), 0);
+}
+
+#[test]
+fn a_copy_holds_the_slot_after_the_transfer_without_bandwidth() {
+    // Copies run at 0.5 byte/ns: 1000 bytes take 2000 ns after their transfer.
+    let s = StorageProfile {
+        copy_gbps: Some(0.5),
+        ..storage(&[1.0, 2.0], 0)
+    };
+    let mut dev = StorageDevice::new(&s, 2, 0, &[1_000, 3_000]).unwrap();
+    let mut done = Vec::new();
+    let mut cb = |t, tag| done.push((t, tag));
+    dev.issue(0, 7, 1, &mut cb); // 3000 bytes, copy 6000 ns
+    dev.issue(0, 8, 0, &mut cb); // 1000 bytes, copy 2000 ns
+    dev.issue(0, 9, 0, &mut cb); // waits: depth 2
+    dev.advance_to(20_000, &mut cb);
+    // Tags 7 and 8 share 2 GB/s: tag 8's transfer ends at 1000, its copy holds the slot to
+    // 3000 while tag 7 transfers alone at 1 byte/ns (2000 left at 1000: ends at 3000). At 3000
+    // tag 8 completes, tag 9 starts alone (1000 ns) and ends its transfer at 4000, copy to
+    // 6000; tag 7 copies from 3000 to 9000.
+    assert_eq!(done, [(3_000, 8), (6_000, 9), (9_000, 7)]);
+    // Busy (a request in service, copying included) from 0 to 9000.
+    assert_eq!(dev.busy_ns(), 9_000);
+    assert!((dev.delivered_bytes() - 5_000.0).abs() < 1e-6);
+    // Steady state of the same profile: 1 / (1 / 2 + 1 / (2 * 0.5)) GB/s at depth 2.
+    assert!((s.streamed_gbps(1_000, 2) - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(storage(&[1.0, 2.0], 0).streamed_gbps(1_000, 2), 2.0);
 }
 
 #[test]

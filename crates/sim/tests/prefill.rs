@@ -121,6 +121,7 @@ fn trace(tokens: &[[[u16; 2]; 2]]) -> Trace {
 
 fn flat_storage(gbps: f64) -> StorageProfile {
     StorageProfile {
+        copy_gbps: None,
         seq_read_gbps: gbps,
         read_4k_qd1_latency_s: 0.0,
         read_curve: vec![ReadPoint {

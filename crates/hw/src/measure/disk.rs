@@ -1,6 +1,12 @@
 //! Storage benchmark: uncached random reads over a grid of block sizes and queue depths (one
 //! thread per request in flight, each with its own aligned buffer), a sequential pass, and 4 KiB
-//! queue-depth-1 latency, all on a scratch file written first and always removed.
+//! queue-depth-1 latency, all on a scratch file written first and always removed; and the rate
+//! of the copy that follows each read in the runtime (bounce buffer into released pages).
+//!
+//! The copy is measured apart from the reads because it is paid apart: a layer's reads are a
+//! burst that ends together, and then every copy runs with the disk idle. A curve measured with
+//! the copy inside each thread's loop hides that (in steady state the other threads keep the
+//! disk busy), so the simulator gets both and puts the copy after each transfer.
 
 use super::tempfile::{no_direct_io, TempFile};
 use super::{interrupt, IoOp, MeasureError, Progress};
@@ -35,6 +41,9 @@ pub struct DiskResult {
     pub seq_read_gbps: f64,
     pub latency_4k_qd1_s: f64,
     pub curve: Vec<ReadPoint>,
+    /// One thread's copy rate into released pages, GB/s, and the block it was measured with.
+    pub copy_gbps: f64,
+    pub copy_block: u64,
 }
 
 pub fn measure(
@@ -76,10 +85,17 @@ pub fn measure(
     }
     drop(reader);
     drop(guard);
+
+    progress.phase("storage: copy into released pages", 1);
+    let copy_block = plan.blocks.iter().copied().max().unwrap_or(1 << 20).max(4096);
+    let copy_gbps = copy_into_released(copy_block, plan.point_time)?;
+    progress.step();
     Ok(DiskResult {
         seq_read_gbps,
         latency_4k_qd1_s,
         curve,
+        copy_gbps,
+        copy_block,
     })
 }
 
@@ -186,10 +202,8 @@ fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
 }
 
 /// GB/s of `depth` threads each issuing `block`-sized reads at random block-aligned offsets for
-/// `time`, as the runtime reads streamed weights: into the thread's reused aligned buffer, then
-/// copied into destination pages released just before (a tensor's or expert's memory is given
-/// back when it is evicted, and the copy faults fresh pages in). The copy and the faults are
-/// part of what a streamed byte costs: on a 2-core machine they halve the rate of 1.6 MB reads.
+/// `time` into the thread's reused aligned buffer, as the runtime's readers do (their copy out
+/// of it is [`copy_into_released`]).
 fn random_reads(
     file: &File,
     file_bytes: u64,
@@ -202,15 +216,9 @@ fn random_reads(
     let seeds = AtomicU64::new(block ^ (depth as u64) << 40);
     let elapsed = run_threads(depth, block, |buf, start| {
         let mut rng = Offsets::new(seeds.fetch_add(0x2545_F491_4F6C_DD1D, Ordering::Relaxed) | 1);
-        let mut dst = AlignedBuf::new(block as usize).ok_or(MeasureError::NoBuffer {
-            count: depth,
-            bytes: block,
-        })?;
         loop {
             let offset = rng.below(slots) * block;
             read_exact_at(file, buf.as_mut_slice(), offset)?;
-            dst.release();
-            dst.as_mut_slice().copy_from_slice(buf.as_mut_slice());
             bytes.fetch_add(block, Ordering::Relaxed);
             if start.elapsed() >= time {
                 return Ok(());
@@ -218,6 +226,29 @@ fn random_reads(
         }
     })?;
     Ok(bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e9)
+}
+
+/// GB/s of one thread copying `block` bytes out of a reused aligned buffer into destination
+/// pages released just before, for `time`: what the runtime's reader does after each read (a
+/// tensor's or expert's memory is given back when it is evicted, and the copy faults fresh
+/// zeroed pages in). On a 2-core machine this costs about as much as reading the bytes.
+fn copy_into_released(block: u64, time: Duration) -> Result<f64, MeasureError> {
+    let buf = |count| {
+        AlignedBuf::new(block as usize).ok_or(MeasureError::NoBuffer {
+            count,
+            bytes: block,
+        })
+    };
+    let (mut src, mut dst) = (buf(2)?, buf(2)?);
+    src.touch();
+    let (start, mut copied) = (Instant::now(), 0u64);
+    while copied == 0 || start.elapsed() < time {
+        dst.release();
+        dst.as_mut_slice().copy_from_slice(src.as_mut_slice());
+        std::hint::black_box(dst.as_mut_slice());
+        copied += block;
+    }
+    Ok(copied as f64 / start.elapsed().as_secs_f64() / 1e9)
 }
 
 /// Runs `threads` copies of `body`, each with its own aligned `buf_bytes` buffer (allocated and

@@ -10,6 +10,11 @@
 //! queue depth wait in issue order (first come, first served) and hold no bandwidth. The device
 //! counts its busy time (any request in service) and the bytes it has delivered, which the
 //! engine uses for utilisation and for unified-memory bus sharing.
+//!
+//! With the profile's `copy_gbps`, a request whose transfer has ended then holds its place in
+//! the queue for `bytes / copy_gbps` more, taking no bandwidth: the runtime's reader thread
+//! copies the read out of its bounce buffer before it takes the next request. A burst of reads
+//! that end together thus pays its copies after the disk is done, as the runtime does.
 
 use super::queue::Nanos;
 use crate::error::SimError;
@@ -24,8 +29,11 @@ struct InFlight {
     /// Start of its class's rates in [`StorageDevice::rates`].
     rates: u32,
     remaining: f64,
-    /// Earliest completion (service start + base latency).
+    /// Earliest completion: service start + base latency, then, once the transfer ends, its
+    /// end + the copy.
     floor: Nanos,
+    /// Copy time after the transfer.
+    copy_ns: Nanos,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +50,8 @@ pub struct StorageDevice {
     /// nanosecond (depth 0 is read as depth 1).
     rates: Vec<f64>,
     sizes: Vec<u64>,
+    /// Per class, the copy after each transfer.
+    copies: Vec<Nanos>,
     /// Class of each request size.
     classes: HashMap<u64, u32>,
     queue_depth: usize,
@@ -99,6 +109,7 @@ impl StorageDevice {
             profile: profile.clone(),
             rates: Vec::new(),
             sizes: Vec::new(),
+            copies: Vec::new(),
             classes: HashMap::new(),
             queue_depth: queue_depth as usize,
             latency_ns,
@@ -132,6 +143,8 @@ impl StorageDevice {
             self.rates.push(per_ns(g) / n as f64);
         }
         self.rates[first] = self.rates[first + 1];
+        self.copies
+            .push((self.profile.copy_s(bytes) * 1e9).ceil() as Nanos);
         self.sizes.push(bytes);
         self.classes.insert(bytes, class);
         class
@@ -171,6 +184,7 @@ impl StorageDevice {
             rates: class * (self.queue_depth as u32 + 1),
             remaining,
             floor: at + self.latency_ns,
+            copy_ns: self.copies[class as usize],
         });
         self.next.set(None);
     }
@@ -218,6 +232,7 @@ impl StorageDevice {
                     self.delivered += r.remaining;
                     r.remaining = 0.0;
                     self.active -= 1;
+                    r.floor = r.floor.max(next + r.copy_ns);
                 }
             }
             self.in_flight.retain(|r| {
@@ -256,11 +271,14 @@ impl StorageDevice {
                 if r.remaining > 0.0 {
                     let rate = self.rates[r.rates as usize + n];
                     let moved = (dt * rate).min(r.remaining);
+                    // The transfer's end, rounded up as next_completion rounds it.
+                    let end = self.now + (r.remaining / rate).ceil() as Nanos;
                     r.remaining -= moved;
                     self.delivered += moved;
                     if r.remaining <= 0.0 {
                         self.active -= 1;
                         ended = true;
+                        r.floor = r.floor.max(end.min(t) + r.copy_ns);
                     }
                 }
             }
