@@ -374,6 +374,7 @@ pub fn run(
 
 /// Tokens per second of the decode steps `step_s` after the first `warmup`; None when none is
 /// left or they took no time.
+#[cfg(feature = "runtime")]
 fn timed_rate(step_s: &[f64], warmup: u32) -> Option<f64> {
     let timed = step_s.get(warmup as usize..).unwrap_or(&[]);
     let s: f64 = timed.iter().sum();
@@ -418,6 +419,7 @@ pub struct Validated {
 }
 
 /// The index of the median of `v` (the lower one of an even count; NaN sorts last).
+#[cfg(feature = "runtime")]
 fn median_index(v: &[f64]) -> usize {
     let mut order: Vec<usize> = (0..v.len()).collect();
     order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
