@@ -209,7 +209,10 @@ fn table(m: &Measurement) -> String {
         p.storage.read_4k_qd1_latency_s * 1e6
     );
     if let Some(c) = p.storage.copy_gbps {
-        let _ = writeln!(t, "    copy after each read   {c:>10.2} GB/s per reader thread");
+        let _ = writeln!(
+            t,
+            "    copy after each read   {c:>10.2} GB/s per reader thread"
+        );
     }
     let mut blocks: Vec<u64> = p.storage.read_curve.iter().map(|r| r.block_bytes).collect();
     let mut depths: Vec<u32> = p.storage.read_curve.iter().map(|r| r.queue_depth).collect();

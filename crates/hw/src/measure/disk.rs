@@ -87,7 +87,13 @@ pub fn measure(
     drop(guard);
 
     progress.phase("storage: copy into released pages", 1);
-    let copy_block = plan.blocks.iter().copied().max().unwrap_or(1 << 20).max(4096);
+    let copy_block = plan
+        .blocks
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1 << 20)
+        .max(4096);
     let copy_gbps = copy_into_released(copy_block, plan.point_time)?;
     progress.step();
     Ok(DiskResult {
