@@ -177,6 +177,10 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
     assert_eq!(uses, accesses);
     assert_eq!(hits, x["hits"].as_u64().unwrap());
     assert_eq!(read, v["stream"]["bytes_read"].as_u64().unwrap());
+    // A record's storage busy time is its own (not the load's): at most its wall time.
+    for r in &records {
+        assert!(r.storage_busy_s <= r.wall_s + 1e-3, "{r:?}");
+    }
 
     // The recording is a trace `hypura sim` reads.
     let (ok, out, err) = sim_lru(&trace, &plan, &[]);

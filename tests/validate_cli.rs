@@ -185,6 +185,15 @@ fn small_grid_on_the_real_deepseek_trace_agrees_exactly_on_hits_and_bytes() {
     ] {
         assert!(out_dir.join(f).is_file(), "{f} missing");
     }
+    // Each point's observed run: a record's storage busy time is its own (the static cache's
+    // preload during the model's load is not the prompt's), so at most its wall time.
+    for n in 1..=8 {
+        let f = out_dir.join(format!("records/{n}-run.parquet"));
+        let records = metrics::read_records(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for r in &records {
+            assert!(r.storage_busy_s <= r.wall_s + 1e-3, "point {n}: {r:?}");
+        }
+    }
     let svg = std::fs::read_to_string(out_dir.join("decode.svg")).unwrap();
     assert!(
         svg.starts_with("<svg") || svg.starts_with("<?xml"),

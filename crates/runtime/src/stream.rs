@@ -266,6 +266,8 @@ impl Streamer {
         self.rec.token = token;
         self.rec.mark = Instant::now();
         self.rec.mark_stats = self.stats;
+        // The pool was busy before the token too (loading, an earlier run): not this token's.
+        self.rec.mark_busy_s = self.io.stats().busy_s;
     }
 
     /// Ends the decode step: the work after the last layer (output head) becomes a `layer: None`
