@@ -10,6 +10,7 @@ use place::cost::{CostModel, Device, IoPlan};
 use place::units::{ExpertLayer, Unit};
 use place::{Tier, Units};
 use plan::ExpertPlacement;
+use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeRun, ExpertPrefetch, Machine, Options, Placement};
 use sim::events::StorageDevice;
 use traces::{ModelFacts, TokenExtras, Trace, TraceBuilder};
@@ -161,6 +162,10 @@ impl Case {
     }
 
     fn run(&self, trace: &Trace) -> DecodeRun {
+        self.run_with(trace, &DecodePolicy::Static)
+    }
+
+    fn run_with(&self, trace: &Trace, policy: &DecodePolicy) -> DecodeRun {
         let experts = experts();
         let placement = Placement {
             units: &self.units,
@@ -169,14 +174,7 @@ impl Case {
             cost: &self.cost,
             dense_pool_bytes: None,
         };
-        decode::simulate(
-            &placement,
-            &self.machine,
-            trace,
-            &DecodePolicy::Static,
-            &self.opts,
-        )
-        .unwrap()
+        decode::simulate(&placement, &self.machine, trace, policy, &self.opts).unwrap()
     }
 }
 
@@ -333,6 +331,26 @@ fn coactivation_learns_online_and_never_peeks() {
     let last = run.records.last().unwrap();
     assert_eq!((last.prefetch_hits, last.bytes_read), (0, 100_000));
     assert_eq!(run.report.bytes_read_per_token * 3.0, 4.0 * 50_000.0);
+}
+
+#[test]
+fn coactivation_does_not_read_what_a_dynamic_cache_holds() {
+    let mut case = Case::new(50_000, 50_000, storage(&[1.0], 0));
+    case.opts.expert_prefetch = ExpertPrefetch::Coactivation;
+    // An LRU cache of two streamed experts. Token 0 reads expert 2 of both layers (both
+    // cached) and teaches 2 -> 2. Token 1 hits layer 0's expert 2; the prediction for layer 1,
+    // expert 2, is cached, so nothing is prefetched (the runtime sees its slices loaded); layer
+    // 1 then routes to expert 3, a demand read that evicts layer 1's expert 2.
+    let lru = DecodePolicy::Cache {
+        policy: Policy::Lru,
+        capacity_bytes: 100_000,
+        partition: Partition::Global,
+    };
+    let run = case.run_with(&trace(&[[2, 2], [2, 3]]), &lru);
+    assert_eq!(run.report.prefetch_wasted_bytes_per_token, 0.0);
+    assert_eq!(run.report.bytes_read_per_token * 2.0, 3.0 * 50_000.0);
+    let hits: Vec<u32> = run.records.iter().map(|r| r.expert_hits).collect();
+    assert_eq!(hits.iter().sum::<u32>(), 1, "{hits:?}");
 }
 
 #[test]

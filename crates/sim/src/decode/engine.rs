@@ -83,6 +83,8 @@ struct Engine<'a> {
     staged: Vec<(u16, u32, u64)>,
     coact: Option<Coactivation>,
     predicted: Vec<u16>,
+    /// The cache's contents as the run goes (co-activation prefetch under a cache policy).
+    residency: Option<super::Residency>,
     demand: Vec<u16>,
     scratch: Vec<u64>,
     // The step in progress.
@@ -120,7 +122,11 @@ fn secs(n: Nanos) -> f64 {
     n as f64 * 1e-9
 }
 
-pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
+pub(super) fn run(
+    inp: &Inputs<'_>,
+    storage: StorageDevice,
+    residency: Option<super::Residency>,
+) -> Outcome {
     let per_token = inp.layers.len();
     let n_expert = inp.trace.model().n_expert as usize;
     let mut e = Engine {
@@ -136,6 +142,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         coact: (inp.opts.expert_prefetch == ExpertPrefetch::Coactivation)
             .then(|| Coactivation::new(inp.moe.len(), n_expert)),
         predicted: Vec::new(),
+        residency,
         demand: Vec::new(),
         scratch: Vec::new(),
         g: 0,
@@ -432,6 +439,10 @@ impl Engine<'_> {
         let mut demand = std::mem::take(&mut self.demand);
         demand.clear();
         for (&e, &hit) in sel.iter().zip(hits) {
+            if let Some(r) = self.residency.as_mut() {
+                let online = r.access(m, e);
+                debug_assert!(online.is_none_or(|h| h == hit), "online cache disagrees");
+            }
             let tier = match (hit, layer.tier[e as usize]) {
                 (true, Tier::Gpu) => Tier::Gpu,
                 (true, _) => Tier::Ram,
@@ -511,13 +522,17 @@ impl Engine<'_> {
                 // The runtime knows what its cache holds: a predicted expert that is resident
                 // is not read. Residency now equals residency at the next layer's access (no
                 // access happens in between), which the replay gives for the selected
-                // experts; for the others the engine knows only the plan's static tiers, so
-                // with a dynamic cache it may re-read a cached expert (counted as waste).
+                // experts; for the others, the plan's tiers and (with a cache policy) the
+                // online replay of the same accesses.
                 let static_policy = matches!(inp.policy, DecodePolicy::Static);
                 let tiers = &inp.moe[m + 1].tier;
+                let residency = self.residency.as_ref();
                 candidates.retain(|&e| match next_sel.iter().position(|&s| s == e) {
                     Some(i) => !next_hits[i],
-                    None => !(static_policy && tiers[e as usize] != Tier::Nvme),
+                    None => match residency {
+                        Some(r) => !(tiers[e as usize] != Tier::Nvme || r.holds(m + 1, e)),
+                        None => !(static_policy && tiers[e as usize] != Tier::Nvme),
+                    },
                 });
             }
         }

@@ -20,10 +20,12 @@
 mod engine;
 pub(crate) mod reads;
 mod report;
+mod residency;
 pub(crate) mod steps;
 
 pub use policy::prefetch::{Coactivation, ExpertPrefetch};
 pub use report::{DecodeReport, LayerReport};
+pub(crate) use residency::Residency;
 
 use crate::dense::DenseReads;
 use crate::error::SimError;
@@ -171,7 +173,10 @@ pub fn simulate(
     check_options(machine, opts)?;
     let moe = resolve_layers(placement, trace)?;
     let hits = expert_hits(&moe, trace, policy)?;
-    simulate_with_hits(placement, machine, trace, policy, opts, &moe, &hits, 0)
+    let residency = decode_residency(&moe, trace, policy, opts)?;
+    simulate_with_hits(
+        placement, machine, trace, policy, opts, &moe, &hits, residency, 0,
+    )
 }
 
 /// Options the machine cannot run.
@@ -183,7 +188,8 @@ pub(crate) fn check_options(machine: &Machine, opts: &Options) -> Result<(), Sim
 }
 
 /// [`simulate`] with the hits already known (parallel to the trace's expert ids): the decode
-/// after a prefill of `prefill_passes` batches, whose cache state the hits carry.
+/// after a prefill of `prefill_passes` batches, whose cache state the hits carry (and, for
+/// co-activation prefetch under a cache policy, `residency`, positioned after the prefill).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn simulate_with_hits(
     placement: &Placement<'_>,
@@ -193,6 +199,7 @@ pub(crate) fn simulate_with_hits(
     opts: &Options,
     moe: &[MoeLayer],
     hits: &[bool],
+    residency: Option<Residency>,
     prefill_passes: usize,
 ) -> Result<DecodeRun, SimError> {
     let layers = steps::build(placement, machine, opts, moe, 1)?;
@@ -214,7 +221,7 @@ pub(crate) fn simulate_with_hits(
         trace,
         hits,
     };
-    let out = engine::run(&inputs, storage);
+    let out = engine::run(&inputs, storage, residency);
     let run = RunInfo {
         source: "sim".to_string(),
         model: trace.model().architecture.clone(),
@@ -432,32 +439,11 @@ fn expert_hits(
             );
         }
     }
-    let (policy, capacity_bytes, partition) = match policy {
-        DecodePolicy::Static => return Ok(resident),
-        DecodePolicy::Cache {
-            policy,
-            capacity_bytes,
-            partition,
-        } => (policy, *capacity_bytes, *partition),
-    };
-    let Some(c) = StreamingCache::new(layers, policy, capacity_bytes) else {
+    let Some((streaming, config, bytes)) = decode_cache(layers, policy)? else {
         return Ok(resident);
     };
-    if partition == Partition::PerLayer {
-        c.check_per_layer(layers, capacity_bytes)?;
-    }
-    let streaming = c.streaming;
     let sub = select_layers(trace, &streaming)?;
-    let capacity = match partition {
-        Partition::Global => Capacity::Experts(c.slots),
-        Partition::PerLayer => Capacity::Bytes(capacity_bytes),
-    };
-    let config = CacheConfig {
-        policy: c.policy,
-        partition,
-        capacity,
-    };
-    let (_, sub_hits) = cache::replay_hits(&sub, &config, &ExpertBytes::per_layer_sizes(c.sizes)?)?;
+    let (_, sub_hits) = cache::replay_hits(&sub, &config, &bytes)?;
     let mut hits = resident;
     let per_token = streaming.len() * k;
     for token in 0..trace.n_tokens() {
@@ -468,6 +454,60 @@ fn expert_hits(
         }
     }
     Ok(hits)
+}
+
+/// The cache a decode-only run replays: the MoE positions whose experts stream, its
+/// configuration and expert sizes; None when nothing is cached (static policy, nothing streams).
+fn decode_cache(
+    layers: &[MoeLayer],
+    policy: &DecodePolicy,
+) -> Result<Option<(Vec<usize>, CacheConfig, ExpertBytes)>, SimError> {
+    let (policy, capacity_bytes, partition) = match policy {
+        DecodePolicy::Static => return Ok(None),
+        DecodePolicy::Cache {
+            policy,
+            capacity_bytes,
+            partition,
+        } => (policy, *capacity_bytes, *partition),
+    };
+    let Some(c) = StreamingCache::new(layers, policy, capacity_bytes) else {
+        return Ok(None);
+    };
+    if partition == Partition::PerLayer {
+        c.check_per_layer(layers, capacity_bytes)?;
+    }
+    let capacity = match partition {
+        Partition::Global => Capacity::Experts(c.slots),
+        Partition::PerLayer => Capacity::Bytes(capacity_bytes),
+    };
+    let config = CacheConfig {
+        policy: c.policy,
+        partition,
+        capacity,
+    };
+    let bytes = ExpertBytes::per_layer_sizes(c.sizes)?;
+    Ok(Some((c.streaming, config, bytes)))
+}
+
+/// For co-activation prefetch under a cache policy, the decode-only run's cache contents as
+/// it goes (see [`Residency`]); None otherwise.
+fn decode_residency(
+    layers: &[MoeLayer],
+    trace: &Trace,
+    policy: &DecodePolicy,
+    opts: &Options,
+) -> Result<Option<Residency>, SimError> {
+    if opts.expert_prefetch != ExpertPrefetch::Coactivation {
+        return Ok(None);
+    }
+    let Some((streaming, config, bytes)) = decode_cache(layers, policy)? else {
+        return Ok(None);
+    };
+    let n_expert = trace.model().n_expert as usize;
+    let mut r = Residency::new(layers.len());
+    let placed = streaming.iter().enumerate().map(|(pos, &l)| (l, pos, 0));
+    Ok(r.add(streaming.len(), n_expert, &config, &bytes, placed)
+        .map(|()| r))
 }
 
 /// The trace restricted to the MoE layers at `positions` (same sequences and tokens).

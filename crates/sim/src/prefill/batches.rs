@@ -8,7 +8,7 @@
 //! access in the batch finds it in memory, and is read otherwise (once, however often it misses
 //! again in the batch).
 
-use crate::decode::{DecodePolicy, MoeLayer, StreamingCache};
+use crate::decode::{DecodePolicy, MoeLayer, Residency, StreamingCache};
 use crate::error::SimError;
 use place::Tier;
 use policy::cache::{self, CacheConfig, Capacity, ExpertBytes, HotSet, Partition, Policy};
@@ -74,13 +74,15 @@ pub(super) fn unions(prompt: &Trace, batch: usize) -> Vec<Batch> {
 /// Marks every touch of `batches` (cut from `prompt`) and returns the decode trace's hits
 /// (parallel to its expert ids): resident experts hit under the static policy; under a cache
 /// policy the streaming layers' accesses are replayed, the prompt's first, through one cache
-/// shared by them.
+/// shared by them. `residency`, when given, gets the same caches with the prompt's accesses
+/// replayed (None again where a policy cannot run online).
 pub(super) fn replay(
     moe: &[MoeLayer],
     prompt: &Trace,
     batches: &mut [Batch],
     decode: &Trace,
     policy: &DecodePolicy,
+    residency: &mut Option<Residency>,
 ) -> Result<Vec<bool>, SimError> {
     let k = decode.model().top_k as usize;
     let mut hits: Vec<bool> = decode
@@ -151,6 +153,29 @@ pub(super) fn replay(
             capacity: Capacity::Experts(slots),
         };
         let size = ExpertBytes::uniform(1, c.sizes[0])?;
+        if let Some(r) = residency.as_mut() {
+            let slots = layers.len() * n_expert;
+            let placed = layers
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (l, 0, (i * n_expert) as u16));
+            if r.add(1, slots, &config, &size, placed).is_none() {
+                *residency = None;
+            }
+        }
+        if let Some(r) = residency.as_mut() {
+            let mut token = 0;
+            for b in batches.iter() {
+                for &l in &layers {
+                    for tok in token..token + b.tokens {
+                        for &e in prompt.selection(tok, l) {
+                            r.access(l, e);
+                        }
+                    }
+                }
+                token += b.tokens;
+            }
+        }
         let (_, flat_hits) = cache::replay_hits(&flat, &config, &size)?;
         let mut it = flat_hits.into_iter();
         let mut token = 0;

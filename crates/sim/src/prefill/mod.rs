@@ -31,7 +31,7 @@ pub use report::{BatchReport, PrefillReport};
 
 use crate::decode::{
     self, check_options, resolve_layers, simulate_with_hits, steps, DecodePolicy, DecodeReport,
-    Machine, Options, Placement,
+    Machine, Options, Placement, Residency,
 };
 use crate::dense::DenseReads;
 use crate::error::SimError;
@@ -96,7 +96,17 @@ pub fn simulate_request(
     let prompt_trace = decode::token_range(trace, 0..prompt.tokens)?;
     let rest = decode::token_range(trace, prompt.tokens..trace.n_tokens())?;
     let mut batches = batches::unions(&prompt_trace, batch);
-    let decode_hits = batches::replay(&moe, &prompt_trace, &mut batches, &rest, policy)?;
+    let mut residency = (opts.expert_prefetch == decode::ExpertPrefetch::Coactivation
+        && matches!(policy, DecodePolicy::Cache { .. }))
+    .then(|| Residency::new(moe.len()));
+    let decode_hits = batches::replay(
+        &moe,
+        &prompt_trace,
+        &mut batches,
+        &rest,
+        policy,
+        &mut residency,
+    )?;
 
     let full = steps::build(placement, machine, opts, &moe, batch as u64)?;
     let last_tokens = batches.last().map_or(batch, |b| b.tokens);
@@ -141,6 +151,7 @@ pub fn simulate_request(
         opts,
         &moe,
         &decode_hits,
+        residency,
         batches.len(),
     )?;
     let mut records = if opts.keep_records {
