@@ -507,7 +507,7 @@ fn decode_residency(
     let mut r = Residency::new(layers.len());
     let placed = streaming.iter().enumerate().map(|(pos, &l)| (l, pos, 0));
     Ok(r.add(streaming.len(), n_expert, &config, &bytes, placed)
-        .map(|()| r))
+        .map(|_| r))
 }
 
 /// The trace restricted to the MoE layers at `positions` (same sequences and tokens).

@@ -34,8 +34,8 @@ impl Residency {
     }
 
     /// Adds a cache of `n_layers` layers of `n_expert` slots; `layers` maps MoE layer
-    /// positions to (its layer in the cache, slot of expert 0). None for a policy that cannot
-    /// run online (Belady): the caller then keeps its static guess.
+    /// positions to (its layer in the cache, slot of expert 0). Its index, or None for a policy
+    /// that cannot run online (Belady): the caller then keeps its static guess.
     pub(crate) fn add(
         &mut self,
         n_layers: usize,
@@ -43,7 +43,7 @@ impl Residency {
         config: &CacheConfig,
         bytes: &ExpertBytes,
         layers: impl IntoIterator<Item = (usize, usize, u16)>,
-    ) -> Option<()> {
+    ) -> Option<usize> {
         let cache = OnlineCache::new(n_layers, n_expert, config, bytes).ok()?;
         let index = self.caches.len();
         self.caches.push(cache);
@@ -54,7 +54,12 @@ impl Residency {
                 offset,
             });
         }
-        Some(())
+        Some(index)
+    }
+
+    /// One access to `slot` of layer 0 of cache `cache`, as a flat replay numbers them.
+    pub(crate) fn access_slot(&mut self, cache: usize, slot: u16) {
+        self.caches[cache].access(0, slot);
     }
 
     /// One access to `expert` of MoE layer position `moe`; whether it hit (nothing for a layer

@@ -137,7 +137,7 @@ pub(super) fn replay(
         }
     };
     for (layers, hot, slots) in groups {
-        let flat = flat_accesses(&layers, batches, prompt, decode)?;
+        let (flat, prompt_accesses) = flat_accesses(&layers, batches, prompt, decode)?;
         // One slot per (layer of the group, expert).
         let policy = match &c.policy {
             Policy::PinnedLru(_) => Policy::PinnedLru(HotSet(
@@ -159,21 +159,13 @@ pub(super) fn replay(
                 .iter()
                 .enumerate()
                 .map(|(i, &l)| (l, 0, (i * n_expert) as u16));
-            if r.add(1, slots, &config, &size, placed).is_none() {
-                *residency = None;
-            }
-        }
-        if let Some(r) = residency.as_mut() {
-            let mut token = 0;
-            for b in batches.iter() {
-                for &l in &layers {
-                    for tok in token..token + b.tokens {
-                        for &e in prompt.selection(tok, l) {
-                            r.access(l, e);
-                        }
+            match r.add(1, slots, &config, &size, placed) {
+                Some(cache) => {
+                    for &slot in &flat.expert_ids()[..prompt_accesses] {
+                        r.access_slot(cache, slot);
                     }
                 }
-                token += b.tokens;
+                None => *residency = None,
             }
         }
         let (_, flat_hits) = cache::replay_hits(&flat, &config, &size)?;
@@ -215,13 +207,13 @@ type CacheGroup = (Vec<usize>, Vec<(usize, u16)>, u64);
 
 /// The streaming layers' accesses as a one-layer, top-1 trace over slots
 /// `position * n_expert + expert`: the prompt's selections batch by batch (per layer, tokens
-/// in order), then every decode selection.
+/// in order), then every decode selection; and how many of them are the prompt's.
 fn flat_accesses(
     streaming: &[usize],
     batches: &[Batch],
     prompt: &Trace,
     decode: &Trace,
-) -> Result<Trace, SimError> {
+) -> Result<(Trace, usize), SimError> {
     let n_expert = decode.model().n_expert as usize;
     let slots = streaming.len() * n_expert;
     if slots > usize::from(u16::MAX) + 1 {
@@ -255,6 +247,7 @@ fn flat_accesses(
         }
         token += batch.tokens;
     }
+    let prompt_accesses = prompt.model().top_k as usize * token * streaming.len();
     for token in 0..decode.n_tokens() {
         for (pos, &l) in streaming.iter().enumerate() {
             for &e in decode.selection(token, l) {
@@ -263,5 +256,5 @@ fn flat_accesses(
         }
     }
     b.end_sequence()?;
-    Ok(b.finish()?)
+    Ok((b.finish()?, prompt_accesses))
 }
