@@ -354,6 +354,27 @@ fn coactivation_does_not_read_what_a_dynamic_cache_holds() {
 }
 
 #[test]
+fn coactivation_reads_a_ram_tier_expert_that_a_dynamic_cache_evicted() {
+    let mut case = Case::new(50_000, 50_000, storage(&[1.0], 0));
+    case.opts.expert_prefetch = ExpertPrefetch::Coactivation;
+    // LRU manages every expert (the plan's RAM tier, experts 0 and 1, is not kept), two slots.
+    // Token 0 reads 0 and 1 and teaches 0 -> 1; token 1 reads 2 and 3, evicting both; token 2
+    // routes layer 0 to 0 (a read, evicting layer 0's expert 2), which predicts layer 1's
+    // expert 1: in the RAM tier but not cached, so it is read, as the runtime reads it; layer 1
+    // then hits expert 3 and the prefetch is wasted.
+    let lru = DecodePolicy::Cache {
+        policy: Policy::Lru,
+        capacity_bytes: 100_000,
+        partition: Partition::Global,
+    };
+    let run = case.run_with(&trace(&[[0, 1], [2, 3], [0, 3]]), &lru);
+    assert_eq!(run.report.prefetch_wasted_bytes_per_token * 3.0, 50_000.0);
+    assert_eq!(run.report.bytes_read_per_token * 3.0, 6.0 * 50_000.0);
+    let hits: Vec<u32> = run.records.iter().map(|r| r.expert_hits).collect();
+    assert_eq!(hits.iter().sum::<u32>(), 1, "{hits:?}");
+}
+
+#[test]
 fn dense_prefetch_depth_overlaps_streamed_weights() {
     // Both attention units on NVMe (100 kB each), experts all hits; storage depth 1.
     let mut case = Case::new(50_000, 50_000, storage(&[1.0], 0));

@@ -16,6 +16,7 @@ use crate::dense::DenseReads;
 use crate::events::{EventQueue, Nanos, StorageDevice};
 use metrics::{SummaryBuilder, TokenLayerRecord};
 use place::Tier;
+use policy::cache::Policy;
 use policy::prefetch::{Coactivation, ExpertPrefetch};
 use std::collections::VecDeque;
 use traces::Trace;
@@ -522,17 +523,31 @@ impl Engine<'_> {
                 // The runtime knows what its cache holds: a predicted expert that is resident
                 // is not read. Residency now equals residency at the next layer's access (no
                 // access happens in between), which the replay gives for the selected
-                // experts; for the others, the plan's tiers and (with a cache policy) the
-                // online replay of the same accesses.
-                let static_policy = matches!(inp.policy, DecodePolicy::Static);
+                // experts. For the others: the plan's tiers where the policy keeps them
+                // (static; pinned-lru pins them), else the online replay of the same accesses
+                // (lru, lfu, ...: the cache manages all expert memory and a RAM-tier expert
+                // is resident only while cached, as in the runtime).
+                let pinned = matches!(
+                    inp.policy,
+                    DecodePolicy::Static
+                        | DecodePolicy::Cache {
+                            policy: Policy::PinnedLru(_),
+                            ..
+                        }
+                );
                 let tiers = &inp.moe[m + 1].tier;
                 let residency = self.residency.as_ref();
-                candidates.retain(|&e| match next_sel.iter().position(|&s| s == e) {
-                    Some(i) => !next_hits[i],
-                    None => match residency {
-                        Some(r) => !(tiers[e as usize] != Tier::Nvme || r.holds(m + 1, e)),
-                        None => !(static_policy && tiers[e as usize] != Tier::Nvme),
-                    },
+                // A layer none of whose experts streams is resident whatever the policy.
+                let streams = inp.moe[m + 1].streams;
+                candidates.retain(|&e| {
+                    streams
+                        && match next_sel.iter().position(|&s| s == e) {
+                            Some(i) => !next_hits[i],
+                            None => {
+                                let kept = pinned && tiers[e as usize] != Tier::Nvme;
+                                !(kept || residency.is_some_and(|r| r.holds(m + 1, e)))
+                            }
+                        }
                 });
             }
         }
