@@ -15,7 +15,8 @@
 # then carry .dev to the GPU machine and run this there (OUT: where results go). `gpu-validate.sh
 # prepare` stops after the profile and the model (the CUDA build alone takes 4-5 minutes); a second
 # call on the still-warm machine then runs the validations. With HW=profiles/h200-141g.toml (a
-# shipped profile) the machine is not profiled: that profile is validated instead.
+# shipped profile) the machine is not profiled: that profile is validated instead. `split` times
+# an MoE layer whose routed experts the CPU computes (see there).
 set -uo pipefail
 [ -n "${HW:-}" ] && export NO_PROFILE=1
 OUT=${OUT:-/tmp/gpu-validate}
@@ -32,6 +33,39 @@ if [ -n "${HW:-}" ]; then cp "$HW" /tmp/h200.toml; fi
   { tail "$OUT/profile.txt"; exit 1; }
 cp /tmp/h200.toml "$OUT/h200.toml"
 [ "${1:-}" = prepare ] && { cat "$OUT/profile.txt" 2>/dev/null; exit 0; }
+if [ "${1:-}" = split ]; then
+  # What an MoE layer costs when the CPU computes its routed experts and the GPU the rest: the
+  # resident plan against the same plan with every routed-expert tensor moved to RAM, on the
+  # model above and on one with tiny experts (whose extra time is the backend switches and the
+  # CPU's fixed costs, not bytes); three interleaved rounds, then the simulator's figures.
+  T=/tmp/ds-tiny.gguf
+  [ -f $T ] || $B synth --preset tiny-deepseek-v2-lite --embd 2048 --ff 10944 --expert-ff 128 \
+    --heads 16 --kv-heads 16 --vocab 102400 -o $T >/dev/null 2>&1
+  for m in $M $T; do
+    n=$(basename $m .gguf)
+    $B solve --hw /tmp/h200.toml --model $m -o /tmp/$n-res.json --force >/dev/null
+    python3 - /tmp/$n-res.json /tmp/$n-ram.json <<'EOF'
+import json, sys
+p = json.load(open(sys.argv[1]))
+for k in p["tensors"]:
+    if "_exps." in k:
+        p["tensors"][k] = "ram"
+for e in p["experts"]:
+    e["ram"], e["gpu"] = sorted(e["gpu"] + e["ram"]), []
+json.dump(p, open(sys.argv[2], "w"))
+EOF
+  done
+  for i in 1 2 3; do for m in $M $T; do for plan in res ram; do
+    n=$(basename $m .gguf)
+    echo -n "$n $plan: "
+    $B run --plan /tmp/$n-$plan.json -m $m -p "$P" -n 64 --ignore-eos --json 2>>"$OUT/split.err" | field; echo
+  done; done; done | tee "$OUT/split.txt"
+  for m in $M $T; do for plan in res ram; do
+    n=$(basename $m .gguf)
+    echo "$n $plan sim: $($B sim --plan /tmp/$n-$plan.json --hw /tmp/h200.toml --tokens 64 2>&1 | grep -E 'speed|error')"
+  done; done | tee -a "$OUT/split.txt"
+  exit 0
+fi
 if [ "${1:-}" = diagnose ]; then
   # What the resident run's decode speed depends on: per-layer records (each layer boundary
   # synchronises the backend), against the same plan unrecorded and plain llama.cpp.

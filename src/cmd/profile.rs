@@ -149,6 +149,25 @@ fn calibrate_decode(
             }
         }
     }
+    if m.profile.gpu.is_some() {
+        // Rests on the terms just measured: it is what they leave unexplained.
+        let bar = ProgressBar::new_spinner();
+        bar.set_message("decode calibration (CPU weights in a GPU graph)");
+        let fit = calibrate::measure_host_layers(&m.profile, disk, 0, quick, &mut |line| {
+            bar.set_message(format!(
+                "decode calibration (CPU weights in a GPU graph): {line}"
+            ))
+        });
+        bar.finish_and_clear();
+        let fit = fit.context("calibrating the cost of CPU weights in a GPU graph")?;
+        m.notes.insert(
+            "gpu.host_layer_overhead_s".to_string(),
+            format!("measured: {}", fit.describe()),
+        );
+        if let Some(g) = m.profile.gpu.as_mut() {
+            g.host_layer_overhead_s = Some(measure::round_sig(fit.host_layer_overhead_s, 3));
+        }
+    }
     Ok(())
 }
 
@@ -292,6 +311,9 @@ fn table(m: &Measurement) -> String {
             g.fp16_tflops
         );
         decode_lines(&mut t, g.decode_gbps, g.tensor_overhead_s);
+        if let Some(o) = g.host_layer_overhead_s {
+            let _ = writeln!(t, "    per layer CPU weights  {:>10.2} µs", o * 1e6);
+        }
         if let Some(l) = &p.host_link {
             let _ = writeln!(t, "    host->device (pinned)  {:>10.1} GB/s", l.h2d_gbps);
             let _ = writeln!(t, "    device->host (pinned)  {:>10.1} GB/s", l.d2h_gbps);

@@ -185,13 +185,7 @@ pub fn measure(
     } else {
         model_bytes(&hw, backend)
     };
-    let scratch = tempfile::Builder::new()
-        .prefix(".hypura-calibrate-")
-        .tempdir_in(dir)
-        .map_err(|source| CalibrateError::Scratch {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+    let scratch = scratch_dir(dir)?;
     let models = shapes(size)
         .into_iter()
         .map(|spec| prepare(&hw, backend, scratch.path(), spec))
@@ -216,6 +210,121 @@ pub fn measure(
         },
         progress,
     )
+}
+
+/// The fixed cost of a layer some of whose weights the CPU computes while the GPU runs the
+/// graph (`gpu.host_layer_overhead_s`): what one model's decode step gains when every layer's
+/// FFN moves from the GPU to RAM, beyond what the cost model charges for moving those bytes
+/// through the CPU instead of the GPU, per layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLayerFit {
+    pub shape: String,
+    pub layers: u32,
+    /// Measured step: fully resident, and with the FFNs in RAM (fastest round's median).
+    pub resident_s: f64,
+    pub host_s: f64,
+    /// The cost model's step for the two plans, without the fixed cost.
+    pub predicted_resident_s: f64,
+    pub predicted_host_s: f64,
+    pub host_layer_overhead_s: f64,
+}
+
+impl HostLayerFit {
+    /// Fits the term: the measured difference less the predicted one, over the layers (at
+    /// least 0).
+    fn new(shape: String, layers: u32, measured: [f64; 2], predicted: [f64; 2]) -> HostLayerFit {
+        let extra = (measured[1] - measured[0]) - (predicted[1] - predicted[0]);
+        HostLayerFit {
+            shape,
+            layers,
+            resident_s: measured[0],
+            host_s: measured[1],
+            predicted_resident_s: predicted[0],
+            predicted_host_s: predicted[1],
+            host_layer_overhead_s: (extra / f64::from(layers)).max(0.0),
+        }
+    }
+
+    /// One line for a profile's comment: how the term was measured.
+    pub fn describe(&self) -> String {
+        format!(
+            "greedy decode of a synthetic Q4_0 llama model ({}) fully on the GPU ({:.2} ms per token) and with the FFN of each of its {} layers in RAM ({:.2} ms); the cost model without this term predicts {:.2} and {:.2} ms; the difference left, per layer",
+            self.shape,
+            self.resident_s * 1e3,
+            self.layers,
+            self.host_s * 1e3,
+            self.predicted_resident_s * 1e3,
+            self.predicted_host_s * 1e3
+        )
+    }
+}
+
+/// Measures `gpu.host_layer_overhead_s` on this machine. `hw` must carry the decode terms
+/// already measured (GPU and CPU): the prediction subtracted rests on them.
+pub fn measure_host_layers(
+    hw: &HwProfile,
+    dir: &Path,
+    threads: u32,
+    quick: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<HostLayerFit, CalibrateError> {
+    let hw = backend_profile(hw, Backend::Gpu)?;
+    let size = if quick {
+        QUICK_BYTES
+    } else {
+        model_bytes(&hw, Backend::Gpu)
+    };
+    let scratch = scratch_dir(dir)?;
+    let model = Synthetic::write(scratch.path(), shapes(size)[1])?;
+    let (solved, mean) = model.solve_resident(&hw, Backend::Gpu)?;
+    // Every FFN tensor to RAM: the CPU computes them (on the kernels a resident run uses).
+    let mut plan = solved.plan.clone();
+    let mut moved = mean.assignment.clone();
+    for (i, u) in mean.units.units.iter().enumerate() {
+        if u.group == model::Group::DenseFfn {
+            moved.units[i] = place::Tier::Ram;
+            for t in &u.tensors {
+                plan.tensors.insert(t.clone(), plan::TensorPlace::Ram);
+            }
+        }
+    }
+    let cost = CostModel {
+        host_layer_overhead_s: 0.0,
+        ..mean.cost.clone()
+    };
+    let predicted = [
+        cost.predict(&mean.units, &mean.assignment).token_s,
+        cost.predict(&mean.units, &moved).token_s,
+    ];
+    let models = [model.load(&solved.plan, None)?, model.load(&plan, None)?];
+    let mut measured = [f64::INFINITY; 2];
+    for round in 1..=ROUNDS {
+        for (i, (m, name)) in models.iter().zip(["resident", "FFNs in RAM"]).enumerate() {
+            let step = median(&time_steps(m, &model.shape, threads)?);
+            progress(&format!(
+                "{} {name} round {round}: {:.2} ms per token",
+                model.shape,
+                step * 1e3
+            ));
+            measured[i] = measured[i].min(step);
+        }
+    }
+    Ok(HostLayerFit::new(
+        model.shape.clone(),
+        model.layers,
+        measured,
+        predicted,
+    ))
+}
+
+fn scratch_dir(dir: &Path) -> Result<tempfile::TempDir, CalibrateError> {
+    tempfile::Builder::new()
+        .prefix(".hypura-calibrate-")
+        .tempdir_in(dir)
+        .map_err(|source| CalibrateError::Scratch {
+            dir: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Times each model once per round (`time(i)` is model `i`'s median step), keeps each
@@ -308,86 +417,121 @@ fn prepare(
     hw: &HwProfile,
     backend: Backend,
     dir: &Path,
-    (layers, width): (u32, u64),
+    shape: (u32, u64),
 ) -> Result<Prepared, CalibrateError> {
-    let shape = format!("{layers}x{width}");
-    let spec = SynthSpec {
-        arch: model::catalog::ArchSpec {
-            arch: "llama".into(),
-            n_layer: layers,
-            n_embd: width,
-            n_ff: (width * 11 / 4).div_ceil(128) * 128,
-            n_head: width / 128,
-            n_head_kv: width / 128,
-            head_dim: 128,
-            n_vocab: 512,
-            n_ctx_train: 4096,
-            rms_eps: 1e-5,
-            rope_freq_base: 10_000.0,
-            ..Default::default()
-        },
-        weight_type: gguf::GgmlType::Q4_0,
-        seed: 0,
-        name: format!("hypura-calibrate-{shape}"),
-    };
-    let path = dir.join(format!("{shape}.gguf"));
-    spec.write(&path, false, &mut |_, _| {})
-        .map_err(|source| CalibrateError::Synth {
-            shape: shape.clone(),
-            source: Box::new(source),
-        })?;
-    let inventory =
-        model::Inventory::from_gguf(&path).map_err(|source| CalibrateError::Inventory {
-            shape: shape.clone(),
-            source: Box::new(source),
-        })?;
-    let opts = SolveOptions {
-        headroom: place::Headroom {
-            ctx: CONTEXT as u64,
-            ..place::Headroom::default()
-        },
-        ..SolveOptions::default()
-    };
-    let solved = place::solve(&inventory, hw, &opts).map_err(|source| CalibrateError::Solve {
-        shape: shape.clone(),
-        source: Box::new(source),
-    })?;
-    if solved.plan.mode != Mode::FullResident {
-        return Err(CalibrateError::NotResident {
-            shape,
-            backend: backend.name(),
-            mode: solved.plan.mode,
-        });
-    }
-    // The cost model charges KV reads for a full context; the runs average far less.
-    let mean_opts = SolveOptions {
-        headroom: place::Headroom {
-            ctx: MEAN_CONTEXT,
-            ..place::Headroom::default()
-        },
-        ..SolveOptions::default()
-    };
-    let mean =
-        place::solve(&inventory, hw, &mean_opts).map_err(|source| CalibrateError::Solve {
-            shape: shape.clone(),
-            source: Box::new(source),
-        })?;
-    let bytes_per_token = charged_bytes(&mean);
-    let tensors = mean.cost.layer_tensors.iter().sum::<u32>() + mean.cost.global_tensors;
+    let model = Synthetic::write(dir, shape)?;
+    let (solved, mean) = model.solve_resident(hw, backend)?;
     let repack = (backend == Backend::CpuStreaming).then_some(false);
-    let loaded = runtime::PlannedModel::load_with(&path, &solved.plan, None, repack);
-    let _ = std::fs::remove_file(&path);
-    let model = loaded.map_err(|source| CalibrateError::Run {
-        shape: shape.clone(),
-        source: Box::new(source),
-    })?;
+    let loaded = model.load(&solved.plan, repack);
     Ok(Prepared {
-        shape,
-        layers,
-        tensors,
-        model,
-        bytes_per_token,
+        tensors: mean.cost.layer_tensors.iter().sum::<u32>() + mean.cost.global_tensors,
+        bytes_per_token: charged_bytes(&mean),
+        layers: model.layers,
+        shape: model.shape.clone(),
+        model: loaded?,
     })
+}
+
+/// A synthetic llama model written to disk, until loaded (its file is deleted then: a resident
+/// model does not read it again, and an interrupted calibration leaves nothing behind).
+struct Synthetic {
+    shape: String,
+    layers: u32,
+    path: PathBuf,
+    inventory: model::Inventory,
+}
+
+impl Synthetic {
+    fn write(dir: &Path, (layers, width): (u32, u64)) -> Result<Synthetic, CalibrateError> {
+        let shape = format!("{layers}x{width}");
+        let spec = SynthSpec {
+            arch: model::catalog::ArchSpec {
+                arch: "llama".into(),
+                n_layer: layers,
+                n_embd: width,
+                n_ff: (width * 11 / 4).div_ceil(128) * 128,
+                n_head: width / 128,
+                n_head_kv: width / 128,
+                head_dim: 128,
+                n_vocab: 512,
+                n_ctx_train: 4096,
+                rms_eps: 1e-5,
+                rope_freq_base: 10_000.0,
+                ..Default::default()
+            },
+            weight_type: gguf::GgmlType::Q4_0,
+            seed: 0,
+            name: format!("hypura-calibrate-{shape}"),
+        };
+        let path = dir.join(format!("{shape}.gguf"));
+        spec.write(&path, false, &mut |_, _| {})
+            .map_err(|source| CalibrateError::Synth {
+                shape: shape.clone(),
+                source: Box::new(source),
+            })?;
+        let inventory =
+            model::Inventory::from_gguf(&path).map_err(|source| CalibrateError::Inventory {
+                shape: shape.clone(),
+                source: Box::new(source),
+            })?;
+        Ok(Synthetic {
+            shape,
+            layers,
+            path,
+            inventory,
+        })
+    }
+
+    /// The backend's fully resident plan for the calibration context, and the same solved
+    /// for the mean context of a timed step (whose cost model charges what the runs average:
+    /// the first charges KV reads of a full context).
+    fn solve_resident(
+        &self,
+        hw: &HwProfile,
+        backend: Backend,
+    ) -> Result<(place::Solved, place::Solved), CalibrateError> {
+        let solve = |ctx: u64| {
+            let opts = SolveOptions {
+                headroom: place::Headroom {
+                    ctx,
+                    ..place::Headroom::default()
+                },
+                ..SolveOptions::default()
+            };
+            place::solve(&self.inventory, hw, &opts).map_err(|source| CalibrateError::Solve {
+                shape: self.shape.clone(),
+                source: Box::new(source),
+            })
+        };
+        let solved = solve(CONTEXT as u64)?;
+        if solved.plan.mode != Mode::FullResident {
+            return Err(CalibrateError::NotResident {
+                shape: self.shape.clone(),
+                backend: backend.name(),
+                mode: solved.plan.mode,
+            });
+        }
+        Ok((solved, solve(MEAN_CONTEXT)?))
+    }
+
+    fn load(
+        &self,
+        plan: &plan::Plan,
+        repack: Option<bool>,
+    ) -> Result<runtime::PlannedModel, CalibrateError> {
+        runtime::PlannedModel::load_with(&self.path, plan, None, repack).map_err(|source| {
+            CalibrateError::Run {
+                shape: self.shape.clone(),
+                source: Box::new(source),
+            }
+        })
+    }
+}
+
+impl Drop for Synthetic {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Bytes the cost model charges a decode step of the solved plan: its time on a machine that
@@ -415,12 +559,20 @@ const MEAN_CONTEXT: u64 = PROMPT as u64 + (1 + WARMUP + STEPS / 2) as u64;
 
 /// One run's decode step times, warm-up left out.
 fn decode_steps(m: &Prepared, threads: u32) -> Result<Vec<f64>, CalibrateError> {
+    time_steps(&m.model, &m.shape, threads)
+}
+
+/// One run's decode step times of `model` (named `shape` in errors), warm-up left out.
+fn time_steps(
+    model: &runtime::PlannedModel,
+    shape: &str,
+    threads: u32,
+) -> Result<Vec<f64>, CalibrateError> {
     let err = |source| CalibrateError::Run {
-        shape: m.shape.clone(),
+        shape: shape.to_string(),
         source: Box::new(source),
     };
-    let mut ctx = m
-        .model
+    let mut ctx = model
         .context(&runtime::MoeOptions::default(), CONTEXT, threads, false)
         .map_err(err)?;
     let sampling = runtime::Sampling {
@@ -506,6 +658,17 @@ mod tests {
             bytes_per_token: mb * 1e6,
             seconds_per_token: ms * 1e-3,
         }
+    }
+
+    #[test]
+    fn host_layer_term_is_the_unexplained_difference_per_layer() {
+        // Measured 10 -> 20 ms; the cost model moves 9 -> 15 ms: 4 ms over 10 layers.
+        let f = HostLayerFit::new("10x512".into(), 10, [10e-3, 20e-3], [9e-3, 15e-3]);
+        assert!((f.host_layer_overhead_s - 0.4e-3).abs() < 1e-12);
+        // A model that over-charges the move leaves nothing, not a negative cost.
+        let f = HostLayerFit::new("10x512".into(), 10, [10e-3, 12e-3], [9e-3, 15e-3]);
+        assert_eq!(f.host_layer_overhead_s, 0.0);
+        assert!(f.describe().contains("10x512"), "{}", f.describe());
     }
 
     #[test]

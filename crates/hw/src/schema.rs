@@ -58,6 +58,12 @@ pub struct GpuProfile {
     /// with about twice the tensors of a llama layer. Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensor_overhead_s: Option<f64>,
+    /// Fixed seconds a forward pass pays for each layer some of whose weights the CPU computes
+    /// while the GPU runs the rest (experts or FFNs kept in RAM): the graph leaves the GPU and
+    /// comes back (a synchronisation and two activation copies) and the CPU's ops have fixed
+    /// costs of their own. Optional; 0 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_layer_overhead_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

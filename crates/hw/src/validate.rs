@@ -50,6 +50,7 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         positive("gpu.fp16_tflops", g.fp16_tflops)?;
         positive("gpu.fp32_tflops", g.fp32_tflops)?;
         decode_terms("gpu", g.decode_gbps, g.tensor_overhead_s)?;
+        seconds_below_one("gpu.host_layer_overhead_s", g.host_layer_overhead_s)?;
         if g.unified_memory && g.memory_bytes > p.ram.bytes {
             return fail(
                 "gpu.memory_bytes",
@@ -102,9 +103,14 @@ fn decode_terms(section: &str, gbps: Option<f64>, overhead: Option<f64>) -> Chec
     if let Some(v) = gbps {
         positive(&format!("{section}.decode_gbps"), v)?;
     }
-    match overhead {
+    seconds_below_one(&format!("{section}.tensor_overhead_s"), overhead)
+}
+
+/// An optional fixed cost in `0..1` s (a second is a unit mistake, not a machine).
+fn seconds_below_one(key: &str, v: Option<f64>) -> Check {
+    match v {
         Some(v) if !(v.is_finite() && (0.0..1.0).contains(&v)) => fail(
-            &format!("{section}.tensor_overhead_s"),
+            key,
             format!("must be at least 0 and below 1 s (got {v}; the unit is seconds)"),
         ),
         _ => Ok(()),

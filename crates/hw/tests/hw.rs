@@ -338,6 +338,28 @@ fn compute_headroom_is_optional_and_validated() {
 }
 
 #[test]
+fn host_layer_overhead_is_optional_seconds() {
+    assert_eq!(
+        parse(BASE).unwrap().gpu.unwrap().host_layer_overhead_s,
+        None
+    );
+    let with = BASE.replacen(
+        "working_set_bytes = 900",
+        "working_set_bytes = 900\nhost_layer_overhead_s = 2.5e-5",
+        1,
+    );
+    assert_ne!(with, BASE);
+    let p = parse(&with).unwrap();
+    assert_eq!(p.gpu.as_ref().unwrap().host_layer_overhead_s, Some(2.5e-5));
+    assert_eq!(parse(&p.to_toml()).unwrap(), p);
+    for bad in ["-1e-6", "1.5", "nan"] {
+        let e = err(&with.replace("2.5e-5", bad));
+        assert_eq!(e.key(), Some("gpu.host_layer_overhead_s"), "{bad}: {e}");
+        assert!(e.to_string().contains("seconds"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn host_link_must_match_the_gpu_kind() {
     let e = err(&BASE.replace("unified_memory = false", "unified_memory = true"));
     assert_eq!(e.key(), Some("host_link"), "{e}");

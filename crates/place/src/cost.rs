@@ -118,6 +118,10 @@ pub struct CostModel {
     /// does not depend on where weights are placed.
     #[serde(default)]
     pub tensor_overhead_s: f64,
+    /// Fixed seconds of a layer some of whose weights the CPU computes in a GPU plan: the
+    /// profile's `gpu.host_layer_overhead_s` (0 without a GPU).
+    #[serde(default)]
+    pub host_layer_overhead_s: f64,
     /// Weight tensors of each layer (index: layer) that the fixed cost counts.
     #[serde(default)]
     pub layer_tensors: Vec<u32>,
@@ -160,6 +164,9 @@ pub struct LayerLoad {
     pub nvme_expert_bytes: f64,
     /// Embedding rows read from NVMe (serial: the token id is known only after sampling).
     pub nvme_row_bytes: f64,
+    /// Some of the layer's weights are placed where the CPU computes them (whether or not a
+    /// token uses them: an expert tensor in RAM is one CPU op however few experts are read).
+    pub cpu_weights: bool,
 }
 
 /// Predicted decode speed of a placement.
@@ -197,6 +204,11 @@ impl CostModel {
             },
             io: io_plan(&hw.storage, hw.cpu.cores, units),
             tensor_overhead_s: tensor_overhead_s.unwrap_or(0.0),
+            host_layer_overhead_s: hw
+                .gpu
+                .as_ref()
+                .and_then(|g| g.host_layer_overhead_s)
+                .unwrap_or(0.0),
             layer_tensors,
             global_tensors,
         }
@@ -222,13 +234,27 @@ impl CostModel {
         self.tensor_overhead_s * f64::from(n)
     }
 
+    /// The fixed seconds a layer's CPU weights add to a GPU plan (none without a GPU, where
+    /// the CPU runs the whole graph).
+    pub fn host_layer_s(&self, cpu_weights: bool) -> f64 {
+        if self.gpu.is_some() && cpu_weights {
+            self.host_layer_overhead_s
+        } else {
+            0.0
+        }
+    }
+
     /// Time of one layer: GPU then CPU share, dense I/O overlapped (prefetched one layer
     /// ahead), expert misses serial after the router.
     pub fn layer_time(&self, layer: Option<u32>, load: &LayerLoad) -> LayerTime {
-        // The fixed overhead goes to the backend that runs the graph.
+        // The fixed overhead goes to the backend that runs the graph; a GPU graph that leaves
+        // for the CPU's weights pays for the round trip.
         let overhead_s = self.overhead_s(layer);
         let (gpu_s, cpu_s) = match self.gpu {
-            Some(g) => (g.time(load.gpu) + overhead_s, self.cpu.time(load.cpu)),
+            Some(g) => (
+                g.time(load.gpu) + overhead_s,
+                self.cpu.time(load.cpu) + self.host_layer_s(load.cpu_weights),
+            ),
             None => (0.0, self.cpu.time(load.cpu) + overhead_s),
         };
         let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
@@ -272,6 +298,15 @@ impl CostModel {
         out
     }
 
+    /// Whether some of layer `e`'s experts, `gpu` of them on the GPU and `ram` in RAM (the
+    /// rest on NVMe), are computed by the CPU.
+    pub fn experts_on_cpu(&self, e: &ExpertLayer, gpu: u32, ram: u32) -> bool {
+        let nvme = e.n_expert().saturating_sub(gpu + ram);
+        [(Tier::Gpu, gpu), (Tier::Ram, ram), (Tier::Nvme, nvme)]
+            .iter()
+            .any(|&(t, n)| n > 0 && !self.on_gpu(t))
+    }
+
     fn work<'a>(&self, load: &'a mut LayerLoad, tier: Tier) -> &'a mut Work {
         if self.on_gpu(tier) {
             &mut load.gpu
@@ -313,6 +348,7 @@ impl CostModel {
             let load = loads.entry(u.layer).or_default();
             let w = batch_work(u, n_tokens);
             self.work(load, tier).add(w.flops, w.bytes);
+            load.cpu_weights |= !self.on_gpu(tier);
             if tier == Tier::Nvme && u.row_reads() {
                 load.nvme_row_bytes += w.bytes;
             } else if tier == Tier::Nvme {
@@ -321,6 +357,7 @@ impl CostModel {
         }
         for (e, s) in units.experts.iter().zip(&a.experts) {
             let load = loads.entry(Some(e.layer)).or_default();
+            load.cpu_weights |= self.experts_on_cpu(e, s.gpu, s.ram);
             let touched = expert_touches(e, s.gpu, s.ram, n_tokens);
             for ((tier, uses), (_, touch)) in expert_uses(e, s.gpu, s.ram).into_iter().zip(touched)
             {

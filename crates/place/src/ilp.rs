@@ -228,6 +228,19 @@ fn build(
     let batch = prompt_len.max(1) as f64;
     let (mut gpu_used, mut ram_used) = (Expression::default(), Expression::default());
     let mut x = Vec::with_capacity(units.units.len());
+    // Per layer with a fixed cost for CPU weights in a GPU plan: 1 when some are placed there.
+    let host_cost = has_gpu && cost.host_layer_overhead_s > 0.0;
+    let mut host: BTreeMap<Option<u32>, Variable> = BTreeMap::new();
+    let mut host_of = |vars: &mut Vars, layer: Option<u32>| {
+        *host.entry(layer).or_insert_with(|| {
+            vars.add(if relax {
+                variable().min(0).max(1)
+            } else {
+                variable().binary()
+            })
+            .var
+        })
+    };
     // Per MoE layer: (experts, experts on GPU or RAM, experts on GPU), for symmetry breaking.
     let mut expert_keys: BTreeMap<u32, (f64, Variable, Option<Variable>)> = BTreeMap::new();
     for u in &units.units {
@@ -264,6 +277,10 @@ fn build(
                 Tier::Ram => ram_used += (u.bytes as f64 * MB) * v,
                 Tier::Nvme if u.row_reads() => load.nvme_row += u.read_bytes * v,
                 Tier::Nvme => load.nvme_dense += u.read_bytes * v,
+            }
+            if host_cost && !cost.on_gpu(t) {
+                let y = host_of(&mut vars, u.layer);
+                constraints.push((v - y).leq(0.0));
             }
             row.push((t, c.idx));
         }
@@ -322,6 +339,16 @@ fn build(
             load.add(false, e.expert_flops, eb, phi_m - phi_g);
             gpu_used += (eb * MB) * g;
             ram_used += (eb * MB) * (m - g);
+            if host_cost {
+                // The CPU computes the RAM experts, and the NVMe ones unless the GPU does.
+                let y = host_of(&mut vars, Some(e.layer));
+                let on_cpu = if cost.on_gpu(Tier::Nvme) {
+                    m - g
+                } else {
+                    n - Expression::from(g)
+                };
+                constraints.push((on_cpu - n * y).leq(0.0));
+            }
             let psi_g =
                 exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, g, phi_g));
             if pinned {
@@ -381,7 +408,7 @@ fn build(
         let mut compute_of = Vec::with_capacity(loads.len());
         let mut dense_of = Vec::with_capacity(loads.len());
         for (&layer, load) in keys.iter().zip(loads) {
-            let (compute, dense) = layer_terms(
+            let (mut compute, dense) = layer_terms(
                 &mut vars,
                 &mut constraints,
                 cost,
@@ -389,6 +416,9 @@ fn build(
                 (layer, load),
                 &mut objective,
             );
+            if let Some(&y) = host.get(&layer) {
+                compute += (MS * cost.host_layer_overhead_s) * y;
+            }
             compute_of.push(compute);
             dense_of.push(dense);
         }

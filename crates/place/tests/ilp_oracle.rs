@@ -194,8 +194,19 @@ fn instance(seed: u64) -> Instance {
             row_gbps: rng.log_uniform(0.02, 1.0),
         },
         tensor_overhead_s: 0.0,
+        host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,
+    };
+    // Half the GPU instances charge layers with CPU weights a fixed cost, up to a few times a
+    // layer's compute, so that it moves the optimum.
+    let cost = CostModel {
+        host_layer_overhead_s: if has_gpu && rng.below(2) == 0 {
+            rng.log_uniform(1e-6, 1e-3)
+        } else {
+            0.0
+        },
+        ..cost
     };
     let (depth, dense, globals) = match rng.below(4) {
         0 => (0, false, false),

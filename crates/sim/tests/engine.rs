@@ -57,6 +57,7 @@ fn cost(gpu: bool) -> CostModel {
             row_gbps: 1.0,
         },
         tensor_overhead_s: 0.0,
+        host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,
     }
@@ -416,6 +417,32 @@ fn host_weights_cross_the_link_to_a_discrete_gpu() {
     let run = case.run(&trace(&[[0, 2]]));
     assert_eq!(run.report.link_s_per_token, 0.0);
     assert_eq!(ns(run.report.token_s_mean), 350_000);
+}
+
+#[test]
+fn a_gpu_plan_pays_a_fixed_cost_per_layer_whose_weights_the_cpu_computes() {
+    // GPU at 10 bytes/ns computes attention (100 kB: 10 us); the CPU computes the RAM expert
+    // (50 kB: 50 us); the layer leaves the GPU for it and comes back: 30 us more.
+    let mut case = Case::new(50_000, 50_000, storage(&[1.0], 0));
+    case.cost = CostModel {
+        host_layer_overhead_s: 30e-6,
+        ..cost(true)
+    };
+    case.tiers = vec![Tier::Gpu, Tier::Gpu];
+    let run = case.run(&trace(&[[0, 1]]));
+    let walls: Vec<u64> = run.records.iter().map(|r| ns(r.wall_s)).collect();
+    assert_eq!(walls, [0, 90_000, 90_000]);
+    // Host weights sent over the link to the GPU (0.5 bytes/ns): nothing runs on the CPU.
+    case.machine.h2d_bytes_per_s = Some(0.5e9);
+    case.opts.host_weights_on_gpu = true;
+    let run = case.run(&trace(&[[0, 1]]));
+    let walls: Vec<u64> = run.records.iter().map(|r| ns(r.wall_s)).collect();
+    assert_eq!(walls, [0, 115_000, 115_000]);
+    // Without a GPU the CPU runs the whole graph: no round trip to pay.
+    let mut cpu = Case::new(50_000, 50_000, storage(&[1.0], 0));
+    cpu.cost.host_layer_overhead_s = 30e-6;
+    let run = cpu.run(&trace(&[[0, 1]]));
+    assert_eq!(ns(run.records[1].wall_s), 150_000);
 }
 
 #[test]

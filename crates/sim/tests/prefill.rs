@@ -37,6 +37,7 @@ fn cost(flops: f64, expert_gbps: f64) -> CostModel {
             row_gbps: expert_gbps,
         },
         tensor_overhead_s: 0.0,
+        host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,
     }

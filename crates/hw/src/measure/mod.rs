@@ -405,6 +405,7 @@ fn gpu_sections(
         compute_headroom_bytes: None,
         decode_gbps: None,
         tensor_overhead_s: None,
+        host_layer_overhead_s: None,
     };
     if g.integrated {
         return (Some(gpu), None);

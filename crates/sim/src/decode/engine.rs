@@ -174,7 +174,10 @@ pub(super) fn run(
         pre_secs: inp
             .layers
             .iter()
-            .map(|l| steps::compute_s(inp.placement.cost, l.layer, l.pre.gpu, l.pre.cpu))
+            .map(|l| {
+                let cpu = steps::has_cpu_work(&l.pre);
+                steps::compute_s(inp.placement.cost, l.layer, l.pre.gpu, l.pre.cpu, cpu)
+            })
             .collect(),
     };
     if e.n_steps > 0 {
@@ -349,7 +352,8 @@ impl Engine<'_> {
                 all.cpu.bytes += post.cpu.bytes;
                 // The step's compute is priced whole, as the solver prices a layer; the
                 // post-routing phase is what the whole adds to the pre-routing phase.
-                let total = steps::compute_s(self.inp.placement.cost, layer, all.gpu, all.cpu);
+                let cpu = self.layer().cpu_weights;
+                let total = steps::compute_s(self.inp.placement.cost, layer, all.gpu, all.cpu, cpu);
                 let post_s = (total - self.pre_s).max(0.0);
                 self.stage = Stage::Post;
                 self.start_phase(now, post, post_s);

@@ -41,6 +41,8 @@ pub(crate) struct LayerSteps {
     pub row_reads: Vec<u64>,
     /// Position of the layer's routed experts in the trace, if it has any.
     pub moe: Option<usize>,
+    /// Some of the layer's weights (its units or routed experts) are computed by the CPU.
+    pub cpu_weights: bool,
 }
 
 /// Where the work of weights on `tier` runs, as the cost model decides, unless host weights are
@@ -54,19 +56,27 @@ pub(crate) fn place_work(
     bytes: f64,
 ) -> Phase {
     let mut p = Phase::default();
-    let linked =
-        opts.host_weights_on_gpu && cost.gpu.is_some() && !machine.unified && tier != Tier::Gpu;
-    if linked {
+    if linked(cost, machine, opts, tier) {
         p.link_bytes = bytes;
     }
-    let work = if linked || cost.on_gpu(tier) {
-        &mut p.gpu
-    } else {
+    let work = if on_cpu(cost, machine, opts, tier) {
         &mut p.cpu
+    } else {
+        &mut p.gpu
     };
     work.flops = flops;
     work.bytes = bytes;
     p
+}
+
+/// Whether weights on `tier` cross the host link to be computed by a discrete GPU.
+fn linked(cost: &CostModel, machine: &Machine, opts: &Options, tier: Tier) -> bool {
+    opts.host_weights_on_gpu && cost.gpu.is_some() && !machine.unified && tier != Tier::Gpu
+}
+
+/// Whether the CPU computes weights on `tier`.
+pub(crate) fn on_cpu(cost: &CostModel, machine: &Machine, opts: &Options, tier: Tier) -> bool {
+    !(linked(cost, machine, opts, tier) || cost.on_gpu(tier))
 }
 
 /// The step list of one forward pass over `tokens` tokens (1 for a decode step, a prefill
@@ -95,6 +105,7 @@ pub(crate) fn build(
             dense_reads: Vec::new(),
             row_reads: Vec::new(),
             moe: moe.iter().position(|m| Some(m.layer) == layer),
+            cpu_weights: false,
         })
         .collect();
     for m in moe {
@@ -118,6 +129,7 @@ pub(crate) fn build(
             }
         };
         let step = &mut layers[idx];
+        step.cpu_weights |= on_cpu(p.cost, machine, opts, tier);
         let w = batch_work(u, tokens);
         let work = place_work(p.cost, machine, opts, tier, w.flops, w.bytes);
         match u.group {
@@ -136,20 +148,38 @@ pub(crate) fn build(
             }
         }
     }
+    for m in moe {
+        let step = &mut layers[m.layer as usize + 1];
+        step.cpu_weights |= m.tier.iter().any(|&t| on_cpu(p.cost, machine, opts, t));
+    }
     Ok(layers)
 }
 
-/// Seconds of compute of `gpu` and `cpu` work, priced by the solver's cost model.
-pub(crate) fn compute_s(cost: &CostModel, layer: Option<u32>, gpu: Work, cpu: Work) -> f64 {
+/// Seconds of compute of `gpu` and `cpu` work, priced by the solver's cost model;
+/// `cpu_weights`: the CPU computes some of the layer's weights (a fixed cost in a GPU plan).
+pub(crate) fn compute_s(
+    cost: &CostModel,
+    layer: Option<u32>,
+    gpu: Work,
+    cpu: Work,
+    cpu_weights: bool,
+) -> f64 {
     let t = cost.layer_time(
         layer,
         &LayerLoad {
             gpu,
             cpu,
+            cpu_weights,
             ..LayerLoad::default()
         },
     );
     t.gpu_s + t.cpu_s
+}
+
+/// Whether a phase has CPU work (its share of the layer's fixed cost for CPU weights is then
+/// paid by the phase).
+pub(crate) fn has_cpu_work(p: &Phase) -> bool {
+    p.cpu.bytes > 0.0 || p.cpu.flops > 0.0
 }
 
 /// Seconds the phase would take if only memory traffic counted (for bus sharing).

@@ -156,7 +156,8 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         rec.io_wait_s += secs(ready - now);
         now = ready;
 
-        let pre_s = steps::compute_s(cost, step.layer, step.pre.gpu, step.pre.cpu);
+        let pre_cpu = steps::has_cpu_work(&step.pre);
+        let pre_s = steps::compute_s(cost, step.layer, step.pre.gpu, step.pre.cpu, pre_cpu);
         now = phase(inp, &mut reads, &mut rec, now, &step.pre, pre_s);
 
         reads.advance(now);
@@ -198,7 +199,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         // The step's compute is priced whole, as the solver prices a layer (decode does the same).
         let mut all = step.pre;
         all.add(&post);
-        let total = steps::compute_s(cost, step.layer, all.gpu, all.cpu);
+        let total = steps::compute_s(cost, step.layer, all.gpu, all.cpu, step.cpu_weights);
         now = phase(
             inp,
             &mut reads,
