@@ -124,29 +124,46 @@ fn calibrate_decode(
             };
             anyhow::Error::new(e).context(format!("calibrating {} decode{advice}", backend.name()))
         })?;
-        let note = format!("measured: {}", fit.describe());
-        let mut note_on = |key: &str| m.notes.insert(key.to_string(), note.clone());
         let gbps = Some(measure::round_sig(fit.decode_gbps, 3));
         let overhead = Some(measure::round_sig(fit.tensor_overhead_s, 3));
-        match backend {
+        let matmul = fit.matmul_gflops.map(|r| measure::round_sig(r, 3));
+        let (decode_keys, matmul_key): (&[&str], &str) = match backend {
             Backend::Cpu => {
-                note_on("cpu.decode_gbps");
-                note_on("cpu.tensor_overhead_s");
                 m.profile.cpu.decode_gbps = gbps;
                 m.profile.cpu.tensor_overhead_s = overhead;
+                m.profile.cpu.matmul_gflops = matmul;
+                (
+                    &["cpu.decode_gbps", "cpu.tensor_overhead_s"],
+                    "cpu.matmul_gflops",
+                )
             }
             Backend::CpuStreaming => {
-                note_on("cpu.streaming_decode_gbps");
                 m.profile.cpu.streaming_decode_gbps = gbps;
+                m.profile.cpu.streaming_matmul_gflops = matmul;
+                (
+                    &["cpu.streaming_decode_gbps"],
+                    "cpu.streaming_matmul_gflops",
+                )
             }
             Backend::Gpu => {
-                note_on("gpu.decode_gbps");
-                note_on("gpu.tensor_overhead_s");
                 if let Some(g) = m.profile.gpu.as_mut() {
                     g.decode_gbps = gbps;
                     g.tensor_overhead_s = overhead;
+                    g.matmul_tflops = fit.matmul_gflops.map(|r| measure::round_sig(r / 1e3, 3));
                 }
+                (
+                    &["gpu.decode_gbps", "gpu.tensor_overhead_s"],
+                    "gpu.matmul_tflops",
+                )
             }
+        };
+        let note = format!("measured: {}", fit.describe());
+        for key in decode_keys {
+            m.notes.insert(key.to_string(), note.clone());
+        }
+        if matmul.is_some() {
+            let note = format!("measured: {}", fit.describe_matmul());
+            m.notes.insert(matmul_key.to_string(), note);
         }
     }
     if m.profile.gpu.is_some() {
@@ -282,6 +299,12 @@ fn table(m: &Measurement) -> String {
     if let Some(g) = p.cpu.streaming_decode_gbps {
         let _ = writeln!(t, "    decode (streaming run) {g:>10.1} GB/s");
     }
+    if let Some(g) = p.cpu.matmul_gflops {
+        let _ = writeln!(t, "    prompt matmuls         {g:>10.1} GFLOP/s");
+    }
+    if let Some(g) = p.cpu.streaming_matmul_gflops {
+        let _ = writeln!(t, "    matmuls (streaming)    {g:>10.1} GFLOP/s");
+    }
     let _ = writeln!(t, "  GPU");
     if let Some(g) = &p.gpu {
         let _ = writeln!(t, "    name                   {:>10}", g.name);
@@ -311,6 +334,9 @@ fn table(m: &Measurement) -> String {
             g.fp16_tflops
         );
         decode_lines(&mut t, g.decode_gbps, g.tensor_overhead_s);
+        if let Some(r) = g.matmul_tflops {
+            let _ = writeln!(t, "    prompt matmuls         {r:>10.1} TFLOP/s");
+        }
         if let Some(o) = g.host_layer_overhead_s {
             let _ = writeln!(t, "    per layer CPU weights  {:>10.2} µs", o * 1e6);
         }

@@ -56,6 +56,10 @@ pub struct Sample {
     pub bytes_per_token: f64,
     /// Median measured seconds per decode step.
     pub seconds_per_token: f64,
+    /// FLOPs the cost model charges a prompt batch of [`PREFILL`] tokens.
+    pub batch_flops: f64,
+    /// Measured seconds of that batch, on a context already warm.
+    pub prefill_s: f64,
 }
 
 /// The fitted terms and what they were fitted to.
@@ -64,6 +68,9 @@ pub struct DecodeFit {
     pub backend: Backend,
     pub decode_gbps: f64,
     pub tensor_overhead_s: f64,
+    /// FLOP/s of the prompt batches' matmuls, GFLOP/s; None when the batches were not bound
+    /// by compute (the fitted bandwidth explains half their time or more).
+    pub matmul_gflops: Option<f64>,
     pub samples: Vec<Sample>,
 }
 
@@ -100,6 +107,27 @@ impl DecodeFit {
             self.backend.name(),
             shapes.join("; "),
             self.max_error() * 100.0
+        )
+    }
+
+    /// One line for a profile's comment: how the matmul rate was measured.
+    pub fn describe_matmul(&self) -> String {
+        let shapes: Vec<String> = self
+            .samples
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {:.1} GFLOP {:.2} ms",
+                    s.shape,
+                    s.batch_flops / 1e9,
+                    s.prefill_s * 1e3
+                )
+            })
+            .collect();
+        format!(
+            "a {PREFILL}-token prompt batch of the same models on a warm context on the {} backend ({}): their FLOPs over their time less the fitted per-tensor overhead",
+            self.backend.name(),
+            shapes.join("; "),
         )
     }
 }
@@ -198,6 +226,8 @@ pub fn measure(
             tensors: m.tensors,
             bytes_per_token: m.bytes_per_token,
             seconds_per_token: f64::INFINITY,
+            batch_flops: m.batch_flops,
+            prefill_s: f64::INFINITY,
         })
         .collect();
     fit_rounds(
@@ -205,8 +235,8 @@ pub fn measure(
         blank,
         |i| {
             let m = &models[i];
-            let step = median(&decode_steps(m, threads)?);
-            Ok(step)
+            let (steps, prefill_s) = time_model(&m.model, &m.shape, threads)?;
+            Ok((median(&steps), prefill_s))
         },
         progress,
     )
@@ -300,7 +330,7 @@ pub fn measure_host_layers(
     let mut measured = [f64::INFINITY; 2];
     for round in 1..=ROUNDS {
         for (i, (m, name)) in models.iter().zip(["resident", "FFNs in RAM"]).enumerate() {
-            let step = median(&time_steps(m, &model.shape, threads)?);
+            let step = median(&time_model(m, &model.shape, threads)?.0);
             progress(&format!(
                 "{} {name} round {round}: {:.2} ms per token",
                 model.shape,
@@ -327,26 +357,28 @@ fn scratch_dir(dir: &Path) -> Result<tempfile::TempDir, CalibrateError> {
         })
 }
 
-/// Times each model once per round (`time(i)` is model `i`'s median step), keeps each
+/// Times each model once per round (`time(i)` is model `i`'s median step and its prompt
+/// batch), keeps each
 /// model's fastest round and fits from [`ROUNDS`] rounds on, until a fit succeeds or
 /// [`MAX_ROUNDS`] have run.
 fn fit_rounds(
     backend: Backend,
     mut samples: Vec<Sample>,
-    mut time: impl FnMut(usize) -> Result<f64, CalibrateError>,
+    mut time: impl FnMut(usize) -> Result<(f64, f64), CalibrateError>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DecodeFit, CalibrateError> {
     let mut round = 0;
     loop {
         round += 1;
         for (i, s) in samples.iter_mut().enumerate() {
-            let step = time(i)?;
+            let (step, prefill_s) = time(i)?;
             progress(&format!(
                 "{} round {round}: {:.2} ms per token",
                 s.shape,
                 step * 1e3
             ));
             s.seconds_per_token = s.seconds_per_token.min(step);
+            s.prefill_s = s.prefill_s.min(prefill_s);
         }
         if round < ROUNDS {
             continue;
@@ -411,6 +443,7 @@ struct Prepared {
     tensors: u32,
     model: runtime::PlannedModel,
     bytes_per_token: f64,
+    batch_flops: f64,
 }
 
 fn prepare(
@@ -426,6 +459,7 @@ fn prepare(
     Ok(Prepared {
         tensors: mean.cost.layer_tensors.iter().sum::<u32>() + mean.cost.global_tensors,
         bytes_per_token: charged_bytes(&mean),
+        batch_flops: charged_flops(&mean, PREFILL),
         layers: model.layers,
         shape: model.shape.clone(),
         model: loaded?,
@@ -550,6 +584,29 @@ fn charged_bytes(solved: &place::Solved) -> f64 {
     cost.predict(&solved.units, &solved.assignment).token_s
 }
 
+/// FLOPs the cost model charges a prompt batch of `n_tokens` on the solved plan: its time on a
+/// machine that computes one FLOP per second, moves bytes instantly and has no fixed costs.
+fn charged_flops(solved: &place::Solved, n_tokens: u64) -> f64 {
+    let unit = place::cost::Device {
+        flops_per_s: 1.0,
+        bytes_per_s: f64::INFINITY,
+    };
+    let cost = CostModel {
+        gpu: solved.cost.gpu.map(|_| unit),
+        cpu: unit,
+        tensor_overhead_s: 0.0,
+        host_layer_overhead_s: 0.0,
+        ..solved.cost.clone()
+    };
+    // Per token of the batch: times the tokens for the batch.
+    cost.predict_batch(&solved.units, &solved.assignment, n_tokens)
+        .token_s
+        * n_tokens as f64
+}
+
+/// Tokens of the timed prompt batch (after the decode steps, on the same context).
+pub const PREFILL: u64 = 128;
+
 /// Context of the calibration runs: the prompt and the decoded tokens.
 const CONTEXT: u32 = 256;
 /// Prompt tokens of a run.
@@ -558,16 +615,14 @@ const PROMPT: i32 = 8;
 const MEAN_CONTEXT: u64 = PROMPT as u64 + (1 + WARMUP + STEPS / 2) as u64;
 
 /// One run's decode step times, warm-up left out.
-fn decode_steps(m: &Prepared, threads: u32) -> Result<Vec<f64>, CalibrateError> {
-    time_steps(&m.model, &m.shape, threads)
-}
-
-/// One run's decode step times of `model` (named `shape` in errors), warm-up left out.
-fn time_steps(
+/// One run's decode step times of `model` (named `shape` in errors), warm-up left out, then
+/// the seconds of a [`PREFILL`]-token prompt batch on the same context (warm by then: a
+/// context's first batch pays one-time costs).
+fn time_model(
     model: &runtime::PlannedModel,
     shape: &str,
     threads: u32,
-) -> Result<Vec<f64>, CalibrateError> {
+) -> Result<(Vec<f64>, f64), CalibrateError> {
     let err = |source| CalibrateError::Run {
         shape: shape.to_string(),
         source: Box::new(source),
@@ -584,7 +639,10 @@ fn time_steps(
     let g = ctx
         .generate(&prompt, 1 + WARMUP + STEPS, sampling)
         .map_err(err)?;
-    Ok(g.token_s.iter().skip(1 + WARMUP).copied().collect())
+    let steps = g.token_s.iter().skip(1 + WARMUP).copied().collect();
+    let batch: Vec<i32> = (0..PREFILL as i32).map(|i| 10 + i % 400).collect();
+    let p = ctx.generate(&batch, 1, sampling).map_err(err)?;
+    Ok((steps, p.prompt_s))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -627,8 +685,27 @@ pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, Calibrat
         backend,
         decode_gbps: 1.0 / b / 1e9,
         tensor_overhead_s: a,
+        matmul_gflops: matmul_rate(&samples, a, 1.0 / b).map(|r| r / 1e9),
         samples,
     })
+}
+
+/// FLOP/s of the samples' prompt batches: their FLOPs over their time less the per-tensor
+/// overhead (the cost model prices a batch as the larger of compute and weight bytes, plus
+/// the overhead). None when a batch is not bound by compute: its weight bytes at the decode
+/// bandwidth take half its compute time or more, or the overhead all of it.
+fn matmul_rate(samples: &[Sample], overhead_s: f64, bytes_per_s: f64) -> Option<f64> {
+    let (mut flops, mut secs) = (0.0, 0.0);
+    for s in samples {
+        let compute = s.prefill_s - f64::from(s.tensors) * overhead_s;
+        let finite = s.batch_flops.is_finite() && compute.is_finite();
+        if !finite || compute <= 0.0 || s.bytes_per_token / bytes_per_s >= 0.5 * compute {
+            return None;
+        }
+        flops += s.batch_flops;
+        secs += compute;
+    }
+    (secs > 0.0).then(|| flops / secs)
 }
 
 /// Normal equations of `y ≈ a x1 + b x2`.
@@ -652,6 +729,8 @@ mod tests {
     /// A llama model's sample: 9 tensors per layer and 3 globals.
     fn sample(layers: u32, mb: f64, ms: f64) -> Sample {
         Sample {
+            batch_flops: f64::NAN,
+            prefill_s: f64::NAN,
             shape: format!("{layers}"),
             layers,
             tensors: 9 * layers + 3,
@@ -687,6 +766,38 @@ mod tests {
         assert!((f.decode_gbps - 20.0).abs() < 1e-9, "{f:?}");
         assert!((f.tensor_overhead_s - 50e-6).abs() < 1e-12, "{f:?}");
         assert!(f.max_error() < 1e-12);
+        // Batches without a time give no rate.
+        assert_eq!(f.matmul_gflops, None);
+    }
+
+    #[test]
+    fn matmul_rate_is_flops_over_time_less_the_overhead() {
+        // 50 us per tensor, 20 GB/s; batches of 100 GFLOP at 200 GFLOP/s take 0.5 s plus
+        // their overhead.
+        let with_batch = |l: u32, mb: f64, ms: f64| Sample {
+            batch_flops: 100e9,
+            prefill_s: 0.5 + f64::from(9 * l + 3) * 50e-6,
+            ..sample(l, mb, ms)
+        };
+        let t = |l: u32, mb: f64| (f64::from(9 * l + 3) * 50e-6 + mb * 1e6 / 20e9) * 1e3;
+        let samples = vec![
+            with_batch(8, 200.0, t(8, 200.0)),
+            with_batch(16, 50.0, t(16, 50.0)),
+            with_batch(32, 3.0, t(32, 3.0)),
+        ];
+        let f = fit(Backend::Cpu, samples.clone()).unwrap();
+        let r = f.matmul_gflops.unwrap();
+        assert!((r - 200.0).abs() < 1e-6, "{r}");
+        assert!(
+            f.describe_matmul().contains("128-token"),
+            "{}",
+            f.describe_matmul()
+        );
+        // A batch whose weight bytes take most of its time measures bandwidth, not compute.
+        assert!(matmul_rate(&samples, 50e-6, 20e9).is_some());
+        let mut slow = samples;
+        slow[0].bytes_per_token = 8e9; // 0.4 s at 20 GB/s
+        assert_eq!(matmul_rate(&slow, 50e-6, 20e9), None);
     }
 
     #[test]
@@ -726,7 +837,7 @@ mod tests {
                     2 => 20.0,
                     _ => 1.0,
                 };
-                Ok(exact(l, mb) * slow)
+                Ok((exact(l, mb) * slow, f64::NAN))
             },
             &mut |_| {},
         )
@@ -743,7 +854,7 @@ mod tests {
             |i| {
                 n += 1;
                 let (l, mb) = shapes[i];
-                Ok(exact(l, mb) * [1.0, 50.0, 20.0][i])
+                Ok((exact(l, mb) * [1.0, 50.0, 20.0][i], f64::NAN))
             },
             &mut |_| {},
         )

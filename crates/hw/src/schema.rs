@@ -64,6 +64,11 @@ pub struct GpuProfile {
     /// costs of their own. Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_layer_overhead_s: Option<f64>,
+    /// FLOP/s llama.cpp's matmuls over quantized weights achieve on a prompt batch, TFLOP/s:
+    /// what prefill is bound by, below the `fp16_tflops` peak. Optional; `fp16_tflops` when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul_tflops: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +141,15 @@ pub struct CpuProfile {
     /// bytes (small ops, thread synchronisation). Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensor_overhead_s: Option<f64>,
+    /// FLOP/s llama.cpp's matmuls over quantized weights achieve on a prompt batch, GFLOP/s,
+    /// with its default repacking: what prefill is bound by, below `fp32_gflops` (a peak).
+    /// Optional; `fp32_gflops` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matmul_gflops: Option<f64>,
+    /// The same with the plain kernels of a run that streams weights. Optional;
+    /// `matmul_gflops` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streaming_matmul_gflops: Option<f64>,
 }
 
 impl GpuProfile {
@@ -143,12 +157,29 @@ impl GpuProfile {
     pub fn decode_bytes_per_s(&self) -> f64 {
         self.decode_gbps.unwrap_or(self.bandwidth_gbps) * 1e9
     }
+
+    /// Matmul FLOP/s of a prompt batch: [`GpuProfile::matmul_tflops`], else the fp16 peak.
+    pub fn matmul_flops_per_s(&self) -> f64 {
+        self.matmul_tflops.unwrap_or(self.fp16_tflops) * 1e12
+    }
 }
 
 impl HwProfile {
     /// Decode bandwidth of the CPU in bytes per second: `cpu.decode_gbps`, else the RAM's.
     pub fn cpu_decode_bytes_per_s(&self) -> f64 {
         self.cpu.decode_gbps.unwrap_or(self.ram.bandwidth_gbps) * 1e9
+    }
+
+    /// Matmul FLOP/s of the CPU on a prompt batch, in a run that streams weights (plain
+    /// kernels) or not (repacked): the measured rates, else the FMA peak.
+    pub fn cpu_matmul_flops_per_s(&self, streams: bool) -> f64 {
+        let repacked = self.cpu.matmul_gflops.unwrap_or(self.cpu.fp32_gflops);
+        let rate = if streams {
+            self.cpu.streaming_matmul_gflops.unwrap_or(repacked)
+        } else {
+            repacked
+        };
+        rate * 1e9
     }
 
     /// [`HwProfile::cpu_decode_bytes_per_s`] in a run that streams weights:

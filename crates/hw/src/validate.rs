@@ -51,6 +51,9 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         positive("gpu.fp32_tflops", g.fp32_tflops)?;
         decode_terms("gpu", g.decode_gbps, g.tensor_overhead_s)?;
         seconds_below_one("gpu.host_layer_overhead_s", g.host_layer_overhead_s)?;
+        if let Some(v) = g.matmul_tflops {
+            positive("gpu.matmul_tflops", v)?;
+        }
         if g.unified_memory && g.memory_bytes > p.ram.bytes {
             return fail(
                 "gpu.memory_bytes",
@@ -91,8 +94,14 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         return fail("cpu.cores", "must be at least 1");
     }
     positive("cpu.fp32_gflops", p.cpu.fp32_gflops)?;
-    if let Some(v) = p.cpu.streaming_decode_gbps {
-        positive("cpu.streaming_decode_gbps", v)?;
+    for (key, v) in [
+        ("cpu.streaming_decode_gbps", p.cpu.streaming_decode_gbps),
+        ("cpu.matmul_gflops", p.cpu.matmul_gflops),
+        ("cpu.streaming_matmul_gflops", p.cpu.streaming_matmul_gflops),
+    ] {
+        if let Some(v) = v {
+            positive(key, v)?;
+        }
     }
     decode_terms("cpu", p.cpu.decode_gbps, p.cpu.tensor_overhead_s)
 }

@@ -183,7 +183,7 @@ impl CostModel {
     /// decode rate depends on it.
     pub fn new(hw: &HwProfile, units: &Units, streams: bool) -> CostModel {
         let gpu = hw.gpu.as_ref().map(|g| Device {
-            flops_per_s: g.fp16_tflops * 1e12,
+            flops_per_s: g.matmul_flops_per_s(),
             bytes_per_s: g.decode_bytes_per_s(),
         });
         let tensor_overhead_s = match &hw.gpu {
@@ -195,7 +195,7 @@ impl CostModel {
             stream_on_gpu: hw.gpu.as_ref().is_some_and(|g| g.unified_memory),
             gpu,
             cpu: Device {
-                flops_per_s: hw.cpu.fp32_gflops * 1e9,
+                flops_per_s: hw.cpu_matmul_flops_per_s(streams),
                 bytes_per_s: if streams {
                     hw.cpu_streaming_decode_bytes_per_s()
                 } else {

@@ -314,6 +314,8 @@ pub fn measure_machine(
             decode_gbps: None,
             streaming_decode_gbps: None,
             tensor_overhead_s: None,
+            matmul_gflops: None,
+            streaming_matmul_gflops: None,
         },
     };
     let profile = rounded(profile);
@@ -406,6 +408,7 @@ fn gpu_sections(
         decode_gbps: None,
         tensor_overhead_s: None,
         host_layer_overhead_s: None,
+        matmul_tflops: None,
     };
     if g.integrated {
         return (Some(gpu), None);
