@@ -27,22 +27,36 @@ pub struct Device {
 }
 
 impl Device {
+    /// A roofline: compute and memory traffic overlap, the slower bounds.
     pub fn time(&self, w: Work) -> f64 {
         (w.flops / self.flops_per_s).max(w.bytes / self.bytes_per_s)
     }
+
+    /// A CPU's time: one use of each weight computes while the weights stream in (what a
+    /// decode step measures), but further uses in a batch follow the stream (the cores are
+    /// busy with the matmuls then, and no memory traffic hides them). [`Device::time`] when
+    /// nothing is reused.
+    pub fn cpu_time(&self, w: Work) -> f64 {
+        let reuse = w.reuse_flops / self.flops_per_s;
+        self.time(w).max(w.bytes / self.bytes_per_s + reuse)
+    }
 }
 
-/// FLOPs and bytes one device does for a layer per token.
+/// FLOPs and bytes one device does for a layer in a forward pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Work {
     pub flops: f64,
     pub bytes: f64,
+    /// The part of `flops` beyond one use of each weight read: the batch's other tokens on
+    /// the same weights (0 for a decode step).
+    pub reuse_flops: f64,
 }
 
 impl Work {
-    fn add(&mut self, flops: f64, bytes: f64) {
-        self.flops += flops;
-        self.bytes += bytes;
+    pub fn add(&mut self, w: Work) {
+        self.flops += w.flops;
+        self.bytes += w.bytes;
+        self.reuse_flops += w.reuse_flops;
     }
 }
 
@@ -253,9 +267,9 @@ impl CostModel {
         let (gpu_s, cpu_s) = match self.gpu {
             Some(g) => (
                 g.time(load.gpu) + overhead_s,
-                self.cpu.time(load.cpu) + self.host_layer_s(load.cpu_weights),
+                self.cpu.cpu_time(load.cpu) + self.host_layer_s(load.cpu_weights),
             ),
-            None => (0.0, self.cpu.time(load.cpu) + overhead_s),
+            None => (0.0, self.cpu.cpu_time(load.cpu) + overhead_s),
         };
         let io_dense_s = load.nvme_dense_bytes / (self.io.dense_gbps * 1e9);
         let io_expert_s = load.nvme_expert_bytes / (self.io.expert_gbps * 1e9)
@@ -347,7 +361,7 @@ impl CostModel {
         for (u, &tier) in units.units.iter().zip(&a.units) {
             let load = loads.entry(u.layer).or_default();
             let w = batch_work(u, n_tokens);
-            self.work(load, tier).add(w.flops, w.bytes);
+            self.work(load, tier).add(w);
             load.cpu_weights |= !self.on_gpu(tier);
             if tier == Tier::Nvme && u.row_reads() {
                 load.nvme_row_bytes += w.bytes;
@@ -362,7 +376,7 @@ impl CostModel {
             for ((tier, uses), (_, touch)) in expert_uses(e, s.gpu, s.ram).into_iter().zip(touched)
             {
                 let w = expert_batch_work(e, n * uses, touch);
-                self.work(load, tier).add(w.flops, w.bytes);
+                self.work(load, tier).add(w);
                 if tier == Tier::Nvme {
                     load.nvme_expert_bytes += w.bytes;
                 }
@@ -388,13 +402,16 @@ impl CostModel {
 /// which reads one row per token. Both the solver and the simulator price batches with it.
 pub fn batch_work(u: &Unit, n_tokens: u64) -> Work {
     let n = n_tokens.max(1) as f64;
+    let (bytes, reuse_flops) = if u.row_reads() {
+        // Each token reads and uses its own row.
+        (n * u.read_bytes, 0.0)
+    } else {
+        (u.read_bytes, (n - 1.0) * u.flops)
+    };
     Work {
         flops: n * u.flops,
-        bytes: if u.row_reads() {
-            n * u.read_bytes
-        } else {
-            u.read_bytes
-        },
+        bytes,
+        reuse_flops,
     }
 }
 
@@ -404,6 +421,7 @@ pub fn expert_batch_work(e: &ExpertLayer, uses: f64, touched: f64) -> Work {
     Work {
         flops: uses * e.expert_flops,
         bytes: touched * e.expert_bytes as f64,
+        reuse_flops: (uses - touched).max(0.0) * e.expert_flops,
     }
 }
 

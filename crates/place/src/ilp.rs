@@ -120,6 +120,8 @@ struct LinLoad {
     gpu_bytes: Expression,
     cpu_flops: Expression,
     cpu_bytes: Expression,
+    /// CPU FLOPs beyond one use of each weight read (`Work::reuse_flops`).
+    cpu_reuse: Expression,
     nvme_dense: Expression,
     nvme_expert: Expression,
     nvme_row: Expression,
@@ -137,15 +139,16 @@ impl LinLoad {
     }
 
     /// Adds FLOPs and bytes that follow different expressions (batched experts: compute
-    /// follows uses, reads follow touches).
-    fn add_split(&mut self, on_gpu: bool, flops: Expression, bytes: Expression) {
-        let (f, b) = if on_gpu {
-            (&mut self.gpu_flops, &mut self.gpu_bytes)
+    /// follows uses, reads follow touches), and the FLOPs that reuse weights.
+    fn add_split(&mut self, on_gpu: bool, flops: Expression, bytes: Expression, reuse: Expression) {
+        if on_gpu {
+            self.gpu_flops += flops;
+            self.gpu_bytes += bytes;
         } else {
-            (&mut self.cpu_flops, &mut self.cpu_bytes)
-        };
-        *f += flops;
-        *b += bytes;
+            self.cpu_flops += flops;
+            self.cpu_bytes += bytes;
+            self.cpu_reuse += reuse;
+        }
     }
 }
 
@@ -260,12 +263,9 @@ fn build(
             load.add(cost.on_gpu(t), u.flops, u.read_bytes, v);
             if prompt_len > 0 {
                 let pl = prefill.entry(u.layer).or_default();
-                let bytes = if u.row_reads() {
-                    batch * u.read_bytes
-                } else {
-                    u.read_bytes
-                };
-                pl.add(cost.on_gpu(t), batch * u.flops, bytes, v);
+                let w = super::cost::batch_work(u, prompt_len);
+                pl.add_split(cost.on_gpu(t), w.flops * v, w.bytes * v, w.reuse_flops * v);
+                let bytes = w.bytes;
                 match t {
                     Tier::Nvme if u.row_reads() => pl.nvme_row += bytes * v,
                     Tier::Nvme => pl.nvme_dense += bytes * v,
@@ -364,24 +364,28 @@ fn build(
             // Experts read per prefill batch: the touch curve's prefix sums at the same counts.
             let all = touch.last().copied().unwrap_or(0.0);
             let pl = prefill.entry(Some(e.layer)).or_default();
+            // A tier's batch work from its uses per token and experts touched per batch, as
+            // `cost::expert_batch_work`: FLOPs, bytes, FLOPs reusing a touched expert.
+            let ef = e.expert_flops;
+            let mut add = |on_gpu: bool, uses: Expression, touched: Expression| {
+                let flops = (batch * ef) * uses;
+                let reuse = flops.clone() - ef * touched.clone();
+                pl.add_split(on_gpu, flops, eb * touched, reuse);
+            };
             let nvme_touch = all - psi_m.clone();
-            pl.add_split(
+            add(
                 cost.on_gpu(Tier::Nvme),
-                (batch * e.expert_flops) * (k - phi_m_expr.clone()),
-                eb * nvme_touch.clone(),
+                k - phi_m_expr.clone(),
+                nvme_touch.clone(),
             );
-            pl.nvme_expert += eb * nvme_touch;
             match &g {
                 Some((_, _, phi_g, Some(psi_g))) => {
-                    pl.add_split(true, (batch * e.expert_flops) * *phi_g, eb * psi_g.clone());
-                    pl.add_split(
-                        false,
-                        (batch * e.expert_flops) * (phi_m_expr - *phi_g),
-                        eb * (psi_m - psi_g.clone()),
-                    );
+                    add(true, Expression::from(*phi_g), psi_g.clone());
+                    add(false, phi_m_expr - *phi_g, psi_m - psi_g.clone());
                 }
-                _ => pl.add_split(false, (batch * e.expert_flops) * phi_m_expr, eb * psi_m),
+                _ => add(false, phi_m_expr, psi_m),
             }
+            pl.nvme_expert += eb * nvme_touch;
         }
         expert_keys.insert(e.layer, (n, m, g.as_ref().map(|&(_, v, _, _)| v)));
         let g = g.map(|(idx, _, _, _)| idx);
@@ -590,7 +594,19 @@ fn layer_terms(
     if let (true, Some(gpu)) = (has_gpu, cost.gpu) {
         compute += roofline(vars, constraints, gpu, load.gpu_flops, load.gpu_bytes);
     }
-    compute += roofline(vars, constraints, cost.cpu, load.cpu_flops, load.cpu_bytes);
+    let cpu = cost.cpu;
+    let y = roofline(
+        vars,
+        constraints,
+        cpu,
+        load.cpu_flops,
+        load.cpu_bytes.clone(),
+    );
+    // Reused weights' compute follows the CPU's weight stream (`Device::cpu_time`).
+    let stream_then_reuse =
+        (MS / cpu.bytes_per_s) * load.cpu_bytes + (MS / cpu.flops_per_s) * load.cpu_reuse;
+    constraints.push(stream_then_reuse.leq(y));
+    compute += y;
     compute += MS * cost.overhead_s(layer);
     *objective += (MS / (cost.io.expert_gbps * 1e9)) * load.nvme_expert;
     *objective += (MS / (cost.io.row_gbps * 1e9)) * load.nvme_row;

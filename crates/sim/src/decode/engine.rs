@@ -15,6 +15,7 @@ use super::{reads, DecodePolicy, Machine, MoeLayer, Options, Placement};
 use crate::dense::DenseReads;
 use crate::events::{EventQueue, Nanos, StorageDevice};
 use metrics::{SummaryBuilder, TokenLayerRecord};
+use place::cost::Work;
 use place::Tier;
 use policy::cache::Policy;
 use policy::prefetch::{Coactivation, ExpertPrefetch};
@@ -346,10 +347,7 @@ impl Engine<'_> {
                 let layer = self.layer().layer;
                 let mut all = self.layer().pre;
                 let post = self.post;
-                all.gpu.flops += post.gpu.flops;
-                all.gpu.bytes += post.gpu.bytes;
-                all.cpu.flops += post.cpu.flops;
-                all.cpu.bytes += post.cpu.bytes;
+                all.add(&post);
                 // The step's compute is priced whole, as the solver prices a layer; the
                 // post-routing phase is what the whole adds to the pre-routing phase.
                 let cpu = self.layer().cpu_weights;
@@ -458,10 +456,13 @@ impl Engine<'_> {
                 machine,
                 opts,
                 tier,
-                layer.expert_flops,
-                layer.expert_bytes as f64,
+                Work {
+                    flops: layer.expert_flops,
+                    bytes: layer.expert_bytes as f64,
+                    reuse_flops: 0.0,
+                },
             );
-            add(&mut self.post, &w);
+            self.post.add(&w);
             self.rec.expert_accesses += 1;
             if hit {
                 self.rec.expert_hits += 1;
@@ -612,12 +613,4 @@ impl Engine<'_> {
         }
         self.staged.clear();
     }
-}
-
-fn add(p: &mut Phase, w: &Phase) {
-    p.gpu.flops += w.gpu.flops;
-    p.gpu.bytes += w.gpu.bytes;
-    p.cpu.flops += w.cpu.flops;
-    p.cpu.bytes += w.cpu.bytes;
-    p.link_bytes += w.link_bytes;
 }

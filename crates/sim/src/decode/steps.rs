@@ -19,10 +19,8 @@ pub(crate) struct Phase {
 
 impl Phase {
     pub(crate) fn add(&mut self, other: &Phase) {
-        self.gpu.flops += other.gpu.flops;
-        self.gpu.bytes += other.gpu.bytes;
-        self.cpu.flops += other.cpu.flops;
-        self.cpu.bytes += other.cpu.bytes;
+        self.gpu.add(other.gpu);
+        self.cpu.add(other.cpu);
         self.link_bytes += other.link_bytes;
     }
 }
@@ -52,20 +50,17 @@ pub(crate) fn place_work(
     machine: &Machine,
     opts: &Options,
     tier: Tier,
-    flops: f64,
-    bytes: f64,
+    w: Work,
 ) -> Phase {
     let mut p = Phase::default();
     if linked(cost, machine, opts, tier) {
-        p.link_bytes = bytes;
+        p.link_bytes = w.bytes;
     }
-    let work = if on_cpu(cost, machine, opts, tier) {
-        &mut p.cpu
+    if on_cpu(cost, machine, opts, tier) {
+        p.cpu = w;
     } else {
-        &mut p.gpu
-    };
-    work.flops = flops;
-    work.bytes = bytes;
+        p.gpu = w;
+    }
     p
 }
 
@@ -131,7 +126,7 @@ pub(crate) fn build(
         let step = &mut layers[idx];
         step.cpu_weights |= on_cpu(p.cost, machine, opts, tier);
         let w = batch_work(u, tokens);
-        let work = place_work(p.cost, machine, opts, tier, w.flops, w.bytes);
+        let work = place_work(p.cost, machine, opts, tier, w);
         match u.group {
             Group::Attention | Group::Norm | Group::Router => step.pre.add(&work),
             _ => step.post.add(&work),

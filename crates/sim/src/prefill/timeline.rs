@@ -172,14 +172,7 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
                     (false, _) => Tier::Nvme,
                 };
                 let w = expert_batch_work(inp.units[m], f64::from(t.uses), 1.0);
-                post.add(&steps::place_work(
-                    cost,
-                    inp.machine,
-                    inp.opts,
-                    tier,
-                    w.flops,
-                    w.bytes,
-                ));
+                post.add(&steps::place_work(cost, inp.machine, inp.opts, tier, w));
                 rec.expert_accesses += 1;
                 rec.expert_hits += u32::from(t.hit);
                 if !t.hit {
