@@ -72,5 +72,20 @@ pub fn place(units: &Units, caps: &Capacities, stream_globals: bool) -> Option<A
             }
         }
     }
+    // A merged expert tensor lives on one device: a layer with experts off the GPU keeps its
+    // GPU experts in RAM (as many as fit there; the rest, least popular first, on NVMe).
+    for (e, s) in units.experts.iter().zip(&mut a.experts) {
+        if s.gpu == 0 || s.gpu == e.n_expert() {
+            continue;
+        }
+        gpu_used -= u64::from(s.gpu) * e.expert_bytes;
+        let room = caps.left_for(Tier::Ram, gpu_used, ram_used) / e.expert_bytes.max(1);
+        let moved = u64::from(s.gpu).min(room);
+        ram_used += moved * e.expert_bytes;
+        // Experts moved to RAM displace nothing already there: they rank above the RAM ones
+        // in popularity, so the split stays a prefix.
+        s.ram += moved as u32;
+        s.gpu = 0;
+    }
     Some(a)
 }

@@ -327,33 +327,35 @@ fn build(
         );
         load.nvme_expert += eb * nvme_uses;
         let g = if has_gpu {
-            let g_col = count(&mut vars);
+            // A merged expert tensor lives on one device (llama.cpp cannot split a tensor, and
+            // the runtime keeps one with experts off the GPU in host memory): the layer's
+            // experts are on the GPU all (g = 1) or none, and then the GPU serves every use.
+            let g_col = vars.add(if relax {
+                variable().min(0).max(1)
+            } else {
+                variable().binary()
+            });
             let g = g_col.var;
-            let phi_g = vars.add(variable().min(0).max(k)).var;
-            for &(start, value, slope) in &curve {
-                constraints.push((phi_g - slope * g).leq(value - slope * start));
-            }
-            constraints.push((g - m).leq(0.0));
-            constraints.push((phi_g - phi_m).leq(0.0));
-            load.add(true, e.expert_flops, eb, phi_g);
-            load.add(false, e.expert_flops, eb, phi_m - phi_g);
-            gpu_used += (eb * MB) * g;
-            ram_used += (eb * MB) * (m - g);
+            let phi_g = k * g;
+            constraints.push((n * g - m).leq(0.0));
+            constraints.push((phi_g.clone() - phi_m).leq(0.0));
+            load.add(true, e.expert_flops, eb, phi_g.clone());
+            load.add(false, e.expert_flops, eb, phi_m - phi_g.clone());
+            gpu_used += (eb * MB * n) * g;
+            ram_used += (eb * MB) * (m - n * g);
             if host_cost {
                 // The CPU computes the RAM experts, and the NVMe ones unless the GPU does.
                 let y = host_of(&mut vars, Some(e.layer));
                 let on_cpu = if cost.on_gpu(Tier::Nvme) {
-                    m - g
+                    m - n * g
                 } else {
-                    n - Expression::from(g)
+                    n - n * g
                 };
                 constraints.push((on_cpu - n * y).leq(0.0));
             }
-            let psi_g =
-                exact.then(|| one_hot(&mut vars, &mut constraints, relax, e, &touch, g, phi_g));
-            if pinned {
-                pin_curve(&mut vars, &mut constraints, relax, e, &curve, g, phi_g);
-            }
+            // Touched per batch when all are on the GPU: every touch.
+            let all = touch.last().copied().unwrap_or(0.0);
+            let psi_g = exact.then(|| all * g);
             Some((g_col.idx, g, phi_g, psi_g))
         } else {
             load.add(false, e.expert_flops, eb, phi_m);
@@ -380,8 +382,8 @@ fn build(
             );
             match &g {
                 Some((_, _, phi_g, Some(psi_g))) => {
-                    add(true, Expression::from(*phi_g), psi_g.clone());
-                    add(false, phi_m_expr - *phi_g, psi_m - psi_g.clone());
+                    add(true, phi_g.clone(), psi_g.clone());
+                    add(false, phi_m_expr - phi_g.clone(), psi_m - psi_g.clone());
                 }
                 _ => add(false, phi_m_expr, psi_m),
             }
@@ -687,7 +689,8 @@ fn start_columns(model: &Model, a: &Assignment) -> Vec<(usize, f64)> {
     for (&(g, m), s) in model.counts.iter().zip(&a.experts) {
         out.push((m, (s.gpu + s.ram) as f64));
         if let Some(g) = g {
-            out.push((g, s.gpu as f64));
+            // The layer's experts on the GPU, all or none.
+            out.push((g, if s.gpu > 0 { 1.0 } else { 0.0 }));
         }
     }
     out
@@ -869,7 +872,8 @@ fn decode(
         .zip(&units.experts)
         .map(|(&(g, m), e)| {
             let m = (r.cols[m].round().max(0.0) as u32).min(e.n_expert());
-            let g = g.map_or(0, |g| (r.cols[g].round().max(0.0) as u32).min(m));
+            // All of the layer's experts on the GPU, or none.
+            let g = g.map_or(0, |g| if r.cols[g] > 0.5 { m } else { 0 });
             ExpertSplit { gpu: g, ram: m - g }
         })
         .collect();

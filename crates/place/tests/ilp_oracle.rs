@@ -249,15 +249,13 @@ fn allowed(inst: &Instance, u: &Unit) -> Vec<Tier> {
 }
 
 /// Every split of each MoE layer's experts: `gpu` most popular on the GPU, the next `ram` in
-/// RAM, the rest on NVMe.
+/// RAM, the rest on NVMe; a layer's experts are on the GPU all or none (a merged tensor lives on
+/// one device).
 fn splits(inst: &Instance, e: &ExpertLayer) -> Vec<ExpertSplit> {
     let n = e.order.len() as u32;
-    let gpu_max = if inst.caps.gpu.is_some() { n } else { 0 };
-    let mut out = Vec::new();
-    for gpu in 0..=gpu_max {
-        for ram in 0..=n - gpu {
-            out.push(ExpertSplit { gpu, ram });
-        }
+    let mut out: Vec<ExpertSplit> = (0..=n).map(|ram| ExpertSplit { gpu: 0, ram }).collect();
+    if inst.caps.gpu.is_some() {
+        out.push(ExpertSplit { gpu: n, ram: 0 });
     }
     out
 }

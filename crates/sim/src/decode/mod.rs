@@ -312,6 +312,13 @@ pub(crate) fn resolve_layers(p: &Placement<'_>, trace: &Trace) -> Result<Vec<Moe
                     *slot = t;
                 }
             }
+            // A merged expert tensor lives on one device: with any expert off the GPU the
+            // runtime keeps it in host memory, the plan's GPU experts with it.
+            if tier.iter().any(|&t| t != Tier::Gpu) {
+                for t in tier.iter_mut().filter(|t| **t == Tier::Gpu) {
+                    *t = Tier::Ram;
+                }
+            }
             Ok(MoeLayer {
                 layer: e.layer,
                 expert_bytes: unit.expert_bytes,
