@@ -334,6 +334,15 @@ fn coactivation_learns_online_and_never_peeks() {
     assert_eq!(run.report.bytes_read_per_token * 3.0, 4.0 * 50_000.0);
 }
 
+/// One LRU cache of two experts' bytes over both layers.
+fn lru_of_two() -> DecodePolicy {
+    DecodePolicy::Cache {
+        policy: Policy::Lru,
+        capacity_bytes: 100_000,
+        partition: Partition::Global,
+    }
+}
+
 #[test]
 fn coactivation_does_not_read_what_a_dynamic_cache_holds() {
     let mut case = Case::new(50_000, 50_000, storage(&[1.0], 0));
@@ -342,12 +351,7 @@ fn coactivation_does_not_read_what_a_dynamic_cache_holds() {
     // cached) and teaches 2 -> 2. Token 1 hits layer 0's expert 2; the prediction for layer 1,
     // expert 2, is cached, so nothing is prefetched (the runtime sees its slices loaded); layer
     // 1 then routes to expert 3, a demand read that evicts layer 1's expert 2.
-    let lru = DecodePolicy::Cache {
-        policy: Policy::Lru,
-        capacity_bytes: 100_000,
-        partition: Partition::Global,
-    };
-    let run = case.run_with(&trace(&[[2, 2], [2, 3]]), &lru);
+    let run = case.run_with(&trace(&[[2, 2], [2, 3]]), &lru_of_two());
     assert_eq!(run.report.prefetch_wasted_bytes_per_token, 0.0);
     assert_eq!(run.report.bytes_read_per_token * 2.0, 3.0 * 50_000.0);
     let hits: Vec<u32> = run.records.iter().map(|r| r.expert_hits).collect();
@@ -363,12 +367,7 @@ fn coactivation_reads_a_ram_tier_expert_that_a_dynamic_cache_evicted() {
     // routes layer 0 to 0 (a read, evicting layer 0's expert 2), which predicts layer 1's
     // expert 1: in the RAM tier but not cached, so it is read, as the runtime reads it; layer 1
     // then hits expert 3 and the prefetch is wasted.
-    let lru = DecodePolicy::Cache {
-        policy: Policy::Lru,
-        capacity_bytes: 100_000,
-        partition: Partition::Global,
-    };
-    let run = case.run_with(&trace(&[[0, 1], [2, 3], [0, 3]]), &lru);
+    let run = case.run_with(&trace(&[[0, 1], [2, 3], [0, 3]]), &lru_of_two());
     assert_eq!(run.report.prefetch_wasted_bytes_per_token * 3.0, 50_000.0);
     assert_eq!(run.report.bytes_read_per_token * 3.0, 6.0 * 50_000.0);
     let hits: Vec<u32> = run.records.iter().map(|r| r.expert_hits).collect();
