@@ -181,6 +181,35 @@ impl<'m> Context<'m> {
         }
     }
 
+    /// Decodes one throwaway token and forgets it, so that a timed prompt does not pay the
+    /// context's one-time costs (compute buffers first touched, threads started, GPU kernels
+    /// loaded), as llama-bench's warm-up run does not. The streamer sits it out: nothing is
+    /// read, recorded or replayed and the expert cache is untouched; streamed weights are
+    /// computed from whatever their memory holds (zero pages, or a released tensor's
+    /// leftovers) and the result is discarded with the KV cache.
+    pub fn warm_up(&mut self) -> Result<()> {
+        if let Some(s) = self.streamer.as_mut() {
+            s.set_paused(true);
+        }
+        // SAFETY: the model is live; any token id below the vocabulary size is valid.
+        let bos = unsafe { sys::llama_vocab_bos(sys::llama_model_get_vocab(self.model.raw())) };
+        let token = if (0..self.model.n_vocab() as i32).contains(&bos) {
+            bos
+        } else {
+            0
+        };
+        let r = self.decode(&mut [token], 0);
+        // SAFETY: the context is live; clearing its memory leaves it empty for the next batch.
+        unsafe {
+            sys::llama_synchronize(self.raw.as_ptr());
+            sys::llama_memory_clear(sys::llama_get_memory(self.raw.as_ptr()), true);
+        }
+        if let Some(s) = self.streamer.as_mut() {
+            s.set_paused(false);
+        }
+        r
+    }
+
     /// Decodes `prompt` and generates up to `n_predict` tokens.
     pub fn generate(
         &mut self,

@@ -120,6 +120,8 @@ pub struct Streamer {
     rec: Recorder,
     /// Router interception (per-expert streaming, routing record/replay), when on.
     moe: Option<Moe>,
+    /// Sitting a decode out ([`crate::Context::warm_up`]): no node is asked for.
+    paused: bool,
 }
 
 /// Per-(token, layer) timing between layer-output marks.
@@ -183,6 +185,7 @@ impl Streamer {
                 mark_busy_s: 0.0,
             },
             moe: None,
+            paused: false,
         })
     }
 
@@ -246,6 +249,12 @@ impl Streamer {
             Streamer::new(&[], &HashMap::new(), Vec::new(), 0).expect("no tensors cannot fail");
         s.record_layers(true);
         s
+    }
+
+    /// Pauses or resumes the streamer: paused, llama.cpp asks it for nothing, so it reads,
+    /// records and routes nothing.
+    pub(crate) fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
     }
 
     /// Turns per-(token, layer) records on or off (off by default: each layer mark is a sync).
@@ -475,6 +484,10 @@ pub(crate) unsafe extern "C" fn eval_callback(
 ) -> bool {
     // SAFETY: the context that registered us holds the Streamer alive and unaliased during decode.
     let s = unsafe { &mut *(user_data as *mut Streamer) };
+    if s.paused {
+        // Ask for nothing; let every node's compute go on.
+        return !ask;
+    }
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if ask {
             s.on_ask(t)

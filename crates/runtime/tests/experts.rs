@@ -44,10 +44,18 @@ struct Run {
 }
 
 fn run(path: &Path, plan: &plan::Plan, opts: &MoeOptions, n: usize) -> Run {
+    run_after(path, plan, opts, n, false)
+}
+
+/// [`run`], after a warm-up token when `warm_up`.
+fn run_after(path: &Path, plan: &plan::Plan, opts: &MoeOptions, n: usize, warm_up: bool) -> Run {
     let planned = PlannedModel::load(path, plan, None).unwrap();
     let prompt = planned.model.tokenize(PROMPT, true).unwrap();
     let streamer = planned.streamer_with(opts).unwrap();
     let mut ctx = Context::new(&planned.model, PARAMS, streamer).unwrap();
+    if warm_up {
+        ctx.warm_up().unwrap();
+    }
     let g = ctx.generate(&prompt, n, Sampling::GREEDY).unwrap();
     let s = ctx.streamer().unwrap();
     let trace = opts
@@ -421,6 +429,43 @@ fn oracle_prefetch_reads_exactly_the_next_layers_misses_ahead() {
     assert_eq!(o.expert_prefetch_hits, o.expert_prefetches);
     assert_eq!(o.expert_fills, d.expert_fills);
     assert_eq!(o.bytes_read, d.bytes_read);
+}
+
+#[test]
+fn a_warm_up_token_reads_routes_and_records_nothing() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = deepseek(dir.path());
+    let plan = plan_streaming_experts(&path, &[], 4);
+    let routing = run(&path, &plan, &record(), N_PREDICT).trace.unwrap();
+    // Replayed and recorded again: the warm-up must neither consume the replay nor be recorded.
+    let opts = MoeOptions {
+        record: true,
+        replay: Some(routing.clone()),
+        ..Default::default()
+    };
+    let cold = run_after(&path, &plan, &opts, N_PREDICT, false);
+    let warm = run_after(&path, &plan, &opts, N_PREDICT, true);
+    assert_eq!(warm.tokens, cold.tokens);
+    assert_eq!(warm.tokens, plain_llama(&path));
+    let (w, c) = (&warm.stats, &cold.stats);
+    assert_eq!(
+        (
+            w.expert_accesses,
+            w.expert_hits,
+            w.expert_fills,
+            w.bytes_read
+        ),
+        (
+            c.expert_accesses,
+            c.expert_hits,
+            c.expert_fills,
+            c.bytes_read
+        ),
+        "{w:?} vs {c:?}"
+    );
+    let (wt, ct) = (warm.trace.unwrap(), cold.trace.unwrap());
+    assert_eq!(wt.n_tokens(), ct.n_tokens());
+    assert_eq!(wt.expert_ids(), routing.expert_ids());
 }
 
 #[test]
