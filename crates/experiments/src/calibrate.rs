@@ -1,7 +1,9 @@
-//! Decode calibration: the two terms of a backend's decode roofline that a spec sheet does not
-//! give, measured on this machine — the weight bytes per second its batch-1 kernels achieve
-//! (`decode_gbps`) and the fixed time each weight tensor costs beyond moving its bytes
-//! (`tensor_overhead_s`).
+//! Decode calibration: the terms of a backend's roofline that a spec sheet does not give,
+//! measured on this machine — the weight bytes per second its batch-1 kernels achieve
+//! (`decode_gbps`), the fixed time each weight tensor costs beyond moving its bytes
+//! (`tensor_overhead_s`), the FLOP/s its matmuls reach on a prompt batch (`matmul_gflops`,
+//! [`PREFILL`] tokens on the same models), and on a GPU the fixed cost of a layer whose
+//! weights the CPU computes ([`measure_host_layers`]).
 //!
 //! Three synthetic dense llama models (random Q4_0 weights, [`synth`]) of about the same size
 //! in 8, 32 and 128 layers are planned fully resident on the backend, loaded by the runtime
