@@ -183,7 +183,7 @@ impl<'m> Context<'m> {
 
     /// Decodes one throwaway token and forgets it, so that a timed prompt does not pay the
     /// context's one-time costs (compute buffers first touched, threads started, GPU kernels
-    /// loaded), as llama-bench's warm-up run does not. The streamer sits it out: nothing is
+    /// loaded), as llama-bench's warm-up run does. The streamer sits it out: nothing is
     /// read, recorded or replayed and the expert cache is untouched; streamed weights are
     /// computed from whatever their memory holds (zero pages, or a released tensor's
     /// leftovers) and the result is discarded with the KV cache.
