@@ -570,28 +570,23 @@ impl Drop for Synthetic {
     }
 }
 
-/// Bytes the cost model charges a decode step of the solved plan: its time on a machine that
-/// moves one byte per second, computes instantly and has no fixed costs.
+/// Bytes the cost model charges a decode step of the solved plan.
 fn charged_bytes(solved: &place::Solved) -> f64 {
-    let unit = place::cost::Device {
-        flops_per_s: f64::INFINITY,
-        bytes_per_s: 1.0,
-    };
-    let cost = CostModel {
-        gpu: solved.cost.gpu.map(|_| unit),
-        cpu: unit,
-        tensor_overhead_s: 0.0,
-        ..solved.cost.clone()
-    };
-    cost.predict(&solved.units, &solved.assignment).token_s
+    charged(solved, 1, f64::INFINITY, 1.0)
 }
 
-/// FLOPs the cost model charges a prompt batch of `n_tokens` on the solved plan: its time on a
-/// machine that computes one FLOP per second, moves bytes instantly and has no fixed costs.
+/// FLOPs the cost model charges a prompt batch of `n_tokens` on the solved plan.
 fn charged_flops(solved: &place::Solved, n_tokens: u64) -> f64 {
+    charged(solved, n_tokens, 1.0, f64::INFINITY)
+}
+
+/// The solved plan's time for a batch of `n_tokens` on a machine of the given rates with no
+/// fixed costs: with one rate 1 and the other infinite, what the cost model charges of the
+/// other quantity.
+fn charged(solved: &place::Solved, n_tokens: u64, flops_per_s: f64, bytes_per_s: f64) -> f64 {
     let unit = place::cost::Device {
-        flops_per_s: 1.0,
-        bytes_per_s: f64::INFINITY,
+        flops_per_s,
+        bytes_per_s,
     };
     let cost = CostModel {
         gpu: solved.cost.gpu.map(|_| unit),
@@ -600,7 +595,7 @@ fn charged_flops(solved: &place::Solved, n_tokens: u64) -> f64 {
         host_layer_overhead_s: 0.0,
         ..solved.cost.clone()
     };
-    // Per token of the batch: times the tokens for the batch.
+    // Per token of the batch, times its tokens.
     cost.predict_batch(&solved.units, &solved.assignment, n_tokens)
         .token_s
         * n_tokens as f64
