@@ -28,6 +28,9 @@ enum Command {
     Solve(cmd::solve::Args),
     /// Simulate decoding a routing trace on a plan and machine: tok/s, latency, hit rates.
     Sim(cmd::sim::Args),
+    /// Simulate every configuration of a grid (policy, cache, prefetch, depth, ...) over a
+    /// trace: one Parquet row each, resumable, shardable.
+    Sweep(cmd::sweep::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
@@ -67,6 +70,7 @@ fn main() {
         Command::Profile(a) => cmd::profile::run(a),
         Command::Solve(a) => cmd::solve::run(a),
         Command::Sim(a) => cmd::sim::run(a),
+        Command::Sweep(a) => cmd::sweep::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]

@@ -12,8 +12,7 @@ pub const MAX_LAYERS: u64 = 512;
 pub const MAX_TOKENS: u64 = 1 << 24;
 /// Bytes: 1 PiB, beyond any machine's memory or drive.
 pub const MAX_BYTES: u64 = 1 << 50;
-/// Threads llama.cpp accepts (`GGML_MAX_N_THREADS`).
-#[cfg(feature = "runtime")]
+/// Threads: what llama.cpp accepts (`GGML_MAX_N_THREADS`); sweeps take as many.
 pub const MAX_THREADS: u64 = 512;
 /// Read requests in flight.
 pub const MAX_QUEUE_DEPTH: u64 = 1024;

@@ -1,5 +1,7 @@
 //! One module per subcommand: argument struct + `run`.
 
+use anyhow::Context;
+use std::io::Read;
 use std::path::Path;
 
 /// `value` (a JSON object) with the schema id of what it is and the hypura version that wrote
@@ -47,12 +49,30 @@ pub fn load_plan(path: &Path) -> anyhow::Result<plan::Plan> {
     })
 }
 
+/// FNV-1a 64 of a file's bytes, hex: how plans and sweeps name the trace they used.
+pub fn file_hash(path: &Path) -> anyhow::Result<String> {
+    let mut f = infile::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = plan::Fnv1a::default();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.hex())
+}
+
 pub mod inspect;
 pub mod profile;
 #[cfg(feature = "runtime")]
 pub mod run;
 pub mod sim;
 pub mod solve;
+pub mod sweep;
 pub mod synth;
 pub mod trace;
 #[cfg(feature = "runtime")]

@@ -5,8 +5,7 @@ use crate::range;
 use anyhow::{Context, Result};
 use hw::HwProfile;
 use place::{self, Headroom, IlpOptions, Method, PlaceError, Short, Shortfall, SolveOptions};
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,7 +64,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let rates = trace.as_ref().map(sim::decode::expert_rates);
     let trace_hash = match &args.trace {
-        Some(p) => Some(file_hash(p)?),
+        Some(p) => Some(super::file_hash(p)?),
         None => None,
     };
     let opts = SolveOptions {
@@ -129,21 +128,4 @@ fn place_advice(e: PlaceError) -> anyhow::Error {
         }) => anyhow::anyhow!("{e}; lower --ctx or choose a smaller --kv-type"),
         _ => e.into(),
     }
-}
-
-/// The FNV-1a hash of a file's bytes (the plan records which trace it was solved for).
-fn file_hash(path: &Path) -> Result<String> {
-    let mut f = infile::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = plan::Fnv1a::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.hex())
 }

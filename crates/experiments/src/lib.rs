@@ -22,6 +22,7 @@ pub mod chart;
 pub mod grid;
 pub mod measures;
 pub mod report;
+pub mod sweep;
 pub mod table;
 pub mod validate;
 

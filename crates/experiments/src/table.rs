@@ -18,6 +18,8 @@ use std::sync::Arc;
 /// One column's values.
 pub enum Column {
     Text(Vec<String>),
+    /// `None`: null.
+    OptText(Vec<Option<String>>),
     /// Unsigned counts (`None`: null).
     Count(Vec<Option<u64>>),
     /// `None`: null.
@@ -38,10 +40,23 @@ pub enum TableError {
 
 /// Writes `columns` (all the same length) to `path` atomically, replacing it.
 pub fn write(path: &Path, name: &str, columns: &[(&str, Column)]) -> Result<(), TableError> {
+    write_table(path, name, crate::report::SCHEMA, columns, true)
+}
+
+/// Writes `columns` to `path` atomically with `schema_id` as the file's `hypura.schema`;
+/// an existing `path` is replaced only with `overwrite`.
+pub fn write_table(
+    path: &Path,
+    name: &str,
+    schema_id: &str,
+    columns: &[(&str, Column)],
+    overwrite: bool,
+) -> Result<(), TableError> {
     let fields: Vec<String> = columns
         .iter()
         .map(|(n, c)| match c {
             Column::Text(_) => format!("required binary {n} (UTF8);"),
+            Column::OptText(_) => format!("optional binary {n} (UTF8);"),
             Column::Count(_) => format!("optional int64 {n} (INTEGER(64, false));"),
             Column::Real(_) => format!("optional double {n};"),
         })
@@ -57,7 +72,7 @@ pub fn write(path: &Path, name: &str, columns: &[(&str, Column)]) -> Result<(), 
             .set_compression(Compression::SNAPPY)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 "hypura.schema".to_string(),
-                crate::report::SCHEMA.to_string(),
+                schema_id.to_string(),
             )]))
             .build();
         let mut out = Vec::new();
@@ -69,6 +84,11 @@ pub fn write(path: &Path, name: &str, columns: &[(&str, Column)]) -> Result<(), 
                 Column::Text(v) => {
                     let v: Vec<ByteArray> = v.iter().map(|s| ByteArray::from(s.as_str())).collect();
                     col.typed::<ByteArrayType>().write_batch(&v, None, None)?;
+                }
+                Column::OptText(v) => {
+                    let (vals, def) = nullable_text(v);
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&vals, Some(&def), None)?;
                 }
                 Column::Count(v) => {
                     let (vals, def) = nullable(v, |x| x as i64);
@@ -89,13 +109,23 @@ pub fn write(path: &Path, name: &str, columns: &[(&str, Column)]) -> Result<(), 
         Ok(out)
     })()
     .map_err(err)?;
-    outfile::write_bytes(path, true, &bytes)?;
+    outfile::write_bytes(path, overwrite, &bytes)?;
     Ok(())
 }
 
 /// Present values and the definition levels (1 present, 0 null).
 fn nullable<T: Copy, U>(v: &[Option<T>], f: impl Fn(T) -> U) -> (Vec<U>, Vec<i16>) {
     let vals = v.iter().flatten().map(|&x| f(x)).collect();
+    let def = v.iter().map(|x| i16::from(x.is_some())).collect();
+    (vals, def)
+}
+
+fn nullable_text(v: &[Option<String>]) -> (Vec<ByteArray>, Vec<i16>) {
+    let vals = v
+        .iter()
+        .flatten()
+        .map(|s| ByteArray::from(s.as_str()))
+        .collect();
     let def = v.iter().map(|x| i16::from(x.is_some())).collect();
     (vals, def)
 }

@@ -166,8 +166,18 @@ impl Setup {
 
 /// The profile narrowed to a point's memory.
 pub fn point_profile(hw: &HwProfile, point: &Point) -> Result<HwProfile, ValidateError> {
+    budget_profile(hw, point.ram_bytes, point.gpu_bytes)
+}
+
+/// The profile with `ram_bytes` of RAM for the plan (after the OS reserve) and `gpu_bytes` of
+/// GPU working set, where given.
+pub fn budget_profile(
+    hw: &HwProfile,
+    ram_bytes: Option<u64>,
+    gpu_bytes: Option<u64>,
+) -> Result<HwProfile, ValidateError> {
     let mut hw = hw.clone();
-    if let Some(b) = point.ram_bytes {
+    if let Some(b) = ram_bytes {
         let have = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
         if b > have {
             return Err(ValidateError::BudgetTooLarge {
@@ -179,7 +189,7 @@ pub fn point_profile(hw: &HwProfile, point: &Point) -> Result<HwProfile, Validat
         hw.ram.bytes = b + hw.ram.os_reserve_bytes;
         hw.name = format!("{} (RAM for the plan: {} bytes)", hw.name, b);
     }
-    if let Some(b) = point.gpu_bytes {
+    if let Some(b) = gpu_bytes {
         let gpu = hw.gpu.as_mut().ok_or(ValidateError::NoGpu)?;
         if b > gpu.working_set_bytes {
             return Err(ValidateError::BudgetTooLarge {

@@ -170,13 +170,69 @@ pub fn simulate(
     policy: &DecodePolicy,
     opts: &Options,
 ) -> Result<DecodeRun, SimError> {
-    check_options(machine, opts)?;
+    replay(placement, trace, policy)?.simulate(placement, machine, trace, opts)
+}
+
+/// A decode's expert hits under one policy, replayed once: hits do not depend on timing, so
+/// runs that differ only in how they are driven (expert prefetch, dense prefetch depth, queue
+/// depth) share them. A sweep replays each (policy, cache bytes, partition) once.
+pub struct Replayed {
+    policy: DecodePolicy,
+    moe: Vec<MoeLayer>,
+    hits: Vec<bool>,
+}
+
+/// Replays `policy` over the expert accesses of `trace` on `placement`.
+pub fn replay(
+    placement: &Placement<'_>,
+    trace: &Trace,
+    policy: &DecodePolicy,
+) -> Result<Replayed, SimError> {
     let moe = resolve_layers(placement, trace)?;
     let hits = expert_hits(&moe, trace, policy)?;
-    let residency = decode_residency(&moe, trace, policy, opts)?;
-    simulate_with_hits(
-        placement, machine, trace, policy, opts, &moe, &hits, residency, 0,
-    )
+    Ok(Replayed {
+        policy: policy.clone(),
+        moe,
+        hits,
+    })
+}
+
+impl Replayed {
+    /// The policy the hits were replayed with.
+    pub fn policy(&self) -> &DecodePolicy {
+        &self.policy
+    }
+
+    /// Routed-expert accesses that hit, over all MoE layers (1 when there are none).
+    pub fn hit_rate(&self) -> f64 {
+        if self.hits.is_empty() {
+            return 1.0;
+        }
+        self.hits.iter().filter(|&&h| h).count() as f64 / self.hits.len() as f64
+    }
+
+    /// [`simulate`] with these hits; `placement` and `trace` must be the ones replayed.
+    pub fn simulate(
+        &self,
+        placement: &Placement<'_>,
+        machine: &Machine,
+        trace: &Trace,
+        opts: &Options,
+    ) -> Result<DecodeRun, SimError> {
+        check_options(machine, opts)?;
+        let residency = decode_residency(&self.moe, trace, &self.policy, opts)?;
+        simulate_with_hits(
+            placement,
+            machine,
+            trace,
+            &self.policy,
+            opts,
+            &self.moe,
+            &self.hits,
+            residency,
+            0,
+        )
+    }
 }
 
 /// Options the machine cannot run.
@@ -247,12 +303,16 @@ pub(crate) fn storage_device(
     machine: &Machine,
     opts: &Options,
 ) -> Result<StorageDevice, SimError> {
-    let io = &placement.cost.io;
-    let queue_depth = opts
-        .queue_depth
-        .unwrap_or(io.queue_depth.max(io.expert_queue_depth));
+    let queue_depth = queue_depth(placement, opts);
     let latency_ns = (machine.storage.read_4k_qd1_latency_s * 1e9).round() as u64;
     StorageDevice::new(&machine.storage, queue_depth, latency_ns, &[])
+}
+
+/// Storage requests in flight: the options', else the plan's larger queue depth.
+pub fn queue_depth(placement: &Placement<'_>, opts: &Options) -> u32 {
+    let io = &placement.cost.io;
+    opts.queue_depth
+        .unwrap_or(io.queue_depth.max(io.expert_queue_depth))
 }
 
 /// Bytes of streaming-layer experts the policy keeps in memory.
