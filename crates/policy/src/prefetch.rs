@@ -87,15 +87,19 @@ impl Coactivation {
             }
         }
         // One pass keeping the best `k` in order: a later id displaces only a higher score.
+        // `k` is small (top-k routing), so the place is found from the end, one step at a time.
         let best = &mut self.best;
         best.clear();
         for (e, &s) in scores.iter().enumerate() {
             if s == 0 || (best.len() == k && s <= best[k - 1].0) {
                 continue;
             }
-            let at = best.partition_point(|&(b, _)| b >= s);
             if best.len() == k {
                 best.pop();
+            }
+            let mut at = best.len();
+            while at > 0 && best[at - 1].0 < s {
+                at -= 1;
             }
             best.insert(at, (s, e as u16));
         }

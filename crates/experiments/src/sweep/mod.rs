@@ -131,7 +131,9 @@ pub struct Row {
     pub plan_mode: Option<String>,
     pub plan_tok_per_s: Option<f64>,
     pub outcome: Result<Outcome, String>,
-    /// Wall seconds the simulation of this configuration took (not counting shared replays).
+    /// Wall seconds the simulation of this configuration took (not counting shared replays;
+    /// about 0 when an equivalent configuration's decode was reused: one whose options differ
+    /// only where the plan cannot use them, see `sim::decode::effective_options`).
     pub sim_seconds: f64,
 }
 
@@ -477,6 +479,8 @@ fn run_group(
         },
     );
     let machine = Machine::from_profile(&setup.hw);
+    // Configurations whose options the plan cannot tell apart decode alike: simulated once.
+    let mut decoded: Vec<(Options, Result<(Outcome, u64), String>)> = Vec::new();
     group
         .iter()
         .map(|(id, c)| {
@@ -488,7 +492,15 @@ fn run_group(
                 host_weights_on_gpu: false,
                 keep_records: false,
             };
-            let outcome = simulate(setup, &placement, &machine, &replayed, &opts, &bound);
+            let effective = decode::effective_options(&placement, &opts);
+            let outcome = match decoded.iter().find(|(o, _)| *o == effective) {
+                Some((_, done)) => done.clone(),
+                None => {
+                    let o = simulate(setup, &placement, &machine, &replayed, &effective, &bound);
+                    decoded.push((effective, o.clone()));
+                    o
+                }
+            };
             Row {
                 config_id: id.clone(),
                 config: *c,

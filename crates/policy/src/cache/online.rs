@@ -25,6 +25,9 @@ pub struct OnlineCache {
     /// Cached slots of each partition, as last seen (diffed against the policy after a miss).
     members: Vec<Vec<u32>>,
     pos: u32,
+    /// [`OnlineCache::hit`] was used: `members` is no longer kept, so `access` would report
+    /// wrong evictions and refuses.
+    untracked: bool,
 }
 
 impl OnlineCache {
@@ -49,6 +52,7 @@ impl OnlineCache {
             members: vec![Vec::new(); setup.n_parts()],
             setup,
             pos: 0,
+            untracked: false,
         })
     }
 
@@ -65,8 +69,29 @@ impl OnlineCache {
         (layer * self.setup.n_expert + usize::from(expert)) as u32
     }
 
+    /// One access to `expert` of MoE layer position `layer`, without the report of what it
+    /// evicted (a simulator that asks only what is cached): whether it hit. The diff that
+    /// finds evictions scans the whole partition on every miss; this does not. A cache used
+    /// this way cannot [`OnlineCache::access`] later.
+    pub fn hit(&mut self, layer: usize, expert: u16) -> bool {
+        assert!(
+            layer * self.setup.n_expert + usize::from(expert) < self.setup.n_slots,
+            "expert {expert} of layer {layer} is outside the cache's shape"
+        );
+        self.untracked = true;
+        let slot = self.slot(layer, expert);
+        let part = self.setup.part_of(slot as usize);
+        let hit = self.policy.access(slot, part, self.pos);
+        self.pos = self.pos.wrapping_add(1);
+        hit
+    }
+
     /// One access to `expert` of MoE layer position `layer`.
     pub fn access(&mut self, layer: usize, expert: u16) -> Access {
+        assert!(
+            !self.untracked,
+            "an OnlineCache driven by `hit` no longer knows what it evicts"
+        );
         assert!(
             layer * self.setup.n_expert + usize::from(expert) < self.setup.n_slots,
             "expert {expert} of layer {layer} is outside the cache's shape"
@@ -113,6 +138,30 @@ mod tests {
             capacity: Capacity::Experts(experts),
         };
         OnlineCache::new(2, 8, &config, &ExpertBytes::uniform(2, 100).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn hit_makes_the_decisions_access_makes() {
+        for policy in [Policy::Lru, Policy::Lfu, Policy::Lfru, Policy::Arc] {
+            let (mut a, mut b) = (cache(policy.clone(), 3), cache(policy, 3));
+            let mut x = 7u32;
+            for _ in 0..500 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let (layer, expert) = ((x >> 8) as usize % 2, (x >> 12) as u16 % 8);
+                assert_eq!(a.access(layer, expert).hit, b.hit(layer, expert));
+                for e in 0..8 {
+                    assert_eq!(a.is_cached(layer, e), b.is_cached(layer, e));
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "no longer knows")]
+    fn access_after_hit_is_refused() {
+        let mut c = cache(Policy::Lru, 2);
+        c.hit(0, 1);
+        c.access(0, 2);
     }
 
     #[test]

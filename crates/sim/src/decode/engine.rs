@@ -88,7 +88,9 @@ struct Engine<'a> {
     /// The cache's contents as the run goes (co-activation prefetch under a cache policy).
     residency: Option<super::Residency>,
     demand: Vec<u16>,
-    scratch: Vec<u64>,
+    /// Request classes of the read being issued.
+    classes: Vec<u32>,
+    memo: reads::ExpertReadMemo,
     // The step in progress.
     g: usize,
     stage: Stage,
@@ -146,7 +148,8 @@ pub(super) fn run(
         predicted: Vec::new(),
         residency,
         demand: Vec::new(),
-        scratch: Vec::new(),
+        classes: Vec::new(),
+        memo: reads::ExpertReadMemo::default(),
         g: 0,
         stage: Stage::Post,
         wanted: Vec::new(),
@@ -225,9 +228,29 @@ impl Engine<'_> {
 
     /// Issues requests of `sizes` bytes as one ticket at `now`.
     fn read(&mut self, now: Nanos, sizes: &[u64]) -> u32 {
+        let mut classes = std::mem::take(&mut self.classes);
+        classes.clear();
+        classes.extend(sizes.iter().map(|&b| self.storage.class(b)));
+        let id = self.read_classes(now, &classes);
+        self.classes = classes;
+        id
+    }
+
+    /// Issues a read of experts `ids` of the MoE layer at position `m` as one ticket at `now`.
+    fn read_experts(&mut self, now: Nanos, m: usize, ids: &mut [u16]) -> u32 {
+        let mut classes = std::mem::take(&mut self.classes);
+        classes.clear();
+        self.memo
+            .experts(m, &self.inp.moe[m], ids, &mut self.storage, &mut classes);
+        let id = self.read_classes(now, &classes);
+        self.classes = classes;
+        id
+    }
+
+    /// Issues requests of storage classes `classes` as one ticket at `now`.
+    fn read_classes(&mut self, now: Nanos, classes: &[u32]) -> u32 {
         let id = self.new_ticket();
-        for &bytes in sizes {
-            let c = self.storage.class(bytes);
+        for &c in classes {
             let bytes = self.storage.class_bytes(c);
             let t = &mut self.tickets[id as usize];
             t.outstanding += 1;
@@ -484,11 +507,7 @@ impl Engine<'_> {
         // Prefetches the router did not ask for are wasted (reads cannot be cancelled).
         self.waste_staged();
         if !demand.is_empty() {
-            let mut sizes = std::mem::take(&mut self.scratch);
-            sizes.clear();
-            reads::experts(layer, &mut demand, &mut sizes);
-            let id = self.read(now, &sizes);
-            self.scratch = sizes;
+            let id = self.read_experts(now, m, &mut demand);
             self.rec.bytes_read += self.tickets[id as usize].bytes;
             self.wanted.push(id);
         }
@@ -558,11 +577,7 @@ impl Engine<'_> {
         }
         if !candidates.is_empty() {
             // One read of them all, as the runtime submits them (adjacent ones merge).
-            let mut sizes = std::mem::take(&mut self.scratch);
-            sizes.clear();
-            reads::experts(&inp.moe[m + 1], &mut candidates, &mut sizes);
-            let id = self.read(now, &sizes);
-            self.scratch = sizes;
+            let id = self.read_experts(now, m + 1, &mut candidates);
             let n = candidates.len() as u64;
             let bytes = self.tickets[id as usize].bytes;
             self.tickets[id as usize].holders = n as u32;

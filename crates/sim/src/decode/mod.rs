@@ -308,6 +308,35 @@ pub(crate) fn storage_device(
     StorageDevice::new(&machine.storage, queue_depth, latency_ns, &[])
 }
 
+/// `opts` with every option that cannot change `placement`'s decode set to one value, so that
+/// runs with equal effective options give equal reports (but for the options they echo): the
+/// dense prefetch depth when no whole tensor streams (it only times dense reads), and queue
+/// depth and expert prefetch too when nothing at all is read from storage.
+pub fn effective_options(placement: &Placement<'_>, opts: &Options) -> Options {
+    let p = placement;
+    // Routed experts are not units: a unit on NVMe is a streamed whole tensor.
+    let dense = p.unit_tiers.contains(&Tier::Nvme);
+    // As `resolve_layers` reads a plan: an expert id on neither the GPU nor RAM streams.
+    let experts = p.experts.iter().any(|e| {
+        let n = p
+            .units
+            .experts
+            .iter()
+            .find(|u| u.layer == e.layer)
+            .map_or(0, |u| u.n_expert() as usize);
+        e.gpu.len() + e.ram.len() < n
+    });
+    let mut out = opts.clone();
+    if !dense {
+        out.prefetch_depth = 0;
+        if !experts {
+            out.queue_depth = Some(1);
+            out.expert_prefetch = ExpertPrefetch::None;
+        }
+    }
+    out
+}
+
 /// Storage requests in flight: the options', else the plan's larger queue depth.
 pub fn queue_depth(placement: &Placement<'_>, opts: &Options) -> u32 {
     let io = &placement.cost.io;

@@ -8,7 +8,9 @@
 //! or slice.
 
 use super::MoeLayer;
+use crate::events::StorageDevice;
 use place::units::{Span, Unit};
+use rustc_hash::FxHashMap;
 
 /// `total` bytes as requests of at most `request` bytes (the last one smaller).
 fn logical(total: u64, request: u64, out: &mut Vec<u64>) {
@@ -64,6 +66,107 @@ pub(crate) fn experts(layer: &MoeLayer, ids: &mut [u16], out: &mut Vec<u64>) {
     }
 }
 
+/// Tensors per expert layer the one-expert table indexes (gate, up, down); more go to the map.
+const MAX_TENSORS: usize = 4;
+
+/// The storage request classes of expert reads, computed once per (MoE layer position,
+/// tensor, first id, run length): a decode reads the same runs of experts many times, and
+/// splitting each into page-aligned requests and looking their sizes up cost a third of a
+/// sweep's time. Gives the requests [`experts`] gives, in its order.
+#[derive(Default)]
+pub(crate) struct ExpertReadMemo {
+    /// Key -> range of `classes` (runs of two experts or more).
+    runs: FxHashMap<u64, (u32, u32)>,
+    /// Range of `classes` of each one-expert read, by (position, tensor, id); length 0: not
+    /// computed yet (every read has a request).
+    singles: Vec<(u32, u32)>,
+    classes: Vec<u32>,
+    sizes: Vec<u64>,
+}
+
+impl ExpertReadMemo {
+    /// Appends to `out` the classes of the requests that read experts `ids` (distinct; sorted
+    /// here) of `layer`, the MoE layer at position `m`.
+    pub(crate) fn experts(
+        &mut self,
+        m: usize,
+        layer: &MoeLayer,
+        ids: &mut [u16],
+        storage: &mut StorageDevice,
+        out: &mut Vec<u32>,
+    ) {
+        ids.sort_unstable();
+        let tensors = layer.slices.as_ref().map_or(1, Vec::len);
+        for t in 0..tensors {
+            let mut i = 0;
+            while i < ids.len() {
+                let first = ids[i];
+                let mut n = 1;
+                if layer.slices.is_some() {
+                    while i + n < ids.len() && ids[i + n] == first + n as u16 {
+                        n += 1;
+                    }
+                }
+                let (start, len) = self.run(m, t, first, n as u16, layer, storage);
+                out.extend_from_slice(&self.classes[start as usize..(start + len) as usize]);
+                i += n;
+            }
+        }
+    }
+
+    /// The classes of one read: `n` experts from `first` of tensor `t` (without file
+    /// positions, one expert's logical bytes).
+    fn run(
+        &mut self,
+        m: usize,
+        t: usize,
+        first: u16,
+        n: u16,
+        layer: &MoeLayer,
+        storage: &mut StorageDevice,
+    ) -> (u32, u32) {
+        let key = (m as u64) << 48 | (t as u64) << 32 | u64::from(first) << 16 | u64::from(n);
+        // Most reads are of one expert: those are looked up by index, not hashed.
+        let n_expert = layer.tier.len();
+        let single = (n == 1 && t < MAX_TENSORS)
+            .then(|| (m * MAX_TENSORS + t) * n_expert + usize::from(first));
+        if let Some(i) = single {
+            match self.singles.get(i) {
+                Some(&(start, len)) if len > 0 => return (start, len),
+                _ => {}
+            }
+        } else if let Some(&r) = self.runs.get(&key) {
+            return r;
+        }
+        self.sizes.clear();
+        match &layer.slices {
+            Some(slices) => span(
+                &slices[t].run(u32::from(first), u32::from(n)),
+                layer.request_bytes,
+                &mut self.sizes,
+            ),
+            None => logical(layer.expert_bytes, layer.slice_bytes, &mut self.sizes),
+        }
+        let start = self.classes.len() as u32;
+        for &b in &self.sizes {
+            self.classes.push(storage.class(b));
+        }
+        let r = (start, self.classes.len() as u32 - start);
+        match single {
+            Some(i) => {
+                if self.singles.len() <= i {
+                    self.singles.resize(i + 1, (0, 0));
+                }
+                self.singles[i] = r;
+            }
+            None => {
+                self.runs.insert(key, r);
+            }
+        }
+        r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +204,33 @@ mod tests {
         out.clear();
         experts(&l, &mut [5, 0], &mut out);
         assert_eq!(out, vec![8192, 8192, 4096, 8192, 8192, 4096]);
+    }
+
+    #[test]
+    fn the_memo_gives_the_requests_experts_gives() {
+        let s = Slices {
+            offset: 1000,
+            stride: 6000,
+            file_bytes: 1 << 20,
+        };
+        let curve = hw::StorageProfile {
+            seq_read_gbps: 1.0,
+            read_4k_qd1_latency_s: 1e-5,
+            read_curve: Vec::new(),
+            copy_gbps: None,
+        };
+        let mut storage = StorageDevice::new(&curve, 2, 0, &[]).unwrap();
+        let mut memo = ExpertReadMemo::default();
+        for (m, l) in [layer(Some(vec![s, s])), layer(None)].iter().enumerate() {
+            for ids in [vec![3u16, 2], vec![5, 0], vec![7, 1, 2, 3, 6], vec![2, 3]] {
+                let mut want = Vec::new();
+                experts(l, &mut ids.clone(), &mut want);
+                let mut got = Vec::new();
+                memo.experts(m, l, &mut ids.clone(), &mut storage, &mut got);
+                let got: Vec<u64> = got.iter().map(|&c| storage.class_bytes(c)).collect();
+                assert_eq!(got, want, "{ids:?}");
+            }
+        }
     }
 
     #[test]

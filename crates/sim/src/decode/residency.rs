@@ -59,14 +59,14 @@ impl Residency {
 
     /// One access to `slot` of layer 0 of cache `cache`, as a flat replay numbers them.
     pub(crate) fn access_slot(&mut self, cache: usize, slot: u16) {
-        self.caches[cache].access(0, slot);
+        self.caches[cache].hit(0, slot);
     }
 
     /// One access to `expert` of MoE layer position `moe`; whether it hit (nothing for a layer
     /// whose experts do not stream).
     pub(crate) fn access(&mut self, moe: usize, expert: u16) -> Option<bool> {
         let p = self.at[moe]?;
-        Some(self.caches[p.cache].access(p.layer, p.offset + expert).hit)
+        Some(self.caches[p.cache].hit(p.layer, p.offset + expert))
     }
 
     /// Whether the cache holds `expert` of MoE layer position `moe` now.

@@ -19,8 +19,9 @@
 use super::queue::Nanos;
 use crate::error::SimError;
 use hw::StorageProfile;
+use rustc_hash::FxHashMap;
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// A request in service.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +54,7 @@ pub struct StorageDevice {
     /// Per class, the copy after each transfer.
     copies: Vec<Nanos>,
     /// Class of each request size.
-    classes: HashMap<u64, u32>,
+    classes: FxHashMap<u64, u32>,
     queue_depth: usize,
     latency_ns: Nanos,
     in_flight: Vec<InFlight>,
@@ -110,7 +111,7 @@ impl StorageDevice {
             rates: Vec::new(),
             sizes: Vec::new(),
             copies: Vec::new(),
-            classes: HashMap::new(),
+            classes: FxHashMap::default(),
             queue_depth: queue_depth as usize,
             latency_ns,
             in_flight: Vec::with_capacity(queue_depth as usize),
@@ -203,15 +204,23 @@ impl StorageDevice {
             return next;
         }
         let active = self.active;
-        let mut next: Option<Nanos> = None;
+        // The earliest transfer end is the smallest time left, rounded up once (rounding up
+        // keeps the order); finished transfers wait for their floors.
+        let mut transfer = f64::INFINITY;
+        let mut floor: Option<Nanos> = None;
         for r in &self.in_flight {
-            let at = if r.remaining > 0.0 {
-                self.now + (r.remaining / self.rate(r.rates, active)).ceil() as Nanos
+            if r.remaining > 0.0 {
+                transfer = transfer.min(r.remaining / self.rate(r.rates, active));
             } else {
-                r.floor.max(self.now)
-            };
-            next = Some(next.map_or(at, |n| n.min(at)));
+                let at = r.floor.max(self.now);
+                floor = Some(floor.map_or(at, |n| n.min(at)));
+            }
         }
+        let ends = (transfer < f64::INFINITY).then(|| self.now + transfer.ceil() as Nanos);
+        let next = match (ends, floor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.next.set(Some(next));
         next
     }
@@ -271,15 +280,16 @@ impl StorageDevice {
                 if r.remaining > 0.0 {
                     let rate = self.rates[r.rates as usize + n];
                     let moved = (dt * rate).min(r.remaining);
-                    // The transfer's end, rounded up as next_completion rounds it.
-                    let end = self.now + (r.remaining / rate).ceil() as Nanos;
-                    r.remaining -= moved;
-                    self.delivered += moved;
-                    if r.remaining <= 0.0 {
+                    let left = r.remaining - moved;
+                    if left <= 0.0 {
+                        // The transfer's end, rounded up as next_completion rounds it.
+                        let end = self.now + (r.remaining / rate).ceil() as Nanos;
                         self.active -= 1;
                         ended = true;
                         r.floor = r.floor.max(end.min(t) + r.copy_ns);
                     }
+                    r.remaining = left;
+                    self.delivered += moved;
                 }
             }
         }
