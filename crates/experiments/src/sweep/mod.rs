@@ -480,7 +480,7 @@ fn run_group(
     );
     let machine = Machine::from_profile(&setup.hw);
     // Configurations whose options the plan cannot tell apart decode alike: simulated once.
-    let mut decoded: Vec<(Options, Result<(Outcome, u64), String>)> = Vec::new();
+    let mut decoded: Vec<(Options, Decoded)> = Vec::new();
     group
         .iter()
         .map(|(id, c)| {
@@ -520,6 +520,9 @@ fn run_group(
 }
 
 /// One configuration's decode: its outcome and the expert cache bytes it reported.
+type Decoded = Result<(Outcome, u64), String>;
+
+/// Simulates one configuration on the shared replay.
 fn simulate(
     setup: &Setup,
     placement: &decode::Placement<'_>,
@@ -527,7 +530,7 @@ fn simulate(
     replayed: &Replayed,
     opts: &Options,
     bound: &Result<f64, String>,
-) -> Result<(Outcome, u64), String> {
+) -> Decoded {
     let run: DecodeRun = replayed
         .simulate(placement, machine, &setup.trace, opts)
         .map_err(|e| chain(&e))?;
