@@ -31,6 +31,8 @@ enum Command {
     /// Simulate every configuration of a grid (policy, cache, prefetch, depth, ...) over a
     /// trace: one Parquet row each, resumable, shardable.
     Sweep(cmd::sweep::Args),
+    /// Chart sweep results (SVG or PNG): a column against another, a line per value of a third.
+    Plot(cmd::plot::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
@@ -71,6 +73,7 @@ fn main() {
         Command::Solve(a) => cmd::solve::run(a),
         Command::Sim(a) => cmd::sim::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
+        Command::Plot(a) => cmd::plot::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]

@@ -56,14 +56,17 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(configs.len() as u64));
     g.measurement_time(Duration::from_secs(60));
     g.sample_size(10);
-    g.bench_function(format!("{} configurations, {threads} threads", configs.len()), |b| {
-        b.iter(|| {
-            let out = tempfile::tempdir().unwrap();
-            let mut results = ResultsDir::open(out.path(), Shard::ALL).unwrap();
-            let s = sweep::sweep(&setup, &configs, &mut results, &run, &mut |_| {}).unwrap();
-            assert_eq!((s.run, s.failed), (configs.len(), 0));
-        })
-    });
+    g.bench_function(
+        format!("{} configurations, {threads} threads", configs.len()),
+        |b| {
+            b.iter(|| {
+                let out = tempfile::tempdir().unwrap();
+                let mut results = ResultsDir::open(out.path(), Shard::ALL).unwrap();
+                let s = sweep::sweep(&setup, &configs, &mut results, &run, &mut |_| {}).unwrap();
+                assert_eq!((s.run, s.failed), (configs.len(), 0));
+            })
+        },
+    );
     g.finish();
 }
 

@@ -21,6 +21,7 @@ pub mod calibrate;
 pub mod chart;
 pub mod grid;
 pub mod measures;
+pub mod plot;
 pub mod report;
 pub mod sweep;
 pub mod table;
