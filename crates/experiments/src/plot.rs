@@ -60,15 +60,8 @@ pub enum PlotError {
     },
     #[error("no row has both {x} and {y} (failed configurations have no outcome)")]
     NoPoints { x: String, y: String },
-    #[error("rows with {x} = {at} on the line {line:?} differ in {differ}: pick one with --where (e.g. --where {first}={value})")]
-    Ambiguous {
-        x: String,
-        at: String,
-        line: String,
-        differ: String,
-        first: String,
-        value: String,
-    },
+    #[error("{0}")]
+    Ambiguous(Box<Ambiguous>),
     #[error("--log-x needs {x} > 0 on every row ({at} is not)")]
     LogOfZero { x: String, at: f64 },
     #[error("{0}")]
@@ -79,6 +72,18 @@ pub enum PlotError {
     Format { path: PathBuf },
     #[error(transparent)]
     File(#[from] outfile::OutfileError),
+}
+
+/// Rows that would put two values on one line at one x.
+#[derive(Debug, thiserror::Error)]
+#[error("rows with {x} = {at} on the line {line:?} differ in {differ}: pick one with --where (e.g. --where {first}={value})")]
+pub struct Ambiguous {
+    pub x: String,
+    pub at: String,
+    pub line: String,
+    pub differ: String,
+    pub first: String,
+    pub value: String,
 }
 
 /// A cell of the results table.
@@ -322,14 +327,14 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
             let Some(&first) = differ.first() else {
                 continue;
             };
-            return Err(PlotError::Ambiguous {
+            return Err(PlotError::Ambiguous(Box::new(Ambiguous {
                 x: x.clone(),
                 at: Value::Num(xv).show(),
                 line: name,
                 differ: differ.join(", "),
                 first: first.to_string(),
                 value: r.get(first).map_or_else(String::new, Value::show),
-            });
+            })));
         }
         line.insert(key, (yv, bound, r));
         all.push((xv * xs, yv * ys));
