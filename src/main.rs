@@ -31,6 +31,9 @@ enum Command {
     /// Simulate every configuration of a grid (policy, cache, prefetch, depth, ...) over a
     /// trace: one Parquet row each, resumable, shardable.
     Sweep(cmd::sweep::Args),
+    /// Pick expert cache bytes, policy, expert prefetch and queue depth for a trace, model and
+    /// machine by simulation; write the plan and say how far it is from Belady.
+    Tune(cmd::tune::Args),
     /// Chart sweep results (SVG or PNG): a column against another, a line per value of a third.
     Plot(cmd::plot::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
@@ -74,6 +77,7 @@ fn main() {
         Command::Sim(a) => cmd::sim::run(a),
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Plot(a) => cmd::plot::run(a),
+        Command::Tune(a) => cmd::tune::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]

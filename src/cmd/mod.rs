@@ -76,5 +76,6 @@ pub mod solve;
 pub mod sweep;
 pub mod synth;
 pub mod trace;
+pub mod tune;
 #[cfg(feature = "runtime")]
 pub mod validate;

@@ -25,6 +25,7 @@ pub mod plot;
 pub mod report;
 pub mod sweep;
 pub mod table;
+pub mod tune;
 pub mod validate;
 
 pub use grid::Point;

@@ -42,7 +42,11 @@ impl Planned {
             .iter()
             .map(|u| unit_tier(&plan, &u.name, &u.tensors))
             .collect::<Result<Vec<_>, _>>()?;
-        let cost = CostModel::new(hw, &units, plan.mode != plan::Mode::FullResident);
+        let mut cost = CostModel::new(hw, &units, plan.mode != plan::Mode::FullResident);
+        // Requests in flight are the plan's (the runtime reads with the plan's depths; `hypura
+        // tune` writes its choice there), not what the profile's curve would pick.
+        cost.io.queue_depth = plan.io.queue_depth;
+        cost.io.expert_queue_depth = plan.io.expert_queue_depth;
         Ok(Planned {
             plan,
             units,

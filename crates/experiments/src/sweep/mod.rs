@@ -230,39 +230,31 @@ pub fn sweep(
         done: 0,
         total: todo.len(),
     });
-    let plans = solve_plans(setup, &todo);
-    let groups = group(&todo);
-    summary.replays = groups.len();
-    let bounds = Bounds::default();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<Row>();
-    let threads = run.threads.clamp(1, groups.len().max(1));
-    let written = std::thread::scope(|s| {
-        for _ in 0..threads {
-            let tx = tx.clone();
-            let (groups, plans, bounds, next) = (&groups, &plans, &bounds, &next);
-            s.spawn(move || loop {
-                let g = next.fetch_add(1, Ordering::Relaxed);
-                let Some(group) = groups.get(g) else { break };
-                let plan = &plans[&(group[0].1.ram_bytes, group[0].1.gpu_bytes)];
-                for row in run_group(setup, plan, group, bounds) {
-                    if tx.send(row).is_err() {
-                        return;
-                    }
-                }
-            });
+    let mut sink = Collector {
+        dir,
+        identity: &setup.identity,
+        run,
+        total: todo.len(),
+        pending: Vec::new(),
+        last: Instant::now(),
+        files: Vec::new(),
+        failed: None,
+    };
+    summary.replays = evaluate(setup, &todo, run.threads, &mut |row| {
+        summary.run += 1;
+        match &row.outcome {
+            Ok(o) => summary.expert_accesses += o.expert_accesses,
+            Err(_) => summary.failed += 1,
         }
-        drop(tx);
-        collect(
-            rx,
-            dir,
-            &setup.identity,
-            run,
-            todo.len(),
-            &mut summary,
-            progress,
-        )
+        let done = summary.run;
+        sink.push(row);
+        progress(Progress {
+            done,
+            total: sink.total,
+        });
+        sink.failed.is_none()
     });
+    let written = sink.finish();
     let files = written?;
     summary.files = files;
     summary.seconds = start.elapsed().as_secs_f64();
@@ -281,46 +273,88 @@ fn check(setup: &Setup, configs: &[Config]) -> Result<(), SweepError> {
     Ok(())
 }
 
-/// Receives rows, writes them in files, reports progress.
-fn collect(
-    rx: mpsc::Receiver<Row>,
-    dir: &mut ResultsDir,
-    identity: &Identity,
-    run: &Run,
+/// Writes rows in files as they come: a file per `rows_per_file` rows or `flush_seconds`.
+struct Collector<'a> {
+    dir: &'a mut ResultsDir,
+    identity: &'a Identity,
+    run: &'a Run,
     total: usize,
-    summary: &mut Summary,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<std::path::PathBuf>, SweepError> {
-    let mut files = Vec::new();
-    let mut pending: Vec<Row> = Vec::new();
-    let mut last = Instant::now();
-    let mut flush = |pending: &mut Vec<Row>, files: &mut Vec<_>| -> Result<(), SweepError> {
-        if !pending.is_empty() {
-            files.push(dir.write(identity, pending)?);
-            pending.clear();
-        }
-        Ok(())
-    };
-    for row in rx {
-        summary.run += 1;
-        match &row.outcome {
-            Ok(o) => summary.expert_accesses += o.expert_accesses,
-            Err(_) => summary.failed += 1,
-        }
-        pending.push(row);
-        progress(Progress {
-            done: summary.run,
-            total,
-        });
-        if pending.len() >= run.rows_per_file.max(1)
-            || last.elapsed().as_secs_f64() >= run.flush_seconds
+    pending: Vec<Row>,
+    last: Instant,
+    files: Vec<std::path::PathBuf>,
+    /// The first write that failed: no more rows are taken.
+    failed: Option<ResultsError>,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, row: Row) {
+        self.pending.push(row);
+        if self.pending.len() >= self.run.rows_per_file.max(1)
+            || self.last.elapsed().as_secs_f64() >= self.run.flush_seconds
         {
-            flush(&mut pending, &mut files)?;
-            last = Instant::now();
+            self.flush();
+            self.last = Instant::now();
         }
     }
-    flush(&mut pending, &mut files)?;
-    Ok(files)
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() || self.failed.is_some() {
+            return;
+        }
+        match self.dir.write(self.identity, &self.pending) {
+            Ok(path) => self.files.push(path),
+            Err(e) => self.failed = Some(e),
+        }
+        self.pending.clear();
+    }
+
+    fn finish(mut self) -> Result<Vec<std::path::PathBuf>, SweepError> {
+        self.flush();
+        match self.failed {
+            Some(e) => Err(e.into()),
+            None => Ok(self.files),
+        }
+    }
+}
+
+/// Simulates `todo` (id, configuration) on `threads` workers, handing each row to `sink` as
+/// it is made (on this thread; `sink` returns false to stop taking rows). Returns the cache
+/// replays made.
+pub fn evaluate(
+    setup: &Setup,
+    todo: &[(String, Config)],
+    threads: usize,
+    sink: &mut dyn FnMut(Row) -> bool,
+) -> usize {
+    let plans = solve_plans(setup, todo);
+    let groups = group(todo);
+    let bounds = Bounds::default();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<Row>();
+    let threads = threads.clamp(1, groups.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (groups, plans, bounds, next) = (&groups, &plans, &bounds, &next);
+            s.spawn(move || loop {
+                let g = next.fetch_add(1, Ordering::Relaxed);
+                let Some(group) = groups.get(g) else { break };
+                let plan = &plans[&(group[0].1.ram_bytes, group[0].1.gpu_bytes)];
+                for row in run_group(setup, plan, group, bounds) {
+                    if tx.send(row).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for row in rx {
+            if !sink(row) {
+                break;
+            }
+        }
+    });
+    groups.len()
 }
 
 /// A memory budget: (ram, gpu).

@@ -1,0 +1,151 @@
+//! `hypura tune`: simulate the candidates a run can use (cache bytes, policy, expert prefetch,
+//! queue depth) on the user's trace, model and machine; write the plan with the best, and say
+//! how far it is from Belady.
+
+use crate::range;
+use anyhow::{bail, Context, Result};
+use experiments::sweep::{Identity, Row, Setup};
+use experiments::tune;
+use hw::HwProfile;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Expert-routing trace (*.json or *.htrace) of the user's own prompts.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// A GGUF file or a catalog name.
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// Hardware profile TOML of the machine (from `hypura profile`).
+    #[arg(long)]
+    pub hw: PathBuf,
+    /// Tune on the trace's first N tokens, 1..=16777216 (default: all of them).
+    #[arg(long, value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
+    pub tokens: Option<usize>,
+    /// Give up to this percentage of speed, 0..=50, for the least expert cache memory.
+    #[arg(long, default_value_t = 0, value_parser = range::int::<u32>(0..=50))]
+    pub within: u32,
+    /// Worker threads, 0..=512 (0: all cores).
+    #[arg(long, default_value_t = 0, value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
+    pub threads: u32,
+    /// Write the tuned plan here.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+    /// Overwrite the -o file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    super::refuse_existing(&args.output, args.force, "-o path")?;
+    let hw = HwProfile::load(&args.hw)?;
+    let inventory =
+        model::load_model(&args.model).with_context(|| format!("model {}", args.model))?;
+    if !inventory.arch.is_moe() {
+        bail!(
+            "{} ({}) has no routed experts: there is no expert cache to tune",
+            args.model,
+            inventory.arch.arch
+        );
+    }
+    let full = traces::load(&args.trace)?;
+    let trace = match args.tokens {
+        Some(n) => sim::decode::first_tokens(&full, n)?,
+        None => full,
+    };
+    let identity = Identity {
+        hypura_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: plan::ModelIdentity::of(&inventory),
+        profile_name: hw.name.clone(),
+        profile_hash: plan::profile_hash(&hw),
+        trace_name: args.trace.display().to_string(),
+        trace_hash: super::file_hash(&args.trace)?,
+        tokens: trace.n_tokens() as u64,
+    };
+    let tokens = trace.n_tokens();
+    let setup = Setup {
+        inventory,
+        hw,
+        trace,
+        identity,
+        plan: None,
+    };
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    let start = Instant::now();
+    let t = tune::tune(&setup, f64::from(args.within) / 100.0, threads)?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut plan = t.plan.clone();
+    plan.inputs.trace_hash = Some(setup.identity.trace_hash.clone());
+    outfile::write_bytes(&args.output, args.force, plan.to_json().as_bytes())?;
+    println!(
+        "tuned on {tokens} tokens of {}: {} configurations simulated in {secs:.1} s on {threads} thread(s)",
+        args.trace.display(),
+        t.simulated
+    );
+    let o = t.best.outcome.as_ref().expect("the best ran");
+    println!("best: {}", describe(&t.best));
+    if let Some(b) = t.belady.as_ref().and_then(|r| r.outcome.as_ref().ok()) {
+        println!(
+            "  Belady with the same bytes: hit rate {:.2}% against {:.2}% ({:+.2} points), {:.3} tok/s ({:.0}% faster than the chosen policy)",
+            b.hit_rate * 100.0,
+            o.hit_rate * 100.0,
+            (b.hit_rate - o.hit_rate) * 100.0,
+            b.tok_per_s,
+            (b.tok_per_s / o.tok_per_s - 1.0) * 100.0
+        );
+    }
+    if let Some(r) = t.oracle.as_ref().and_then(|r| r.outcome.as_ref().ok()) {
+        println!(
+            "  a perfect next-layer predictor (oracle prefetch) would give {:.3} tok/s",
+            r.tok_per_s
+        );
+    }
+    println!("runners-up:");
+    for r in t
+        .ranked
+        .iter()
+        .filter(|r| r.config != t.best.config)
+        .take(5)
+    {
+        println!("  {}", describe(r));
+    }
+    let prefetch = t.best.config.prefetch.name();
+    println!(
+        "wrote {} (expert cache {} {}, queue depth {}); run it with\n  hypura run --plan {} -m {} --expert-prefetch {prefetch} -p PROMPT -n N",
+        args.output.display(),
+        gib(plan.expert_cache.bytes),
+        plan.expert_cache.policy,
+        plan.io.expert_queue_depth,
+        args.output.display(),
+        args.model
+    );
+    Ok(())
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.2}GiB", b as f64 / (1u64 << 30) as f64)
+}
+
+/// `policy=lru cache=3.00GiB prefetch=none qd=8: 4.512 tok/s, hit rate 74.61%`.
+fn describe(r: &Row) -> String {
+    let c = &r.config;
+    let cache = r
+        .cache_bytes
+        .map_or_else(String::new, |b| format!(" cache={}", gib(b)));
+    match &r.outcome {
+        Ok(o) => format!(
+            "policy={}{cache} prefetch={} qd={}: {:.3} tok/s, hit rate {:.2}%",
+            c.policy.name(),
+            c.prefetch.name(),
+            r.queue_depth.unwrap_or(0),
+            o.tok_per_s,
+            o.hit_rate * 100.0
+        ),
+        Err(e) => format!("{c}: {e}"),
+    }
+}
