@@ -2,7 +2,7 @@
 //! third) as SVG or PNG.
 
 use anyhow::{Context, Result};
-use experiments::plot::{self, Spec};
+use experiments::plot::{self, Filter, Spec};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -15,13 +15,15 @@ pub struct Args {
     /// Column on the y axis, numeric (e.g. tok_per_s, hit_rate, bytes_read_per_token).
     #[arg(long)]
     pub y: String,
-    /// One line per value of this column (e.g. policy, prefetch, partition).
+    /// One line per value of this column (e.g. policy, prefetch, partition), or per
+    /// combination of several (`policy,prefetch`).
     #[arg(long)]
     pub by: Option<String>,
-    /// Only rows whose COLUMN shows as VALUE, e.g. --where prefetch=none (repeatable). Rows
-    /// with the same x on one line must not differ in another input.
+    /// Only rows whose COLUMN shows as VALUE (`prefetch=none`), or as anything else
+    /// (`policy!=belady`); repeatable. Rows with the same x on one line must not differ in
+    /// another input.
     #[arg(long = "where", value_name = "COLUMN=VALUE", value_parser = parse_filter)]
-    pub filters: Vec<(String, String)>,
+    pub filters: Vec<Filter>,
     /// Add the Pareto front of all rows: least x for the most y (memory against speed).
     #[arg(long)]
     pub pareto: bool,
@@ -39,11 +41,8 @@ pub struct Args {
     pub force: bool,
 }
 
-fn parse_filter(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("{s:?} is not COLUMN=VALUE")),
-    }
+fn parse_filter(s: &str) -> Result<Filter, String> {
+    Filter::parse(s).ok_or_else(|| format!("{s:?} is not COLUMN=VALUE or COLUMN!=VALUE"))
 }
 
 pub fn run(args: Args) -> Result<()> {

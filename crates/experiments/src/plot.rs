@@ -24,11 +24,37 @@ pub struct Spec {
     pub x: String,
     pub y: String,
     pub by: Option<String>,
-    /// `(column, value)`: only rows whose column shows as `value`.
-    pub filters: Vec<(String, String)>,
+    /// Only rows that pass every filter.
+    pub filters: Vec<Filter>,
     pub pareto: bool,
     pub log_x: bool,
     pub title: Option<String>,
+}
+
+/// Rows whose `column` shows as `value` (`--where column=value`), or with `keep` false all
+/// other rows (`--where column!=value`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub column: String,
+    pub value: String,
+    pub keep: bool,
+}
+
+impl Filter {
+    /// `column=value` or `column!=value`.
+    pub fn parse(s: &str) -> Option<Filter> {
+        let (k, v) = s.split_once('=')?;
+        let (column, keep) = match k.strip_suffix('!') {
+            Some(c) => (c, false),
+            None => (k, true),
+        };
+        let column = column.trim();
+        (!column.is_empty()).then(|| Filter {
+            column: column.to_string(),
+            value: v.trim().to_string(),
+            keep,
+        })
+    }
 }
 
 /// Why a chart could not be made.
@@ -52,7 +78,7 @@ pub enum PlotError {
     NoColumn { name: String, columns: String },
     #[error("{name} is not numeric (its values are names such as {example:?}): put it in --by or --where")]
     NotNumeric { name: String, example: String },
-    #[error("--where {column}={value}: no row has that value (it has {seen})")]
+    #[error("--where {column}{value}: no row is left (the column has {seen})")]
     NoMatch {
         column: String,
         value: String,
@@ -240,6 +266,8 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     /// A bound drawn dashed (Belady's hit rate).
     pub bound: bool,
+    /// The line a bound belongs to (drawn in its colour); None: shared by every line (black).
+    pub bound_of: Option<usize>,
 }
 
 /// What a chart shows: axis labels and lines (the Pareto front last, when asked for).
@@ -267,16 +295,21 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
         }
     };
     let (x, y) = (has(&spec.x)?, has(&spec.y)?);
-    let by = spec.by.as_deref().map(has).transpose()?;
+    // `--by policy,prefetch`: a line per combination.
+    let by: Option<Vec<String>> = spec
+        .by
+        .as_deref()
+        .map(|b| b.split(',').map(|c| has(c.trim())).collect::<Result<_, _>>())
+        .transpose()?;
     let mut rows: Vec<&BTreeMap<String, Value>> = table.rows.iter().collect();
-    for (k, v) in &spec.filters {
-        let k = has(k)?;
+    for f in &spec.filters {
+        let k = has(&f.column)?;
         let seen: Vec<String> = distinct(rows.iter().map(|r| r[&k].show()));
-        rows.retain(|r| r[&k].show() == *v);
+        rows.retain(|r| (r[&k].show() == f.value) == f.keep);
         if rows.is_empty() {
             return Err(PlotError::NoMatch {
                 column: k,
-                value: v.clone(),
+                value: format!("{}{}", if f.keep { "=" } else { "!=" }, f.value),
                 seen: seen.join(", "),
             });
         }
@@ -313,7 +346,10 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
             Some(c) => num(r, c)?,
             None => None,
         };
-        let name = by.as_ref().map_or_else(|| y_label.clone(), |b| r[b].show());
+        let name = by.as_ref().map_or_else(
+            || y_label.clone(),
+            |b| b.iter().map(|c| r[c].show()).collect::<Vec<_>>().join(" "),
+        );
         let line = lines.entry(name.clone()).or_default();
         let key = xv.to_bits();
         if let Some((_, _, other)) = line.get(&key) {
@@ -343,7 +379,7 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
         return Err(PlotError::NoPoints { x, y });
     }
     let mut out = Vec::new();
-    let mut bounds: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut bounds: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
     for (name, pts) in &lines {
         let mut points: Vec<(f64, f64)> = pts
             .iter()
@@ -354,32 +390,34 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
             name: name.clone(),
             points,
             bound: false,
+            bound_of: None,
         });
         let mut bound: Vec<(f64, f64)> = pts
             .iter()
             .filter_map(|(&k, &(_, b, _))| Some((f64::from_bits(k) * xs, b? * ys)))
             .collect();
         bound.sort_by(|a, b| a.0.total_cmp(&b.0));
-        if !bound.is_empty() && !bounds.contains(&bound) {
-            bounds.push(bound);
+        if !bound.is_empty() && !bounds.iter().any(|(_, b)| *b == bound) {
+            bounds.push((out.len() - 1, bound));
         }
     }
-    let n_bounds = bounds.len();
-    for (i, points) in bounds.into_iter().enumerate() {
-        let name = if n_bounds == 1 {
-            "Belady (bound)".to_string()
+    let shared = bounds.len() == 1;
+    for (of, points) in bounds {
+        let (name, bound_of) = if shared {
+            ("Belady (bound)".to_string(), None)
         } else {
-            format!("Belady (bound of {})", out[i.min(out.len() - 1)].name)
+            (format!("Belady (bound of {})", out[of].name), Some(of))
         };
         out.push(Line {
             name,
             points,
             bound: true,
+            bound_of,
         });
     }
     let front = spec.pareto.then(|| pareto(&all));
     let title = spec.title.clone().unwrap_or_else(|| match &by {
-        Some(b) => format!("{y_label} against {x_label}, by {b}"),
+        Some(b) => format!("{y_label} against {x_label}, by {}", b.join(" and ")),
         None => format!("{y_label} against {x_label}"),
     });
     Ok(Chart {
@@ -568,13 +606,12 @@ where
                 .axis_desc_style(("sans-serif", 16))
                 .draw()
                 .map_err(e)?;
-            let mut colour = 0;
-            for line in &c.lines {
-                let style = if line.bound {
-                    BLACK.stroke_width(1)
-                } else {
-                    colour += 1;
-                    Palette99::pick(colour - 1).stroke_width(2)
+            for (i, line) in c.lines.iter().enumerate() {
+                // Lines come first, so a line's index is its colour; a bound takes its line's.
+                let style = match (line.bound, line.bound_of) {
+                    (false, _) => Palette99::pick(i).stroke_width(2),
+                    (true, Some(of)) => Palette99::pick(of).stroke_width(1),
+                    (true, None) => BLACK.stroke_width(1),
                 };
                 let pts = line.points.clone();
                 if line.bound {
@@ -679,7 +716,7 @@ mod tests {
             by: Some("policy".into()),
             filters: filters
                 .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .map(|(a, b)| Filter::parse(&format!("{a}={b}")).unwrap())
                 .collect(),
             pareto: false,
             log_x: false,
