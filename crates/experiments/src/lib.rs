@@ -1,4 +1,5 @@
-//! hypura's experiments: configurations of the toolkit run as a grid and compared.
+//! hypura's experiments: configurations of the toolkit run as a grid, compared, tuned and
+//! charted.
 //!
 //! Today that is `validate`: every point of a grid (memory budgets × cache policies × expert
 //! prefetch × queue depth) is solved, simulated and run for real on the same plan, profile and
@@ -8,6 +9,11 @@
 //! layer stops the graph at every layer, which a GPU pays for more than for the layer itself.
 //! Results are a typed report ([`report::ValidateReport`], JSON), Parquet tables ([`table`])
 //! and an SVG chart ([`chart`]).
+//!
+//! [`sweep`] simulates a grid of configurations over one trace (one plan per memory budget,
+//! one cache replay per policy and cache size, all cores) into Parquet rows, resumable and
+//! shardable; [`tune`] runs such a grid of what `hypura run` can use and picks the best;
+//! [`plot`] charts sweep results.
 //!
 //! [`calibrate`] times synthetic decodes on this machine for the profile's decode terms
 //! (achieved bandwidth, per-tensor overhead), so that predictions rest on measured rates.
