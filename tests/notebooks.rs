@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::{hypura, import_deepseek_trace};
+use common::{hypura, import_deepseek_trace, python_has};
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn the_sweep_notebook_runs_on_a_fresh_sweep() {
-    let has = |m: &str| {
-        Command::new("python3")
-            .args(["-c", &format!("import {m}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !["polars", "matplotlib", "nbconvert", "ipykernel"]
-        .iter()
-        .all(|m| has(m))
-    {
+    if !python_has(&["polars", "matplotlib", "nbconvert", "ipykernel"]) {
         testkit::cannot_run(
             "polars, matplotlib, nbconvert or ipykernel missing: run scripts/setup.sh",
         );

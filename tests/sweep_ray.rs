@@ -4,16 +4,9 @@
 
 mod common;
 
-use common::{hypura, import_deepseek_trace};
+use common::{hypura, import_deepseek_trace, python_has};
 use std::path::Path;
 use std::process::Command;
-
-fn has(module: &str) -> bool {
-    Command::new("python3")
-        .args(["-c", &format!("import {module}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// config_id -> (tok/s, hit rate) as pyarrow reads `dir`.
 fn rows(dir: &Path) -> String {
@@ -36,7 +29,7 @@ fn rows(dir: &Path) -> String {
 
 #[test]
 fn ray_shards_make_the_whole_sweep() {
-    if !has("ray") || !has("pyarrow") {
+    if !python_has(&["ray", "pyarrow"]) {
         testkit::cannot_run("the PyPI ray and pyarrow are not installed: run scripts/setup.sh");
         return;
     }

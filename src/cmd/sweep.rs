@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use experiments::sweep::{self, grid, Identity, ResultsDir, Run, Setup, Shard};
 use hw::HwProfile;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,42 +65,16 @@ pub fn run(args: Args) -> Result<()> {
             .map_or_else(|| p.inputs.model.name.clone(), |f| f.display().to_string()),
         _ => bail!("--model is required without --plan"),
     };
-    let inventory = model::load_model(&model).with_context(|| format!("model {model}"))?;
-    if !inventory.arch.is_moe() {
-        bail!(
-            "{model} ({}) has no routed experts: a sweep over cache policies needs a MoE model",
-            inventory.arch.arch
-        );
-    }
-    let full = traces::load(&args.trace)?;
-    let trace = match args.tokens {
-        Some(n) => sim::decode::first_tokens(&full, n)?,
-        None => full,
-    };
-    let identity = Identity {
-        hypura_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: plan::ModelIdentity::of(&inventory),
-        profile_name: hw.name.clone(),
-        profile_hash: plan::profile_hash(&hw),
-        trace_name: args
-            .trace
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        trace_hash: super::file_hash(&args.trace)?,
-        tokens: trace.n_tokens() as u64,
-    };
-    let setup = Setup {
-        inventory,
+    let setup = setup(
+        &model,
         hw,
-        trace,
-        identity,
+        &args.trace,
+        args.tokens,
         plan,
-    };
+        "a sweep over cache policies",
+    )?;
     let mut dir = ResultsDir::open(&args.output, args.shard)?;
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
+    let threads = threads(args.threads);
     let run = Run {
         threads,
         shard: args.shard,
@@ -150,4 +124,54 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a sweep or a tune shares: the model (a MoE: `why` says what needs one), the profile,
+/// the trace's first `tokens`, and where they came from.
+pub fn setup(
+    model: &str,
+    hw: HwProfile,
+    trace_path: &Path,
+    tokens: Option<usize>,
+    plan: Option<plan::Plan>,
+    why: &str,
+) -> Result<Setup> {
+    let inventory = model::load_model(model).with_context(|| format!("model {model}"))?;
+    if !inventory.arch.is_moe() {
+        bail!(
+            "{model} ({}) has no routed experts: {why} needs a MoE model",
+            inventory.arch.arch
+        );
+    }
+    let full = traces::load(trace_path)?;
+    let trace = match tokens {
+        Some(n) => sim::decode::first_tokens(&full, n)?,
+        None => full,
+    };
+    let identity = Identity {
+        hypura_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: plan::ModelIdentity::of(&inventory),
+        profile_name: hw.name.clone(),
+        profile_hash: plan::profile_hash(&hw),
+        trace_name: trace_path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        trace_hash: super::file_hash(trace_path)?,
+        tokens: trace.n_tokens() as u64,
+    };
+    Ok(Setup {
+        inventory,
+        hw,
+        trace,
+        identity,
+        plan,
+    })
+}
+
+/// `--threads`: 0 is every core.
+pub fn threads(n: u32) -> usize {
+    match n {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    }
 }

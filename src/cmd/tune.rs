@@ -3,8 +3,8 @@
 //! how far it is from Belady.
 
 use crate::range;
-use anyhow::{bail, Context, Result};
-use experiments::sweep::{Identity, Row, Setup};
+use anyhow::Result;
+use experiments::sweep::Row;
 use experiments::tune;
 use hw::HwProfile;
 use std::path::PathBuf;
@@ -41,41 +41,16 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     super::refuse_existing(&args.output, args.force, "-o path")?;
     let hw = HwProfile::load(&args.hw)?;
-    let inventory =
-        model::load_model(&args.model).with_context(|| format!("model {}", args.model))?;
-    if !inventory.arch.is_moe() {
-        bail!(
-            "{} ({}) has no routed experts: there is no expert cache to tune",
-            args.model,
-            inventory.arch.arch
-        );
-    }
-    let full = traces::load(&args.trace)?;
-    let trace = match args.tokens {
-        Some(n) => sim::decode::first_tokens(&full, n)?,
-        None => full,
-    };
-    let identity = Identity {
-        hypura_version: env!("CARGO_PKG_VERSION").to_string(),
-        model: plan::ModelIdentity::of(&inventory),
-        profile_name: hw.name.clone(),
-        profile_hash: plan::profile_hash(&hw),
-        trace_name: args.trace.display().to_string(),
-        trace_hash: super::file_hash(&args.trace)?,
-        tokens: trace.n_tokens() as u64,
-    };
-    let tokens = trace.n_tokens();
-    let setup = Setup {
-        inventory,
+    let setup = super::sweep::setup(
+        &args.model,
         hw,
-        trace,
-        identity,
-        plan: None,
-    };
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
+        &args.trace,
+        args.tokens,
+        None,
+        "an expert cache to tune",
+    )?;
+    let tokens = setup.trace.n_tokens();
+    let threads = super::sweep::threads(args.threads);
     let start = Instant::now();
     let t = tune::tune(&setup, f64::from(args.within) / 100.0, threads)?;
     let secs = start.elapsed().as_secs_f64();

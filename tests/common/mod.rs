@@ -182,3 +182,15 @@ pub fn import_deepseek_trace(out: &Path) -> String {
     assert!(ok, "{err}");
     stdout
 }
+
+/// Whether python3 imports every one of `modules` (the test's Python side, from
+/// scripts/requirements.txt).
+#[allow(dead_code)]
+pub fn python_has(modules: &[&str]) -> bool {
+    modules.iter().all(|m| {
+        std::process::Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}

@@ -299,7 +299,11 @@ pub fn chart(table: &Table, spec: &Spec) -> Result<Chart, PlotError> {
     let by: Option<Vec<String>> = spec
         .by
         .as_deref()
-        .map(|b| b.split(',').map(|c| has(c.trim())).collect::<Result<_, _>>())
+        .map(|b| {
+            b.split(',')
+                .map(|c| has(c.trim()))
+                .collect::<Result<_, _>>()
+        })
         .transpose()?;
     let mut rows: Vec<&BTreeMap<String, Value>> = table.rows.iter().collect();
     for f in &spec.filters {
