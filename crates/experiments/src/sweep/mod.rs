@@ -28,7 +28,7 @@ use plan::{ModelIdentity, Plan};
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeRun, Machine, Options, Replayed};
 use sim::{Planned, SimError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, OnceLock};
 use std::time::Instant;
@@ -586,9 +586,4 @@ fn simulate(
         expert_accesses: run.summary.expert_accesses,
     };
     Ok((outcome, r.cache_bytes))
-}
-
-/// The configurations' ids, for tests and callers that want to know what a directory holds.
-pub fn ids(identity: &Identity, configs: &[Config]) -> HashSet<String> {
-    configs.iter().map(|c| identity.config_id(c)).collect()
 }
