@@ -95,14 +95,69 @@ impl Coactivation {
                 continue;
             }
             if best.len() == k {
-                best.pop();
+                best[k - 1] = (s, e as u16);
+            } else {
+                best.push((s, e as u16));
             }
-            let mut at = best.len();
+            // Bubble it up past the lower scores (swaps: no memmove call for a few entries).
+            let mut at = best.len() - 1;
             while at > 0 && best[at - 1].0 < s {
+                best.swap(at - 1, at);
                 at -= 1;
             }
-            best.insert(at, (s, e as u16));
         }
         out.extend(best.iter().map(|&(_, e)| e));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prediction by brute force: every expert's summed count, sorted by count (higher
+    /// first) then id, zeros dropped, the first `k`.
+    fn brute(c: &Coactivation, m: usize, selection: &[u16], k: usize) -> Vec<u16> {
+        let n = c.n_expert;
+        let mut scored: Vec<(u64, u16)> = (0..n)
+            .map(|e| {
+                let s = selection
+                    .iter()
+                    .map(|&a| u64::from(c.counts[(m * n + a as usize) * n + e]))
+                    .sum();
+                (s, e as u16)
+            })
+            .filter(|&(s, _)| s > 0)
+            .collect();
+        scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.into_iter().take(k).map(|(_, e)| e).collect()
+    }
+
+    #[test]
+    fn predict_is_the_top_k_by_count_ties_to_the_lower_id() {
+        let mut x = 12_345u64;
+        let mut rand = |below: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 33) % below
+        };
+        for n in [4usize, 8, 64] {
+            let mut c = Coactivation::new(3, n);
+            let mut out = Vec::new();
+            for step in 0..400 {
+                let m = rand(2) as usize;
+                // Few distinct experts: many equal counts, so ties are exercised.
+                let pick = |r: &mut dyn FnMut(u64) -> u64| -> Vec<u16> {
+                    let mut v: Vec<u16> = (0..3).map(|_| r(n as u64) as u16).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                };
+                let (prev, next) = (pick(&mut rand), pick(&mut rand));
+                c.learn(m, &prev, &next);
+                let k = 1 + step % 6;
+                let sel = pick(&mut rand);
+                c.predict(m, &sel, k, &mut out);
+                assert_eq!(out, brute(&c, m, &sel, k), "n {n}, step {step}, k {k}");
+            }
+        }
     }
 }
