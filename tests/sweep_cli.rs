@@ -83,6 +83,17 @@ fn sweep_writes_resumes_and_plots() {
         "{stdout}"
     );
 
+    // The profile's own 16 GB hold the whole model: the sweep says its policies change nothing.
+    let resident = dir.path().join("resident");
+    let (ok, stdout, err) = sweep(&trace, &resident, &["--grid", "policy=lru,arc"]);
+    assert!(ok, "{err}");
+    assert!(
+        stdout.contains(
+            "note: with the profile's memory the plan keeps every routed expert in memory"
+        ),
+        "{stdout}"
+    );
+
     let png = dir.path().join("hit.png");
     let plot = |args: &[&str]| {
         let mut a = vec!["plot", out.to_str().unwrap()];

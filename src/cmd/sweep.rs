@@ -122,6 +122,11 @@ pub fn run(args: Args) -> Result<()> {
         for f in &summary.files {
             println!("wrote {}", f.display());
         }
+        for b in &summary.resident_budgets {
+            println!(
+                "note: with {b} the plan keeps every routed expert in memory: nothing is read, and cache policy, prefetch and queue depth change nothing; give the grid a ram= below the model's size to see them at work"
+            );
+        }
     }
     Ok(())
 }

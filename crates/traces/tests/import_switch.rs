@@ -20,3 +20,23 @@ fn fuzz_regression_layer_count_is_checked_before_allocating() {
         "FILE: \"layers\" is 100000; a model has at most 512 blocks"
     );
 }
+
+/// Caught by the `trace_import` fuzz target (2026-12-07): a byte that is not UTF-8 inside a
+/// field the importer does not read (`prompt_spans`) passed, because serde_json skips ignored
+/// values without checking their strings; the file is not JSON and is now refused at its line
+/// and column, as serde_json's own parser refuses it.
+#[test]
+fn fuzz_regression_bytes_that_are_not_utf8_in_an_ignored_field_are_refused() {
+    let mut rt = br#"{"version": 2, "expertsPerLayer": 8, "layers": 1, "topK": 1, "tokens": 1, "selections": [[[1]]], "prompt_spans": [{"id": "p1", "token_end_ex"#.to_vec();
+    rt.push(0x98);
+    rt.extend_from_slice(br#"lusive": 1}]}"#);
+    assert!(serde_json::from_slice::<serde_json::Value>(&rt).is_err());
+    let (_dir, path) = temp_file("router-trace.v2.json", &rt);
+    let e = import(Source::SwitchJson, &path, &Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("router-trace.v2.json:1:141") && e.contains("invalid unicode"),
+        "{e}"
+    );
+}

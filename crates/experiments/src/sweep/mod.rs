@@ -174,6 +174,9 @@ pub struct Summary {
     /// Routed-expert accesses simulated, over all configurations run.
     pub expert_accesses: u64,
     pub files: Vec<std::path::PathBuf>,
+    /// Memory budgets (`ram=.. gpu=..`, or "the profile's memory") whose plan keeps every
+    /// expert in memory: there, cache, prefetch and queue depth change nothing.
+    pub resident_budgets: Vec<String>,
 }
 
 /// Progress, for a bar.
@@ -225,6 +228,7 @@ pub fn sweep(
         seconds: 0.0,
         expert_accesses: 0,
         files: Vec::new(),
+        resident_budgets: Vec::new(),
     };
     progress(Progress {
         done: 0,
@@ -245,6 +249,12 @@ pub fn sweep(
         match &row.outcome {
             Ok(o) => summary.expert_accesses += o.expert_accesses,
             Err(_) => summary.failed += 1,
+        }
+        if row.plan_mode.as_deref() == Some(plan::Mode::FullResident.name()) {
+            let budget = budget_label(&row.config);
+            if !summary.resident_budgets.contains(&budget) {
+                summary.resident_budgets.push(budget);
+            }
         }
         let done = summary.run;
         sink.push(row);
@@ -355,6 +365,19 @@ pub fn evaluate(
         }
     });
     groups.len()
+}
+
+/// `ram=5GiB gpu=2GiB`, or "the profile's memory" when the grid set neither.
+fn budget_label(c: &Config) -> String {
+    let parts: Vec<String> = [("ram", c.ram_bytes), ("gpu", c.gpu_bytes)]
+        .iter()
+        .filter_map(|(k, b)| b.map(|b| format!("{k}={}", crate::grid::format_bytes(b))))
+        .collect();
+    if parts.is_empty() {
+        "the profile's memory".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// A memory budget: (ram, gpu).

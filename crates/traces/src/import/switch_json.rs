@@ -275,6 +275,12 @@ fn spans(
     Ok(out)
 }
 
+/// The document as `T`, after a check that all of it is JSON: serde_json skips the fields a type
+/// ignores without checking their strings, so bytes that are not UTF-8 there would pass. The
+/// files are small (a router capture and its metadata), so the whole-document parse costs
+/// nothing that matters; its error has the line and column.
 fn parse_json<T: for<'de> Deserialize<'de>>(bytes: &[u8], path: &Path) -> Result<T, TraceError> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .map_err(|e| TraceError::json_syntax(path, e))?;
     serde_json::from_slice(bytes).map_err(|e| TraceError::json_syntax(path, e))
 }
