@@ -408,13 +408,17 @@ fn solve_plans(
     plans
 }
 
-/// An error and its causes on one line.
+/// An error and its causes on one line, each said once (errors often repeat their source in
+/// their own message, as the CLI's rendering also allows for).
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+        let said = cause.to_string();
+        if !s.contains(&said) {
+            s.push_str(": ");
+            s.push_str(&said);
+        }
         source = cause.source();
     }
     s
@@ -609,4 +613,27 @@ fn simulate(
         expert_accesses: run.summary.expert_accesses,
     };
     Ok((outcome, r.cache_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner trouble")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("cannot solve")]
+        Solve(#[source] Inner),
+        #[error("infeasible: {0}")]
+        Repeats(#[source] Inner),
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        assert_eq!(chain(&Outer::Solve(Inner)), "cannot solve: inner trouble");
+        assert_eq!(chain(&Outer::Repeats(Inner)), "infeasible: inner trouble");
+    }
 }
