@@ -101,23 +101,8 @@ pub fn parse(text: &str) -> Result<Vec<Point>, GridError> {
     let mut policies: Option<Vec<RunPolicy>> = None;
     let mut prefetches: Option<Vec<ExpertPrefetch>> = None;
     let mut qds: Option<Vec<Option<u32>>> = None;
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, values) = part
-            .split_once('=')
-            .ok_or_else(|| GridError::NotKeyValues {
-                part: part.to_string(),
-            })?;
-        let key = key.trim();
-        let values: Vec<&str> = values
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        if values.is_empty() {
-            return Err(GridError::NoValues {
-                key: key.to_string(),
-            });
-        }
+    for part in key_values(text) {
+        let (key, values) = part?;
         for (i, v) in values.iter().enumerate() {
             if values[..i].contains(v) {
                 return Err(GridError::DuplicateValue {
@@ -180,6 +165,61 @@ pub fn parse(text: &str) -> Result<Vec<Point>, GridError> {
         }
     }
     Ok(out)
+}
+
+/// What is wrong with a grid text's shape, before any key is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SplitError {
+    NotKeyValues { part: String },
+    DuplicateKey { key: String },
+    NoValues { key: String },
+}
+
+impl From<SplitError> for GridError {
+    fn from(e: SplitError) -> GridError {
+        match e {
+            SplitError::NotKeyValues { part } => GridError::NotKeyValues { part },
+            SplitError::DuplicateKey { key } => GridError::DuplicateKey { key },
+            SplitError::NoValues { key } => GridError::NoValues { key },
+        }
+    }
+}
+
+/// The `key=v1,v2` parts of a `;`-separated grid text, in order, values trimmed and empty ones
+/// dropped: the shape `validate`'s and `sweep`'s grids share. Parts come one at a time, so an
+/// error is the first part's that has one.
+pub(crate) fn key_values(
+    text: &str,
+) -> impl Iterator<Item = Result<(&str, Vec<&str>), SplitError>> {
+    let mut seen: Vec<&str> = Vec::new();
+    text.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(move |part| {
+            let (key, values) = part
+                .split_once('=')
+                .ok_or_else(|| SplitError::NotKeyValues {
+                    part: part.to_string(),
+                })?;
+            let key = key.trim();
+            if seen.contains(&key) {
+                return Err(SplitError::DuplicateKey {
+                    key: key.to_string(),
+                });
+            }
+            seen.push(key);
+            let values: Vec<&str> = values
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            if values.is_empty() {
+                return Err(SplitError::NoValues {
+                    key: key.to_string(),
+                });
+            }
+            Ok((key, values))
+        })
 }
 
 /// Sets `slot` to the parsed values unless it was set before (None: a duplicate key).

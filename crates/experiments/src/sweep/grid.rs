@@ -14,7 +14,7 @@
 //! `static` keeps the plan's own experts, so `cache` and `partition` do not apply to it: a grid
 //! gives it one configuration per value of the other keys, not one per cache size.
 
-use crate::grid::{format_bytes, parse_bytes};
+use crate::grid::{format_bytes, key_values, parse_bytes, SplitError};
 use policy::cache::{HotSet, Partition, Policy};
 use policy::prefetch::ExpertPrefetch;
 use sim::decode::DecodePolicy;
@@ -195,6 +195,16 @@ pub enum SweepGridError {
 
 const KEYS: &str = "ram, gpu, policy, cache, partition, prefetch, depth, qd";
 
+impl From<SplitError> for SweepGridError {
+    fn from(e: SplitError) -> SweepGridError {
+        match e {
+            SplitError::NotKeyValues { part } => SweepGridError::NotKeyValues { part },
+            SplitError::DuplicateKey { key } => SweepGridError::DuplicateKey { key },
+            SplitError::NoValues { key } => SweepGridError::NoValues { key },
+        }
+    }
+}
+
 /// The values of each key, in the order written.
 #[derive(Debug, Clone, PartialEq)]
 struct Axes {
@@ -277,30 +287,8 @@ fn axes(text: &str) -> Result<Axes, SweepGridError> {
         depth: vec![None],
         qd: vec![None],
     };
-    let mut seen: Vec<String> = Vec::new();
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, values) = part
-            .split_once('=')
-            .ok_or_else(|| SweepGridError::NotKeyValues {
-                part: part.to_string(),
-            })?;
-        let key = key.trim();
-        if seen.iter().any(|k| k == key) {
-            return Err(SweepGridError::DuplicateKey {
-                key: key.to_string(),
-            });
-        }
-        seen.push(key.to_string());
-        let values: Vec<&str> = values
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
-        if values.is_empty() {
-            return Err(SweepGridError::NoValues {
-                key: key.to_string(),
-            });
-        }
+    for part in key_values(text) {
+        let (key, values) = part?;
         match key {
             "ram" => axes.ram = some(bytes_values("ram", &values)?),
             "gpu" => axes.gpu = some(bytes_values("gpu", &values)?),
