@@ -1,7 +1,7 @@
 //! Hardware profiles: what a machine's GPU, host link, RAM, storage and CPU can hold and move,
 //! as a versioned TOML file ([`HwProfile`]), and the measurements behind `hypura profile`
-//! ([`measure`]), and [`direct`], the direct-read primitive the measurements and the runtime
-//! share. It describes machines; what runs on them is decided by `place`.
+//! ([`measure`]), and what the measurements and the runtime share so that what is measured is
+//! what runs: [`direct`] reads and [`pages`], the recycled memory they are copied into. It describes machines; what runs on them is decided by `place`.
 //!
 //! # Units (everywhere in the schema)
 //!
@@ -57,6 +57,7 @@ mod curve;
 pub mod direct;
 mod error;
 pub mod measure;
+pub mod pages;
 mod schema;
 mod validate;
 

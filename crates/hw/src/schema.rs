@@ -98,8 +98,9 @@ pub struct StorageProfile {
     /// Mean (or median) time of one 4 KiB random read with one request in flight, seconds.
     pub read_4k_qd1_latency_s: f64,
     /// Rate at which one reader thread copies a finished read from its aligned bounce buffer
-    /// into released pages (page faults included), GB/s: what a streamed byte costs after the
-    /// disk delivered it. Optional; absent in profiles whose read curve includes the copy.
+    /// into streamed memory given back and taken again (recycled pages on Linux, released ones
+    /// with their page faults elsewhere), GB/s: what a streamed byte costs after the disk
+    /// delivered it. Optional; absent in profiles whose read curve includes the copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_gbps: Option<f64>,
     /// Random-read bandwidth by request size and queue depth; must be a full grid (every block size

@@ -19,6 +19,7 @@ use crate::direct_io::{DirectFile, PAGE};
 use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
+use crate::recycle::Recycler;
 use crate::stream::StreamStats;
 use plan::PlacementError;
 use policy::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
@@ -56,6 +57,10 @@ struct Slices {
     loaded: Vec<bool>,
     /// Reads submitted and not yet waited for.
     in_flight: Vec<ReadHandle>,
+    /// Slices are whole pages: each loaded one has recycled pages of its own (`pages`);
+    /// otherwise neighbours share pages and a release gives back only unshared ones.
+    whole_pages: bool,
+    pages: Vec<Option<hw::pages::Slot>>,
 }
 
 struct Layer {
@@ -80,6 +85,8 @@ pub struct Experts {
     resident_bytes: u64,
     permanent_bytes: u64,
     prefetch: Option<Prefetch>,
+    /// Memory for slices that are whole pages.
+    recycler: Recycler,
 }
 
 /// Expert prefetch (sim's [`ExpertPrefetch`], same timing): after MoE layer `m` routes a
@@ -157,11 +164,14 @@ impl Experts {
             layers[pos].tensors.push(slices.len());
             layers[pos].expert_bytes += x.stride as u64;
             by_tensor.insert(x.t.tensor as usize, slices.len());
+            let whole_pages = x.stride % PAGE == 0 && x.t.data as usize % PAGE == 0;
             slices.push(Slices {
                 x,
                 layer_pos: pos,
                 loaded: vec![false; n_expert],
                 in_flight: Vec::new(),
+                whole_pages,
+                pages: vec![None; n_expert],
             });
         }
         // Layers without a streamed tensor take the largest size, so the cache's byte capacity
@@ -211,6 +221,7 @@ impl Experts {
             resident_bytes: 0,
             permanent_bytes: 0,
             prefetch: None,
+            recycler: Recycler::new(),
         };
         for (&block, ids) in permanent {
             let Some(&pos) = experts.layer_pos.get(&block) else {
@@ -230,7 +241,7 @@ impl Experts {
             }
             for i in experts.layers[pos].tensors.clone() {
                 let want = experts.layers[pos].permanent.clone();
-                experts.submit(i, &want, io, stats);
+                experts.submit(i, &want, io, stats)?;
             }
         }
         experts.wait_all(stats)?;
@@ -246,6 +257,11 @@ impl Experts {
     /// Bytes resident now: preloaded, cached and in-use slices.
     pub fn resident_bytes(&self) -> u64 {
         self.resident_bytes
+    }
+
+    /// Bytes of recycled pages held (attached or free).
+    pub fn recycled_bytes(&self) -> u64 {
+        self.recycler.bytes()
     }
 
     /// Bytes of the preloaded (never evicted) experts.
@@ -331,10 +347,9 @@ impl Experts {
             .map(|e| self.layers[pos].needed[e] && self.cache.is_cached(pos, e as u16))
             .collect();
         for i in self.layers[pos].tensors.clone() {
-            self.submit(i, &kept, io, stats);
+            self.submit(i, &kept, io, stats)?;
         }
-        self.prefetch_next(pos, ids, upcoming, io, stats);
-        Ok(())
+        self.prefetch_next(pos, ids, upcoming, io, stats)
     }
 
     /// Settles experts read ahead: those of `pos` the router chose count as prefetch hits (the
@@ -368,9 +383,9 @@ impl Experts {
         upcoming: Option<&[u16]>,
         io: ExpertIo,
         stats: &mut StreamStats,
-    ) {
+    ) -> Result<()> {
         let Some(mut p) = self.prefetch.take() else {
-            return;
+            return Ok(());
         };
         let decode = ids.len() <= p.top_k;
         let next = pos + 1;
@@ -401,13 +416,18 @@ impl Experts {
             for &e in &predicted {
                 want[usize::from(e)] = true;
             }
-            for i in self.layers[next].tensors.clone() {
-                self.submit(i, &want, io, stats);
-            }
+            // Staged before the reads: whatever of it a failed submit loaded is released by
+            // the next step's `drop_staged`.
             stats.expert_prefetches += predicted.len() as u64;
             p.staged = Some((next, predicted));
+            self.prefetch = Some(p);
+            for i in self.layers[next].tensors.clone() {
+                self.submit(i, &want, io, stats)?;
+            }
+            return Ok(());
         }
         self.prefetch = Some(p);
+        Ok(())
     }
 
     /// Before the matmul over `tensor`: reads the needed slices that are not resident and waits
@@ -416,7 +436,7 @@ impl Experts {
         let i = self.by_tensor[&tensor];
         let pos = self.slices[i].layer_pos;
         let want = self.layers[pos].needed.clone();
-        self.submit(i, &want, io, stats);
+        self.submit(i, &want, io, stats)?;
         self.wait(i, stats)
     }
 
@@ -468,8 +488,15 @@ impl Experts {
     }
 
     /// Submits reads of every slice of tensor `i` that `want` marks and is not loaded (runs of
-    /// adjacent slices are one read); they count as loaded from now on.
-    fn submit(&mut self, i: usize, want: &[bool], io: ExpertIo, stats: &mut StreamStats) {
+    /// adjacent slices are one read); they count as loaded from now on. Fails when recycled
+    /// pages cannot be mapped (nothing of that run is then loaded or read).
+    fn submit(
+        &mut self,
+        i: usize,
+        want: &[bool],
+        io: ExpertIo,
+        stats: &mut StreamStats,
+    ) -> Result<()> {
         let n = self.n_expert;
         let mut e = 0;
         while e < n {
@@ -483,6 +510,32 @@ impl Experts {
             }
             let s = &mut self.slices[i];
             let stride = s.x.stride;
+            if s.whole_pages {
+                for o in first..e {
+                    // SAFETY: slice `o` is whole pages of this tensor's reservation, not loaded:
+                    // nothing reads it and no read into it is in flight.
+                    let taken = unsafe {
+                        self.recycler
+                            .take(s.x.t.data.add(o * stride), stride, &s.x.t.name)
+                    };
+                    match taken {
+                        Ok(slot) => s.pages[o] = slot,
+                        Err(err) => {
+                            for p in first..o {
+                                // SAFETY: taken just above, nothing read into it yet.
+                                unsafe {
+                                    self.recycler.give_back(
+                                        s.x.t.data.add(p * stride),
+                                        stride,
+                                        s.pages[p].take(),
+                                    )
+                                };
+                            }
+                            return Err(err);
+                        }
+                    }
+                }
+            }
             let at = s.x.offset + (first * stride) as u64;
             // SAFETY: [first, e) slices lie inside the tensor's reserved memory. Until the
             // handles are waited for (`wait`, before any release of this tensor and before the
@@ -503,6 +556,7 @@ impl Experts {
             stats.expert_fills += (e - first) as u64;
             self.resident_bytes += ((e - first) * stride) as u64;
         }
+        Ok(())
     }
 
     /// Drops slice `e` of tensor `i`: releases the pages that no other loaded slice overlaps.
@@ -513,15 +567,23 @@ impl Experts {
         }
         s.loaded[e] = false;
         self.resident_bytes -= s.x.stride as u64;
+        if s.whole_pages {
+            // SAFETY: slice `e`'s own pages; not in use and no read into them in flight.
+            unsafe {
+                self.recycler.give_back(
+                    s.x.t.data.add(e * s.x.stride),
+                    s.x.stride,
+                    s.pages[e].take(),
+                );
+            }
+            return;
+        }
         let (first, end) = releasable_pages(&s.loaded, s.x.stride, e, s.x.t.reserved);
         if end > first {
             // SAFETY: whole pages of this tensor's reserved range that hold no loaded slice.
             unsafe {
-                libc::madvise(
-                    s.x.t.data.add(first * PAGE).cast(),
-                    (end - first) * PAGE,
-                    libc::MADV_DONTNEED,
-                );
+                self.recycler
+                    .give_back(s.x.t.data.add(first * PAGE), (end - first) * PAGE, None);
             }
         }
     }

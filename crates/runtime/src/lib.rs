@@ -18,6 +18,7 @@ pub mod moe;
 pub mod page_cache;
 pub mod placement;
 pub mod planned;
+pub mod recycle;
 pub mod report;
 pub mod routing;
 pub mod stream;

@@ -62,6 +62,8 @@ pub struct StreamReport {
     pub bytes_read: u64,
     pub io_wait_s: f64,
     pub peak_resident_bytes: u64,
+    /// Recycled pages held at the end (attached or free; see `runtime::recycle`).
+    pub recycled_bytes: u64,
     pub prefetches: u64,
     pub queue_depth: u32,
     pub request_bytes: u64,
@@ -91,6 +93,7 @@ impl StreamReport {
             bytes_read: stats.bytes_read,
             io_wait_s: stats.io_wait_s,
             peak_resident_bytes: stats.peak_resident_bytes,
+            recycled_bytes: stats.recycled_bytes,
             prefetches: stats.prefetches,
             queue_depth: io.queue_depth,
             request_bytes: io.request_bytes,

@@ -30,6 +30,7 @@ use crate::experts::ExpertIo;
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::moe::Moe;
+use crate::recycle::Recycler;
 use hypura_sys as sys;
 use metrics::TokenLayerRecord;
 use policy::dense_pool::{Action, DensePool};
@@ -66,6 +67,9 @@ pub struct StreamStats {
     /// Experts read ahead by co-activation prefetch, and of those, the ones the router then chose.
     pub expert_prefetches: u64,
     pub expert_prefetch_hits: u64,
+    /// Most bytes of recycled pages held at once ([`crate::recycle`]): pages attached to
+    /// streamed memory count in the resident set, free ones do not.
+    pub recycled_bytes: u64,
 }
 
 /// How the streamer reads.
@@ -99,6 +103,8 @@ struct Slot {
     offset: u64,
     /// Reads in flight, not yet waited for.
     fill: Vec<ReadHandle>,
+    /// Recycled pages backing it while resident.
+    pages: Option<hw::pages::Slot>,
 }
 
 /// The state behind the eval callback. Lives in a Box whose address llama.cpp holds.
@@ -115,6 +121,8 @@ pub struct Streamer {
     /// Bytes of resident tensors, reads in flight included, as the actions carried out so far
     /// leave them.
     resident_bytes: u64,
+    /// Memory for fills.
+    recycler: Recycler,
     stats: StreamStats,
     error: Option<Error>,
     rec: Recorder,
@@ -161,6 +169,7 @@ impl Streamer {
                 file,
                 offset,
                 fill: Vec::new(),
+                pages: None,
             });
         }
         let io_opts = IoOptions::default();
@@ -173,6 +182,7 @@ impl Streamer {
             io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
             io_opts,
             resident_bytes: 0,
+            recycler: Recycler::new(),
             stats: StreamStats::default(),
             error: None,
             rec: Recorder {
@@ -220,8 +230,7 @@ impl Streamer {
     /// Hook: turns router interception on (see [`crate::moe`]).
     pub fn set_moe(&mut self, moe: Moe) {
         self.moe = Some(moe);
-        let resident = self.all_resident_bytes();
-        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+        self.note_peaks();
     }
 
     pub fn moe(&self) -> Option<&Moe> {
@@ -235,6 +244,16 @@ impl Streamer {
             files: &self.files,
         };
         (io, &mut self.stats)
+    }
+
+    /// Updates the peaks of resident streamed bytes and of recycled pages.
+    fn note_peaks(&mut self) {
+        let resident = self.all_resident_bytes();
+        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+        let experts = self.moe.as_ref().and_then(|m| m.experts.as_ref());
+        // Pools never shrink: their sum now is their peak.
+        self.stats.recycled_bytes =
+            self.recycler.bytes() + experts.map_or(0, |x| x.recycled_bytes());
     }
 
     /// Streamed bytes resident now (whole tensors and expert slices).
@@ -359,8 +378,7 @@ impl Streamer {
                     return true;
                 }
             }
-            let resident = self.all_resident_bytes();
-            self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+            self.note_peaks();
         }
         let mut need = Vec::new();
         // SAFETY: llama.cpp passes a valid graph node; srcs are valid or NULL.

@@ -191,6 +191,63 @@ fn mixtral_style_per_expert_streaming_with_a_small_cache_matches_llama_cpp_and_r
 }
 
 #[test]
+fn whole_page_expert_slices_recycle_their_pages_and_still_match_llama_cpp() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    // Expert slices of 256 x 512 f16 = 64 pages each: given back to and taken from the page
+    // pool (`runtime::recycle`) instead of released to the kernel.
+    let path = synth(
+        dir.path(),
+        "tiny-mixtral",
+        Overrides {
+            n_ff: Some(512),
+            expert_ff: Some(512),
+            n_vocab: Some(300),
+            ..Default::default()
+        },
+    );
+    let inv = model::Inventory::from_gguf(&path).unwrap();
+    let stride = inv
+        .tensors
+        .iter()
+        .find_map(|t| t.expert_stride)
+        .expect("expert tensors");
+    assert_eq!(stride % 4096, 0, "{stride}");
+    let reference = plain_llama(&path);
+
+    let plan = plan_streaming_experts(&path, &[], 3);
+    for prefetch in [ExpertPrefetch::None, ExpertPrefetch::Coactivation] {
+        let opts = MoeOptions {
+            record: true,
+            expert_prefetch: prefetch,
+            ..Default::default()
+        };
+        let r = run(&path, &plan, &opts, N_PREDICT);
+        assert_eq!(r.tokens, reference, "{prefetch:?}");
+        assert!(
+            r.stats.expert_hits < r.stats.expert_accesses,
+            "{:?}",
+            r.stats
+        );
+        // Pages were recycled, and the pool never held more than was resident at once.
+        assert!(r.stats.recycled_bytes > 0, "{:?}", r.stats);
+        assert!(
+            r.stats.recycled_bytes <= r.stats.peak_resident_bytes,
+            "{prefetch:?}: {:?}",
+            r.stats
+        );
+        // Recycled pages hold earlier experts' bytes: a replay over them reads the same.
+        let replay = MoeOptions {
+            replay: r.trace.clone(),
+            expert_prefetch: prefetch,
+            ..Default::default()
+        };
+        let again = run(&path, &plan, &replay, N_PREDICT);
+        assert_eq!(again.tokens, reference, "{prefetch:?}");
+        assert_eq!(again.stats.bytes_read, r.stats.bytes_read, "{prefetch:?}");
+    }
+}
+
+#[test]
 fn sixty_four_experts_top_six_with_preloaded_experts_match_llama_cpp() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = deepseek(dir.path());

@@ -1,7 +1,8 @@
 //! Storage benchmark: uncached random reads over a grid of block sizes and queue depths (one
 //! thread per request in flight, each with its own aligned buffer), a sequential pass, and 4 KiB
 //! queue-depth-1 latency, all on a scratch file written first and always removed; and the rate
-//! of the copy that follows each read in the runtime (bounce buffer into released pages).
+//! of the copy that follows each read in the runtime (bounce buffer into streamed memory given
+//! back and taken again: [`crate::pages`]).
 //!
 //! The copy is measured apart from the reads because it is paid apart: a layer's reads are a
 //! burst that ends together, and then every copy runs with the disk idle. A curve measured with
@@ -11,6 +12,7 @@
 use super::tempfile::{no_direct_io, TempFile};
 use super::{interrupt, IoOp, MeasureError, Progress};
 use crate::direct::AlignedBuf;
+use crate::pages::{PagePool, Reservation, Slot};
 use crate::ReadPoint;
 use std::fs::File;
 use std::io::Write;
@@ -41,7 +43,7 @@ pub struct DiskResult {
     pub seq_read_gbps: f64,
     pub latency_4k_qd1_s: f64,
     pub curve: Vec<ReadPoint>,
-    /// One thread's copy rate into released pages, GB/s, and the block it was measured with.
+    /// One thread's copy rate into streamed memory, GB/s, and the block it was measured with.
     pub copy_gbps: f64,
     pub copy_block: u64,
 }
@@ -86,7 +88,7 @@ pub fn measure(
     drop(reader);
     drop(guard);
 
-    progress.phase("storage: copy into released pages", 1);
+    progress.phase("storage: copy into streamed memory", 1);
     let copy_block = plan
         .blocks
         .iter()
@@ -94,7 +96,7 @@ pub fn measure(
         .max()
         .unwrap_or(1 << 20)
         .max(4096);
-    let copy_gbps = copy_into_released(copy_block, plan.point_time)?;
+    let copy_gbps = copy_into_streamed(copy_block, plan.point_time)?;
     progress.step();
     Ok(DiskResult {
         seq_read_gbps,
@@ -186,21 +188,17 @@ fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
         bytes: 4096,
     })?;
     buf.touch();
-    // As the runtime reads: into a reused buffer, copied into released pages.
-    let mut dst = AlignedBuf::new(4096).ok_or(MeasureError::NoBuffer {
-        count: 1,
-        bytes: 4096,
-    })?;
+    // As the runtime reads: into a reused buffer, copied into streamed memory.
+    let mut dst = Streamed::new(4096)?;
     let mut rng = Offsets::new(0xD1B5_4A32_D192_ED03);
     let pages = plan.file_bytes / 4096;
     let mut times = Vec::with_capacity(plan.latency_samples);
     for _ in 0..plan.latency_samples.max(1) {
         interrupt_check()?;
         let offset = rng.below(pages) * 4096;
-        dst.release();
         let t = Instant::now();
         read_exact_at(file, buf.as_mut_slice(), offset)?;
-        dst.as_mut_slice().copy_from_slice(buf.as_mut_slice());
+        dst.refill()?.copy_from_slice(buf.as_mut_slice());
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -209,7 +207,7 @@ fn latency(file: &File, plan: &DiskSchedule) -> Result<f64, MeasureError> {
 
 /// GB/s of `depth` threads each issuing `block`-sized reads at random block-aligned offsets for
 /// `time` into the thread's reused aligned buffer, as the runtime's readers do (their copy out
-/// of it is [`copy_into_released`]).
+/// of it is [`copy_into_streamed`]).
 fn random_reads(
     file: &File,
     file_bytes: u64,
@@ -234,27 +232,80 @@ fn random_reads(
     Ok(bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e9)
 }
 
-/// GB/s of one thread copying `block` bytes out of a reused aligned buffer into destination
-/// pages released just before, for `time`: what the runtime's reader does after each read (a
-/// tensor's or expert's memory is given back when it is evicted, and the copy faults fresh
-/// zeroed pages in). On a 2-core machine this costs about as much as reading the bytes.
-fn copy_into_released(block: u64, time: Duration) -> Result<f64, MeasureError> {
-    let buf = |count| {
-        AlignedBuf::new(block as usize).ok_or(MeasureError::NoBuffer {
-            count,
-            bytes: block,
-        })
-    };
-    let (mut src, mut dst) = (buf(2)?, buf(2)?);
+/// GB/s of one thread copying `block` bytes out of a reused aligned buffer into streamed memory
+/// given back and taken again before each copy, for `time`: what the runtime's reader does after
+/// each read (a tensor's or expert's memory is given back when it is evicted and taken again by
+/// the next fill).
+fn copy_into_streamed(block: u64, time: Duration) -> Result<f64, MeasureError> {
+    let mut src = AlignedBuf::new(block as usize).ok_or(MeasureError::NoBuffer {
+        count: 1,
+        bytes: block,
+    })?;
     src.touch();
+    let mut dst = Streamed::new(block as usize)?;
     let (start, mut copied) = (Instant::now(), 0u64);
     while copied == 0 || start.elapsed() < time {
-        dst.release();
-        dst.as_mut_slice().copy_from_slice(src.as_mut_slice());
-        std::hint::black_box(dst.as_mut_slice());
+        let d = dst.refill()?;
+        d.copy_from_slice(src.as_mut_slice());
+        std::hint::black_box(d);
         copied += block;
     }
     Ok(copied as f64 / start.elapsed().as_secs_f64() / 1e9)
+}
+
+/// Destination memory that behaves as the runtime's streamed memory does between two fills:
+/// recycled pages ([`PagePool`]) where the platform has them, else pages released to the kernel
+/// (the next copy faults fresh zeroed pages in).
+struct Streamed {
+    mem: Reservation,
+    pool: Option<PagePool>,
+    slot: Option<Slot>,
+}
+
+impl Streamed {
+    /// `len` bytes (whole pages).
+    fn new(len: usize) -> Result<Streamed, MeasureError> {
+        let mem = Reservation::new(len).ok_or(MeasureError::NoBuffer {
+            count: 1,
+            bytes: len as u64,
+        })?;
+        Ok(Streamed {
+            mem,
+            pool: PagePool::new().ok(),
+            slot: None,
+        })
+    }
+
+    /// Gives the memory back and takes it again, as an eviction and the next fill do; the bytes
+    /// to copy into.
+    fn refill(&mut self) -> Result<&mut [u8], MeasureError> {
+        let (ptr, len) = (self.mem.as_ptr(), self.mem.len());
+        match self.pool.as_mut() {
+            Some(pool) => {
+                // SAFETY: our own reservation; no reference into it is alive (the last refill's
+                // borrow ended) and no I/O writes into it.
+                unsafe {
+                    if let Some(s) = self.slot.take() {
+                        pool.detach(ptr, s)
+                            .map_err(|e| MeasureError::io(IoOp::Recycle, e))?;
+                    }
+                    self.slot = Some(
+                        pool.attach(ptr, len)
+                            .map_err(|e| MeasureError::io(IoOp::Recycle, e))?,
+                    );
+                }
+            }
+            #[cfg(unix)]
+            // SAFETY: whole pages of our own reservation, not in use.
+            None => unsafe {
+                libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED);
+            },
+            #[cfg(not(unix))]
+            None => {}
+        }
+        // SAFETY: the reservation's own bytes, borrowed for as long as `self` is.
+        Ok(unsafe { self.mem.as_mut_slice() })
+    }
 }
 
 /// Runs `threads` copies of `body`, each with its own aligned `buf_bytes` buffer (allocated and

@@ -180,6 +180,8 @@ pub enum IoOp {
     Read,
     #[error("statvfs {}", .0.display())]
     Statvfs(PathBuf),
+    #[error("mapping recycled pages")]
+    Recycle,
 }
 
 impl MeasureError {
@@ -227,7 +229,7 @@ pub fn measure_machine(
     note(
         "storage.read_4k_qd1_latency_s",
         format!(
-            "measured: median of {} random 4 KiB O_DIRECT reads, one at a time, each copied into released pages as the runtime does",
+            "measured: median of {} random 4 KiB O_DIRECT reads, one at a time, each copied into streamed memory as the runtime does (recycled pages on Linux, else released ones)",
             disk_plan.latency_samples
         ),
     );
@@ -241,8 +243,13 @@ pub fn measure_machine(
     note(
         "storage.copy_gbps",
         format!(
-            "measured: one thread copying {} from a reused buffer into pages released before each copy, as the runtime's readers do after each read, for {} ms",
+            "measured: one thread copying {} from a reused buffer into streamed memory given back and taken again before each copy ({}), as the runtime's readers do after each read, for {} ms",
             fmt_bytes(disk.copy_block),
+            if crate::pages::PagePool::new().is_ok() {
+                "recycled pages"
+            } else {
+                "pages released to the OS"
+            },
             disk_plan.point_time.as_millis()
         ),
     );

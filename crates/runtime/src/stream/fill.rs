@@ -34,7 +34,7 @@ impl Streamer {
         for &a in actions {
             match a {
                 Action::Hit(_) => self.stats.hits += 1,
-                Action::Fill { slot, ahead } => self.submit(slot, ahead),
+                Action::Fill { slot, ahead } => self.submit(slot, ahead)?,
                 Action::Collect(slot) => {
                     let start = Instant::now();
                     let r = self.collect(slot);
@@ -50,11 +50,17 @@ impl Streamer {
         Ok(())
     }
 
-    /// Starts reading slot `i` into its reserved memory.
-    fn submit(&mut self, i: usize, ahead: bool) {
+    /// Starts reading slot `i` into its reserved memory (recycled pages where there are).
+    fn submit(&mut self, i: usize, ahead: bool) -> Result<()> {
         let slot = &mut self.slots[i];
-        // SAFETY: the slot's reserved pages belong to this tensor alone; no node reading it runs
-        // before `collect` has waited for these reads, and nothing evicts it before that.
+        // SAFETY: the slot's reserved pages belong to this tensor alone and it is not resident
+        // (the pool fills only what it evicted or never held), so nothing reads or writes them.
+        slot.pages = unsafe {
+            self.recycler
+                .take(slot.t.data, slot.t.reserved, &slot.t.name)?
+        };
+        // SAFETY: as above; no node reading it runs before `collect` has waited for these
+        // reads, and nothing evicts it before that.
         slot.fill = unsafe {
             self.io.submit_read(
                 &self.files[slot.file],
@@ -65,10 +71,10 @@ impl Streamer {
             )
         };
         self.resident_bytes += slot.t.reserved as u64;
-        let resident = self.all_resident_bytes();
-        self.stats.peak_resident_bytes = self.stats.peak_resident_bytes.max(resident);
+        self.note_peaks();
         self.stats.fills += 1;
         self.stats.prefetches += ahead as u64;
+        Ok(())
     }
 
     /// Waits for slot `i`'s reads in flight; returns the first error.
@@ -90,7 +96,8 @@ impl Streamer {
         // SAFETY: the range is whole pages reserved for this tensor only; it is not in use and
         // no read into it is in flight.
         unsafe {
-            libc::madvise(slot.t.data.cast(), slot.t.reserved, libc::MADV_DONTNEED);
+            self.recycler
+                .give_back(slot.t.data, slot.t.reserved, slot.pages.take());
         }
         self.resident_bytes -= slot.t.reserved as u64;
     }
@@ -103,11 +110,11 @@ impl Streamer {
                 let _ = h.wait();
             }
         }
-        for j in 0..self.slots.len() {
+        for slot in &mut self.slots {
             // SAFETY: no read is in flight (waited above) and no node runs during the callback.
             unsafe {
-                let t = &self.slots[j].t;
-                libc::madvise(t.data.cast(), t.reserved, libc::MADV_DONTNEED);
+                self.recycler
+                    .give_back(slot.t.data, slot.t.reserved, slot.pages.take());
             }
         }
         self.resident_bytes = 0;
