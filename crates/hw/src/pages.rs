@@ -343,9 +343,18 @@ mod tests {
             self.base.wrapping_add(i * ALIGN)
         }
 
-        fn bytes(&self, page: usize, n: usize) -> &mut [u8] {
-            // SAFETY: inside the mapping (checked by `page`); tests hold one borrow at a time.
-            unsafe { std::slice::from_raw_parts_mut(self.page(page), n) }
+        fn fill(&self, page: usize, n: usize, value: u8) {
+            assert!(page * ALIGN + n <= self.len);
+            // SAFETY: inside the mapping (checked above); no reference into it is alive.
+            unsafe { std::ptr::write_bytes(self.page(page), value, n) }
+        }
+
+        fn holds(&self, page: usize, n: usize, value: u8) -> bool {
+            assert!(page * ALIGN + n <= self.len);
+            // SAFETY: inside the mapping (checked above); read while nothing writes.
+            unsafe { std::slice::from_raw_parts(self.page(page), n) }
+                .iter()
+                .all(|&b| b == value)
         }
     }
 
@@ -355,19 +364,19 @@ mod tests {
         let mut pool = PagePool::new().unwrap();
         let two = 2 * ALIGN;
         let a = unsafe { pool.attach(r.page(0), two) }.unwrap();
-        r.bytes(0, two).fill(7);
+        r.fill(0, two, 7);
         assert_eq!(
             (pool.bytes(), pool.attached_bytes()),
             (two as u64, two as u64)
         );
         unsafe { pool.detach(r.page(0), a.clone()) }.unwrap();
-        assert!(r.bytes(0, two).iter().all(|&b| b == 0), "detached range");
+        assert!(r.holds(0, two, 0), "detached range");
         assert_eq!(pool.attached_bytes(), 0);
         // The same length elsewhere: the same pages, nothing new allocated.
         let b = unsafe { pool.attach(r.page(4), two) }.unwrap();
         assert_eq!(b, a);
         assert_eq!(pool.bytes(), two as u64);
-        assert!(r.bytes(4, two).iter().all(|&b| b == 7), "recycled pages");
+        assert!(r.holds(4, two, 7), "recycled pages");
     }
 
     #[test]
@@ -377,18 +386,18 @@ mod tests {
         let a = unsafe { pool.attach(r.page(0), ALIGN) }.unwrap();
         let b = unsafe { pool.attach(r.page(1), ALIGN) }.unwrap();
         let c = unsafe { pool.attach(r.page(2), 3 * ALIGN) }.unwrap();
-        r.bytes(0, ALIGN).fill(1);
-        r.bytes(1, ALIGN).fill(2);
-        r.bytes(2, 3 * ALIGN).fill(3);
-        assert_eq!((r.bytes(0, 1)[0], r.bytes(1, 1)[0]), (1, 2));
+        r.fill(0, ALIGN, 1);
+        r.fill(1, ALIGN, 2);
+        r.fill(2, 3 * ALIGN, 3);
+        assert!(r.holds(0, ALIGN, 1) && r.holds(1, ALIGN, 2));
         assert_eq!(pool.bytes(), 5 * ALIGN as u64);
         unsafe { pool.detach(r.page(0), a) }.unwrap();
         unsafe { pool.detach(r.page(2), c) }.unwrap();
         // Four pages from the free one and the free three: no growth, and page 1 untouched.
         let d = unsafe { pool.attach(r.page(8), 4 * ALIGN) }.unwrap();
         assert_eq!(pool.bytes(), 5 * ALIGN as u64);
-        r.bytes(8, 4 * ALIGN).fill(4);
-        assert!(r.bytes(1, ALIGN).iter().all(|&x| x == 2));
+        r.fill(8, 4 * ALIGN, 4);
+        assert!(r.holds(1, ALIGN, 2));
         // One more page than is free: the pool grows by that page only.
         let e = unsafe { pool.attach(r.page(12), ALIGN) }.unwrap();
         assert_eq!(pool.bytes(), 6 * ALIGN as u64);
@@ -428,7 +437,7 @@ mod tests {
                 None => {
                     let slot = unsafe { pool.attach(r.page(page), n * ALIGN) }.unwrap();
                     let stamp = (step % 251) as u8 + 1;
-                    r.bytes(page, n * ALIGN).fill(stamp);
+                    r.fill(page, n * ALIGN, stamp);
                     live[i] = Some((stamp, slot));
                     attached += n;
                     peak = peak.max(attached);
@@ -439,10 +448,7 @@ mod tests {
             for (j, l) in live.iter().enumerate() {
                 if let Some((stamp, _)) = l {
                     let (p, n) = places[j];
-                    assert!(
-                        r.bytes(p, n * ALIGN).iter().all(|b| b == stamp),
-                        "step {step}"
-                    );
+                    assert!(r.holds(p, n * ALIGN, *stamp), "step {step}");
                 }
             }
         }
