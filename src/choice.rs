@@ -283,6 +283,27 @@ impl ExpertStreaming {
 }
 
 #[cfg(feature = "runtime")]
+/// `run --streamed-memory`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamedMemory {
+    /// Kept in a page pool and mapped again for the next fill: no page faults, no zeroing
+    /// (Linux; elsewhere released).
+    Recycled,
+    /// Released to the kernel; the next fill faults in zeroed pages.
+    Released,
+}
+
+#[cfg(feature = "runtime")]
+impl From<StreamedMemory> for runtime::StreamedMemory {
+    fn from(m: StreamedMemory) -> runtime::StreamedMemory {
+        match m {
+            StreamedMemory::Recycled => runtime::StreamedMemory::Recycled,
+            StreamedMemory::Released => runtime::StreamedMemory::Released,
+        }
+    }
+}
+
+#[cfg(feature = "runtime")]
 /// `run --plain-load`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlainLoad {

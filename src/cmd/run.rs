@@ -1,7 +1,7 @@
 //! `hypura run`: execute a solved plan on llama.cpp — NVMe-tier tensors streamed from disk within
 //! the plan's pool — and print the generated text (or JSON with token ids and streaming counters).
 
-use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy};
+use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy, StreamedMemory};
 use crate::range;
 use anyhow::{bail, Context as _, Result};
 use model::units::human_bytes;
@@ -101,6 +101,11 @@ pub struct Args {
     /// prefetch depth; 0 reads a layer's weights when it starts).
     #[arg(long, value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
     pub prefetch_depth: Option<u32>,
+    /// What becomes of streamed weights' memory after use: `recycled` (kept in a page pool and
+    /// mapped again for the next fill; Linux) or `released` (given back to the kernel; the next
+    /// fill faults in zeroed pages).
+    #[arg(long, value_enum, default_value_t = StreamedMemory::Recycled)]
+    pub streamed_memory: StreamedMemory,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -180,6 +185,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(d) = args.prefetch_depth {
         planned.io.prefetch_depth = d;
     }
+    planned.io.memory = args.streamed_memory.into();
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut ctx = planned
         .context(&moe, n_ctx, args.threads, args.metrics.is_some())

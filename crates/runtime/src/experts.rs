@@ -19,7 +19,7 @@ use crate::direct_io::{DirectFile, PAGE};
 use crate::error::{Error, Result};
 use crate::io_pool::{IoPool, ReadHandle};
 use crate::model::StreamedTensor;
-use crate::recycle::Recycler;
+use crate::recycle::{Recycler, StreamedMemory};
 use crate::stream::StreamStats;
 use plan::PlacementError;
 use policy::cache::{CacheConfig, Capacity, ExpertBytes, OnlineCache, Partition, Policy};
@@ -34,6 +34,8 @@ use std::time::Instant;
 pub struct ExpertIo<'a> {
     pub pool: &'a IoPool,
     pub files: &'a [Arc<DirectFile>],
+    /// What becomes of expert memory after use (read when the experts are set up).
+    pub memory: StreamedMemory,
 }
 
 /// One streamed merged expert tensor and where its data is in the model file.
@@ -221,7 +223,7 @@ impl Experts {
             resident_bytes: 0,
             permanent_bytes: 0,
             prefetch: None,
-            recycler: Recycler::new(),
+            recycler: Recycler::new(io.memory),
         };
         for (&block, ids) in permanent {
             let Some(&pos) = experts.layer_pos.get(&block) else {

@@ -27,5 +27,6 @@ pub use self::model::{LoadMode, Model, ModelParams};
 pub use context::{Context, ContextParams, Generation, Sampling};
 pub use error::{Error, Result, TokenizeError};
 pub use planned::{MoeOptions, PlannedModel};
+pub use recycle::StreamedMemory;
 pub use routing::ReplayScope;
 pub use stream::IoOptions;

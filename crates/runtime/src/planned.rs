@@ -111,6 +111,7 @@ impl PlannedModel {
             request_bytes: plan.io.dense_block_bytes,
             prefetch_depth: plan.prefetch_depth,
             n_layer: Some(inventory.arch.n_layer),
+            memory: crate::StreamedMemory::default(),
         };
         Ok(PlannedModel {
             model,

@@ -6,16 +6,30 @@
 use crate::error::{Error, Result};
 use hw::pages::{PagePool, Slot};
 
+/// What becomes of streamed memory after use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamedMemory {
+    /// Kept in a page pool and mapped again for the next fill, where the platform has one
+    /// (Linux); released elsewhere.
+    #[default]
+    Recycled,
+    /// Released to the kernel; the next fill faults in zeroed pages.
+    Released,
+}
+
 /// See the module doc.
 pub struct Recycler {
     pool: Option<PagePool>,
 }
 
 impl Recycler {
-    /// With a page pool where the platform has one.
-    pub fn new() -> Recycler {
+    /// With a page pool for [`StreamedMemory::Recycled`] where the platform has one.
+    pub fn new(memory: StreamedMemory) -> Recycler {
         Recycler {
-            pool: PagePool::new().ok(),
+            pool: match memory {
+                StreamedMemory::Recycled => PagePool::new().ok(),
+                StreamedMemory::Released => None,
+            },
         }
     }
 
@@ -65,11 +79,5 @@ impl Recycler {
     /// Bytes the pool holds (attached or free); 0 without a pool.
     pub fn bytes(&self) -> u64 {
         self.pool.as_ref().map_or(0, PagePool::bytes)
-    }
-}
-
-impl Default for Recycler {
-    fn default() -> Recycler {
-        Recycler::new()
     }
 }

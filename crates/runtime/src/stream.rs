@@ -30,7 +30,7 @@ use crate::experts::ExpertIo;
 use crate::io_pool::{IoPool, IoStats, ReadHandle};
 use crate::model::StreamedTensor;
 use crate::moe::Moe;
-use crate::recycle::Recycler;
+use crate::recycle::{Recycler, StreamedMemory};
 use hypura_sys as sys;
 use metrics::TokenLayerRecord;
 use policy::dense_pool::{Action, DensePool};
@@ -84,6 +84,8 @@ pub struct IoOptions {
     /// The model's layer count, where the read-ahead wraps to layer 0 (default: the last
     /// streamed layer + 1).
     pub n_layer: Option<u32>,
+    /// What becomes of streamed memory after use.
+    pub memory: StreamedMemory,
 }
 
 impl Default for IoOptions {
@@ -93,6 +95,7 @@ impl Default for IoOptions {
             request_bytes: 8 << 20,
             prefetch_depth: 0,
             n_layer: None,
+            memory: StreamedMemory::default(),
         }
     }
 }
@@ -182,7 +185,7 @@ impl Streamer {
             io: IoPool::new(io_opts.queue_depth, io_opts.request_bytes)?,
             io_opts,
             resident_bytes: 0,
-            recycler: Recycler::new(),
+            recycler: Recycler::new(io_opts.memory),
             stats: StreamStats::default(),
             error: None,
             rec: Recorder {
@@ -214,6 +217,7 @@ impl Streamer {
         self.evict_all();
         self.io = IoPool::new(io.queue_depth, io.request_bytes)?;
         self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
+        self.recycler = Recycler::new(io.memory);
         self.io_opts = io;
         Ok(self)
     }
@@ -242,6 +246,7 @@ impl Streamer {
         let io = ExpertIo {
             pool: &self.io,
             files: &self.files,
+            memory: self.io_opts.memory,
         };
         (io, &mut self.stats)
     }
@@ -370,6 +375,7 @@ impl Streamer {
             let io = ExpertIo {
                 pool: &self.io,
                 files: &self.files,
+                memory: self.io_opts.memory,
             };
             match m.on_ask(node, io, &mut self.stats) {
                 Ok(ask) => uses |= ask,
@@ -406,6 +412,7 @@ impl Streamer {
             let io = ExpertIo {
                 pool: &self.io,
                 files: &self.files,
+                memory: self.io_opts.memory,
             };
             if let Err(e) = m.on_done(node, io, &mut self.stats) {
                 self.error.get_or_insert(e);

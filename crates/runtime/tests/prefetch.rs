@@ -9,6 +9,7 @@ use common::*;
 use model::Inventory;
 use runtime::stream::IoOptions;
 use runtime::Model;
+use runtime::StreamedMemory;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ fn io(inv: &Inventory, queue_depth: u32, prefetch_depth: u32) -> IoOptions {
         request_bytes: REQUEST,
         prefetch_depth,
         n_layer: Some(inv.arch.n_layer),
+        memory: StreamedMemory::Recycled,
     }
 }
 
@@ -48,14 +50,32 @@ fn every_prefetch_and_queue_depth_gives_plain_llama_cpp_tokens() {
             // The layer computing and `depth` layers ahead.
             let pool = (depth as u64 + 1) * layer;
             assert!(pool < total / 2);
+            // Both fates of streamed memory (recycled pages, pages released to the kernel).
+            let memory = if qd == 1 {
+                StreamedMemory::Released
+            } else {
+                StreamedMemory::Recycled
+            };
             let s = streamer(&model, &inv, &path, pool)
-                .with_io(io(&inv, qd, depth))
+                .with_io(IoOptions {
+                    memory,
+                    ..io(&inv, qd, depth)
+                })
                 .unwrap();
             let r = run(&model, Some(s));
             let (stats, io) = (r.stats.unwrap(), r.io.unwrap());
-            let at = format!("prefetch depth {depth}, queue depth {qd}: {stats:?} {io:?}");
+            let at =
+                format!("prefetch depth {depth}, queue depth {qd}, {memory:?}: {stats:?} {io:?}");
             assert_eq!(r.tokens.unwrap(), reference, "{at}");
             assert!(stats.peak_resident_bytes <= pool, "{at}");
+            // The page pool never holds more than was resident at once.
+            match memory {
+                StreamedMemory::Recycled => assert!(
+                    stats.recycled_bytes > 0 && stats.recycled_bytes <= stats.peak_resident_bytes,
+                    "{at}"
+                ),
+                StreamedMemory::Released => assert_eq!(stats.recycled_bytes, 0, "{at}"),
+            }
             assert!(io.max_in_flight <= qd, "{at}");
             // While busy, between one and max_in_flight requests run (timer slack: 1%).
             let depth_while_busy = io.request_s / io.busy_s;
