@@ -162,6 +162,46 @@ impl PagePool {
         self.attached
     }
 
+    /// Grows the pool to at least `bytes` now, allocating (and zeroing) its pages ahead of the
+    /// attaches that will use them: a fill then never waits for new pages, which
+    /// [`PagePool::attach`] would otherwise zero on the caller's thread.
+    #[cfg(target_os = "linux")]
+    pub fn reserve(&mut self, bytes: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let bytes = bytes.next_multiple_of(ALIGN as u64);
+        let size = self.extents.size;
+        if bytes <= size {
+            return Ok(());
+        }
+        let len = bytes - size;
+        // SAFETY: a plain system call on our own descriptor.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                0,
+                size as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            // What was allocated before the refusal stays in the file, unused: shrink it back.
+            let _ = self.file.set_len(size);
+            return Err(e);
+        }
+        self.extents.size = bytes;
+        self.extents.give(&[(size, len)]);
+        Ok(())
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn reserve(&mut self, _bytes: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "recycled pages need memfd (Linux)",
+        ))
+    }
+
     /// Backs `[addr, addr + len)` with pool pages, populated: free pages first (their old bytes
     /// are still in them), new ones only for what the free pages lack. `addr` and `len` must be
     /// multiples of [`ALIGN`].
@@ -452,6 +492,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn reserved_pages_are_taken_before_the_pool_grows() {
+        let r = Reservation::new(8 * ALIGN).unwrap();
+        let mut pool = PagePool::new().unwrap();
+        pool.reserve(3 * ALIGN as u64 + 1).unwrap();
+        assert_eq!((pool.bytes(), pool.attached_bytes()), (4 * ALIGN as u64, 0));
+        let a = unsafe { pool.attach(r.page(0), 4 * ALIGN) }.unwrap();
+        assert_eq!(pool.bytes(), 4 * ALIGN as u64);
+        assert!(r.holds(0, 4 * ALIGN, 0), "reserved pages start zeroed");
+        let b = unsafe { pool.attach(r.page(4), ALIGN) }.unwrap();
+        assert_eq!(pool.bytes(), 5 * ALIGN as u64);
+        // Reserving less than the pool has changes nothing.
+        pool.reserve(ALIGN as u64).unwrap();
+        assert_eq!(pool.bytes(), 5 * ALIGN as u64);
+        unsafe { pool.detach(r.page(0), a) }.unwrap();
+        unsafe { pool.detach(r.page(4), b) }.unwrap();
     }
 
     #[test]

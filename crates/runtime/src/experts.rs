@@ -225,6 +225,12 @@ impl Experts {
             prefetch: None,
             recycler: Recycler::new(io.memory),
         };
+        // The plan's expert memory, allocated now rather than by the first fills (a prompt's
+        // batch would otherwise wait for it to be zeroed), when every slice recycles pages.
+        if experts.slices.iter().all(|s| s.whole_pages) {
+            let all: u64 = experts.slices.iter().map(|s| s.x.t.bytes as u64).sum();
+            experts.recycler.reserve(cache_bytes.min(all));
+        }
         for (&block, ids) in permanent {
             let Some(&pos) = experts.layer_pos.get(&block) else {
                 continue;

@@ -76,6 +76,15 @@ impl Recycler {
         }
     }
 
+    /// Allocates pool pages for `bytes` of fills ahead of them (the memory the caller's plan
+    /// gives it), so that fills do not wait for new pages to be zeroed. Without a pool nothing
+    /// happens; a refusal leaves the pool to grow on demand.
+    pub fn reserve(&mut self, bytes: u64) {
+        if let Some(pool) = self.pool.as_mut() {
+            let _ = pool.reserve(bytes);
+        }
+    }
+
     /// Bytes the pool holds (attached or free); 0 without a pool.
     pub fn bytes(&self) -> u64 {
         self.pool.as_ref().map_or(0, PagePool::bytes)

@@ -176,7 +176,7 @@ impl Streamer {
             });
         }
         let io_opts = IoOptions::default();
-        Ok(Streamer {
+        let mut s = Streamer {
             pool: dense_pool(&slots, pool_bytes, io_opts)?,
             actions: Vec::new(),
             slots,
@@ -199,7 +199,15 @@ impl Streamer {
             },
             moe: None,
             paused: false,
-        })
+        };
+        s.reserve_pages();
+        Ok(s)
+    }
+
+    /// Allocates the dense pool's recycled pages ahead of the fills that will use them.
+    fn reserve_pages(&mut self) {
+        let all: u64 = self.slots.iter().map(|s| s.t.reserved as u64).sum();
+        self.recycler.reserve(self.pool.capacity().min(all));
     }
 
     /// A streamer that streams nothing and forces `trace`'s routing on a model of `arch` loaded
@@ -219,6 +227,7 @@ impl Streamer {
         self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
         self.recycler = Recycler::new(io.memory);
         self.io_opts = io;
+        self.reserve_pages();
         Ok(self)
     }
 
