@@ -1,34 +1,36 @@
-//! Recycled pages for streamed memory. A page-aligned range of a reserved mapping is backed by
-//! pages of one anonymous memory file (memfd) while it holds data ([`PagePool::attach`]) and
-//! hands them back to the pool, not to the kernel, when released ([`PagePool::detach`]).
+//! Recycled pages for streamed memory. Pages that held a released range stay where they are,
+//! populated, as free stock ([`PagePool::detach`]); the next range to fill takes them by moving
+//! their page-table entries there with `mremap` ([`PagePool::attach`]), so no page is zeroed or
+//! faulted in again. Only what the stock lacks is new memory, faulted in by the fill as before.
 //!
 //! Why: released pages (`MADV_DONTNEED`) come back on the next write as fresh zeroed pages, one
-//! fault and one zeroing per 4 KiB. A refill then costs about twice the CPU of the copy itself
-//! and, on a machine with few cores, waits for the cores llama.cpp computes on. Pages the pool
-//! already has are mapped again in one call, populated, and need no zeroing: the stale bytes in
-//! them are overwritten by the fill. RESEARCH_NOTES "Recycled pages" has the measurements.
+//! fault and one zeroing per 4 KiB, which costs more CPU than the copy itself and, on a machine
+//! with few cores, waits for the cores llama.cpp computes on. Moving a 1.6 MB range's entries
+//! takes tens of microseconds. (Mapping pages of a memfd instead, tried first, costs one page
+//! lookup and reference per 4 KiB again: about 1 ms per 1.6 MB here.) RESEARCH_NOTES
+//! "Recycled pages" has the measurements.
 //!
-//! The pool's pages are allocated once and held until it is dropped (and the ranges attached to
-//! them are unmapped). A range may be backed by several pieces of the pool, so the pool grows
-//! only when its free pages are fewer than a range needs: its size is the most bytes ever
-//! attached at once, whatever the mix of range sizes over time. Attached pages count in the
-//! process's resident set; free ones do not, so [`PagePool::bytes`] is reported beside it.
-//! Linux only (memfd); elsewhere [`PagePool::new`] fails and callers release pages as before.
+//! The stock lives inside the caller's reserved memory, at the addresses of ranges that were
+//! released: those bytes are stale and must not be read (the caller reads only attached
+//! ranges). Pages are never given back to the kernel until the reservation is unmapped, so the
+//! pages held ([`PagePool::bytes`], all of them in the resident set) are the most ever attached
+//! at once. Linux only (`MREMAP_DONTUNMAP`, 5.7); elsewhere [`PagePool::new`] fails and callers
+//! release pages as before.
 
 use crate::direct::ALIGN;
 use std::collections::BTreeMap;
 use std::io;
 
-/// Pool pages attached to one range: pieces of the pool's file (offset, bytes), in the range's
-/// address order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The pieces of one attached range (address, bytes), each moved in from the stock, found in
+/// place, or new; each becomes a stock piece of its own when the range is detached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Slot {
-    pieces: Vec<(u64, u64)>,
+    pieces: Vec<(usize, usize)>,
 }
 
 impl Slot {
     pub fn len(&self) -> usize {
-        self.pieces.iter().map(|p| p.1 as usize).sum()
+        self.pieces.iter().map(|p| p.1).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -36,125 +38,30 @@ impl Slot {
     }
 }
 
-/// Which bytes of the pool's file are free: the allocator behind [`PagePool`], apart from the
-/// mappings so that it can be tested alone.
-#[derive(Debug, Default)]
-struct Extents {
-    /// Free extents, offset to length, never adjacent (merged on return).
-    free: BTreeMap<u64, u64>,
-    free_bytes: u64,
-    /// The file's length.
-    size: u64,
-}
-
-impl Extents {
-    /// Pieces covering `len` bytes: the smallest free extent that holds them all, else free
-    /// extents largest first, and new bytes at the end of the file only for what the free ones
-    /// lack. Returns the pieces and the file's new length.
-    fn take(&mut self, len: u64) -> Vec<(u64, u64)> {
-        let best = self
-            .free
-            .iter()
-            .filter(|&(_, &l)| l >= len)
-            .min_by_key(|&(&o, &l)| (l, o))
-            .map(|(&o, &l)| (o, l));
-        if let Some((o, l)) = best {
-            self.remove(o, l);
-            if l > len {
-                self.insert(o + len, l - len);
-            }
-            return vec![(o, len)];
-        }
-        let mut pieces = Vec::new();
-        let mut left = len;
-        while left > 0 {
-            let Some((o, l)) = self
-                .free
-                .iter()
-                .max_by_key(|&(&o, &l)| (l, std::cmp::Reverse(o)))
-                .map(|(&o, &l)| (o, l))
-            else {
-                pieces.push((self.size, left));
-                self.size += left;
-                break;
-            };
-            self.remove(o, l);
-            let used = l.min(left);
-            if l > used {
-                self.insert(o + used, l - used);
-            }
-            pieces.push((o, used));
-            left -= used;
-        }
-        pieces
-    }
-
-    /// Frees `pieces`, merging each with free neighbours.
-    fn give(&mut self, pieces: &[(u64, u64)]) {
-        for &(o, l) in pieces {
-            self.insert(o, l);
-        }
-    }
-
-    fn remove(&mut self, o: u64, l: u64) {
-        self.free.remove(&o);
-        self.free_bytes -= l;
-    }
-
-    fn insert(&mut self, mut o: u64, mut l: u64) {
-        self.free_bytes += l;
-        if let Some((&po, &pl)) = self.free.range(..o).next_back() {
-            if po + pl == o {
-                self.free.remove(&po);
-                o = po;
-                l += pl;
-            }
-        }
-        if let Some(nl) = self.free.remove(&(o + l)) {
-            l += nl;
-        }
-        self.free.insert(o, l);
-    }
-}
-
-/// Pages to attach to reserved memory and take back; see the module doc.
+/// Free populated pages, by address: see the module doc.
 pub struct PagePool {
-    #[cfg(target_os = "linux")]
-    file: std::fs::File,
-    extents: Extents,
+    /// Stock pieces, address to length. Never merged: a piece is one mapping (one `mremap`
+    /// source must lie in one), and merging neighbours could join two.
+    stock: BTreeMap<usize, usize>,
+    stock_bytes: u64,
     attached: u64,
 }
 
 impl PagePool {
-    /// An empty pool (no pages yet).
-    #[cfg(target_os = "linux")]
+    /// An empty pool; fails where pages cannot be moved (not Linux, or a kernel without
+    /// `MREMAP_DONTUNMAP`).
     pub fn new() -> io::Result<PagePool> {
-        use std::os::fd::FromRawFd;
-        // SAFETY: a valid NUL-terminated name; the returned descriptor is owned by the File.
-        let fd = unsafe { libc::memfd_create(c"hypura-pages".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fd was just created and nothing else owns it.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        probe_move()?;
         Ok(PagePool {
-            file,
-            extents: Extents::default(),
+            stock: BTreeMap::new(),
+            stock_bytes: 0,
             attached: 0,
         })
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub fn new() -> io::Result<PagePool> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "recycled pages need memfd (Linux)",
-        ))
-    }
-
-    /// Bytes of pages the pool holds, attached or free.
+    /// Bytes of pages the pool holds: attached ranges and stock.
     pub fn bytes(&self) -> u64 {
-        self.extents.size
+        self.attached + self.stock_bytes
     }
 
     /// Bytes of pages attached now.
@@ -162,120 +69,166 @@ impl PagePool {
         self.attached
     }
 
-    /// Grows the pool to at least `bytes` now, allocating (and zeroing) its pages ahead of the
-    /// attaches that will use them: a fill then never waits for new pages, which
-    /// [`PagePool::attach`] would otherwise zero on the caller's thread.
-    #[cfg(target_os = "linux")]
-    pub fn reserve(&mut self, bytes: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let bytes = bytes.next_multiple_of(ALIGN as u64);
-        let size = self.extents.size;
-        if bytes <= size {
-            return Ok(());
-        }
-        let len = bytes - size;
-        // SAFETY: a plain system call on our own descriptor.
-        let r = unsafe {
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                0,
-                size as libc::off_t,
-                len as libc::off_t,
-            )
-        };
-        if r != 0 {
-            let e = io::Error::last_os_error();
-            // What was allocated before the refusal stays in the file, unused: shrink it back.
-            let _ = self.file.set_len(size);
-            return Err(e);
-        }
-        self.extents.size = bytes;
-        self.extents.give(&[(size, len)]);
-        Ok(())
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    pub fn reserve(&mut self, _bytes: u64) -> io::Result<()> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "recycled pages need memfd (Linux)",
-        ))
-    }
-
-    /// Backs `[addr, addr + len)` with pool pages, populated: free pages first (their old bytes
-    /// are still in them), new ones only for what the free pages lack. `addr` and `len` must be
-    /// multiples of [`ALIGN`].
+    /// Gives `[addr, addr + len)` the stock's pages: those already inside it stay, others are
+    /// moved in (the smallest piece that covers a gap, else the largest first); what the stock
+    /// lacks is left to be faulted in. The range's bytes are stale until written. `addr` and
+    /// `len` must be multiples of [`ALIGN`].
     ///
     /// # Safety
-    /// The range must be inside a mapping the caller owns (it is replaced), with no reference
-    /// into it alive and no I/O into it in flight.
-    #[cfg(target_os = "linux")]
+    /// The range must be private anonymous memory the caller owns (its pages are replaced),
+    /// with no reference into it alive and no I/O into it in flight; so must every stock piece
+    /// (ranges the caller detached and has not attached again).
     pub unsafe fn attach(&mut self, addr: *mut u8, len: usize) -> io::Result<Slot> {
         check_range(addr, len)?;
-        // Grown first, by what the free pages lack, so a refusal changes nothing.
-        let lack = (len as u64).saturating_sub(self.extents.free_bytes);
-        if lack > 0 {
-            self.file.set_len(self.extents.size + lack)?;
-        }
-        let pieces = self.extents.take(len as u64);
-        debug_assert_eq!(
-            self.extents.size,
-            self.file.metadata().map_or(0, |m| m.len())
-        );
-        let mut at = 0usize;
-        for &(offset, n) in &pieces {
-            // SAFETY: the caller owns the range (see above); MAP_FIXED replaces it in one step.
-            let p = unsafe {
-                libc::mmap(
-                    addr.add(at).cast(),
-                    n as usize,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
-                    std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                    offset as libc::off_t,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                let e = io::Error::last_os_error();
-                self.extents.give(&pieces);
-                // The range's old memory is gone where pieces were mapped (and a failed
-                // MAP_FIXED may have unmapped more): give it anonymous memory back.
-                // SAFETY: as above.
-                unsafe { map_anonymous(addr, len) };
-                return Err(e);
+        let (start, end) = (addr as usize, addr as usize + len);
+        let mut pieces = Vec::new();
+        // Stock inside the range is already in place.
+        let inside: Vec<(usize, usize)> = self
+            .stock
+            .range(..end)
+            .filter(|&(&a, &l)| a + l > start)
+            .map(|(&a, &l)| (a, l))
+            .collect();
+        let mut gaps = vec![(start, end)];
+        for (a, l) in inside {
+            self.take_piece(a, l);
+            let (lo, hi) = (a.max(start), (a + l).min(end));
+            // Whatever of the piece lies outside the range stays stock.
+            if a < lo {
+                self.put_piece(a, lo - a);
             }
-            at += n as usize;
+            if a + l > hi {
+                self.put_piece(hi, a + l - hi);
+            }
+            pieces.push((lo, hi - lo));
+            gaps = gaps
+                .into_iter()
+                .flat_map(|(g0, g1)| {
+                    [(g0, g1.min(lo)), (g0.max(hi), g1)]
+                        .into_iter()
+                        .filter(|(x, y)| x < y)
+                })
+                .collect();
         }
+        for (g0, g1) in gaps {
+            let mut at = g0;
+            while at < g1 {
+                let want = g1 - at;
+                let Some((src, n)) = self.pick(want) else {
+                    pieces.push((at, g1 - at)); // new memory
+                    break;
+                };
+                let used = n.min(want);
+                self.take_piece(src, n);
+                if n > used {
+                    self.put_piece(src + used, n - used);
+                }
+                // SAFETY: both ranges are the caller's (see above), disjoint (the stock inside
+                // the range was taken out first).
+                if unsafe { move_pages(src, at, used) }.is_err() {
+                    // Left as it was: the source keeps its pages as stock, the target faults.
+                    self.put_piece(src, used);
+                    pieces.push((at, g1 - at));
+                    break;
+                }
+                pieces.push((at, used));
+                at += used;
+            }
+        }
+        pieces.sort_unstable();
         self.attached += len as u64;
         Ok(Slot { pieces })
     }
 
-    #[cfg(not(target_os = "linux"))]
-    pub unsafe fn attach(&mut self, addr: *mut u8, len: usize) -> io::Result<Slot> {
-        check_range(addr, len)?;
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "recycled pages need memfd (Linux)",
-        ))
-    }
-
-    /// Gives `slot`'s pages back to the pool and the range fresh anonymous memory (it reads as
-    /// zeros and holds no page until written). On failure (the kernel refused the mapping) the
-    /// range keeps its pages and the slot is not reused.
+    /// Makes `slot`'s pages stock, where they are.
     ///
     /// # Safety
     /// `slot` must be what [`PagePool::attach`] returned for this `addr`, with no reference into
-    /// the range alive and no I/O into it in flight.
-    pub unsafe fn detach(&mut self, addr: *mut u8, slot: Slot) -> io::Result<()> {
-        let len = slot.len();
-        // SAFETY: the caller owns the range (see above).
-        if !unsafe { map_anonymous(addr, len) } {
-            return Err(io::Error::last_os_error());
+    /// the range alive and no I/O into it in flight; the caller must not read the range again
+    /// before attaching it.
+    pub unsafe fn detach(&mut self, addr: *mut u8, slot: Slot) {
+        debug_assert!(slot.pieces.first().is_none_or(|p| p.0 == addr as usize));
+        self.attached -= slot.len() as u64;
+        for (a, l) in slot.pieces {
+            self.put_piece(a, l);
         }
-        self.attached -= len as u64;
-        self.extents.give(&slot.pieces);
-        Ok(())
     }
+
+    /// The stock piece for `want` bytes: the smallest that covers them, else the largest.
+    fn pick(&self, want: usize) -> Option<(usize, usize)> {
+        let fit = self
+            .stock
+            .iter()
+            .filter(|&(_, &l)| l >= want)
+            .min_by_key(|&(&a, &l)| (l, a));
+        fit.or_else(|| {
+            self.stock
+                .iter()
+                .max_by_key(|&(&a, &l)| (l, std::cmp::Reverse(a)))
+        })
+        .map(|(&a, &l)| (a, l))
+    }
+
+    fn take_piece(&mut self, a: usize, l: usize) {
+        self.stock.remove(&a);
+        self.stock_bytes -= l as u64;
+    }
+
+    fn put_piece(&mut self, a: usize, l: usize) {
+        self.stock.insert(a, l);
+        self.stock_bytes += l as u64;
+    }
+}
+
+/// Moves the pages of `[src, src + len)` to `[dst, ...)`, leaving the source mapped and empty
+/// (it reads zeros). A source that spans several mappings is moved in halves.
+///
+/// # Safety
+/// Both ranges are private anonymous memory the caller owns, disjoint, with no reference into
+/// either alive.
+#[cfg(target_os = "linux")]
+unsafe fn move_pages(src: usize, dst: usize, len: usize) -> io::Result<()> {
+    // SAFETY: as the caller promised; MREMAP_FIXED replaces the target in one step.
+    let p = unsafe {
+        libc::mremap(
+            src as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+            dst as *mut libc::c_void,
+        )
+    };
+    if p != libc::MAP_FAILED {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EFAULT) && len > ALIGN {
+        let half = (len / 2).next_multiple_of(ALIGN);
+        // SAFETY: sub-ranges of the caller's.
+        unsafe {
+            move_pages(src, dst, half)?;
+            return move_pages(src + half, dst + half, len - half);
+        }
+    }
+    Err(e)
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn move_pages(_src: usize, _dst: usize, _len: usize) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "moving pages needs Linux",
+    ))
+}
+
+/// Whether this kernel moves anonymous pages and leaves the source mapped.
+fn probe_move() -> io::Result<()> {
+    let mut r = Reservation::new(2 * ALIGN).ok_or_else(io::Error::last_os_error)?;
+    // SAFETY: our own fresh mapping; the slice borrow ends before the move.
+    unsafe { r.as_mut_slice()[0] = 1 };
+    let base = r.as_ptr() as usize;
+    // SAFETY: two disjoint pages of our own mapping, nothing borrowed.
+    unsafe { move_pages(base, base + ALIGN, ALIGN) }
 }
 
 /// Address space reserved as the stream buffer reserves it (private, anonymous, nothing
@@ -353,26 +306,6 @@ fn check_range(addr: *mut u8, len: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Replaces `[addr, addr + len)` with private anonymous memory reserved as the stream buffer's
-/// is (nothing committed until written). False when the kernel refused.
-///
-/// # Safety
-/// As [`PagePool::detach`].
-unsafe fn map_anonymous(addr: *mut u8, len: usize) -> bool {
-    // SAFETY: the caller owns the range; MAP_FIXED replaces it in one step.
-    let p = unsafe {
-        libc::mmap(
-            addr.cast(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-            -1,
-            0,
-        )
-    };
-    p != libc::MAP_FAILED
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
@@ -399,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn a_detached_slot_is_reused_with_its_bytes_and_the_range_reads_zeros_again() {
+    fn a_detached_range_s_pages_move_to_the_next_range_with_their_bytes() {
         let r = Reservation::new(8 * ALIGN).unwrap();
         let mut pool = PagePool::new().unwrap();
         let two = 2 * ALIGN;
@@ -409,18 +342,35 @@ mod tests {
             (pool.bytes(), pool.attached_bytes()),
             (two as u64, two as u64)
         );
-        unsafe { pool.detach(r.page(0), a.clone()) }.unwrap();
-        assert!(r.holds(0, two, 0), "detached range");
-        assert_eq!(pool.attached_bytes(), 0);
-        // The same length elsewhere: the same pages, nothing new allocated.
+        unsafe { pool.detach(r.page(0), a) };
+        // Stock, in place.
+        assert_eq!((pool.bytes(), pool.attached_bytes()), (two as u64, 0));
         let b = unsafe { pool.attach(r.page(4), two) }.unwrap();
-        assert_eq!(b, a);
-        assert_eq!(pool.bytes(), two as u64);
-        assert!(r.holds(4, two, 7), "recycled pages");
+        assert_eq!(pool.bytes(), two as u64, "no new pages");
+        assert!(r.holds(4, two, 7), "the pages moved with their bytes");
+        assert!(r.holds(0, two, 0), "the old range is empty");
+        unsafe { pool.detach(r.page(4), b) };
     }
 
     #[test]
-    fn a_range_takes_free_pages_of_other_sizes_before_the_pool_grows() {
+    fn a_range_attached_again_keeps_its_own_pages() {
+        let r = Reservation::new(4 * ALIGN).unwrap();
+        let mut pool = PagePool::new().unwrap();
+        let a = unsafe { pool.attach(r.page(1), 2 * ALIGN) }.unwrap();
+        r.fill(1, 2 * ALIGN, 5);
+        unsafe { pool.detach(r.page(1), a) };
+        // Half of it again: the stock's other half stays stock.
+        let b = unsafe { pool.attach(r.page(1), ALIGN) }.unwrap();
+        assert!(r.holds(1, 2 * ALIGN, 5));
+        assert_eq!(
+            (pool.bytes(), pool.attached_bytes()),
+            (2 * ALIGN as u64, ALIGN as u64)
+        );
+        unsafe { pool.detach(r.page(1), b) };
+    }
+
+    #[test]
+    fn a_range_takes_stock_of_other_sizes_before_the_pool_grows() {
         let r = Reservation::new(16 * ALIGN).unwrap();
         let mut pool = PagePool::new().unwrap();
         let a = unsafe { pool.attach(r.page(0), ALIGN) }.unwrap();
@@ -429,22 +379,46 @@ mod tests {
         r.fill(0, ALIGN, 1);
         r.fill(1, ALIGN, 2);
         r.fill(2, 3 * ALIGN, 3);
-        assert!(r.holds(0, ALIGN, 1) && r.holds(1, ALIGN, 2));
         assert_eq!(pool.bytes(), 5 * ALIGN as u64);
-        unsafe { pool.detach(r.page(0), a) }.unwrap();
-        unsafe { pool.detach(r.page(2), c) }.unwrap();
-        // Four pages from the free one and the free three: no growth, and page 1 untouched.
+        unsafe { pool.detach(r.page(0), a) };
+        unsafe { pool.detach(r.page(2), c) };
+        // Four pages from the stock's three and one: no growth, and page 1 untouched.
         let d = unsafe { pool.attach(r.page(8), 4 * ALIGN) }.unwrap();
         assert_eq!(pool.bytes(), 5 * ALIGN as u64);
-        r.fill(8, 4 * ALIGN, 4);
+        assert!(r.holds(8, 3 * ALIGN, 3) && r.holds(11, ALIGN, 1));
         assert!(r.holds(1, ALIGN, 2));
-        // One more page than is free: the pool grows by that page only.
+        // One page more than the stock has: new memory, zeros.
         let e = unsafe { pool.attach(r.page(12), ALIGN) }.unwrap();
         assert_eq!(pool.bytes(), 6 * ALIGN as u64);
-        for (page, s) in [(1, b), (8, d), (12, e)] {
-            unsafe { pool.detach(r.page(page), s) }.unwrap();
-        }
+        assert!(r.holds(12, ALIGN, 0));
+        unsafe { pool.detach(r.page(1), b) };
+        unsafe { pool.detach(r.page(8), d) };
+        unsafe { pool.detach(r.page(12), e) };
         assert_eq!(pool.attached_bytes(), 0);
+    }
+
+    #[test]
+    fn stock_that_spans_several_mappings_still_moves() {
+        let r = Reservation::new(16 * ALIGN).unwrap();
+        let mut pool = PagePool::new().unwrap();
+        // Page 9's pages moved to page 10: the reservation is now several mappings there.
+        let s1 = unsafe { pool.attach(r.page(9), ALIGN) }.unwrap();
+        r.fill(9, ALIGN, 9);
+        unsafe { pool.detach(r.page(9), s1) };
+        let s2 = unsafe { pool.attach(r.page(10), ALIGN) }.unwrap();
+        assert!(r.holds(10, ALIGN, 9));
+        unsafe { pool.detach(r.page(10), s2) };
+        // Pages 8..12: page 10 in place, the rest new, across the mappings' boundaries.
+        let big = unsafe { pool.attach(r.page(8), 4 * ALIGN) }.unwrap();
+        r.fill(8, 4 * ALIGN, 4);
+        unsafe { pool.detach(r.page(8), big) };
+        assert_eq!(pool.bytes(), 4 * ALIGN as u64);
+        // All four pages elsewhere, whichever mappings they lie in.
+        let moved = unsafe { pool.attach(r.page(0), 4 * ALIGN) }.unwrap();
+        assert_eq!(pool.bytes(), 4 * ALIGN as u64);
+        assert!(r.holds(0, 4 * ALIGN, 4));
+        assert!(r.holds(8, 4 * ALIGN, 0));
+        unsafe { pool.detach(r.page(0), moved) };
     }
 
     /// Random attach/detach sequences against page-level bookkeeping: every attached range
@@ -471,7 +445,7 @@ mod tests {
             let (page, n) = places[i];
             match live[i].take() {
                 Some((_, slot)) => {
-                    unsafe { pool.detach(r.page(page), slot) }.unwrap();
+                    unsafe { pool.detach(r.page(page), slot) };
                     attached -= n;
                 }
                 None => {
@@ -492,24 +466,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn reserved_pages_are_taken_before_the_pool_grows() {
-        let r = Reservation::new(8 * ALIGN).unwrap();
-        let mut pool = PagePool::new().unwrap();
-        pool.reserve(3 * ALIGN as u64 + 1).unwrap();
-        assert_eq!((pool.bytes(), pool.attached_bytes()), (4 * ALIGN as u64, 0));
-        let a = unsafe { pool.attach(r.page(0), 4 * ALIGN) }.unwrap();
-        assert_eq!(pool.bytes(), 4 * ALIGN as u64);
-        assert!(r.holds(0, 4 * ALIGN, 0), "reserved pages start zeroed");
-        let b = unsafe { pool.attach(r.page(4), ALIGN) }.unwrap();
-        assert_eq!(pool.bytes(), 5 * ALIGN as u64);
-        // Reserving less than the pool has changes nothing.
-        pool.reserve(ALIGN as u64).unwrap();
-        assert_eq!(pool.bytes(), 5 * ALIGN as u64);
-        unsafe { pool.detach(r.page(0), a) }.unwrap();
-        unsafe { pool.detach(r.page(4), b) }.unwrap();
     }
 
     #[test]

@@ -122,12 +122,6 @@ pub enum Error {
         what: &'static str,
         bytes: Option<u64>,
     },
-    #[error("cannot map recycled pages for {tensor} ({bytes} bytes): {source}")]
-    Recycle {
-        tensor: String,
-        bytes: u64,
-        source: std::io::Error,
-    },
     #[error("cannot start an I/O thread: {0}")]
     ThreadSpawn(std::io::Error),
 }

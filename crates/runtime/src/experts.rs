@@ -225,12 +225,7 @@ impl Experts {
             prefetch: None,
             recycler: Recycler::new(io.memory),
         };
-        // The plan's expert memory, allocated now rather than by the first fills (a prompt's
-        // batch would otherwise wait for it to be zeroed), when every slice recycles pages.
-        if experts.slices.iter().all(|s| s.whole_pages) {
-            let all: u64 = experts.slices.iter().map(|s| s.x.t.bytes as u64).sum();
-            experts.recycler.reserve(cache_bytes.min(all));
-        }
+
         for (&block, ids) in permanent {
             let Some(&pos) = experts.layer_pos.get(&block) else {
                 continue;
@@ -249,7 +244,7 @@ impl Experts {
             }
             for i in experts.layers[pos].tensors.clone() {
                 let want = experts.layers[pos].permanent.clone();
-                experts.submit(i, &want, io, stats)?;
+                experts.submit(i, &want, io, stats);
             }
         }
         experts.wait_all(stats)?;
@@ -270,6 +265,11 @@ impl Experts {
     /// Bytes of recycled pages held (attached or free).
     pub fn recycled_bytes(&self) -> u64 {
         self.recycler.bytes()
+    }
+
+    /// Seconds spent moving recycled pages.
+    pub fn recycle_s(&self) -> f64 {
+        self.recycler.spent_s()
     }
 
     /// Bytes of the preloaded (never evicted) experts.
@@ -355,9 +355,10 @@ impl Experts {
             .map(|e| self.layers[pos].needed[e] && self.cache.is_cached(pos, e as u16))
             .collect();
         for i in self.layers[pos].tensors.clone() {
-            self.submit(i, &kept, io, stats)?;
+            self.submit(i, &kept, io, stats);
         }
-        self.prefetch_next(pos, ids, upcoming, io, stats)
+        self.prefetch_next(pos, ids, upcoming, io, stats);
+        Ok(())
     }
 
     /// Settles experts read ahead: those of `pos` the router chose count as prefetch hits (the
@@ -391,9 +392,9 @@ impl Experts {
         upcoming: Option<&[u16]>,
         io: ExpertIo,
         stats: &mut StreamStats,
-    ) -> Result<()> {
+    ) {
         let Some(mut p) = self.prefetch.take() else {
-            return Ok(());
+            return;
         };
         let decode = ids.len() <= p.top_k;
         let next = pos + 1;
@@ -424,18 +425,13 @@ impl Experts {
             for &e in &predicted {
                 want[usize::from(e)] = true;
             }
-            // Staged before the reads: whatever of it a failed submit loaded is released by
-            // the next step's `drop_staged`.
+            for i in self.layers[next].tensors.clone() {
+                self.submit(i, &want, io, stats);
+            }
             stats.expert_prefetches += predicted.len() as u64;
             p.staged = Some((next, predicted));
-            self.prefetch = Some(p);
-            for i in self.layers[next].tensors.clone() {
-                self.submit(i, &want, io, stats)?;
-            }
-            return Ok(());
         }
         self.prefetch = Some(p);
-        Ok(())
     }
 
     /// Before the matmul over `tensor`: reads the needed slices that are not resident and waits
@@ -444,7 +440,7 @@ impl Experts {
         let i = self.by_tensor[&tensor];
         let pos = self.slices[i].layer_pos;
         let want = self.layers[pos].needed.clone();
-        self.submit(i, &want, io, stats)?;
+        self.submit(i, &want, io, stats);
         self.wait(i, stats)
     }
 
@@ -496,15 +492,8 @@ impl Experts {
     }
 
     /// Submits reads of every slice of tensor `i` that `want` marks and is not loaded (runs of
-    /// adjacent slices are one read); they count as loaded from now on. Fails when recycled
-    /// pages cannot be mapped (nothing of that run is then loaded or read).
-    fn submit(
-        &mut self,
-        i: usize,
-        want: &[bool],
-        io: ExpertIo,
-        stats: &mut StreamStats,
-    ) -> Result<()> {
+    /// adjacent slices are one read); they count as loaded from now on.
+    fn submit(&mut self, i: usize, want: &[bool], io: ExpertIo, stats: &mut StreamStats) {
         let n = self.n_expert;
         let mut e = 0;
         while e < n {
@@ -522,26 +511,7 @@ impl Experts {
                 for o in first..e {
                     // SAFETY: slice `o` is whole pages of this tensor's reservation, not loaded:
                     // nothing reads it and no read into it is in flight.
-                    let taken = unsafe {
-                        self.recycler
-                            .take(s.x.t.data.add(o * stride), stride, &s.x.t.name)
-                    };
-                    match taken {
-                        Ok(slot) => s.pages[o] = slot,
-                        Err(err) => {
-                            for p in first..o {
-                                // SAFETY: taken just above, nothing read into it yet.
-                                unsafe {
-                                    self.recycler.give_back(
-                                        s.x.t.data.add(p * stride),
-                                        stride,
-                                        s.pages[p].take(),
-                                    )
-                                };
-                            }
-                            return Err(err);
-                        }
-                    }
+                    s.pages[o] = unsafe { self.recycler.take(s.x.t.data.add(o * stride), stride) };
                 }
             }
             let at = s.x.offset + (first * stride) as u64;
@@ -564,7 +534,6 @@ impl Experts {
             stats.expert_fills += (e - first) as u64;
             self.resident_bytes += ((e - first) * stride) as u64;
         }
-        Ok(())
     }
 
     /// Drops slice `e` of tensor `i`: releases the pages that no other loaded slice overlaps.

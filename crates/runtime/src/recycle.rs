@@ -1,9 +1,8 @@
 //! Memory for fills, taken before a read and given back after a release: pages of a
-//! [`PagePool`] where the platform has one (recycled, already populated), else the reserved
-//! memory itself, released to the kernel page by page (`MADV_DONTNEED`) and faulted in again
-//! by the next copy into it.
+//! [`PagePool`] where the platform has one (recycled: moved from a released range, already
+//! populated), else the reserved memory itself, released to the kernel page by page
+//! (`MADV_DONTNEED`) and faulted in again by the next copy into it.
 
-use crate::error::{Error, Result};
 use hw::pages::{PagePool, Slot};
 
 /// What becomes of streamed memory after use.
@@ -20,6 +19,8 @@ pub enum StreamedMemory {
 /// See the module doc.
 pub struct Recycler {
     pool: Option<PagePool>,
+    /// Seconds spent moving pool pages.
+    spent_s: f64,
 }
 
 impl Recycler {
@@ -30,44 +31,39 @@ impl Recycler {
                 StreamedMemory::Recycled => PagePool::new().ok(),
                 StreamedMemory::Released => None,
             },
+            spent_s: 0.0,
         }
     }
 
-    /// Backs `[data, data + len)` with pool pages for a fill. `None` without a pool or when
-    /// the range is not whole pages (the copy then faults in fresh pages).
+    /// Backs `[data, data + len)` with recycled pages for a fill (stale bytes until it is
+    /// written). `None` without a pool or when the range is not whole pages: the fill's copy
+    /// then faults in fresh pages.
     ///
     /// # Safety
     /// The range is reserved stream-buffer memory of one tensor, not in use, with no read into
     /// it in flight.
-    pub unsafe fn take(&mut self, data: *mut u8, len: usize, tensor: &str) -> Result<Option<Slot>> {
-        let Some(pool) = self.pool.as_mut() else {
-            return Ok(None);
-        };
-        if len % crate::direct_io::PAGE != 0 || data as usize % crate::direct_io::PAGE != 0 {
-            return Ok(None);
-        }
-        // SAFETY: as the caller promised.
-        unsafe { pool.attach(data, len) }
-            .map(Some)
-            .map_err(|source| Error::Recycle {
-                tensor: tensor.to_string(),
-                bytes: len as u64,
-                source,
-            })
+    pub unsafe fn take(&mut self, data: *mut u8, len: usize) -> Option<Slot> {
+        let pool = self.pool.as_mut()?;
+        let start = std::time::Instant::now();
+        // SAFETY: as the caller promised; whatever the pool moves in is stock this recycler's
+        // caller gave back, which it does not read before taking it again.
+        let slot = unsafe { pool.attach(data, len) }.ok();
+        self.spent_s += start.elapsed().as_secs_f64();
+        slot
     }
 
-    /// Gives `[data, data + len)` back: `slot`'s pages to the pool, or, without a slot, the
-    /// range's pages to the kernel. A detach the kernel refuses leaves the pages in place (the
-    /// range stays valid memory; the slot is not reused).
+    /// Gives `[data, data + len)` back: `slot`'s pages to the pool's stock (they stay there,
+    /// stale, until a fill takes them), or, without a slot, the range's pages to the kernel.
     ///
     /// # Safety
-    /// As [`Recycler::take`]; `slot` is what `take` returned for this range. Without a slot,
-    /// `[data, data + len)` must be whole pages that no other loaded data shares.
+    /// As [`Recycler::take`]; `slot` is what `take` returned for this range, and the range is
+    /// not read again before it is taken again. Without a slot, `[data, data + len)` must be
+    /// whole pages that no other loaded data shares.
     pub unsafe fn give_back(&mut self, data: *mut u8, len: usize, slot: Option<Slot>) {
         match (slot, self.pool.as_mut()) {
             (Some(s), Some(pool)) => {
                 // SAFETY: as the caller promised.
-                let _ = unsafe { pool.detach(data, s) };
+                unsafe { pool.detach(data, s) };
             }
             _ => {
                 // SAFETY: whole pages of the caller's range, not in use.
@@ -76,13 +72,9 @@ impl Recycler {
         }
     }
 
-    /// Allocates pool pages for `bytes` of fills ahead of them (the memory the caller's plan
-    /// gives it), so that fills do not wait for new pages to be zeroed. Without a pool nothing
-    /// happens; a refusal leaves the pool to grow on demand.
-    pub fn reserve(&mut self, bytes: u64) {
-        if let Some(pool) = self.pool.as_mut() {
-            let _ = pool.reserve(bytes);
-        }
+    /// Seconds spent moving pool pages so far.
+    pub fn spent_s(&self) -> f64 {
+        self.spent_s
     }
 
     /// Bytes the pool holds (attached or free); 0 without a pool.

@@ -64,6 +64,8 @@ pub struct StreamReport {
     pub peak_resident_bytes: u64,
     /// Recycled pages held at the end (attached or free; see `runtime::recycle`).
     pub recycled_bytes: u64,
+    /// Seconds spent moving recycled pages (outside `io_wait_s`).
+    pub recycle_s: f64,
     pub prefetches: u64,
     pub queue_depth: u32,
     pub request_bytes: u64,
@@ -94,6 +96,7 @@ impl StreamReport {
             io_wait_s: stats.io_wait_s,
             peak_resident_bytes: stats.peak_resident_bytes,
             recycled_bytes: stats.recycled_bytes,
+            recycle_s: stats.recycle_s,
             prefetches: stats.prefetches,
             queue_depth: io.queue_depth,
             request_bytes: io.request_bytes,

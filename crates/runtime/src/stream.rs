@@ -70,6 +70,9 @@ pub struct StreamStats {
     /// Most bytes of recycled pages held at once ([`crate::recycle`]): pages attached to
     /// streamed memory count in the resident set, free ones do not.
     pub recycled_bytes: u64,
+    /// Seconds the compute thread spent moving recycled pages (part of the decode and prompt
+    /// time outside `io_wait_s`).
+    pub recycle_s: f64,
 }
 
 /// How the streamer reads.
@@ -176,7 +179,7 @@ impl Streamer {
             });
         }
         let io_opts = IoOptions::default();
-        let mut s = Streamer {
+        let s = Streamer {
             pool: dense_pool(&slots, pool_bytes, io_opts)?,
             actions: Vec::new(),
             slots,
@@ -200,14 +203,7 @@ impl Streamer {
             moe: None,
             paused: false,
         };
-        s.reserve_pages();
         Ok(s)
-    }
-
-    /// Allocates the dense pool's recycled pages ahead of the fills that will use them.
-    fn reserve_pages(&mut self) {
-        let all: u64 = self.slots.iter().map(|s| s.t.reserved as u64).sum();
-        self.recycler.reserve(self.pool.capacity().min(all));
     }
 
     /// A streamer that streams nothing and forces `trace`'s routing on a model of `arch` loaded
@@ -227,7 +223,6 @@ impl Streamer {
         self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
         self.recycler = Recycler::new(io.memory);
         self.io_opts = io;
-        self.reserve_pages();
         Ok(self)
     }
 
@@ -268,6 +263,7 @@ impl Streamer {
         // Pools never shrink: their sum now is their peak.
         self.stats.recycled_bytes =
             self.recycler.bytes() + experts.map_or(0, |x| x.recycled_bytes());
+        self.stats.recycle_s = self.recycler.spent_s() + experts.map_or(0.0, |x| x.recycle_s());
     }
 
     /// Streamed bytes resident now (whole tensors and expert slices).

@@ -11,7 +11,7 @@
 
 use super::tempfile::{no_direct_io, TempFile};
 use super::{interrupt, IoOp, MeasureError, Progress};
-use crate::direct::AlignedBuf;
+use crate::direct::{AlignedBuf, ALIGN};
 use crate::pages::{PagePool, Reservation, Slot};
 use crate::ReadPoint;
 use std::fs::File;
@@ -254,57 +254,65 @@ fn copy_into_streamed(block: u64, time: Duration) -> Result<f64, MeasureError> {
 }
 
 /// Destination memory that behaves as the runtime's streamed memory does between two fills:
-/// recycled pages ([`PagePool`]) where the platform has them, else pages released to the kernel
-/// (the next copy faults fresh zeroed pages in).
+/// where the platform has a [`PagePool`], the pages of the range released last move to the
+/// range filled next (two ranges, alternating); else pages are released to the kernel and the
+/// next copy faults fresh zeroed pages in.
 struct Streamed {
     mem: Reservation,
+    len: usize,
     pool: Option<PagePool>,
-    slot: Option<Slot>,
+    /// The range attached now (0 or 1) and its pages.
+    held: Option<(usize, Slot)>,
 }
 
 impl Streamed {
-    /// `len` bytes (whole pages).
+    /// Two ranges of `len` bytes (whole pages).
     fn new(len: usize) -> Result<Streamed, MeasureError> {
-        let mem = Reservation::new(len).ok_or(MeasureError::NoBuffer {
-            count: 1,
+        let no_buffer = || MeasureError::NoBuffer {
+            count: 2,
             bytes: len as u64,
-        })?;
+        };
+        let len = len.checked_next_multiple_of(ALIGN).ok_or_else(no_buffer)?;
+        let mem = Reservation::new(2 * len).ok_or_else(no_buffer)?;
         Ok(Streamed {
             mem,
+            len,
             pool: PagePool::new().ok(),
-            slot: None,
+            held: None,
         })
     }
 
-    /// Gives the memory back and takes it again, as an eviction and the next fill do; the bytes
-    /// to copy into.
+    /// Gives the memory back and takes the other range, as an eviction and the next fill do;
+    /// the bytes to copy into.
     fn refill(&mut self) -> Result<&mut [u8], MeasureError> {
-        let (ptr, len) = (self.mem.as_ptr(), self.mem.len());
+        let len = self.len;
+        let range = |i: usize| self.mem.as_ptr().wrapping_add(i * len);
+        let next = self.held.as_ref().map_or(0, |h| 1 - h.0);
         match self.pool.as_mut() {
             Some(pool) => {
                 // SAFETY: our own reservation; no reference into it is alive (the last refill's
                 // borrow ended) and no I/O writes into it.
                 unsafe {
-                    if let Some(s) = self.slot.take() {
-                        pool.detach(ptr, s)
-                            .map_err(|e| MeasureError::io(IoOp::Recycle, e))?;
+                    if let Some((i, s)) = self.held.take() {
+                        pool.detach(range(i), s);
                     }
-                    self.slot = Some(
-                        pool.attach(ptr, len)
-                            .map_err(|e| MeasureError::io(IoOp::Recycle, e))?,
-                    );
+                    let slot = pool
+                        .attach(range(next), len)
+                        .map_err(|e| MeasureError::io(IoOp::Recycle, e))?;
+                    self.held = Some((next, slot));
                 }
             }
-            #[cfg(unix)]
-            // SAFETY: whole pages of our own reservation, not in use.
-            None => unsafe {
-                libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED);
-            },
-            #[cfg(not(unix))]
-            None => {}
+            None => {
+                #[cfg(unix)]
+                // SAFETY: whole pages of our own reservation, not in use.
+                unsafe {
+                    libc::madvise(range(next).cast(), len, libc::MADV_DONTNEED);
+                }
+                self.held = Some((next, Slot::default()));
+            }
         }
-        // SAFETY: the reservation's own bytes, borrowed for as long as `self` is.
-        Ok(unsafe { self.mem.as_mut_slice() })
+        // SAFETY: one range of the reservation, borrowed for as long as `self` is.
+        Ok(unsafe { std::slice::from_raw_parts_mut(range(next), len) })
     }
 }
 

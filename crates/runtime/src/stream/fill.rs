@@ -34,7 +34,7 @@ impl Streamer {
         for &a in actions {
             match a {
                 Action::Hit(_) => self.stats.hits += 1,
-                Action::Fill { slot, ahead } => self.submit(slot, ahead)?,
+                Action::Fill { slot, ahead } => self.submit(slot, ahead),
                 Action::Collect(slot) => {
                     let start = Instant::now();
                     let r = self.collect(slot);
@@ -51,14 +51,11 @@ impl Streamer {
     }
 
     /// Starts reading slot `i` into its reserved memory (recycled pages where there are).
-    fn submit(&mut self, i: usize, ahead: bool) -> Result<()> {
+    fn submit(&mut self, i: usize, ahead: bool) {
         let slot = &mut self.slots[i];
         // SAFETY: the slot's reserved pages belong to this tensor alone and it is not resident
         // (the pool fills only what it evicted or never held), so nothing reads or writes them.
-        slot.pages = unsafe {
-            self.recycler
-                .take(slot.t.data, slot.t.reserved, &slot.t.name)?
-        };
+        slot.pages = unsafe { self.recycler.take(slot.t.data, slot.t.reserved) };
         // SAFETY: as above; no node reading it runs before `collect` has waited for these
         // reads, and nothing evicts it before that.
         slot.fill = unsafe {
@@ -74,7 +71,6 @@ impl Streamer {
         self.note_peaks();
         self.stats.fills += 1;
         self.stats.prefetches += ahead as u64;
-        Ok(())
     }
 
     /// Waits for slot `i`'s reads in flight; returns the first error.
