@@ -154,6 +154,29 @@ impl PagePool {
         }
     }
 
+    /// Makes `[addr, addr + len)` stock now: its pages are faulted in (zeroed) here, ahead of
+    /// the fills that will take them, so that no fill waits for new memory. Whole pages only.
+    ///
+    /// # Safety
+    /// As for a range given to [`PagePool::detach`]: private anonymous memory the caller owns,
+    /// not attached, which it does not read before attaching it.
+    pub unsafe fn stock(&mut self, addr: *mut u8, len: usize) -> io::Result<()> {
+        check_range(addr, len)?;
+        // SAFETY: as the caller promised.
+        unsafe { populate(addr, len) };
+        self.put_piece(addr as usize, len);
+        Ok(())
+    }
+
+    /// Empties the stock: its pieces, whose pages the caller may now give back to the kernel.
+    pub fn drain_stock(&mut self) -> Vec<(*mut u8, usize)> {
+        self.stock_bytes = 0;
+        std::mem::take(&mut self.stock)
+            .into_iter()
+            .map(|(a, l)| (a as *mut u8, l))
+            .collect()
+    }
+
     /// The stock piece for `want` bytes: the smallest that covers them, else the largest.
     fn pick(&self, want: usize) -> Option<(usize, usize)> {
         let fit = self
@@ -177,6 +200,23 @@ impl PagePool {
     fn put_piece(&mut self, a: usize, l: usize) {
         self.stock.insert(a, l);
         self.stock_bytes += l as u64;
+    }
+}
+
+/// Faults in every page of `[addr, addr + len)` for writing: one call where the kernel has
+/// `MADV_POPULATE_WRITE` (5.14), else a write of one byte per page (the range is not read).
+///
+/// # Safety
+/// Private anonymous memory the caller owns, with no reference into it alive.
+unsafe fn populate(addr: *mut u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: as the caller promised.
+    if unsafe { libc::madvise(addr.cast(), len, libc::MADV_POPULATE_WRITE) } == 0 {
+        return;
+    }
+    for page in (0..len).step_by(ALIGN) {
+        // SAFETY: inside the caller's range; its bytes are stale by contract.
+        unsafe { addr.add(page).write_volatile(0) };
     }
 }
 
@@ -466,6 +506,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn stocked_pages_are_taken_before_the_pool_grows() {
+        let r = Reservation::new(12 * ALIGN).unwrap();
+        let mut pool = PagePool::new().unwrap();
+        unsafe { pool.stock(r.page(0), 2 * ALIGN) }.unwrap();
+        unsafe { pool.stock(r.page(2), 2 * ALIGN) }.unwrap();
+        assert_eq!((pool.bytes(), pool.attached_bytes()), (4 * ALIGN as u64, 0));
+        let a = unsafe { pool.attach(r.page(6), 4 * ALIGN) }.unwrap();
+        assert_eq!(pool.bytes(), 4 * ALIGN as u64, "no new pages");
+        assert!(r.holds(6, 4 * ALIGN, 0));
+        // Both stock ranges moved away.
+        assert!(r.holds(0, 4 * ALIGN, 0));
+        unsafe { pool.detach(r.page(6), a) };
+        let e = unsafe { pool.stock(r.page(10), 100) }.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -249,7 +249,31 @@ impl Experts {
         }
         experts.wait_all(stats)?;
         experts.permanent_bytes = experts.resident_bytes;
+        experts.stock_cache(cache_bytes.saturating_sub(permanent_share));
         Ok(experts)
+    }
+
+    /// Faults in up to `bytes` of not-loaded whole-page slices as recycled-page stock, so that
+    /// the cache's first fills move pages instead of faulting them in during a step.
+    fn stock_cache(&mut self, bytes: u64) {
+        let mut left = bytes;
+        for s in self.slices.iter().filter(|s| s.whole_pages) {
+            for e in 0..self.n_expert {
+                if left < s.x.stride as u64 {
+                    return;
+                }
+                if s.loaded[e] {
+                    continue;
+                }
+                // SAFETY: a not-loaded slice's own pages; nothing reads it before a fill takes
+                // it (a fill of this very slice finds its pages in place).
+                unsafe {
+                    self.recycler
+                        .stock(s.x.t.data.add(e * s.x.stride), s.x.stride)
+                };
+                left -= s.x.stride as u64;
+            }
+        }
     }
 
     /// Whether `tensor` (a graph source's base tensor) is one of ours.

@@ -72,6 +72,31 @@ impl Recycler {
         }
     }
 
+    /// Makes `[data, data + len)` stock for later fills, its pages faulted in now (at load,
+    /// not during a step). Without a pool, or for a range that is not whole pages, nothing.
+    ///
+    /// # Safety
+    /// Reserved stream-buffer memory of one tensor that is not loaded and is not read before a
+    /// fill takes it.
+    pub unsafe fn stock(&mut self, data: *mut u8, len: usize) {
+        if let Some(pool) = self.pool.as_mut() {
+            // SAFETY: as the caller promised.
+            let _ = unsafe { pool.stock(data, len) };
+        }
+    }
+
+    /// Gives the stock's pages back to the kernel (before this recycler is replaced: nothing
+    /// else knows them).
+    pub fn release_stock(&mut self) {
+        if let Some(pool) = self.pool.as_mut() {
+            for (addr, len) in pool.drain_stock() {
+                // SAFETY: stock pieces are whole pages of memory the caller gave back and does
+                // not read.
+                unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) };
+            }
+        }
+    }
+
     /// Seconds spent moving pool pages so far.
     pub fn spent_s(&self) -> f64 {
         self.spent_s

@@ -179,7 +179,7 @@ impl Streamer {
             });
         }
         let io_opts = IoOptions::default();
-        let s = Streamer {
+        let mut s = Streamer {
             pool: dense_pool(&slots, pool_bytes, io_opts)?,
             actions: Vec::new(),
             slots,
@@ -203,7 +203,23 @@ impl Streamer {
             moe: None,
             paused: false,
         };
+        s.stock_pool();
         Ok(s)
+    }
+
+    /// Faults in the dense pool's memory as recycled-page stock (tensors not resident, up to
+    /// the pool's capacity), so that fills move pages instead of faulting them in.
+    fn stock_pool(&mut self) {
+        let mut left = self.pool.capacity();
+        for slot in &self.slots {
+            if left < slot.t.reserved as u64 {
+                break;
+            }
+            // SAFETY: nothing is resident yet (a new recycler's first use); the range is this
+            // tensor's own pages and nothing reads them before a fill takes them.
+            unsafe { self.recycler.stock(slot.t.data, slot.t.reserved) };
+            left -= slot.t.reserved as u64;
+        }
     }
 
     /// A streamer that streams nothing and forces `trace`'s routing on a model of `arch` loaded
@@ -221,8 +237,10 @@ impl Streamer {
         self.evict_all();
         self.io = IoPool::new(io.queue_depth, io.request_bytes)?;
         self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
+        self.recycler.release_stock();
         self.recycler = Recycler::new(io.memory);
         self.io_opts = io;
+        self.stock_pool();
         Ok(self)
     }
 

@@ -228,11 +228,13 @@ fn whole_page_expert_slices_recycle_their_pages_and_still_match_llama_cpp() {
             "{:?}",
             r.stats
         );
-        // Pages were recycled, and the pool never held more than was resident at once.
+        // Pages were recycled, and the pool holds the plan's expert memory (stocked at load)
+        // or, beyond it, what was resident at once, no more.
         assert!(r.stats.recycled_bytes > 0, "{:?}", r.stats);
+        let budget = plan.expert_cache.bytes.max(r.stats.peak_resident_bytes);
         assert!(
-            r.stats.recycled_bytes <= r.stats.peak_resident_bytes,
-            "{prefetch:?}: {:?}",
+            r.stats.recycled_bytes <= budget,
+            "{prefetch:?}: {budget} {:?}",
             r.stats
         );
         // Recycled pages hold earlier experts' bytes: a replay over them reads the same.
