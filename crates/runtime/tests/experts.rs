@@ -99,6 +99,15 @@ fn deepseek(dir: &Path) -> PathBuf {
     )
 }
 
+/// Bytes of one expert's slice of the model's merged expert tensors.
+fn expert_stride(path: &Path) -> u64 {
+    let inv = model::Inventory::from_gguf(path).unwrap();
+    inv.tensors
+        .iter()
+        .find_map(|t| t.expert_stride)
+        .expect("expert tensors")
+}
+
 fn record() -> MoeOptions {
     MoeOptions {
         record: true,
@@ -150,12 +159,7 @@ fn mixtral_style_per_expert_streaming_with_a_small_cache_matches_llama_cpp_and_r
     );
     assert!(r.stats.expert_fills > 0 && r.stats.bytes_read > 0);
     // Never more than the cache plus one step's experts of one tensor in memory.
-    let inv = model::Inventory::from_gguf(&path).unwrap();
-    let stride = inv
-        .tensors
-        .iter()
-        .find_map(|t| t.expert_stride)
-        .expect("expert tensors");
+    let stride = expert_stride(&path);
     let experts_total = 4 * 8 * 3 * stride;
     assert!(
         r.stats.peak_resident_bytes < experts_total / 2,
@@ -205,12 +209,7 @@ fn whole_page_expert_slices_recycle_their_pages_and_still_match_llama_cpp() {
             ..Default::default()
         },
     );
-    let inv = model::Inventory::from_gguf(&path).unwrap();
-    let stride = inv
-        .tensors
-        .iter()
-        .find_map(|t| t.expert_stride)
-        .expect("expert tensors");
+    let stride = expert_stride(&path);
     assert_eq!(stride % 4096, 0, "{stride}");
     let reference = plain_llama(&path);
 
