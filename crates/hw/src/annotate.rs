@@ -10,6 +10,8 @@ pub type Notes = BTreeMap<String, String>;
 impl HwProfile {
     /// [`HwProfile::to_toml`] with `header` as leading comment lines and each value followed by
     /// `# note` where `notes` has one for its key. Loads back exactly like `to_toml`'s output.
+    /// The comments go through `toml_edit`, so a value spanning lines (a multi-line string)
+    /// gets its comment after its end, never inside it.
     pub fn to_toml_annotated(&self, header: &str, notes: &Notes) -> String {
         let mut out = String::new();
         for line in header.lines() {
@@ -19,31 +21,42 @@ impl HwProfile {
         if !header.is_empty() {
             out.push('\n');
         }
-        let mut section = String::new();
-        for line in self.to_toml().lines() {
-            let trimmed = line.trim();
-            if let Some(name) = trimmed
-                .strip_prefix("[[")
-                .and_then(|s| s.strip_suffix("]]"))
-            {
-                section = format!("{name}[]");
-            } else if let Some(name) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                section = name.to_string();
+        let plain = self.to_toml();
+        match plain.parse::<toml_edit::DocumentMut>() {
+            Ok(mut doc) => {
+                annotate_table(doc.as_table_mut(), "", notes);
+                out.push_str(&doc.to_string());
             }
-            out.push_str(line);
-            if let Some((key, _)) = trimmed.split_once(" = ") {
-                let path = if section.is_empty() {
-                    key.to_string()
-                } else {
-                    format!("{section}.{key}")
-                };
-                if let Some(note) = notes.get(&path) {
-                    out.push_str("  # ");
-                    out.push_str(&note.replace(['\n', '\r'], " "));
-                }
-            }
-            out.push('\n');
+            // The serializer's own output always parses; without comments if it ever did not.
+            Err(_) => out.push_str(&plain),
         }
         out
+    }
+}
+
+/// Puts `# note` after every value of `table` (dotted path `prefix`) that `notes` has one for;
+/// arrays of tables share the path `name[]`.
+fn annotate_table(table: &mut toml_edit::Table, prefix: &str, notes: &Notes) {
+    for (key, item) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.get().to_string()
+        } else {
+            format!("{prefix}.{}", key.get())
+        };
+        match item {
+            toml_edit::Item::Value(v) => {
+                if let Some(note) = notes.get(&path) {
+                    let note = note.replace(['\n', '\r'], " ");
+                    v.decor_mut().set_suffix(format!("  # {note}"));
+                }
+            }
+            toml_edit::Item::Table(t) => annotate_table(t, &path, notes),
+            toml_edit::Item::ArrayOfTables(a) => {
+                for t in a.iter_mut() {
+                    annotate_table(t, &format!("{path}[]"), notes);
+                }
+            }
+            toml_edit::Item::None => {}
+        }
     }
 }

@@ -471,6 +471,24 @@ fn annotated_toml_loads_back_and_carries_notes() {
     assert_eq!(parse(&text).unwrap(), p);
 }
 
+/// Found by `fuzz/smoke.sh` (hw_profile): a name with a newline is written as a multi-line
+/// string, and its note went inside the string, changing the name.
+#[test]
+fn fuzz_regression_a_note_after_a_multi_line_string_stays_out_of_it() {
+    let mut p = parse(BASE).unwrap();
+    p.name = "line one\nc\\ore [gpu]\nx = 1".into();
+    let mut notes = hw::Notes::new();
+    notes.insert("name".into(), "the name's note".into());
+    notes.insert("gpu.bandwidth_gbps".into(), "from a test".into());
+    let text = p.to_toml_annotated("header", &notes);
+    assert_eq!(parse(&text).unwrap(), p, "{text}");
+    assert_eq!(text.matches("# the name's note").count(), 1, "{text}");
+    assert!(
+        text.contains("bandwidth_gbps = 100.0  # from a test"),
+        "{text}"
+    );
+}
+
 fn scratch_dir() -> tempfile::TempDir {
     // Under target/: on the build disk, never tmpfs, so O_DIRECT works.
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
