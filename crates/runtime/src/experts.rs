@@ -591,9 +591,16 @@ impl Experts {
 }
 
 impl Drop for Experts {
-    /// Reads still in flight write into memory that must outlive them.
+    /// Reads still in flight write into memory that must outlive them; then every slice is
+    /// given back (and the recycler, dropped after this, releases its stock), so a later
+    /// streamer over the same model starts with none of this one's expert memory.
     fn drop(&mut self) {
         let _ = self.wait_all(&mut StreamStats::default());
+        for i in 0..self.slices.len() {
+            for e in 0..self.n_expert {
+                self.release(i, e);
+            }
+        }
     }
 }
 

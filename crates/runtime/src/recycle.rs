@@ -85,9 +85,9 @@ impl Recycler {
         }
     }
 
-    /// Gives the stock's pages back to the kernel (before this recycler is replaced: nothing
-    /// else knows them).
-    pub fn release_stock(&mut self) {
+    /// Gives the stock's pages back to the kernel (when this recycler goes: nothing else knows
+    /// them).
+    fn release_stock(&mut self) {
         if let Some(pool) = self.pool.as_mut() {
             for (addr, len) in pool.drain_stock() {
                 // SAFETY: stock pieces are whole pages of memory the caller gave back and does
@@ -105,5 +105,11 @@ impl Recycler {
     /// Bytes the pool holds (attached or free); 0 without a pool.
     pub fn bytes(&self) -> u64 {
         self.pool.as_ref().map_or(0, PagePool::bytes)
+    }
+}
+
+impl Drop for Recycler {
+    fn drop(&mut self) {
+        self.release_stock();
     }
 }

@@ -237,7 +237,7 @@ impl Streamer {
         self.evict_all();
         self.io = IoPool::new(io.queue_depth, io.request_bytes)?;
         self.pool = dense_pool(&self.slots, self.pool.capacity(), io)?;
-        self.recycler.release_stock();
+        // The old recycler releases its stock as it goes.
         self.recycler = Recycler::new(io.memory);
         self.io_opts = io;
         self.stock_pool();

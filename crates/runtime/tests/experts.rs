@@ -12,6 +12,7 @@ use runtime::page_cache::{cached_pages, drop_cached};
 use runtime::stream::StreamStats;
 use runtime::{
     Context, ContextParams, Model, ModelParams, MoeOptions, PlannedModel, ReplayScope, Sampling,
+    StreamedMemory,
 };
 use std::path::{Path, PathBuf};
 use synth::presets::Overrides;
@@ -97,6 +98,35 @@ fn deepseek(dir: &Path) -> PathBuf {
             ..Default::default()
         },
     )
+}
+
+fn whole_page_mixtral(dir: &Path) -> PathBuf {
+    // Expert slices of 256 x 512 f16 = 64 pages each: their pages are recycled
+    // (`runtime::recycle`) instead of released to the kernel.
+    synth(
+        dir,
+        "tiny-mixtral",
+        Overrides {
+            n_ff: Some(512),
+            expert_ff: Some(512),
+            n_vocab: Some(300),
+            ..Default::default()
+        },
+    )
+}
+
+/// Pages of the model's streamed tensors in memory now, as the kernel reports them (mincore).
+fn resident_streamed_pages(model: &Model) -> usize {
+    let mut n = 0;
+    for t in model.streamed() {
+        let mut pages = vec![0u8; t.reserved.div_ceil(4096)];
+        // SAFETY: the tensor's reserved range is mapped for as long as the model lives; mincore
+        // only reads the page tables.
+        let r = unsafe { libc::mincore(t.data.cast(), t.reserved, pages.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+        n += pages.iter().filter(|&&p| p & 1 == 1).count();
+    }
+    n
 }
 
 /// Bytes of one expert's slice of the model's merged expert tensors.
@@ -197,18 +227,7 @@ fn mixtral_style_per_expert_streaming_with_a_small_cache_matches_llama_cpp_and_r
 #[test]
 fn whole_page_expert_slices_recycle_their_pages_and_still_match_llama_cpp() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    // Expert slices of 256 x 512 f16 = 64 pages each: given back to and taken from the page
-    // pool (`runtime::recycle`) instead of released to the kernel.
-    let path = synth(
-        dir.path(),
-        "tiny-mixtral",
-        Overrides {
-            n_ff: Some(512),
-            expert_ff: Some(512),
-            n_vocab: Some(300),
-            ..Default::default()
-        },
-    );
+    let path = whole_page_mixtral(dir.path());
     let stride = expert_stride(&path);
     assert_eq!(stride % 4096, 0, "{stride}");
     let reference = plain_llama(&path);
@@ -245,6 +264,26 @@ fn whole_page_expert_slices_recycle_their_pages_and_still_match_llama_cpp() {
         let again = run(&path, &plan, &replay, N_PREDICT);
         assert_eq!(again.tokens, reference, "{prefetch:?}");
         assert_eq!(again.stats.bytes_read, r.stats.bytes_read, "{prefetch:?}");
+    }
+}
+
+#[test]
+fn a_dropped_streamer_gives_its_expert_memory_back() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = whole_page_mixtral(dir.path());
+    let plan = plan_streaming_experts(&path, &[], 12);
+    let mut planned = PlannedModel::load(&path, &plan, None).unwrap();
+    let prompt = planned.model.tokenize(PROMPT, true).unwrap();
+    for memory in [StreamedMemory::Recycled, StreamedMemory::Released] {
+        planned.io.memory = memory;
+        {
+            let streamer = planned.streamer_with(&MoeOptions::default()).unwrap();
+            let mut ctx = Context::new(&planned.model, PARAMS, streamer).unwrap();
+            ctx.generate(&prompt, 4, Sampling::GREEDY).unwrap();
+            assert!(resident_streamed_pages(&planned.model) > 0, "{memory:?}");
+        }
+        // The cache, the slices in use and the recycled stock are all given back.
+        assert_eq!(resident_streamed_pages(&planned.model), 0, "{memory:?}");
     }
 }
 
