@@ -286,7 +286,7 @@ impl ExpertStreaming {
 /// `run --streamed-memory`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StreamedMemory {
-    /// Kept in a page pool and mapped again for the next fill: no page faults, no zeroing
+    /// Kept as stock and moved to the next fill: no page faults, no zeroing
     /// (Linux; elsewhere released).
     Recycled,
     /// Released to the kernel; the next fill faults in zeroed pages.

@@ -102,7 +102,7 @@ pub struct Args {
     #[arg(long, value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
     pub prefetch_depth: Option<u32>,
     /// What becomes of streamed weights' memory after use: `recycled` (kept in a page pool and
-    /// mapped again for the next fill; Linux) or `released` (given back to the kernel; the next
+    /// moved to the next fill; Linux) or `released` (given back to the kernel; the next
     /// fill faults in zeroed pages).
     #[arg(long, value_enum, default_value_t = StreamedMemory::Recycled)]
     pub streamed_memory: StreamedMemory,

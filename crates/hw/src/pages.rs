@@ -6,9 +6,8 @@
 //! Why: released pages (`MADV_DONTNEED`) come back on the next write as fresh zeroed pages, one
 //! fault and one zeroing per 4 KiB, which costs more CPU than the copy itself and, on a machine
 //! with few cores, waits for the cores llama.cpp computes on. Moving a 1.6 MB range's entries
-//! takes tens of microseconds. (Mapping pages of a memfd instead, tried first, costs one page
-//! lookup and reference per 4 KiB again: about 1 ms per 1.6 MB here.) RESEARCH_NOTES
-//! "Recycled pages" has the measurements.
+//! takes tens of microseconds; mapping pages of a memfd instead would cost a page lookup per
+//! 4 KiB again. RESEARCH_NOTES "Recycled pages" has the measurements.
 //!
 //! The stock lives inside the caller's reserved memory, at the addresses of ranges that were
 //! released: those bytes are stale and must not be read (the caller reads only attached

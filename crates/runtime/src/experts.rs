@@ -1,7 +1,8 @@
 //! Per-expert residency of streamed merged expert tensors (`blk.N.ffn_{gate,up,down}_exps`):
 //! fills only the selected experts' slices with O_DIRECT reads, keeps an expert cache driven by
 //! sim's policies ([`policy::cache::OnlineCache`]), preloads the plan's RAM experts for good, and
-//! releases memory page by page without touching a neighbour that is still resident.
+//! gives memory back page by page (recycled for later fills: [`crate::recycle`]) without touching
+//! a neighbour that is still resident.
 //!
 //! Lifecycle of one MoE layer's step: the router's selection arrives ([`Experts::select`]):
 //! every selected (token, expert) is one cache access, in router order; what the cache evicts is

@@ -8,8 +8,8 @@ use hw::pages::{PagePool, Slot};
 /// What becomes of streamed memory after use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StreamedMemory {
-    /// Kept in a page pool and mapped again for the next fill, where the platform has one
-    /// (Linux); released elsewhere.
+    /// Kept as stock and moved to the next fill, where the platform can move pages (Linux);
+    /// released elsewhere.
     #[default]
     Recycled,
     /// Released to the kernel; the next fill faults in zeroed pages.

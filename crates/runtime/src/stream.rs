@@ -1,6 +1,6 @@
 //! On-demand weights: fills streamed (NVMe-tier) tensors from disk inside llama.cpp's eval
-//! callback, just before the first node that reads them, and releases whole pages to stay within
-//! the plan's pool.
+//! callback, just before the first node that reads them, and gives whole pages back (recycled for
+//! later fills: [`crate::recycle`]) to stay within the plan's pool.
 //!
 //! How the callback is used (ggml_backend_sched_compute_splits, verified by the tests): for each
 //! node the scheduler first asks `cb(node, ask=true)`; nodes up to the first one answered `true`
@@ -67,8 +67,8 @@ pub struct StreamStats {
     /// Experts read ahead by co-activation prefetch, and of those, the ones the router then chose.
     pub expert_prefetches: u64,
     pub expert_prefetch_hits: u64,
-    /// Most bytes of recycled pages held at once ([`crate::recycle`]): pages attached to
-    /// streamed memory count in the resident set, free ones do not.
+    /// Bytes of recycled pages held ([`crate::recycle`]): in use or in stock, all of them in the
+    /// resident set.
     pub recycled_bytes: u64,
     /// Seconds the compute thread spent moving recycled pages (part of the decode and prompt
     /// time outside `io_wait_s`).
