@@ -2,6 +2,7 @@
 
 mod choice;
 mod cmd;
+mod machine;
 mod range;
 mod table;
 
@@ -36,6 +37,9 @@ enum Command {
     Tune(cmd::tune::Args),
     /// Chart sweep results (SVG or PNG): a column against another, a line per value of a third.
     Plot(cmd::plot::Args),
+    /// List what can be named instead of a file: catalog models, shipped hardware profiles,
+    /// synth presets.
+    List(cmd::list::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
@@ -78,6 +82,7 @@ fn main() {
         Command::Sweep(a) => cmd::sweep::run(a),
         Command::Plot(a) => cmd::plot::run(a),
         Command::Tune(a) => cmd::tune::run(a),
+        Command::List(a) => cmd::list::run(a),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]
@@ -98,7 +103,7 @@ fn main() {
 
 /// An error and its causes, each said once: library errors often repeat their source in their
 /// own message (`{path}: {source}`), which `{:#}` would print twice.
-fn render(e: &anyhow::Error) -> String {
+pub fn render(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let said = cause.to_string();

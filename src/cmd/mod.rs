@@ -67,6 +67,7 @@ pub fn file_hash(path: &Path) -> anyhow::Result<String> {
 }
 
 pub mod inspect;
+pub mod list;
 pub mod plot;
 pub mod profile;
 #[cfg(feature = "runtime")]

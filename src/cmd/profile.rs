@@ -15,7 +15,8 @@ pub struct Args {
     /// written there and always removed.
     #[arg(long, value_name = "DIR", default_value = ".")]
     disk: PathBuf,
-    /// Write the profile here instead of to stdout.
+    /// Write the profile here (`-` for stdout) instead of keeping it as this machine's profile
+    /// (in the user's cache directory), which commands use when --hw is not given.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
     /// Overwrite the -o file if it exists.
@@ -32,7 +33,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(out) = &args.output {
+    let stdout = args.output.as_deref() == Some(std::path::Path::new("-"));
+    if let Some(out) = args.output.as_ref().filter(|_| !stdout) {
         super::refuse_existing(out, args.force, "-o")?;
         if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
@@ -44,17 +46,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    if args.output.is_none() {
+        // No cache directory is an error before the measurement, not after it.
+        crate::machine::cached_path()?;
+    }
     let (m, toml) = measure(&args.disk, args.quick, !args.no_decode)?;
     let table = table(&m);
     match &args.output {
+        _ if stdout => {
+            eprint!("{table}");
+            print!("{toml}");
+        }
         Some(out) => {
             write_output(out, &toml, args.force)?;
             print!("{table}");
             println!("wrote {}", out.display());
         }
         None => {
-            eprint!("{table}");
-            print!("{toml}");
+            let path = crate::machine::store(&toml)?;
+            print!("{table}");
+            println!(
+                "wrote {}: this machine's profile, used when a command is given no --hw",
+                path.display()
+            );
         }
     }
     Ok(())

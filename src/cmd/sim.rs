@@ -4,7 +4,6 @@
 use crate::choice::{PartitionArg, Prefetch, SimPolicy};
 use crate::range;
 use anyhow::{bail, Context, Result};
-use hw::HwProfile;
 use place::Units;
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options};
@@ -14,18 +13,17 @@ use std::path::PathBuf;
 use traces::Trace;
 
 const DEFAULT_MODEL: &str = "mixtral-8x7b:q5_k_m";
-const DEFAULT_PROFILE: (&str, &str) = (
-    "profiles/m1max.toml",
-    include_str!("../../profiles/m1max.toml"),
-);
+/// The shipped profile `sim` uses without --hw (file name as the notes say it).
+const DEFAULT_PROFILE: (&str, &str) = ("profiles/m1max.toml", "m1max");
 #[derive(clap::Args)]
 pub struct Args {
     /// Expert-routing trace (*.json or *.htrace); default: synthesized for the model (seed 1).
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Hardware profile TOML; default: the shipped profiles/m1max.toml.
-    #[arg(long)]
-    pub hw: Option<PathBuf>,
+    /// Hardware profile: a TOML file or a shipped profile's name (`hypura list profiles`);
+    /// default: the shipped m1max.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub hw: Option<String>,
     /// A plan.json from `hypura solve`; without it the plan is solved on the fly.
     #[arg(long)]
     pub plan: Option<PathBuf>,
@@ -100,13 +98,15 @@ pub fn run(args: Args) -> Result<()> {
 
     let mut notes = Vec::new();
     let hw = match &args.hw {
-        Some(p) => HwProfile::load(p)?,
+        Some(p) => crate::machine::named(p)?,
         None => {
             notes.push(format!(
                 "hardware: {} (default, embedded)",
                 DEFAULT_PROFILE.0
             ));
-            HwProfile::from_toml_str(DEFAULT_PROFILE.1, DEFAULT_PROFILE.0)?
+            hw::shipped::find(DEFAULT_PROFILE.1)
+                .expect("m1max is shipped")
+                .load()?
         }
     };
     if args.host_weights_on_gpu && hw.host_link.is_none() {

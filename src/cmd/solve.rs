@@ -3,15 +3,16 @@
 use crate::choice::KvType;
 use crate::range;
 use anyhow::{Context, Result};
-use hw::HwProfile;
 use place::{self, Headroom, IlpOptions, Method, PlaceError, Short, Shortfall, SolveOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Hardware profile TOML (see profiles/).
-    #[arg(long)]
-    pub hw: PathBuf,
+    /// Hardware profile: a TOML file (from `hypura profile`), or a shipped profile's name
+    /// (`hypura list profiles`: m1max, m4-16g, h100, h200, ...); default: this machine's
+    /// profile, measured once by `hypura profile`.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub hw: Option<String>,
     /// A GGUF file or a catalog name such as `mixtral-8x7b:q5_k_m`.
     #[arg(long)]
     pub model: String,
@@ -56,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(out) = &args.output {
         super::refuse_existing(out, args.force, "-o")?;
     }
-    let hw = HwProfile::load(&args.hw)?;
+    let hw = crate::machine::resolve(args.hw.as_deref())?;
     let inv = model::load_model(&args.model)?;
     let trace = match &args.trace {
         Some(p) => Some(traces::load(p)?),
@@ -90,7 +91,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let solved = place::solve(&inv, &hw, &opts)
         .map_err(place_advice)
-        .with_context(|| format!("cannot place {} on {}", args.model, args.hw.display()))?;
+        .with_context(|| format!("cannot place {} on {}", args.model, hw.name))?;
     if let Some(out) = &args.output {
         outfile::write_bytes(out, args.force, solved.plan.to_json().as_bytes())?;
     }

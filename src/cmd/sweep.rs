@@ -16,9 +16,11 @@ pub struct Args {
     /// A GGUF file or a catalog name (default: the plan's model).
     #[arg(long, short = 'm', required_unless_present = "plan")]
     pub model: Option<String>,
-    /// Hardware profile TOML (from `hypura profile`, or a shipped one).
-    #[arg(long)]
-    pub hw: PathBuf,
+    /// Hardware profile: a TOML file (from `hypura profile`), or a shipped profile's name
+    /// (`hypura list profiles`: m1max, m4-16g, h100, h200, ...); default: this machine's
+    /// profile, measured once by `hypura profile`.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub hw: Option<String>,
     /// Sweep this plan instead of solving one per memory budget (the grid then sets no ram
     /// or gpu).
     #[arg(long)]
@@ -53,7 +55,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 
 pub fn run(args: Args) -> Result<()> {
     let configs = grid::parse(&args.grid).with_context(|| format!("--grid {:?}", args.grid))?;
-    let hw = HwProfile::load(&args.hw)?;
+    let hw = crate::machine::resolve(args.hw.as_deref())?;
     let plan = match &args.plan {
         Some(p) => Some(super::load_plan(p)?),
         None => None,

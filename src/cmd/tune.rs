@@ -6,7 +6,6 @@ use crate::range;
 use anyhow::Result;
 use experiments::sweep::Row;
 use experiments::tune;
-use hw::HwProfile;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,9 +17,11 @@ pub struct Args {
     /// A GGUF file or a catalog name.
     #[arg(long, short = 'm')]
     pub model: String,
-    /// Hardware profile TOML of the machine (from `hypura profile`).
-    #[arg(long)]
-    pub hw: PathBuf,
+    /// Hardware profile: a TOML file (from `hypura profile`), or a shipped profile's name
+    /// (`hypura list profiles`: m1max, m4-16g, h100, h200, ...); default: this machine's
+    /// profile, measured once by `hypura profile`.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub hw: Option<String>,
     /// Tune on the trace's first N tokens, 1..=16777216 (default: all of them).
     #[arg(long, value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
     pub tokens: Option<usize>,
@@ -40,7 +41,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     super::refuse_existing(&args.output, args.force, "-o path")?;
-    let hw = HwProfile::load(&args.hw)?;
+    let hw = crate::machine::resolve(args.hw.as_deref())?;
     let setup = super::sweep::setup(
         &args.model,
         hw,

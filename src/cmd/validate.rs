@@ -15,15 +15,12 @@ pub struct Args {
     /// The GGUF to run (real, or from `hypura synth` for a MoE shape with a replayed trace).
     #[arg(short = 'm', long)]
     pub model: PathBuf,
-    /// Hardware profile TOML the simulator and the solver use.
-    #[arg(
-        long,
-        required_unless_present = "profile_now",
-        conflicts_with = "profile_now"
-    )]
-    pub hw: Option<PathBuf>,
-    /// Measure this machine (`hypura profile`, storage on the model's drive) instead of --hw;
-    /// the profile is kept per machine in ~/.cache/hypura/ and reused.
+    /// Hardware profile the simulator and the solver use: a TOML file or a shipped profile's
+    /// name; default: this machine's profile (`hypura profile`; see --profile-now).
+    #[arg(long, value_name = "FILE|NAME", conflicts_with = "profile_now")]
+    pub hw: Option<String>,
+    /// Without --hw: when this machine has no profile yet, measure it now (`hypura profile`,
+    /// storage on the model's drive) and keep it for later commands.
     #[arg(long)]
     pub profile_now: bool,
     /// Routing trace (.json or .htrace) both sides follow; required for a MoE model, refused
@@ -72,9 +69,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Some(dir) = &args.output {
         super::refuse_existing_dir(dir, args.force, "-o")?;
     }
-    let hw = match &args.hw {
-        Some(p) => HwProfile::load(p)?,
-        None => this_machine(&args.model)?,
+    let hw = match (&args.hw, args.profile_now) {
+        (None, true) => this_machine(&args.model)?,
+        (hw, _) => crate::machine::resolve(hw.as_deref())?,
     };
     let inventory = model::Inventory::from_gguf(&args.model)?;
     let trace = match &args.trace {
@@ -180,19 +177,15 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// This machine's profile: measured once (storage on the model's drive) and kept in
-/// `~/.cache/hypura/profile-HOST.toml` (or under `$XDG_CACHE_HOME`).
+/// This machine's profile: the one `hypura profile` keeps, else measured now (storage on the
+/// model's drive) and kept.
 fn this_machine(model: &Path) -> Result<HwProfile> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .context("--profile-now: neither XDG_CACHE_HOME nor HOME is set; pass --hw")?
-        .join("hypura");
-    let host = hostname().unwrap_or_else(|| "this-machine".to_string());
-    let path = cache.join(format!("profile-{host}.toml"));
-    if path.is_file() {
-        eprintln!("validate: using this machine's profile {}", path.display());
-        return Ok(HwProfile::load(&path)?);
+    if let Some(p) = crate::machine::cached()? {
+        eprintln!(
+            "validate: using this machine's profile {}",
+            crate::machine::cached_path()?.display()
+        );
+        return Ok(p);
     }
     let disk = model
         .parent()
@@ -201,32 +194,12 @@ fn this_machine(model: &Path) -> Result<HwProfile> {
     eprintln!(
         "validate: measuring this machine (storage in {}); the profile is kept in {}",
         disk.display(),
-        path.display()
+        crate::machine::cached_path()?.display()
     );
     let (_, toml) = super::profile::measure(disk, false, true)?;
-    std::fs::create_dir_all(&cache)
-        .with_context(|| format!("cannot create {}", cache.display()))?;
-    outfile::write_bytes(&path, false, toml.as_bytes())?;
+    let path = crate::machine::store(&toml)?;
     Ok(HwProfile::from_toml_str(
         &toml,
         &path.display().to_string(),
     )?)
-}
-
-/// The machine's host name, when it is a plain file-name-safe one.
-fn hostname() -> Option<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates within it
-    // on success (truncation is refused below by the NUL search).
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let end = buf.iter().position(|&b| b == 0)?;
-    let name = std::str::from_utf8(&buf[..end]).ok()?;
-    let safe = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
-    safe.then(|| name.to_string())
 }

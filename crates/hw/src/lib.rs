@@ -59,6 +59,7 @@ mod error;
 pub mod measure;
 pub mod pages;
 mod schema;
+pub mod shipped;
 mod validate;
 
 pub use annotate::Notes;

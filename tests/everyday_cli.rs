@@ -1,0 +1,181 @@
+//! The everyday CLI from a directory outside the repository: shipped profiles by name, this
+//! machine's profile kept by `hypura profile` and used when --hw is not given, `hypura list`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `hypura` run in `cwd` with `cache` as the user's cache directory.
+fn hypura(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hypura"))
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cache)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_shipped_profile_by_name_plans_as_its_file_does_from_any_directory() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for (name, file) in [("m1max", "m1max"), ("h200", "h200-141g"), ("m4", "m4-16g")] {
+        let by_name = hypura(
+            elsewhere.path(),
+            cache.path(),
+            &["solve", "--hw", name, "--model", "mixtral-8x7b:q5_k_m"],
+        );
+        assert!(by_name.status.success(), "{}", text(&by_name.stderr));
+        let path = repo().join("profiles").join(format!("{file}.toml"));
+        let by_file = hypura(
+            elsewhere.path(),
+            cache.path(),
+            &[
+                "solve",
+                "--hw",
+                path.to_str().unwrap(),
+                "--model",
+                "mixtral-8x7b:q5_k_m",
+            ],
+        );
+        assert!(by_file.status.success(), "{}", text(&by_file.stderr));
+        assert_eq!(text(&by_name.stdout), text(&by_file.stdout), "{name}");
+    }
+    // Neither a file nor a shipped name: both are said, with the names there are.
+    let bad = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &["solve", "--hw", "m9max", "--model", "mixtral-8x7b"],
+    );
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("m9max") && err.contains("no such file") && err.contains("h200-141g (h200)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_hw_commands_use_the_profile_hypura_profile_kept() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    // Nothing measured yet: the error says what to do.
+    let none = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &["solve", "--model", "mixtral-8x7b"],
+    );
+    assert!(!none.status.success());
+    let err = text(&none.stderr);
+    assert!(
+        err.contains("hypura profile") && err.contains("--hw") && err.contains("m1max"),
+        "{err}"
+    );
+    let listed = hypura(elsewhere.path(), cache.path(), &["list", "profiles"]);
+    assert!(text(&listed.stdout).contains("not measured yet"));
+
+    // Measure (quick, on the build disk: O_DIRECT needs a real file system).
+    let disk = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let measured = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "profile",
+            "--quick",
+            "--no-decode",
+            "--disk",
+            disk.path().to_str().unwrap(),
+        ],
+    );
+    assert!(measured.status.success(), "{}", text(&measured.stderr));
+    let kept: Vec<PathBuf> = std::fs::read_dir(cache.path().join("hypura"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let kept = &kept[0];
+    assert!(
+        text(&measured.stdout).contains(&kept.display().to_string()),
+        "{}",
+        text(&measured.stdout)
+    );
+
+    // solve without --hw now plans exactly as with --hw naming that file.
+    let implicit = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &["solve", "--model", "mixtral-8x7b"],
+    );
+    assert!(implicit.status.success(), "{}", text(&implicit.stderr));
+    let explicit = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            kept.to_str().unwrap(),
+            "--model",
+            "mixtral-8x7b",
+        ],
+    );
+    assert_eq!(text(&implicit.stdout), text(&explicit.stdout));
+    let listed = hypura(elsewhere.path(), cache.path(), &["list", "profiles"]);
+    assert!(
+        text(&listed.stdout).contains(&kept.display().to_string()),
+        "{}",
+        text(&listed.stdout)
+    );
+
+    // A second measurement replaces the kept one (the cache is hypura's own file).
+    let again = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "profile",
+            "--quick",
+            "--no-decode",
+            "--disk",
+            disk.path().to_str().unwrap(),
+        ],
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(hw::HwProfile::load(kept).is_ok());
+}
+
+#[test]
+fn list_shows_every_shipped_profile_catalog_model_and_preset() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let profiles = text(&hypura(elsewhere.path(), cache.path(), &["list", "profiles"]).stdout);
+    for entry in std::fs::read_dir(repo().join("profiles")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let name = hw::HwProfile::load(&path).unwrap().name;
+            assert!(
+                profiles.contains(&stem) && profiles.contains(&name),
+                "{stem}: {profiles}"
+            );
+        }
+    }
+    let models = text(&hypura(elsewhere.path(), cache.path(), &["list", "models"]).stdout);
+    for m in model::catalog::entries().unwrap() {
+        for q in &m.quants {
+            assert!(
+                models.contains(&format!("{}:{}", m.name, q.preset.name())),
+                "{models}"
+            );
+        }
+    }
+    let presets = text(&hypura(elsewhere.path(), cache.path(), &["list", "presets"]).stdout);
+    for p in synth::Preset::ALL {
+        assert!(presets.contains(p.name()), "{presets}");
+    }
+}
