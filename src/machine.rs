@@ -32,6 +32,15 @@ pub fn named(arg: &str) -> Result<HwProfile> {
     if let Some(s) = hw::shipped::find(arg) {
         return Ok(s.load()?);
     }
+    if arg.contains(std::path::MAIN_SEPARATOR) || arg.ends_with(".toml") {
+        // Meant as a file: say why it cannot be read.
+        return HwProfile::load(path).map_err(|e| {
+            anyhow::Error::new(e).context(format!(
+                "--hw {arg} (shipped profiles by name: {})",
+                hw::shipped::names()
+            ))
+        });
+    }
     bail!(
         "--hw {arg}: no such file, and no shipped profile has that name (shipped: {})",
         hw::shipped::names()

@@ -179,3 +179,111 @@ fn list_shows_every_shipped_profile_catalog_model_and_preset() {
         assert!(presets.contains(p.name()), "{presets}");
     }
 }
+
+#[test]
+fn a_plan_carries_its_model_path_and_profile_so_it_applies_from_anywhere() {
+    let cache = tempfile::tempdir().unwrap();
+    let solved_in = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ok = |o: &Output| assert!(o.status.success(), "{}", text(&o.stderr));
+    ok(&hypura(
+        solved_in.path(),
+        cache.path(),
+        &["synth", "--preset", "tiny-llama", "-o", "tiny.gguf"],
+    ));
+    // Solved with a relative model path and a shipped profile by name.
+    ok(&hypura(
+        solved_in.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m4",
+            "--model",
+            "tiny.gguf",
+            "-o",
+            "plan.json",
+        ],
+    ));
+    let plan_path = solved_in.path().join("plan.json");
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_path).unwrap()).unwrap();
+    let model = &plan["inputs"]["model"];
+    assert_eq!(model["given"], "tiny.gguf");
+    assert_eq!(
+        Path::new(model["path"].as_str().unwrap()),
+        std::fs::canonicalize(solved_in.path().join("tiny.gguf")).unwrap()
+    );
+
+    // From another directory, with neither --hw nor --model: the plan's own.
+    let sim = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "sim",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "--tokens",
+            "4",
+        ],
+    );
+    ok(&sim);
+    let out = text(&sim.stdout);
+    assert!(
+        out.contains("the plan's profile") && out.contains("Apple M4, 10-core GPU"),
+        "{out}"
+    );
+    let run = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "run",
+            "--plan",
+            plan_path.to_str().unwrap(),
+            "-p",
+            "hi",
+            "-n",
+            "2",
+        ],
+    );
+    ok(&run);
+
+    // An embedded profile that is not the one the plan's hash names is refused, by field.
+    let mut edited = plan.clone();
+    edited["inputs"]["profile"]["ram"]["bytes"] = serde_json::json!(1u64 << 40);
+    let edited_path = elsewhere.path().join("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    let refused = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "sim",
+            "--plan",
+            edited_path.to_str().unwrap(),
+            "--tokens",
+            "4",
+        ],
+    );
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("edited.json") && err.contains("inputs.profile"),
+        "{err}"
+    );
+
+    // A version 2 plan (no path, no profile) is still read; it needs --hw to be simulated.
+    let mut old = plan.clone();
+    old["version"] = serde_json::json!(2);
+    let inputs = old["inputs"].as_object_mut().unwrap();
+    inputs.remove("profile");
+    let m = inputs["model"].as_object_mut().unwrap();
+    m.remove("path");
+    m.remove("given");
+    let old_path = solved_in.path().join("v2.json");
+    std::fs::write(&old_path, old.to_string()).unwrap();
+    ok(&hypura(
+        solved_in.path(),
+        cache.path(),
+        &["sim", "--plan", "v2.json", "--hw", "m4", "--tokens", "4"],
+    ));
+}

@@ -38,7 +38,12 @@ fn solve_writes_a_plan_and_refuses_to_overwrite_it() {
     assert!(ok, "{err}");
     assert!(stdout.is_empty(), "the plan goes to the file: {stdout}");
     let p = plan(&out);
-    assert_eq!(p["version"], 2);
+    assert_eq!(p["version"], 3);
+    // The plan carries its profile (so `sim --plan` needs no --hw) and, for a catalog model,
+    // no file path.
+    let carried: hw::HwProfile = serde_json::from_value(p["inputs"]["profile"].clone()).unwrap();
+    assert_eq!(carried, hw::HwProfile::load(&hw).unwrap());
+    assert!(p["inputs"]["model"].get("path").is_none());
     assert_eq!(p["mode"], "expert-streaming");
     assert_eq!(p["inputs"]["model"]["name"], "mixtral-8x7b:q5_k_m");
     assert!(p["prediction"]["tok_per_s"].as_f64().unwrap() > 0.0);

@@ -31,8 +31,8 @@ pub struct Args {
     /// anonymous memory, as a plan loads), to tell a loader's share of a speed difference.
     #[arg(long, requires = "plain", value_enum)]
     pub plain_load: Option<PlainLoad>,
-    /// The GGUF file (default: the file named in the plan, next to the plan or in the current
-    /// directory).
+    /// The GGUF file (default: the plan's, where it was solved, else by name next to the plan
+    /// or in the current directory).
     #[arg(short = 'm', long)]
     pub model: Option<PathBuf>,
     /// Prompt text.
@@ -478,7 +478,13 @@ fn default_model(plan_path: &Path, plan: &Plan) -> Result<PathBuf> {
         return Ok(p);
     }
     bail!(
-        "{}: model file {name:?} not found next to the plan or in the current directory; pass -m",
-        plan_path.display()
+        "{}: model file {name:?} not found where it was solved{}, next to the plan or in the \
+         current directory; pass -m",
+        plan_path.display(),
+        plan.inputs
+            .model
+            .path
+            .as_ref()
+            .map_or(String::new(), |p| format!(" ({p})"))
     )
 }

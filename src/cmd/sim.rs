@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub trace: Option<PathBuf>,
     /// Hardware profile: a TOML file or a shipped profile's name (`hypura list profiles`);
-    /// default: the shipped m1max.
+    /// default: the --plan's own profile, else the shipped m1max.
     #[arg(long, value_name = "FILE|NAME")]
     pub hw: Option<String>,
     /// A plan.json from `hypura solve`; without it the plan is solved on the fly.
@@ -97,9 +97,18 @@ pub fn run(args: Args) -> Result<()> {
     let expert_prefetch = ExpertPrefetch::from(args.expert_prefetch);
 
     let mut notes = Vec::new();
-    let hw = match &args.hw {
-        Some(p) => crate::machine::named(p)?,
-        None => {
+    let plan_file = match &args.plan {
+        Some(p) => Some(super::load_plan(p)?),
+        None => None,
+    };
+    let plan_profile = plan_file.as_ref().and_then(|p| p.inputs.profile.clone());
+    let hw = match (&args.hw, plan_profile) {
+        (Some(p), _) => crate::machine::named(p)?,
+        (None, Some(p)) => {
+            notes.push(format!("hardware: {} (the plan's profile)", p.name));
+            p
+        }
+        (None, None) => {
             notes.push(format!(
                 "hardware: {} (default, embedded)",
                 DEFAULT_PROFILE.0
@@ -112,15 +121,11 @@ pub fn run(args: Args) -> Result<()> {
     if args.host_weights_on_gpu && hw.host_link.is_none() {
         bail!("--host-weights-on-gpu needs a discrete GPU (a profile with [host_link])");
     }
-    let plan_file = match &args.plan {
-        Some(p) => Some(super::load_plan(p)?),
-        None => None,
-    };
     let model = match (&args.model, &plan_file) {
         (Some(m), _) => m.clone(),
         (None, Some(p)) => {
-            // The plan names its model file: next to the plan or in the current directory (as
-            // `hypura run` looks), else a catalog name.
+            // The plan names its model file: where it was solved, next to the plan or in the
+            // current directory (as `hypura run` looks), else a catalog name.
             let file = args.plan.as_deref().and_then(|path| p.model_file(path));
             match file {
                 Some(f) => f.display().to_string(),

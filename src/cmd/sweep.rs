@@ -17,8 +17,8 @@ pub struct Args {
     #[arg(long, short = 'm', required_unless_present = "plan")]
     pub model: Option<String>,
     /// Hardware profile: a TOML file (from `hypura profile`), or a shipped profile's name
-    /// (`hypura list profiles`: m1max, m4-16g, h100, h200, ...); default: this machine's
-    /// profile, measured once by `hypura profile`.
+    /// (`hypura list profiles`: m1max, m4-16g, h100, h200, ...); default: the --plan's own
+    /// profile, else this machine's, measured once by `hypura profile`.
     #[arg(long, value_name = "FILE|NAME")]
     pub hw: Option<String>,
     /// Sweep this plan instead of solving one per memory budget (the grid then sets no ram
@@ -55,10 +55,16 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 
 pub fn run(args: Args) -> Result<()> {
     let configs = grid::parse(&args.grid).with_context(|| format!("--grid {:?}", args.grid))?;
-    let hw = crate::machine::resolve(args.hw.as_deref())?;
     let plan = match &args.plan {
         Some(p) => Some(super::load_plan(p)?),
         None => None,
+    };
+    let hw = match (
+        &args.hw,
+        plan.as_ref().and_then(|p| p.inputs.profile.clone()),
+    ) {
+        (None, Some(p)) => p,
+        (hw, _) => crate::machine::resolve(hw.as_deref())?,
     };
     let model = match (&args.model, &plan, &args.plan) {
         (Some(m), _, _) => m.clone(),

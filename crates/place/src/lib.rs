@@ -509,6 +509,7 @@ fn build_plan(
             model: plan::ModelIdentity::of(inv),
             profile_name: hw.name.clone(),
             profile_hash: plan::profile_hash(hw),
+            profile: Some(hw.clone()),
             trace_hash: opts.trace_hash.clone(),
             ctx: opts.headroom.ctx,
             kv_type: opts.headroom.kv_type.name().to_string(),

@@ -17,9 +17,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The plan schema version this build reads and writes. Version 2: every tensor has exactly one
-/// entry in `tensors`, merged expert tensors whose experts span tiers as [`TensorPlace::Split`].
-pub const PLAN_VERSION: u32 = 2;
+/// The plan schema version this build writes. Version 2: every tensor has exactly one entry in
+/// `tensors`, merged expert tensors whose experts span tiers as [`TensorPlace::Split`]. Version
+/// 3 adds what applying a plan elsewhere needs: the model file's path (`inputs.model.path`,
+/// absolute, and `given`, as it was named) and the profile itself (`inputs.profile`). Version 2
+/// plans are still read (without those fields).
+pub const PLAN_VERSION: u32 = 3;
+
+/// The oldest plan version this build reads.
+pub const OLDEST_PLAN_VERSION: u32 = 2;
 
 /// Where a unit's weights live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -154,6 +160,10 @@ pub struct Inputs {
     pub profile_name: String,
     /// FNV-1a 64 of the profile's canonical TOML, hex.
     pub profile_hash: String,
+    /// The profile itself, so that the plan can be simulated without it (absent in version 2
+    /// plans). Its hash must be `profile_hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<HwProfile>,
     /// FNV-1a 64 of the trace file's bytes, hex; absent when expert use was assumed uniform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_hash: Option<String>,
@@ -164,7 +174,15 @@ pub struct Inputs {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelIdentity {
+    /// The file's name (a catalog model's name).
     pub name: String,
+    /// The file's absolute path when the plan was solved (absent for catalog models and in
+    /// version 2 plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The path as it was given to `hypura solve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<String>,
     /// Bytes of the GGUF file(s); for catalog models, the tensor bytes.
     pub file_bytes: u64,
     /// FNV-1a 64 of the canonical inventory JSON (architecture facts, tensor names, types,
@@ -175,20 +193,25 @@ pub struct ModelIdentity {
 impl ModelIdentity {
     /// The identity of `inv` as plan inputs record it.
     pub fn of(inv: &Inventory) -> ModelIdentity {
-        let (name, file_bytes) = match &inv.source {
+        let (name, file_bytes, first) = match &inv.source {
             Source::File { paths, file_bytes } => (
                 paths
                     .first()
                     .and_then(|p| p.file_name())
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
                 file_bytes.iter().sum(),
+                paths.first(),
             ),
-            Source::Catalog { name, .. } => (name.clone(), inv.total_bytes()),
+            Source::Catalog { name, .. } => (name.clone(), inv.total_bytes(), None),
         };
         // Paths are where the file is, not what it is: hash the rest.
         let canonical = serde_json::json!({ "arch": inv.arch, "tensors": inv.tensors });
         ModelIdentity {
             name,
+            path: first
+                .and_then(|p| std::path::absolute(p).ok())
+                .map(|p| p.display().to_string()),
+            given: first.map(|p| p.display().to_string()),
             file_bytes,
             header_hash: fnv1a_hex(canonical.to_string().as_bytes()),
         }
@@ -388,16 +411,19 @@ impl Plan {
 }
 
 impl Plan {
-    /// The model file the plan names, found next to the plan file at `plan_path` or else in the
-    /// current directory; `None` when it is in neither (or the plan names none).
+    /// The model file the plan names: at the absolute path it was solved with, else by name
+    /// next to the plan file at `plan_path`, else in the current directory; `None` when it is
+    /// in none of them (or the plan names none).
     pub fn model_file(&self, plan_path: &Path) -> Option<PathBuf> {
         let name = &self.inputs.model.name;
         if name.is_empty() {
             return None;
         }
+        let solved_with = self.inputs.model.path.as_ref().map(PathBuf::from);
         let beside = plan_path.parent().unwrap_or(Path::new(".")).join(name);
-        [beside, PathBuf::from(name)]
+        solved_with
             .into_iter()
+            .chain([beside, PathBuf::from(name)])
             .find(|p| p.is_file())
     }
 }
@@ -432,7 +458,10 @@ fn version_text(version: u64) -> String {
             "plan version 1 is no longer read (it left merged expert tensors split across tiers \
              out of `tensors`); this hypura reads version {PLAN_VERSION}"
         ),
-        v => format!("unsupported plan version {v}; this hypura reads version {PLAN_VERSION}"),
+        v => format!(
+            "unsupported plan version {v}; this hypura reads versions \
+             {OLDEST_PLAN_VERSION}..={PLAN_VERSION}"
+        ),
     }
 }
 
@@ -456,7 +485,7 @@ impl Plan {
         let probe: serde_json::Value =
             serde_json::from_str(text).map_err(|e| field_err("", e.to_string()))?;
         match probe.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == PLAN_VERSION as u64 => {}
+            Some(v) if (OLDEST_PLAN_VERSION as u64..=PLAN_VERSION as u64).contains(&v) => {}
             Some(version) => {
                 return Err(PlanError::Version {
                     path: origin.to_string(),
@@ -466,8 +495,19 @@ impl Plan {
             None => return Err(field_err("version", "missing or not an integer".into())),
         }
         let de = &mut serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| field_err(&e.path().to_string(), e.inner().to_string()))
+        let plan: Plan = serde_path_to_error::deserialize(de)
+            .map_err(|e| field_err(&e.path().to_string(), e.inner().to_string()))?;
+        if let Some(hw) = &plan.inputs.profile {
+            hw.validate()
+                .map_err(|(key, message)| field_err(&format!("inputs.profile.{key}"), message))?;
+            if profile_hash(hw) != plan.inputs.profile_hash {
+                return Err(field_err(
+                    "inputs.profile",
+                    "is not the profile `inputs.profile_hash` names (edited after solving?)".into(),
+                ));
+            }
+        }
+        Ok(plan)
     }
 
     /// Pretty JSON with a trailing newline.

@@ -196,6 +196,7 @@ pub fn plan_streaming_experts(model: &Path, ram: &[u32], cache_experts: u64) -> 
             model: ModelIdentity::of(&inv),
             profile_name: "hand-made plan of the runtime tests".into(),
             profile_hash: "0000000000000000".into(),
+            profile: None,
             trace_hash: None,
             ctx: u64::from(PARAMS.n_ctx),
             kv_type: "f16".into(),
