@@ -73,7 +73,7 @@ fn main() {
         std::process::exit(130);
     })
     .expect("the signal handler is installed once, first thing");
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(llama_flags(std::env::args_os()));
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Profile(a) => cmd::profile::run(a),
@@ -99,6 +99,30 @@ fn main() {
         eprintln!("hypura: error: {}", render(&e));
         std::process::exit(1);
     }
+}
+
+/// llama.cpp's multi-letter single-dash flags of `run` (`-ngl 99`, `-ot exps=CPU`) as their
+/// long forms: clap reads `-ngl` as `-n gl`. Only `run` takes them; after `--` nothing changes.
+fn llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let args: Vec<_> = args.collect();
+    if args.get(1).is_none_or(|a| a != "run") {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut literal = false;
+    for a in args {
+        literal |= a == "--";
+        let long = match a.to_str() {
+            Some("-ngl") if !literal => "--n-gpu-layers",
+            Some("-ot") if !literal => "--override-tensor",
+            _ => {
+                out.push(a);
+                continue;
+            }
+        };
+        out.push(long.into());
+    }
+    out
 }
 
 /// An error and its causes, each said once: library errors often repeat their source in their

@@ -287,3 +287,132 @@ fn a_plan_carries_its_model_path_and_profile_so_it_applies_from_anywhere() {
         &["sim", "--plan", "v2.json", "--hw", "m4", "--tokens", "4"],
     ));
 }
+
+/// `hypura` in `cwd` with `cache` as the user's cache directory and `stdin` piped in.
+fn hypura_stdin(cwd: &Path, cache: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        .current_dir(cwd)
+        .env("XDG_CACHE_HOME", cache)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Greedy token ids of a `run --json`.
+fn ids(o: &Output) -> Vec<i64> {
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn run_with_only_a_model_profiles_once_solves_and_matches_plain_llama_cpp() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let gemma = gemma.to_str().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let prompt = "The capital of France is";
+    let first = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &["run", "-m", gemma, "-p", prompt, "-n", "12", "--json"],
+    );
+    let err = text(&first.stderr);
+    assert!(
+        err.contains("measuring it quickly")
+            && err.contains("full-resident")
+            && err.contains("tok/s predicted"),
+        "{err}"
+    );
+    let tokens = ids(&first);
+    // The reference: plain llama.cpp on the same file.
+    let plain = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "run", "--plain", "-m", gemma, "-p", prompt, "-n", "12", "--json",
+        ],
+    );
+    assert_eq!(tokens, ids(&plain));
+
+    // Measured once: the second run uses the kept profile. The prompt from -f and from
+    // standard input is the same prompt; llama.cpp's flags parse (-ngl, -ot with a note).
+    let file = elsewhere.path().join("prompt.txt");
+    std::fs::write(&file, prompt).unwrap();
+    let from_file = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "run",
+            "-m",
+            gemma,
+            "-f",
+            "prompt.txt",
+            "-n",
+            "12",
+            "--json",
+            "-t",
+            "1",
+            "-c",
+            "512",
+            "-ngl",
+            "99",
+            "-ot",
+            "exps=CPU",
+        ],
+    );
+    let err = text(&from_file.stderr);
+    assert!(!err.contains("measuring"), "{err}");
+    assert!(
+        err.contains("-ngl 99 is not used") && err.contains("-ot exps=CPU is not used"),
+        "{err}"
+    );
+    assert_eq!(ids(&from_file), tokens);
+    let piped = hypura_stdin(
+        elsewhere.path(),
+        cache.path(),
+        &["run", "-m", gemma, "-n", "12", "--json"],
+        prompt,
+    );
+    assert_eq!(ids(&piped), tokens);
+
+    // Text mode prints the prompt and the same text the JSON reports.
+    let shown = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &["run", "-m", gemma, "-p", prompt, "-n", "12"],
+    );
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        text(&shown.stdout),
+        format!("{prompt}{}\n", v["text"].as_str().unwrap())
+    );
+
+    // A hot draw filtered to the top token is greedy's.
+    let filtered = hypura(
+        elsewhere.path(),
+        cache.path(),
+        &[
+            "run", "-m", gemma, "-p", prompt, "-n", "12", "--json", "--temp", "5", "-s", "3",
+            "--top-k", "1",
+        ],
+    );
+    assert_eq!(ids(&filtered), tokens);
+}

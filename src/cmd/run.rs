@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// plan.json from `hypura solve` for this model.
-    #[arg(long, required_unless_present = "plain")]
+    /// plan.json from `hypura solve` for this model (default: solve one now for -m on this
+    /// machine's profile, which is measured first if it never was).
+    #[arg(long, required_unless_present_any = ["plain", "model"])]
     pub plan: Option<PathBuf>,
     /// Run plain llama.cpp on -m instead of a plan: its own defaults (mmap, weight repacking, all
     /// layers on the GPU when there is one), nothing streamed. The reference that a plan's tokens
@@ -35,9 +36,12 @@ pub struct Args {
     /// or in the current directory).
     #[arg(short = 'm', long)]
     pub model: Option<PathBuf>,
-    /// Prompt text.
-    #[arg(short = 'p', long)]
-    pub prompt: String,
+    /// Prompt text (or -f FILE; without either, the prompt is read from standard input).
+    #[arg(short = 'p', long, conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from this file.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     /// Tokens to generate, 1..=16777216 (stops early at end of generation, unless
     /// --ignore-eos); the prompt and these must fit the context (--ctx, the plan's context).
     #[arg(short = 'n', long, default_value_t = 32,
@@ -46,19 +50,49 @@ pub struct Args {
     /// Generate all -n tokens, past end-of-generation tokens (for timing a fixed length).
     #[arg(long)]
     pub ignore_eos: bool,
-    /// Sampling temperature, 0..=100; 0 is greedy.
+    /// Sampling temperature, 0..=100; 0 is greedy (hypura's default, for reproducible
+    /// output; llama-cli's is 0.8).
     #[arg(long, default_value_t = 0.0, value_parser = range::float32(0.0, 100.0))]
     pub temp: f32,
     /// Sampling seed (with --temp > 0).
-    #[arg(long, default_value_t = 0)]
+    #[arg(short = 's', long, default_value_t = 0)]
     pub seed: u32,
+    /// With --temp > 0: keep the K most likely tokens, 0..=1000000 (0: all).
+    #[arg(long, default_value_t = 40, value_parser = range::int::<u32>(0..=1_000_000))]
+    pub top_k: u32,
+    /// With --temp > 0: keep the most likely tokens whose probabilities sum to P, 0..=1 (1: all).
+    #[arg(long, default_value_t = 0.95, value_parser = range::float32(0.0, 1.0))]
+    pub top_p: f32,
+    /// With --temp > 0: drop tokens less likely than P times the most likely, 0..=1 (0: none).
+    #[arg(long, default_value_t = 0.05, value_parser = range::float32(0.0, 1.0))]
+    pub min_p: f32,
+    /// Penalise tokens among the last --repeat-last-n, 0..=10 (1: off); applies when greedy too.
+    #[arg(long, default_value_t = 1.0, value_parser = range::float32(0.0, 10.0))]
+    pub repeat_penalty: f32,
+    /// Tokens --repeat-penalty looks back over, 0..=16777216.
+    #[arg(long, default_value_t = 64,
+          value_parser = range::int::<u32>(0..=range::MAX_TOKENS))]
+    pub repeat_last_n: u32,
     /// Context size in tokens, 1..=16777216 and at most the plan's context, for which it
     /// reserved the KV cache (default: prompt + n, rounded up to 256).
-    #[arg(long, value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
+    #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx",
+          value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
     pub ctx: Option<u32>,
-    /// Decode threads, 0..=512 (0: all cores).
-    #[arg(long, default_value_t = 0, value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
+    /// Decode threads, 0..=512 (default 0: the physical cores, as llama.cpp).
+    #[arg(short = 't', long, default_value_t = 0,
+          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
     pub threads: u32,
+    /// llama.cpp's GPU layer count (`-ngl`): accepted, not used. The plan places every
+    /// tensor (`hypura solve`); a note says so.
+    #[arg(long = "n-gpu-layers", value_name = "N", hide_short_help = true)]
+    pub n_gpu_layers: Option<String>,
+    /// llama.cpp's tensor buffer overrides (`-ot`): accepted, not used, as -ngl.
+    #[arg(
+        long = "override-tensor",
+        value_name = "PATTERN=BUFT",
+        hide_short_help = true
+    )]
+    pub override_tensor: Vec<String>,
     /// Print JSON (token ids, text, timings, streaming counters) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -133,15 +167,26 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    let plan_path = match (&args.plan, &args.model) {
-        (Some(p), _) => p,
-        (None, Some(m)) => return run_plain(&args, m, replay),
-        (None, None) => bail!("pass --plan (or --plain with -m)"),
+    if let Some(n) = &args.n_gpu_layers {
+        eprintln!(
+            "hypura run: -ngl {n} is not used: the plan places every tensor (GPU, RAM or NVMe; \
+             `hypura solve --explain` says why)"
+        );
+    }
+    for o in &args.override_tensor {
+        eprintln!("hypura run: -ot {o} is not used: the plan places every tensor");
+    }
+    let prompt_text = prompt_text(&args)?;
+    let (plan, plan_origin) = match (&args.plan, &args.model) {
+        (Some(p), _) if !args.plain => (super::load_plan(p)?, p.display().to_string()),
+        (_, Some(m)) if args.plain => return run_plain(&args, m, &prompt_text, replay),
+        (None, Some(m)) => (solve_now(m, &args)?, "the plan solved now".to_string()),
+        _ => bail!("pass -m MODEL (a plan is solved for it), --plan, or --plain with -m"),
     };
-    let plan = super::load_plan(plan_path)?;
-    let model_path = match &args.model {
-        Some(p) => p.clone(),
-        None => default_model(plan_path, &plan)?,
+    let model_path = match (&args.model, &args.plan) {
+        (Some(p), _) => p.clone(),
+        (None, Some(plan_path)) => default_model(plan_path, &plan)?,
+        (None, None) => unreachable!("no plan is solved without -m"),
     };
     let moe = runtime::MoeOptions {
         whole_expert_tensors: args.expert_streaming == ExpertStreaming::Whole,
@@ -167,12 +212,11 @@ pub fn run(args: Args) -> Result<()> {
             _ => "",
         };
         anyhow::Error::new(e).context(format!(
-            "cannot run {} with {}{advice}",
+            "cannot run {} with {plan_origin}{advice}",
             model_path.display(),
-            plan_path.display()
         ))
     })?;
-    let prompt = planned.model.tokenize(&args.prompt, true)?;
+    let prompt = planned.model.tokenize(&prompt_text, true)?;
     let n_ctx = context_size(
         &args,
         prompt.len(),
@@ -188,7 +232,7 @@ pub fn run(args: Args) -> Result<()> {
     planned.io.memory = args.streamed_memory.into();
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut ctx = planned
-        .context(&moe, n_ctx, args.threads, args.metrics.is_some())
+        .context(&moe, n_ctx, threads(&args), args.metrics.is_some())
         .map_err(replay_advice)
         .with_context(|| match &args.replay_trace {
             Some(p) => format!("cannot run {} with {}", model_path.display(), p.display()),
@@ -198,14 +242,13 @@ pub fn run(args: Args) -> Result<()> {
     let peak_rss_load = runtime::mem::peak_rss_bytes();
     let peak_reset = runtime::mem::reset_peak_rss();
     let sampling = sampling(&args);
+    let mut out = TextOut::new(!args.json, &prompt_text);
     let g = ctx
-        .generate(&prompt, args.n_predict, sampling)
+        .generate_with(&prompt, args.n_predict, sampling, |t| {
+            out.token(&planned.model.token_piece(t))
+        })
         .map_err(generate_advice)?;
-    let text: String = g
-        .tokens
-        .iter()
-        .map(|&t| planned.model.token_text(t))
-        .collect();
+    let text = out.finish();
     let decode_tok_s = g.decode_tok_per_s();
     let stats = ctx.streamer().map(|s| s.stats()).unwrap_or_default();
     let io_stats = ctx.streamer().map(|s| s.io_stats()).unwrap_or_default();
@@ -264,7 +307,6 @@ pub fn run(args: Args) -> Result<()> {
         );
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}{}", args.prompt, text);
         eprintln!(
             "hypura run: {} prompt tokens in {:.2} s, {} generated at {:.2} tok/s ({})",
             g.prompt_tokens.len(),
@@ -313,13 +355,153 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// --temp, --seed and --ignore-eos.
+/// --temp, --seed, the filters and --ignore-eos.
 fn sampling(args: &Args) -> Sampling {
     Sampling {
         temp: args.temp,
         seed: args.seed,
         ignore_eos: args.ignore_eos,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        repeat_penalty: args.repeat_penalty,
+        repeat_last_n: args.repeat_last_n,
     }
+}
+
+/// -t, where 0 is the physical cores (llama.cpp's default).
+fn threads(args: &Args) -> u32 {
+    match args.threads {
+        0 => hw::measure::physical_cores() as u32,
+        t => t,
+    }
+}
+
+/// The prompt: -p, the -f file, or standard input (refused when it is a terminal, where the
+/// user would otherwise wait on a silent prompt).
+fn prompt_text(args: &Args) -> Result<String> {
+    use std::io::{IsTerminal, Read};
+    if let Some(p) = &args.prompt {
+        return Ok(p.clone());
+    }
+    if let Some(f) = &args.file {
+        return infile::read_to_string(f).with_context(|| format!("-f {}", f.display()));
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        bail!("no prompt: pass -p TEXT or -f FILE, or pipe it on standard input");
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut text)
+        .context("reading the prompt from standard input")?;
+    Ok(text)
+}
+
+/// A plan for `model` solved now, on this machine's profile (measured quickly first if it never
+/// was), for the run's context (-c, else 4096 tokens).
+fn solve_now(model: &Path, args: &Args) -> Result<Plan> {
+    let hw = match crate::machine::cached()? {
+        Some(hw) => hw,
+        None => {
+            let disk = model
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            eprintln!(
+                "hypura run: this machine has no profile yet; measuring it quickly (storage in \
+                 {}; `hypura profile` makes a full one)",
+                disk.display()
+            );
+            let (_, toml) = super::profile::measure(disk, true, true)?;
+            let path = crate::machine::store(&toml)?;
+            hw::HwProfile::from_toml_str(&toml, &path.display().to_string())?
+        }
+    };
+    let inv = model::Inventory::from_gguf(model)?;
+    let opts = place::SolveOptions {
+        headroom: place::Headroom {
+            ctx: args.ctx.map_or(4096, u64::from),
+            ..place::Headroom::default()
+        },
+        ..place::SolveOptions::default()
+    };
+    let solved = place::solve(&inv, &hw, &opts)
+        .with_context(|| format!("cannot place {} on {}", model.display(), hw.name))?;
+    eprintln!(
+        "hypura run: {} on {}: {}, {:.2} tok/s predicted",
+        model.display(),
+        hw.name,
+        solved.plan.mode.name(),
+        solved.plan.prediction.tok_per_s
+    );
+    Ok(solved.plan)
+}
+
+/// Generated text: echoed to stdout as tokens come (after the prompt) when `show`, and kept.
+/// Token pieces are bytes, not always whole characters: a character split across tokens is
+/// written once it is complete.
+struct TextOut {
+    show: bool,
+    bytes: Vec<u8>,
+    /// Bytes of `bytes` already written (or, for a bad sequence, replaced).
+    done: usize,
+    text: String,
+}
+
+impl TextOut {
+    fn new(show: bool, prompt: &str) -> TextOut {
+        if show {
+            print!("{prompt}");
+            flush();
+        }
+        TextOut {
+            show,
+            bytes: Vec::new(),
+            done: 0,
+            text: String::new(),
+        }
+    }
+
+    fn token(&mut self, piece: &[u8]) {
+        self.bytes.extend_from_slice(piece);
+        let ready = match std::str::from_utf8(&self.bytes[self.done..]) {
+            Ok(s) => s.len(),
+            // An incomplete character at the end waits for the next token; an invalid one is
+            // passed on (and replaced) as the lossy text would be.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.bytes.len() - self.done,
+        };
+        self.emit(ready);
+    }
+
+    fn emit(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let chunk = String::from_utf8_lossy(&self.bytes[self.done..self.done + n]).into_owned();
+        self.done += n;
+        if self.show {
+            print!("{chunk}");
+            flush();
+        }
+        self.text.push_str(&chunk);
+    }
+
+    /// The whole generated text (a trailing incomplete character replaced).
+    fn finish(mut self) -> String {
+        self.emit(self.bytes.len() - self.done);
+        if self.show {
+            println!();
+        }
+        self.text
+    }
+}
+
+fn flush() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
 }
 
 /// A trace of another routing shape than the model's, with what to do about it.
@@ -358,7 +540,12 @@ fn check_replay_length(
 
 /// `--plain`: llama.cpp with its own defaults on `model_path`, no plan, no streaming; with
 /// `replay`, the callback only forces routing.
-fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> Result<()> {
+fn run_plain(
+    args: &Args,
+    model_path: &Path,
+    prompt_text: &str,
+    replay: Option<traces::Trace>,
+) -> Result<()> {
     let inventory = if args.plain_like.is_some() || replay.is_some() {
         Some(model::Inventory::from_gguf(model_path)?)
     } else {
@@ -382,7 +569,7 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
-    let prompt = model.tokenize(&args.prompt, true)?;
+    let prompt = model.tokenize(prompt_text, true)?;
     check_replay_length(args, replay.as_ref(), prompt.len())?;
     let streamer = match (replay, &args.replay_trace, &inventory) {
         (Some(trace), Some(path), Some(inv)) => Some(
@@ -404,17 +591,20 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
     };
     let params = ContextParams {
         n_ctx: context_size(args, prompt.len(), limit, &limit_name)?,
-        n_threads: args.threads,
+        n_threads: threads(args),
         // A plan's host-memory tensors are computed on the CPU (a streaming run turns op_offload
         // off), so the reference keeps them there too.
         op_offload: args.plain_like.is_none(),
     };
     let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = sampling(args);
+    let mut out = TextOut::new(!args.json, prompt_text);
     let g = ctx
-        .generate(&prompt, args.n_predict, sampling)
+        .generate_with(&prompt, args.n_predict, sampling, |t| {
+            out.token(&model.token_piece(t))
+        })
         .map_err(generate_advice)?;
-    let text: String = g.tokens.iter().map(|&t| model.token_text(t)).collect();
+    let text = out.finish();
     let decode_tok_s = g.decode_tok_per_s();
     if args.json {
         let detail = RunDetail::Plain {
@@ -423,7 +613,6 @@ fn run_plain(args: &Args, model_path: &Path, replay: Option<traces::Trace>) -> R
         let report = RunReport::new(model_path.display().to_string(), "plain", &g, text, detail);
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("{}{}", args.prompt, text);
         eprintln!(
             "hypura run: {} prompt tokens in {:.2} s, {} generated at {:.2} tok/s (plain llama.cpp)",
             g.prompt_tokens.len(),

@@ -21,6 +21,9 @@ pub struct ContextParams {
     pub op_offload: bool,
 }
 
+/// How the next token is chosen: llama.cpp's samplers in llama.cpp's order (repetition
+/// penalty, top-k, top-p, min-p, temperature, then a seeded draw; greedy at temperature 0 after
+/// the penalty). [`Sampling::GREEDY`] leaves every filter off.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sampling {
     /// 0: greedy (argmax, llama.cpp's greedy sampler).
@@ -28,6 +31,15 @@ pub struct Sampling {
     pub seed: u32,
     /// Keep generating past end-of-generation tokens (benchmarks want exactly `n_predict`).
     pub ignore_eos: bool,
+    /// Keep the `top_k` most likely tokens; 0: all.
+    pub top_k: u32,
+    /// Keep the most likely tokens whose probabilities sum to `top_p`; 1: all.
+    pub top_p: f32,
+    /// Drop tokens less likely than `min_p` times the most likely one; 0: none.
+    pub min_p: f32,
+    /// Divide the logits of tokens seen in the last `repeat_last_n` by this; 1: off.
+    pub repeat_penalty: f32,
+    pub repeat_last_n: u32,
 }
 
 impl Sampling {
@@ -35,6 +47,11 @@ impl Sampling {
         temp: 0.0,
         seed: 0,
         ignore_eos: false,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
     };
 }
 
@@ -217,6 +234,18 @@ impl<'m> Context<'m> {
         n_predict: usize,
         sampling: Sampling,
     ) -> Result<Generation> {
+        self.generate_with(prompt, n_predict, sampling, |_| ())
+    }
+
+    /// [`Context::generate`], calling `on_token` with each token as soon as it is sampled (to
+    /// show text while the next one is computed).
+    pub fn generate_with(
+        &mut self,
+        prompt: &[i32],
+        n_predict: usize,
+        sampling: Sampling,
+        mut on_token: impl FnMut(i32),
+    ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
         }
@@ -227,7 +256,7 @@ impl<'m> Context<'m> {
                 n_ctx: self.n_ctx,
             });
         }
-        let sampler = Sampler::new(sampling)?;
+        let sampler = Sampler::new(sampling, self.model.n_vocab().min(i32::MAX as usize) as i32)?;
         let mut gen = Generation {
             prompt_tokens: prompt.to_vec(),
             tokens: Vec::with_capacity(n_predict),
@@ -266,6 +295,7 @@ impl<'m> Context<'m> {
                 unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
             gen.tokens.push(next);
             gen.token_s.push(step_s);
+            on_token(next);
             let stop = !sampling.ignore_eos && self.model.is_end_of_generation(next);
             if gen.tokens.len() == n_predict || stop {
                 gen.decode_read_bytes = mem::storage_read_bytes()
@@ -317,7 +347,7 @@ impl Drop for Context<'_> {
 struct Sampler(NonNull<sys::llama_sampler>);
 
 impl Sampler {
-    fn new(s: Sampling) -> Result<Sampler> {
+    fn new(s: Sampling, n_vocab: i32) -> Result<Sampler> {
         // SAFETY: llama.cpp sampler constructors; the chain takes ownership of what is added.
         unsafe {
             let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
@@ -325,11 +355,32 @@ impl Sampler {
                 what: "sampler",
                 bytes: None,
             })?;
+            let add = |smpl| sys::llama_sampler_chain_add(chain.as_ptr(), smpl);
+            if s.repeat_penalty != 1.0 && s.repeat_last_n > 0 {
+                add(sys::llama_sampler_init_penalties(
+                    n_vocab,
+                    s.repeat_last_n.min(i32::MAX as u32) as i32,
+                    s.repeat_penalty,
+                    0.0,
+                    0.0,
+                ));
+            }
             if s.temp <= 0.0 {
-                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_greedy());
+                add(sys::llama_sampler_init_greedy());
             } else {
-                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_temp(s.temp));
-                sys::llama_sampler_chain_add(chain.as_ptr(), sys::llama_sampler_init_dist(s.seed));
+                if s.top_k > 0 {
+                    add(sys::llama_sampler_init_top_k(
+                        s.top_k.min(i32::MAX as u32) as i32
+                    ));
+                }
+                if s.top_p < 1.0 {
+                    add(sys::llama_sampler_init_top_p(s.top_p, 1));
+                }
+                if s.min_p > 0.0 {
+                    add(sys::llama_sampler_init_min_p(s.min_p, 1));
+                }
+                add(sys::llama_sampler_init_temp(s.temp));
+                add(sys::llama_sampler_init_dist(s.seed));
             }
             Ok(Sampler(chain))
         }

@@ -231,8 +231,14 @@ impl Model {
         Err(Error::Tokenize(TokenizeError::CountMismatch))
     }
 
-    /// The text of one token (special tokens rendered).
+    /// The text of one token (special tokens rendered); a token that is part of a multi-byte
+    /// character renders as U+FFFD (join [`Model::token_piece`]s to keep such characters).
     pub fn token_text(&self, token: i32) -> String {
+        String::from_utf8_lossy(&self.token_piece(token)).into_owned()
+    }
+
+    /// The bytes of one token (special tokens rendered): not always whole UTF-8 characters.
+    pub fn token_piece(&self, token: i32) -> Vec<u8> {
         let mut buf = vec![0u8; 64];
         for _ in 0..2 {
             // SAFETY: buf is valid for its length.
@@ -248,11 +254,11 @@ impl Model {
             };
             if n >= 0 {
                 buf.truncate(n as usize);
-                return String::from_utf8_lossy(&buf).into_owned();
+                return buf;
             }
             buf.resize((-n) as usize, 0);
         }
-        String::new()
+        Vec::new()
     }
 }
 

@@ -117,6 +117,38 @@ pub fn logical_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Physical cores (distinct package and core ids of the online CPUs; llama.cpp's default
+/// thread count), at most [`logical_cpus`]; the logical count where the topology is unknown.
+pub fn physical_cores() -> usize {
+    let logical = logical_cpus();
+    #[cfg(target_os = "linux")]
+    {
+        let mut cores = std::collections::BTreeSet::new();
+        let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu") else {
+            return logical;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !name
+                .strip_prefix("cpu")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                continue;
+            }
+            let topo = entry.path().join("topology");
+            let read = |f: &str| std::fs::read_to_string(topo.join(f)).ok();
+            if let (Some(pkg), Some(core)) = (read("physical_package_id"), read("core_id")) {
+                cores.insert((pkg.trim().to_string(), core.trim().to_string()));
+            }
+        }
+        if !cores.is_empty() {
+            return cores.len().min(logical);
+        }
+    }
+    logical
+}
+
 /// Today's UTC date as YYYY-MM-DD.
 pub fn today_utc() -> String {
     let secs = std::time::SystemTime::now()
