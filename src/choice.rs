@@ -31,7 +31,8 @@ impl From<Prefetch> for ExpertPrefetch {
     }
 }
 
-/// `solve --kv-type`: the KV cache element types llama.cpp's cache takes.
+/// `solve --kv-type`, `run --cache-type-k/-v`: the KV cache element types llama.cpp's cache
+/// takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KvType {
     F16,
@@ -49,6 +50,25 @@ impl From<KvType> for GgmlType {
             KvType::Q8_0 => GgmlType::Q8_0,
             KvType::Q4_0 => GgmlType::Q4_0,
             KvType::F32 => GgmlType::F32,
+        }
+    }
+}
+
+/// `run --flash-attn` (llama.cpp's `-fa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlashAttnChoice {
+    On,
+    Off,
+    Auto,
+}
+
+#[cfg(feature = "runtime")]
+impl From<FlashAttnChoice> for runtime::FlashAttn {
+    fn from(c: FlashAttnChoice) -> runtime::FlashAttn {
+        match c {
+            FlashAttnChoice::On => runtime::FlashAttn::On,
+            FlashAttnChoice::Off => runtime::FlashAttn::Off,
+            FlashAttnChoice::Auto => runtime::FlashAttn::Auto,
         }
     }
 }

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Run LLMs larger than memory: place GGUF tensors across GPU, RAM and NVMe"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +37,10 @@ enum Command {
     Tune(cmd::tune::Args),
     /// Chart sweep results (SVG or PNG): a column against another, a line per value of a third.
     Plot(cmd::plot::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
     /// List what can be named instead of a file: catalog models, shipped hardware profiles,
     /// synth presets.
     List(cmd::list::Args),
@@ -73,6 +77,11 @@ fn main() {
         std::process::exit(130);
     })
     .expect("the signal handler is installed once, first thing");
+    // `--version` says what was built in, which needs llama.cpp's backends started: only then.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--version") {
+        println!("hypura {}", long_version());
+        return;
+    }
     let cli = Cli::parse_from(llama_flags(std::env::args_os()));
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
@@ -83,6 +92,8 @@ fn main() {
         Command::Plot(a) => cmd::plot::run(a),
         Command::Tune(a) => cmd::tune::run(a),
         Command::List(a) => cmd::list::run(a),
+        Command::Completions(a) => cmd::shell::completions(a),
+        Command::Man => cmd::shell::man(),
         Command::Synth(a) => cmd::synth::run(a),
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]
@@ -101,7 +112,42 @@ fn main() {
     }
 }
 
-/// llama.cpp's multi-letter single-dash flags of `run` (`-ngl 99`, `-ot exps=CPU`) as their
+/// `--version`: the version, the features built in and, with the runtime, which llama.cpp and
+/// the devices its backends found (`-V` prints the version alone).
+fn long_version() -> String {
+    let features = [
+        ("runtime", cfg!(feature = "runtime")),
+        ("cuda", cfg!(feature = "cuda")),
+        ("metal", cfg!(feature = "metal")),
+        ("dynamic-link", cfg!(feature = "dynamic-link")),
+    ];
+    let on: Vec<&str> = features
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    let mut v = format!(
+        "{}\nfeatures: {}",
+        env!("CARGO_PKG_VERSION"),
+        if on.is_empty() {
+            "none".to_string()
+        } else {
+            on.join(", ")
+        }
+    );
+    #[cfg(feature = "runtime")]
+    {
+        v.push_str(&format!(
+            "\nllama.cpp: the copy in llama-cpp-sys-2 {}\nbackends: {}",
+            runtime::backend::LLAMA_CPP_SYS_VERSION,
+            runtime::backend::devices().join(", ")
+        ));
+    }
+    v
+}
+
+/// llama.cpp's multi-letter single-dash flags of `run` (`-ngl 99`, `-ot exps=CPU`, `-ctk`,
+/// `-ctv`, `-fa`) as their
 /// long forms: clap reads `-ngl` as `-n gl`. Only `run` takes them; after `--` nothing changes.
 fn llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let args: Vec<_> = args.collect();
@@ -115,6 +161,9 @@ fn llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::
         let long = match a.to_str() {
             Some("-ngl") if !literal => "--n-gpu-layers",
             Some("-ot") if !literal => "--override-tensor",
+            Some("-ctk") if !literal => "--cache-type-k",
+            Some("-ctv") if !literal => "--cache-type-v",
+            Some("-fa") if !literal => "--flash-attn",
             _ => {
                 out.push(a);
                 continue;

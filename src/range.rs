@@ -47,6 +47,19 @@ pub fn float32(lo: f32, hi: f32) -> impl TypedValueParser<Value = f32> {
     float(f64::from(lo), f64::from(hi)).map(|v| v as f32)
 }
 
+/// A byte count in `lo..=hi`, read as every byte option is (`8GiB`, `500MB`, `4096`;
+/// `model::units::parse_bytes`).
+pub fn bytes(lo: u64, hi: u64) -> impl TypedValueParser<Value = u64> {
+    move |s: &str| -> Result<u64, String> {
+        let b = model::units::parse_bytes(s).map_err(|e| e.to_string())?;
+        if (lo..=hi).contains(&b) {
+            Ok(b)
+        } else {
+            Err(format!("{s:?} is {b} bytes, not in {lo}..={hi}"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

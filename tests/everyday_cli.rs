@@ -416,3 +416,179 @@ fn run_with_only_a_model_profiles_once_solves_and_matches_plain_llama_cpp() {
     );
     assert_eq!(ids(&filtered), tokens);
 }
+
+#[test]
+fn run_uses_the_plans_kv_cache_type_and_matches_llama_cpp_with_the_same_cache() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let gemma = gemma.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let solved = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m1max",
+            "--model",
+            gemma,
+            "--kv-type",
+            "q8_0",
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert!(solved.status.success(), "{}", text(&solved.stderr));
+    let prompt = "The capital of France is";
+    let planned = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "run",
+            "--plan",
+            "plan.json",
+            "-p",
+            prompt,
+            "-n",
+            "16",
+            "--json",
+        ],
+    );
+    // Plain llama.cpp with the same cache: -ctk/-ctv as llama.cpp spells them.
+    let plain = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "run", "--plain", "-m", gemma, "-p", prompt, "-n", "16", "--json", "-ctk", "q8_0",
+            "-ctv", "q8_0",
+        ],
+    );
+    assert_eq!(ids(&planned), ids(&plain));
+    // The plan's quantized V cache is what the run asks llama.cpp for: without flash
+    // attention llama.cpp refuses it, and an F16 override runs.
+    let no_fa = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "run",
+            "--plan",
+            "plan.json",
+            "-p",
+            prompt,
+            "-n",
+            "4",
+            "-fa",
+            "off",
+        ],
+    );
+    assert!(!no_fa.status.success(), "{}", text(&no_fa.stdout));
+    let f16 = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "run",
+            "--plan",
+            "plan.json",
+            "-p",
+            prompt,
+            "-n",
+            "4",
+            "-fa",
+            "off",
+            "-ctv",
+            "f16",
+        ],
+    );
+    assert!(f16.status.success(), "{}", text(&f16.stderr));
+}
+
+#[test]
+fn byte_options_take_units_and_refuse_what_is_not_a_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let sim = |bytes: &str| {
+        hypura(
+            dir.path(),
+            cache.path(),
+            &[
+                "sim",
+                "--model",
+                "mixtral-8x7b",
+                "--tokens",
+                "16",
+                "--policy",
+                "lru",
+                "--cache-bytes",
+                bytes,
+                "--json",
+            ],
+        )
+    };
+    let with_unit = sim("6GiB");
+    assert!(with_unit.status.success(), "{}", text(&with_unit.stderr));
+    assert_eq!(text(&with_unit.stdout), text(&sim("6442450944").stdout));
+    assert_eq!(text(&with_unit.stdout), text(&sim("6 gib").stdout));
+    let bad = sim("6 parsecs");
+    assert!(!bad.status.success());
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains("--cache-bytes") && err.contains("unknown unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn completions_man_page_and_version_come_from_the_same_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bash = hypura(dir.path(), cache.path(), &["completions", "bash"]);
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    let script = dir.path().join("hypura.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    // The script parses, and offers every subcommand and the new run flags.
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let script = text(&bash.stdout);
+    for word in [
+        "inspect",
+        "profile",
+        "solve",
+        "sim",
+        "sweep",
+        "tune",
+        "plot",
+        "list",
+        "synth",
+        "trace",
+        "run",
+        "validate",
+        "--top-k",
+        "--cache-type-k",
+        "--hw",
+    ] {
+        assert!(script.contains(word), "{word}");
+    }
+    for shell in ["zsh", "fish"] {
+        let o = hypura(dir.path(), cache.path(), &["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+    let man = hypura(dir.path(), cache.path(), &["man"]);
+    let page = text(&man.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH hypura"),
+        "{page}"
+    );
+    assert!(page.contains("solve"), "{page}");
+    let version = text(&hypura(dir.path(), cache.path(), &["--version"]).stdout);
+    assert!(
+        version.contains(env!("CARGO_PKG_VERSION"))
+            && version.contains("features: runtime")
+            && version.contains("llama-cpp-sys-2")
+            && version.contains("CPU"),
+        "{version}"
+    );
+}

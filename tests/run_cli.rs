@@ -24,6 +24,7 @@ fn llama_reference(path: &Path) -> Vec<i32> {
             n_ctx: 256,
             n_threads: 0,
             op_offload: true,
+            ..ContextParams::DEFAULT
         },
         None,
     )

@@ -137,6 +137,7 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
             n_ctx: 256,
             n_threads: 2,
             op_offload: true,
+            ..ContextParams::DEFAULT
         };
         let mut ctx = Context::new(&m, params, None).unwrap();
         let g = ctx.generate(&prompt, N, Sampling::GREEDY).unwrap();

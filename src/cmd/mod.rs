@@ -72,6 +72,7 @@ pub mod plot;
 pub mod profile;
 #[cfg(feature = "runtime")]
 pub mod run;
+pub mod shell;
 pub mod sim;
 pub mod solve;
 pub mod sweep;

@@ -1,9 +1,12 @@
 //! `hypura run`: execute a solved plan on llama.cpp — NVMe-tier tensors streamed from disk within
 //! the plan's pool — and print the generated text (or JSON with token ids and streaming counters).
 
-use crate::choice::{ExpertStreaming, PlainLoad, Prefetch, RunCachePolicy, StreamedMemory};
+use crate::choice::{
+    ExpertStreaming, FlashAttnChoice, KvType, PlainLoad, Prefetch, RunCachePolicy, StreamedMemory,
+};
 use crate::range;
 use anyhow::{bail, Context as _, Result};
+use gguf::GgmlType;
 use model::units::human_bytes;
 use plan::Plan;
 use policy::cache::RunPolicy;
@@ -82,6 +85,16 @@ pub struct Args {
     #[arg(short = 't', long, default_value_t = 0,
           value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
     pub threads: u32,
+    /// KV cache type of the keys (`-ctk`; default: the plan's `--kv-type`, else f16).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub cache_type_k: Option<KvType>,
+    /// KV cache type of the values (`-ctv`; default: the plan's, else f16). Quantized values
+    /// need flash attention.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub cache_type_v: Option<KvType>,
+    /// Flash attention (`-fa`): on, off or auto (llama.cpp's choice, its default).
+    #[arg(long, value_enum, default_value_t = FlashAttnChoice::Auto)]
+    pub flash_attn: FlashAttnChoice,
     /// llama.cpp's GPU layer count (`-ngl`): accepted, not used. The plan places every
     /// tensor (`hypura solve`); a note says so.
     #[arg(long = "n-gpu-layers", value_name = "N", hide_short_help = true)]
@@ -230,6 +243,13 @@ pub fn run(args: Args) -> Result<()> {
         planned.io.prefetch_depth = d;
     }
     planned.io.memory = args.streamed_memory.into();
+    if let Some(t) = args.cache_type_k {
+        planned.type_k = t.into();
+    }
+    if let Some(t) = args.cache_type_v {
+        planned.type_v = t.into();
+    }
+    planned.flash_attn = args.flash_attn.into();
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut ctx = planned
         .context(&moe, n_ctx, threads(&args), args.metrics.is_some())
@@ -589,12 +609,27 @@ fn run_plain(
         0 => (range::MAX_TOKENS, "hypura's limit".to_string()),
         n => (u64::from(n), "the model's training context".to_string()),
     };
+    // The reference computes with the KV cache the plan's run uses.
+    let plan_kv = match &args.plain_like {
+        Some(path) => Some(runtime::planned::kv_type(
+            &super::load_plan(path)?.inputs.kv_type,
+        )?),
+        None => None,
+    };
+    let kv = |flag: Option<KvType>| {
+        flag.map(GgmlType::from)
+            .or(plan_kv)
+            .unwrap_or(GgmlType::F16)
+    };
     let params = ContextParams {
         n_ctx: context_size(args, prompt.len(), limit, &limit_name)?,
         n_threads: threads(args),
         // A plan's host-memory tensors are computed on the CPU (a streaming run turns op_offload
         // off), so the reference keeps them there too.
         op_offload: args.plain_like.is_none(),
+        type_k: kv(args.cache_type_k),
+        type_v: kv(args.cache_type_v),
+        flash_attn: args.flash_attn.into(),
     };
     let mut ctx = Context::new(&model, params, streamer)?;
     let sampling = sampling(args);

@@ -35,8 +35,9 @@ pub struct Args {
     /// optimum).
     #[arg(long, value_enum, default_value_t = SimPolicy::Static)]
     pub policy: SimPolicy,
-    /// Expert cache bytes for the streaming layers, 0..=2^50 (default: the plan's expert cache).
-    #[arg(long, value_parser = range::int::<u64>(0..=range::MAX_BYTES))]
+    /// Expert cache bytes for the streaming layers (8GiB, 500MB, 4096), at most 2^50 (default:
+    /// the plan's expert cache).
+    #[arg(long, value_parser = range::bytes(0, range::MAX_BYTES))]
     pub cache_bytes: Option<u64>,
     /// How a cache policy's bytes are shared: global (one cache over every streaming layer,
     /// as the runtime keeps it) or per-layer (each streaming layer an equal byte share). The

@@ -25,8 +25,9 @@ pub struct Args {
     /// KV cache type.
     #[arg(long, value_enum, ignore_case = true, default_value_t = KvType::F16)]
     pub kv_type: KvType,
-    /// Compute buffer bytes, 0..=2^50 (default: estimated from the model and --ctx).
-    #[arg(long, value_parser = range::int::<u64>(0..=range::MAX_BYTES))]
+    /// Compute buffer bytes (1GiB, 500MB, 4096), at most 2^50 (default: estimated from the
+    /// model and --ctx).
+    #[arg(long, value_parser = range::bytes(0, range::MAX_BYTES))]
     pub compute_buffer: Option<u64>,
     /// Prompt tokens per request, 0..=16777216: minimise prefill of this prompt (one batch)
     /// plus one decode step instead of decode time alone, and report predicted prefill speed.

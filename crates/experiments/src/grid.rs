@@ -264,37 +264,17 @@ fn parse_qd(v: &str) -> Result<u32, GridError> {
         })
 }
 
-/// Bytes: an integer, optionally followed by K, M, G, T (powers of 1000; KB, MB, GB, TB too)
-/// or KiB, MiB, GiB, TiB (powers of 1024); a decimal point is allowed before a unit. At most
-/// 2^50 (a petabyte of plan).
+/// Bytes as every hypura option reads them ([`model::units::parse_bytes`]: `3GiB`, `512MiB`,
+/// `2GB`, `2000000000`), at least one and at most 2^50 (a petabyte of plan).
 pub fn parse_bytes(key: &'static str, v: &str) -> Result<u64, GridError> {
-    let bad = || GridError::BadValue {
-        key,
-        value: v.to_string(),
-        expected: "a byte count such as 3GiB, 512MiB or 2000000000 (at most 2^50)".into(),
-    };
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (number, unit) = v.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KB" => 1_000,
-        "M" | "MB" => 1_000_000,
-        "G" | "GB" => 1_000_000_000,
-        "T" | "TB" => 1_000_000_000_000,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        _ => return Err(bad()),
-    };
-    let x: f64 = number.parse().map_err(|_| bad())?;
-    let bytes = x * scale as f64;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 50) as f64 {
-        return Err(bad());
+    match model::units::parse_bytes(v) {
+        Ok(b) if (1..=1u64 << 50).contains(&b) => Ok(b),
+        _ => Err(GridError::BadValue {
+            key,
+            value: v.to_string(),
+            expected: "a byte count such as 3GiB, 512MiB or 2000000000 (at most 2^50)".into(),
+        }),
     }
-    Ok(bytes.round() as u64)
 }
 
 /// `3GiB`, `1.5GiB` or `512MiB` where exact enough, else bytes.

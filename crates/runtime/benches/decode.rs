@@ -29,6 +29,7 @@ fn decode_time(model: &Model, streamer: impl Fn() -> Option<Streamer>, iters: u6
             n_ctx: 128,
             n_threads: THREADS,
             op_offload: true,
+            ..ContextParams::DEFAULT
         };
         let mut ctx = Context::new(model, params, streamer()).unwrap();
         let g = ctx.generate(&prompt, TOKENS, Sampling::GREEDY).unwrap();

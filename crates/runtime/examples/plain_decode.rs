@@ -62,6 +62,7 @@ fn main() {
             n_ctx,
             n_threads: threads,
             op_offload: true,
+            ..ContextParams::DEFAULT
         },
         streamer,
     )

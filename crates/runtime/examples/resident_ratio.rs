@@ -104,6 +104,7 @@ fn decode(model: &Model, tokens: usize, threads: u32) -> (f64, Vec<i32>) {
         n_ctx: (prompt.len() + tokens) as u32,
         n_threads: threads,
         op_offload: true,
+        ..ContextParams::DEFAULT
     };
     let mut ctx = Context::new(model, params, None).unwrap_or_else(|e| fail(&e.to_string()));
     let sampling = Sampling {

@@ -45,6 +45,28 @@ unsafe extern "C" fn log_line(level: sys::ggml_log_level, text: *const c_char, _
     }
 }
 
+/// The version of the llama-cpp-sys-2 crate whose copy of llama.cpp is built in (pinned in
+/// Cargo.lock; a test keeps the two equal).
+pub const LLAMA_CPP_SYS_VERSION: &str = "0.1.161";
+
+/// The names of the compute devices llama.cpp's backends found (`CPU`, `CUDA0`, ...).
+pub fn devices() -> Vec<String> {
+    init();
+    // SAFETY: backends are initialised; device handles and their names are static in ggml.
+    unsafe {
+        (0..sys::ggml_backend_dev_count())
+            .map(|i| {
+                let name = sys::ggml_backend_dev_name(sys::ggml_backend_dev_get(i));
+                if name.is_null() {
+                    "?".to_string()
+                } else {
+                    CStr::from_ptr(name).to_string_lossy().into_owned()
+                }
+            })
+            .collect()
+    }
+}
+
 /// Clears the kept log (call before an operation whose failure should quote it).
 pub fn clear_log() {
     LOG.lock().unwrap_or_else(|e| e.into_inner()).clear();
@@ -62,5 +84,25 @@ pub fn log_detail() -> String {
         String::new()
     } else {
         format!(": {}", lines.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_llama_cpp_sys_version_is_the_one_cargo_lock_pins() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock"))
+                .unwrap();
+        let pinned = lock
+            .split("[[package]]")
+            .find(|p| p.contains("name = \"llama-cpp-sys-2\""))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"').to_string())
+            .expect("llama-cpp-sys-2 in Cargo.lock");
+        assert_eq!(pinned, super::LLAMA_CPP_SYS_VERSION);
+        assert!(super::devices()
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case("cpu")));
     }
 }

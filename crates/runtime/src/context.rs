@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::mem;
 use crate::model::Model;
 use crate::stream::{self, Streamer};
+use gguf::GgmlType;
 use hypura_sys as sys;
 use std::ptr::NonNull;
 use std::time::Instant;
@@ -19,6 +20,34 @@ pub struct ContextParams {
     /// GPU, its weights copied there. Off keeps such ops in the CPU backend, as a run that streams
     /// weights always does.
     pub op_offload: bool,
+    /// Element types of the KV cache's keys and values (llama.cpp's `-ctk` and `-ctv`; its
+    /// default F16). A quantized V cache needs flash attention.
+    pub type_k: GgmlType,
+    pub type_v: GgmlType,
+    /// llama.cpp's `-fa`.
+    pub flash_attn: FlashAttn,
+}
+
+impl ContextParams {
+    /// llama.cpp's defaults (all cores, op_offload on, an F16 KV cache, flash attention as
+    /// llama.cpp decides) for a 512-token context.
+    pub const DEFAULT: ContextParams = ContextParams {
+        n_ctx: 512,
+        n_threads: 0,
+        op_offload: true,
+        type_k: GgmlType::F16,
+        type_v: GgmlType::F16,
+        flash_attn: FlashAttn::Auto,
+    };
+}
+
+/// Whether attention uses llama.cpp's flash-attention kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashAttn {
+    /// llama.cpp's choice (its default: on where the backend supports it).
+    Auto,
+    On,
+    Off,
 }
 
 /// How the next token is chosen: llama.cpp's samplers in llama.cpp's order (repetition
@@ -138,6 +167,13 @@ impl<'m> Context<'m> {
         cp.n_threads = threads as i32;
         cp.n_threads_batch = threads as i32;
         cp.op_offload = params.op_offload;
+        cp.type_k = params.type_k.id() as sys::ggml_type;
+        cp.type_v = params.type_v.id() as sys::ggml_type;
+        cp.flash_attn_type = match params.flash_attn {
+            FlashAttn::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            FlashAttn::On => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttn::Off => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        };
         if let Some(s) = streamer.as_mut() {
             // With op_offload a prompt batch's op on host weights moves to the GPU and the scheduler
             // copies the weights there before the split runs, i.e. before the callback has filled

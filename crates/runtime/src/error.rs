@@ -78,6 +78,8 @@ pub enum Error {
     ReplayTooShort { trace_tokens: usize, decoded: usize },
     #[error("the oracle expert prefetch reads the next layer's experts from a trace replayed on every token, and none is given")]
     OracleWithoutReplay,
+    #[error("the plan's KV cache type {0:?} (inputs.kv_type) is none llama.cpp's cache takes: f16, f32, q8_0, q4_0")]
+    KvType(String),
     #[error("routing traces need a MoE model; {path} ({arch}) has no routed experts")]
     NotMoe { path: PathBuf, arch: String },
     #[error("a catalog model has no file to stream from")]

@@ -6,7 +6,7 @@
 //!
 //! Everything is single-threaded from the caller's view: llama.cpp's objects stay on one thread.
 
-mod backend;
+pub mod backend;
 pub mod context;
 pub mod direct_io;
 pub mod error;
@@ -24,7 +24,7 @@ pub mod routing;
 pub mod stream;
 
 pub use self::model::{LoadMode, Model, ModelParams};
-pub use context::{Context, ContextParams, Generation, Sampling};
+pub use context::{Context, ContextParams, FlashAttn, Generation, Sampling};
 pub use error::{Error, Result, TokenizeError};
 pub use planned::{MoeOptions, PlannedModel};
 pub use recycle::StreamedMemory;

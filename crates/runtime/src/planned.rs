@@ -1,7 +1,7 @@
 //! A model loaded as a plan says: the plan checked against the file, NVMe-tier tensors in the
 //! streamed-weights buffer type (not read at load), the rest in host memory (or the GPU backend's).
 
-use crate::context::{Context, ContextParams};
+use crate::context::{Context, ContextParams, FlashAttn};
 use crate::direct_io::DirectReader;
 use crate::error::{Error, Result};
 use crate::experts::{ExpertTensor, Experts};
@@ -10,6 +10,7 @@ use crate::moe::Moe;
 use crate::placement::{self as place_on, Placement};
 use crate::routing::{ReplayScope, Routing};
 use crate::stream::{IoOptions, Streamer};
+use gguf::GgmlType;
 use model::{Inventory, Source};
 use plan::Plan;
 use plan::Tier;
@@ -25,6 +26,12 @@ pub struct PlannedModel {
     /// How streamed tensors are read: the plan's queue depth, request size and prefetch depth
     /// (callers may override them before [`PlannedModel::streamer`]).
     pub io: IoOptions,
+    /// The KV cache types, keys and values: the plan's, for which it reserved memory (callers
+    /// may override them before [`PlannedModel::context`]).
+    pub type_k: GgmlType,
+    pub type_v: GgmlType,
+    /// Flash attention: llama.cpp's choice unless a caller sets it.
+    pub flash_attn: FlashAttn,
 }
 
 /// How a run treats MoE layers.
@@ -62,6 +69,14 @@ impl MoeOptions {
     }
 }
 
+/// The KV cache element type a plan names (`solve --kv-type`).
+pub fn kv_type(name: &str) -> Result<GgmlType> {
+    match GgmlType::from_name(name) {
+        Some(t @ (GgmlType::F16 | GgmlType::F32 | GgmlType::Q8_0 | GgmlType::Q4_0)) => Ok(t),
+        _ => Err(Error::KvType(name.to_string())),
+    }
+}
+
 impl PlannedModel {
     /// Reads the GGUF header, refuses a plan made for another model or inconsistent with it
     /// ([`plan::Plan::check`]), then loads.
@@ -80,6 +95,7 @@ impl PlannedModel {
         repack: Option<bool>,
     ) -> Result<PlannedModel> {
         let inventory = Inventory::from_gguf(path)?;
+        let kv_type = kv_type(&plan.inputs.kv_type)?;
         let mut placement = place_on::placement(plan, &inventory)?;
         if let Some(p) = pool_bytes {
             placement.pool_bytes = p;
@@ -118,6 +134,9 @@ impl PlannedModel {
             inventory,
             placement,
             io,
+            type_k: kv_type,
+            type_v: kv_type,
+            flash_attn: FlashAttn::Auto,
         })
     }
 
@@ -266,6 +285,9 @@ impl PlannedModel {
             n_ctx,
             n_threads,
             op_offload: true,
+            type_k: self.type_k,
+            type_v: self.type_v,
+            flash_attn: self.flash_attn,
         };
         Context::new(&self.model, params, streamer)
     }

@@ -24,6 +24,7 @@ const PARAMS: ContextParams = ContextParams {
     n_ctx: 128,
     n_threads: 2,
     op_offload: true,
+    ..ContextParams::DEFAULT
 };
 
 fn plain_llama(path: &Path) -> Vec<i32> {

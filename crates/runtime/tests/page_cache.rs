@@ -46,6 +46,7 @@ fn streamed_ffn_bytes_do_not_enter_the_page_cache() {
             n_ctx: 128,
             n_threads: 2,
             op_offload: true,
+            ..ContextParams::DEFAULT
         },
         Some(streamer),
     )

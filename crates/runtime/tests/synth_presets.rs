@@ -33,6 +33,7 @@ fn every_preset_in_q4_0_and_q8_0_loads_and_decodes_in_llama_cpp() {
                 n_ctx: 64,
                 n_threads: 2,
                 op_offload: true,
+                ..ContextParams::DEFAULT
             };
             let mut ctx = Context::new(&model, params, None).unwrap();
             let g = ctx.generate(&prompt, 6, Sampling::GREEDY).unwrap();

@@ -145,39 +145,24 @@ pub enum SizeError {
     OutOfRange { text: String },
 }
 
-/// Parses a size such as `2GiB`, `1.5G`, `500MB`, `64k` or `1000` (bytes). `K/M/G/T` and
-/// `KiB/MiB/GiB/TiB` are powers of 1024; `KB/MB/GB/TB` are powers of 1000.
+/// Parses a size such as `2GiB`, `1.5G`, `500MB`, `64k` or `1000` (bytes), as every hypura
+/// option reads byte counts ([`model::units::parse_bytes`]); at least one byte.
 pub fn parse_size(text: &str) -> Result<u64, SizeError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| SizeError::NotANumber {
-        text: text.to_string(),
-    })?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "m" | "mib" => 1024f64.powi(2),
-        "g" | "gib" => 1024f64.powi(3),
-        "t" | "tib" => 1024f64.powi(4),
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        other => {
-            return Err(SizeError::UnknownUnit {
-                text: text.to_string(),
-                unit: other.to_string(),
-            })
-        }
-    };
-    let bytes = value * mult;
-    if !(1.0..1.8e19).contains(&bytes) {
-        return Err(SizeError::OutOfRange {
+    use model::units::BytesError;
+    match model::units::parse_bytes(text) {
+        Ok(0) => Err(SizeError::OutOfRange {
             text: text.to_string(),
-        });
+        }),
+        Ok(b) => Ok(b),
+        Err(BytesError::NotANumber { .. }) => Err(SizeError::NotANumber {
+            text: text.to_string(),
+        }),
+        Err(BytesError::UnknownUnit { unit, .. }) => Err(SizeError::UnknownUnit {
+            text: text.to_string(),
+            unit,
+        }),
+        Err(BytesError::TooLarge { .. }) => Err(SizeError::OutOfRange {
+            text: text.to_string(),
+        }),
     }
-    Ok(bytes as u64)
 }

@@ -25,6 +25,7 @@ pub const PARAMS: ContextParams = ContextParams {
     n_ctx: 256,
     n_threads: 2,
     op_offload: true,
+    ..ContextParams::DEFAULT
 };
 
 /// The real Gemma 3 270M GGUF; fails with install instructions when it is missing.
