@@ -10,6 +10,7 @@ use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Opt
 use sim::prefill::{self, PrefillReport, Prompt};
 use sim::{Planned, SimError};
 use std::path::PathBuf;
+use model::units::human_bytes;
 use traces::Trace;
 
 const DEFAULT_MODEL: &str = "mixtral-8x7b:q5_k_m";
@@ -374,9 +375,9 @@ fn render_prefill(p: &PrefillReport, bound: Option<&PrefillReport>) -> String {
     );
     let _ = writeln!(
         s,
-        "  experts   hit rate {:.2}% of the distinct experts each batch needs; {:.3} GB read",
+        "  experts   hit rate {:.2}% of the distinct experts each batch needs; {} read",
         p.hit_rate * 100.0,
-        p.bytes_read as f64 / 1e9
+        human_bytes(p.bytes_read)
     );
     if let Some(b) = bound {
         let _ = writeln!(
@@ -404,15 +405,15 @@ fn render(
     dense: bool,
 ) -> String {
     use std::fmt::Write;
-    let gb = |b: f64| b / 1e9;
+    let size = |b: f64| human_bytes(b.round() as u64);
     let ms = |s: f64| s * 1e3;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\ndecode: {} tokens, policy {}, expert cache {:.2} GB",
+        "\ndecode: {} tokens, policy {}, expert cache {}",
         r.tokens,
         r.policy,
-        gb(r.cache_bytes as f64)
+        human_bytes(r.cache_bytes)
     );
     let _ = writeln!(
         s,
@@ -433,25 +434,25 @@ fn render(
     if dense {
         let _ = writeln!(
             s,
-            "  streaming {} layer(s) prefetched ahead; {:.3} GB read per token (a dense model: no expert cache)",
+            "  streaming {} layer(s) prefetched ahead; {} read per token (a dense model: no expert cache)",
             r.prefetch_depth,
-            gb(r.bytes_read_per_token)
+            size(r.bytes_read_per_token)
         );
         return s;
     }
     let _ = writeln!(
         s,
-        "  prefetch  dense {} layer(s) ahead; experts {}: {:.2}% of accesses prefetched in time, {:.3} GB wasted per token",
+        "  prefetch  dense {} layer(s) ahead; experts {}: {:.2}% of accesses prefetched in time, {} wasted per token",
         r.prefetch_depth,
         r.expert_prefetch,
         r.prefetch_hit_rate * 100.0,
-        gb(r.prefetch_wasted_bytes_per_token)
+        size(r.prefetch_wasted_bytes_per_token)
     );
     let _ = writeln!(
         s,
-        "  experts   hit rate {:.2}%; {:.3} GB read per token",
+        "  experts   hit rate {:.2}%; {} read per token",
         r.hit_rate * 100.0,
-        gb(r.bytes_read_per_token)
+        size(r.bytes_read_per_token)
     );
     if let Some(b) = bound {
         let _ = writeln!(
@@ -461,7 +462,7 @@ fn render(
             b.tok_per_s
         );
     }
-    let _ = writeln!(s, "  per layer (hit rate, expert MB read per token):");
+    let _ = writeln!(s, "  per layer (hit rate, expert MiB read per token):");
     for chunk in r.layers.chunks(4) {
         let cells: Vec<String> = chunk
             .iter()
@@ -470,7 +471,7 @@ fn render(
                     "L{:<3} {:>6.2}% {:>7.2}",
                     l.layer,
                     l.hit_rate * 100.0,
-                    l.bytes_read_per_token / 1e6
+                    l.bytes_read_per_token / f64::from(1u32 << 20)
                 )
             })
             .collect();

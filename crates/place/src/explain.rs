@@ -7,17 +7,14 @@ use model::role::Group;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// Sizes in binary units (GiB, MiB), as every hypura table prints them; rates stay GB/s.
 fn gb(bytes: u64) -> String {
-    format!("{:.2} GB", bytes as f64 / 1e9)
+    model::units::human_bytes(bytes)
 }
 
-/// Request sizes: MB below a gigabyte.
+/// Request sizes, in the same units.
 fn size(bytes: u64) -> String {
-    if bytes >= 1_000_000_000 {
-        gb(bytes)
-    } else {
-        format!("{:.2} MB", bytes as f64 / 1e6)
-    }
+    model::units::human_bytes(bytes)
 }
 
 fn ms(s: f64) -> String {
