@@ -2,6 +2,7 @@
 
 mod choice;
 mod cmd;
+mod interrupt;
 mod machine;
 mod range;
 mod table;
@@ -51,6 +52,10 @@ enum Command {
     /// Run a solved plan on llama.cpp: generate text, streaming NVMe-tier weights from disk.
     #[cfg(feature = "runtime")]
     Run(cmd::run::Args),
+    /// Talk with a model: its chat template formats the turns, tokens stream, Ctrl-C ends a
+    /// reply, /exit (or end of input) quits.
+    #[cfg(feature = "runtime")]
+    Chat(cmd::chat::Args),
     /// Predicted against measured: solve, simulate and run each point of a grid; compare.
     #[cfg(feature = "runtime")]
     Validate(cmd::validate::Args),
@@ -73,6 +78,11 @@ fn main() {
     // An interrupted write leaves no hidden partial file behind (exit status 128 + SIGINT, as
     // shells report an interrupted command).
     ctrlc::set_handler(|| {
+        // In a chat, Ctrl-C ends the reply being generated and keeps the conversation.
+        if interrupt::REPLYING.load(std::sync::atomic::Ordering::SeqCst) {
+            interrupt::STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
         outfile::remove_partials();
         std::process::exit(130);
     })
@@ -98,6 +108,8 @@ fn main() {
         Command::Trace(a) => cmd::trace::run(a),
         #[cfg(feature = "runtime")]
         Command::Run(a) => cmd::run::run(a),
+        #[cfg(feature = "runtime")]
+        Command::Chat(a) => cmd::chat::run(a),
         #[cfg(feature = "runtime")]
         Command::Validate(a) => cmd::validate::run(a),
         #[cfg(not(feature = "runtime"))]

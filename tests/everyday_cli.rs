@@ -592,3 +592,87 @@ fn completions_man_page_and_version_come_from_the_same_flags() {
         "{version}"
     );
 }
+
+#[test]
+fn chat_formats_turns_with_the_template_and_its_reply_is_llama_cpps() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let gemma = gemma.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let question = "What is the capital of France?";
+    let solved = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m1max",
+            "--model",
+            gemma,
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert!(solved.status.success(), "{}", text(&solved.stderr));
+    let chat = hypura_stdin(
+        dir.path(),
+        cache.path(),
+        &["chat", "--plan", "plan.json", "--temp", "0", "-n", "16"],
+        &format!("{question}\n/exit\n"),
+    );
+    assert!(chat.status.success(), "{}", text(&chat.stderr));
+    let out = text(&chat.stdout);
+    let reply = out
+        .strip_prefix("> ")
+        .and_then(|r| r.rsplit_once("\n> "))
+        .map(|(r, _)| r.to_string())
+        .unwrap_or_else(|| panic!("{out}"));
+    // The reference: plain llama.cpp continuing the prompt Gemma's template makes of the turn
+    // (the GGUF carries no template; its architecture's built-in one applies).
+    let formatted = format!("<start_of_turn>user\n{question}<end_of_turn>\n<start_of_turn>model\n");
+    let plain = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "run", "--plain", "-m", gemma, "-p", &formatted, "-n", "16", "--json",
+        ],
+    );
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    assert_eq!(reply, v["text"].as_str().unwrap());
+}
+
+#[cfg(unix)]
+#[test]
+fn chat_through_a_terminal_ctrl_c_ends_the_reply_and_exit_quits() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let solved = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m1max",
+            "--model",
+            gemma.to_str().unwrap(),
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert!(solved.status.success(), "{}", text(&solved.stderr));
+    let out = Command::new("python3")
+        .arg(repo().join("tests/chat_pty.py"))
+        .arg(env!("CARGO_BIN_EXE_hypura"))
+        .arg(dir.path().join("plan.json"))
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}

@@ -66,6 +66,8 @@ pub fn file_hash(path: &Path) -> anyhow::Result<String> {
     Ok(h.hex())
 }
 
+#[cfg(feature = "runtime")]
+pub mod chat;
 pub mod inspect;
 pub mod list;
 pub mod plot;

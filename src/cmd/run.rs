@@ -57,25 +57,8 @@ pub struct Args {
     /// output; llama-cli's is 0.8).
     #[arg(long, default_value_t = 0.0, value_parser = range::float32(0.0, 100.0))]
     pub temp: f32,
-    /// Sampling seed (with --temp > 0).
-    #[arg(short = 's', long, default_value_t = 0)]
-    pub seed: u32,
-    /// With --temp > 0: keep the K most likely tokens, 0..=1000000 (0: all).
-    #[arg(long, default_value_t = 40, value_parser = range::int::<u32>(0..=1_000_000))]
-    pub top_k: u32,
-    /// With --temp > 0: keep the most likely tokens whose probabilities sum to P, 0..=1 (1: all).
-    #[arg(long, default_value_t = 0.95, value_parser = range::float32(0.0, 1.0))]
-    pub top_p: f32,
-    /// With --temp > 0: drop tokens less likely than P times the most likely, 0..=1 (0: none).
-    #[arg(long, default_value_t = 0.05, value_parser = range::float32(0.0, 1.0))]
-    pub min_p: f32,
-    /// Penalise tokens among the last --repeat-last-n, 0..=10 (1: off); applies when greedy too.
-    #[arg(long, default_value_t = 1.0, value_parser = range::float32(0.0, 10.0))]
-    pub repeat_penalty: f32,
-    /// Tokens --repeat-penalty looks back over, 0..=16777216.
-    #[arg(long, default_value_t = 64,
-          value_parser = range::int::<u32>(0..=range::MAX_TOKENS))]
-    pub repeat_last_n: u32,
+    #[command(flatten)]
+    pub sampling: SamplingFlags,
     /// Context size in tokens, 1..=16777216 and at most the plan's context, for which it
     /// reserved the KV cache (default: prompt + n, rounded up to 256).
     #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx",
@@ -155,6 +138,46 @@ pub struct Args {
     pub streamed_memory: StreamedMemory,
 }
 
+/// The sampling flags `run` and `chat` share (the temperature, whose defaults differ, apart).
+#[derive(clap::Args)]
+pub struct SamplingFlags {
+    /// Sampling seed (with --temp > 0).
+    #[arg(short = 's', long, default_value_t = 0)]
+    pub seed: u32,
+    /// With --temp > 0: keep the K most likely tokens, 0..=1000000 (0: all).
+    #[arg(long, default_value_t = 40, value_parser = range::int::<u32>(0..=1_000_000))]
+    pub top_k: u32,
+    /// With --temp > 0: keep the most likely tokens whose probabilities sum to P, 0..=1 (1: all).
+    #[arg(long, default_value_t = 0.95, value_parser = range::float32(0.0, 1.0))]
+    pub top_p: f32,
+    /// With --temp > 0: drop tokens less likely than P times the most likely, 0..=1 (0: none).
+    #[arg(long, default_value_t = 0.05, value_parser = range::float32(0.0, 1.0))]
+    pub min_p: f32,
+    /// Penalise tokens among the last --repeat-last-n, 0..=10 (1: off); applies when greedy too.
+    #[arg(long, default_value_t = 1.0, value_parser = range::float32(0.0, 10.0))]
+    pub repeat_penalty: f32,
+    /// Tokens --repeat-penalty looks back over, 0..=16777216.
+    #[arg(long, default_value_t = 64,
+          value_parser = range::int::<u32>(0..=range::MAX_TOKENS))]
+    pub repeat_last_n: u32,
+}
+
+impl SamplingFlags {
+    /// llama.cpp's sampler settings for these flags at temperature `temp`.
+    pub fn at(&self, temp: f32, ignore_eos: bool) -> Sampling {
+        Sampling {
+            temp,
+            seed: self.seed,
+            ignore_eos,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.metrics {
         // Refuse before the (slow) load and decode, not after.
@@ -193,7 +216,7 @@ pub fn run(args: Args) -> Result<()> {
     let (plan, plan_origin) = match (&args.plan, &args.model) {
         (Some(p), _) if !args.plain => (super::load_plan(p)?, p.display().to_string()),
         (_, Some(m)) if args.plain => return run_plain(&args, m, &prompt_text, replay),
-        (None, Some(m)) => (solve_now(m, &args)?, "the plan solved now".to_string()),
+        (None, Some(m)) => (solve_now(m, args.ctx)?, "the plan solved now".to_string()),
         _ => bail!("pass -m MODEL (a plan is solved for it), --plan, or --plain with -m"),
     };
     let model_path = match (&args.model, &args.plan) {
@@ -265,7 +288,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut out = TextOut::new(!args.json, &prompt_text);
     let g = ctx
         .generate_with(&prompt, args.n_predict, sampling, |t| {
-            out.token(&planned.model.token_piece(t))
+            out.token(&planned.model.token_piece(t));
+            true
         })
         .map_err(generate_advice)?;
     let text = out.finish();
@@ -377,21 +401,17 @@ pub fn run(args: Args) -> Result<()> {
 
 /// --temp, --seed, the filters and --ignore-eos.
 fn sampling(args: &Args) -> Sampling {
-    Sampling {
-        temp: args.temp,
-        seed: args.seed,
-        ignore_eos: args.ignore_eos,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        repeat_penalty: args.repeat_penalty,
-        repeat_last_n: args.repeat_last_n,
-    }
+    args.sampling.at(args.temp, args.ignore_eos)
 }
 
 /// -t, where 0 is the physical cores (llama.cpp's default).
 fn threads(args: &Args) -> u32 {
-    match args.threads {
+    physical_or(args.threads)
+}
+
+/// `threads`, where 0 is the physical cores (llama.cpp's default).
+pub fn physical_or(threads: u32) -> u32 {
+    match threads {
         0 => hw::measure::physical_cores() as u32,
         t => t,
     }
@@ -421,7 +441,7 @@ fn prompt_text(args: &Args) -> Result<String> {
 
 /// A plan for `model` solved now, on this machine's profile (measured quickly first if it never
 /// was), for the run's context (-c, else 4096 tokens).
-fn solve_now(model: &Path, args: &Args) -> Result<Plan> {
+pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
     let hw = match crate::machine::cached()? {
         Some(hw) => hw,
         None => {
@@ -442,7 +462,7 @@ fn solve_now(model: &Path, args: &Args) -> Result<Plan> {
     let inv = model::Inventory::from_gguf(model)?;
     let opts = place::SolveOptions {
         headroom: place::Headroom {
-            ctx: args.ctx.map_or(4096, u64::from),
+            ctx: ctx.map_or(4096, u64::from),
             ..place::Headroom::default()
         },
         ..place::SolveOptions::default()
@@ -462,7 +482,7 @@ fn solve_now(model: &Path, args: &Args) -> Result<Plan> {
 /// Generated text: echoed to stdout as tokens come (after the prompt) when `show`, and kept.
 /// Token pieces are bytes, not always whole characters: a character split across tokens is
 /// written once it is complete.
-struct TextOut {
+pub struct TextOut {
     show: bool,
     bytes: Vec<u8>,
     /// Bytes of `bytes` already written (or, for a bad sequence, replaced).
@@ -471,7 +491,7 @@ struct TextOut {
 }
 
 impl TextOut {
-    fn new(show: bool, prompt: &str) -> TextOut {
+    pub fn new(show: bool, prompt: &str) -> TextOut {
         if show {
             print!("{prompt}");
             flush();
@@ -484,7 +504,7 @@ impl TextOut {
         }
     }
 
-    fn token(&mut self, piece: &[u8]) {
+    pub fn token(&mut self, piece: &[u8]) {
         self.bytes.extend_from_slice(piece);
         let ready = match std::str::from_utf8(&self.bytes[self.done..]) {
             Ok(s) => s.len(),
@@ -510,11 +530,17 @@ impl TextOut {
     }
 
     /// The whole generated text (a trailing incomplete character replaced).
-    fn finish(mut self) -> String {
+    pub fn finish(mut self) -> String {
         self.emit(self.bytes.len() - self.done);
         if self.show {
             println!();
         }
+        self.text
+    }
+
+    /// The text so far, without ending the line (a trailing incomplete character replaced).
+    pub fn take(mut self) -> String {
+        self.emit(self.bytes.len() - self.done);
         self.text
     }
 }
@@ -636,7 +662,8 @@ fn run_plain(
     let mut out = TextOut::new(!args.json, prompt_text);
     let g = ctx
         .generate_with(&prompt, args.n_predict, sampling, |t| {
-            out.token(&model.token_piece(t))
+            out.token(&model.token_piece(t));
+            true
         })
         .map_err(generate_advice)?;
     let text = out.finish();
@@ -690,7 +717,7 @@ fn context_size(args: &Args, prompt_len: usize, limit: u64, limit_name: &str) ->
 }
 
 /// The plan's model file name, looked up next to the plan, then in the current directory.
-fn default_model(plan_path: &Path, plan: &Plan) -> Result<PathBuf> {
+pub fn default_model(plan_path: &Path, plan: &Plan) -> Result<PathBuf> {
     let name = &plan.inputs.model.name;
     if name.is_empty() {
         bail!(

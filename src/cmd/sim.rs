@@ -4,13 +4,13 @@
 use crate::choice::{PartitionArg, Prefetch, SimPolicy};
 use crate::range;
 use anyhow::{bail, Context, Result};
+use model::units::human_bytes;
 use place::Units;
 use policy::cache::{Partition, Policy};
 use sim::decode::{self, DecodePolicy, DecodeReport, ExpertPrefetch, Machine, Options};
 use sim::prefill::{self, PrefillReport, Prompt};
 use sim::{Planned, SimError};
 use std::path::PathBuf;
-use model::units::human_bytes;
 use traces::Trace;
 
 const DEFAULT_MODEL: &str = "mixtral-8x7b:q5_k_m";

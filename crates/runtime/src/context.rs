@@ -263,6 +263,14 @@ impl<'m> Context<'m> {
         r
     }
 
+    /// Tokens the context holds from earlier calls (0 for a new one).
+    pub fn used_tokens(&self) -> usize {
+        // SAFETY: the context is live; sequence 0 is the one generate decodes into.
+        let max =
+            unsafe { sys::llama_memory_seq_pos_max(sys::llama_get_memory(self.raw.as_ptr()), 0) };
+        (max + 1).max(0) as usize
+    }
+
     /// Decodes `prompt` and generates up to `n_predict` tokens.
     pub fn generate(
         &mut self,
@@ -270,24 +278,27 @@ impl<'m> Context<'m> {
         n_predict: usize,
         sampling: Sampling,
     ) -> Result<Generation> {
-        self.generate_with(prompt, n_predict, sampling, |_| ())
+        self.generate_with(prompt, n_predict, sampling, |_| true)
     }
 
     /// [`Context::generate`], calling `on_token` with each token as soon as it is sampled (to
-    /// show text while the next one is computed).
+    /// show text while the next one is computed); generation stops after a token for which it
+    /// returns false. The context keeps what it decoded: a later call continues the same
+    /// sequence (a conversation's next turn).
     pub fn generate_with(
         &mut self,
         prompt: &[i32],
         n_predict: usize,
         sampling: Sampling,
-        mut on_token: impl FnMut(i32),
+        mut on_token: impl FnMut(i32) -> bool,
     ) -> Result<Generation> {
         if prompt.is_empty() {
             return Err(Error::EmptyPrompt);
         }
-        if prompt.len() + n_predict > self.n_ctx as usize {
+        let used = self.used_tokens();
+        if used + prompt.len() + n_predict > self.n_ctx as usize {
             return Err(Error::ContextTooSmall {
-                prompt: prompt.len(),
+                prompt: used + prompt.len(),
                 predict: n_predict,
                 n_ctx: self.n_ctx,
             });
@@ -331,8 +342,8 @@ impl<'m> Context<'m> {
                 unsafe { sys::llama_sampler_sample(sampler.0.as_ptr(), self.raw.as_ptr(), -1) };
             gen.tokens.push(next);
             gen.token_s.push(step_s);
-            on_token(next);
-            let stop = !sampling.ignore_eos && self.model.is_end_of_generation(next);
+            let go_on = on_token(next);
+            let stop = !go_on || (!sampling.ignore_eos && self.model.is_end_of_generation(next));
             if gen.tokens.len() == n_predict || stop {
                 gen.decode_read_bytes = mem::storage_read_bytes()
                     .zip(read_after_prompt)

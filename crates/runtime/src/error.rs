@@ -11,6 +11,8 @@ pub enum Error {
     Context { n_ctx: u32, detail: String },
     #[error("cannot tokenize the prompt: {0}")]
     Tokenize(TokenizeError),
+    #[error("cannot format the chat: {0}")]
+    ChatTemplate(String),
     #[error("the prompt is empty after tokenization")]
     EmptyPrompt,
     /// The context is too small for the prompt and the tokens to generate.

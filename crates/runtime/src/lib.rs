@@ -7,6 +7,7 @@
 //! Everything is single-threaded from the caller's view: llama.cpp's objects stay on one thread.
 
 pub mod backend;
+pub mod chat;
 pub mod context;
 pub mod direct_io;
 pub mod error;

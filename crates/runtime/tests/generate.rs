@@ -54,7 +54,10 @@ fn truncation_to_the_top_token_samples_what_greedy_picks_and_tokens_stream_as_sa
         let mut ctx = Context::new(&model, PARAMS, None).unwrap();
         let mut streamed = Vec::new();
         let g = ctx
-            .generate_with(&prompt, n, sampling, |t| streamed.push(t))
+            .generate_with(&prompt, n, sampling, |t| {
+                streamed.push(t);
+                true
+            })
             .unwrap();
         assert_eq!(
             streamed, g.tokens,
