@@ -4,6 +4,7 @@ mod choice;
 mod cmd;
 mod interrupt;
 mod machine;
+mod progress;
 mod range;
 mod table;
 
@@ -23,41 +24,80 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Show a model's tensors by role and layer: sizes, expert stride, bytes a token touches.
+    #[command(
+        after_help = "Examples:\n  hypura inspect model.gguf\n  hypura inspect mixtral-8x7b:q5_k_m --json"
+    )]
     Inspect(cmd::inspect::Args),
     /// Measure this machine (storage, RAM, CPU, CUDA GPU if present) and write a hardware profile TOML.
+    #[command(
+        after_help = "Examples:\n  hypura profile                      # kept as this machine's profile\n  hypura profile --disk /mnt/nvme -o hw.toml"
+    )]
     Profile(cmd::profile::Args),
     /// Place a model on a machine's GPU, RAM and NVMe; write plan.json with predicted tok/s.
+    #[command(
+        after_help = "Examples:\n  hypura solve --model model.gguf -o plan.json        # this machine's profile\n  hypura solve --hw m1max --model mixtral-8x7b --explain"
+    )]
     Solve(cmd::solve::Args),
     /// Simulate decoding a routing trace on a plan and machine: tok/s, latency, hit rates.
+    #[command(
+        after_help = "Examples:\n  hypura sim --plan plan.json --trace routing.htrace --policy lru\n  hypura sim --model mixtral-8x7b --hw m4 --cache-bytes 4GiB --policy arc"
+    )]
     Sim(cmd::sim::Args),
     /// Simulate every configuration of a grid (policy, cache, prefetch, depth, ...) over a
     /// trace: one Parquet row each, resumable, shardable.
+    #[command(
+        after_help = "Example:\n  hypura sweep --trace t.htrace -m model.gguf --grid 'policy=lru,arc,belady;cache=1GiB..8GiB:4' -o results/"
+    )]
     Sweep(cmd::sweep::Args),
     /// Pick expert cache bytes, policy, expert prefetch and queue depth for a trace, model and
     /// machine by simulation; write the plan and say how far it is from Belady.
+    #[command(after_help = "Example:\n  hypura tune --trace t.htrace -m model.gguf -o plan.json")]
     Tune(cmd::tune::Args),
     /// Chart sweep results (SVG or PNG): a column against another, a line per value of a third.
+    #[command(
+        after_help = "Example:\n  hypura plot results/ --x cache --y hit_rate --by policy --log-x -o hit-rate.svg"
+    )]
     Plot(cmd::plot::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  hypura completions bash > ~/.local/share/bash-completion/completions/hypura"
+    )]
     Completions(cmd::shell::CompletionsArgs),
     /// Print the man page (roff).
+    #[command(after_help = "Example:\n  hypura man > ~/.local/share/man/man1/hypura.1")]
     Man,
     /// List what can be named instead of a file: catalog models, shipped hardware profiles,
     /// synth presets.
+    #[command(after_help = "Examples:\n  hypura list profiles\n  hypura list models")]
     List(cmd::list::Args),
     /// Write a llama.cpp-loadable GGUF with random weights for a given architecture.
+    #[command(
+        after_help = "Examples:\n  hypura synth --preset tiny-mixtral -o tiny.gguf\n  hypura synth --preset tiny-deepseek-v2-lite --size 2GiB -o ds.gguf"
+    )]
     Synth(cmd::synth::Args),
     /// Expert-routing traces: convert, import, statistics.
+    #[command(
+        after_help = "Examples:\n  hypura trace import --from deepseek-csv ../shared/data/traces/deepseek-v2-lite -o ds.htrace\n  hypura trace stats ds.htrace"
+    )]
     Trace(cmd::trace::Args),
     /// Run a solved plan on llama.cpp: generate text, streaming NVMe-tier weights from disk.
     #[cfg(feature = "runtime")]
+    #[command(
+        after_help = "Examples:\n  hypura run -m model.gguf -p \"Once upon a time\" -n 64\n  hypura run --plan plan.json -f prompt.txt -t 8 -c 4096\n  echo \"Hello\" | hypura run -m model.gguf --temp 0.7 --top-k 40"
+    )]
     Run(cmd::run::Args),
     /// Talk with a model: its chat template formats the turns, tokens stream, Ctrl-C ends a
     /// reply, /exit (or end of input) quits.
     #[cfg(feature = "runtime")]
+    #[command(
+        after_help = "Examples:\n  hypura chat model.gguf\n  hypura chat --plan plan.json --system \"You are terse.\""
+    )]
     Chat(cmd::chat::Args),
     /// Predicted against measured: solve, simulate and run each point of a grid; compare.
     #[cfg(feature = "runtime")]
+    #[command(
+        after_help = "Example:\n  hypura validate -m model.gguf --trace t.htrace --grid 'ram=3GiB,5GiB;policy=static,lru' -o out/"
+    )]
     Validate(cmd::validate::Args),
     /// Run a solved plan on llama.cpp (left out of this build: it was built without the
     /// `runtime` feature).
@@ -138,6 +178,7 @@ fn long_version() -> String {
         .filter(|(_, on)| *on)
         .map(|(name, _)| *name)
         .collect();
+    #[cfg_attr(not(feature = "runtime"), allow(unused_mut))]
     let mut v = format!(
         "{}\nfeatures: {}",
         env!("CARGO_PKG_VERSION"),

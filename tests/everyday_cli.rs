@@ -676,3 +676,26 @@ fn chat_through_a_terminal_ctrl_c_ends_the_reply_and_exit_quits() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn every_subcommands_help_has_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let help = text(&hypura(dir.path(), cache.path(), &["--help"]).stdout);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 15, "{help}");
+    for c in commands {
+        let h = text(&hypura(dir.path(), cache.path(), &[c, "--help"]).stdout);
+        assert!(
+            h.contains("Example"),
+            "hypura {c} --help has no example:\n{h}"
+        );
+    }
+}

@@ -63,8 +63,10 @@ pub fn run(args: Args) -> Result<()> {
         (None, Some(p)) => default_model(p, &plan)?,
         (None, None) => unreachable!("refused above"),
     };
-    let planned = PlannedModel::load(&model_path, &plan, None)
-        .with_context(|| format!("cannot load {}", model_path.display()))?;
+    let planned = crate::progress::spinner(format!("loading {}", model_path.display()), || {
+        PlannedModel::load(&model_path, &plan, None)
+    })
+    .with_context(|| format!("cannot load {}", model_path.display()))?;
     let template = match &args.chat_template {
         Some(t) => t.clone(),
         None => planned

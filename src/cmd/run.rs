@@ -237,7 +237,10 @@ pub fn run(args: Args) -> Result<()> {
             .context("--expert-prefetch oracle: pass --replay-trace or use coactivation"),
         e => e.into(),
     })?;
-    let mut planned = PlannedModel::load(&model_path, &plan, None).map_err(|e| {
+    let loaded = crate::progress::spinner(format!("loading {}", model_path.display()), || {
+        PlannedModel::load(&model_path, &plan, None)
+    });
+    let mut planned = loaded.map_err(|e| {
         let advice = match e {
             runtime::Error::Plan(plan::CheckError::Mismatch(_)) => {
                 " (re-run `hypura solve` for this model)"
@@ -467,8 +470,10 @@ pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
         },
         ..place::SolveOptions::default()
     };
-    let solved = place::solve(&inv, &hw, &opts)
-        .with_context(|| format!("cannot place {} on {}", model.display(), hw.name))?;
+    let solved = crate::progress::spinner(format!("solving a plan on {}", hw.name), || {
+        place::solve(&inv, &hw, &opts)
+    })
+    .with_context(|| format!("cannot place {} on {}", model.display(), hw.name))?;
     eprintln!(
         "hypura run: {} on {}: {}, {:.2} tok/s predicted",
         model.display(),

@@ -203,8 +203,9 @@ pub fn run(args: Args) -> Result<()> {
             planned
         }
         None => {
-            let planned = Planned::solve(&inv, &hw, rates)
-                .with_context(|| format!("cannot place {model} on {}", hw.name))?;
+            let planned =
+                crate::progress::spinner("solving a plan", || Planned::solve(&inv, &hw, rates))
+                    .with_context(|| format!("cannot place {model} on {}", hw.name))?;
             notes.push(format!(
                 "plan: solved on the fly with the trace's expert use ({}, {:.3} tok/s predicted)",
                 planned.plan.mode.name(),
@@ -248,7 +249,8 @@ pub fn run(args: Args) -> Result<()> {
             }
         })
     };
-    let (prefill, report, records) = simulate(&policy, opts.keep_records)?;
+    let (prefill, report, records) =
+        crate::progress::spinner("simulating", || simulate(&policy, opts.keep_records))?;
     if let Some(path) = &args.out {
         metrics::write_records(path, &records, args.force)?;
     }
@@ -259,13 +261,18 @@ pub fn run(args: Args) -> Result<()> {
             policy: Policy::Belady,
             ..
         } => None,
-        _ => Some(simulate(
-            &DecodePolicy::Cache {
-                policy: Policy::Belady,
-                capacity_bytes,
-                partition,
+        _ => Some(crate::progress::spinner(
+            "simulating Belady's bound",
+            || {
+                simulate(
+                    &DecodePolicy::Cache {
+                        policy: Policy::Belady,
+                        capacity_bytes,
+                        partition,
+                    },
+                    false,
+                )
             },
-            false,
         )?),
     };
     let (bound_prefill, bound) = match bound {

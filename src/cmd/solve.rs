@@ -90,9 +90,11 @@ pub fn run(args: Args) -> Result<()> {
         },
         prompt_len: args.prompt_len,
     };
-    let solved = place::solve(&inv, &hw, &opts)
-        .map_err(place_advice)
-        .with_context(|| format!("cannot place {} on {}", args.model, hw.name))?;
+    let solved = crate::progress::spinner(format!("solving {} on {}", args.model, hw.name), || {
+        place::solve(&inv, &hw, &opts)
+    })
+    .map_err(place_advice)
+    .with_context(|| format!("cannot place {} on {}", args.model, hw.name))?;
     if let Some(out) = &args.output {
         outfile::write_bytes(out, args.force, solved.plan.to_json().as_bytes())?;
     }

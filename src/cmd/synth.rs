@@ -4,7 +4,6 @@ use crate::choice::{SynthArch, SynthPreset, WeightType};
 use crate::range;
 use gguf::GgmlType;
 use model::units::human_bytes;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 use synth::presets::{self, Family, Overrides, ShapeError};
@@ -245,21 +244,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         spec.weight_type,
         spec.seed
     );
-    let show_progress = std::io::stderr().is_terminal();
-    let mut last_shown = Instant::now();
+    let bar = crate::progress::bytes(file_bytes, "writing");
     let start = Instant::now();
     let summary = spec
         .write(&args.output, args.force, &mut |done, total| {
-            if show_progress && last_shown.elapsed().as_millis() >= 500 {
-                last_shown = Instant::now();
-                eprint!("\r  {} / {}   ", human_bytes(done), human_bytes(total));
-            }
+            bar.set_length(total);
+            bar.set_position(done);
         })
-        .map_err(synth_advice)?;
+        .map_err(synth_advice);
+    bar.finish_and_clear();
+    let summary = summary?;
     let secs = start.elapsed().as_secs_f64();
-    if show_progress {
-        eprint!("\r");
-    }
     println!(
         "wrote {}: {} tensors, {} ({} bytes) in {:.2} s ({:.0} MB/s)",
         summary.path.display(),

@@ -179,7 +179,10 @@ pub fn run(args: Args) -> Result<()> {
                 moe_layers,
                 n_shared_expert: shared_experts,
             };
-            let trace = traces::import::import(source, &path, &opts).map_err(import_advice)?;
+            let trace = crate::progress::spinner(format!("importing {}", path.display()), || {
+                traces::import::import(source, &path, &opts)
+            })
+            .map_err(import_advice)?;
             traces::save(&trace, &output, force)?;
             println!("{}", summary(&trace, &output));
         }
