@@ -236,12 +236,7 @@ fn per_expert_run_records_a_trace_that_replays_to_the_same_tokens() {
 fn a_trace_of_another_routing_shape_is_refused() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (model, plan, _) = synth_and_plan(dir.path());
-    // `shared/` beside the checkout (above it, for a git worktree).
-    let real = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|a| a.join("shared/data/traces/deepseek-v2-lite/prompt_0001.csv"))
-        .find(|p| p.exists())
-        .expect("shared/data/traces/deepseek-v2-lite beside the checkout");
+    let real = testkit::shared_data("traces/deepseek-v2-lite/prompt_0001.csv");
     let trace = dir.path().join("deepseek.htrace");
     let (ok, _, err) = hypura(&[
         "trace",

@@ -81,10 +81,8 @@ fn a_dense_model_is_simulated_without_a_trace() {
     }
     assert!(last_tps < resident["summary"]["tok_per_s"].as_f64().unwrap());
 
-    let trace = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/traces/deepseek-v2-lite"
-    );
+    let trace = testkit::shared_data("traces/deepseek-v2-lite");
+    let trace = trace.to_str().unwrap();
     let (ok, _, err) = hypura(&[
         "sim",
         "--plan",

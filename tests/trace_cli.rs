@@ -8,7 +8,7 @@ use std::path::Path;
 
 #[test]
 fn import_convert_stats_and_synth() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/traces/switch-base-8");
+    let data = testkit::shared_data("traces/switch-base-8");
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("sw.json");
     let bin = dir.path().join("sw.htrace");

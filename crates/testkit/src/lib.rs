@@ -19,18 +19,29 @@ pub fn profile(file: &str) -> PathBuf {
     repo_root().join("profiles").join(file)
 }
 
-/// `shared/data/<rel>` beside the checkout: real recorded traces, never copied into the
-/// repository. Looked up in the ancestors of the repository, so git worktrees find it too;
-/// panics, naming what is missing, when it is not there.
+/// The real recorded traces, never copied into the repository: `<rel>` under
+/// `$HYPURA_TEST_DATA`, else under `shared/data` beside the checkout (looked up in the
+/// repository's ancestors, so git worktrees find it too), else under the cache that
+/// `scripts/fetch-test-data` fills (`$XDG_CACHE_HOME/hypura/test-data`, else
+/// `~/.cache/hypura/test-data`). Panics, saying how to get the data, when none has it.
 pub fn shared_data(rel: &str) -> PathBuf {
-    repo_root()
+    let env = std::env::var_os("HYPURA_TEST_DATA").map(|d| PathBuf::from(d).join(rel));
+    let beside = repo_root()
         .ancestors()
-        .map(|a| a.join("shared/data").join(rel))
+        .map(|a| a.join("shared/data").join(rel));
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("hypura/test-data").join(rel));
+    env.into_iter()
+        .chain(beside)
+        .chain(cache)
         .find(|p| p.exists())
         .unwrap_or_else(|| {
             panic!(
-                "shared/data/{rel} not found beside the repository ({}): the real traces sit in \
-                 ../shared/data next to the checkout",
+                "the real trace data {rel:?} is in none of $HYPURA_TEST_DATA, ../shared/data \
+                 beside the repository ({}) or the test-data cache: run scripts/fetch-test-data",
                 repo_root().display()
             )
         })
