@@ -289,8 +289,8 @@ fn table(m: &Measurement) -> String {
     let _ = writeln!(t, "  RAM");
     let _ = writeln!(
         t,
-        "    installed              {:>10}",
-        fmt_bytes(p.ram.bytes)
+        "    installed              {}",
+        size_cell(p.ram.bytes)
     );
     let _ = writeln!(
         t,
@@ -299,8 +299,8 @@ fn table(m: &Measurement) -> String {
     );
     let _ = writeln!(
         t,
-        "    OS reserve             {:>10}",
-        fmt_bytes(p.ram.os_reserve_bytes)
+        "    OS reserve             {}",
+        size_cell(p.ram.os_reserve_bytes)
     );
     let _ = writeln!(t, "  CPU");
     let _ = writeln!(t, "    logical CPUs           {:>10}", p.cpu.cores);
@@ -321,16 +321,16 @@ fn table(m: &Measurement) -> String {
     }
     let _ = writeln!(t, "  GPU");
     if let Some(g) = &p.gpu {
-        let _ = writeln!(t, "    name                   {:>10}", g.name);
+        let _ = writeln!(t, "    name                   {}", g.name);
         let _ = writeln!(
             t,
-            "    memory                 {:>10}",
-            fmt_bytes(g.memory_bytes)
+            "    memory                 {}",
+            size_cell(g.memory_bytes)
         );
         let _ = writeln!(
             t,
-            "    usable working set     {:>10}",
-            fmt_bytes(g.working_set_bytes)
+            "    usable working set     {}",
+            size_cell(g.working_set_bytes)
         );
         let _ = writeln!(
             t,
@@ -363,6 +363,13 @@ fn table(m: &Measurement) -> String {
         let _ = writeln!(t, "    {r}");
     }
     t
+}
+
+/// A size as the table's other values: the number right-aligned in 10 columns, then the unit.
+fn size_cell(bytes: u64) -> String {
+    let s = fmt_bytes(bytes);
+    let (number, unit) = s.split_once(' ').unwrap_or((&s, ""));
+    format!("{number:>10} {unit}")
 }
 
 /// The measured decode terms of one backend, when there are any.
