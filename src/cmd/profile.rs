@@ -287,11 +287,7 @@ fn table(m: &Measurement) -> String {
         t.push('\n');
     }
     let _ = writeln!(t, "  RAM");
-    let _ = writeln!(
-        t,
-        "    installed              {}",
-        size_cell(p.ram.bytes)
-    );
+    let _ = writeln!(t, "    installed              {}", size_cell(p.ram.bytes));
     let _ = writeln!(
         t,
         "    copy bandwidth         {:>10.1} GB/s",
