@@ -699,3 +699,43 @@ fn every_subcommands_help_has_an_example() {
         );
     }
 }
+
+#[test]
+fn plain_runs_take_llama_cpps_placement_flags_and_refuse_bad_ones_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tm.gguf");
+    let model = model.to_str().unwrap();
+    let synth = hypura(
+        dir.path(),
+        cache.path(),
+        &["synth", "--preset", "tiny-mixtral", "-o", model],
+    );
+    assert!(synth.status.success(), "{}", text(&synth.stderr));
+    let plain = [
+        "run", "--plain", "-m", model, "-p", "hi", "-n", "6", "--json",
+    ];
+    let reference = ids(&hypura(dir.path(), cache.path(), &plain));
+    // llama.cpp's -ngl, -ot and --n-cpu-moe, as llama-cli spells them (a CPU build computes
+    // everything on the CPU whatever they say: the same tokens).
+    let placed: Vec<&str> = plain
+        .iter()
+        .copied()
+        .chain(["-ngl", "0", "-ot", "exps=CPU", "--n-cpu-moe", "2"])
+        .collect();
+    assert_eq!(ids(&hypura(dir.path(), cache.path(), &placed)), reference);
+    for (bad, says) in [
+        ("exps=NOPE", "no device \"NOPE\""),
+        ("exps", "expected REGEX=DEVICE"),
+        ("(=CPU", "regular expression"),
+    ] {
+        let args: Vec<&str> = plain.iter().copied().chain(["-ot", bad]).collect();
+        let o = hypura(dir.path(), cache.path(), &args);
+        assert!(!o.status.success(), "-ot {bad}");
+        assert!(
+            text(&o.stderr).contains(says),
+            "-ot {bad}: {}",
+            text(&o.stderr)
+        );
+    }
+}

@@ -78,17 +78,20 @@ pub struct Args {
     /// Flash attention (`-fa`): on, off or auto (llama.cpp's choice, its default).
     #[arg(long, value_enum, default_value_t = FlashAttnChoice::Auto)]
     pub flash_attn: FlashAttnChoice,
-    /// llama.cpp's GPU layer count (`-ngl`): accepted, not used. The plan places every
-    /// tensor (`hypura solve`); a note says so.
-    #[arg(long = "n-gpu-layers", value_name = "N", hide_short_help = true)]
-    pub n_gpu_layers: Option<String>,
-    /// llama.cpp's tensor buffer overrides (`-ot`): accepted, not used, as -ngl.
-    #[arg(
-        long = "override-tensor",
-        value_name = "PATTERN=BUFT",
-        hide_short_help = true
-    )]
+    /// llama.cpp's GPU layer count (`-ngl`), for --plain runs; with a plan it is not used
+    /// (the plan places every tensor) and a note says so.
+    #[arg(long = "n-gpu-layers", value_name = "N", allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1..))]
+    pub n_gpu_layers: Option<i32>,
+    /// llama.cpp's tensor buffer overrides (`-ot REGEX=DEVICE`, DEVICE as llama.cpp names it:
+    /// CPU, CUDA0, ...), for --plain runs, in order; with a plan, noted and not used.
+    #[arg(long = "override-tensor", value_name = "REGEX=DEVICE")]
     pub override_tensor: Vec<String>,
+    /// llama.cpp's `--n-cpu-moe N`, for --plain runs: the routed experts of the first N layers
+    /// in host memory (after any -ot).
+    #[arg(long, value_name = "N", requires = "plain",
+          value_parser = range::int::<u32>(0..=range::MAX_LAYERS))]
+    pub n_cpu_moe: Option<u32>,
     /// Print JSON (token ids, text, timings, streaming counters) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -203,14 +206,16 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => None,
     };
-    if let Some(n) = &args.n_gpu_layers {
-        eprintln!(
-            "hypura run: -ngl {n} is not used: the plan places every tensor (GPU, RAM or NVMe; \
-             `hypura solve --explain` says why)"
-        );
-    }
-    for o in &args.override_tensor {
-        eprintln!("hypura run: -ot {o} is not used: the plan places every tensor");
+    if !args.plain {
+        if let Some(n) = &args.n_gpu_layers {
+            eprintln!(
+                "hypura run: -ngl {n} is not used: the plan places every tensor (GPU, RAM or \
+                 NVMe; `hypura solve --explain` says why)"
+            );
+        }
+        for o in &args.override_tensor {
+            eprintln!("hypura run: -ot {o} is not used: the plan places every tensor");
+        }
     }
     let prompt_text = prompt_text(&args)?;
     let (plan, plan_origin) = match (&args.plan, &args.model) {
@@ -617,6 +622,23 @@ fn run_plain(
     };
     if args.plain_load == Some(PlainLoad::Direct) {
         params.load_mode = runtime::LoadMode::DirectIo;
+    }
+    params.n_gpu_layers = args.n_gpu_layers;
+    for o in &args.override_tensor {
+        let Some((pattern, device)) = o
+            .rsplit_once('=')
+            .filter(|(p, d)| !p.is_empty() && !d.is_empty())
+        else {
+            bail!("-ot {o:?}: expected REGEX=DEVICE, e.g. exps=CPU");
+        };
+        params
+            .overrides
+            .push((pattern.to_string(), device.to_string()));
+    }
+    if let Some(n) = args.n_cpu_moe {
+        params
+            .overrides
+            .extend(runtime::model::n_cpu_moe_overrides(n));
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;

@@ -45,8 +45,7 @@ fn main() {
     let params = ModelParams {
         load_mode,
         use_extra_bufts: repack,
-        streamed: Vec::new(),
-        host: Vec::new(),
+        ..ModelParams::llama_defaults()
     };
     let model = Model::load(&path, &params).unwrap_or_else(|e| fail(&e.to_string()));
     let prompt = model

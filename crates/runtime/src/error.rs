@@ -11,6 +11,8 @@ pub enum Error {
     Context { n_ctx: u32, detail: String },
     #[error("cannot tokenize the prompt: {0}")]
     Tokenize(TokenizeError),
+    #[error("no device {name:?} to place tensors on; llama.cpp's backends have: {}", known.join(", "))]
+    UnknownDevice { name: String, known: Vec<String> },
     #[error("cannot format the chat: {0}")]
     ChatTemplate(String),
     #[error("the prompt is empty after tokenization")]

@@ -33,6 +33,12 @@ pub struct ModelParams {
     /// Regexes of tensors forced to llama.cpp's CPU buffer type: host memory, not a GPU's, and
     /// not repacked (the kernels a streamed tensor, which is in host memory too, runs with).
     pub host: Vec<String>,
+    /// llama.cpp's `-ot REGEX=BUFT` after the above: tensors whose names the regex matches go to
+    /// the buffer type of the device named (`CPU`, `CUDA0`, ...; case-insensitive); the first
+    /// matching pattern wins, as in llama.cpp.
+    pub overrides: Vec<(String, String)>,
+    /// llama.cpp's `-ngl` (None: its default, every layer on the GPU when there is one).
+    pub n_gpu_layers: Option<i32>,
 }
 
 impl ModelParams {
@@ -43,7 +49,40 @@ impl ModelParams {
             use_extra_bufts: true,
             streamed: Vec::new(),
             host: Vec::new(),
+            overrides: Vec::new(),
+            n_gpu_layers: None,
         }
+    }
+}
+
+/// llama.cpp's `--n-cpu-moe N` as `-ot` overrides: the routed-expert tensors of layers `0..n`
+/// in host memory (its `LLM_FFN_EXPS_REGEX` per layer).
+pub fn n_cpu_moe_overrides(n: u32) -> Vec<(String, String)> {
+    (0..n)
+        .map(|il| {
+            (
+                format!("blk\\.{il}\\.ffn_(up|down|gate|gate_up)_(ch|)exps"),
+                "CPU".to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The buffer type of the device llama.cpp's backends call `name` (case-insensitive), for an
+/// `-ot` override.
+fn device_buffer_type(name: &str) -> Result<sys::ggml_backend_buffer_type_t> {
+    if name.eq_ignore_ascii_case("cpu") {
+        // SAFETY: the CPU buffer type is a static singleton.
+        return Ok(unsafe { sys::ggml_backend_cpu_buffer_type() });
+    }
+    let names = backend::devices();
+    match names.iter().position(|d| d.eq_ignore_ascii_case(name)) {
+        // SAFETY: backends are initialised (devices() did); i is a valid device index.
+        Some(i) => Ok(unsafe { sys::ggml_backend_dev_buffer_type(sys::ggml_backend_dev_get(i)) }),
+        None => Err(Error::UnknownDevice {
+            name: name.to_string(),
+            known: names,
+        }),
     }
 }
 
@@ -120,6 +159,14 @@ impl Model {
             let c = CString::new(p.as_str())
                 .map_err(|_| load_err(format!(": tensor pattern {p:?} contains a NUL byte")))?;
             patterns.push((c, cpu));
+        }
+        for (p, device) in &params.overrides {
+            let c = CString::new(p.as_str())
+                .map_err(|_| load_err(format!(": tensor pattern {p:?} contains a NUL byte")))?;
+            patterns.push((c, device_buffer_type(device)?));
+        }
+        if let Some(n) = params.n_gpu_layers {
+            mp.n_gpu_layers = n;
         }
         let mut overrides: Vec<sys::llama_model_tensor_buft_override> = patterns
             .iter()

@@ -109,6 +109,7 @@ impl PlannedModel {
             use_extra_bufts: repack.unwrap_or(placement.repacks()),
             streamed: place_on::name_patterns(&nvme),
             host: place_on::name_patterns(&placement.host_names()),
+            ..ModelParams::llama_defaults()
         };
         let model = Model::load(path, &params)?;
         let got: BTreeSet<&str> = model.streamed().iter().map(|t| t.name.as_str()).collect();

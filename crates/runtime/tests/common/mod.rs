@@ -96,7 +96,7 @@ pub fn load_ours(path: &Path, streamed: &[String]) -> Model {
             load_mode: LoadMode::DirectIo,
             use_extra_bufts: false,
             streamed: runtime::placement::name_patterns(streamed),
-            host: Vec::new(),
+            ..ModelParams::llama_defaults()
         },
     )
     .unwrap()
