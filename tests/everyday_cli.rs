@@ -739,3 +739,110 @@ fn plain_runs_take_llama_cpps_placement_flags_and_refuse_bad_ones_by_name() {
         );
     }
 }
+
+/// Splits a line of POSIX shell words as `solve --emit llama-args` quotes them (bare words and
+/// single-quoted ones, `'\''` for a quote inside).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in line.trim().chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                    any = false;
+                }
+            }
+            c => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn emitted_llama_args_place_as_the_plan_and_llama_cpp_accepts_them() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let gemma = gemma.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let solved = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m1max",
+            "--model",
+            gemma,
+            "-o",
+            "plan.json",
+            "--emit",
+            "llama-args",
+        ],
+    );
+    assert!(solved.status.success(), "{}", text(&solved.stderr));
+    let args = shell_words(&text(&solved.stdout));
+    assert_eq!(args, ["-ngl", "999"], "gemma fits the M1 Max's GPU whole");
+    let prompt = ["-p", "The capital of France is", "-n", "12", "--json"];
+    let planned: Vec<&str> = ["run", "--plan", "plan.json"]
+        .into_iter()
+        .chain(prompt)
+        .collect();
+    let plain: Vec<&str> = ["run", "--plain", "-m", gemma]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .chain(prompt)
+        .collect();
+    assert_eq!(
+        ids(&hypura(dir.path(), cache.path(), &plain)),
+        ids(&hypura(dir.path(), cache.path(), &planned))
+    );
+
+    // A plan with experts in host memory and on NVMe: -ot patterns llama.cpp compiles, and
+    // what it cannot express said on stderr.
+    let moe = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m4",
+            "--model",
+            "mixtral-8x7b",
+            "--emit",
+            "llama-args",
+        ],
+    );
+    assert!(moe.status.success(), "{}", text(&moe.stderr));
+    let args = shell_words(&text(&moe.stdout));
+    assert!(args.iter().any(|a| a == "-ot"), "{args:?}");
+    let err = text(&moe.stderr);
+    assert!(
+        err.contains("cannot express") && err.contains("NVMe"),
+        "{err}"
+    );
+    let tiny = dir.path().join("tm.gguf");
+    let tiny = tiny.to_str().unwrap();
+    let synth = hypura(
+        dir.path(),
+        cache.path(),
+        &["synth", "--preset", "tiny-mixtral", "-o", tiny],
+    );
+    assert!(synth.status.success(), "{}", text(&synth.stderr));
+    let run: Vec<&str> = ["run", "--plain", "-m", tiny, "-p", "hi", "-n", "2"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let o = hypura(dir.path(), cache.path(), &run);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}

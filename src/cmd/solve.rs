@@ -52,6 +52,10 @@ pub struct Args {
     /// Explain the plan: capacities, what binds, where each group went, the solver's gap.
     #[arg(long)]
     pub explain: bool,
+    /// Also print `llama-args`: the `-ngl`/`-ot` arguments that make stock llama.cpp place
+    /// tensors as the plan does (stdout), and what llama.cpp cannot express (stderr).
+    #[arg(long, value_name = "WHAT", value_parser = ["llama-args"])]
+    pub emit: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -116,10 +120,28 @@ pub fn run(args: Args) -> Result<()> {
                 );
             }
         }
-    } else if args.output.is_none() {
+    } else if args.output.is_none() && args.emit.is_none() {
         print!("{}", solved.plan.to_json());
     }
+    if args.emit.is_some() {
+        let l = solved.plan.llama_args();
+        let quoted: Vec<String> = l.args.iter().map(|a| shell_quote(a)).collect();
+        println!("{}", quoted.join(" "));
+        for c in &l.cannot {
+            eprintln!("hypura solve: llama.cpp cannot express this: {c}");
+        }
+    }
     Ok(())
+}
+
+/// `arg` as one POSIX shell word: bare when it is plain, else single-quoted.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_=.,/:+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// A placement error with the options that fix it: a context whose KV cache and compute

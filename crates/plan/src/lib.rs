@@ -519,3 +519,99 @@ impl Plan {
 }
 
 pub use seeded::{fnv1a_hex, Fnv1a};
+
+/// Anchored regexes matching exactly `names`, compact: `blk.N.<rest>` names sharing `<rest>` become
+/// one pattern with the layer numbers as alternatives (llama.cpp compiles every pattern for every
+/// tensor it creates).
+pub fn name_patterns(names: &[String]) -> Vec<String> {
+    let mut by_rest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut others = Vec::new();
+    for n in names {
+        match n.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+            Some((layer, rest))
+                if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                by_rest.entry(rest).or_default().push(layer)
+            }
+            _ => others.push(format!("^{}$", escape(n))),
+        }
+    }
+    let mut out: Vec<String> = by_rest
+        .into_iter()
+        .map(|(rest, layers)| format!("^blk\\.({})\\.{}$", layers.join("|"), escape(rest)))
+        .collect();
+    out.extend(others);
+    out
+}
+
+/// Escapes everything but ASCII letters, digits and `_` for an ECMAScript regex.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        if !(c.is_ascii_alphanumeric() || c == '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Arguments that make stock llama.cpp place a plan's tensors as the plan does, where it can,
+/// and what it cannot express.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlamaArgs {
+    /// `-ngl 999` (every layer offloaded) with `-ot REGEX=CPU` for each group of host-memory
+    /// tensors; `-ngl 0` without a GPU.
+    pub args: Vec<String>,
+    /// What the plan does that these arguments do not, one sentence each.
+    pub cannot: Vec<String>,
+}
+
+impl Plan {
+    /// llama.cpp's `-ngl`/`-ot` for this plan: GPU-tier tensors on the GPU, the rest in host
+    /// memory. NVMe-tier tensors and merged expert tensors split across tiers have no llama.cpp
+    /// equivalent: they go to host memory and [`LlamaArgs::cannot`] says so.
+    pub fn llama_args(&self) -> LlamaArgs {
+        let mut host = Vec::new();
+        let (mut nvme, mut split) = (0usize, 0usize);
+        for (name, place) in &self.tensors {
+            match place {
+                TensorPlace::Gpu => {}
+                TensorPlace::Ram => host.push(name.clone()),
+                TensorPlace::Nvme => {
+                    nvme += 1;
+                    host.push(name.clone());
+                }
+                TensorPlace::Split { .. } => {
+                    split += 1;
+                    host.push(name.clone());
+                }
+            }
+        }
+        let mut cannot = Vec::new();
+        if nvme > 0 {
+            cannot.push(format!(
+                "{nvme} tensors the plan streams from NVMe stay in host memory: llama.cpp cannot \
+                 read them on demand (with its default mmap the OS pages them in and out)"
+            ));
+        }
+        if split > 0 {
+            cannot.push(format!(
+                "{split} merged expert tensors have their experts on several tiers: llama.cpp \
+                 places whole tensors, these in host memory"
+            ));
+        }
+        if self.capacities.gpu_bytes.is_none() {
+            return LlamaArgs {
+                args: vec!["-ngl".into(), "0".into()],
+                cannot,
+            };
+        }
+        let mut args = vec!["-ngl".to_string(), "999".to_string()];
+        for p in name_patterns(&host) {
+            args.push("-ot".into());
+            args.push(format!("{p}=CPU"));
+        }
+        LlamaArgs { args, cannot }
+    }
+}

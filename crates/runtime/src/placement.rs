@@ -125,41 +125,7 @@ pub fn reference_params(plan: &Plan, inv: &Inventory) -> Result<ModelParams> {
     })
 }
 
-/// Anchored regexes matching exactly `names`, compact: `blk.N.<rest>` names sharing `<rest>` become
-/// one pattern with the layer numbers as alternatives (llama.cpp compiles every pattern for every
-/// tensor it creates).
-pub fn name_patterns(names: &[String]) -> Vec<String> {
-    let mut by_rest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    let mut others = Vec::new();
-    for n in names {
-        match n.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
-            Some((layer, rest))
-                if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                by_rest.entry(rest).or_default().push(layer)
-            }
-            _ => others.push(format!("^{}$", escape(n))),
-        }
-    }
-    let mut out: Vec<String> = by_rest
-        .into_iter()
-        .map(|(rest, layers)| format!("^blk\\.({})\\.{}$", layers.join("|"), escape(rest)))
-        .collect();
-    out.extend(others);
-    out
-}
-
-/// Escapes everything but ASCII letters, digits and `_` for an ECMAScript regex.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if !(c.is_ascii_alphanumeric() || c == '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use plan::name_patterns;
 
 #[cfg(test)]
 mod tests {
