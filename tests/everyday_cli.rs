@@ -846,3 +846,23 @@ fn emitted_llama_args_place_as_the_plan_and_llama_cpp_accepts_them() {
     let o = hypura(dir.path(), cache.path(), &run);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+#[test]
+fn run_of_a_catalog_name_says_where_its_file_is_before_measuring_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let o = hypura(
+        dir.path(),
+        cache.path(),
+        &["run", "-m", "mixtral-8x7b:q5_k_m", "-p", "hi"],
+    );
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("catalog model")
+            && err.contains("huggingface.co")
+            && !err.contains("measuring"),
+        "{err}"
+    );
+    assert!(!cache.path().join("hypura").exists(), "profiled anyway");
+}

@@ -450,6 +450,12 @@ fn prompt_text(args: &Args) -> Result<String> {
 /// A plan for `model` solved now, on this machine's profile (measured quickly first if it never
 /// was), for the run's context (-c, else 4096 tokens).
 pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
+    // The model first: a missing file fails before the machine is measured.
+    let inv = match model::Inventory::from_gguf(model) {
+        Ok(inv) => inv,
+        Err(e) if !model.exists() => return Err(not_a_file(model, e.into())),
+        Err(e) => return Err(e.into()),
+    };
     let hw = match crate::machine::cached()? {
         Some(hw) => hw,
         None => {
@@ -467,7 +473,6 @@ pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
             hw::HwProfile::from_toml_str(&toml, &path.display().to_string())?
         }
     };
-    let inv = model::Inventory::from_gguf(model)?;
     let opts = place::SolveOptions {
         headroom: place::Headroom {
             ctx: ctx.map_or(4096, u64::from),
@@ -487,6 +492,28 @@ pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
         solved.plan.prediction.tok_per_s
     );
     Ok(solved.plan)
+}
+
+/// A model path that is no file: a catalog name gets where its GGUF is published.
+fn not_a_file(model: &Path, e: anyhow::Error) -> anyhow::Error {
+    let name = model.to_string_lossy();
+    let Ok(inv) = model::catalog::lookup(&name) else {
+        return e;
+    };
+    let published = match &inv.source {
+        model::Source::Catalog { name, .. } => name
+            .split_once(':')
+            .and_then(|(m, q)| {
+                let m = model::catalog::model(m)?;
+                m.published(model::catalog::Preset::from_name(q)?)
+            })
+            .map(|p| p.url),
+        _ => None,
+    };
+    anyhow::anyhow!(
+        "{name} is a catalog model, not a file here: running needs its GGUF{}; pass that file's path",
+        published.map_or(String::new(), |u| format!(" (published at {u})"))
+    )
 }
 
 /// Generated text: echoed to stdout as tokens come (after the prompt) when `show`, and kept.
