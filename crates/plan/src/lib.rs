@@ -615,3 +615,74 @@ impl Plan {
         LlamaArgs { args, cannot }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn patterns_group_layers_and_escape_dots() {
+        let names: Vec<String> = [
+            "blk.0.ffn_up.weight",
+            "blk.12.ffn_up.weight",
+            "blk.3.ffn_down.weight",
+            "output.weight",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            name_patterns(&names),
+            vec![
+                r"^blk\.(3)\.ffn_down\.weight$".to_string(),
+                r"^blk\.(0|12)\.ffn_up\.weight$".to_string(),
+                r"^output\.weight$".to_string(),
+            ]
+        );
+    }
+
+    /// Tensor names of a small model, odd characters included.
+    fn universe() -> Vec<String> {
+        let mut names = vec![
+            "token_embd.weight".to_string(),
+            "output.weight".to_string(),
+            "output_norm.weight".to_string(),
+            "odd-name+(1).w".to_string(),
+            "blk.x.ffn_up.weight".to_string(),
+        ];
+        for l in [0, 1, 2, 10, 11, 12, 21] {
+            for t in [
+                "attn_q.weight",
+                "ffn_up.weight",
+                "ffn_up_exps.weight",
+                "ffn_down.weight",
+            ] {
+                names.push(format!("blk.{l}.{t}"));
+            }
+        }
+        names
+    }
+
+    proptest! {
+        /// The patterns, read by an independent regex engine (searched in the name, as
+        /// llama.cpp does), match exactly the chosen names among all the model's.
+        #[test]
+        fn patterns_match_exactly_the_chosen_names(chosen in proptest::collection::vec(any::<bool>(), 33)) {
+            let all = universe();
+            let picked: Vec<String> = all
+                .iter()
+                .zip(&chosen)
+                .filter(|(_, &c)| c)
+                .map(|(n, _)| n.clone())
+                .collect();
+            let res: Vec<regex::Regex> = name_patterns(&picked)
+                .iter()
+                .map(|p| regex::Regex::new(p).unwrap())
+                .collect();
+            for n in &all {
+                prop_assert_eq!(res.iter().any(|r| r.is_match(n)), picked.contains(n), "{}", n);
+            }
+        }
+    }
+}

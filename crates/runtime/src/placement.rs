@@ -126,29 +126,3 @@ pub fn reference_params(plan: &Plan, inv: &Inventory) -> Result<ModelParams> {
 }
 
 pub use plan::name_patterns;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn patterns_group_layers_and_escape_dots() {
-        let names: Vec<String> = [
-            "blk.0.ffn_up.weight",
-            "blk.12.ffn_up.weight",
-            "blk.3.ffn_down.weight",
-            "output.weight",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            name_patterns(&names),
-            vec![
-                r"^blk\.(3)\.ffn_down\.weight$".to_string(),
-                r"^blk\.(0|12)\.ffn_up\.weight$".to_string(),
-                r"^output\.weight$".to_string(),
-            ]
-        );
-    }
-}
