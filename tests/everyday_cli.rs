@@ -866,3 +866,37 @@ fn run_of_a_catalog_name_says_where_its_file_is_before_measuring_anything() {
     );
     assert!(!cache.path().join("hypura").exists(), "profiled anyway");
 }
+
+#[test]
+fn a_plan_whose_embedded_profile_toml_cannot_hold_is_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let solved = hypura(
+        dir.path(),
+        cache.path(),
+        &[
+            "solve",
+            "--hw",
+            "m4",
+            "--model",
+            "mixtral-8x7b",
+            "-o",
+            "plan.json",
+        ],
+    );
+    assert!(solved.status.success(), "{}", text(&solved.stderr));
+    let path = dir.path().join("plan.json");
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // JSON holds a u64 that no TOML profile can (its integers are i64).
+    plan["inputs"]["profile"]["ram"]["bytes"] = serde_json::json!(u64::MAX);
+    std::fs::write(&path, plan.to_string()).unwrap();
+    let o = hypura(
+        dir.path(),
+        cache.path(),
+        &["sim", "--plan", "plan.json", "--tokens", "4"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("inputs.profile.ram.bytes"), "{err}");
+}

@@ -149,6 +149,12 @@ fn validate_storage(s: &StorageProfile) -> Check {
     }
     let mut seen = BTreeSet::new();
     for (i, pt) in s.read_curve.iter().enumerate() {
+        if pt.block_bytes > i64::MAX as u64 {
+            return fail(
+                &format!("storage.read_curve[{i}].block_bytes"),
+                format!("{} is more than a profile holds (2^63 - 1)", pt.block_bytes),
+            );
+        }
         if pt.block_bytes == 0 {
             return fail(
                 &format!("storage.read_curve[{i}].block_bytes"),
@@ -199,10 +205,13 @@ fn positive(key: &str, v: f64) -> Check {
 }
 
 fn positive_bytes(key: &str, v: u64) -> Check {
-    if v > 0 {
-        Ok(())
-    } else {
+    if v == 0 {
         fail(key, "must be positive")
+    } else if v > i64::MAX as u64 {
+        // TOML integers are i64: a profile read from JSON (a plan's) could hold more.
+        fail(key, format!("{v} is more than a profile holds (2^63 - 1)"))
+    } else {
+        Ok(())
     }
 }
 
