@@ -4,6 +4,7 @@ mod choice;
 mod cmd;
 mod interrupt;
 mod machine;
+mod models;
 mod progress;
 mod range;
 mod table;
@@ -66,6 +67,12 @@ enum Command {
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  hypura man > ~/.local/share/man/man1/hypura.1")]
     Man,
+    /// Download a model's published GGUF into the Hugging Face cache (resumable, sha256-checked);
+    /// `run`, `chat`, `solve` and `inspect` then find it by name.
+    #[command(
+        after_help = "Examples:\n  hypura pull gemma-3-270m\n  hypura pull mixtral-8x7b:q5_k_m && hypura run -m mixtral-8x7b:q5_k_m -p hi\n  hypura pull hf.co/bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M\n\nHF_ENDPOINT, HF_TOKEN and HF_HUB_CACHE mean what they mean to huggingface_hub."
+    )]
+    Pull(cmd::pull::Args),
     /// List what can be named instead of a file: catalog models, shipped hardware profiles,
     /// synth presets.
     #[command(after_help = "Examples:\n  hypura list profiles\n  hypura list models")]
@@ -132,7 +139,7 @@ fn main() {
         println!("hypura {}", long_version());
         return;
     }
-    let cli = Cli::parse_from(llama_flags(std::env::args_os()));
+    let cli = Cli::parse_from(interactive_run(llama_flags(std::env::args_os())));
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Profile(a) => cmd::profile::run(a),
@@ -142,6 +149,7 @@ fn main() {
         Command::Plot(a) => cmd::plot::run(a),
         Command::Tune(a) => cmd::tune::run(a),
         Command::List(a) => cmd::list::run(a),
+        Command::Pull(a) => cmd::pull::run(a),
         Command::Completions(a) => cmd::shell::completions(a),
         Command::Man => cmd::shell::man(),
         Command::Synth(a) => cmd::synth::run(a),
@@ -223,6 +231,40 @@ fn llama_flags(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::
             }
         };
         out.push(long.into());
+    }
+    out
+}
+
+/// `run -i` (llama-cli's `-i`, `-cnv`, `--interactive`, `--conversation`) is `chat` with the
+/// same flags, `-p` being the system message as in llama-cli's conversation mode.
+fn interactive_run(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let asks = |a: &std::ffi::OsString| {
+        matches!(
+            a.to_str(),
+            Some("-i" | "--interactive" | "-cnv" | "--conversation")
+        )
+    };
+    if args.get(1).is_none_or(|a| a != "run") || !args[..end].iter().any(asks) {
+        return args;
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for (k, a) in args.into_iter().enumerate() {
+        if k == 1 {
+            out.push("chat".into());
+        } else if k < end && asks(&a) {
+            continue;
+        } else if k < end && (a == "-p" || a == "--prompt") {
+            out.push("--system".into());
+        } else if let Some(text) = a
+            .to_str()
+            .and_then(|t| t.strip_prefix("--prompt="))
+            .filter(|_| k < end)
+        {
+            out.push(format!("--system={text}").into());
+        } else {
+            out.push(a);
+        }
     }
     out
 }

@@ -1,6 +1,8 @@
 //! The everyday CLI from a directory outside the repository: shipped profiles by name, this
 //! machine's profile kept by `hypura profile` and used when --hw is not given, `hypura list`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,6 +13,8 @@ fn repo() -> PathBuf {
 /// `hypura` run in `cwd` with `cache` as the user's cache directory.
 fn hypura(cwd: &Path, cache: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hypura"))
+        // Catalog names mean the catalog here, never a model this machine pulled.
+        .env("HF_HUB_CACHE", "/nonexistent/hypura-tests/hub")
         .current_dir(cwd)
         .env("XDG_CACHE_HOME", cache)
         .args(args)
@@ -292,6 +296,8 @@ fn a_plan_carries_its_model_path_and_profile_so_it_applies_from_anywhere() {
 fn hypura_stdin(cwd: &Path, cache: &Path, args: &[&str], stdin: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        // Catalog names mean the catalog here, never a model this machine pulled.
+        .env("HF_HUB_CACHE", "/nonexistent/hypura-tests/hub")
         .current_dir(cwd)
         .env("XDG_CACHE_HOME", cache)
         .args(args)
@@ -312,13 +318,7 @@ fn hypura_stdin(cwd: &Path, cache: &Path, args: &[&str], stdin: &str) -> Output 
 /// Greedy token ids of a `run --json`.
 fn ids(o: &Output) -> Vec<i64> {
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_i64().unwrap())
-        .collect()
+    common::json_tokens(&text(&o.stdout))
 }
 
 #[test]
@@ -640,6 +640,24 @@ fn chat_formats_turns_with_the_template_and_its_reply_is_llama_cpps() {
     assert!(plain.status.success(), "{}", text(&plain.stderr));
     let v: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert_eq!(reply, v["text"].as_str().unwrap());
+
+    // `run -i` (llama-cli's flag; -cnv alike) is the same conversation; -p is the system message.
+    for flag in ["-i", "-cnv"] {
+        let with = |cmd: &[&str]| {
+            hypura_stdin(
+                dir.path(),
+                cache.path(),
+                cmd,
+                &format!("{question}\n/exit\n"),
+            )
+        };
+        let same = ["--plan", "plan.json", "--temp", "0", "-n", "16"];
+        let run = with(&[&["run", flag][..], &same, &["-p", "Be brief."]].concat());
+        let chat = with(&[&["chat"][..], &same, &["--system", "Be brief."]].concat());
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        assert!(chat.status.success(), "{}", text(&chat.stderr));
+        assert_eq!(text(&run.stdout), text(&chat.stdout), "{flag}");
+    }
 }
 
 #[cfg(unix)]
@@ -859,7 +877,8 @@ fn run_of_a_catalog_name_says_where_its_file_is_before_measuring_anything() {
     assert!(!o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("catalog model")
+        err.contains("not downloaded")
+            && err.contains("hypura pull mixtral-8x7b:q5_k_m")
             && err.contains("huggingface.co")
             && !err.contains("measuring"),
         "{err}"

@@ -2,9 +2,11 @@
 //! sources: every file of the manifest arrives with the bytes of the real data, a second run
 //! fetches nothing, and a served file that is not the manifest's is refused by name.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use common::PyServer;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// (sha256, path under the data directory, source path on the server) of every manifest line.
 fn manifest() -> Vec<(String, String, String)> {
@@ -20,47 +22,16 @@ fn manifest() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// `python3 -m http.server` on a free loopback port serving `root`; killed on drop.
-struct Server(Child, u16);
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
-            .current_dir(root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
-        let port = line
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server(child, port)
-    }
+/// `python3 -m http.server` on a free loopback port serving `root`.
+fn serve(root: &Path) -> PyServer {
+    let args = ["-m", "http.server", "0", "--bind", "127.0.0.1"].map(std::ffi::OsStr::new);
+    PyServer::start(root, &args)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn fetch(server: &Server, dest: &Path) -> std::process::Output {
+fn fetch(server: &PyServer, dest: &Path) -> std::process::Output {
     Command::new(testkit::repo_root().join("scripts/fetch-test-data"))
         .arg(dest)
-        .env(
-            "HYPURA_TEST_DATA_URL",
-            format!("http://127.0.0.1:{}", server.1),
-        )
+        .env("HYPURA_TEST_DATA_URL", server.url())
         .output()
         .unwrap()
 }
@@ -83,7 +54,7 @@ fn fetched_traces_are_the_real_ones_and_a_wrong_file_is_refused() {
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(testkit::shared_data(path), &to).unwrap();
     }
-    let server = Server::start(served.path());
+    let server = serve(served.path());
     let dest = tempfile::tempdir().unwrap();
     let first = fetch(&server, dest.path());
     assert!(first.status.success(), "{}", text(&first.stderr));

@@ -381,6 +381,8 @@ fn causes_are_printed_once() {
 fn output_into_a_closed_pipe_ends_quietly() {
     // `solve` without -o prints the plan (tens of KB) to stdout.
     let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        // Catalog names mean the catalog here, never a model this machine pulled.
+        .env("HF_HUB_CACHE", "/nonexistent/hypura-tests/hub")
         .args([
             "solve",
             "--hw",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{hypura, hypura_plain, hypura_run, synth};
+use common::{hypura, hypura_plain, hypura_run, json_tokens, synth};
 use runtime::page_cache::{cached_bytes, cached_inside, cached_pages, drop_cached};
 use std::fs::File;
 use std::path::Path;
@@ -143,17 +143,6 @@ fn streamed_run_stays_within_the_plan_budget_and_out_of_the_page_cache() {
         .map(|t| cached_inside(&cached, t.offset.unwrap(), t.bytes).0)
         .sum();
     assert_eq!(streamed_cached, 0, "pages of NVMe-tier tensors are cached");
-}
-
-/// The greedy token ids of a `--json` run.
-fn json_tokens(out: &str) -> Vec<i64> {
-    let v: serde_json::Value = serde_json::from_str(out).unwrap();
-    v["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_i64().unwrap())
-        .collect()
 }
 
 #[test]

@@ -53,6 +53,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let model_path = args.model_arg.clone().or_else(|| args.model.clone());
+    let model_path = model_path
+        .map(|m| crate::models::locate_path(&m))
+        .transpose()?;
+    if let Some(m) = model_path.as_deref().filter(|m| !m.exists()) {
+        return Err(super::run::not_a_file(
+            m,
+            anyhow::anyhow!("no such file: {}", m.display()),
+        ));
+    }
     let plan = match (&args.plan, &model_path) {
         (Some(p), _) => super::load_plan(p)?,
         (None, Some(m)) => solve_now(m, args.ctx)?,

@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let inv = model::load_model(&args.model)?;
+    let inv = model::load_model(&crate::models::locate(&args.model)?)?;
     let summary = Summary::of(&inv);
     if args.json {
         let mut v = serde_json::to_value(&summary)?;

@@ -72,6 +72,7 @@ pub mod inspect;
 pub mod list;
 pub mod plot;
 pub mod profile;
+pub mod pull;
 #[cfg(feature = "runtime")]
 pub mod run;
 pub mod shell;

@@ -53,6 +53,10 @@ pub struct Args {
     /// Generate all -n tokens, past end-of-generation tokens (for timing a fixed length).
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Talk with the model instead (also `-cnv`, `--conversation`): `hypura chat` with these
+    /// flags, -p being the system message (as llama-cli's conversation mode).
+    #[arg(short = 'i', long, visible_alias = "conversation")]
+    pub interactive: bool,
     /// Sampling temperature, 0..=100; 0 is greedy (hypura's default, for reproducible
     /// output; llama-cli's is 0.8).
     #[arg(long, default_value_t = 0.0, value_parser = range::float32(0.0, 100.0))]
@@ -181,7 +185,21 @@ impl SamplingFlags {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
+    if args.interactive {
+        // main turns `run -i` into `chat` before parsing; reaching here means it could not.
+        bail!("-i is `hypura chat`: pass the same model and flags to `hypura chat`");
+    }
+    args.model = args
+        .model
+        .map(|m| crate::models::locate_path(&m))
+        .transpose()?;
+    if let Some(m) = args.model.as_deref().filter(|m| !m.exists()) {
+        return Err(not_a_file(
+            m,
+            anyhow::anyhow!("no such file: {}", m.display()),
+        ));
+    }
     if let Some(path) = &args.metrics {
         // Refuse before the (slow) load and decode, not after.
         metrics::RecordsFormat::from_path(path)?;
@@ -494,26 +512,18 @@ pub fn solve_now(model: &Path, ctx: Option<u32>) -> Result<Plan> {
     Ok(solved.plan)
 }
 
-/// A model path that is no file: a catalog name gets where its GGUF is published.
-fn not_a_file(model: &Path, e: anyhow::Error) -> anyhow::Error {
+/// A model path that is no file: a catalog or hub name gets how to download its GGUF.
+pub fn not_a_file(model: &Path, e: anyhow::Error) -> anyhow::Error {
     let name = model.to_string_lossy();
-    let Ok(inv) = model::catalog::lookup(&name) else {
-        return e;
-    };
-    let published = match &inv.source {
-        model::Source::Catalog { name, .. } => name
-            .split_once(':')
-            .and_then(|(m, q)| {
-                let m = model::catalog::model(m)?;
-                m.published(model::catalog::Preset::from_name(q)?)
-            })
-            .map(|p| p.url),
-        _ => None,
-    };
-    anyhow::anyhow!(
-        "{name} is a catalog model, not a file here: running needs its GGUF{}; pass that file's path",
-        published.map_or(String::new(), |u| format!(" (published at {u})"))
-    )
+    match crate::models::hub_model(&name) {
+        Ok(Some(m)) => anyhow::anyhow!(
+            "{} names a GGUF that is not downloaded: `hypura pull {name}` fetches it ({}) into the Hugging Face cache; or pass a GGUF file's path",
+            m.name,
+            m.page
+        ),
+        Err(why) => why.context(format!("{name} is a catalog model, not a file here")),
+        Ok(None) => e,
+    }
 }
 
 /// Generated text: echoed to stdout as tokens come (after the prompt) when `show`, and kept.

@@ -139,6 +139,7 @@ pub fn run(args: Args) -> Result<()> {
             DEFAULT_MODEL.to_string()
         }
     };
+    let model = crate::models::locate(&model)?;
     let inv = model::load_model(&model).with_context(|| match (&args.model, &args.plan) {
         (None, Some(plan)) => format!(
             "{}: the plan's model {model:?} is neither next to the plan, in the current \

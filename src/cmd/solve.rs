@@ -63,7 +63,7 @@ pub fn run(args: Args) -> Result<()> {
         super::refuse_existing(out, args.force, "-o")?;
     }
     let hw = crate::machine::resolve(args.hw.as_deref())?;
-    let inv = model::load_model(&args.model)?;
+    let inv = model::load_model(&crate::models::locate(&args.model)?)?;
     let trace = match &args.trace {
         Some(p) => Some(traces::load(p)?),
         None => None,

@@ -149,6 +149,7 @@ pub fn setup(
     plan: Option<plan::Plan>,
     why: &str,
 ) -> Result<Setup> {
+    let model = &crate::models::locate(model)?;
     let inventory = model::load_model(model).with_context(|| format!("model {model}"))?;
     if !inventory.arch.is_moe() {
         bail!(

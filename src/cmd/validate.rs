@@ -64,7 +64,8 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(mut args: Args) -> Result<()> {
+    args.model = crate::models::locate_path(&args.model)?;
     let points = grid::parse(&args.grid).with_context(|| format!("--grid {:?}", args.grid))?;
     if let Some(dir) = &args.output {
         super::refuse_existing_dir(dir, args.force, "-o")?;

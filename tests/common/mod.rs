@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 /// Runs the built `hypura` with `args`: (success, stdout, stderr).
 pub fn hypura(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        // Catalog names mean the catalog here, never a model this machine pulled.
+        .env("HF_HUB_CACHE", "/nonexistent/hypura-tests/hub")
         .args(args)
         .output()
         .unwrap();
@@ -22,6 +24,8 @@ pub fn hypura(args: &[&str]) -> (bool, String, String) {
 #[allow(dead_code)]
 pub fn hypura_within(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hypura"))
+        // Catalog names mean the catalog here, never a model this machine pulled.
+        .env("HF_HUB_CACHE", "/nonexistent/hypura-tests/hub")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -193,4 +197,62 @@ pub fn python_has(modules: &[&str]) -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     })
+}
+
+/// The token ids of a `hypura run --json` (or `run --plain --json`) output.
+#[allow(dead_code)]
+pub fn json_tokens(stdout: &str) -> Vec<i64> {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    v["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect()
+}
+
+/// A Python HTTP server on a loopback port (the word after "port" in its first line of
+/// output); killed on drop.
+#[allow(dead_code)]
+pub struct PyServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+#[allow(dead_code)]
+impl PyServer {
+    /// `python3 -u ARGS` in `cwd`.
+    pub fn start(cwd: &Path, args: &[&std::ffi::OsStr]) -> PyServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg("-u")
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        PyServer { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -2,10 +2,12 @@
 //! hyperparameters ([`shapes`]) and llama.cpp's quantization recipe ([`recipe`]).
 
 pub mod models;
+pub mod on_hub;
 pub mod recipe;
 pub mod shapes;
 
 pub use models::{Model, Published, MODELS};
+pub use on_hub::{pick_gguf, HubLocation, PickError, Within};
 pub use recipe::Preset;
 pub use shapes::{arch_metadata, tensor_shapes, ArchSpec, TensorShape};
 
@@ -112,6 +114,12 @@ pub fn model(name: &str) -> Option<&'static Model> {
 /// Builds the inventory for `model[:quant]` (e.g. `mixtral-8x7b:q5_k_m`; without a quant, the
 /// model's default). Unknown names get the list of known ones and the closest match.
 pub fn lookup(spec: &str) -> Result<Inventory, CatalogError> {
+    let (m, preset) = resolve(spec)?;
+    build(m, preset)
+}
+
+/// The model and quantization `model[:quant]` names, as [`lookup`] reads it.
+pub fn resolve(spec: &str) -> Result<(&'static Model, Preset), CatalogError> {
     let (name, quant) = match spec.split_once(':') {
         Some((n, q)) => (n.trim(), Some(q.trim())),
         None => (spec.trim(), None),
@@ -131,7 +139,7 @@ pub fn lookup(spec: &str) -> Result<Inventory, CatalogError> {
                 available: m.presets.iter().map(|p| p.name().to_string()).collect(),
             })?,
     };
-    build(m, preset)
+    Ok((m, preset))
 }
 
 /// The inventory of `m` quantized with `preset`.
