@@ -270,21 +270,21 @@ fn table(m: &Measurement) -> String {
     blocks.dedup();
     depths.sort_unstable();
     depths.dedup();
-    let _ = write!(t, "    random read GB/s  {:>9}", "block");
-    for d in &depths {
-        let _ = write!(t, " {:>7}", format!("QD{d}"));
-    }
-    t.push('\n');
+    let _ = writeln!(t, "    random read (GB/s by block size and queue depth)");
+    let mut grid = crate::table::Table::new(
+        std::iter::once("block".to_string()).chain(depths.iter().map(|d| format!("QD{d}"))),
+    );
     for b in &blocks {
-        let _ = write!(
-            t,
-            "                      {:>9}",
-            fmt_bytes(*b).replace(".00 ", " ")
+        grid.row(
+            std::iter::once(fmt_bytes(*b).replace(".00 ", " ")).chain(
+                depths
+                    .iter()
+                    .map(|d| format!("{:.3}", p.storage.read_gbps(*b, *d))),
+            ),
         );
-        for d in &depths {
-            let _ = write!(t, " {:>7.3}", p.storage.read_gbps(*b, *d));
-        }
-        t.push('\n');
+    }
+    for line in grid.render().lines() {
+        let _ = writeln!(t, "      {line}");
     }
     let _ = writeln!(t, "  RAM");
     let _ = writeln!(t, "    installed              {}", size_cell(p.ram.bytes));

@@ -235,28 +235,24 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn print_fit(r: &traces::synth::FitReport) {
-    println!(
-        "{:>5} {:>15} {:>15} {:>15} {:>15}",
-        "layer", "entropy", "prev reuse", "first use", "adjacent MI"
-    );
-    println!(
-        "{:>5} {:>15} {:>15} {:>15} {:>15}",
-        "", "real / synth", "real / synth", "real / synth", "real / synth"
-    );
-    for (t, a) in r.target.iter().zip(&r.achieved) {
-        println!(
-            "{:>5} {:>7.4}/{:<7.4} {:>7.4}/{:<7.4} {:>7.4}/{:<7.4} {:>7.4}/{:<7.4}",
-            t.layer,
-            t.entropy_norm,
-            a.entropy_norm,
-            t.prev_token_reuse,
-            a.prev_token_reuse,
-            t.first_use_share,
-            a.first_use_share,
-            t.affinity_mi_bits,
-            a.affinity_mi_bits
-        );
+    let mut t = crate::table::Table::new([
+        "layer",
+        "entropy real/synth",
+        "prev reuse real/synth",
+        "first use real/synth",
+        "adjacent MI real/synth",
+    ]);
+    let pair = |real: f64, synth: f64| format!("{real:.4}/{synth:.4}");
+    for (want, got) in r.target.iter().zip(&r.achieved) {
+        t.row([
+            want.layer.to_string(),
+            pair(want.entropy_norm, got.entropy_norm),
+            pair(want.prev_token_reuse, got.prev_token_reuse),
+            pair(want.first_use_share, got.first_use_share),
+            pair(want.affinity_mi_bits, got.affinity_mi_bits),
+        ]);
     }
+    print!("{}", t.render());
     let (real, syn) = r.working_set;
     println!(
         "working set of {} tokens (share of experts): real {real:.4}, synthetic {syn:.4}",
