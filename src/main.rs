@@ -100,6 +100,13 @@ enum Command {
         after_help = "Examples:\n  hypura chat model.gguf\n  hypura chat --plan plan.json --system \"You are terse.\""
     )]
     Chat(cmd::chat::Args),
+    /// Serve a model over the Ollama (/api) and OpenAI (/v1) APIs, on its plan: one generation
+    /// at a time, requests queued in arrival order; Prometheus metrics at /metrics.
+    #[cfg(feature = "runtime")]
+    #[command(
+        after_help = "Examples:\n  hypura serve gemma-3-270m                 # after hypura pull gemma-3-270m\n  hypura serve --plan plan.json --port 8080\n  curl http://127.0.0.1:11434/api/generate -d '{\"model\": \"gemma-3-270m\", \"prompt\": \"Hi\"}'"
+    )]
+    Serve(cmd::serve::Args),
     /// Predicted against measured: solve, simulate and run each point of a grid; compare.
     #[cfg(feature = "runtime")]
     #[command(
@@ -160,6 +167,8 @@ fn main() {
         Command::Chat(a) => cmd::chat::run(a),
         #[cfg(feature = "runtime")]
         Command::Validate(a) => cmd::validate::run(a),
+        #[cfg(feature = "runtime")]
+        Command::Serve(a) => cmd::serve::run(a),
         #[cfg(not(feature = "runtime"))]
         Command::Run { .. } => Err(anyhow::anyhow!(
             "this hypura was built without llama.cpp (cargo build --no-default-features); \

@@ -7,7 +7,7 @@ use super::run::{default_model, physical_or, solve_now, SamplingFlags, TextOut};
 use crate::interrupt::{REPLYING, STOP};
 use crate::range;
 use anyhow::{bail, Context as _, Result};
-use runtime::chat::{apply_template, Message};
+use runtime::chat::{apply_template, fallback_template, Message};
 use runtime::{MoeOptions, PlannedModel};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -161,13 +161,5 @@ pub fn run(args: Args) -> Result<()> {
             content: reply,
         });
         held = apply_template(&template, &messages, false)?.len();
-    }
-}
-
-/// The built-in template for an architecture without one in its GGUF.
-fn fallback_template(arch: &str) -> &'static str {
-    match arch {
-        "gemma" | "gemma2" | "gemma3" => "gemma",
-        _ => "chatml",
     }
 }

@@ -75,6 +75,8 @@ pub mod profile;
 pub mod pull;
 #[cfg(feature = "runtime")]
 pub mod run;
+#[cfg(feature = "runtime")]
+pub mod serve;
 pub mod shell;
 pub mod sim;
 pub mod solve;

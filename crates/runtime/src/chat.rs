@@ -28,6 +28,15 @@ impl Model {
     }
 }
 
+/// The built-in template for an architecture whose GGUF carries none: Gemma's for gemma, else
+/// chatml.
+pub fn fallback_template(arch: &str) -> &'static str {
+    match arch {
+        "gemma" | "gemma2" | "gemma3" => "gemma",
+        _ => "chatml",
+    }
+}
+
 /// `messages` formatted with `template` (a Jinja template llama.cpp recognises, or a built-in
 /// template's name), ending with the assistant's turn opened when `open_reply`.
 pub fn apply_template(template: &str, messages: &[Message], open_reply: bool) -> Result<String> {

@@ -263,6 +263,16 @@ impl<'m> Context<'m> {
         r
     }
 
+    /// Forgets every decoded token: the next [`Context::generate`] starts a new sequence (a
+    /// server's next request). Streamed weights and the expert cache stay as they are.
+    pub fn clear(&mut self) {
+        // SAFETY: the context is live; clearing its memory leaves it empty for the next batch.
+        unsafe {
+            sys::llama_synchronize(self.raw.as_ptr());
+            sys::llama_memory_clear(sys::llama_get_memory(self.raw.as_ptr()), true);
+        }
+    }
+
     /// Tokens the context holds from earlier calls (0 for a new one).
     pub fn used_tokens(&self) -> usize {
         // SAFETY: the context is live; sequence 0 is the one generate decodes into.
