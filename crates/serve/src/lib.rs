@@ -277,7 +277,7 @@ pub(crate) fn stream_body(
     content_type: &'static str,
     first: engine::Event,
     rx: tokio::sync::mpsc::Receiver<engine::Event>,
-    mut render: impl FnMut(engine::Event) -> String + Send + 'static,
+    render: impl FnMut(engine::Event) -> String + Send + 'static,
     tail: Option<String>,
 ) -> Response {
     use tokio_stream::StreamExt;
