@@ -215,3 +215,112 @@ fn ollama_and_openai_clients_get_plain_llama_cpps_greedy_text_and_the_apis_error
     assert!(v["metrics_tokens"].as_f64().unwrap() > 0.0);
     drop(server);
 }
+
+/// GET `url` (loopback, no keep-alive): the body.
+fn get(url: &str) -> String {
+    py(&format!(
+        "import urllib.request; print(urllib.request.urlopen({url:?}, timeout=60).read().decode())"
+    ))
+}
+
+/// Runs python3 on `code`; its stdout.
+fn py(code: &str) -> String {
+    let out = Command::new("python3").args(["-c", code]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn a_moe_whose_experts_stream_serves_run_s_tokens_and_reports_its_expert_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mixtral.gguf");
+    common::synth(
+        &model,
+        &[
+            "--preset",
+            "tiny-mixtral",
+            "--type",
+            "f16",
+            "--ff",
+            "500",
+            "--expert-ff",
+            "500",
+            "--vocab",
+            "300",
+        ],
+    );
+    // Every expert tensor on NVMe, streamed through an LRU cache of 3 experts per layer.
+    let plan = common::solve(&model, dir.path());
+    let inv = model::Inventory::from_gguf(&model).unwrap();
+    let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
+    let exps: Vec<&model::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.expert_stride.is_some())
+        .collect();
+    let streamed = common::stream_from_nvme(&plan, &exps, 0);
+    let mut p = plan::Plan::load(&streamed).unwrap();
+    p.expert_cache.bytes = 3 * 3 * stride;
+    p.expert_cache.policy = "lru".into();
+    std::fs::write(&streamed, p.to_json()).unwrap();
+    let (plan_s, model_s) = (streamed.to_str().unwrap(), model.to_str().unwrap());
+
+    let (prompt, n) = ("Experts stream", 8);
+    let (ok, out, err) = common::hypura(&[
+        "run",
+        "--plan",
+        plan_s,
+        "-m",
+        model_s,
+        "-p",
+        prompt,
+        "-n",
+        "8",
+        "--threads",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let ran: serde_json::Value = serde_json::from_str(&out).unwrap();
+
+    let server = Server::start(dir.path(), &["--plan", plan_s, "-m", model_s, "-t", "2"]);
+    let reply = py(&format!(
+        "import json, ollama\n\
+         r = ollama.Client(host={:?}).generate(model='mixtral', prompt={prompt:?}, raw=True, \
+         options={{'temperature': 0, 'repeat_penalty': 1, 'num_predict': {n}}})\n\
+         print(json.dumps(r.context))",
+        server.url
+    ));
+    // Prompt and generated ids, as run reports them (an end-of-generation token not included).
+    let ids: Vec<i64> = serde_json::from_str(reply.trim()).unwrap();
+    let mut want = ran["prompt_tokens"].as_array().unwrap().clone();
+    want.extend(ran["tokens"].as_array().unwrap().iter().cloned());
+    let want: Vec<i64> = want.iter().map(|t| t.as_i64().unwrap()).collect();
+    assert_eq!(ids, want[..ids.len()], "served {ids:?}, ran {want:?}");
+    assert!(ids.len() + 1 >= want.len());
+
+    let metrics = get(&format!("{}/metrics", server.url));
+    let value = |name: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("hypura_{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(value("expert_accesses_total") > 0.0, "{metrics}");
+    assert!(value("stream_read_bytes_total") > 0.0, "{metrics}");
+    let ratio = value("expert_cache_hit_ratio");
+    assert!((0.0..=1.0).contains(&ratio), "{metrics}");
+    let ps: serde_json::Value =
+        serde_json::from_str(&get(&format!("{}/api/ps", server.url))).unwrap();
+    let h = &ps["models"][0]["hypura"];
+    assert_eq!(h["mode"], "expert-streaming", "{h}");
+    let experts_on_nvme = h["placement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["group"] == "experts" && g["tier"] == "nvme");
+    assert!(experts_on_nvme, "{h}");
+    assert_eq!(h["expert_cache"]["policy"], "lru");
+    assert!(h["expert_cache"]["accesses"].as_u64().unwrap() > 0, "{h}");
+}
