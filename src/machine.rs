@@ -94,7 +94,7 @@ pub fn store(toml: &str) -> Result<PathBuf> {
 }
 
 /// The machine's host name, when it is a plain file-name-safe one.
-fn hostname() -> Option<String> {
+pub fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates within it
     // on success (truncation is refused below by the NUL search).

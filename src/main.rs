@@ -107,6 +107,13 @@ enum Command {
         after_help = "Examples:\n  hypura serve gemma-3-270m                 # after hypura pull gemma-3-270m\n  hypura serve --plan plan.json --port 8080\n  curl http://127.0.0.1:11434/api/generate -d '{\"model\": \"gemma-3-270m\", \"prompt\": \"Hi\"}'"
     )]
     Serve(cmd::serve::Args),
+    /// hypura's plan against plain llama.cpp on the same prompt and memory: prompt and
+    /// generation tok/s (median, spread), TTFT, peak RSS, bytes read per token, same tokens.
+    #[cfg(feature = "runtime")]
+    #[command(
+        after_help = "Examples:\n  hypura bench -m model.gguf -p 512 -n 128 --reps 3\n  hypura bench -m moe.gguf --plan plan.json --leave-gib 3.5 --json > bench.json"
+    )]
+    Bench(cmd::bench::Args),
     /// Predicted against measured: solve, simulate and run each point of a grid; compare.
     #[cfg(feature = "runtime")]
     #[command(
@@ -169,6 +176,8 @@ fn main() {
         Command::Validate(a) => cmd::validate::run(a),
         #[cfg(feature = "runtime")]
         Command::Serve(a) => cmd::serve::run(a),
+        #[cfg(feature = "runtime")]
+        Command::Bench(a) => cmd::bench::run(a),
         #[cfg(not(feature = "runtime"))]
         Command::Run { .. } => Err(anyhow::anyhow!(
             "this hypura was built without llama.cpp (cargo build --no-default-features); \

@@ -67,6 +67,8 @@ pub fn file_hash(path: &Path) -> anyhow::Result<String> {
 }
 
 #[cfg(feature = "runtime")]
+pub mod bench;
+#[cfg(feature = "runtime")]
 pub mod chat;
 pub mod inspect;
 pub mod list;

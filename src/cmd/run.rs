@@ -45,6 +45,11 @@ pub struct Args {
     /// Read the prompt from this file.
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// A prompt of exactly N tokens, 1..=16777216, cut from a fixed English text (for
+    /// benchmarks, as llama-bench's -p).
+    #[arg(long, value_name = "N", conflicts_with_all = ["prompt", "file"],
+          value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
+    pub prompt_tokens: Option<usize>,
     /// Tokens to generate, 1..=16777216 (stops early at end of generation, unless
     /// --ignore-eos); the prompt and these must fit the context (--ctx, the plan's context).
     #[arg(short = 'n', long, default_value_t = 32,
@@ -278,7 +283,7 @@ pub fn run(mut args: Args) -> Result<()> {
             model_path.display(),
         ))
     })?;
-    let prompt = planned.model.tokenize(&prompt_text, true)?;
+    let prompt = prompt_ids(&planned.model, &args, &prompt_text)?;
     let n_ctx = context_size(
         &args,
         prompt.len(),
@@ -447,6 +452,9 @@ pub fn physical_or(threads: u32) -> u32 {
 /// user would otherwise wait on a silent prompt).
 fn prompt_text(args: &Args) -> Result<String> {
     use std::io::{IsTerminal, Read};
+    if args.prompt_tokens.is_some() {
+        return Ok(String::new());
+    }
     if let Some(p) = &args.prompt {
         return Ok(p.clone());
     }
@@ -463,6 +471,14 @@ fn prompt_text(args: &Args) -> Result<String> {
         .read_to_string(&mut text)
         .context("reading the prompt from standard input")?;
     Ok(text)
+}
+
+/// The prompt's token ids: --prompt-tokens of filler text, else the text with the model's BOS.
+fn prompt_ids(model: &runtime::Model, args: &Args, text: &str) -> Result<Vec<i32>> {
+    Ok(match args.prompt_tokens {
+        Some(n) => model.filler_prompt(n)?,
+        None => model.tokenize(text, true)?,
+    })
 }
 
 /// A plan for `model` solved now, on this machine's profile (measured quickly first if it never
@@ -679,7 +695,7 @@ fn run_plain(
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
-    let prompt = model.tokenize(prompt_text, true)?;
+    let prompt = prompt_ids(&model, args, prompt_text)?;
     check_replay_length(args, replay.as_ref(), prompt.len())?;
     let streamer = match (replay, &args.replay_trace, &inventory) {
         (Some(trace), Some(path), Some(inv)) => Some(

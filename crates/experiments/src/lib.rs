@@ -23,6 +23,7 @@
 //! left out (the grid, the measures and the report still build).
 
 #[cfg(feature = "runtime")]
+pub mod bench;
 pub mod calibrate;
 pub mod chart;
 pub mod grid;

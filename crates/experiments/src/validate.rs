@@ -299,11 +299,6 @@ pub struct RunFacts {
     pub decode_read_bytes: Option<u64>,
 }
 
-/// Text the prompt is cut from (tokenized, repeated as needed, cut to the prompt length).
-#[cfg(feature = "runtime")]
-const PROMPT_TEXT: &str = "The history of the printing press begins in the workshops of \
-    fifteenth-century Mainz, where goldsmiths, merchants and scribes met the demand for books.";
-
 /// How a run of a point is made.
 #[cfg(feature = "runtime")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,7 +346,10 @@ pub fn run(
         replay_scope,
         expert_prefetch: point.prefetch,
     };
-    let prompt = prompt_ids(&planned.model, setup.prompt_len)?;
+    let prompt = planned
+        .model
+        .filler_prompt(setup.prompt_len)
+        .map_err(ValidateError::Run)?;
     let record_layers = kind == RunKind::Observed;
     let mut ctx = planned
         .context(
@@ -392,23 +390,6 @@ fn timed_rate(step_s: &[f64], warmup: u32) -> Option<f64> {
     let timed = step_s.get(warmup as usize..).unwrap_or(&[]);
     let s: f64 = timed.iter().sum();
     (!timed.is_empty() && s > 0.0).then(|| timed.len() as f64 / s)
-}
-
-/// `n` prompt token ids: [`PROMPT_TEXT`] tokenized (with the model's BOS), repeated, cut.
-#[cfg(feature = "runtime")]
-fn prompt_ids(model: &runtime::Model, n: usize) -> Result<Vec<i32>, ValidateError> {
-    let first = model
-        .tokenize(PROMPT_TEXT, true)
-        .map_err(ValidateError::Run)?;
-    let more = model
-        .tokenize(PROMPT_TEXT, false)
-        .map_err(ValidateError::Run)?;
-    let mut ids = first;
-    while ids.len() < n && !more.is_empty() {
-        ids.extend_from_slice(&more);
-    }
-    ids.truncate(n);
-    Ok(ids)
 }
 
 /// Drops the model file's cached pages, so that a run starts cold.

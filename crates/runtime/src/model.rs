@@ -113,7 +113,23 @@ pub struct Model {
     path: PathBuf,
 }
 
+/// Text benchmark prompts are cut from ([`Model::filler_prompt`]).
+const FILLER_TEXT: &str = "The history of the printing press begins in the workshops of \
+    fifteenth-century Mainz, where goldsmiths, merchants and scribes met the demand for books.";
+
 impl Model {
+    /// A prompt of exactly `n` token ids for benchmarks and validation: a fixed English text
+    /// tokenized (with the model's BOS), repeated as needed, cut to `n`.
+    pub fn filler_prompt(&self, n: usize) -> Result<Vec<i32>> {
+        let mut ids = self.tokenize(FILLER_TEXT, true)?;
+        let more = self.tokenize(FILLER_TEXT, false)?;
+        while ids.len() < n && !more.is_empty() {
+            ids.extend_from_slice(&more);
+        }
+        ids.truncate(n);
+        Ok(ids)
+    }
+
     pub fn load(path: &Path, params: &ModelParams) -> Result<Model> {
         backend::init();
         let load_err = |detail: String| Error::ModelLoad {

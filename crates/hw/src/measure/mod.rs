@@ -11,7 +11,7 @@ mod system;
 mod tempfile;
 
 pub use disk::DiskSchedule;
-pub use system::physical_cores;
+pub use system::{memory, physical_cores, Memory};
 pub use tempfile::free_bytes;
 
 use model::units::human_bytes as fmt_bytes;

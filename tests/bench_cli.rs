@@ -1,0 +1,78 @@
+//! `hypura bench` on the real Gemma 3 270M: both sides' runs, statistics that hold together, and
+//! tokens that are what plain llama.cpp generates from the same prompt.
+#![cfg(feature = "runtime")]
+
+mod common;
+
+use common::hypura;
+
+#[test]
+fn bench_reports_both_sides_and_their_tokens_are_plain_llama_cpps() {
+    let gemma = testkit::gemma_3_270m_or_panic();
+    let gemma = gemma.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let plan = plan.to_str().unwrap();
+    let (ok, _, err) = hypura(&["solve", "--hw", "m1max", "--model", gemma, "-o", plan]);
+    assert!(ok, "{err}");
+    let args = [
+        "-m", gemma, "--plan", plan, "-p", "16", "-n", "8", "-t", "2",
+    ];
+    let (ok, out, err) = hypura(&[&["bench"][..], &args, &["--reps", "2", "--json"]].concat());
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "hypura.bench/1");
+    assert_eq!(v["setting"]["model_path"], gemma);
+    assert_eq!(v["setting"]["prompt_tokens"], 16);
+    let sides = v["sides"].as_array().unwrap();
+    let names: Vec<&str> = sides.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hypura", "llama.cpp"]);
+    assert_eq!(v["same_tokens"], true);
+
+    // The oracle: plain llama.cpp on the same 16-token prompt, 8 tokens past end-of-generation.
+    let (ok, plain, err) = hypura(&[
+        "run",
+        "--plain",
+        "-m",
+        gemma,
+        "--prompt-tokens",
+        "16",
+        "-n",
+        "8",
+        "--ignore-eos",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let plain: serde_json::Value = serde_json::from_str(&plain).unwrap();
+    assert_eq!(plain["prompt_tokens"].as_array().unwrap().len(), 16);
+    for side in sides {
+        let runs = side["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 2, "{side}");
+        for r in runs {
+            assert_eq!(r["tokens"], plain["tokens"], "{}", side["name"]);
+            assert!(r["decode_tok_per_s"].as_f64().unwrap() > 0.0);
+        }
+        for key in ["prompt_tok_per_s", "decode_tok_per_s", "ttft_s"] {
+            let s = &side[key];
+            let (lo, mid, hi) = (
+                s["min"].as_f64().unwrap(),
+                s["median"].as_f64().unwrap(),
+                s["max"].as_f64().unwrap(),
+            );
+            assert!(lo <= mid && mid <= hi && lo > 0.0, "{key}: {s}");
+        }
+        // Every weight is loaded: the peak RSS holds at least the file's tensors.
+        let rss = side["peak_rss_bytes"].as_u64().unwrap();
+        assert!(rss > 200 << 20, "{}: {rss}", side["name"]);
+    }
+
+    // The table, llama-bench's shape; without the baseline, one side and no comparison.
+    let (ok, md, err) =
+        hypura(&[&["bench"][..], &args, &["--no-baseline", "--reps", "1"]].concat());
+    assert!(ok, "{err}");
+    assert!(
+        md.contains("| pp16 |") && md.contains("| tg8 |") && md.contains("| hypura |"),
+        "{md}"
+    );
+    assert!(!md.contains("llama.cpp | plain"), "{md}");
+}
