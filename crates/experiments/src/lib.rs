@@ -15,6 +15,9 @@
 //! shardable; [`tune`] runs such a grid of what `hypura run` can use and picks the best;
 //! [`plot`] charts sweep results.
 //!
+//! [`bench`] holds `hypura bench`'s samples, statistics, balloon and report (hypura's plan
+//! against plain llama.cpp under the same memory; the CLI runs the sides).
+//!
 //! [`calibrate`] times synthetic decodes on this machine for the profile's decode terms
 //! (achieved bandwidth, per-tensor overhead), so that predictions rest on measured rates.
 //!
@@ -22,8 +25,8 @@
 //! command lines and printing (the CLI). Without the `runtime` feature the measured side is
 //! left out (the grid, the measures and the report still build).
 
-#[cfg(feature = "runtime")]
 pub mod bench;
+#[cfg(feature = "runtime")]
 pub mod calibrate;
 pub mod chart;
 pub mod grid;
