@@ -12,6 +12,7 @@ pub struct HubModel {
     /// `gemma-3-270m:q4_k_m`, `hf.co/org/repo:Q4_K_M`.
     pub name: String,
     /// Its page on the hub.
+    #[cfg_attr(not(feature = "runtime"), allow(dead_code))]
     pub page: String,
     pub location: HubLocation,
     /// The quantization tag files are picked by (`q4_k_m`).
@@ -109,6 +110,7 @@ pub fn locate(spec: &str) -> Result<String> {
 }
 
 /// [`locate`] for a path argument.
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
 pub fn locate_path(spec: &Path) -> Result<PathBuf> {
     match spec.to_str() {
         Some(s) => locate(s).map(PathBuf::from),
