@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{hypura, hypura_plain, solve, stream_from_nvme};
+use common::{hypura, hypura_plain};
 use runtime::{Context, ContextParams, Model, ModelParams, Sampling};
 use std::path::{Path, PathBuf};
 
@@ -16,38 +16,7 @@ const N: usize = 8;
 const PROFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/h200-141g.toml");
 
 fn synth_and_plan(dir: &Path) -> (PathBuf, PathBuf, u64) {
-    let model = dir.join("mixtral.gguf");
-    let (ok, _, err) = hypura(&[
-        "synth",
-        "--preset",
-        "tiny-mixtral",
-        "--type",
-        "f16",
-        "--ff",
-        "500",
-        "--expert-ff",
-        "500",
-        "--vocab",
-        "300",
-        "-o",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    let plan = solve(&model, dir);
-    // Every expert tensor on NVMe, a cache of 3 of the 32 experts.
-    let inv = model::Inventory::from_gguf(&model).unwrap();
-    let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
-    let exps: Vec<&model::TensorEntry> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.expert_stride.is_some())
-        .collect();
-    let streamed = stream_from_nvme(&plan, &exps, 0);
-    let mut p = plan::Plan::load(&streamed).unwrap();
-    p.expert_cache.bytes = 3 * 3 * stride;
-    p.expert_cache.policy = "lru".into();
-    std::fs::write(&plan, p.to_json()).unwrap();
-    (model, plan, stride)
+    common::streamed_tiny_mixtral(dir)
 }
 
 fn run(plan: &Path, model: &Path, n: usize, extra: &[&str]) -> (bool, String, String) {

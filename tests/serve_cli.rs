@@ -233,36 +233,8 @@ fn py(code: &str) -> String {
 #[test]
 fn a_moe_whose_experts_stream_serves_run_s_tokens_and_reports_its_expert_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("mixtral.gguf");
-    common::synth(
-        &model,
-        &[
-            "--preset",
-            "tiny-mixtral",
-            "--type",
-            "f16",
-            "--ff",
-            "500",
-            "--expert-ff",
-            "500",
-            "--vocab",
-            "300",
-        ],
-    );
     // Every expert tensor on NVMe, streamed through an LRU cache of 3 experts per layer.
-    let plan = common::solve(&model, dir.path());
-    let inv = model::Inventory::from_gguf(&model).unwrap();
-    let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
-    let exps: Vec<&model::TensorEntry> = inv
-        .tensors
-        .iter()
-        .filter(|t| t.expert_stride.is_some())
-        .collect();
-    let streamed = common::stream_from_nvme(&plan, &exps, 0);
-    let mut p = plan::Plan::load(&streamed).unwrap();
-    p.expert_cache.bytes = 3 * 3 * stride;
-    p.expert_cache.policy = "lru".into();
-    std::fs::write(&streamed, p.to_json()).unwrap();
+    let (model, streamed, _) = common::streamed_tiny_mixtral(dir.path());
     let (plan_s, model_s) = (streamed.to_str().unwrap(), model.to_str().unwrap());
 
     let (prompt, n) = ("Experts stream", 8);

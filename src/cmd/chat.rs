@@ -3,26 +3,19 @@
 //! its architecture, else chatml) and only the new part is decoded, the context keeping the
 //! conversation. Replies stream; Ctrl-C ends the current one; `/exit` or end of input quits.
 
-use super::run::{default_model, physical_or, solve_now, SamplingFlags, TextOut};
+use super::run::{physical_or, ModelArgs, SamplingFlags, TextOut};
 use crate::interrupt::{REPLYING, STOP};
 use crate::range;
 use anyhow::{bail, Context as _, Result};
 use runtime::chat::{apply_template, fallback_template, Message};
 use runtime::{MoeOptions, PlannedModel};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The GGUF file (or -m).
-    #[arg(value_name = "MODEL", conflicts_with = "model")]
-    pub model_arg: Option<PathBuf>,
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
-    /// plan.json for the model (default: solve one for this machine, as `hypura run -m`).
-    #[arg(long)]
-    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Most tokens of one reply, 1..=16777216.
     #[arg(short = 'n', long, default_value_t = 512,
           value_parser = range::int::<usize>(1..=range::MAX_TOKENS))]
@@ -52,26 +45,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let model_path = args.model_arg.clone().or_else(|| args.model.clone());
-    let model_path = model_path
-        .map(|m| crate::models::locate_path(&m))
-        .transpose()?;
-    if let Some(m) = model_path.as_deref().filter(|m| !m.exists()) {
-        return Err(super::run::not_a_file(
-            m,
-            anyhow::anyhow!("no such file: {}", m.display()),
-        ));
-    }
-    let plan = match (&args.plan, &model_path) {
-        (Some(p), _) => super::load_plan(p)?,
-        (None, Some(m)) => solve_now(m, args.ctx)?,
-        (None, None) => bail!("pass a model (hypura chat MODEL) or --plan"),
-    };
-    let model_path = match (model_path, &args.plan) {
-        (Some(m), _) => m,
-        (None, Some(p)) => default_model(p, &plan)?,
-        (None, None) => unreachable!("refused above"),
-    };
+    let (_, model_path, plan) = args.model.resolve(args.ctx, "chat")?;
     let planned = crate::progress::spinner(format!("loading {}", model_path.display()), || {
         PlannedModel::load(&model_path, &plan, None)
     })

@@ -473,6 +473,53 @@ fn prompt_text(args: &Args) -> Result<String> {
     Ok(text)
 }
 
+/// A model to load and its plan, as `chat` and `serve` take them: the model positional or
+/// with -m (a file, or a name `hypura pull` downloaded), the plan optional.
+#[derive(clap::Args)]
+pub struct ModelArgs {
+    /// The model: a GGUF file, or a catalog or hf.co name that `hypura pull` downloaded (or -m).
+    #[arg(value_name = "MODEL", conflicts_with = "model")]
+    pub model_arg: Option<PathBuf>,
+    #[arg(short = 'm', long)]
+    pub model: Option<PathBuf>,
+    /// plan.json for the model (default: solve one for this machine, as `hypura run -m`).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// The model as given, the file to load, and the plan (solved now for `ctx` when none was
+    /// given); `command` names the command in the error for neither.
+    pub fn resolve(
+        &self,
+        ctx: Option<u32>,
+        command: &str,
+    ) -> Result<(Option<PathBuf>, PathBuf, Plan)> {
+        let given = self.model_arg.clone().or_else(|| self.model.clone());
+        let located = given
+            .as_deref()
+            .map(crate::models::locate_path)
+            .transpose()?;
+        if let Some(m) = located.as_deref().filter(|m| !m.exists()) {
+            return Err(not_a_file(
+                m,
+                anyhow::anyhow!("no such file: {}", m.display()),
+            ));
+        }
+        let plan = match (&self.plan, &located) {
+            (Some(p), _) => super::load_plan(p)?,
+            (None, Some(m)) => solve_now(m, ctx)?,
+            (None, None) => bail!("pass a model (hypura {command} MODEL) or --plan"),
+        };
+        let path = match (located, &self.plan) {
+            (Some(m), _) => m,
+            (None, Some(p)) => default_model(p, &plan)?,
+            (None, None) => unreachable!("refused above"),
+        };
+        Ok((given, path, plan))
+    }
+}
+
 /// The prompt's token ids: --prompt-tokens of filler text, else the text with the model's BOS.
 fn prompt_ids(model: &runtime::Model, args: &Args, text: &str) -> Result<Vec<i32>> {
     Ok(match args.prompt_tokens {

@@ -1,20 +1,13 @@
 //! `hypura serve`: the Ollama and OpenAI APIs over one model on its plan (the `serve` crate).
 
-use super::run::{default_model, not_a_file, physical_or, solve_now};
+use super::run::{physical_or, ModelArgs};
 use crate::range;
-use anyhow::{anyhow, bail, Context as _, Result};
-use std::path::PathBuf;
+use anyhow::{Context as _, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The model: a GGUF file, or a catalog or hf.co name that `hypura pull` downloaded.
-    #[arg(value_name = "MODEL", conflicts_with = "model")]
-    pub model_arg: Option<PathBuf>,
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
-    /// plan.json for the model (default: solve one for this machine, as `hypura run -m`).
-    #[arg(long)]
-    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Address to listen on (loopback by default; 0.0.0.0 serves the network).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -44,24 +37,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let given = args.model_arg.clone().or_else(|| args.model.clone());
-    let model_path = given
-        .as_deref()
-        .map(crate::models::locate_path)
-        .transpose()?;
-    if let Some(m) = model_path.as_deref().filter(|m| !m.exists()) {
-        return Err(not_a_file(m, anyhow!("no such file: {}", m.display())));
-    }
-    let plan = match (&args.plan, &model_path) {
-        (Some(p), _) => super::load_plan(p)?,
-        (None, Some(m)) => solve_now(m, args.ctx)?,
-        (None, None) => bail!("pass a model (hypura serve MODEL) or --plan"),
-    };
-    let model_path = match (model_path, &args.plan) {
-        (Some(m), _) => m,
-        (None, Some(p)) => default_model(p, &plan)?,
-        (None, None) => unreachable!("refused above"),
-    };
+    let (given, model_path, plan) = args.model.resolve(args.ctx, "serve")?;
     let name = args.name.clone().unwrap_or_else(|| {
         match &given {
             // A catalog or hub name is the name clients use.

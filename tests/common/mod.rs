@@ -256,3 +256,40 @@ impl Drop for PyServer {
         let _ = self.child.wait();
     }
 }
+
+/// A synthesized Mixtral-style model (32 experts, F16, small) in `dir` and a plan for it with
+/// every expert tensor on NVMe, streamed through an LRU cache of 3 experts' slices per layer:
+/// (model, plan, bytes of one expert's slice of one tensor). The plan overwrites `plan.json`.
+#[allow(dead_code)]
+pub fn streamed_tiny_mixtral(dir: &Path) -> (PathBuf, PathBuf, u64) {
+    let model = dir.join("mixtral.gguf");
+    synth(
+        &model,
+        &[
+            "--preset",
+            "tiny-mixtral",
+            "--type",
+            "f16",
+            "--ff",
+            "500",
+            "--expert-ff",
+            "500",
+            "--vocab",
+            "300",
+        ],
+    );
+    let plan = solve(&model, dir);
+    let inv = model::Inventory::from_gguf(&model).unwrap();
+    let stride = inv.tensors.iter().find_map(|t| t.expert_stride).unwrap();
+    let exps: Vec<&model::TensorEntry> = inv
+        .tensors
+        .iter()
+        .filter(|t| t.expert_stride.is_some())
+        .collect();
+    let streamed = stream_from_nvme(&plan, &exps, 0);
+    let mut p = plan::Plan::load(&streamed).unwrap();
+    p.expert_cache.bytes = 3 * 3 * stride;
+    p.expert_cache.policy = "lru".into();
+    std::fs::write(&plan, p.to_json()).unwrap();
+    (model, plan, stride)
+}

@@ -248,13 +248,10 @@ pub async fn chat_completions(
         Ok(b) => b,
         Err(r) => return r,
     };
-    if !s.serves(&b.model) {
-        return unknown_model(Api::OpenAi, &s, &b.model);
+    if let Some(refused) = refusal(&s, &b.model, &b.knobs) {
+        return refused;
     }
     let bad = |m: String| error(Api::OpenAi, StatusCode::BAD_REQUEST, m);
-    if let Some(why) = b.knobs.unsupported() {
-        return bad(why);
-    }
     if b.messages.is_empty() {
         return bad("messages must not be empty".into());
     }
@@ -292,13 +289,10 @@ pub async fn completions(
         Ok(b) => b,
         Err(r) => return r,
     };
-    if !s.serves(&b.model) {
-        return unknown_model(Api::OpenAi, &s, &b.model);
+    if let Some(refused) = refusal(&s, &b.model, &b.knobs) {
+        return refused;
     }
     let bad = |m: String| error(Api::OpenAi, StatusCode::BAD_REQUEST, m);
-    if let Some(why) = b.knobs.unsupported() {
-        return bad(why);
-    }
     let prompt = match b.prompt {
         Prompt::One(p) => p,
         Prompt::Many(mut v) if v.len() == 1 => v.remove(0),
@@ -316,6 +310,15 @@ pub async fn completions(
         Ok(req) => respond(&s, b.model, req, &knobs, Kind::Completion).await,
         Err(e) => bad(e),
     }
+}
+
+/// The response for a model this server does not run or a request it cannot honour.
+fn refusal(s: &State, model: &str, knobs: &Knobs) -> Option<Response> {
+    if !s.serves(model) {
+        return Some(unknown_model(Api::OpenAi, s, model));
+    }
+    let why = knobs.unsupported()?;
+    Some(error(Api::OpenAi, StatusCode::BAD_REQUEST, why))
 }
 
 async fn respond(s: &State, model: String, req: Request, knobs: &Knobs, kind: Kind) -> Response {
