@@ -2,7 +2,7 @@
 //! page cache are each run's own), alternating, the model's cached pages dropped before each;
 //! the statistics and the report are `experiments::bench`.
 
-use super::run::{not_a_file, physical_or, solve_now};
+use super::run::{not_a_file, solve_now, Threads};
 use crate::range;
 use anyhow::{anyhow, bail, Context as _, Result};
 use experiments::bench::{baseline_refusal, Balloon, BenchReport, Sample, Setting, SideReport};
@@ -38,10 +38,8 @@ pub struct Args {
     /// Repetitions of each side, 1..=1000 (alternating).
     #[arg(long, default_value_t = 3, value_parser = range::int::<usize>(1..=1000))]
     pub reps: usize,
-    /// Threads, 0..=512 (default 0: the physical cores).
-    #[arg(short = 't', long, default_value_t = 0,
-          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
-    pub threads: u32,
+    #[command(flatten)]
+    pub threads: Threads,
     /// Print the report as JSON (machine and model identity, every run).
     #[arg(long, conflicts_with = "md")]
     pub json: bool,
@@ -100,7 +98,7 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
     };
-    let threads = physical_or(args.threads);
+    let threads = args.threads.count();
     let mut hypura_runs = Vec::new();
     let mut plain_runs = Vec::new();
     for rep in 0..args.reps {

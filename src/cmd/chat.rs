@@ -3,7 +3,7 @@
 //! its architecture, else chatml) and only the new part is decoded, the context keeping the
 //! conversation. Replies stream; Ctrl-C ends the current one; `/exit` or end of input quits.
 
-use super::run::{physical_or, ModelArgs, SamplingFlags, TextOut};
+use super::run::{ModelArgs, SamplingFlags, TextOut, Threads};
 use crate::interrupt::{REPLYING, STOP};
 use crate::range;
 use anyhow::{bail, Context as _, Result};
@@ -25,10 +25,8 @@ pub struct Args {
     #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx",
           value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
     pub ctx: Option<u32>,
-    /// Decode threads, 0..=512 (default 0: the physical cores).
-    #[arg(short = 't', long, default_value_t = 0,
-          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
-    pub threads: u32,
+    #[command(flatten)]
+    pub threads: Threads,
     /// Sampling temperature, 0..=100 (llama-cli's conversation default, 0.8; 0 is greedy).
     #[arg(long, default_value_t = 0.8, value_parser = range::float32(0.0, 100.0))]
     pub temp: f32,
@@ -61,12 +59,7 @@ pub fn run(args: Args) -> Result<()> {
         .ctx
         .unwrap_or(plan.inputs.ctx.min(range::MAX_TOKENS) as u32);
     let mut ctx = planned
-        .context(
-            &MoeOptions::default(),
-            n_ctx,
-            physical_or(args.threads),
-            false,
-        )
+        .context(&MoeOptions::default(), n_ctx, args.threads.count(), false)
         .with_context(|| format!("cannot run {}", model_path.display()))?;
     let sampling = args.sampling.at(args.temp, false);
     let mut messages: Vec<Message> = args

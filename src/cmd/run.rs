@@ -73,10 +73,8 @@ pub struct Args {
     #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx",
           value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
     pub ctx: Option<u32>,
-    /// Decode threads, 0..=512 (default 0: the physical cores, as llama.cpp).
-    #[arg(short = 't', long, default_value_t = 0,
-          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
-    pub threads: u32,
+    #[command(flatten)]
+    pub threads: Threads,
     /// KV cache type of the keys (`-ctk`; default: the plan's `--kv-type`, else f16).
     #[arg(long, value_enum, ignore_case = true)]
     pub cache_type_k: Option<KvType>,
@@ -306,7 +304,7 @@ pub fn run(mut args: Args) -> Result<()> {
     planned.flash_attn = args.flash_attn.into();
     check_replay_length(&args, moe.replay.as_ref(), prompt.len())?;
     let mut ctx = planned
-        .context(&moe, n_ctx, threads(&args), args.metrics.is_some())
+        .context(&moe, n_ctx, args.threads.count(), args.metrics.is_some())
         .map_err(replay_advice)
         .with_context(|| match &args.replay_trace {
             Some(p) => format!("cannot run {} with {}", model_path.display(), p.display()),
@@ -435,16 +433,22 @@ fn sampling(args: &Args) -> Sampling {
     args.sampling.at(args.temp, args.ignore_eos)
 }
 
-/// -t, where 0 is the physical cores (llama.cpp's default).
-fn threads(args: &Args) -> u32 {
-    physical_or(args.threads)
+/// `-t/--threads` of the commands that run a model.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Threads {
+    /// Threads, 0..=512 (default 0: the physical cores, as llama.cpp).
+    #[arg(short = 't', long = "threads", default_value_t = 0,
+          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
+    pub threads: u32,
 }
 
-/// `threads`, where 0 is the physical cores (llama.cpp's default).
-pub fn physical_or(threads: u32) -> u32 {
-    match threads {
-        0 => hw::measure::physical_cores() as u32,
-        t => t,
+impl Threads {
+    /// The count to use: the one given, else the physical cores (llama.cpp's default).
+    pub fn count(self) -> u32 {
+        match self.threads {
+            0 => hw::measure::physical_cores() as u32,
+            t => t,
+        }
     }
 }
 
@@ -776,7 +780,7 @@ fn run_plain(
     };
     let params = ContextParams {
         n_ctx: context_size(args, prompt.len(), limit, &limit_name)?,
-        n_threads: threads(args),
+        n_threads: args.threads.count(),
         // A plan's host-memory tensors are computed on the CPU (a streaming run turns op_offload
         // off), so the reference keeps them there too.
         op_offload: args.plain_like.is_none(),

@@ -1,6 +1,6 @@
 //! `hypura serve`: the Ollama and OpenAI APIs over one model on its plan (the `serve` crate).
 
-use super::run::{physical_or, ModelArgs};
+use super::run::{ModelArgs, Threads};
 use crate::range;
 use anyhow::{Context as _, Result};
 
@@ -23,10 +23,8 @@ pub struct Args {
     #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx",
           value_parser = range::int::<u32>(1..=range::MAX_TOKENS))]
     pub ctx: Option<u32>,
-    /// Decode threads, 0..=512 (default 0: the physical cores).
-    #[arg(short = 't', long, default_value_t = 0,
-          value_parser = range::int::<u32>(0..=range::MAX_THREADS))]
-    pub threads: u32,
+    #[command(flatten)]
+    pub threads: Threads,
     /// A chat template by name (chatml, gemma, llama3, ...) or Jinja text (default: the
     /// GGUF's, else one for its architecture, else chatml).
     #[arg(long)]
@@ -51,7 +49,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = serve::EngineConfig {
         model_path: model_path.clone(),
         n_ctx: args.ctx.unwrap_or(plan_ctx),
-        threads: physical_or(args.threads),
+        threads: args.threads.count(),
         chat_template: args.chat_template.clone(),
         plan,
     };
