@@ -213,6 +213,12 @@ fn ollama_and_openai_clients_get_plain_llama_cpps_greedy_text_and_the_apis_error
         v["cancelled"]
     );
     assert!(v["metrics_tokens"].as_f64().unwrap() > 0.0);
+
+    // keep_alive 0 unloads; the next request loads again, says how long it took, same reply.
+    assert_eq!(v["unload"], "unload");
+    assert_eq!(v["ps_unloaded"], serde_json::json!([]));
+    assert_eq!(v["reloaded"], serde_json::json!([reply, true]));
+    assert_eq!(v["ps_reloaded"], serde_json::json!(["gemma-3-270m:latest"]));
     drop(server);
 }
 

@@ -118,4 +118,11 @@ while metric("requests_cancelled_total") < 1 and time.time() < deadline:
 out["cancelled"] = metric("requests_cancelled_total")
 out["after_cancel"] = c.generate(model=model, prompt=prompt, raw=True, options=opts).response
 out["metrics_tokens"] = metric("tokens_predicted_total")
+
+# keep_alive 0 unloads the model (`ollama stop`); the next request loads it again.
+out["unload"] = c.generate(model=model, prompt="", keep_alive=0).done_reason
+out["ps_unloaded"] = [m.model for m in c.ps().models]
+r = c.chat(model=model, messages=turn, options=opts, keep_alive="5m")
+out["reloaded"] = [r.message.content, (r.load_duration or 0) > 0]
+out["ps_reloaded"] = [m.model for m in c.ps().models]
 print(json.dumps(out))

@@ -29,6 +29,12 @@ pub struct Args {
     /// GGUF's, else one for its architecture, else chatml).
     #[arg(long)]
     pub chat_template: Option<String>,
+    /// How long the model stays loaded after a request that does not say (Ollama's
+    /// keep_alive): -1 for ever (the default: reloading a large model is slow), seconds, or
+    /// a duration such as 5m; a request's own keep_alive wins.
+    #[arg(long, default_value = "-1", allow_hyphen_values = true,
+          value_parser = |s: &str| serve::engine::KeepAlive::parse(s))]
+    pub keep_alive: serve::engine::KeepAlive,
     /// Largest request body (8MiB, 64KB, ...), 1KiB..=1GiB; larger ones get 413.
     #[arg(long, default_value = "8MiB", value_parser = range::bytes(1 << 10, 1 << 30))]
     pub max_body: u64,
@@ -51,6 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         n_ctx: args.ctx.unwrap_or(plan_ctx),
         threads: args.threads.count(),
         chat_template: args.chat_template.clone(),
+        keep_alive: args.keep_alive,
         plan,
     };
     let engine = crate::progress::spinner(format!("loading {}", model_path.display()), || {

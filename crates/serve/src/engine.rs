@@ -4,9 +4,9 @@
 //! channel closes (the client went away) stops generating at the next token.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use runtime::chat::{apply_template, fallback_template, Message};
 use runtime::stream::StreamStats;
@@ -25,6 +25,61 @@ pub struct EngineConfig {
     /// A chat template by name or Jinja text (default: the GGUF's, else one for its
     /// architecture, else chatml).
     pub chat_template: Option<String>,
+    /// How long the model stays loaded after a request that does not say.
+    pub keep_alive: KeepAlive,
+}
+
+/// How long the model stays loaded after a request (Ollama's `keep_alive`); an unloaded model
+/// is loaded again by the next request, which reports the time as its `load_duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeepAlive {
+    Forever,
+    For(Duration),
+}
+
+impl KeepAlive {
+    /// Ollama's forms: seconds as a number, or a string (`"5m"`, `"1h30m"`, `"300"`, `"0"`);
+    /// anything negative is forever.
+    pub fn from_json(v: &serde_json::Value) -> Result<KeepAlive, String> {
+        match v {
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(s) if s < 0.0 => Ok(KeepAlive::Forever),
+                Some(s) if s.is_finite() && s < 1e12 => {
+                    Ok(KeepAlive::For(Duration::from_secs_f64(s)))
+                }
+                _ => Err(format!("keep_alive {n} is not a number of seconds")),
+            },
+            serde_json::Value::String(s) => KeepAlive::parse(s),
+            other => Err(format!(
+                "keep_alive {other} is neither seconds nor a duration like \"5m\""
+            )),
+        }
+    }
+
+    /// `-1` (or anything negative: forever), seconds (`300`), or a duration (`5m`, `1h30m`).
+    pub fn parse(s: &str) -> Result<KeepAlive, String> {
+        let s = s.trim();
+        if s.starts_with('-') {
+            return Ok(KeepAlive::Forever);
+        }
+        if let Ok(secs) = s.parse::<f64>() {
+            return KeepAlive::from_json(&serde_json::json!(secs));
+        }
+        humantime::parse_duration(s)
+            .map(KeepAlive::For)
+            .map_err(|e| format!("keep_alive {s:?}: {e} (give seconds, \"5m\" or -1 for ever)"))
+    }
+
+    /// When the model unloads if nothing arrives, from `now`; `None` for never.
+    fn deadline(self, now: Instant) -> Option<Instant> {
+        match self {
+            KeepAlive::Forever => None,
+            KeepAlive::For(d) => Some(
+                now.checked_add(d)
+                    .unwrap_or(now + Duration::from_secs(1 << 40)),
+            ),
+        }
+    }
 }
 
 /// What a request asks for.
@@ -37,6 +92,8 @@ pub struct Request {
     pub stop: Vec<String>,
     /// Context size for this request (at most the plan's; another size re-creates the context).
     pub num_ctx: Option<u32>,
+    /// How long the model stays loaded after this request (default: the server's).
+    pub keep_alive: Option<KeepAlive>,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +102,9 @@ pub enum Input {
     Raw(String),
     /// A conversation, formatted with the chat template, the assistant's turn opened.
     Chat(Vec<Message>),
+    /// Nothing to generate: load the model (Ollama's empty prompt), or unload it with a
+    /// keep_alive of 0.
+    Load,
 }
 
 /// Why generation ended.
@@ -126,6 +186,9 @@ pub struct Engine {
     pub queued: Arc<AtomicU64>,
     /// Requests generating (0 or 1).
     pub busy: Arc<AtomicU64>,
+    /// Whether the model is loaded now, and until when it stays (`None`: for ever).
+    pub loaded: Arc<AtomicBool>,
+    pub expires: Arc<Mutex<Option<SystemTime>>>,
 }
 
 struct Job {
@@ -145,10 +208,14 @@ impl Engine {
         let totals = Arc::new(Mutex::new(Totals::default()));
         let queued = Arc::new(AtomicU64::new(0));
         let busy = Arc::new(AtomicU64::new(0));
+        let loaded = Arc::new(AtomicBool::new(false));
+        let expires = Arc::new(Mutex::new(None));
         let worker = Worker {
             totals: totals.clone(),
             queued: queued.clone(),
             busy: busy.clone(),
+            loaded: loaded.clone(),
+            expires: expires.clone(),
         };
         std::thread::Builder::new()
             .name("hypura-model".into())
@@ -163,6 +230,8 @@ impl Engine {
             totals,
             queued,
             busy,
+            loaded,
+            expires,
         })
     }
 
@@ -190,6 +259,18 @@ struct Worker {
     totals: Arc<Mutex<Totals>>,
     queued: Arc<AtomicU64>,
     busy: Arc<AtomicU64>,
+    loaded: Arc<AtomicBool>,
+    expires: Arc<Mutex<Option<SystemTime>>>,
+}
+
+/// Why the model stopped serving requests.
+enum Unload {
+    /// Idle past its keep_alive, or asked to: load again for the next request.
+    Idle,
+    /// The server is gone.
+    Closed,
+    /// Asked to unload by this request, answered once the model is gone.
+    Asked(Job),
 }
 
 impl Worker {
@@ -199,48 +280,147 @@ impl Worker {
         queue: mpsc::Receiver<Job>,
         ready: mpsc::Sender<Result<ModelInfo, String>>,
     ) {
-        let planned = match PlannedModel::load(&config.model_path, &config.plan, None) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = ready.send(Err(format!(
-                    "cannot load {}: {e}",
-                    config.model_path.display()
-                )));
-                return;
+        let mut ready = Some(ready);
+        // A request that arrived while the model was unloaded: served once it is loaded again.
+        let mut pending: Option<Job> = None;
+        loop {
+            let started = Instant::now();
+            let planned = match PlannedModel::load(&config.model_path, &config.plan, None) {
+                Ok(p) => p,
+                Err(e) => {
+                    let msg = format!("cannot load {}: {e}", config.model_path.display());
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(Err(msg));
+                        return;
+                    }
+                    if let Some(job) = pending.take() {
+                        fail(&job, false, msg);
+                    }
+                    match self.next(&queue) {
+                        Some(job) => pending = Some(job),
+                        None => return,
+                    }
+                    continue;
+                }
+            };
+            let template = config.chat_template.clone().unwrap_or_else(|| {
+                planned
+                    .model
+                    .chat_template()
+                    .unwrap_or_else(|| fallback_template(&planned.inventory.arch.arch).to_string())
+            });
+            if let Some(r) = ready.take() {
+                let info = ModelInfo {
+                    path: config.model_path.clone(),
+                    inventory: planned.inventory.clone(),
+                    plan: config.plan.clone(),
+                    template: template.clone(),
+                    n_ctx: config.n_ctx.min(plan_ctx(&config)).max(1),
+                    loaded_at: SystemTime::now(),
+                };
+                if r.send(Ok(info)).is_err() {
+                    return;
+                }
             }
-        };
-        let template = config.chat_template.clone().unwrap_or_else(|| {
-            planned
-                .model
-                .chat_template()
-                .unwrap_or_else(|| fallback_template(&planned.inventory.arch.arch).to_string())
-        });
-        let plan_ctx = config.plan.inputs.ctx.min(u64::from(u32::MAX)) as u32;
+            self.loaded.store(true, Ordering::SeqCst);
+            let why = self.serve_while_loaded(
+                &config,
+                &planned,
+                &template,
+                &queue,
+                &mut pending,
+                started,
+            );
+            drop(planned);
+            self.loaded.store(false, Ordering::SeqCst);
+            if let Unload::Asked(job) = &why {
+                finish(
+                    job,
+                    0,
+                    Vec::new(),
+                    0.0,
+                    0.0,
+                    Finish::Stop,
+                    &self.totals,
+                    Some(0),
+                    0.0,
+                );
+            }
+            match why {
+                Unload::Closed => return,
+                Unload::Idle | Unload::Asked(_) => match self.next(&queue) {
+                    Some(job) => pending = Some(job),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// The next request, waiting for ever; `None` when the server is gone.
+    fn next(&self, queue: &mpsc::Receiver<Job>) -> Option<Job> {
+        let job = queue.recv().ok()?;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        Some(job)
+    }
+
+    /// Serves requests on the loaded model until it is idle past its keep_alive.
+    fn serve_while_loaded(
+        &self,
+        config: &EngineConfig,
+        planned: &PlannedModel,
+        template: &str,
+        queue: &mpsc::Receiver<Job>,
+        pending: &mut Option<Job>,
+        started: Instant,
+    ) -> Unload {
+        let plan_ctx = plan_ctx(config);
         let default_ctx = config.n_ctx.min(plan_ctx).max(1);
         let mut n_ctx = default_ctx;
         let mut ctx = match planned.context(&MoeOptions::default(), n_ctx, config.threads, false) {
             Ok(c) => c,
             Err(e) => {
-                let _ = ready.send(Err(format!("cannot make a context: {e}")));
-                return;
+                if let Some(job) = pending.take() {
+                    fail(&job, false, format!("cannot make a context: {e}"));
+                }
+                return Unload::Idle;
             }
         };
-        let info = ModelInfo {
-            path: config.model_path.clone(),
-            inventory: planned.inventory.clone(),
-            plan: config.plan.clone(),
-            template: template.clone(),
-            n_ctx,
-            loaded_at: std::time::SystemTime::now(),
-        };
-        if ready.send(Ok(info)).is_err() {
-            return;
-        }
-        for job in queue {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+        // The load's time is the first request's `load_duration`.
+        let mut load_s = Some(started.elapsed().as_secs_f64());
+        let mut deadline = config.keep_alive.deadline(Instant::now());
+        loop {
+            let job = match pending.take() {
+                Some(j) => j,
+                None => {
+                    let got = match deadline {
+                        None => queue
+                            .recv()
+                            .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(d) => queue.recv_timeout(d.saturating_duration_since(Instant::now())),
+                    };
+                    match got {
+                        Ok(j) => {
+                            self.queued.fetch_sub(1, Ordering::SeqCst);
+                            j
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => return Unload::Idle,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return Unload::Closed,
+                    }
+                }
+            };
             if job.events.is_closed() {
                 self.totals.lock().expect("not poisoned").cancelled += 1;
                 continue;
+            }
+            let keep = job.req.keep_alive.unwrap_or(config.keep_alive);
+            deadline = keep.deadline(Instant::now());
+            *self.expires.lock().expect("not poisoned") = match keep {
+                KeepAlive::Forever => None,
+                KeepAlive::For(d) => SystemTime::now().checked_add(d),
+            };
+            let unload_after = keep == KeepAlive::For(Duration::ZERO);
+            if unload_after && matches!(job.req.input, Input::Load) {
+                return Unload::Asked(job);
             }
             let want_ctx = job.req.num_ctx.unwrap_or(default_ctx);
             if want_ctx > plan_ctx {
@@ -254,11 +434,14 @@ impl Worker {
                 );
                 continue;
             }
-            if want_ctx != n_ctx {
+            if want_ctx != n_ctx && !matches!(job.req.input, Input::Load) {
                 drop(ctx);
                 ctx = match planned.context(&MoeOptions::default(), want_ctx, config.threads, false)
                 {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        n_ctx = want_ctx;
+                        c
+                    }
                     Err(e) => {
                         // Back to the size that worked, so that later requests still run.
                         fail(
@@ -269,15 +452,27 @@ impl Worker {
                         match planned.context(&MoeOptions::default(), n_ctx, config.threads, false)
                         {
                             Ok(c) => c,
-                            Err(_) => return,
+                            Err(_) => return Unload::Idle,
                         }
                     }
                 };
-                n_ctx = want_ctx;
+                if n_ctx != want_ctx {
+                    continue;
+                }
             }
             self.busy.store(1, Ordering::SeqCst);
-            self.serve(&planned, &mut ctx, n_ctx, &template, job);
+            self.serve(
+                planned,
+                &mut ctx,
+                n_ctx,
+                template,
+                job,
+                load_s.take().unwrap_or(0.0),
+            );
             self.busy.store(0, Ordering::SeqCst);
+            if unload_after {
+                return Unload::Idle;
+            }
         }
     }
 
@@ -288,9 +483,23 @@ impl Worker {
         n_ctx: u32,
         template: &str,
         job: Job,
+        load_s: f64,
     ) {
         let model = &planned.model;
         let text = match &job.req.input {
+            Input::Load => {
+                return finish(
+                    &job,
+                    0,
+                    Vec::new(),
+                    0.0,
+                    0.0,
+                    Finish::Stop,
+                    &self.totals,
+                    Some(0),
+                    load_s,
+                );
+            }
             Input::Raw(t) => t.clone(),
             Input::Chat(messages) => match apply_template(template, messages, true) {
                 Ok(t) => t,
@@ -324,6 +533,7 @@ impl Worker {
                 Finish::Length,
                 &self.totals,
                 None,
+                load_s,
             );
         }
         ctx.clear();
@@ -380,6 +590,7 @@ impl Worker {
             reason,
             &self.totals,
             Some(g.prompt_tokens.len()),
+            load_s,
         );
     }
 }
@@ -394,6 +605,7 @@ fn finish(
     finish: Finish,
     totals: &Mutex<Totals>,
     prompt_tokens: Option<usize>,
+    load_s: f64,
 ) {
     let prompt_tokens = prompt_tokens.unwrap_or(context.len());
     {
@@ -411,7 +623,7 @@ fn finish(
         prompt_s,
         decode_s,
         total_s: job.arrived.elapsed().as_secs_f64(),
-        load_s: 0.0,
+        load_s,
         finish,
     }));
 }
@@ -421,4 +633,35 @@ fn fail(job: &Job, bad_request: bool, message: String) {
         bad_request,
         message,
     }));
+}
+
+fn plan_ctx(config: &EngineConfig) -> u32 {
+    config.plan.inputs.ctx.min(u64::from(u32::MAX)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_reads_ollama_s_forms() {
+        let secs = |s: u64| KeepAlive::For(Duration::from_secs(s));
+        assert_eq!(KeepAlive::parse("5m"), Ok(secs(300)));
+        assert_eq!(KeepAlive::parse("1h 30m"), Ok(secs(5400)));
+        assert_eq!(KeepAlive::parse("300"), Ok(secs(300)));
+        assert_eq!(KeepAlive::parse("0"), Ok(secs(0)));
+        assert_eq!(KeepAlive::parse("-1"), Ok(KeepAlive::Forever));
+        assert_eq!(KeepAlive::parse("-5m"), Ok(KeepAlive::Forever));
+        assert_eq!(
+            KeepAlive::from_json(&serde_json::json!(2.5)),
+            Ok(KeepAlive::For(Duration::from_millis(2500)))
+        );
+        assert_eq!(
+            KeepAlive::from_json(&serde_json::json!(-1)),
+            Ok(KeepAlive::Forever)
+        );
+        assert!(KeepAlive::parse("soon").unwrap_err().contains("soon"));
+        assert!(KeepAlive::from_json(&serde_json::json!([1])).is_err());
+        assert!(KeepAlive::from_json(&serde_json::json!(1e300)).is_err());
+    }
 }

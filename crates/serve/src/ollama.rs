@@ -13,7 +13,7 @@ use runtime::Sampling;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::engine::{Event, Finish, Input, Outcome, Request};
+use crate::engine::{Event, Finish, Input, KeepAlive, Outcome, Request};
 use crate::{collect, error, first_event, fresh_seed, nanos, parse, stream_body, unknown_model};
 use crate::{Api, State, Stop};
 
@@ -91,7 +91,6 @@ pub struct GenerateBody {
     options: Options,
     format: Option<Value>,
     images: Option<Vec<Value>>,
-    #[allow(dead_code)]
     keep_alive: Option<Value>,
 }
 
@@ -105,7 +104,6 @@ pub struct ChatBody {
     options: Options,
     format: Option<Value>,
     tools: Option<Vec<Value>>,
-    #[allow(dead_code)]
     keep_alive: Option<Value>,
 }
 
@@ -147,13 +145,13 @@ pub async fn generate(
     if let Some(why) = unsupported(&b.format, images, false) {
         return error(Api::Ollama, StatusCode::BAD_REQUEST, why);
     }
-    // An empty prompt loads the model (it is loaded): Ollama's answer.
+    let keep_alive = match b.keep_alive.as_ref().map(KeepAlive::from_json).transpose() {
+        Ok(k) => k,
+        Err(e) => return error(Api::Ollama, StatusCode::BAD_REQUEST, e),
+    };
+    // An empty prompt loads the model, or unloads it with keep_alive 0: Ollama's `ollama stop`.
     if b.prompt.is_empty() {
-        return Json(json!({
-            "model": b.model, "created_at": now(), "response": "",
-            "done": true, "done_reason": "load",
-        }))
-        .into_response();
+        return load(&s, b.model, keep_alive, Kind::Generate).await;
     }
     let sampling = match b.options.sampling() {
         Ok(x) => x,
@@ -172,6 +170,7 @@ pub async fn generate(
         sampling,
         stop: b.options.stop.list(),
         num_ctx: b.options.num_ctx,
+        keep_alive,
     };
     respond(&s, b.model, req, b.stream.unwrap_or(true), Kind::Generate).await
 }
@@ -192,13 +191,12 @@ pub async fn chat(Shared(s): Shared<Arc<State>>, body: Result<Bytes, BytesReject
     if let Some(why) = unsupported(&b.format, images, tools) {
         return error(Api::Ollama, StatusCode::BAD_REQUEST, why);
     }
+    let keep_alive = match b.keep_alive.as_ref().map(KeepAlive::from_json).transpose() {
+        Ok(k) => k,
+        Err(e) => return error(Api::Ollama, StatusCode::BAD_REQUEST, e),
+    };
     if b.messages.is_empty() {
-        return Json(json!({
-            "model": b.model, "created_at": now(),
-            "message": {"role": "assistant", "content": ""},
-            "done": true, "done_reason": "load",
-        }))
-        .into_response();
+        return load(&s, b.model, keep_alive, Kind::Chat).await;
     }
     if let Some(m) = b
         .messages
@@ -226,6 +224,7 @@ pub async fn chat(Shared(s): Shared<Arc<State>>, body: Result<Bytes, BytesReject
         sampling,
         stop: b.options.stop.list(),
         num_ctx: b.options.num_ctx,
+        keep_alive,
     };
     respond(&s, b.model, req, b.stream.unwrap_or(true), Kind::Chat).await
 }
@@ -292,6 +291,30 @@ async fn respond(s: &State, model: String, req: Request, stream: bool, kind: Kin
         format!("{v}\n")
     };
     stream_body("application/x-ndjson", first, rx, render, None)
+}
+
+/// A request with nothing to generate: the model is loaded (again, if it was unloaded) and
+/// kept for `keep_alive`; 0 unloads it.
+async fn load(s: &State, model: String, keep_alive: Option<KeepAlive>, kind: Kind) -> Response {
+    let unload = keep_alive == Some(KeepAlive::For(std::time::Duration::ZERO));
+    let req = Request {
+        input: Input::Load,
+        n_predict: Some(0),
+        sampling: Sampling::GREEDY,
+        stop: Vec::new(),
+        num_ctx: None,
+        keep_alive,
+    };
+    match collect(Api::Ollama, s.engine.submit(req)).await {
+        Ok((_, o)) => {
+            let mut v = kind.chunk(&model, "");
+            v["done"] = json!(true);
+            v["done_reason"] = json!(if unload { "unload" } else { "load" });
+            v["load_duration"] = json!(nanos(o.load_s));
+            Json(v).into_response()
+        }
+        Err(r) => r,
+    }
 }
 
 fn msg(role: &str, content: String) -> Message {
@@ -423,8 +446,15 @@ pub async fn ps(Shared(s): Shared<Arc<State>>) -> Json<Value> {
         .map(|g| g.bytes)
         .sum();
     let stream = totals.stream.unwrap_or_default();
+    if !s.engine.loaded.load(std::sync::atomic::Ordering::SeqCst) {
+        return Json(json!({ "models": [] }));
+    }
+    let expires = *s.engine.expires.lock().expect("not poisoned");
     let mut model = listing(&s);
-    model["expires_at"] = json!("2318-11-26T00:00:00Z");
+    // Ollama gives a time far ahead for a model kept for ever.
+    model["expires_at"] = json!(expires.map_or("2318-11-26T00:00:00Z".to_string(), |t| {
+        humantime::format_rfc3339_seconds(t).to_string()
+    }));
     model["size_vram"] = json!(gpu);
     model["context_length"] = json!(info.n_ctx);
     model["hypura"] = json!({

@@ -113,6 +113,7 @@ impl Knobs {
                 Stop::Many(v) => v.clone(),
             },
             num_ctx: None,
+            keep_alive: None,
         })
     }
 }
