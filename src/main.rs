@@ -111,7 +111,7 @@ enum Command {
     /// generation tok/s (median, spread), TTFT, peak RSS, bytes read per token, same tokens.
     #[cfg(feature = "runtime")]
     #[command(
-        after_help = "Examples:\n  hypura bench -m model.gguf -p 512 -n 128 --reps 3\n  hypura bench -m moe.gguf --plan plan.json --leave-gib 3.5 --json > bench.json"
+        after_help = "Examples:\n  hypura bench -m model.gguf -p 512 -n 128 --reps 3\n  hypura bench -m moe.gguf --plan plan.json --leave-gib 3.5 --replay-trace t.json -- --queue-depth 4"
     )]
     Bench(cmd::bench::Args),
     /// Predicted against measured: solve, simulate and run each point of a grid; compare.

@@ -20,6 +20,10 @@ pub struct Args {
     /// Leave out plain llama.cpp (hypura's runs only).
     #[arg(long)]
     pub no_baseline: bool,
+    /// Plain llama.cpp with its CPU weight repacking (off by default: repacked weights are an
+    /// anonymous copy of the model, which memory pressure cannot evict, not the mmap).
+    #[arg(long)]
+    pub repack: bool,
     /// Run plain llama.cpp even on a model larger than RAM minus 4 GiB.
     #[arg(long)]
     pub force: bool,
@@ -40,6 +44,13 @@ pub struct Args {
     pub reps: usize,
     #[command(flatten)]
     pub threads: Threads,
+    /// Force both sides' MoE routing from this trace (a synthesized model's random router
+    /// collapses onto a few experts; a recorded or synthesized trace does not).
+    #[arg(long, value_name = "TRACE")]
+    pub replay_trace: Option<PathBuf>,
+    /// Flags for hypura's runs only (`hypura run`'s: --queue-depth, --cache-policy, ...).
+    #[arg(last = true, value_name = "RUN FLAGS")]
+    pub run_flags: Vec<String>,
     /// Print the report as JSON (machine and model identity, every run).
     #[arg(long, conflicts_with = "md")]
     pub json: bool,
@@ -180,11 +191,20 @@ fn one_run(
         Some(p) => cmd.arg("--plan").arg(p),
         None => cmd.arg("--plain"),
     };
+    if plan.is_none() && !args.repack {
+        cmd.arg("--no-repack");
+    }
     cmd.arg("-m")
         .arg(model)
         .args(["--prompt-tokens", &args.n_prompt.to_string()])
         .args(["-n", &args.n_gen.to_string(), "--ignore-eos", "--json"])
         .args(["-c", &ctx.to_string(), "-t", &threads.to_string()]);
+    if let Some(t) = &args.replay_trace {
+        cmd.arg("--replay-trace").arg(t);
+    }
+    if plan.is_some() {
+        cmd.args(&args.run_flags);
+    }
     let out = cmd.output().context("starting hypura run")?;
     if !out.status.success() {
         bail!(

@@ -31,6 +31,10 @@ pub struct Args {
     /// (a streamed tensor is never repacked): the reference for a streamed run's tokens.
     #[arg(long, requires = "plain")]
     pub plain_like: Option<PathBuf>,
+    /// With --plain: no CPU weight repacking (llama.cpp's --no-repack): every weight stays in
+    /// the file's mapping instead of an anonymous repacked copy, so memory pressure can evict it.
+    #[arg(long, requires = "plain")]
+    pub no_repack: bool,
     /// With --plain: llama.cpp's loader, `mmap` (its default) or `direct` (O_DIRECT reads into
     /// anonymous memory, as a plan loads), to tell a loader's share of a speed difference.
     #[arg(long, requires = "plain", value_enum)]
@@ -743,6 +747,9 @@ fn run_plain(
         params
             .overrides
             .extend(runtime::model::n_cpu_moe_overrides(n));
+    }
+    if args.no_repack {
+        params.use_extra_bufts = false;
     }
     let model = Model::load(model_path, &params)
         .with_context(|| format!("cannot load {}", model_path.display()))?;
