@@ -334,17 +334,7 @@ impl Worker {
             drop(planned);
             self.loaded.store(false, Ordering::SeqCst);
             if let Unload::Asked(job) = &why {
-                finish(
-                    job,
-                    0,
-                    Vec::new(),
-                    0.0,
-                    0.0,
-                    Finish::Stop,
-                    &self.totals,
-                    Some(0),
-                    0.0,
-                );
+                answer_load(job, &self.totals, 0.0);
             }
             match why {
                 Unload::Closed => return,
@@ -488,17 +478,7 @@ impl Worker {
         let model = &planned.model;
         let text = match &job.req.input {
             Input::Load => {
-                return finish(
-                    &job,
-                    0,
-                    Vec::new(),
-                    0.0,
-                    0.0,
-                    Finish::Stop,
-                    &self.totals,
-                    Some(0),
-                    load_s,
-                );
+                return answer_load(&job, &self.totals, load_s);
             }
             Input::Raw(t) => t.clone(),
             Input::Chat(messages) => match apply_template(template, messages, true) {
@@ -626,6 +606,21 @@ fn finish(
         load_s,
         finish,
     }));
+}
+
+/// Answers a request that generates nothing (a load or an unload).
+fn answer_load(job: &Job, totals: &Mutex<Totals>, load_s: f64) {
+    finish(
+        job,
+        0,
+        Vec::new(),
+        0.0,
+        0.0,
+        Finish::Stop,
+        totals,
+        Some(0),
+        load_s,
+    );
 }
 
 fn fail(job: &Job, bad_request: bool, message: String) {
