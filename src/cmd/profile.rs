@@ -123,11 +123,23 @@ fn calibrate_decode(
         backends.push(Backend::Gpu);
     }
     for backend in backends {
+        // The streaming-run kernels run the same graph as the repacked ones: the CPU's batch
+        // overhead is measured once.
+        let batch_overhead = match backend {
+            Backend::CpuStreaming => m.profile.cpu.batch_tensor_overhead_s,
+            Backend::Cpu | Backend::Gpu => None,
+        };
         let bar = ProgressBar::new_spinner();
         bar.set_message(format!("decode calibration ({})", backend.name()));
-        let fit = calibrate::measure(&m.profile, backend, disk, 0, quick, &mut |line| {
-            bar.set_message(format!("decode calibration ({}): {line}", backend.name()))
-        });
+        let fit = calibrate::measure(
+            &m.profile,
+            backend,
+            disk,
+            0,
+            quick,
+            batch_overhead,
+            &mut |line| bar.set_message(format!("decode calibration ({}): {line}", backend.name())),
+        );
         bar.finish_and_clear();
         let fit = fit.map_err(|e| {
             let advice = match e {
@@ -141,14 +153,18 @@ fn calibrate_decode(
         let gbps = Some(measure::round_sig(fit.decode_gbps, 3));
         let overhead = Some(measure::round_sig(fit.tensor_overhead_s, 3));
         let matmul = fit.matmul_gflops.map(|r| measure::round_sig(r, 3));
-        let (decode_keys, matmul_key): (&[&str], &str) = match backend {
+        let batch = fit
+            .batch_tensor_overhead_s
+            .map(|s| measure::round_sig(s, 3));
+        let (decode_keys, matmul_keys): (&[&str], &[&str]) = match backend {
             Backend::Cpu => {
                 m.profile.cpu.decode_gbps = gbps;
                 m.profile.cpu.tensor_overhead_s = overhead;
                 m.profile.cpu.matmul_gflops = matmul;
+                m.profile.cpu.batch_tensor_overhead_s = batch;
                 (
                     &["cpu.decode_gbps", "cpu.tensor_overhead_s"],
-                    "cpu.matmul_gflops",
+                    &["cpu.matmul_gflops", "cpu.batch_tensor_overhead_s"],
                 )
             }
             Backend::CpuStreaming => {
@@ -156,7 +172,7 @@ fn calibrate_decode(
                 m.profile.cpu.streaming_matmul_gflops = matmul;
                 (
                     &["cpu.streaming_decode_gbps"],
-                    "cpu.streaming_matmul_gflops",
+                    &["cpu.streaming_matmul_gflops"],
                 )
             }
             Backend::Gpu => {
@@ -164,10 +180,11 @@ fn calibrate_decode(
                     g.decode_gbps = gbps;
                     g.tensor_overhead_s = overhead;
                     g.matmul_tflops = fit.matmul_gflops.map(|r| measure::round_sig(r / 1e3, 3));
+                    g.batch_tensor_overhead_s = batch;
                 }
                 (
                     &["gpu.decode_gbps", "gpu.tensor_overhead_s"],
-                    "gpu.matmul_tflops",
+                    &["gpu.matmul_tflops", "gpu.batch_tensor_overhead_s"],
                 )
             }
         };
@@ -177,7 +194,9 @@ fn calibrate_decode(
         }
         if matmul.is_some() {
             let note = format!("measured: {}", fit.describe_matmul());
-            m.notes.insert(matmul_key.to_string(), note);
+            for key in matmul_keys {
+                m.notes.insert(key.to_string(), note.clone());
+            }
         }
     }
     if m.profile.gpu.is_some() {
@@ -315,6 +334,7 @@ fn table(m: &Measurement) -> String {
     if let Some(g) = p.cpu.streaming_matmul_gflops {
         let _ = writeln!(t, "    matmuls (streaming)    {g:>10.1} GFLOP/s");
     }
+    batch_line(&mut t, p.cpu.batch_tensor_overhead_s);
     let _ = writeln!(t, "  GPU");
     if let Some(g) = &p.gpu {
         let _ = writeln!(t, "    name                   {}", g.name);
@@ -347,6 +367,7 @@ fn table(m: &Measurement) -> String {
         if let Some(r) = g.matmul_tflops {
             let _ = writeln!(t, "    prompt matmuls         {r:>10.1} TFLOP/s");
         }
+        batch_line(&mut t, g.batch_tensor_overhead_s);
         if let Some(o) = g.host_layer_overhead_s {
             let _ = writeln!(t, "    per layer CPU weights  {:>10.2} µs", o * 1e6);
         }
@@ -375,6 +396,13 @@ fn decode_lines(t: &mut String, gbps: Option<f64>, overhead_s: Option<f64>) {
     }
     if let Some(o) = overhead_s {
         let _ = writeln!(t, "    per-tensor overhead    {:>10.2} µs", o * 1e6);
+    }
+}
+
+/// The measured per-tensor overhead of a prompt batch, when there is one.
+fn batch_line(t: &mut String, overhead_s: Option<f64>) {
+    if let Some(o) = overhead_s {
+        let _ = writeln!(t, "    per tensor in a batch  {:>10.2} µs", o * 1e6);
     }
 }
 

@@ -2,8 +2,9 @@
 //! measured on this machine — the weight bytes per second its batch-1 kernels achieve
 //! (`decode_gbps`), the fixed time each weight tensor costs beyond moving its bytes
 //! (`tensor_overhead_s`), the FLOP/s its matmuls reach on a prompt batch (`matmul_gflops`,
-//! [`PREFILL`] tokens on the same models), and on a GPU the fixed cost of a layer whose
-//! weights the CPU computes ([`measure_host_layers`]).
+//! [`PREFILL`] tokens on the same models), the fixed time per tensor of a prompt batch
+//! (`batch_tensor_overhead_s`, from batches of [`SMALL_PREFILL`] tokens), and on a GPU the
+//! fixed cost of a layer whose weights the CPU computes ([`measure_host_layers`]).
 //!
 //! Three synthetic dense llama models (random Q4_0 weights, [`synth`]) of about the same size
 //! in 8, 32 and 128 layers are planned fully resident on the backend, loaded by the runtime
@@ -12,6 +13,13 @@
 //! what the cost model charges a token for that plan (9 tensors per llama layer, 3 globals).
 //! The size is what the backend's spec bandwidth moves in about
 //! 10 ms (at least 256 MB, beyond CPU caches; at most 2 GB).
+//!
+//! A prompt batch has fixed costs of its own: on a GPU, llama.cpp launches a batch's kernels
+//! one by one (a decode step replays a CUDA graph), so a small batch of a many-tensor model
+//! costs several decode steps. The batches are fitted to `time = tensors x batch overhead +
+//! the cost model's roofline`: the large batches give the matmul rate (their FLOPs over their
+//! time less the overhead), the small ones the overhead (their time beyond the roofline at
+//! that rate, per tensor), alternated until both settle.
 //!
 //! Not here: timing the other parts of a profile (the `hw` crate measures storage, RAM, CPU
 //! and the GPU's copies), and choosing what to do with the terms (the CLI writes them into
@@ -45,6 +53,16 @@ impl Backend {
     }
 }
 
+/// A timed prompt batch of one model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Batch {
+    pub tokens: u64,
+    /// FLOPs the cost model charges it.
+    pub flops: f64,
+    /// Measured seconds, on a context already warm.
+    pub seconds: f64,
+}
+
 /// One timed model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -58,10 +76,8 @@ pub struct Sample {
     pub bytes_per_token: f64,
     /// Median measured seconds per decode step.
     pub seconds_per_token: f64,
-    /// FLOPs the cost model charges a prompt batch of [`PREFILL`] tokens.
-    pub batch_flops: f64,
-    /// Measured seconds of that batch, on a context already warm.
-    pub prefill_s: f64,
+    /// Prompt batches of [`SMALL_PREFILL`] and [`PREFILL`] tokens.
+    pub batches: [Batch; 2],
 }
 
 /// The fitted terms and what they were fitted to.
@@ -73,6 +89,8 @@ pub struct DecodeFit {
     /// FLOP/s of the prompt batches' matmuls, GFLOP/s; None when the batches were not bound
     /// by compute (the fitted bandwidth explains half their time or more).
     pub matmul_gflops: Option<f64>,
+    /// Fixed seconds per tensor of a prompt batch; None without a matmul rate.
+    pub batch_tensor_overhead_s: Option<f64>,
     pub samples: Vec<Sample>,
 }
 
@@ -112,22 +130,25 @@ impl DecodeFit {
         )
     }
 
-    /// One line for a profile's comment: how the matmul rate was measured.
+    /// One line for a profile's comment: how the prompt terms were measured.
     pub fn describe_matmul(&self) -> String {
         let shapes: Vec<String> = self
             .samples
             .iter()
             .map(|s| {
+                let [small, large] = s.batches;
                 format!(
-                    "{} {:.1} GFLOP {:.2} ms",
+                    "{} {:.1} GFLOP {:.2} ms, {:.1} GFLOP {:.2} ms",
                     s.shape,
-                    s.batch_flops / 1e9,
-                    s.prefill_s * 1e3
+                    small.flops / 1e9,
+                    small.seconds * 1e3,
+                    large.flops / 1e9,
+                    large.seconds * 1e3
                 )
             })
             .collect();
         format!(
-            "a {PREFILL}-token prompt batch of the same models on a warm context on the {} backend ({}): their FLOPs over their time less the fitted per-tensor overhead",
+            "prompt batches of {SMALL_PREFILL} and {PREFILL} tokens of the same models on a warm context on the {} backend ({}): the {PREFILL}-token batches' FLOPs over their time less the per-tensor batch overhead, the {SMALL_PREFILL}-token batches' time beyond the roofline at that rate per tensor",
             self.backend.name(),
             shapes.join("; "),
         )
@@ -201,12 +222,16 @@ const QUICK_BYTES: f64 = 48e6;
 /// (removed afterwards). `progress` gets a line per finished run. When the times fit no
 /// positive bandwidth (a busy machine slowed one model's rounds), more rounds are run, up to
 /// [`MAX_ROUNDS`].
+/// `batch_overhead`: the per-tensor overhead of a prompt batch when already known (the CPU's
+/// streaming-run kernels run the same graph as its repacked ones), so that only the matmul
+/// rate is fitted.
 pub fn measure(
     hw: &HwProfile,
     backend: Backend,
     dir: &Path,
     threads: u32,
     quick: bool,
+    batch_overhead: Option<f64>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DecodeFit, CalibrateError> {
     let hw = backend_profile(hw, backend)?;
@@ -228,17 +253,21 @@ pub fn measure(
             tensors: m.tensors,
             bytes_per_token: m.bytes_per_token,
             seconds_per_token: f64::INFINITY,
-            batch_flops: m.batch_flops,
-            prefill_s: f64::INFINITY,
+            batches: [SMALL_PREFILL, PREFILL].map(|tokens| Batch {
+                tokens,
+                flops: m.batch_flops[usize::from(tokens == PREFILL)],
+                seconds: f64::INFINITY,
+            }),
         })
         .collect();
     fit_rounds(
         backend,
         blank,
+        batch_overhead,
         |i| {
             let m = &models[i];
-            let (steps, prefill_s) = time_model(&m.model, &m.shape, threads)?;
-            Ok((median(&steps), prefill_s))
+            let (steps, batches) = time_model(&m.model, &m.shape, threads)?;
+            Ok((median(&steps), batches))
         },
         progress,
     )
@@ -359,33 +388,35 @@ fn scratch_dir(dir: &Path) -> Result<tempfile::TempDir, CalibrateError> {
         })
 }
 
-/// Times each model once per round (`time(i)` is model `i`'s median step and its prompt
-/// batch), keeps each
-/// model's fastest round and fits from [`ROUNDS`] rounds on, until a fit succeeds or
-/// [`MAX_ROUNDS`] have run.
+/// Times each model once per round (`time(i)` is model `i`'s median step and its two prompt
+/// batches), keeps each model's fastest round and fits from [`ROUNDS`] rounds on, until a fit
+/// succeeds or [`MAX_ROUNDS`] have run.
 fn fit_rounds(
     backend: Backend,
     mut samples: Vec<Sample>,
-    mut time: impl FnMut(usize) -> Result<(f64, f64), CalibrateError>,
+    batch_overhead: Option<f64>,
+    mut time: impl FnMut(usize) -> Result<(f64, [f64; 2]), CalibrateError>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<DecodeFit, CalibrateError> {
     let mut round = 0;
     loop {
         round += 1;
         for (i, s) in samples.iter_mut().enumerate() {
-            let (step, prefill_s) = time(i)?;
+            let (step, batches) = time(i)?;
             progress(&format!(
                 "{} round {round}: {:.2} ms per token",
                 s.shape,
                 step * 1e3
             ));
             s.seconds_per_token = s.seconds_per_token.min(step);
-            s.prefill_s = s.prefill_s.min(prefill_s);
+            for (b, t) in s.batches.iter_mut().zip(batches) {
+                b.seconds = b.seconds.min(t);
+            }
         }
         if round < ROUNDS {
             continue;
         }
-        match fit(backend, samples.clone()) {
+        match fit(backend, samples.clone(), batch_overhead) {
             Err(CalibrateError::NoFit { .. }) if round < MAX_ROUNDS => {
                 progress("the times fit no positive bandwidth yet; measuring another round")
             }
@@ -445,7 +476,8 @@ struct Prepared {
     tensors: u32,
     model: runtime::PlannedModel,
     bytes_per_token: f64,
-    batch_flops: f64,
+    /// Of a [`SMALL_PREFILL`]- and a [`PREFILL`]-token batch.
+    batch_flops: [f64; 2],
 }
 
 fn prepare(
@@ -461,7 +493,7 @@ fn prepare(
     Ok(Prepared {
         tensors: mean.cost.layer_tensors.iter().sum::<u32>() + mean.cost.global_tensors,
         bytes_per_token: charged_bytes(&mean),
-        batch_flops: charged_flops(&mean, PREFILL),
+        batch_flops: [SMALL_PREFILL, PREFILL].map(|n| charged_flops(&mean, n)),
         layers: model.layers,
         shape: model.shape.clone(),
         model: loaded?,
@@ -592,6 +624,7 @@ fn charged(solved: &place::Solved, n_tokens: u64, flops_per_s: f64, bytes_per_s:
         gpu: solved.cost.gpu.map(|_| unit),
         cpu: unit,
         tensor_overhead_s: 0.0,
+        batch_tensor_overhead_s: None,
         host_layer_overhead_s: 0.0,
         ..solved.cost.clone()
     };
@@ -601,8 +634,10 @@ fn charged(solved: &place::Solved, n_tokens: u64, flops_per_s: f64, bytes_per_s:
         * n_tokens as f64
 }
 
-/// Tokens of the timed prompt batch (after the decode steps, on the same context).
+/// Tokens of the timed prompt batches (after the decode steps, on the same context): a large
+/// one for the matmul rate, a small one for the batch's fixed costs.
 pub const PREFILL: u64 = 128;
+pub const SMALL_PREFILL: u64 = 16;
 
 /// Context of the calibration runs: the prompt and the decoded tokens.
 const CONTEXT: u32 = 256;
@@ -611,15 +646,14 @@ const PROMPT: i32 = 8;
 /// The mean context of a timed step (prompt, warm-up, half the timed steps).
 const MEAN_CONTEXT: u64 = PROMPT as u64 + (1 + WARMUP + STEPS / 2) as u64;
 
-/// One run's decode step times, warm-up left out.
 /// One run's decode step times of `model` (named `shape` in errors), warm-up left out, then
-/// the seconds of a [`PREFILL`]-token prompt batch on the same context (warm by then: a
-/// context's first batch pays one-time costs).
+/// the seconds of a [`SMALL_PREFILL`]- and a [`PREFILL`]-token prompt batch on the same
+/// context (warm by then: a context's first batch pays one-time costs).
 fn time_model(
     model: &runtime::PlannedModel,
     shape: &str,
     threads: u32,
-) -> Result<(Vec<f64>, f64), CalibrateError> {
+) -> Result<(Vec<f64>, [f64; 2]), CalibrateError> {
     let err = |source| CalibrateError::Run {
         shape: shape.to_string(),
         source: Box::new(source),
@@ -637,9 +671,12 @@ fn time_model(
         .generate(&prompt, 1 + WARMUP + STEPS, sampling)
         .map_err(err)?;
     let steps = g.token_s.iter().skip(1 + WARMUP).copied().collect();
-    let batch: Vec<i32> = (0..PREFILL as i32).map(|i| 10 + i % 400).collect();
-    let p = ctx.generate(&batch, 1, sampling).map_err(err)?;
-    Ok((steps, p.prompt_s))
+    let mut batches = [0.0; 2];
+    for (s, n) in batches.iter_mut().zip([SMALL_PREFILL, PREFILL]) {
+        let batch: Vec<i32> = (0..n as i32).map(|i| 10 + i % 400).collect();
+        *s = ctx.generate(&batch, 1, sampling).map_err(err)?.prompt_s;
+    }
+    Ok((steps, batches))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -653,8 +690,13 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Least squares on relative errors of `t = tensors x a + bytes x b`; `a` is kept at
-/// zero or above (refitting `b` alone when the free fit makes it negative).
-pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, CalibrateError> {
+/// zero or above (refitting `b` alone when the free fit makes it negative). Then the prompt
+/// batches' terms ([`prompt_terms`]; `batch_overhead` given: the rate alone).
+pub fn fit(
+    backend: Backend,
+    samples: Vec<Sample>,
+    batch_overhead: Option<f64>,
+) -> Result<DecodeFit, CalibrateError> {
     let rows: Vec<(f64, f64, f64)> = samples
         .iter()
         .map(|s| {
@@ -678,31 +720,100 @@ pub fn fit(backend: Backend, samples: Vec<Sample>) -> Result<DecodeFit, Calibrat
                 .join(", "),
         });
     }
+    let (rate, batch_overhead) = prompt_terms(backend, &samples, 1.0 / b, batch_overhead);
     Ok(DecodeFit {
         backend,
         decode_gbps: 1.0 / b / 1e9,
         tensor_overhead_s: a,
-        matmul_gflops: matmul_rate(&samples, a, 1.0 / b).map(|r| r / 1e9),
+        matmul_gflops: rate.map(|r| r / 1e9),
+        batch_tensor_overhead_s: batch_overhead.filter(|_| rate.is_some()),
         samples,
     })
 }
 
-/// FLOP/s of the samples' prompt batches: their FLOPs over their time less the per-tensor
-/// overhead (the cost model prices a batch as the larger of compute and weight bytes, plus
-/// the overhead). None when a batch is not bound by compute: its weight bytes at the decode
-/// bandwidth take half its compute time or more, or the overhead all of it.
+/// Passes of [`prompt_terms`]: each moves the overhead by the small batch's share of the
+/// large one's FLOPs (an eighth), so this many leave nothing to move.
+const PROMPT_PASSES: usize = 40;
+
+/// The matmul rate (FLOP/s) and the per-tensor overhead (s) of the prompt batches: the rate
+/// from the large batches ([`matmul_rate`]) given the overhead, the overhead from the small
+/// ones ([`small_batch_overhead`]) given the rate, alternated from no overhead on. With
+/// `known`, the overhead is that and only the rate is fitted. No rate when the large batches
+/// are not bound by compute.
+fn prompt_terms(
+    backend: Backend,
+    samples: &[Sample],
+    bytes_per_s: f64,
+    known: Option<f64>,
+) -> (Option<f64>, Option<f64>) {
+    if let Some(overhead) = known {
+        return (matmul_rate(samples, overhead, bytes_per_s), known);
+    }
+    let mut overhead = 0.0;
+    let mut rate = None;
+    for _ in 0..PROMPT_PASSES {
+        rate = matmul_rate(samples, overhead, bytes_per_s);
+        let Some(r) = rate else { break };
+        overhead = small_batch_overhead(backend, samples, r, bytes_per_s);
+    }
+    (rate, rate.map(|_| overhead))
+}
+
+/// FLOP/s of the samples' large prompt batches: their FLOPs over their time less the
+/// per-tensor overhead (the cost model prices a batch as the larger of compute and weight
+/// bytes, plus the overhead). None when a batch is not bound by compute: its weight bytes at
+/// the decode bandwidth take half its compute time or more, or the overhead all of it.
 fn matmul_rate(samples: &[Sample], overhead_s: f64, bytes_per_s: f64) -> Option<f64> {
     let (mut flops, mut secs) = (0.0, 0.0);
     for s in samples {
-        let compute = s.prefill_s - f64::from(s.tensors) * overhead_s;
-        let finite = s.batch_flops.is_finite() && compute.is_finite();
+        let b = &s.batches[1];
+        let compute = b.seconds - f64::from(s.tensors) * overhead_s;
+        let finite = b.flops.is_finite() && compute.is_finite();
         if !finite || compute <= 0.0 || s.bytes_per_token / bytes_per_s >= 0.5 * compute {
             return None;
         }
-        flops += s.batch_flops;
+        flops += b.flops;
         secs += compute;
     }
     (secs > 0.0).then(|| flops / secs)
+}
+
+/// Seconds per tensor of the small prompt batches beyond the cost model's roofline at
+/// `flops_per_s` (a GPU's, or a CPU's with its reuse: `place::cost::Device`): least squares on
+/// relative errors, kept at zero or above.
+fn small_batch_overhead(
+    backend: Backend,
+    samples: &[Sample],
+    flops_per_s: f64,
+    bytes_per_s: f64,
+) -> f64 {
+    let device = place::cost::Device {
+        flops_per_s,
+        bytes_per_s,
+    };
+    let (mut num, mut den) = (0.0, 0.0);
+    for s in samples {
+        let b = &s.batches[0];
+        let n = b.tokens.max(1) as f64;
+        let work = place::cost::Work {
+            flops: b.flops,
+            bytes: s.bytes_per_token,
+            // Every weight of a dense model is used by each token of the batch.
+            reuse_flops: b.flops * (n - 1.0) / n,
+        };
+        let roofline = match backend {
+            Backend::Gpu => device.time(work),
+            Backend::Cpu | Backend::CpuStreaming => device.cpu_time(work),
+        };
+        let x = f64::from(s.tensors) / b.seconds;
+        num += x * (b.seconds - roofline) / b.seconds;
+        den += x * x;
+    }
+    if num.is_finite() && den > 0.0 {
+        (num / den).max(0.0)
+    } else {
+        0.0
+    }
 }
 
 /// Normal equations of `y ≈ a x1 + b x2`.
@@ -726,8 +837,11 @@ mod tests {
     /// A llama model's sample: 9 tensors per layer and 3 globals.
     fn sample(layers: u32, mb: f64, ms: f64) -> Sample {
         Sample {
-            batch_flops: f64::NAN,
-            prefill_s: f64::NAN,
+            batches: [SMALL_PREFILL, PREFILL].map(|tokens| Batch {
+                tokens,
+                flops: f64::NAN,
+                seconds: f64::NAN,
+            }),
             shape: format!("{layers}"),
             layers,
             tensors: 9 * layers + 3,
@@ -758,6 +872,7 @@ mod tests {
                 sample(16, 50.0, t(16, 50.0)),
                 sample(32, 3.0, t(32, 3.0)),
             ],
+            None,
         )
         .unwrap();
         assert!((f.decode_gbps - 20.0).abs() < 1e-9, "{f:?}");
@@ -765,33 +880,90 @@ mod tests {
         assert!(f.max_error() < 1e-12);
         // Batches without a time give no rate.
         assert_eq!(f.matmul_gflops, None);
+        assert_eq!(f.batch_tensor_overhead_s, None);
+    }
+
+    /// Batches timed as the cost model prices them on a GPU: `tensors x overhead +
+    /// max(FLOPs / rate, bytes / bandwidth)`.
+    fn with_batches(l: u32, mb: f64, ms: f64, overhead: f64, flops_per_s: f64) -> Sample {
+        let tensors = f64::from(9 * l + 3);
+        let batch = |tokens: u64| {
+            let flops = 10e9 * tokens as f64 / PREFILL as f64;
+            Batch {
+                tokens,
+                flops,
+                seconds: tensors * overhead + (flops / flops_per_s).max(mb * 1e6 / 20e9),
+            }
+        };
+        Sample {
+            batches: [batch(SMALL_PREFILL), batch(PREFILL)],
+            ..sample(l, mb, ms)
+        }
+    }
+
+    #[test]
+    fn prompt_terms_recover_the_rate_and_the_batch_overhead() {
+        // Decode: 50 us per tensor, 20 GB/s. Prompt batches: 200 GFLOP/s and 300 us per
+        // tensor; the small batches of the 200 MB model are bound by its bytes.
+        let t = |l: u32, mb: f64| (f64::from(9 * l + 3) * 50e-6 + mb * 1e6 / 20e9) * 1e3;
+        let samples: Vec<Sample> = [(8, 200.0), (16, 50.0), (32, 3.0)]
+            .into_iter()
+            .map(|(l, mb)| with_batches(l, mb, t(l, mb), 300e-6, 200e9))
+            .collect();
+        let f = fit(Backend::Gpu, samples.clone(), None).unwrap();
+        let r = f.matmul_gflops.unwrap();
+        assert!((r - 200.0).abs() < 1e-6, "{r}");
+        let o = f.batch_tensor_overhead_s.unwrap();
+        assert!((o - 300e-6).abs() < 1e-12, "{o}");
+        assert!((f.tensor_overhead_s - 50e-6).abs() < 1e-12, "{f:?}");
+        assert!(
+            f.describe_matmul().contains("16 and 128 tokens"),
+            "{}",
+            f.describe_matmul()
+        );
+        // A known overhead is kept; the rate is fitted given it.
+        let f = fit(Backend::Gpu, samples.clone(), Some(0.0)).unwrap();
+        assert_eq!(f.batch_tensor_overhead_s, Some(0.0));
+        assert!(f.matmul_gflops.unwrap() < 200.0);
+        // No rate, no overhead: a model whose large batch is its bytes.
+        let mut slow = samples.clone();
+        slow[0].bytes_per_token = 8e9;
+        assert_eq!(prompt_terms(Backend::Gpu, &slow, 20e9, None), (None, None));
+    }
+
+    #[test]
+    fn small_batch_overhead_on_a_cpu_follows_its_reuse_pricing() {
+        // A CPU batch of 16 tokens costs bytes / bandwidth + 15/16 of its FLOPs / rate (its
+        // first use of each weight hides under the weight stream), not the GPU's max.
+        let (rate, bw) = (100e9, 20e9);
+        let l = 8;
+        let tensors = f64::from(9 * l + 3);
+        let mut s = sample(l, 400.0, 30.0);
+        let flops = 16.0 * 2.0 * 200e6;
+        let cpu = 400e6 / bw + 15.0 / 16.0 * flops / rate + tensors * 20e-6;
+        s.batches[0] = Batch {
+            tokens: 16,
+            flops,
+            seconds: cpu,
+        };
+        let o = small_batch_overhead(Backend::Cpu, &[s.clone()], rate, bw);
+        assert!((o - 20e-6).abs() < 1e-12, "{o}");
+        // The GPU's pricing would see more time left over for the overhead.
+        assert!(small_batch_overhead(Backend::Gpu, &[s], rate, bw) > 20e-6);
     }
 
     #[test]
     fn matmul_rate_is_flops_over_time_less_the_overhead() {
-        // 50 us per tensor, 20 GB/s; batches of 100 GFLOP at 200 GFLOP/s take 0.5 s plus
+        // 50 us per tensor, 20 GB/s; batches of 10 GFLOP at 200 GFLOP/s take 50 ms plus
         // their overhead.
-        let with_batch = |l: u32, mb: f64, ms: f64| Sample {
-            batch_flops: 100e9,
-            prefill_s: 0.5 + f64::from(9 * l + 3) * 50e-6,
-            ..sample(l, mb, ms)
-        };
         let t = |l: u32, mb: f64| (f64::from(9 * l + 3) * 50e-6 + mb * 1e6 / 20e9) * 1e3;
-        let samples = vec![
-            with_batch(8, 200.0, t(8, 200.0)),
-            with_batch(16, 50.0, t(16, 50.0)),
-            with_batch(32, 3.0, t(32, 3.0)),
-        ];
-        let f = fit(Backend::Cpu, samples.clone()).unwrap();
-        let r = f.matmul_gflops.unwrap();
-        assert!((r - 200.0).abs() < 1e-6, "{r}");
-        assert!(
-            f.describe_matmul().contains("128-token"),
-            "{}",
-            f.describe_matmul()
-        );
+        let samples: Vec<Sample> = [(8, 200.0), (16, 50.0), (32, 3.0)]
+            .into_iter()
+            .map(|(l, mb)| with_batches(l, mb, t(l, mb), 50e-6, 200e9))
+            .collect();
+        let r = matmul_rate(&samples, 50e-6, 20e9).unwrap();
+        assert!((r / 200e9 - 1.0).abs() < 1e-9, "{r}");
         // A batch whose weight bytes take most of its time measures bandwidth, not compute.
-        assert!(matmul_rate(&samples, 50e-6, 20e9).is_some());
         let mut slow = samples;
         slow[0].bytes_per_token = 8e9; // 0.4 s at 20 GB/s
         assert_eq!(matmul_rate(&slow, 50e-6, 20e9), None);
@@ -803,6 +975,7 @@ mod tests {
         let f = fit(
             Backend::Cpu,
             vec![sample(8, 200.0, 10.0), sample(32, 100.0, 4.0)],
+            None,
         )
         .unwrap();
         assert_eq!(f.tensor_overhead_s, 0.0);
@@ -825,6 +998,7 @@ mod tests {
         let f = fit_rounds(
             Backend::Cpu,
             blank.clone(),
+            None,
             |i| {
                 calls[i] += 1;
                 let (l, mb) = shapes[i];
@@ -834,7 +1008,7 @@ mod tests {
                     2 => 20.0,
                     _ => 1.0,
                 };
-                Ok((exact(l, mb) * slow, f64::NAN))
+                Ok((exact(l, mb) * slow, [f64::NAN; 2]))
             },
             &mut |_| {},
         )
@@ -848,10 +1022,11 @@ mod tests {
         let e = fit_rounds(
             Backend::Cpu,
             blank,
+            None,
             |i| {
                 n += 1;
                 let (l, mb) = shapes[i];
-                Ok((exact(l, mb) * [1.0, 50.0, 20.0][i], f64::NAN))
+                Ok((exact(l, mb) * [1.0, 50.0, 20.0][i], [f64::NAN; 2]))
             },
             &mut |_| {},
         )
@@ -862,7 +1037,7 @@ mod tests {
 
     #[test]
     fn nonsense_times_are_an_error() {
-        let e = fit(Backend::Gpu, vec![sample(8, 0.0, 1.0)]).unwrap_err();
+        let e = fit(Backend::Gpu, vec![sample(8, 0.0, 1.0)], None).unwrap_err();
         assert!(e.to_string().contains("8: 1.000 ms"), "{e}");
     }
 

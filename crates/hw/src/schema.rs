@@ -58,6 +58,12 @@ pub struct GpuProfile {
     /// with about twice the tensors of a llama layer. Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensor_overhead_s: Option<f64>,
+    /// The same fixed seconds per weight tensor in a prompt batch, which llama.cpp runs
+    /// without the CUDA graph that replays a decode step's launches (each op is launched on
+    /// its own) and with batch kernels of their own. Optional; `tensor_overhead_s` when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_tensor_overhead_s: Option<f64>,
     /// Fixed seconds a forward pass pays for each layer some of whose weights the CPU computes
     /// while the GPU runs the rest (experts or FFNs kept in RAM): the graph leaves the GPU and
     /// comes back (a synchronisation and two activation copies) and the CPU's ops have fixed
@@ -142,6 +148,11 @@ pub struct CpuProfile {
     /// bytes (small ops, thread synchronisation). Optional; 0 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensor_overhead_s: Option<f64>,
+    /// The same fixed seconds per weight tensor in a prompt batch (its small ops over every
+    /// token of the batch, the activations quantized for each matmul). Optional;
+    /// `tensor_overhead_s` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_tensor_overhead_s: Option<f64>,
     /// FLOP/s llama.cpp's matmuls over quantized weights achieve on a prompt batch, GFLOP/s,
     /// with its default repacking: what prefill is bound by, below `fp32_gflops` (a peak).
     /// Optional; `fp32_gflops` when absent.

@@ -51,6 +51,7 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
         positive("gpu.fp32_tflops", g.fp32_tflops)?;
         decode_terms("gpu", g.decode_gbps, g.tensor_overhead_s)?;
         seconds_below_one("gpu.host_layer_overhead_s", g.host_layer_overhead_s)?;
+        seconds_below_one("gpu.batch_tensor_overhead_s", g.batch_tensor_overhead_s)?;
         if let Some(v) = g.matmul_tflops {
             positive("gpu.matmul_tflops", v)?;
         }
@@ -103,6 +104,7 @@ pub(crate) fn validate(p: &HwProfile) -> Check {
             positive(key, v)?;
         }
     }
+    seconds_below_one("cpu.batch_tensor_overhead_s", p.cpu.batch_tensor_overhead_s)?;
     decode_terms("cpu", p.cpu.decode_gbps, p.cpu.tensor_overhead_s)
 }
 

@@ -360,6 +360,36 @@ fn host_layer_overhead_is_optional_seconds() {
 }
 
 #[test]
+fn batch_tensor_overhead_is_optional_seconds_in_both_sections() {
+    let p = parse(BASE).unwrap();
+    assert_eq!(p.gpu.unwrap().batch_tensor_overhead_s, None);
+    assert_eq!(p.cpu.batch_tensor_overhead_s, None);
+    for (anchor, key) in [
+        ("working_set_bytes = 900", "gpu.batch_tensor_overhead_s"),
+        ("[cpu]", "cpu.batch_tensor_overhead_s"),
+    ] {
+        let with = BASE.replacen(
+            anchor,
+            &format!("{anchor}\nbatch_tensor_overhead_s = 3.5e-5"),
+            1,
+        );
+        assert_ne!(with, BASE);
+        let p = parse(&with).unwrap();
+        let v = match key {
+            "gpu.batch_tensor_overhead_s" => p.gpu.as_ref().unwrap().batch_tensor_overhead_s,
+            _ => p.cpu.batch_tensor_overhead_s,
+        };
+        assert_eq!(v, Some(3.5e-5), "{key}");
+        assert_eq!(parse(&p.to_toml()).unwrap(), p);
+        for bad in ["-1e-6", "1.5", "nan"] {
+            let e = err(&with.replace("3.5e-5", bad));
+            assert_eq!(e.key(), Some(key), "{bad}: {e}");
+            assert!(e.to_string().contains("seconds"), "{bad}: {e}");
+        }
+    }
+}
+
+#[test]
 fn host_link_must_match_the_gpu_kind() {
     let e = err(&BASE.replace("unified_memory = false", "unified_memory = true"));
     assert_eq!(e.key(), Some("host_link"), "{e}");

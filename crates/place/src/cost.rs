@@ -132,6 +132,11 @@ pub struct CostModel {
     /// does not depend on where weights are placed.
     #[serde(default)]
     pub tensor_overhead_s: f64,
+    /// The same in a prompt batch of more than one token (the profile's
+    /// `batch_tensor_overhead_s` of that backend, else `tensor_overhead_s`):
+    /// [`CostModel::batch`] puts it in place of the decode one.
+    #[serde(default)]
+    pub batch_tensor_overhead_s: Option<f64>,
     /// Fixed seconds of a layer some of whose weights the CPU computes in a GPU plan: the
     /// profile's `gpu.host_layer_overhead_s` (0 without a GPU).
     #[serde(default)]
@@ -200,9 +205,9 @@ impl CostModel {
             flops_per_s: g.matmul_flops_per_s(),
             bytes_per_s: g.decode_bytes_per_s(),
         });
-        let tensor_overhead_s = match &hw.gpu {
-            Some(g) => g.tensor_overhead_s,
-            None => hw.cpu.tensor_overhead_s,
+        let (tensor_overhead_s, batch_tensor_overhead_s) = match &hw.gpu {
+            Some(g) => (g.tensor_overhead_s, g.batch_tensor_overhead_s),
+            None => (hw.cpu.tensor_overhead_s, hw.cpu.batch_tensor_overhead_s),
         };
         let (layer_tensors, global_tensors) = tensor_counts(units);
         CostModel {
@@ -218,6 +223,7 @@ impl CostModel {
             },
             io: io_plan(&hw.storage, hw.cpu.cores, units),
             tensor_overhead_s: tensor_overhead_s.unwrap_or(0.0),
+            batch_tensor_overhead_s,
             host_layer_overhead_s: hw
                 .gpu
                 .as_ref()
@@ -225,6 +231,18 @@ impl CostModel {
                 .unwrap_or(0.0),
             layer_tensors,
             global_tensors,
+        }
+    }
+
+    /// The model of a forward pass over `n_tokens` tokens: a batch of more than one token
+    /// pays the batch's per-tensor overhead; a decode step (1 token) is this model.
+    pub fn batch(&self, n_tokens: u64) -> CostModel {
+        match self.batch_tensor_overhead_s {
+            Some(overhead) if n_tokens > 1 => CostModel {
+                tensor_overhead_s: overhead,
+                ..self.clone()
+            },
+            _ => self.clone(),
         }
     }
 
@@ -356,6 +374,12 @@ impl CostModel {
         n_tokens: u64,
         depth: u32,
     ) -> Prediction {
+        let batch = self.batch(n_tokens);
+        batch.predict_pass(units, a, n_tokens, depth)
+    }
+
+    /// [`CostModel::predict_batch_depth`] on the model of that batch.
+    fn predict_pass(&self, units: &Units, a: &Assignment, n_tokens: u64, depth: u32) -> Prediction {
         let n = n_tokens.max(1) as f64;
         let mut loads: std::collections::BTreeMap<Option<u32>, LayerLoad> = Default::default();
         for (u, &tier) in units.units.iter().zip(&a.units) {

@@ -194,6 +194,7 @@ fn instance(seed: u64) -> Instance {
             row_gbps: rng.log_uniform(0.02, 1.0),
         },
         tensor_overhead_s: 0.0,
+        batch_tensor_overhead_s: None,
         host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,

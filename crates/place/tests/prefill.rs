@@ -114,3 +114,47 @@ fn prompt_len_reports_prefill_and_optimises_the_request_time() {
         assert!(place::explain::render(&s).contains("prefill:  512 prompt tokens"));
     }
 }
+
+/// A prompt batch pays the profile's batch overhead for each weight tensor of the model (its
+/// inventory), a decode step and a one-token batch the decode overhead. (Plans that stream
+/// nothing: a streamed read can hide a fixed cost.)
+#[test]
+fn a_batch_pays_the_batch_overhead_per_tensor_and_a_decode_step_does_not() {
+    for (model, hw) in [
+        ("llama-3.3-70b", "h100-pcie-80g"),
+        ("llama-2-7b:q4_0", "m1max"),
+    ] {
+        let inv = catalog::lookup(model).unwrap();
+        let s = solve_with(model, hw, Method::Greedy, 0);
+        assert_eq!(s.plan.mode, plan::Mode::FullResident, "{model}@{hw}");
+        let without = place::cost::CostModel {
+            batch_tensor_overhead_s: None,
+            ..s.cost.clone()
+        };
+        let extra = 25e-6;
+        let with = place::cost::CostModel {
+            batch_tensor_overhead_s: Some(without.tensor_overhead_s + extra),
+            ..s.cost.clone()
+        };
+        let a = &s.assignment;
+        assert_eq!(
+            with.predict(&s.units, a).token_s,
+            without.predict(&s.units, a).token_s,
+            "{hw}: decode"
+        );
+        assert_eq!(
+            place::prefill_time(&with, &s.units, a, 1),
+            place::prefill_time(&without, &s.units, a, 1),
+            "{hw}: a one-token batch is a decode step"
+        );
+        for n in [2, 16, 512] {
+            let more = place::prefill_time(&with, &s.units, a, n)
+                - place::prefill_time(&without, &s.units, a, n);
+            let expected = extra * inv.tensors.len() as f64;
+            assert!(
+                (more / expected - 1.0).abs() < 1e-9,
+                "{hw} n={n}: {more} s more, expected {expected}"
+            );
+        }
+    }
+}

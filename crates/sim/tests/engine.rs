@@ -57,6 +57,7 @@ fn cost(gpu: bool) -> CostModel {
             row_gbps: 1.0,
         },
         tensor_overhead_s: 0.0,
+        batch_tensor_overhead_s: None,
         host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,

@@ -37,6 +37,7 @@ fn cost(flops: f64, expert_gbps: f64) -> CostModel {
             row_gbps: expert_gbps,
         },
         tensor_overhead_s: 0.0,
+        batch_tensor_overhead_s: None,
         host_layer_overhead_s: 0.0,
         layer_tensors: Vec::new(),
         global_tensors: 0,
@@ -293,15 +294,21 @@ fn mixtral() -> (HwProfile, place::Solved, Trace) {
 
 /// A batch of one token is a decode step: prefilling the first 40 tokens one at a time gives
 /// exactly the records of decoding those 40 tokens, for the static cache, for LRU and ARC (whose
-/// hits on a prefix do not depend on what follows), global and per layer, on a machine with every effect on.
+/// hits on a prefix do not depend on what follows), global and per layer, on a machine with every effect on
+/// (a batch overhead too, which a one-token batch does not pay).
 #[test]
 fn prefill_in_batches_of_one_is_decode_of_the_same_tokens() {
     let (hw, solved, trace) = mixtral();
+    let cost = CostModel {
+        tensor_overhead_s: 2e-6,
+        batch_tensor_overhead_s: Some(1e-3),
+        ..solved.cost.clone()
+    };
     let placement = Placement {
         units: &solved.units,
         unit_tiers: &solved.assignment.units,
         experts: &solved.plan.experts,
-        cost: &solved.cost,
+        cost: &cost,
         dense_pool_bytes: None,
     };
     let machine = Machine::from_profile(&hw);
@@ -406,6 +413,32 @@ fn one_batch_matches_the_solver_prefill_prediction() {
         r.prefill.ttft_s
     );
     assert_eq!(r.prefill.bytes_read, 2 * bytes);
+
+    // A batch overhead of 0.5 s per tensor, 2 tensors a layer (the decode one, 0.1 s, not
+    // paid): 2 s more, on both sides.
+    let c = CostModel {
+        tensor_overhead_s: 0.1,
+        batch_tensor_overhead_s: Some(0.5),
+        layer_tensors: vec![2, 2],
+        ..c.clone()
+    };
+    let placement = Placement {
+        cost: &c,
+        ..placement
+    };
+    let with = place::prefill_time(&c, &u, &a, 64);
+    assert!(close(with, predicted + 2.0), "{with}");
+    let r = prefill::simulate_request(
+        &placement,
+        &cpu_machine(0.5),
+        &t,
+        &DecodePolicy::Static,
+        &Options::default(),
+        &prompt,
+    )
+    .unwrap();
+    let rel = (r.prefill.ttft_s - with).abs() / with;
+    assert!(rel <= 1e-9, "sim {} vs solver {with}", r.prefill.ttft_s);
 }
 
 #[test]

@@ -322,6 +322,7 @@ pub fn measure_machine(
             decode_gbps: None,
             streaming_decode_gbps: None,
             tensor_overhead_s: None,
+            batch_tensor_overhead_s: None,
             matmul_gflops: None,
             streaming_matmul_gflops: None,
         },
@@ -415,6 +416,7 @@ fn gpu_sections(
         compute_headroom_bytes: None,
         decode_gbps: None,
         tensor_overhead_s: None,
+        batch_tensor_overhead_s: None,
         host_layer_overhead_s: None,
         matmul_tflops: None,
     };

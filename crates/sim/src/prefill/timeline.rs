@@ -17,7 +17,7 @@ use crate::decode::{Machine, MoeLayer, Options, Placement};
 use crate::dense::DenseReads;
 use crate::events::{Nanos, StorageDevice};
 use metrics::TokenLayerRecord;
-use place::cost::expert_batch_work;
+use place::cost::{expert_batch_work, CostModel};
 use place::units::ExpertLayer;
 use place::Tier;
 use std::collections::VecDeque;
@@ -121,13 +121,20 @@ pub(super) fn run(inp: &Inputs<'_>, storage: StorageDevice) -> Outcome {
         bytes_read: 0,
         done: Vec::new(),
     };
-    let cost = inp.placement.cost;
+    // A batch's fixed costs are the cost model's for its size (all batches but the last are
+    // full).
+    let batch_costs: Vec<CostModel> = inp
+        .batches
+        .iter()
+        .map(|b| inp.placement.cost.batch(b.tokens as u64))
+        .collect();
     let mut dense: VecDeque<(usize, usize)> = VecDeque::new();
     let mut dense_issued = 0;
     let mut records = Vec::with_capacity(n_steps);
     let mut now: Nanos = 0;
     for g in 0..n_steps {
         let (b, step) = (g / per_batch, steps_of(g));
+        let cost = &batch_costs[b];
         let mut rec = TokenLayerRecord::empty(b as u32, step.layer);
         rec.start_s = secs(now);
         reads.advance(now);
