@@ -275,3 +275,92 @@ fn explain_cli_prints_the_rendered_plan() {
     assert!(ok, "{err}");
     assert_eq!(out, explain(hw, model));
 }
+
+/// `--ram-budget` and `--gpu-budget` plan for the profile with that much memory: the same plan
+/// as a copy of the profile whose `ram.bytes` (the budget plus the OS reserve) and
+/// `gpu.working_set_bytes` were edited by hand; a budget beyond the profile is refused, naming
+/// the flag.
+#[test]
+fn memory_budgets_plan_as_a_profile_with_that_much_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let hw = profile("h100-pcie-80g");
+    let text = std::fs::read_to_string(&hw).unwrap();
+    let (ram, gpu) = (16u64 << 30, 6u64 << 30);
+    let reserve: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("os_reserve_bytes = "))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("working_set_bytes = ") {
+                format!("working_set_bytes = {gpu}")
+            } else if l.starts_with("bytes = ") {
+                format!("bytes = {}", ram + reserve)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_ne!(edited, text);
+    let edited_path = dir.path().join("edited.toml");
+    std::fs::write(&edited_path, edited).unwrap();
+    let solve = |hw: &str, extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "solve",
+            "--hw",
+            hw,
+            "--model",
+            "mixtral-8x7b:q5_k_m",
+            "--greedy",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-o", out.to_str().unwrap()]);
+        let (ok, _, err) = hypura(&args);
+        assert!(ok, "{err}");
+        plan(&out)
+    };
+    let budgeted = solve(
+        &hw,
+        &["--ram-budget", "16GiB", "--gpu-budget", "6GiB"],
+        "a.json",
+    );
+    let by_hand = solve(edited_path.to_str().unwrap(), &[], "b.json");
+    assert_eq!(budgeted["mode"], by_hand["mode"]);
+    assert_ne!(
+        budgeted["mode"], "full-resident",
+        "the budgets made it stream"
+    );
+    assert_eq!(budgeted["tensors"], by_hand["tensors"]);
+    assert_eq!(budgeted["experts"], by_hand["experts"]);
+    let name = budgeted["inputs"]["profile_name"].as_str().unwrap();
+    assert!(
+        name.contains("RAM for the plan: 17179869184 bytes"),
+        "{name}"
+    );
+
+    for (flag, value) in [("--ram-budget", "900TB"), ("--gpu-budget", "1TB")] {
+        let out = dir.path().join("c.json");
+        let (ok, _, err) = hypura(&[
+            "solve",
+            "--hw",
+            &hw,
+            "--model",
+            "mixtral-8x7b:q5_k_m",
+            flag,
+            value,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            !ok && err.contains(flag) && err.contains("more than the profile"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

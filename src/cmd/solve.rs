@@ -25,6 +25,14 @@ pub struct Args {
     /// KV cache type.
     #[arg(long, value_enum, ignore_case = true, default_value_t = KvType::F16)]
     pub kv_type: KvType,
+    /// RAM the plan may use, after the profile's OS reserve (3GiB, 500MB): a plan for a
+    /// machine with less memory free than the profile's, e.g. under `bench --leave-gib`
+    /// (default: the profile's).
+    #[arg(long, value_name = "SIZE", value_parser = range::bytes(1, range::MAX_BYTES))]
+    pub ram_budget: Option<u64>,
+    /// GPU memory the plan may use (its working set; default: the profile's).
+    #[arg(long, value_name = "SIZE", value_parser = range::bytes(1, range::MAX_BYTES))]
+    pub gpu_budget: Option<u64>,
     /// Compute buffer bytes (1GiB, 500MB, 4096), at most 2^50 (default: estimated from the
     /// model and --ctx).
     #[arg(long, value_parser = range::bytes(0, range::MAX_BYTES))]
@@ -63,6 +71,11 @@ pub fn run(args: Args) -> Result<()> {
         super::refuse_existing(out, args.force, "-o")?;
     }
     let hw = crate::machine::resolve(args.hw.as_deref())?;
+    let hw = hw
+        .with_budget(args.ram_budget, None)
+        .context("--ram-budget")?
+        .with_budget(None, args.gpu_budget)
+        .context("--gpu-budget")?;
     let inv = model::load_model(&crate::models::locate(&args.model)?)?;
     let trace = match &args.trace {
         Some(p) => Some(traces::load(p)?),

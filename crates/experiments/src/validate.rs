@@ -74,14 +74,8 @@ pub enum ValidateError {
     NeedsTrace { model: String },
     #[error("{model} is dense: a routing trace does not apply")]
     DenseWithTrace { model: String },
-    #[error("the profile has no GPU, so a grid's gpu budget does not apply")]
-    NoGpu,
-    #[error("a budget of {budget} bytes is more than the profile's {have} bytes of {what}")]
-    BudgetTooLarge {
-        what: &'static str,
-        budget: u64,
-        have: u64,
-    },
+    #[error(transparent)]
+    Budget(#[from] hw::BudgetError),
     #[error("cannot solve a plan")]
     Solve(#[source] PlaceError),
     #[error("cannot simulate the plan")]
@@ -170,38 +164,13 @@ pub fn point_profile(hw: &HwProfile, point: &Point) -> Result<HwProfile, Validat
 }
 
 /// The profile with `ram_bytes` of RAM for the plan (after the OS reserve) and `gpu_bytes` of
-/// GPU working set, where given.
+/// GPU working set, where given ([`HwProfile::with_budget`]).
 pub fn budget_profile(
     hw: &HwProfile,
     ram_bytes: Option<u64>,
     gpu_bytes: Option<u64>,
 ) -> Result<HwProfile, ValidateError> {
-    let mut hw = hw.clone();
-    if let Some(b) = ram_bytes {
-        let have = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
-        if b > have {
-            return Err(ValidateError::BudgetTooLarge {
-                what: "RAM (after the OS reserve)",
-                budget: b,
-                have,
-            });
-        }
-        hw.ram.bytes = b + hw.ram.os_reserve_bytes;
-        hw.name = format!("{} (RAM for the plan: {} bytes)", hw.name, b);
-    }
-    if let Some(b) = gpu_bytes {
-        let gpu = hw.gpu.as_mut().ok_or(ValidateError::NoGpu)?;
-        if b > gpu.working_set_bytes {
-            return Err(ValidateError::BudgetTooLarge {
-                what: "GPU working set",
-                budget: b,
-                have: gpu.working_set_bytes,
-            });
-        }
-        gpu.working_set_bytes = b;
-        hw.name = format!("{} (GPU working set: {} bytes)", hw.name, b);
-    }
-    Ok(hw)
+    Ok(hw.with_budget(ram_bytes, gpu_bytes)?)
 }
 
 /// The plan `hypura solve` makes for the point, with the routing's expert use.

@@ -65,6 +65,6 @@ mod validate;
 pub use annotate::Notes;
 pub use error::HwError;
 pub use schema::{
-    CpuProfile, GpuProfile, HostLink, HwProfile, RamProfile, ReadPoint, StorageProfile,
-    PROFILE_VERSION,
+    BudgetError, CpuProfile, GpuProfile, HostLink, HwProfile, RamProfile, ReadPoint,
+    StorageProfile, PROFILE_VERSION,
 };

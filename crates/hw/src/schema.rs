@@ -176,7 +176,56 @@ impl GpuProfile {
     }
 }
 
+/// A memory budget the profile cannot grant.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BudgetError {
+    #[error("a budget of {budget} bytes is more than the profile's {have} bytes of {what}")]
+    TooLarge {
+        what: &'static str,
+        budget: u64,
+        have: u64,
+    },
+    #[error("the profile has no GPU, so a GPU budget does not apply")]
+    NoGpu,
+}
+
 impl HwProfile {
+    /// The profile with `ram_bytes` of RAM for a plan (after the OS reserve) and `gpu_bytes` of
+    /// GPU working set, where given: the machine as a plan for a smaller one sees it (a budget
+    /// larger than the machine is refused). The name says so.
+    pub fn with_budget(
+        &self,
+        ram_bytes: Option<u64>,
+        gpu_bytes: Option<u64>,
+    ) -> Result<HwProfile, BudgetError> {
+        let mut hw = self.clone();
+        if let Some(b) = ram_bytes {
+            let have = hw.ram.bytes.saturating_sub(hw.ram.os_reserve_bytes);
+            if b > have {
+                return Err(BudgetError::TooLarge {
+                    what: "RAM (after the OS reserve)",
+                    budget: b,
+                    have,
+                });
+            }
+            hw.ram.bytes = b + hw.ram.os_reserve_bytes;
+            hw.name = format!("{} (RAM for the plan: {} bytes)", hw.name, b);
+        }
+        if let Some(b) = gpu_bytes {
+            let gpu = hw.gpu.as_mut().ok_or(BudgetError::NoGpu)?;
+            if b > gpu.working_set_bytes {
+                return Err(BudgetError::TooLarge {
+                    what: "GPU working set",
+                    budget: b,
+                    have: gpu.working_set_bytes,
+                });
+            }
+            gpu.working_set_bytes = b;
+            hw.name = format!("{} (GPU working set: {} bytes)", hw.name, b);
+        }
+        Ok(hw)
+    }
+
     /// Decode bandwidth of the CPU in bytes per second: `cpu.decode_gbps`, else the RAM's.
     pub fn cpu_decode_bytes_per_s(&self) -> f64 {
         self.cpu.decode_gbps.unwrap_or(self.ram.bandwidth_gbps) * 1e9

@@ -9,7 +9,7 @@
 //! the copy inside each thread's loop hides that (in steady state the other threads keep the
 //! disk busy), so the simulator gets both and puts the copy after each transfer.
 
-use super::tempfile::{no_direct_io, TempFile};
+use super::tempfile::{is_memory_fs, no_direct_io, TempFile};
 use super::{interrupt, IoOp, MeasureError, Progress};
 use crate::direct::{AlignedBuf, ALIGN};
 use crate::pages::{PagePool, Reservation, Slot};
@@ -230,6 +230,39 @@ fn random_reads(
         }
     })?;
     Ok(bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e9)
+}
+
+/// GB/s of uncached random reads of `block` bytes with `depth` in flight over the existing
+/// file at `path` for `time` (the disk's speed now, where a benchmark's runs are about to
+/// read: a shared disk drifts within minutes). The file is only read; a file shorter than
+/// `block` is read in 4 KiB blocks.
+pub fn file_read_rate(
+    path: &Path,
+    block: u64,
+    depth: u32,
+    time: Duration,
+) -> Result<f64, MeasureError> {
+    let unusable = |source| MeasureError::DirUnusable {
+        dir: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(unusable)?.len();
+    let dir = path.parent().unwrap_or(path);
+    if is_memory_fs(dir) {
+        return Err(MeasureError::MemoryFs {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let block = if len >= block { block } else { ALIGN as u64 };
+    let usable = len / block * block;
+    if usable == 0 {
+        return Err(MeasureError::EndedEarly { offset: 0 });
+    }
+    let file = crate::direct::open_uncached(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::EINVAL) => no_direct_io(path),
+        _ => unusable(e),
+    })?;
+    random_reads(&file, usable, block, depth.max(1), time)
 }
 
 /// GB/s of one thread copying `block` bytes out of a reused aligned buffer into streamed memory

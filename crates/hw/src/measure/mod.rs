@@ -10,7 +10,7 @@ mod ram;
 mod system;
 mod tempfile;
 
-pub use disk::DiskSchedule;
+pub use disk::{file_read_rate, DiskSchedule};
 pub use system::{memory, physical_cores, Memory};
 pub use tempfile::free_bytes;
 

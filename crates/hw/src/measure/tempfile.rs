@@ -107,7 +107,7 @@ pub fn no_direct_io(path: &Path) -> MeasureError {
 
 /// tmpfs or ramfs: files live in the page cache, so "uncached" reads would still hit RAM.
 #[cfg(target_os = "linux")]
-fn is_memory_fs(dir: &Path) -> bool {
+pub(super) fn is_memory_fs(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     const TMPFS_MAGIC: i64 = 0x0102_1994;
     const RAMFS_MAGIC: i64 = 0x8584_58f6;
@@ -123,7 +123,7 @@ fn is_memory_fs(dir: &Path) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn is_memory_fs(_dir: &Path) -> bool {
+pub(super) fn is_memory_fs(_dir: &Path) -> bool {
     false
 }
 
