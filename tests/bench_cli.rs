@@ -71,8 +71,151 @@ fn bench_reports_both_sides_and_their_tokens_are_plain_llama_cpps() {
         hypura(&[&["bench"][..], &args, &["--no-baseline", "--reps", "1"]].concat());
     assert!(ok, "{err}");
     assert!(
-        md.contains("| pp16 |") && md.contains("| tg8 |") && md.contains("| hypura |"),
+        md.contains("| pp16 |")
+            && md.contains("| tg8 |")
+            && md.contains("| hypura |")
+            && md.contains("| disk bound t/s |"),
         "{md}"
     );
     assert!(!md.contains("llama.cpp | plain"), "{md}");
+}
+
+/// A plan whose experts stream: every run's disk rate is measured and its disk bound is that
+/// rate over the bytes it read per token; `--sim` predicts what `hypura sim` predicts for the
+/// same plan, profile, routing, prompt, tokens, policy and queue depth.
+#[test]
+fn bench_measures_the_disk_and_predicts_with_the_simulator() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (model, plan, _) = common::streamed_tiny_mixtral(dir.path());
+    let trace = dir.path().join("t.json");
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "--experts",
+        "8",
+        "--top-k",
+        "2",
+        "--layers",
+        "0-3",
+        "--sequences",
+        "1",
+        "--tokens",
+        "64",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (model, plan, trace) = (
+        model.to_str().unwrap(),
+        plan.to_str().unwrap(),
+        trace.to_str().unwrap(),
+    );
+    let (ok, out, err) = hypura(&[
+        "bench",
+        "-m",
+        model,
+        "--plan",
+        plan,
+        "-p",
+        "8",
+        "-n",
+        "12",
+        "-t",
+        "2",
+        "--reps",
+        "2",
+        "--replay-trace",
+        trace,
+        "--sim",
+        "--hw",
+        "h200-141g",
+        "--json",
+        "--",
+        "--queue-depth",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["same_tokens"], true);
+    for side in v["sides"].as_array().unwrap() {
+        for r in side["runs"].as_array().unwrap() {
+            let disk = r["disk_gbps"].as_f64().unwrap();
+            assert!(disk > 0.0 && disk < 1000.0, "{r}");
+        }
+    }
+    let hypura_side = &v["sides"][0];
+    assert_eq!(hypura_side["name"], "hypura");
+    let bounds: Vec<f64> = hypura_side["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let read = r["read_bytes_per_token"].as_f64().unwrap();
+            assert!(read > 0.0, "the experts stream: {r}");
+            r["disk_gbps"].as_f64().unwrap() * 1e9 / read
+        })
+        .collect();
+    let median = hypura_side["disk_bound_tok_per_s"]["median"]
+        .as_f64()
+        .unwrap();
+    assert!((median / ((bounds[0] + bounds[1]) / 2.0) - 1.0).abs() < 1e-9);
+
+    // The oracle: `hypura sim` on the same inputs (the plan's LRU policy, 11 decoded tokens).
+    let (ok, sim, err) = hypura(&[
+        "sim",
+        "--plan",
+        plan,
+        "--model",
+        model,
+        "--hw",
+        "h200-141g",
+        "--trace",
+        trace,
+        "--prompt-len",
+        "8",
+        "--tokens",
+        "11",
+        "--policy",
+        "lru",
+        "--queue-depth",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let sim: serde_json::Value = serde_json::from_str(&sim).unwrap();
+    let p = &v["prediction"];
+    assert!(p["profile"].as_str().unwrap().contains("H200"), "{p}");
+    assert_eq!(
+        p["decode_tok_per_s"], sim["summary"]["tok_per_s"],
+        "{p} vs {sim}"
+    );
+    assert_eq!(
+        p["prompt_tok_per_s"], sim["prefill"]["tok_per_s"],
+        "{p} vs {sim}"
+    );
+    let (a, b) = (
+        p["read_bytes_per_token"].as_f64().unwrap(),
+        sim["summary"]["bytes_read_per_token"].as_f64().unwrap(),
+    );
+    assert!((a / b - 1.0).abs() < 1e-12, "{a} vs {b}");
+
+    // A prediction that cannot be made fails before any run.
+    let (ok, _, err) = hypura(&[
+        "bench",
+        "-m",
+        model,
+        "--plan",
+        plan,
+        "-p",
+        "8",
+        "-n",
+        "12",
+        "--sim",
+        "--hw",
+        "h200-141g",
+    ]);
+    assert!(
+        !ok && err.contains("--sim") && err.contains("trace"),
+        "{err}"
+    );
 }

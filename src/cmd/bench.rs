@@ -1,11 +1,14 @@
 //! `hypura bench`: each side is a `hypura run --json` child process (so that peak RSS and the
-//! page cache are each run's own), alternating, the model's cached pages dropped before each;
-//! the statistics and the report are `experiments::bench`.
+//! page cache are each run's own), alternating, the disk measured and the model's cached pages
+//! dropped before each; the statistics, the simulator's prediction and the report are
+//! `experiments::bench`.
 
 use super::run::{not_a_file, solve_now, Threads};
 use crate::range;
 use anyhow::{anyhow, bail, Context as _, Result};
-use experiments::bench::{baseline_refusal, Balloon, BenchReport, Sample, Setting, SideReport};
+use experiments::bench::{
+    baseline_refusal, predict, Balloon, BenchReport, Prediction, Sample, Setting, SideReport,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -48,6 +51,25 @@ pub struct Args {
     /// collapses onto a few experts; a recorded or synthesized trace does not).
     #[arg(long, value_name = "TRACE")]
     pub replay_trace: Option<PathBuf>,
+    /// Skip measuring the disk before each run (by default: uncached 4 MiB reads of the model
+    /// file for a second, --disk-qd in flight; the report gives each side's disk bound, that
+    /// rate over the bytes a run read per token).
+    #[arg(long)]
+    pub no_disk_check: bool,
+    /// Reads in flight when measuring the disk, 1..=64 (default 4: `hypura run`'s usual queue
+    /// depth; 1 gives a lower bound that mmap's readahead can beat).
+    #[arg(long, default_value_t = 4, value_parser = range::int::<u32>(1..=64))]
+    pub disk_qd: u32,
+    /// Also predict hypura's runs with the simulator: the plan, the profile (--hw, else this
+    /// machine's), the --replay-trace routing (needed for an MoE model), the same prompt
+    /// (at most 512 tokens: one batch) and token counts, and the run flags' --cache-policy,
+    /// --expert-prefetch and --queue-depth.
+    #[arg(long)]
+    pub sim: bool,
+    /// The profile --sim simulates: a file or a shipped profile's name (default: this
+    /// machine's, which a plan solved by bench also uses).
+    #[arg(long, value_name = "FILE|NAME", requires = "sim")]
+    pub hw: Option<String>,
     /// Flags for hypura's runs only (`hypura run`'s: --queue-depth, --cache-policy, ...).
     #[arg(last = true, value_name = "RUN FLAGS")]
     pub run_flags: Vec<String>,
@@ -81,6 +103,12 @@ pub fn run(args: Args) -> Result<()> {
     };
     let plan = super::load_plan(&plan_path)?;
     let file_bytes = plan.inputs.model.file_bytes;
+    // Before any run: a prediction that cannot be made fails in seconds, not after the runs.
+    let prediction = if args.sim {
+        Some(predict_runs(&args, &model, &plan).context("--sim")?)
+    } else {
+        None
+    };
     let memory = hw::measure::memory();
     if !args.no_baseline && !args.force {
         if let Some(why) = memory.and_then(|m| baseline_refusal(file_bytes, m.total)) {
@@ -124,7 +152,15 @@ pub fn run(args: Args) -> Result<()> {
                 continue;
             }
             let side = if plain { "llama.cpp" } else { "hypura" };
-            let sample = crate::progress::spinner(
+            let disk_gbps = if args.no_disk_check {
+                None
+            } else {
+                crate::progress::spinner(
+                    format!("measuring the disk before {side}'s run {}", rep + 1),
+                    || disk_check(&model, args.disk_qd),
+                )
+            };
+            let mut sample = crate::progress::spinner(
                 format!("{side}, run {} of {}", rep + 1, args.reps),
                 || {
                     one_run(
@@ -136,6 +172,7 @@ pub fn run(args: Args) -> Result<()> {
                     )
                 },
             )?;
+            sample.disk_gbps = disk_gbps;
             if plain {
                 plain_runs.push(sample)
             } else {
@@ -163,13 +200,82 @@ pub fn run(args: Args) -> Result<()> {
         reps: args.reps,
     };
     drop(balloon);
-    let report = BenchReport::new(setting, sides);
+    let report = BenchReport {
+        prediction,
+        ..BenchReport::new(setting, sides)
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.markdown());
     }
     Ok(())
+}
+
+/// How long the disk is read before each run.
+const DISK_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+/// The request size of the disk check: `hypura run`'s largest reads.
+const DISK_BLOCK: u64 = 4 << 20;
+
+/// The disk's uncached read rate over the model file now, GB/s; `None` (said once on stderr)
+/// where the file's filesystem has no uncached reads: the runs go on without a disk bound.
+fn disk_check(model: &Path, depth: u32) -> Option<f64> {
+    match hw::measure::file_read_rate(model, DISK_BLOCK, depth, DISK_CHECK) {
+        Ok(gbps) => Some(gbps),
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| eprintln!("hypura bench: no disk bound: {e}"));
+            None
+        }
+    }
+}
+
+/// `hypura run`'s flags, read as `run` reads them (for what --sim must match).
+#[derive(clap::Parser)]
+struct RunFlags {
+    #[command(flatten)]
+    run: super::run::Args,
+}
+
+/// The simulator's prediction of hypura's runs (see `Args::sim`).
+fn predict_runs(args: &Args, model: &Path, plan: &plan::Plan) -> Result<Prediction> {
+    use clap::Parser as _;
+    let flags = RunFlags::try_parse_from(
+        ["run".as_ref(), "-m".as_ref(), model.as_os_str()]
+            .into_iter()
+            .chain(args.run_flags.iter().map(|f| f.as_ref())),
+    )
+    .map_err(|e| anyhow!("reading the run flags: {e}"))?
+    .run;
+    let policy = match flags.cache_policy {
+        Some(p) => p.into(),
+        None => policy::cache::RunPolicy::from_name(&plan.expert_cache.policy)
+            .unwrap_or(policy::cache::RunPolicy::StaticFrequency),
+    };
+    let point = experiments::grid::Point {
+        ram_bytes: None,
+        gpu_bytes: None,
+        policy,
+        prefetch: flags.expert_prefetch.into(),
+        queue_depth: flags.queue_depth,
+    };
+    let trace = match &args.replay_trace {
+        Some(p) => Some(traces::load(p)?),
+        None => None,
+    };
+    let setup = experiments::Setup {
+        model_path: model.to_path_buf(),
+        inventory: model::Inventory::from_gguf(model)?,
+        hw: crate::machine::resolve(args.hw.as_deref())?,
+        trace,
+        prompt_len: args.n_prompt,
+        tokens: args.n_gen,
+        warmup: 0,
+        threads: args.threads.count(),
+        greedy: false,
+        repeats: 1,
+    };
+    Ok(predict(&setup, plan, &point)?)
 }
 
 /// One `hypura run --json` child: plain llama.cpp without a plan, else the plan; the model's

@@ -2,9 +2,13 @@
 //! same memory pressure, as llama-bench reports a model (prompt and generation tok/s, median and
 //! spread over repetitions) plus what decides a model larger than memory: peak RSS, bytes read
 //! from storage per generated token, time to first token, and whether both sides generated the
-//! same greedy tokens. The CLI runs the sides; this module holds the samples, the statistics,
-//! the memory balloon and the report.
+//! same greedy tokens, the disk's speed measured before each run with the bound it sets, and the
+//! simulator's prediction of hypura's runs. The CLI runs the sides; this module holds the
+//! samples, the statistics, the memory balloon, the prediction and the report.
 
+use crate::grid::Point;
+use crate::measures::Measures;
+use crate::validate::{self, Setup, ValidateError};
 use serde::Serialize;
 
 /// The report's schema id.
@@ -25,9 +29,21 @@ pub struct Sample {
     /// Bytes the kernel read from storage per decode step.
     pub read_bytes_per_token: Option<f64>,
     pub tokens: Vec<i32>,
+    /// The disk's uncached read rate measured just before the run, GB/s (a shared disk drifts
+    /// within minutes); `None` when not measured.
+    pub disk_gbps: Option<f64>,
 }
 
 impl Sample {
+    /// The decode tok/s the disk allows at the bytes this run read per token (the disk's rate
+    /// over them); `None` without both, or for a run that read nothing.
+    pub fn disk_bound_tok_per_s(&self) -> Option<f64> {
+        match (self.disk_gbps, self.read_bytes_per_token) {
+            (Some(g), Some(b)) if b > 0.0 => Some(g * 1e9 / b),
+            _ => None,
+        }
+    }
+
     /// A sample from `hypura run --json` output (plain or planned).
     pub fn from_run_json(v: &serde_json::Value) -> Result<Sample, String> {
         let f = |k: &str| {
@@ -71,6 +87,7 @@ impl Sample {
                 .filter(|_| steps > 0)
                 .map(|b| b as f64 / steps as f64),
             tokens,
+            disk_gbps: None,
         })
     }
 }
@@ -118,6 +135,9 @@ pub struct SideReport {
     /// The largest peak RSS of the runs.
     pub peak_rss_bytes: Option<u64>,
     pub read_bytes_per_token: Option<Stat>,
+    /// The disk's rate before each run, and the decode speed it allows each run.
+    pub disk_gbps: Option<Stat>,
+    pub disk_bound_tok_per_s: Option<Stat>,
     pub runs: Vec<Sample>,
 }
 
@@ -131,6 +151,8 @@ impl SideReport {
             ttft_s: Stat::of(runs.iter().map(|r| r.ttft_s)),
             peak_rss_bytes: runs.iter().filter_map(|r| r.peak_rss_bytes).max(),
             read_bytes_per_token: Stat::of(runs.iter().filter_map(|r| r.read_bytes_per_token)),
+            disk_gbps: Stat::of(runs.iter().filter_map(|r| r.disk_gbps)),
+            disk_bound_tok_per_s: Stat::of(runs.iter().filter_map(Sample::disk_bound_tok_per_s)),
             runs,
         }
     }
@@ -165,6 +187,45 @@ pub struct BenchReport {
     pub same_tokens: Option<bool>,
     /// hypura's median decode tok/s over plain llama.cpp's.
     pub decode_speedup: Option<f64>,
+    /// The simulator's prediction of hypura's runs, when asked for.
+    pub prediction: Option<Prediction>,
+}
+
+/// What the simulator predicts for hypura's runs: the plan, a profile, the replayed routing,
+/// the same prompt and token counts, and the runs' cache policy, expert prefetch and queue
+/// depth ([`predict`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The profile simulated.
+    pub profile: String,
+    pub decode_tok_per_s: Option<f64>,
+    pub prompt_tok_per_s: Option<f64>,
+    /// Bytes read from storage per decoded token.
+    pub read_bytes_per_token: Option<f64>,
+    /// Expert uses served from memory during decode.
+    pub hit_rate: Option<f64>,
+}
+
+/// Simulates the request of `setup` (its profile, routing, prompt and tokens) on `plan` with the
+/// cache policy, expert prefetch and queue depth of `point` (its memory budgets are not used:
+/// the plan is given).
+pub fn predict(
+    setup: &Setup,
+    plan: &plan::Plan,
+    point: &Point,
+) -> Result<Prediction, ValidateError> {
+    setup.check()?;
+    let routing = setup.routing()?;
+    let records = validate::simulate(setup, &setup.hw, plan, &routing, point)?;
+    let m = Measures::from_records(&records, setup.split());
+    let decoded = f64::from(m.decode_tokens);
+    Ok(Prediction {
+        profile: setup.hw.name.clone(),
+        decode_tok_per_s: m.decode_tok_per_s,
+        prompt_tok_per_s: m.prefill_tok_per_s,
+        read_bytes_per_token: (decoded > 0.0).then(|| m.decode_bytes_read as f64 / decoded),
+        hit_rate: m.hit_rate(),
+    })
 }
 
 impl BenchReport {
@@ -192,6 +253,7 @@ impl BenchReport {
             sides,
             same_tokens,
             decode_speedup,
+            prediction: None,
         }
     }
 
@@ -205,8 +267,8 @@ impl BenchReport {
             })
         };
         let mut out = String::new();
-        out += "| model | size | side | mode | test | t/s | TTFT | peak RSS | read/token |\n";
-        out += "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: |\n";
+        out += "| model | size | side | mode | test | t/s | TTFT | peak RSS | read/token | disk bound t/s |\n";
+        out += "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
         let model = std::path::Path::new(&s.model_path)
             .file_name()
             .map_or(s.model_path.clone(), |n| n.to_string_lossy().into_owned());
@@ -215,6 +277,7 @@ impl BenchReport {
             let read = side.read_bytes_per_token.map_or("-".into(), |r| {
                 format!("{:.1} MiB", r.median / (1u64 << 20) as f64)
             });
+            let bound = stat(side.disk_bound_tok_per_s, "");
             let ttft = stat(
                 side.ttft_s.map(|t| Stat {
                     median: t.median * 1e3,
@@ -223,12 +286,16 @@ impl BenchReport {
                 }),
                 " ms",
             );
-            for (test, x) in [
-                (format!("pp{}", s.prompt_tokens), side.prompt_tok_per_s),
-                (format!("tg{}", s.gen_tokens), side.decode_tok_per_s),
+            for (test, x, bound) in [
+                (format!("pp{}", s.prompt_tokens), side.prompt_tok_per_s, "-"),
+                (
+                    format!("tg{}", s.gen_tokens),
+                    side.decode_tok_per_s,
+                    &bound[..],
+                ),
             ] {
                 out += &format!(
-                    "| {model} | {} | {} | {} | {test} | {} | {ttft} | {rss} | {read} |\n",
+                    "| {model} | {} | {} | {} | {test} | {} | {ttft} | {rss} | {read} | {bound} |\n",
                     gib(s.model_file_bytes),
                     side.name,
                     side.mode,
@@ -251,6 +318,33 @@ impl BenchReport {
         );
         if let Some(x) = self.decode_speedup {
             out += &format!("; hypura decodes at {x:.2}x plain llama.cpp");
+        }
+        if let Some(disk) = self.sides.iter().find_map(|s| s.disk_gbps) {
+            out += &format!(
+                "; the disk read {:.2} GB/s ({:.2}..{:.2}) before the runs",
+                disk.median, disk.min, disk.max
+            );
+        }
+        if let Some(p) = &self.prediction {
+            let measured = self
+                .sides
+                .iter()
+                .find(|s| s.name == "hypura")
+                .and_then(|s| s.decode_tok_per_s)
+                .map(|s| s.median);
+            match (p.decode_tok_per_s, measured) {
+                (Some(sim), Some(run)) if run > 0.0 => {
+                    out += &format!(
+                        "; the simulator predicts {sim:.2} tok/s on {} ({:+.0}% against hypura's median)",
+                        p.profile,
+                        (sim / run - 1.0) * 100.0
+                    )
+                }
+                (Some(sim), _) => {
+                    out += &format!("; the simulator predicts {sim:.2} tok/s on {}", p.profile)
+                }
+                _ => {}
+            }
         }
         match self.same_tokens {
             Some(true) => out += "; both generated the same tokens\n",
