@@ -60,14 +60,14 @@ pub struct Args {
     /// depth; 1 gives a lower bound that mmap's readahead can beat).
     #[arg(long, default_value_t = 4, value_parser = range::int::<u32>(1..=64))]
     pub disk_qd: u32,
-    /// Also predict hypura's runs with the simulator: the plan, the profile (--hw, else this
-    /// machine's), the --replay-trace routing (needed for an MoE model), the same prompt
+    /// Also predict hypura's runs with the simulator: the plan, the profile (--hw, else the one
+    /// the plan was solved for), the --replay-trace routing (needed for an MoE model), the same prompt
     /// (at most 512 tokens: one batch) and token counts, and the run flags' --cache-policy,
     /// --expert-prefetch and --queue-depth.
     #[arg(long)]
     pub sim: bool,
-    /// The profile --sim simulates: a file or a shipped profile's name (default: this
-    /// machine's, which a plan solved by bench also uses).
+    /// The profile --sim simulates: a file or a shipped profile's name (default: the plan's
+    /// own, which plan.json carries; else this machine's).
     #[arg(long, value_name = "FILE|NAME", requires = "sim")]
     pub hw: Option<String>,
     /// Flags for hypura's runs only (`hypura run`'s: --queue-depth, --cache-policy, ...).
@@ -266,7 +266,10 @@ fn predict_runs(args: &Args, model: &Path, plan: &plan::Plan) -> Result<Predicti
     let setup = experiments::Setup {
         model_path: model.to_path_buf(),
         inventory: model::Inventory::from_gguf(model)?,
-        hw: crate::machine::resolve(args.hw.as_deref())?,
+        hw: match (&args.hw, &plan.inputs.profile) {
+            (None, Some(own)) => own.clone(),
+            (hw, _) => crate::machine::resolve(hw.as_deref())?,
+        },
         trace,
         prompt_len: args.n_prompt,
         tokens: args.n_gen,
