@@ -423,17 +423,20 @@ impl CostModel {
 
 /// Work of unit `u` in a forward pass over `n_tokens` tokens (1 = a decode step): compute
 /// scales with the tokens, weights are read once per batch, except an embedding read by rows,
-/// which reads one row per token. Both the solver and the simulator price batches with it.
+/// which reads one row per token, and the head, which computes the last token's logits alone
+/// (llama.cpp computes the outputs a batch asks for, and a prompt asks for its last token's).
+/// Both the solver and the simulator price batches with it.
 pub fn batch_work(u: &Unit, n_tokens: u64) -> Work {
     let n = n_tokens.max(1) as f64;
+    let computed = if u.is_head() { 1.0 } else { n };
     let (bytes, reuse_flops) = if u.row_reads() {
         // Each token reads and uses its own row.
         (n * u.read_bytes, 0.0)
     } else {
-        (u.read_bytes, (n - 1.0) * u.flops)
+        (u.read_bytes, (computed - 1.0) * u.flops)
     };
     Work {
-        flops: n * u.flops,
+        flops: computed * u.flops,
         bytes,
         reuse_flops,
     }

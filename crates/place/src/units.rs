@@ -57,6 +57,11 @@ impl Unit {
     pub fn row_reads(&self) -> bool {
         self.group == Group::Embedding && self.read_bytes < self.bytes as f64
     }
+
+    /// Computes the logits: the output head, or a token embedding tied to it (read whole).
+    pub fn is_head(&self) -> bool {
+        self.group == Group::Output || (self.group == Group::Embedding && !self.row_reads())
+    }
 }
 
 /// The routed experts of one MoE layer. Experts of a layer have equal size, so a placement is

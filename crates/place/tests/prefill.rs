@@ -158,3 +158,46 @@ fn a_batch_pays_the_batch_overhead_per_tensor_and_a_decode_step_does_not() {
         }
     }
 }
+
+/// A prompt batch computes the logits of its last token alone (llama.cpp computes the outputs a
+/// batch asks for): the head's FLOPs are one token's whatever the batch, tied to the token
+/// embedding or not; every other unit's scale with the tokens, and an untied embedding reads a
+/// row per token and computes nothing.
+#[test]
+fn a_batch_computes_the_head_for_its_last_token_only() {
+    for (model, tied) in [("llama-2-7b:q4_0", false), ("gemma-3-270m", true)] {
+        let inv = catalog::lookup(model).unwrap();
+        let units = place::units::Units::build(&inv, None).unwrap();
+        // The head matrix (and the output norm, applied to the outputs alone).
+        let head = units
+            .units
+            .iter()
+            .filter(|u| u.is_head())
+            .max_by(|a, b| a.flops.total_cmp(&b.flops))
+            .unwrap();
+        assert_eq!(
+            head.group == model::Group::Embedding,
+            tied,
+            "{model}: {head:?}"
+        );
+        assert!(head.bytes > 100 << 20, "{model}: {head:?}");
+        for u in &units.units {
+            let one = place::cost::batch_work(u, 1);
+            let w = place::cost::batch_work(u, 16);
+            assert_eq!(
+                w.bytes,
+                if u.row_reads() { 16.0 } else { 1.0 } * one.bytes,
+                "{}",
+                u.name
+            );
+            let tokens = if u.is_head() { 1.0 } else { 16.0 };
+            assert_eq!(w.flops, tokens * one.flops, "{model}: {}", u.name);
+            assert_eq!(
+                w.reuse_flops,
+                (tokens - 1.0) * one.flops,
+                "{model}: {}",
+                u.name
+            );
+        }
+    }
+}
