@@ -88,23 +88,7 @@ fn bench_measures_the_disk_and_predicts_with_the_simulator() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (model, plan, _) = common::streamed_tiny_mixtral(dir.path());
     let trace = dir.path().join("t.json");
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "synth",
-        "--experts",
-        "8",
-        "--top-k",
-        "2",
-        "--layers",
-        "0-3",
-        "--sequences",
-        "1",
-        "--tokens",
-        "64",
-        "-o",
-        trace.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    common::synth_trace_for(&model, 64, 1, &trace);
     let (model, plan, trace) = (
         model.to_str().unwrap(),
         plan.to_str().unwrap(),

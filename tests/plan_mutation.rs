@@ -65,30 +65,8 @@ fn base() -> &'static Base {
             ),
         )
         .unwrap();
-        let inv = model::Inventory::from_gguf(&model).unwrap();
         let trace = path.join("t.json");
-        let layers = format!(
-            "{}-{}",
-            inv.arch.moe_layers[0],
-            inv.arch.moe_layers.last().unwrap()
-        );
-        let (ok, _, err) = common::hypura(&[
-            "trace",
-            "synth",
-            "--experts",
-            &inv.arch.n_expert.to_string(),
-            "--top-k",
-            &inv.arch.n_expert_used.to_string(),
-            "--layers",
-            &layers,
-            "--sequences",
-            "1",
-            "--tokens",
-            "24",
-            "-o",
-            path_str(&trace),
-        ]);
-        assert!(ok, "{err}");
+        common::synth_trace_for(&model, 24, 1, &trace);
         let plan_path = path.join("plan.json");
         let (ok, _, err) = common::hypura(&[
             "solve",

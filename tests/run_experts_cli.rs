@@ -239,25 +239,7 @@ fn plain_llama_cpp_replaying_a_trace_gives_the_streamed_run_tokens() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (model, plan, _) = synth_and_plan(dir.path());
     let trace = dir.path().join("synth.json");
-    let (ok, _, err) = hypura(&[
-        "trace",
-        "synth",
-        "--experts",
-        "8",
-        "--top-k",
-        "2",
-        "--layers",
-        "0-3",
-        "--sequences",
-        "1",
-        "--tokens",
-        "64",
-        "--seed",
-        "3",
-        "-o",
-        trace.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    common::synth_trace_for(&model, 64, 3, &trace);
     let plain = |extra: &[&str]| {
         let args = [&["--threads", "2", "--json"][..], extra].concat();
         hypura_plain(&model, PROMPT, 8, &args)

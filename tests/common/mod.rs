@@ -293,3 +293,31 @@ pub fn streamed_tiny_mixtral(dir: &Path) -> (PathBuf, PathBuf, u64) {
     std::fs::write(&plan, p.to_json()).unwrap();
     (model, plan, stride)
 }
+
+/// `hypura trace synth` for `model`'s routing (its MoE layers, expert count and top-k): one
+/// sequence of `tokens` tokens drawn with `seed`, written to `out`.
+#[allow(dead_code)]
+pub fn synth_trace_for(model: &Path, tokens: u32, seed: u32, out: &Path) {
+    let inv = model::Inventory::from_gguf(model).unwrap();
+    let arch = &inv.arch;
+    let layers = format!("{}-{}", arch.moe_layers[0], arch.moe_layers.last().unwrap());
+    let (ok, _, err) = hypura(&[
+        "trace",
+        "synth",
+        "--experts",
+        &arch.n_expert.to_string(),
+        "--top-k",
+        &arch.n_expert_used.to_string(),
+        "--layers",
+        &layers,
+        "--sequences",
+        "1",
+        "--tokens",
+        &tokens.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+}
